@@ -63,11 +63,21 @@ int  web_redirect(struct web_req *r, int status, const char *location);
 /* Error in the route's format: JSON {"error","error_description"} or an HTML page. */
 int  web_reply_err(struct web_req *r, const struct gh_err *e);
 
-/* Streaming: reader is called from the server thread; return bytes written,
- * 0 to finish, -1 on error.  It may block (the connection has its thread). */
+/* Streaming (SSE and other long responses) without tying up a server
+ * thread: the reader is called on a server thread and must not block.  It
+ * returns the number of bytes written into buf, WEB_STREAM_WAIT when nothing
+ * is ready (the connection is parked until web_stream_wake()), WEB_STREAM_END
+ * when done, or WEB_STREAM_ERROR.  done() runs exactly once when the response
+ * is finished or the client went away (the place to cancel upstream work). */
+#define WEB_STREAM_WAIT  0
+#define WEB_STREAM_END   (-1)
+#define WEB_STREAM_ERROR (-2)
+struct web_stream;
 typedef ssize_t (*web_stream_fn)(void *ctx, char *buf, size_t max);
 int  web_reply_stream(struct web_req *r, int status, const char *ctype,
-                      web_stream_fn fn, void *ctx, gh_cleanup_fn done);
+                      web_stream_fn fn, void *ctx, gh_cleanup_fn done,
+                      struct web_stream **out);
+void web_stream_wake(struct web_stream *s);   /* any thread */
 
 /* ---- CSRF (double-submit cookie, bound to the form field "csrf") */
 const char *web_csrf_token(struct web_req *r);
