@@ -77,7 +77,10 @@ typedef ssize_t (*web_stream_fn)(void *ctx, char *buf, size_t max);
 int  web_reply_stream(struct web_req *r, int status, const char *ctype,
                       web_stream_fn fn, void *ctx, gh_cleanup_fn done,
                       struct web_stream **out);
-void web_stream_wake(struct web_stream *s);   /* any thread */
+void web_stream_wake(struct web_stream *s);   /* any thread; no-op once finished */
+/* The producer's reference: the stream is freed after done() has run and
+ * the producer released it, so a late wake is always safe. */
+void web_stream_release(struct web_stream *s);
 
 /* ---- CSRF (double-submit cookie, bound to the form field "csrf") */
 const char *web_csrf_token(struct web_req *r);
