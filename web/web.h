@@ -24,8 +24,8 @@ enum {
 
 typedef int (*web_handler_fn)(struct web_req *r);
 
-/* Pattern: exact path, or a path with '*' matching one segment
- * ("/agents/ * /mcp", no spaces), or ending in "/**" for any suffix.
+/* Pattern: exact path, or a path with a star matching one segment
+ * ("/agents/STAR/mcp"), or ending in "/" and two stars for any suffix.
  * method NULL = any method. */
 int web_route(const char *method, const char *pattern, int flags, web_handler_fn fn);
 
@@ -37,6 +37,7 @@ void web_server_stop(void);          /* drains in-flight requests */
 struct gh_arena *web_arena(struct web_req *r);
 const char *web_method(struct web_req *r);
 const char *web_path(struct web_req *r);
+const char *web_full_path(struct web_req *r);            /* path?query, re-encoded */
 const char *web_route_pattern(struct web_req *r);
 const char *web_path_param(struct web_req *r, int i);   /* i-th '*' segment */
 const char *web_query(struct web_req *r, const char *name);
@@ -88,6 +89,9 @@ bool web_csrf_ok(struct web_req *r);
 
 /* ---- HTML: a page in the common layout; body is trusted HTML */
 char *web_page(struct gh_arena *a, const char *title, const char *body_html);
+/* the same with trusted navigation HTML in the header bar */
+char *web_page_nav(struct gh_arena *a, const char *title, const char *nav_html,
+                   const char *body_html);
 
 /* ---- metrics */
 void web_metrics_register_gauge(const char *name, const char *help, long (*fn)(void));
