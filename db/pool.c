@@ -159,8 +159,21 @@ PGresult *
 db_execv(struct db_conn *c, struct gh_arena *a, struct gh_err *e,
          const char *sql, int n, const char *const *params)
 {
+    bool idle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
     PGresult *res = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
+
+    /* A pooled connection that died with a restarted server fails on first
+     * use; outside a transaction, reconnect once and retry so callers see
+     * the restart only while the server is really down. */
+    if (st == PGRES_FATAL_ERROR && idle && PQstatus(c->pg) != CONNECTION_OK) {
+        PQclear(res);
+        PQreset(c->pg);
+        if (PQstatus(c->pg) == CONNECTION_OK)
+            PQclear(PQexec(c->pg, "SET statement_timeout = '30s'"));
+        res = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
+        st = PQresultStatus(res);
+    }
 
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (a)
