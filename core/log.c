@@ -61,7 +61,7 @@ emit(enum gh_log_level lvl, const char *event, const char *msg, json_t *fields)
         json_object_set_new(o, "route", json_string(log_route));
     if (msg && msg[0])
         json_object_set_new(o, "msg", json_string(msg));
-    line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     if (line) {
         size_t n = strlen(line);
         char *buf = malloc(n + 2);
