@@ -365,8 +365,9 @@ origin_ok(struct web_req *r)
 {
     const char *origin = web_header(r, "Origin");
 
-    return origin == NULL || !strcmp(origin, "null") ? origin == NULL
-           : !strcmp(origin, gh_cfg.public_url);
+    if (origin == NULL)
+        return true;        /* not every browser sends it on same-origin POSTs */
+    return strcmp(origin, gh_cfg.public_url) == 0;
 }
 
 /* ------------------------------------------------------------ lifecycle */
