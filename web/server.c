@@ -365,9 +365,16 @@ origin_ok(struct web_req *r)
 {
     const char *origin = web_header(r, "Origin");
 
+    const char *host, *slash;
+    size_t n;
+
     if (origin == NULL)
         return true;        /* not every browser sends it on same-origin POSTs */
-    return strcmp(origin, gh_cfg.public_url) == 0;
+    /* the public URL may carry a path; an Origin never does */
+    host = strstr(gh_cfg.public_url, "://");
+    slash = host ? strchr(host + 3, '/') : NULL;
+    n = slash ? (size_t)(slash - gh_cfg.public_url) : strlen(gh_cfg.public_url);
+    return strlen(origin) == n && strncmp(origin, gh_cfg.public_url, n) == 0;
 }
 
 /* ------------------------------------------------------------ lifecycle */
