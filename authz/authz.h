@@ -45,6 +45,40 @@ int authz_session_create(struct web_req *r, const char *user_id, struct gh_err *
 /* ---- first-run setup: prints the one-time admin link when no admin exists */
 int authz_setup_announce(struct gh_err *e);
 
+/* ---- agents (OAuth issue): one MCP endpoint each, /agents/{slug}/mcp;
+ * the default agent (slug "default") is also served at /mcp. */
+struct authz_agent {
+    char *id;          /* uuid text */
+    char *slug;
+    char *name;
+    bool  untrusted;
+};
+/* NULL with e->status 404 when there is no such agent. */
+struct authz_agent *authz_agent_by_slug(struct gh_arena *a, const char *slug, struct gh_err *e);
+
+/* ---- the caller of an MCP request (used by gateway/) */
+struct authz_credential {
+    const char *kind;        /* "oauth" | "pat" */
+    char *token_id;          /* access-token row id or PAT id (for audit) */
+    char *grant_id;          /* OAuth grant id; NULL for a PAT */
+    char *user_id;
+    char *user_email;
+    char *client_id;         /* OAuth client_id; NULL for a PAT */
+    char *client_name;       /* client name, or the PAT's name */
+    char *scope;
+    struct authz_agent agent;
+    int64_t expires_at;      /* unix seconds; 0 = never (PAT without expiry) */
+};
+/* Authenticates the Bearer token of a request to agent `slug`'s MCP
+ * endpoint.  On failure the reply (401 with WWW-Authenticate, or 404 for
+ * an unknown agent) has been sent and NULL is returned. Allocates from
+ * the request arena. */
+struct authz_credential *authz_mcp_authenticate(struct web_req *r, const char *slug);
+
+/* Until gateway/ is built in: /mcp and /agents/STAR/mcp authenticate and
+ * answer 501. */
+int authz_register_mcp_placeholder(void);
+
 /* Registers /login, /logout, /setup, /profile pages. */
 int authz_register_routes(void);
 
