@@ -42,6 +42,12 @@ export async function startCluster() {
     stopServer(mode = 'fast') {
       run(path.join(bin, 'pg_ctl'), ['-D', data, '-m', mode, '-w', 'stop']);
     },
+    /* Runs SQL through psql (for setting up legacy data); returns stdout. */
+    sql(text) {
+      const r = spawnSync(path.join(bin, 'psql'), ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', dir, '-U', 'gatehouse', '-d', 'gatehouse', '-c', text], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
+      return r.stdout.trim();
+    },
     async stop() {
       try { cluster.stopServer('immediate'); } catch { /* already stopped */ }
       fs.rmSync(dir, { recursive: true, force: true });

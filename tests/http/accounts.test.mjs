@@ -1,6 +1,7 @@
 // Accounts: first-run setup, login, sessions, CSRF, throttling, logout.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { startServer, Client, createUser, gatehouse, secret, inputValue, sleep } from '../harness/index.mjs';
 
 let srv;
@@ -136,4 +137,20 @@ test('repeated failures throttle the account with 429 and Retry-After, and a dis
   assert.equal(gatehouse(srv, ['user', 'disable', '--email', v.email]).code, 0);
   const r = await new Client(srv.url).login(v.email, v.password);
   assert.equal(r.status, 401);
+});
+
+test('a legacy scrypt hash signs in and is re-hashed to argon2id', async () => {
+  const u = createUser(srv, {});
+  const legacy = secret(`legacy-${Date.now()}-pw`);
+  // libscrypt's MCF: $s1$<log2 N><r><p in hex>$<b64 salt>$<b64 64-byte hash>
+  const salt = crypto.randomBytes(16);
+  const hash = crypto.scryptSync(legacy, salt, 64, { N: 16384, r: 8, p: 1 });
+  const mcf = `$s1$0e0801$${salt.toString('base64')}$${hash.toString('base64')}`;
+  srv.cluster.sql(`UPDATE users SET password_hash = '${mcf}' WHERE email = '${u.email}'`);
+  const c = new Client(srv.url);
+  assert.equal((await c.login(u.email, 'not-it-at-all')).status, 401);
+  assert.equal((await c.login(u.email, legacy)).status, 303);
+  const stored = srv.cluster.sql(`SELECT password_hash FROM users WHERE email = '${u.email}'`);
+  assert.match(stored, /^\$argon2id\$/);
+  assert.equal((await new Client(srv.url).login(u.email, legacy)).status, 303, 'the new hash verifies');
 });
