@@ -23,7 +23,8 @@ function run(bin, args) {
   return r.stdout;
 }
 
-export async function startCluster() {
+/* durable: keep fsync and synchronous_commit on (benchmarks); tests turn them off. */
+export async function startCluster({ durable = false } = {}) {
   const bin = pgBinDir();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-pg-'));
   fs.chmodSync(dir, 0o755);
@@ -31,8 +32,8 @@ export async function startCluster() {
   const data = path.join(dir, 'data');
   const log = path.join(dir, 'postgres.log');
   run(path.join(bin, 'initdb'), ['-D', data, '-U', 'gatehouse', '--auth=trust', '-E', 'UTF8', '--no-sync']);
-  const opts = `-c listen_addresses='' -c unix_socket_directories='${dir}' -c fsync=off ` +
-    '-c synchronous_commit=off -c full_page_writes=off -c max_connections=200';
+  const opts = `-c listen_addresses='' -c unix_socket_directories='${dir}' -c max_connections=200` +
+    (durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off');
   const cluster = {
     dir,
     url: `postgresql://gatehouse@/gatehouse?host=${encodeURIComponent(dir)}`,
@@ -55,5 +56,7 @@ export async function startCluster() {
   };
   cluster.start();
   run(path.join(bin, 'createdb'), ['-h', dir, '-U', 'gatehouse', 'gatehouse']);
+  cluster.createdb = (name) => run(path.join(bin, 'createdb'), ['-h', dir, '-U', 'gatehouse', name]);
+  cluster.urlFor = (name) => `postgresql://gatehouse@/${name}?host=${encodeURIComponent(dir)}`;
   return cluster;
 }
