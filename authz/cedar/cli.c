@@ -1,0 +1,141 @@
+/* `gatehouse cedar check FILE` and `gatehouse cedar authorize ...`. */
+#include "authz/cedar/cedar_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: gatehouse cedar check FILE\n"
+		"       gatehouse cedar authorize --policies FILE --entities FILE --request FILE\n");
+	return 2;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	struct cedar_err err = {0};
+	if (argc != 3)
+		return usage();
+	cedar_policy_set *ps = cedar_policy_set_new();
+	if (!ps) {
+		fprintf(stderr, "out of memory\n");
+		return 1;
+	}
+	int rc = cedar_policy_set_parse_file(ps, argv[2], NULL, &err);
+	if (rc)
+		fprintf(stderr, "%s:%s\n", argv[2], err.msg);
+	else
+		printf("%s: ok, %zu policies\n", argv[2], cedar_policy_set_count(ps));
+	cedar_policy_set_free(ps);
+	return rc ? 1 : 0;
+}
+
+static int load_request(cedar_arena *a, const char *path, struct cedar_request *req,
+			struct cedar_err *err)
+{
+	json_error_t je;
+	json_t *j = json_load_file(path, JSON_ALLOW_NUL, &je);
+	int rc = CEDAR_E_INPUT;
+	if (!j) {
+		cedar_set_err(err, CEDAR_E_IO, je.line, je.column, "%s: %s", path, je.text);
+		return CEDAR_E_IO;
+	}
+	static const char *const names[] = {"principal", "action", "resource"};
+	const cedar_value **slots[] = {&req->principal, &req->action, &req->resource};
+	for (int i = 0; i < 3; i++) {
+		cedar_value *v = cedar_alloc(a, sizeof(*v));
+		if (!v)
+			goto out;
+		v->kind = CV_ENTITY;
+		if (cedar_json_uid(a, json_object_get(j, names[i]), &v->u.uid, err)) {
+			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "%s: bad %s", path, names[i]);
+			goto out;
+		}
+		*slots[i] = v;
+	}
+	json_t *c = json_object_get(j, "context");
+	req->context = NULL;
+	if (c) {
+		if (!json_is_object(c)) {
+			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "%s: context must be an object", path);
+			goto out;
+		}
+		if (!(req->context = cedar_value_from_json(a, c, err)))
+			goto out;
+	}
+	rc = 0;
+out:
+	json_decref(j);
+	return rc;
+}
+
+static int cmd_authorize(int argc, char **argv)
+{
+	const char *pf = NULL, *ef = NULL, *rf = NULL;
+	for (int i = 2; i < argc; i++) {
+		const char **dst = !strcmp(argv[i], "--policies") ? &pf
+				 : !strcmp(argv[i], "--entities") ? &ef
+				 : !strcmp(argv[i], "--request") ? &rf : NULL;
+		if (!dst || i + 1 >= argc)
+			return usage();
+		*dst = argv[++i];
+	}
+	if (!pf || !ef || !rf)
+		return usage();
+	struct cedar_err err = {0};
+	struct cedar_request req = {0};
+	struct cedar_response resp;
+	int ret = 1;
+	cedar_policy_set *ps = cedar_policy_set_new();
+	cedar_entities *es = cedar_entities_new();
+	cedar_arena *a = cedar_arena_new(0);
+	json_t *out = NULL;
+	if (!ps || !es || !a) {
+		fprintf(stderr, "out of memory\n");
+		goto out;
+	}
+	if (cedar_policy_set_parse_file(ps, pf, NULL, &err)) {
+		fprintf(stderr, "%s:%s\n", pf, err.msg);
+		goto out;
+	}
+	if (cedar_entities_load_file(es, ef, &err) || load_request(a, rf, &req, &err) ||
+	    cedar_authorize(ps, es, &req, a, &resp, &err)) {
+		fprintf(stderr, "error: %s\n", err.msg);
+		goto out;
+	}
+	out = json_object();
+	json_t *reasons = json_array(), *errors = json_array();
+	json_object_set_new(out, "decision",
+			    json_string(resp.decision == CEDAR_ALLOW ? "allow" : "deny"));
+	for (size_t i = 0; i < resp.n_reasons; i++)
+		json_array_append_new(reasons, json_string(resp.reasons[i]));
+	for (size_t i = 0; i < resp.n_errors; i++)
+		json_array_append_new(errors, json_pack("{s:s,s:s}", "policy", resp.errors[i],
+							"message", resp.error_msgs[i]));
+	json_object_set_new(out, "reasons", reasons);
+	json_object_set_new(out, "errors", errors);
+	char *s = json_dumps(out, JSON_INDENT(2));
+	if (s) {
+		printf("%s\n", s);
+		free(s);
+		ret = 0;
+	}
+out:
+	json_decref(out);
+	cedar_arena_free(a);
+	cedar_entities_free(es);
+	cedar_policy_set_free(ps);
+	return ret;
+}
+
+int cedar_cli_main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	if (!strcmp(argv[1], "check"))
+		return cmd_check(argc, argv);
+	if (!strcmp(argv[1], "authorize"))
+		return cmd_authorize(argc, argv);
+	return usage();
+}
