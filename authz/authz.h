@@ -1,0 +1,85 @@
+/*
+ * authz/authz.h — who is calling: accounts, password hashing, browser
+ * sessions, login throttling, first-run setup; later the OAuth 2.1
+ * authorization server, tokens, PATs and the credential vault.
+ * authz/cedar/ (the policy engine) has its own header, cedar.h.
+ *
+ * authz/ may call core/, db/ and web/.
+ */
+#ifndef GH_AUTHZ_H
+#define GH_AUTHZ_H
+
+#include "core/core.h"
+#include "db/db.h"
+#include "web/web.h"
+
+/* ---- users */
+struct authz_user {
+    char *id;          /* uuid text */
+    char *email;
+    char *role;        /* "admin" | "user" */
+    bool  disabled;
+};
+
+int authz_user_add(const char *email, const char *password, bool admin, struct gh_err *e);
+int authz_user_disable(const char *email, struct gh_err *e);
+int authz_user_list(FILE *out, struct gh_err *e);
+/* Verifies a password (argon2id, or scrypt upgraded to argon2id on success). */
+int authz_user_login(struct gh_arena *a, const char *email, const char *password,
+                     const char *ip, struct authz_user **out, struct gh_err *e);
+
+/* ---- password hashing (PHC strings) */
+char *authz_password_hash(struct gh_arena *a, const char *password, struct gh_err *e);
+/* 0 match, 1 no match, <0 error; *upgrade set when the hash should be redone */
+int authz_password_verify(const char *phc, const char *password, bool *upgrade);
+
+/* ---- browser sessions */
+/* The signed-in user of this request, or NULL. */
+struct authz_user *authz_session_user(struct web_req *r);
+/* For pages: the signed-in user, or a redirect to /login?next=… (returns NULL
+ * and the reply is already sent). */
+struct authz_user *authz_require_login(struct web_req *r);
+struct authz_user *authz_require_admin(struct web_req *r);
+int authz_session_create(struct web_req *r, const char *user_id, struct gh_err *e);
+
+/* ---- first-run setup: prints the one-time admin link when no admin exists */
+int authz_setup_announce(struct gh_err *e);
+
+/* ---- agents (OAuth issue): one MCP endpoint each, /agents/{slug}/mcp;
+ * the default agent (slug "default") is also served at /mcp. */
+struct authz_agent {
+    char *id;          /* uuid text */
+    char *slug;
+    char *name;
+    bool  untrusted;
+};
+/* NULL with e->status 404 when there is no such agent. */
+struct authz_agent *authz_agent_by_slug(struct gh_arena *a, const char *slug, struct gh_err *e);
+
+/* ---- the caller of an MCP request (used by gateway/) */
+struct authz_credential {
+    const char *kind;        /* "oauth" | "pat" */
+    char *token_id;          /* access-token row id or PAT id (for audit) */
+    char *grant_id;          /* OAuth grant id; NULL for a PAT */
+    char *user_id;
+    char *user_email;
+    char *client_id;         /* OAuth client_id; NULL for a PAT */
+    char *client_name;       /* client name, or the PAT's name */
+    char *scope;
+    struct authz_agent agent;
+    int64_t expires_at;      /* unix seconds; 0 = never (PAT without expiry) */
+};
+/* Authenticates the Bearer token of a request to agent `slug`'s MCP
+ * endpoint.  On failure the reply (401 with WWW-Authenticate, or 404 for
+ * an unknown agent) has been sent and NULL is returned. Allocates from
+ * the request arena. */
+struct authz_credential *authz_mcp_authenticate(struct web_req *r, const char *slug);
+
+/* Until gateway/ is built in: /mcp and /agents/STAR/mcp authenticate and
+ * answer 501. */
+int authz_register_mcp_placeholder(void);
+
+/* Registers /login, /logout, /setup, /profile pages. */
+int authz_register_routes(void);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * authz/session.c — server-side browser sessions.
+ *
+ * The cookie holds 32 random bytes; the database holds only their SHA-256.
+ * A session expires when idle too long or too old, whichever comes first.
+ * last_seen is written at most once a minute per session.
+ */
+#include "authz/authz_int.h"
+#include <stdio.h>
+#include <string.h>
+
+static const char SQL_SESSION_LOOKUP[] =
+    "SELECT u.id, u.email, u.role, u.disabled,"
+    "       s.last_seen < now() - interval '60 seconds'"
+    "  FROM web_sessions s JOIN users u ON u.id = s.user_id"
+    " WHERE s.id_hash = $1 AND s.expires_at > now()"
+    "   AND s.last_seen > now() - make_interval(secs => $2::int)";
+
+bool
+authz_local_path(const char *next)
+{
+    return next && next[0] == '/' && next[1] != '/' && next[1] != '\\' &&
+           !strpbrk(next, "\r\n");
+}
+
+struct authz_user *
+authz_session_user(struct web_req *r)
+{
+    struct gh_arena *a = web_arena(r);
+    struct authz_user *u = web_user_data(r);
+    const char *cookie = web_cookie(r, AUTHZ_SESSION_COOKIE);
+    char hash[65], idle[24];
+    struct gh_err e = {0};
+    PGresult *res;
+
+    if (u)
+        return u;
+    if (cookie == NULL || strlen(cookie) != 64)
+        return NULL;
+    gh_sha256_hex(cookie, hash);
+    snprintf(idle, sizeof(idle), "%ld", gh_cfg.session_idle_seconds);
+    res = db_query(a, &e, SQL_SESSION_LOOKUP, 2, hash, idle);
+    if (res == NULL || PQntuples(res) == 0 || db_bool(res, 0, 3))
+        return NULL;
+    u = gh_arena_alloc(a, sizeof(*u));
+    u->id = gh_arena_strdup(a, db_val(res, 0, 0));
+    u->email = gh_arena_strdup(a, db_val(res, 0, 1));
+    u->role = gh_arena_strdup(a, db_val(res, 0, 2));
+    if (db_bool(res, 0, 4))
+        db_query(a, &e, "UPDATE web_sessions SET last_seen = now() WHERE id_hash = $1", 1, hash);
+    web_set_user_data(r, u);
+    return u;
+}
+
+struct authz_user *
+authz_require_login(struct web_req *r)
+{
+    struct authz_user *u = authz_session_user(r);
+    struct gh_arena *a = web_arena(r);
+    const char *path;
+    char *full;
+
+    if (u)
+        return u;
+    /* come back to the same request, query included, after signing in */
+    path = web_full_path(r);
+    full = gh_arena_printf(a, "/login?next=%s", gh_url_encode(a, path));
+    web_redirect(r, 303, full);
+    return NULL;
+}
+
+struct authz_user *
+authz_require_admin(struct web_req *r)
+{
+    struct authz_user *u = authz_require_login(r);
+    struct gh_err e = {0};
+
+    if (u && strcmp(u->role, "admin")) {
+        gh_err_set(&e, 403, "forbidden", "This page is for administrators.", NULL);
+        web_reply_err(r, &e);
+        return NULL;
+    }
+    return u;
+}
+
+int
+authz_session_create(struct web_req *r, const char *user_id, struct gh_err *e)
+{
+    struct gh_arena *a = web_arena(r);
+    char *sid = gh_token_hex(a, "", 32);
+    const char *old = web_cookie(r, AUTHZ_SESSION_COOKIE);
+    char hash[65], abs_s[24];
+
+    if (sid == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "no entropy");
+    /* a new id at every sign-in: a planted session id is worthless */
+    if (old && strlen(old) == 64) {
+        gh_sha256_hex(old, hash);
+        db_query(a, e, "DELETE FROM web_sessions WHERE id_hash = $1", 1, hash);
+    }
+    gh_sha256_hex(sid, hash);
+    snprintf(abs_s, sizeof(abs_s), "%ld", gh_cfg.session_absolute_seconds);
+    if (!db_query(a, e, "INSERT INTO web_sessions (id_hash, user_id, expires_at) "
+                        "VALUES ($1, $2, now() + make_interval(secs => $3::int))",
+                  3, hash, user_id, abs_s))
+        return -1;
+    web_set_cookie(r, AUTHZ_SESSION_COOKIE, sid, gh_cfg.session_absolute_seconds, true, "Lax");
+    return 0;
+}
+
+int
+authz_session_destroy(struct web_req *r)
+{
+    const char *cookie = web_cookie(r, AUTHZ_SESSION_COOKIE);
+    struct gh_err e = {0};
+    char hash[65];
+
+    if (cookie && strlen(cookie) == 64) {
+        gh_sha256_hex(cookie, hash);
+        db_query(web_arena(r), &e, "DELETE FROM web_sessions WHERE id_hash = $1", 1, hash);
+    }
+    web_set_cookie(r, AUTHZ_SESSION_COOKIE, "", 0, true, "Lax");
+    return 0;
+}

@@ -1,0 +1,298 @@
+/*
+ * core/config.c — every setting in one table.
+ *
+ * A row gives the key (also the --config FILE key), the environment
+ * variable, the type, the default, bounds and the help text.  Defaults are
+ * applied first, then the file, then the environment; validation names the
+ * offending key.  --help and docs/CONFIGURATION.md are printed from here.
+ */
+#include "core/core.h"
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gh_config gh_cfg;
+
+enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_LEVEL, CFG_LISTEN, CFG_URL };
+
+struct cfg_row {
+    const char   *key;
+    const char   *env;
+    enum cfg_type type;
+    size_t        off;
+    const char   *dflt;
+    long          min, max;
+    const char   *help;
+};
+
+#define F(field) offsetof(struct gh_config, field)
+
+static const struct cfg_row rows[] = {
+    { "listen", "GATEHOUSE_LISTEN", CFG_LISTEN, F(listen), "127.0.0.1:8080", 0, 0,
+      "Address and port the HTTP server binds (host:port)." },
+    { "public_url", "GATEHOUSE_PUBLIC_URL", CFG_URL, F(public_url), "http://127.0.0.1:8080", 0, 0,
+      "External base URL; the OAuth issuer and every absolute URL derive from it." },
+    { "data_dir", "GATEHOUSE_DATA_DIR", CFG_STR, F(data_dir), "./var", 0, 0,
+      "Folder for the embedded PostgreSQL cluster and the generated server key." },
+    { "database_url", "GATEHOUSE_DATABASE_URL", CFG_STR, F(database_url), "", 0, 0,
+      "libpq connection string; empty runs the embedded cluster under data_dir." },
+    { "log_level", "GATEHOUSE_LOG_LEVEL", CFG_LEVEL, F(log_level), "info", 0, 0,
+      "Lowest level logged: debug, info, warn or error." },
+    { "http_threads", "GATEHOUSE_HTTP_THREADS", CFG_INT, F(http_threads), "4", 1, 256,
+      "HTTP worker threads (libmicrohttpd thread pool with epoll)." },
+    { "http_max_body", "GATEHOUSE_HTTP_MAX_BODY", CFG_INT, F(http_max_body), "1048576", 1024, 67108864,
+      "Largest request body in bytes; larger is refused with 413." },
+    { "http_max_header", "GATEHOUSE_HTTP_MAX_HEADER", CFG_INT, F(http_max_header), "16384", 4096, 1048576,
+      "Memory for one request's headers in bytes; larger is refused." },
+    { "http_max_form", "GATEHOUSE_HTTP_MAX_FORM", CFG_INT, F(http_max_form), "65536", 1024, 1048576,
+      "Largest urlencoded form body in bytes; larger is refused with 413." },
+    { "db_pool_size", "GATEHOUSE_DB_POOL_SIZE", CFG_INT, F(db_pool_size), "8", 1, 512,
+      "PostgreSQL connections in the pool." },
+    { "argon2_t_cost", "GATEHOUSE_ARGON2_T_COST", CFG_INT, F(argon2_t_cost), "3", 1, 64,
+      "argon2id iterations for new password hashes." },
+    { "argon2_m_cost_kib", "GATEHOUSE_ARGON2_M_COST_KIB", CFG_INT, F(argon2_m_cost_kib), "65536", 1024, 4194304,
+      "argon2id memory in KiB for new password hashes." },
+    { "argon2_parallelism", "GATEHOUSE_ARGON2_PARALLELISM", CFG_INT, F(argon2_parallelism), "1", 1, 64,
+      "argon2id lanes for new password hashes." },
+    { "session_idle_seconds", "GATEHOUSE_SESSION_IDLE_SECONDS", CFG_INT, F(session_idle_seconds), "3600", 60, 2592000,
+      "A browser session unused this long expires." },
+    { "session_absolute_seconds", "GATEHOUSE_SESSION_ABSOLUTE_SECONDS", CFG_INT, F(session_absolute_seconds), "43200", 300, 7776000,
+      "A browser session expires this long after sign-in whatever its use." },
+    { "login_max_failures", "GATEHOUSE_LOGIN_MAX_FAILURES", CFG_INT, F(login_max_failures), "5", 1, 1000,
+      "Failed sign-ins per account (and 4x that per IP) within the window before 429." },
+    { "login_window_seconds", "GATEHOUSE_LOGIN_WINDOW_SECONDS", CFG_INT, F(login_window_seconds), "900", 10, 86400,
+      "Window for counting failed sign-ins." },
+    { "pg_bin_dir", "GATEHOUSE_PG_BIN_DIR", CFG_STR, F(pg_bin_dir), "/usr/lib/postgresql/15/bin", 0, 0,
+      "Folder holding initdb, pg_ctl and postgres for the embedded cluster." },
+    { "pg_run_as", "GATEHOUSE_PG_RUN_AS", CFG_STR, F(pg_run_as), "postgres", 0, 0,
+      "Unprivileged user that runs the embedded cluster when Gatehouse runs as root." },
+    { "server_key", "GATEHOUSE_SERVER_KEY", CFG_STR, F(server_key), "", 0, 0,
+      "64 hex digits: AES-256 key for secrets at rest; empty = generated into data_dir/server.key." },
+    { "dev_allow_private_cimd", "GATEHOUSE_DEV_ALLOW_PRIVATE_CIMD", CFG_BOOL, F(dev_allow_private_cimd), "false", 0, 0,
+      "Development only: let client metadata documents live on loopback/private addresses." },
+    { "access_token_ttl", "GATEHOUSE_ACCESS_TOKEN_TTL", CFG_INT, F(access_token_ttl), "3600", 1, 86400,
+      "OAuth access token lifetime in seconds." },
+    { "refresh_token_ttl", "GATEHOUSE_REFRESH_TOKEN_TTL", CFG_INT, F(refresh_token_ttl), "2592000", 60, 31536000,
+      "OAuth refresh token lifetime in seconds." },
+    { "refresh_grace_seconds", "GATEHOUSE_REFRESH_GRACE_SECONDS", CFG_INT, F(refresh_grace_seconds), "5", 0, 60,
+      "Window in which concurrent refreshes with one token get the same successor pair." },
+    { "code_ttl", "GATEHOUSE_CODE_TTL", CFG_INT, F(code_ttl), "300", 10, 600,
+      "Authorization code lifetime in seconds." },
+    { "upstream_connect_timeout_ms", "GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT_MS", CFG_INT, F(upstream_connect_timeout_ms), "10000", 100, 600000,
+      "Timeout to connect to an upstream MCP server." },
+    { "upstream_call_timeout_ms", "GATEHOUSE_UPSTREAM_CALL_TIMEOUT_MS", CFG_INT, F(upstream_call_timeout_ms), "60000", 100, 3600000,
+      "Timeout for one upstream MCP request." },
+    { "mcp_session_idle_seconds", "GATEHOUSE_MCP_SESSION_IDLE_SECONDS", CFG_INT, F(mcp_session_idle_seconds), "86400", 60, 2592000,
+      "An MCP session unused this long expires." },
+    { "allowed_hosts", "GATEHOUSE_ALLOWED_HOSTS", CFG_STR, F(allowed_hosts), "", 0, 0,
+      "Comma-separated Host values accepted at the MCP endpoint; empty = the public URL's host and loopback." },
+    { "test_unauthenticated_mcp", "GATEHOUSE_TEST_UNAUTHENTICATED_MCP", CFG_BOOL, F(test_unauthenticated_mcp), "false", 0, 0,
+      "TEST ONLY: admit MCP requests without a credential as a fixed test identity." },
+    { "rate_register_per_min", "GATEHOUSE_RATE_REGISTER_PER_MIN", CFG_INT, F(rate_register_per_min), "60", 1, 100000,
+      "Client registrations per IP per minute before 429." },
+    { "rate_token_per_min", "GATEHOUSE_RATE_TOKEN_PER_MIN", CFG_INT, F(rate_token_per_min), "600", 1, 1000000,
+      "Token endpoint requests per IP per minute before 429." },
+    { "rate_login_per_min", "GATEHOUSE_RATE_LOGIN_PER_MIN", CFG_INT, F(rate_login_per_min), "60", 1, 100000,
+      "Sign-in attempts per IP per minute before 429." },
+};
+
+static const char *const type_names[] = { "string", "integer", "boolean", "level", "host:port", "url" };
+
+static int
+set_value(const struct cfg_row *row, const char *val, const char *origin, struct gh_err *e)
+{
+    char *base = (char *)&gh_cfg + row->off;
+    char *end;
+    long n;
+
+    switch (row->type) {
+    case CFG_INT:
+        errno = 0;
+        n = strtol(val, &end, 10);
+        if (errno || end == val || *end != '\0' || n < row->min || n > row->max) {
+            gh_err_set(e, 400, "config", "", "%s (%s): out of range", row->env, origin);
+            snprintf(e->msg, sizeof(e->msg), "%s: '%.64s' is not an integer in [%ld, %ld]",
+                     row->env, val, row->min, row->max);
+            return -1;
+        }
+        *(long *)base = n;
+        return 0;
+    case CFG_BOOL:
+        if (!strcmp(val, "1") || !strcasecmp(val, "true") || !strcasecmp(val, "yes") || !strcasecmp(val, "on"))
+            *(bool *)base = true;
+        else if (!strcmp(val, "0") || !strcasecmp(val, "false") || !strcasecmp(val, "no") || !strcasecmp(val, "off") || !val[0])
+            *(bool *)base = false;
+        else
+            goto bad;
+        return 0;
+    case CFG_LEVEL:
+        if (strcmp(val, "debug") && strcmp(val, "info") && strcmp(val, "warn") && strcmp(val, "error"))
+            goto bad;
+        break;
+    case CFG_LISTEN: {
+        const char *colon = strrchr(val, ':');
+        if (colon == NULL || colon == val)
+            goto bad;
+        errno = 0;
+        n = strtol(colon + 1, &end, 10);
+        if (errno || end == colon + 1 || *end || n < 0 || n > 65535)
+            goto bad;
+        break;
+    }
+    case CFG_URL: {
+        size_t len = strlen(val);
+        if (strncmp(val, "http://", 7) && strncmp(val, "https://", 8))
+            goto bad;
+        if (strchr(val, '?') || strchr(val, '#') || strchr(val, ' '))
+            goto bad;
+        /* the issuer must be byte-identical everywhere: no trailing slash */
+        while (len > 8 && val[len - 1] == '/')
+            len--;
+        free(*(char **)base);
+        *(char **)base = strndup(val, len);
+        return 0;
+    }
+    case CFG_STR:
+        break;
+    }
+    free(*(char **)base);
+    *(char **)base = strdup(val);
+    return 0;
+bad:
+    gh_err_set(e, 400, "config", "", "%s (%s): invalid %s", row->env, origin, type_names[row->type]);
+    snprintf(e->msg, sizeof(e->msg), "%s: '%.64s' is not a valid %s", row->env, val, type_names[row->type]);
+    return -1;
+}
+
+static const struct cfg_row *
+find_key(const char *key)
+{
+    for (size_t i = 0; i < GH_ARRAY_LEN(rows); i++)
+        if (!strcmp(rows[i].key, key))
+            return &rows[i];
+    return NULL;
+}
+
+static char *
+trim(char *s)
+{
+    char *end;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static int
+load_file(const char *path, struct gh_err *e)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int lineno = 0, rc = 0;
+
+    if (f == NULL) {
+        gh_err_set(e, 400, "config", "", "cannot open %s", path);
+        snprintf(e->msg, sizeof(e->msg), "--config: cannot open %.200s", path);
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *s = trim(line), *eq, *key, *val;
+        const struct cfg_row *row;
+        size_t vl;
+
+        lineno++;
+        if (*s == '\0' || *s == '#')
+            continue;
+        eq = strchr(s, '=');
+        if (eq == NULL) {
+            snprintf(e->msg, sizeof(e->msg), "%.120s:%d: expected key = value", path, lineno);
+            e->status = 400;
+            rc = -1;
+            goto out;
+        }
+        *eq = '\0';
+        key = trim(s);
+        val = trim(eq + 1);
+        vl = strlen(val);
+        if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
+            val[vl - 1] = '\0';
+            val++;
+        }
+        row = find_key(key);
+        if (row == NULL) {
+            snprintf(e->msg, sizeof(e->msg), "%.120s:%d: unknown key '%.64s'", path, lineno, key);
+            e->status = 400;
+            rc = -1;
+            goto out;
+        }
+        if (set_value(row, val, path, e) < 0) {
+            rc = -1;
+            goto out;
+        }
+    }
+out:
+    fclose(f);
+    return rc;
+}
+
+int
+gh_config_load(const char *config_file, struct gh_err *e)
+{
+    for (size_t i = 0; i < GH_ARRAY_LEN(rows); i++)
+        if (set_value(&rows[i], rows[i].dflt, "default", e) < 0)
+            return -1;
+    if (config_file && load_file(config_file, e) < 0)
+        return -1;
+    for (size_t i = 0; i < GH_ARRAY_LEN(rows); i++) {
+        const char *v = getenv(rows[i].env);
+        if (v != NULL && set_value(&rows[i], v, "environment", e) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void
+gh_config_print_help(FILE *out)
+{
+    fprintf(out, "Settings (environment variable, or `key = value` in --config FILE):\n");
+    for (size_t i = 0; i < GH_ARRAY_LEN(rows); i++)
+        fprintf(out, "  %-40s %s (default: %s)\n", rows[i].env, rows[i].help,
+                rows[i].dflt[0] ? rows[i].dflt : "empty");
+}
+
+void
+gh_config_print_markdown(FILE *out)
+{
+    fprintf(out, "# Configuration\n\n"
+                 "Generated by `gatehouse config-doc` from the table in core/config.c; do not edit by hand.\n\n"
+                 "Each setting is read from its environment variable, or from `key = value` lines in the file\n"
+                 "given with `--config FILE` (the environment wins). A bad value stops the start with a message\n"
+                 "that names the variable.\n\n"
+                 "| key | environment | type | default | bounds | meaning |\n"
+                 "|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < GH_ARRAY_LEN(rows); i++) {
+        char bounds[64] = "";
+        if (rows[i].type == CFG_INT)
+            snprintf(bounds, sizeof(bounds), "%ld – %ld", rows[i].min, rows[i].max);
+        fprintf(out, "| `%s` | `%s` | %s | `%s` | %s | %s |\n", rows[i].key, rows[i].env,
+                type_names[rows[i].type], rows[i].dflt, bounds, rows[i].help);
+    }
+}
+
+bool
+gh_config_public_https(void)
+{
+    return gh_cfg.public_url && !strncmp(gh_cfg.public_url, "https://", 8);
+}
+
+char *
+gh_config_url(struct gh_arena *a, const char *path)
+{
+    return gh_arena_printf(a, "%s%s", gh_cfg.public_url, path);
+}

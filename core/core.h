@@ -1,0 +1,151 @@
+/*
+ * core/core.h — the public face of core/: errors, per-request arenas,
+ * logging, the configuration table, crypto and JSON helpers.
+ *
+ * core/ depends on nothing else in the tree; every other folder may use it.
+ */
+#ifndef GH_CORE_H
+#define GH_CORE_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <jansson.h>
+
+#define GH_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define GH_ARRAY_LEN(x) (sizeof(x) / sizeof((x)[0]))
+
+/* ---------------------------------------------------------------- errors
+ * Functions return 0 or a negative value and fill a struct gh_err.  The
+ * client sees status, code and msg; detail goes to the log only.  The first
+ * error recorded wins, so a low-level cause is not overwritten by a caller's
+ * generic one.
+ */
+struct gh_err {
+    int  status;          /* HTTP status to answer with (0 = none set) */
+    char code[48];        /* protocol error code, e.g. "invalid_request" */
+    char msg[256];        /* safe for the client */
+    char detail[512];     /* log only; never contains secrets */
+    int  retry_after;     /* seconds, for 429/503; 0 = none */
+};
+
+int  gh_err_set(struct gh_err *e, int status, const char *code, const char *msg,
+                const char *detail_fmt, ...) GH_PRINTF(5, 6);
+bool gh_err_isset(const struct gh_err *e);
+void gh_err_clear(struct gh_err *e);
+
+/* ---------------------------------------------------------------- arena
+ * A per-request arena: bump allocation with a size cap and cleanup callbacks
+ * run in reverse order at gh_arena_free().  Built with GH_ARENA_MALLOC_EACH
+ * (the sanitizer build), each allocation is its own malloc so ASan sees it.
+ */
+struct gh_arena;
+typedef void (*gh_cleanup_fn)(void *);
+
+struct gh_arena *gh_arena_new(size_t cap);
+void  gh_arena_free(struct gh_arena *a);
+void *gh_arena_alloc(struct gh_arena *a, size_t n);          /* zeroed; NULL past the cap */
+char *gh_arena_strdup(struct gh_arena *a, const char *s);
+char *gh_arena_strndup(struct gh_arena *a, const char *s, size_t n);
+char *gh_arena_printf(struct gh_arena *a, const char *fmt, ...) GH_PRINTF(2, 3);
+int   gh_arena_defer(struct gh_arena *a, gh_cleanup_fn fn, void *p);
+json_t *gh_arena_json(struct gh_arena *a, json_t *j);        /* decref at free */
+size_t gh_arena_used(const struct gh_arena *a);
+
+/* ---------------------------------------------------------------- logging
+ * One JSON line per event on stderr.  The request id and route of the
+ * current request are attached automatically (thread-local context).
+ * Never pass a secret as an argument.
+ */
+enum gh_log_level { GH_LOG_DEBUG = 0, GH_LOG_INFO, GH_LOG_WARN, GH_LOG_ERROR };
+
+void gh_log_init(enum gh_log_level min);
+void gh_log_context(const char *request_id, const char *route);
+const char *gh_log_request_id(void);
+void gh_logf(enum gh_log_level lvl, const char *event, const char *fmt, ...) GH_PRINTF(3, 4);
+/* an event with extra JSON fields (stolen reference) */
+void gh_log_json(enum gh_log_level lvl, const char *event, json_t *fields);
+
+#define GH_LOG(lvl, event, ...) gh_logf(GH_LOG_##lvl, event, __VA_ARGS__)
+
+/* ---------------------------------------------------------------- config
+ * Every setting is one row of the table in core/config.c: name, environment
+ * variable, type, default, bounds, help.  --help, docs/CONFIGURATION.md and
+ * validation are generated from it.
+ */
+struct gh_config {
+    char *listen;               /* host:port */
+    char *public_url;           /* no trailing slash */
+    char *data_dir;
+    char *database_url;         /* empty = embedded cluster */
+    char *log_level;
+    long  http_threads;
+    long  http_max_body;
+    long  http_max_header;
+    long  http_max_form;
+    long  db_pool_size;
+    long  argon2_t_cost;
+    long  argon2_m_cost_kib;
+    long  argon2_parallelism;
+    long  session_idle_seconds;
+    long  session_absolute_seconds;
+    long  login_max_failures;
+    long  login_window_seconds;
+    char *pg_bin_dir;           /* where initdb/pg_ctl live */
+    char *pg_run_as;            /* unprivileged user when started as root */
+    char *server_key;           /* hex AES-256 key; empty = generated in data dir */
+    bool  dev_allow_private_cimd;
+    long  access_token_ttl;
+    long  refresh_token_ttl;
+    long  refresh_grace_seconds;
+    long  code_ttl;
+    long  upstream_connect_timeout_ms;
+    long  upstream_call_timeout_ms;
+    long  mcp_session_idle_seconds;
+    char *allowed_hosts;        /* comma list; empty = host of public_url + loopback */
+    bool  test_unauthenticated_mcp;
+    long  rate_register_per_min;
+    long  rate_token_per_min;
+    long  rate_login_per_min;
+};
+
+extern struct gh_config gh_cfg;
+
+/* Loads defaults, then --config FILE, then GATEHOUSE_* variables; validates.
+ * Returns 0, or -1 with e->msg naming the offending key. */
+int  gh_config_load(const char *config_file, struct gh_err *e);
+void gh_config_print_help(FILE *out);
+void gh_config_print_markdown(FILE *out);
+bool gh_config_public_https(void);
+/* Absolute URL under the public URL: gh_config_url(a, "/oauth/token") */
+char *gh_config_url(struct gh_arena *a, const char *path);
+
+/* ---------------------------------------------------------------- crypto */
+int  gh_random_bytes(void *buf, size_t n);                    /* 0 or -1 */
+void gh_hex_encode(const unsigned char *in, size_t n, char *out); /* out: 2n+1 */
+int  gh_hex_decode(const char *in, unsigned char *out, size_t outlen);
+void gh_sha256(const void *in, size_t n, unsigned char out[32]);
+void gh_sha256_hex(const char *s, char out[65]);              /* of a C string */
+bool gh_ct_streq(const char *a, const char *b);               /* constant time */
+char *gh_b64url_encode(struct gh_arena *a, const unsigned char *in, size_t n);
+/* Random token of nbytes rendered as lower-case hex, with a prefix. */
+char *gh_token_hex(struct gh_arena *a, const char *prefix, size_t nbytes);
+void gh_wipe(void *p, size_t n);
+/* AES-256-GCM under the server key: out = base64url(iv|tag|ct). */
+char *gh_seal(struct gh_arena *a, const void *pt, size_t n, const char *aad);
+int   gh_unseal(struct gh_arena *a, const char *sealed, const char *aad,
+                unsigned char **pt, size_t *n);
+int   gh_server_key_init(struct gh_err *e);
+
+/* ---------------------------------------------------------------- misc */
+int64_t gh_now_us(void);        /* monotonic */
+int64_t gh_time_s(void);        /* wall clock, seconds */
+const char *gh_json_str(json_t *obj, const char *key);  /* NULL if absent/not string */
+bool gh_str_has_prefix(const char *s, const char *prefix);
+/* percent-encodes for a URL query component */
+char *gh_url_encode(struct gh_arena *a, const char *s);
+char *gh_html_escape(struct gh_arena *a, const char *s);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * core/crypto.c — thin wrappers over OpenSSL 3: randomness, SHA-256,
+ * encodings, constant-time comparison, and AES-256-GCM sealing of secrets
+ * at rest under the server key.
+ */
+#include "core/core.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+static unsigned char server_key[32];
+static bool server_key_set;
+
+int
+gh_random_bytes(void *buf, size_t n)
+{
+    return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
+}
+
+void
+gh_hex_encode(const unsigned char *in, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[in[i] >> 4];
+        out[2 * i + 1] = hx[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
+gh_hex_decode(const char *in, unsigned char *out, size_t outlen)
+{
+    if (strlen(in) != 2 * outlen)
+        return -1;
+    for (size_t i = 0; i < outlen; i++) {
+        int h = hexval(in[2 * i]), l = hexval(in[2 * i + 1]);
+        if (h < 0 || l < 0)
+            return -1;
+        out[i] = (unsigned char)(h << 4 | l);
+    }
+    return 0;
+}
+
+void
+gh_sha256(const void *in, size_t n, unsigned char out[32])
+{
+    unsigned int len = 32;
+
+    EVP_Digest(in, n, out, &len, EVP_sha256(), NULL);
+}
+
+void
+gh_sha256_hex(const char *s, char out[65])
+{
+    unsigned char d[32];
+
+    gh_sha256(s, strlen(s), d);
+    gh_hex_encode(d, 32, out);
+}
+
+bool
+gh_ct_streq(const char *a, const char *b)
+{
+    size_t la, lb;
+
+    if (a == NULL || b == NULL)
+        return false;
+    la = strlen(a);
+    lb = strlen(b);
+    if (la != lb)
+        return false;
+    return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+char *
+gh_b64url_encode(struct gh_arena *a, const unsigned char *in, size_t n)
+{
+    size_t cap = 4 * ((n + 2) / 3) + 1;
+    char *out = gh_arena_alloc(a, cap);
+    int len;
+
+    if (out == NULL)
+        return NULL;
+    len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    while (len > 0 && out[len - 1] == '=')
+        len--;
+    out[len] = '\0';
+    for (int i = 0; i < len; i++) {
+        if (out[i] == '+')
+            out[i] = '-';
+        else if (out[i] == '/')
+            out[i] = '_';
+    }
+    return out;
+}
+
+static int
+b64url_decode(struct gh_arena *a, const char *in, unsigned char **out, size_t *outlen)
+{
+    size_t n = strlen(in), padded = (n + 3) / 4 * 4;
+    char *tmp = gh_arena_alloc(a, padded + 1);
+    unsigned char *buf = gh_arena_alloc(a, padded / 4 * 3 + 1);
+    int len;
+
+    if (tmp == NULL || buf == NULL || n % 4 == 1)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (c == '-')
+            c = '+';
+        else if (c == '_')
+            c = '/';
+        else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+            return -1;
+        tmp[i] = c;
+    }
+    for (size_t i = n; i < padded; i++)
+        tmp[i] = '=';
+    len = EVP_DecodeBlock(buf, (unsigned char *)tmp, (int)padded);
+    if (len < 0)
+        return -1;
+    *outlen = (size_t)len - (padded - n);
+    *out = buf;
+    return 0;
+}
+
+char *
+gh_token_hex(struct gh_arena *a, const char *prefix, size_t nbytes)
+{
+    unsigned char raw[64];
+    size_t pl = strlen(prefix);
+    char *out;
+
+    if (nbytes > sizeof(raw) || gh_random_bytes(raw, nbytes) < 0)
+        return NULL;
+    out = gh_arena_alloc(a, pl + 2 * nbytes + 1);
+    if (out) {
+        memcpy(out, prefix, pl);
+        gh_hex_encode(raw, nbytes, out + pl);
+    }
+    gh_wipe(raw, sizeof(raw));
+    return out;
+}
+
+void
+gh_wipe(void *p, size_t n)
+{
+    if (p)
+        OPENSSL_cleanse(p, n);
+}
+
+/* ---- server key */
+
+int
+gh_server_key_init(struct gh_err *e)
+{
+    char path[4096], hex[65] = "";
+    unsigned char raw[32];
+    int fd = -1, rc = -1;
+    ssize_t got;
+
+    if (gh_cfg.server_key && gh_cfg.server_key[0]) {
+        if (gh_hex_decode(gh_cfg.server_key, server_key, 32) < 0) {
+            gh_err_set(e, 400, "config", "GATEHOUSE_SERVER_KEY: expected 64 hex digits", NULL);
+            goto out;
+        }
+        server_key_set = true;
+        rc = 0;
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/server.key", gh_cfg.data_dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        got = read(fd, hex, 64);
+        if (got != 64 || gh_hex_decode(hex, server_key, 32) < 0) {
+            gh_err_set(e, 500, "server_error", "the server key file is unreadable", "%s: bad contents", path);
+            goto out;
+        }
+        server_key_set = true;
+        rc = 0;
+        goto out;
+    }
+    if (errno != ENOENT) {
+        gh_err_set(e, 500, "server_error", "cannot read the server key", "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    mkdir(gh_cfg.data_dir, 0755);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || gh_random_bytes(raw, 32) < 0) {
+        gh_err_set(e, 500, "server_error", "cannot create the server key", "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    gh_hex_encode(raw, 32, hex);
+    if (write(fd, hex, 64) != 64 || fsync(fd) < 0) {
+        gh_err_set(e, 500, "server_error", "cannot write the server key", "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    memcpy(server_key, raw, 32);
+    server_key_set = true;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    gh_wipe(raw, sizeof(raw));
+    gh_wipe(hex, sizeof(hex));
+    return rc;
+}
+
+/* sealed = b64url(iv[12] | tag[16] | ciphertext); aad binds the context
+ * (e.g. "connector:<id>:header") so a sealed value cannot be moved. */
+char *
+gh_seal(struct gh_arena *a, const void *pt, size_t n, const char *aad)
+{
+    EVP_CIPHER_CTX *ctx = NULL;
+    unsigned char *buf = NULL;
+    char *out = NULL;
+    int len = 0, fin = 0;
+
+    if (!server_key_set)
+        return NULL;
+    buf = gh_arena_alloc(a, 28 + n + 16);
+    ctx = EVP_CIPHER_CTX_new();
+    if (buf == NULL || ctx == NULL || gh_random_bytes(buf, 12) < 0)
+        goto out;
+    if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, server_key, buf) != 1)
+        goto out;
+    if (aad && EVP_EncryptUpdate(ctx, NULL, &len, (const unsigned char *)aad, (int)strlen(aad)) != 1)
+        goto out;
+    if (EVP_EncryptUpdate(ctx, buf + 28, &len, pt, (int)n) != 1 ||
+        EVP_EncryptFinal_ex(ctx, buf + 28 + len, &fin) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, buf + 12) != 1)
+        goto out;
+    out = gh_b64url_encode(a, buf, 28 + (size_t)len + (size_t)fin);
+out:
+    if (buf)
+        gh_wipe(buf + 28, n);
+    EVP_CIPHER_CTX_free(ctx);
+    return out;
+}
+
+int
+gh_unseal(struct gh_arena *a, const char *sealed, const char *aad,
+          unsigned char **pt, size_t *n)
+{
+    EVP_CIPHER_CTX *ctx = NULL;
+    unsigned char *raw, *out;
+    size_t rawlen;
+    int len = 0, fin = 0, rc = -1;
+
+    if (!server_key_set || b64url_decode(a, sealed, &raw, &rawlen) < 0 || rawlen < 28)
+        return -1;
+    out = gh_arena_alloc(a, rawlen - 28 + 1);
+    ctx = EVP_CIPHER_CTX_new();
+    if (out == NULL || ctx == NULL)
+        goto out;
+    if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, server_key, raw) != 1)
+        goto out;
+    if (aad && EVP_DecryptUpdate(ctx, NULL, &len, (const unsigned char *)aad, (int)strlen(aad)) != 1)
+        goto out;
+    if (EVP_DecryptUpdate(ctx, out, &len, raw + 28, (int)(rawlen - 28)) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, raw + 12) != 1 ||
+        EVP_DecryptFinal_ex(ctx, out + len, &fin) != 1) {
+        gh_wipe(out, rawlen - 28);
+        goto out;
+    }
+    out[len + fin] = '\0';
+    *pt = out;
+    *n = (size_t)(len + fin);
+    rc = 0;
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    return rc;
+}

@@ -1,0 +1,83 @@
+/* core/util.c — time, strings, small JSON helpers. */
+#include "core/core.h"
+#include <string.h>
+#include <time.h>
+
+int64_t
+gh_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+gh_time_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+const char *
+gh_json_str(json_t *obj, const char *key)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+bool
+gh_str_has_prefix(const char *s, const char *prefix)
+{
+    return s && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+char *
+gh_url_encode(struct gh_arena *a, const char *s)
+{
+    static const char hx[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    char *out = gh_arena_alloc(a, 3 * n + 1), *p = out;
+
+    if (out == NULL)
+        return NULL;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+            *c == '-' || *c == '_' || *c == '.' || *c == '~') {
+            *p++ = (char)*c;
+        } else {
+            *p++ = '%';
+            *p++ = hx[*c >> 4];
+            *p++ = hx[*c & 15];
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
+char *
+gh_html_escape(struct gh_arena *a, const char *s)
+{
+    size_t n = 0;
+    char *out, *p;
+
+    if (s == NULL)
+        s = "";
+    for (const char *c = s; *c; c++)
+        n += (*c == '&' || *c == '<' || *c == '>' || *c == '"' || *c == '\'') ? 6 : 1;
+    out = p = gh_arena_alloc(a, n + 1);
+    if (out == NULL)
+        return NULL;
+    for (const char *c = s; *c; c++) {
+        switch (*c) {
+        case '&': memcpy(p, "&amp;", 5); p += 5; break;
+        case '<': memcpy(p, "&lt;", 4); p += 4; break;
+        case '>': memcpy(p, "&gt;", 4); p += 4; break;
+        case '"': memcpy(p, "&quot;", 6); p += 6; break;
+        case '\'': memcpy(p, "&#39;", 5); p += 5; break;
+        default: *p++ = *c;
+        }
+    }
+    *p = '\0';
+    return out;
+}

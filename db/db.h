@@ -1,0 +1,60 @@
+/*
+ * db/db.h — PostgreSQL through libpq: a reconnecting connection pool,
+ * parameterized queries only, numbered migrations, LISTEN/NOTIFY, and the
+ * embedded cluster the server runs when no database URL is configured.
+ *
+ * db/ may call core/ only.
+ */
+#ifndef GH_DB_H
+#define GH_DB_H
+
+#include "core/core.h"
+#include <libpq-fe.h>
+
+struct db_conn;
+
+/* Starts the embedded cluster when gh_cfg.database_url is empty, opens the
+ * pool.  Does not migrate. */
+int  db_init(struct gh_err *e);
+void db_shutdown(void);              /* closes the pool, stops the cluster */
+const char *db_conninfo(void);
+
+int  db_migrate(struct gh_err *e);   /* applies pending db/migrations/NNN_*.sql */
+
+/* Pool.  db_get waits briefly for a free connection and reconnects a broken
+ * one; on failure e is 503 with Retry-After. */
+struct db_conn *db_get(struct gh_err *e);
+void db_put(struct db_conn *c);
+PGconn *db_pg(struct db_conn *c);
+
+/* Parameterized statement; NULL params are SQL NULL.  Returns a result the
+ * arena clears, or NULL with e set (503 when the server is unreachable). */
+PGresult *db_execv(struct db_conn *c, struct gh_arena *a, struct gh_err *e,
+                   const char *sql, int n, const char *const *params);
+PGresult *db_exec(struct db_conn *c, struct gh_arena *a, struct gh_err *e,
+                  const char *sql, int n, ...);
+/* One-shot: takes a pooled connection for one statement. */
+PGresult *db_query(struct gh_arena *a, struct gh_err *e, const char *sql, int n, ...);
+
+int db_begin(struct db_conn *c, struct gh_err *e);
+int db_commit(struct db_conn *c, struct gh_err *e);
+void db_rollback(struct db_conn *c);
+
+/* Result helpers: NULL for SQL NULL. */
+const char *db_val(PGresult *res, int row, int col);
+long long   db_ll(PGresult *res, int row, int col, long long dflt);
+bool        db_bool(PGresult *res, int row, int col);
+
+/* LISTEN/NOTIFY across processes: callbacks run on the listener thread. */
+typedef void (*db_notify_fn)(const char *channel, const char *payload, void *ctx);
+int db_listen(const char *channel, db_notify_fn fn, void *ctx);
+int db_notify(const char *channel, const char *payload, struct gh_err *e);
+
+bool db_ready(void);
+void db_pool_stats(long *size, long *in_use, long *waits);
+
+/* Embedded cluster, also used by the test harness through `gatehouse`. */
+int  db_cluster_start(const char *data_dir, struct gh_err *e);
+void db_cluster_stop(void);
+
+#endif

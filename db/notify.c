@@ -1,0 +1,150 @@
+/*
+ * db/notify.c — LISTEN/NOTIFY for cache invalidation across processes.
+ *
+ * One listener thread holds its own connection (outside the pool),
+ * re-LISTENs after a reconnect, and runs the callbacks.  Callbacks must be
+ * quick: they run on the listener thread.
+ */
+#include "db/db_int.h"
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_LISTENERS 32
+
+struct listener {
+    char         channel[64];
+    db_notify_fn fn;
+    void        *ctx;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct listener l[MAX_LISTENERS];
+    int             n;
+    bool            dirty;      /* a channel was added since the last LISTEN pass */
+    bool            running;
+    bool            stop;
+    pthread_t       thread;
+} lsn = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static bool
+listen_all(PGconn *pg)
+{
+    bool ok = true;
+
+    pthread_mutex_lock(&lsn.lock);
+    for (int i = 0; i < lsn.n && ok; i++) {
+        char *q = PQescapeIdentifier(pg, lsn.l[i].channel, strlen(lsn.l[i].channel));
+        char sql[160];
+        PGresult *r;
+
+        if (q == NULL) {
+            ok = false;
+            break;
+        }
+        snprintf(sql, sizeof(sql), "LISTEN %s", q);
+        PQfreemem(q);
+        r = PQexec(pg, sql);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+    }
+    lsn.dirty = false;
+    pthread_mutex_unlock(&lsn.lock);
+    return ok;
+}
+
+static void
+dispatch(PGnotify *n)
+{
+    struct listener copy[MAX_LISTENERS];
+    int count;
+
+    pthread_mutex_lock(&lsn.lock);
+    count = lsn.n;
+    memcpy(copy, lsn.l, sizeof(copy[0]) * (size_t)count);
+    pthread_mutex_unlock(&lsn.lock);
+    for (int i = 0; i < count; i++)
+        if (!strcmp(copy[i].channel, n->relname))
+            copy[i].fn(n->relname, n->extra, copy[i].ctx);
+}
+
+static void *
+listener_main(void *arg)
+{
+    PGconn *pg = NULL;
+
+    (void)arg;
+    while (!__atomic_load_n(&lsn.stop, __ATOMIC_ACQUIRE)) {
+        struct pollfd pfd;
+        PGnotify *n;
+
+        if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
+            struct gh_err e = {0};
+            if (pg)
+                PQfinish(pg);
+            pg = db_connect_raw(&e);
+            if (pg == NULL || !listen_all(pg)) {
+                /* retry quietly: /readyz reports the outage */
+                usleep(500 * 1000);
+                continue;
+            }
+            GH_LOG(DEBUG, "db_listen", "listener connected");
+        }
+        if (__atomic_load_n(&lsn.dirty, __ATOMIC_ACQUIRE) && !listen_all(pg))
+            continue;
+        pfd.fd = PQsocket(pg);
+        pfd.events = POLLIN;
+        if (poll(&pfd, 1, 250) > 0 && PQconsumeInput(pg) == 0)
+            continue;   /* connection broke; reconnect at the top */
+        while ((n = PQnotifies(pg)) != NULL) {
+            dispatch(n);
+            PQfreemem(n);
+        }
+    }
+    if (pg)
+        PQfinish(pg);
+    return NULL;
+}
+
+int
+db_listen(const char *channel, db_notify_fn fn, void *ctx)
+{
+    int rc = -1;
+
+    pthread_mutex_lock(&lsn.lock);
+    if (lsn.n < MAX_LISTENERS && strlen(channel) < sizeof(lsn.l[0].channel)) {
+        snprintf(lsn.l[lsn.n].channel, sizeof(lsn.l[0].channel), "%s", channel);
+        lsn.l[lsn.n].fn = fn;
+        lsn.l[lsn.n].ctx = ctx;
+        lsn.n++;
+        lsn.dirty = true;
+        rc = 0;
+        if (!lsn.running && pthread_create(&lsn.thread, NULL, listener_main, NULL) == 0)
+            lsn.running = true;
+    }
+    pthread_mutex_unlock(&lsn.lock);
+    return rc;
+}
+
+void
+db_listener_stop(void)
+{
+    if (!lsn.running)
+        return;
+    __atomic_store_n(&lsn.stop, true, __ATOMIC_RELEASE);
+    pthread_join(lsn.thread, NULL);
+    lsn.running = false;
+}
+
+int
+db_notify(const char *channel, const char *payload, struct gh_err *e)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    int rc = db_query(a, e, "SELECT pg_notify($1, $2)", 2, channel, payload ? payload : "") ? 0 : -1;
+
+    gh_arena_free(a);
+    return rc;
+}

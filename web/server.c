@@ -1,0 +1,641 @@
+/*
+ * web/server.c — libmicrohttpd glue: request lifecycle, body limits,
+ * responses with the security headers, access log, graceful shutdown.
+ *
+ * The daemon runs an internal thread pool with epoll.  A request's arena
+ * lives from the first callback to MHD's completion notice, so handlers
+ * and streaming readers can use it freely.
+ */
+#include "web/web_int.h"
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct MHD_Daemon *daemon_;
+static long inflight;
+
+static const char CSP[] =
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'";
+
+/* ------------------------------------------------------------ responses */
+
+struct MHD_Response *
+web_response_new(struct web_req *r, int status, const char *ctype, const char *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+
+    if (resp && ctype)
+        MHD_add_response_header(resp, "Content-Type", ctype);
+    return resp;
+}
+
+int
+web_queue(struct web_req *r, int status, struct MHD_Response *resp)
+{
+    enum MHD_Result ok;
+
+    if (resp == NULL || r->replied)
+        return -1;
+    MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+    if (gh_config_public_https())
+        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
+    for (int i = 0; i < r->nhdrs; i++)
+        MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
+    ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->replied = true;
+    r->status = status;
+    return ok == MHD_YES ? 0 : -1;
+}
+
+int
+web_add_header(struct web_req *r, const char *name, const char *value)
+{
+    if (r->nhdrs >= WEB_MAX_HEADERS)
+        return -1;
+    r->hdrs[r->nhdrs].name = gh_arena_strdup(r->arena, name);
+    r->hdrs[r->nhdrs].value = gh_arena_strdup(r->arena, value);
+    r->nhdrs++;
+    return 0;
+}
+
+int
+web_set_cookie(struct web_req *r, const char *name, const char *value, long max_age,
+               bool http_only, const char *same_site)
+{
+    char *c = gh_arena_printf(r->arena, "%s=%s; Path=/; Max-Age=%ld%s%s; SameSite=%s", name,
+                              value, max_age, http_only ? "; HttpOnly" : "",
+                              gh_config_public_https() ? "; Secure" : "", same_site);
+    return c ? web_add_header(r, "Set-Cookie", c) : -1;
+}
+
+int
+web_reply(struct web_req *r, int status, const char *ctype, const char *body, size_t len)
+{
+    return web_queue(r, status, web_response_new(r, status, ctype, body, len));
+}
+
+int
+web_reply_json(struct web_req *r, int status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    int rc;
+
+    json_decref(j);
+    if (s == NULL)
+        return web_reply(r, 500, "application/json", "{\"error\":\"server_error\"}", 24);
+    rc = web_reply(r, status, "application/json", s, strlen(s));
+    free(s);
+    return rc;
+}
+
+int
+web_reply_html(struct web_req *r, int status, const char *html)
+{
+    web_add_header(r, "Cache-Control", "no-store");
+    return web_reply(r, status, "text/html; charset=utf-8", html, strlen(html));
+}
+
+int
+web_redirect(struct web_req *r, int status, const char *location)
+{
+    web_add_header(r, "Location", location);
+    web_add_header(r, "Cache-Control", "no-store");
+    return web_reply(r, status, "text/plain", "", 0);
+}
+
+static bool
+wants_html(struct web_req *r)
+{
+    const char *accept;
+
+    if (r->route)
+        return (r->route->flags & WEB_PAGE) != 0;
+    accept = web_header(r, "Accept");
+    return accept && strstr(accept, "text/html");
+}
+
+int
+web_reply_err(struct web_req *r, const struct gh_err *e)
+{
+    int status = e->status ? e->status : 500;
+    const char *msg = e->msg[0] ? e->msg : "internal error";
+    char ra[16];
+
+    if (status >= 500 || e->detail[0])
+        gh_logf(status >= 500 ? GH_LOG_ERROR : GH_LOG_INFO, "http_error", "%d %s: %s", status,
+                e->code, e->detail[0] ? e->detail : msg);
+    if (e->retry_after > 0) {
+        snprintf(ra, sizeof(ra), "%d", e->retry_after);
+        web_add_header(r, "Retry-After", ra);
+    }
+    if (wants_html(r)) {
+        char *body = gh_arena_printf(r->arena, "<h1>%d</h1><p class=\"error\">%s</p>", status,
+                                     gh_html_escape(r->arena, msg));
+        return web_reply_html(r, status, web_page(r->arena, "Error", body ? body : ""));
+    }
+    return web_reply_json(r, status, json_pack("{s:s, s:s}", "error",
+                                               e->code[0] ? e->code : "server_error",
+                                               "error_description", msg));
+}
+
+/* ------------------------------------------------------------ request accessors */
+
+struct gh_arena *web_arena(struct web_req *r) { return r->arena; }
+const char *web_method(struct web_req *r) { return r->method; }
+const char *web_path(struct web_req *r) { return r->path; }
+const char *web_request_id(struct web_req *r) { return r->rid; }
+const char *web_client_ip(struct web_req *r) { return r->client_ip; }
+void web_set_user_data(struct web_req *r, void *p) { r->user_data = p; }
+void *web_user_data(struct web_req *r) { return r->user_data; }
+
+const char *
+web_route_pattern(struct web_req *r)
+{
+    return r->route ? r->route->pattern : "unmatched";
+}
+
+const char *
+web_path_param(struct web_req *r, int i)
+{
+    return i >= 0 && i < r->nparams ? r->params[i] : NULL;
+}
+
+struct qbuild {
+    struct gh_arena *a;
+    char            *s;
+};
+
+static enum MHD_Result
+add_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct qbuild *q = cls;
+
+    q->s = gh_arena_printf(q->a, "%s%s%s%s%s", q->s, strchr(q->s, '?') ? "&" : "?",
+                           gh_url_encode(q->a, key), value ? "=" : "",
+                           value ? gh_url_encode(q->a, value) : "");
+    return q->s ? MHD_YES : MHD_NO;
+}
+
+const char *
+web_full_path(struct web_req *r)
+{
+    struct qbuild q = { r->arena, (char *)r->path };
+
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
+    return q.s ? q.s : r->path;
+}
+
+const char *
+web_query(struct web_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *
+web_header(struct web_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+web_cookie(struct web_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+}
+
+const char *
+web_body(struct web_req *r, size_t *len)
+{
+    if (len)
+        *len = r->body_len;
+    return r->body ? r->body : "";
+}
+
+static int
+unhex(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static char *
+form_decode(struct gh_arena *a, const char *s, size_t n)
+{
+    char *out = gh_arena_alloc(a, n + 1), *p = out;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '+') {
+            *p++ = ' ';
+        } else if (s[i] == '%' && i + 2 < n && unhex(s[i + 1]) >= 0 && unhex(s[i + 2]) >= 0) {
+            *p++ = (char)(unhex(s[i + 1]) << 4 | unhex(s[i + 2]));
+            i += 2;
+        } else {
+            *p++ = s[i];
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
+static void
+form_parse(struct web_req *r)
+{
+    const char *ct = web_header(r, "Content-Type");
+    const char *s = r->body, *end;
+    int cap = 0;
+
+    r->form_parsed = true;
+    if (s == NULL || ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded", 33))
+        return;
+    end = s + r->body_len;
+    while (s < end) {
+        const char *amp = memchr(s, '&', (size_t)(end - s)), *eq;
+        const char *stop = amp ? amp : end;
+
+        eq = memchr(s, '=', (size_t)(stop - s));
+        if (stop > s) {
+            if (r->nform == cap) {
+                struct web_formkv *n;
+                cap = cap ? cap * 2 : 16;
+                n = gh_arena_alloc(r->arena, sizeof(*n) * (size_t)cap);
+                if (n == NULL)
+                    return;
+                if (r->nform)
+                    memcpy(n, r->form, sizeof(*n) * (size_t)r->nform);
+                r->form = n;
+            }
+            r->form[r->nform].name = form_decode(r->arena, s, (size_t)((eq ? eq : stop) - s));
+            r->form[r->nform].value = eq ? form_decode(r->arena, eq + 1, (size_t)(stop - eq - 1))
+                                         : gh_arena_strdup(r->arena, "");
+            r->nform++;
+        }
+        s = stop + 1;
+    }
+}
+
+const char *
+web_form(struct web_req *r, const char *name)
+{
+    if (!r->form_parsed)
+        form_parse(r);
+    for (int i = 0; i < r->nform; i++)
+        if (r->form[i].name && !strcmp(r->form[i].name, name))
+            return r->form[i].value;
+    return NULL;
+}
+
+int
+web_form_count(struct web_req *r, const char *name)
+{
+    int n = 0;
+
+    if (!r->form_parsed)
+        form_parse(r);
+    for (int i = 0; i < r->nform; i++)
+        if (r->form[i].name && !strcmp(r->form[i].name, name))
+            n++;
+    return n;
+}
+
+json_t *
+web_json_body(struct web_req *r, struct gh_err *e)
+{
+    json_error_t je;
+
+    if (!r->json_parsed) {
+        r->json_parsed = true;
+        r->json = gh_arena_json(r->arena, json_loadb(r->body ? r->body : "", r->body_len,
+                                                    JSON_REJECT_DUPLICATES, &je));
+    }
+    if (r->json == NULL)
+        gh_err_set(e, 400, "invalid_request", "the request body is not valid JSON", NULL);
+    return r->json;
+}
+
+/* ------------------------------------------------------------ CSRF */
+
+const char *
+web_csrf_token(struct web_req *r)
+{
+    const char *c;
+    char *t;
+
+    if (r->csrf)
+        return r->csrf;
+    c = web_cookie(r, "gh_csrf");
+    if (c && strlen(c) == 64 && strspn(c, "0123456789abcdef") == 64) {
+        r->csrf = c;
+        return c;
+    }
+    t = gh_token_hex(r->arena, "", 32);
+    if (t == NULL)
+        return "";
+    web_set_cookie(r, "gh_csrf", t, 86400 * 7, true, "Strict");
+    r->csrf = t;
+    return t;
+}
+
+bool
+web_csrf_ok(struct web_req *r)
+{
+    const char *cookie = web_cookie(r, "gh_csrf");
+    const char *field = web_form(r, "csrf");
+
+    return cookie && field && strlen(cookie) == 64 && gh_ct_streq(cookie, field);
+}
+
+/* A browser POST from another origin is refused outright, on top of the
+ * token: defence in depth against token leaks. */
+static bool
+origin_ok(struct web_req *r)
+{
+    const char *origin = web_header(r, "Origin");
+
+    const char *host, *slash;
+    size_t n;
+
+    if (origin == NULL)
+        return true;        /* not every browser sends it on same-origin POSTs */
+    /* the public URL may carry a path; an Origin never does */
+    host = strstr(gh_cfg.public_url, "://");
+    slash = host ? strchr(host + 3, '/') : NULL;
+    n = slash ? (size_t)(slash - gh_cfg.public_url) : strlen(gh_cfg.public_url);
+    return strlen(origin) == n && strncmp(origin, gh_cfg.public_url, n) == 0;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void
+client_ip(struct web_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+    strcpy(r->client_ip, "unknown");
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client_ip,
+                  sizeof(r->client_ip));
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client_ip,
+                  sizeof(r->client_ip));
+}
+
+static struct web_req *
+req_new(struct MHD_Connection *conn, const char *method, const char *url)
+{
+    struct gh_arena *a = gh_arena_new((size_t)gh_cfg.http_max_body * 4 + (1 << 20));
+    struct web_req *r;
+    unsigned char rnd[8];
+
+    if (a == NULL)
+        return NULL;
+    r = gh_arena_alloc(a, sizeof(*r));
+    if (r == NULL) {
+        gh_arena_free(a);
+        return NULL;
+    }
+    r->arena = a;
+    r->conn = conn;
+    r->method = gh_arena_strdup(a, method);
+    r->path = gh_arena_strdup(a, url);
+    r->start_us = gh_now_us();
+    r->body_max = (size_t)gh_cfg.http_max_body;
+    gh_random_bytes(rnd, sizeof(rnd));
+    gh_hex_encode(rnd, sizeof(rnd), r->rid);
+    client_ip(r);
+    __atomic_add_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+    return r;
+}
+
+static void
+dispatch(struct web_req *r)
+{
+    bool mismatch;
+    char allow[128];
+    struct gh_err e = {0};
+
+    r->route = web_router_match(r, &mismatch, allow, sizeof(allow));
+    gh_log_context(r->rid, web_route_pattern(r));
+    if (r->route == NULL) {
+        if (mismatch) {
+            web_add_header(r, "Allow", allow);
+            gh_err_set(&e, 405, "method_not_allowed", "method not allowed", NULL);
+        } else {
+            gh_err_set(&e, 404, "not_found", "not found", NULL);
+        }
+        web_reply_err(r, &e);
+        return;
+    }
+    if (r->too_large) {
+        gh_err_set(&e, 413, "invalid_request", "request body too large", NULL);
+        web_reply_err(r, &e);
+        return;
+    }
+    if ((r->route->flags & WEB_CORS)) {
+        web_add_header(r, "Access-Control-Allow-Origin", "*");
+        if (!strcmp(r->method, "OPTIONS")) {
+            web_add_header(r, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
+            web_add_header(r, "Access-Control-Allow-Headers",
+                           "Authorization, Content-Type, MCP-Protocol-Version");
+            web_add_header(r, "Access-Control-Max-Age", "86400");
+            web_reply(r, 204, NULL, "", 0);
+            return;
+        }
+    }
+    if ((r->route->flags & WEB_PAGE) && !strcmp(r->method, "POST") &&
+        (!origin_ok(r) || !web_csrf_ok(r))) {
+        gh_err_set(&e, 403, "forbidden",
+                   "This form has expired or did not come from this site. Go back, reload and try again.",
+                   "csrf check failed");
+        web_reply_err(r, &e);
+        return;
+    }
+    r->route->fn(r);
+    if (!r->replied) {
+        gh_err_set(&e, 500, "server_error", "internal error", "handler sent no reply");
+        web_reply_err(r, &e);
+    }
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+           const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    struct web_req *r = *con_cls;
+
+    if (r == NULL) {
+        const char *cl, *ct;
+        r = req_new(conn, method, url);
+        if (r == NULL)
+            return MHD_NO;
+        *con_cls = r;
+        ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+        if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33))
+            r->body_max = (size_t)gh_cfg.http_max_form;
+        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > r->body_max) {
+            struct gh_err e = {0};
+            gh_log_context(r->rid, "body_limit");
+            gh_err_set(&e, 413, "invalid_request", "request body too large", NULL);
+            web_reply_err(r, &e);
+            return MHD_YES;
+        }
+        return MHD_YES;
+    }
+    if (r->replied) {           /* early 413: discard the rest */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (r->body_len + *upload_size > r->body_max) {
+            r->too_large = true;
+        } else if (!r->too_large) {
+            if (r->body_len + *upload_size + 1 > r->body_cap) {
+                size_t cap = r->body_cap ? r->body_cap * 2 : 4096;
+                char *nb;
+                while (cap < r->body_len + *upload_size + 1)
+                    cap *= 2;
+                nb = gh_arena_alloc(r->arena, cap);
+                if (nb == NULL)
+                    return MHD_NO;
+                if (r->body_len)
+                    memcpy(nb, r->body, r->body_len);
+                r->body = nb;
+                r->body_cap = cap;
+            }
+            memcpy(r->body + r->body_len, upload, *upload_size);
+            r->body_len += *upload_size;
+            r->body[r->body_len] = '\0';
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    dispatch(r);
+    gh_log_context(NULL, NULL);
+    return MHD_YES;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    struct web_req *r = *con_cls;
+    int64_t dur;
+    json_t *f;
+
+    if (r == NULL)
+        return;
+    dur = gh_now_us() - r->start_us;
+    web_metrics_observe(r->route ? r->route->index : -1, r->status, dur);
+    gh_log_context(r->rid, web_route_pattern(r));
+    f = json_pack("{s:s, s:i, s:f, s:s}", "method", r->method, "status", r->status,
+                  "duration_ms", (double)dur / 1000.0, "ip", r->client_ip);
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        json_object_set_new(f, "aborted", json_true());
+    gh_log_json(GH_LOG_INFO, "http", f);
+    gh_log_context(NULL, NULL);
+    gh_arena_free(r->arena);
+    *con_cls = NULL;
+    __atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    gh_logf(GH_LOG_DEBUG, "mhd", "%s", msg);
+}
+
+static int
+parse_listen(struct sockaddr_storage *ss, struct gh_err *e)
+{
+    char host[256];
+    const char *colon = strrchr(gh_cfg.listen, ':');
+    struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM }, *res;
+    size_t hl = (size_t)(colon - gh_cfg.listen);
+
+    if (hl >= sizeof(host))
+        return gh_err_set(e, 400, "config", "GATEHOUSE_LISTEN: host too long", NULL);
+    memcpy(host, gh_cfg.listen, hl);
+    host[hl] = '\0';
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res) != 0 || res == NULL) {
+        gh_err_set(e, 400, "config", "", "listen");
+        snprintf(e->msg, sizeof(e->msg), "GATEHOUSE_LISTEN: cannot resolve '%.64s'", host);
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int
+web_server_start(struct gh_err *e)
+{
+    struct sockaddr_storage ss = {0};
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+
+    if (parse_listen(&ss, e) < 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    web_static_register();
+    daemon_ = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
+                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                               MHD_OPTION_THREAD_POOL_SIZE, (unsigned)gh_cfg.http_threads,
+                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)gh_cfg.http_max_header + 16384,
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                               MHD_OPTION_END);
+    if (daemon_ == NULL) {
+        gh_err_set(e, 500, "server_error", "", "MHD_start_daemon failed");
+        snprintf(e->msg, sizeof(e->msg), "cannot listen on %.64s (GATEHOUSE_LISTEN)", gh_cfg.listen);
+        return -1;
+    }
+    GH_LOG(INFO, "listening", "listening on %s, public URL %s", gh_cfg.listen, gh_cfg.public_url);
+    return 0;
+}
+
+void
+web_server_stop(void)
+{
+    int waited = 0;
+
+    if (daemon_ == NULL)
+        return;
+    /* stop accepting, let in-flight requests finish (bounded), then close */
+    MHD_quiesce_daemon(daemon_);
+    web_streams_shutdown();
+    while (__atomic_load_n(&inflight, __ATOMIC_SEQ_CST) > 0 && waited < 300) {
+        usleep(100 * 1000);
+        waited++;
+        if (waited % 10 == 0)
+            web_streams_shutdown();
+    }
+    MHD_stop_daemon(daemon_);
+    daemon_ = NULL;
+}

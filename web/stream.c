@@ -1,0 +1,166 @@
+/*
+ * web/stream.c — long responses without a parked thread.
+ *
+ * The producer (say, an upstream MCP call) fills its own buffer and calls
+ * web_stream_wake(); MHD calls our reader, which asks the producer's fn
+ * for bytes.  With nothing ready the connection is suspended, which takes
+ * it out of the event loop until the next wake.  The reader and wake
+ * share a mutex so a wake can never fall between "nothing ready" and the
+ * suspend.  While suspended MHD cannot see a client disconnect, so a
+ * producer with nothing to say should still wake the stream now and then
+ * (an SSE comment serves) to notice a vanished client.
+ */
+#include "web/web_int.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct web_stream {
+    pthread_mutex_t        lock;
+    struct MHD_Connection *conn;
+    web_stream_fn          fn;
+    void                  *ctx;
+    gh_cleanup_fn          done;
+    bool                   suspended;
+    bool                   finished;
+    bool                   shutdown;
+    int                    refs;
+    struct web_stream     *next, *prev;   /* all live streams, for shutdown */
+};
+
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct web_stream *all;
+
+static void
+unref(struct web_stream *s)
+{
+    bool last;
+
+    pthread_mutex_lock(&s->lock);
+    last = --s->refs == 0;
+    pthread_mutex_unlock(&s->lock);
+    if (last) {
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+    }
+}
+
+static ssize_t
+reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct web_stream *s = cls;
+    ssize_t n;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->shutdown) {
+        pthread_mutex_unlock(&s->lock);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    n = s->fn(s->ctx, buf, max);
+    if (n == WEB_STREAM_WAIT) {
+        s->suspended = true;
+        MHD_suspend_connection(s->conn);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (n == WEB_STREAM_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n;
+}
+
+static void
+finished(void *cls)
+{
+    struct web_stream *s = cls;
+
+    pthread_mutex_lock(&all_lock);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        all = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    pthread_mutex_unlock(&all_lock);
+
+    pthread_mutex_lock(&s->lock);
+    s->finished = true;
+    pthread_mutex_unlock(&s->lock);
+    if (s->done)
+        s->done(s->ctx);
+    unref(s);
+}
+
+int
+web_reply_stream(struct web_req *r, int status, const char *ctype, web_stream_fn fn, void *ctx,
+                 gh_cleanup_fn done, struct web_stream **out)
+{
+    struct web_stream *s = calloc(1, sizeof(*s));
+    struct MHD_Response *resp;
+
+    if (s == NULL)
+        return -1;
+    pthread_mutex_init(&s->lock, NULL);
+    s->conn = r->conn;
+    s->fn = fn;
+    s->ctx = ctx;
+    s->done = done;
+    s->refs = 2;            /* MHD's response and the producer */
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, s, finished);
+    if (resp == NULL) {
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return -1;
+    }
+    pthread_mutex_lock(&all_lock);
+    s->next = all;
+    if (all)
+        all->prev = s;
+    all = s;
+    pthread_mutex_unlock(&all_lock);
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (out)
+        *out = s;
+    else
+        unref(s);
+    return web_queue(r, status, resp);
+}
+
+void
+web_stream_wake(struct web_stream *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->lock);
+    if (s->suspended && !s->finished) {
+        s->suspended = false;
+        MHD_resume_connection(s->conn);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void
+web_stream_release(struct web_stream *s)
+{
+    if (s)
+        unref(s);
+}
+
+/* At shutdown every stream ends so MHD can stop: a suspended connection
+ * must be resumed before the daemon stops. */
+void
+web_streams_shutdown(void)
+{
+    pthread_mutex_lock(&all_lock);
+    for (struct web_stream *s = all; s; s = s->next) {
+        pthread_mutex_lock(&s->lock);
+        s->shutdown = true;
+        if (s->suspended && !s->finished) {
+            s->suspended = false;
+            MHD_resume_connection(s->conn);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&all_lock);
+}
