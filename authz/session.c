@@ -23,14 +23,15 @@ authz_local_path(const char *next)
            !strpbrk(next, "\r\n");
 }
 
-struct authz_user *
-authz_session_user(struct web_req *r)
+/* The signed-in user, or NULL: signed out, or the lookup failed (then e is
+ * set, so a page can answer 503 rather than send a signed-in user to login). */
+static struct authz_user *
+session_lookup(struct web_req *r, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
     struct authz_user *u = web_user_data(r);
     const char *cookie = web_cookie(r, AUTHZ_SESSION_COOKIE);
     char hash[65], idle[24];
-    struct gh_err e = {0};
     PGresult *res;
 
     if (u)
@@ -39,7 +40,7 @@ authz_session_user(struct web_req *r)
         return NULL;
     gh_sha256_hex(cookie, hash);
     snprintf(idle, sizeof(idle), "%ld", gh_cfg.session_idle_seconds);
-    res = db_query(a, &e, SQL_SESSION_LOOKUP, 2, hash, idle);
+    res = db_query(a, e, SQL_SESSION_LOOKUP, 2, hash, idle);
     if (res == NULL || PQntuples(res) == 0 || db_bool(res, 0, 3))
         return NULL;
     u = gh_arena_alloc(a, sizeof(*u));
@@ -47,21 +48,33 @@ authz_session_user(struct web_req *r)
     u->email = gh_arena_strdup(a, db_val(res, 0, 1));
     u->role = gh_arena_strdup(a, db_val(res, 0, 2));
     if (db_bool(res, 0, 4))
-        db_query(a, &e, "UPDATE web_sessions SET last_seen = now() WHERE id_hash = $1", 1, hash);
+        db_query(a, e, "UPDATE web_sessions SET last_seen = now() WHERE id_hash = $1", 1, hash);
     web_set_user_data(r, u);
     return u;
 }
 
 struct authz_user *
+authz_session_user(struct web_req *r)
+{
+    struct gh_err e = {0};
+    return session_lookup(r, &e);
+}
+
+struct authz_user *
 authz_require_login(struct web_req *r)
 {
-    struct authz_user *u = authz_session_user(r);
+    struct gh_err e = {0};
+    struct authz_user *u = session_lookup(r, &e);
     struct gh_arena *a = web_arena(r);
     const char *path;
     char *full;
 
     if (u)
         return u;
+    if (gh_err_isset(&e)) {
+        web_reply_err(r, &e);
+        return NULL;
+    }
     /* come back to the same request, query included, after signing in */
     path = web_full_path(r);
     full = gh_arena_printf(a, "/login?next=%s", gh_url_encode(a, path));

@@ -102,7 +102,7 @@ static const struct cfg_row rows[] = {
 static const char *const type_names[] = { "string", "integer", "boolean", "level", "host:port", "url" };
 
 static int
-set_value(const struct cfg_row *row, const char *val, const char *origin, struct gh_err *e)
+set_value(const struct cfg_row *row, const char *val, const char *label, struct gh_err *e)
 {
     char *base = (char *)&gh_cfg + row->off;
     char *end;
@@ -113,9 +113,9 @@ set_value(const struct cfg_row *row, const char *val, const char *origin, struct
         errno = 0;
         n = strtol(val, &end, 10);
         if (errno || end == val || *end != '\0' || n < row->min || n > row->max) {
-            gh_err_set(e, 400, "config", "", "%s (%s): out of range", row->env, origin);
+            gh_err_set(e, 400, "config", "", "%s: out of range", label);
             snprintf(e->msg, sizeof(e->msg), "%s: '%.64s' is not an integer in [%ld, %ld]",
-                     row->env, val, row->min, row->max);
+                     label, val, row->min, row->max);
             return -1;
         }
         *(long *)base = n;
@@ -162,8 +162,8 @@ set_value(const struct cfg_row *row, const char *val, const char *origin, struct
     *(char **)base = strdup(val);
     return 0;
 bad:
-    gh_err_set(e, 400, "config", "", "%s (%s): invalid %s", row->env, origin, type_names[row->type]);
-    snprintf(e->msg, sizeof(e->msg), "%s: '%.64s' is not a valid %s", row->env, val, type_names[row->type]);
+    gh_err_set(e, 400, "config", "", "%s: invalid %s", label, type_names[row->type]);
+    snprintf(e->msg, sizeof(e->msg), "%s: '%.64s' is not a valid %s", label, val, type_names[row->type]);
     return -1;
 }
 
@@ -193,7 +193,7 @@ static int
 load_file(const char *path, struct gh_err *e)
 {
     FILE *f = fopen(path, "r");
-    char line[4096];
+    char line[4096], label[200];
     int lineno = 0, rc = 0;
 
     if (f == NULL) {
@@ -231,7 +231,9 @@ load_file(const char *path, struct gh_err *e)
             rc = -1;
             goto out;
         }
-        if (set_value(row, val, path, e) < 0) {
+        /* name the key as the file spells it, and where */
+        snprintf(label, sizeof(label), "%.120s:%d: %s", path, lineno, key);
+        if (set_value(row, val, label, e) < 0) {
             rc = -1;
             goto out;
         }
@@ -245,13 +247,13 @@ int
 gh_config_load(const char *config_file, struct gh_err *e)
 {
     for (size_t i = 0; i < GH_ARRAY_LEN(rows); i++)
-        if (set_value(&rows[i], rows[i].dflt, "default", e) < 0)
+        if (set_value(&rows[i], rows[i].dflt, rows[i].env, e) < 0)
             return -1;
     if (config_file && load_file(config_file, e) < 0)
         return -1;
     for (size_t i = 0; i < GH_ARRAY_LEN(rows); i++) {
         const char *v = getenv(rows[i].env);
-        if (v != NULL && set_value(&rows[i], v, "environment", e) < 0)
+        if (v != NULL && set_value(&rows[i], v, rows[i].env, e) < 0)
             return -1;
     }
     return 0;

@@ -43,7 +43,9 @@ web_queue(struct web_req *r, int status, struct MHD_Response *resp)
         return -1;
     MHD_add_response_header(resp, "X-Request-Id", r->rid);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    /* same-origin, not no-referrer: under no-referrer Chromium sends
+     * "Origin: null" on our own form posts, which the Origin check refuses */
+    MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
     MHD_add_response_header(resp, "Content-Security-Policy", CSP);
     if (gh_config_public_https())
@@ -370,6 +372,11 @@ origin_ok(struct web_req *r)
 
     if (origin == NULL)
         return true;        /* not every browser sends it on same-origin POSTs */
+    if (!strcmp(origin, "null")) {
+        /* privacy modes hide the origin; Fetch Metadata still tells */
+        const char *site = web_header(r, "Sec-Fetch-Site");
+        return site && !strcmp(site, "same-origin");
+    }
     /* the public URL may carry a path; an Origin never does */
     host = strstr(gh_cfg.public_url, "://");
     slash = host ? strchr(host + 3, '/') : NULL;

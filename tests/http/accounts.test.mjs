@@ -1,0 +1,156 @@
+// Accounts: first-run setup, login, sessions, CSRF, throttling, logout.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { startServer, Client, createUser, gatehouse, secret, inputValue, sleep } from '../harness/index.mjs';
+
+let srv;
+before(async () => {
+  srv = await startServer({ name: 'accounts', env: { GATEHOUSE_LOGIN_MAX_FAILURES: '5', GATEHOUSE_LOGIN_WINDOW_SECONDS: '60' } });
+});
+after(async () => { assert.equal(await srv.stop(), 0); });
+
+async function waitFor(pred, ms = 5000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) { const v = pred(); if (v) return v; await sleep(20); }
+  return pred();
+}
+
+test('first start prints a one-time setup link that creates the admin once', async () => {
+  const m = await waitFor(() => srv.stdout.match(/(http:\/\/127\.0\.0\.1:\d+\/setup\?token=([0-9a-f]{48}))/));
+  assert.ok(m, `no setup link on stdout: ${srv.stdout}`);
+  secret(m[2]);
+  const c = new Client(srv.url);
+  const page = await c.get(`/setup?token=${m[2]}`);
+  assert.equal(page.status, 200);
+  const html = await page.text();
+  assert.equal(inputValue(html, 'token'), m[2]);
+  const email = 'admin@example.test', password = secret('admin-password-1234');
+  const res = await c.post('/setup', { token: m[2], email, password, csrf: c.csrf });
+  assert.equal(res.status, 303);
+  assert.equal(res.headers.get('location'), '/profile');
+  const profile = await c.get('/profile');
+  assert.equal(profile.status, 200);
+  assert.match(await profile.text(), /admin@example\.test/);
+  // the link is spent
+  const again = await new Client(srv.url).get(`/setup?token=${m[2]}`);
+  assert.equal(again.status, 410);
+  const list = gatehouse(srv, ['user', 'list']);
+  assert.equal(list.code, 0);
+  assert.match(list.stdout, /admin@example\.test\s+admin/);
+});
+
+test('login sets a fresh HttpOnly SameSite=Lax session cookie; a wrong password is refused', async () => {
+  const u = createUser(srv, {});
+  const c = new Client(srv.url);
+  // a session id planted before login is not kept (fixation)
+  c.jar.set('gh_session', 'planted-session-value');
+  const page = await c.get('/login');
+  assert.equal(page.status, 200);
+  const html = await page.text();
+  assert.ok(inputValue(html, 'csrf'), 'login form carries a csrf field');
+  assert.match(html, /name="email"/);
+  assert.match(html, /name="password"/);
+
+  const bad = await c.post('/login', { email: u.email, password: 'wrong-password-xyz', csrf: c.csrf });
+  assert.equal(bad.status, 401);
+  assert.match(await bad.text(), /Invalid email or password/);
+  assert.equal((await c.get('/profile')).status, 303);
+
+  const res = await fetch(`${srv.url}/login`, {
+    method: 'POST', redirect: 'manual',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: srv.url, Cookie: `gh_csrf=${c.csrf}; gh_session=planted-session-value` },
+    body: new URLSearchParams({ email: u.email, password: u.password, csrf: c.csrf }).toString(),
+  });
+  assert.equal(res.status, 303);
+  const cookie = res.headers.getSetCookie().find((s) => s.startsWith('gh_session='));
+  assert.ok(cookie, 'session cookie set');
+  secret(cookie.split(';')[0].slice('gh_session='.length));
+  assert.match(cookie, /HttpOnly/i);
+  assert.match(cookie, /SameSite=Lax/i);
+  assert.doesNotMatch(cookie, /Secure/i, 'not Secure on an http public URL');
+  assert.doesNotMatch(cookie, /planted-session-value/);
+});
+
+test('a form POST without the CSRF token, or from another origin, is refused and changes nothing', async () => {
+  const u = createUser(srv, {});
+  const c = new Client(srv.url);
+  await c.get('/login');
+  const noToken = await c.post('/login', { email: u.email, password: u.password });
+  assert.equal(noToken.status, 403);
+  assert.equal(noToken.headers.getSetCookie().some((s) => s.startsWith('gh_session=') && !/gh_session=;/.test(s)), false);
+  const wrongToken = await c.post('/login', { email: u.email, password: u.password, csrf: 'f'.repeat(43) });
+  assert.equal(wrongToken.status, 403);
+  const foreign = await c.post('/login', { email: u.email, password: u.password, csrf: c.csrf },
+    { headers: { Origin: 'https://evil.example' } });
+  assert.equal(foreign.status, 403);
+  const hidden = await c.post('/login', { email: u.email, password: u.password, csrf: c.csrf },
+    { headers: { Origin: 'null', 'Sec-Fetch-Site': 'cross-site' } });
+  assert.equal(hidden.status, 403, 'a hidden origin from another site is refused');
+  assert.equal((await c.get('/profile')).status, 303, 'still signed out');
+  assert.equal((await c.login(u.email, u.password)).status, 303);
+  assert.equal((await c.get('/profile')).status, 200);
+});
+
+test('login returns to the page that asked for it, never to another site', async () => {
+  const u = createUser(srv, {});
+  const c = new Client(srv.url);
+  const gate = await c.get('/profile');
+  assert.equal(gate.status, 303);
+  assert.equal(gate.headers.get('location'), '/login?next=%2Fprofile');
+  const res = await c.login(u.email, u.password, '/profile');
+  assert.equal(res.headers.get('location'), '/profile');
+  for (const next of ['https://evil.example/', '//evil.example/x', '/\\evil.example']) {
+    const c2 = new Client(srv.url);
+    const r = await c2.login(u.email, u.password, next);
+    assert.equal(r.status, 303);
+    assert.ok(r.headers.get('location').startsWith('/') && !r.headers.get('location').startsWith('//') &&
+      !r.headers.get('location').startsWith('/\\'), `open redirect via next=${next}: ${r.headers.get('location')}`);
+  }
+});
+
+test('logout ends the session on the server', async () => {
+  const u = createUser(srv, {});
+  const c = new Client(srv.url);
+  await c.login(u.email, u.password);
+  const session = c.jar.get('gh_session');
+  assert.ok(session);
+  const out = await c.form('/profile', '/logout', {});
+  assert.equal(out.status, 303);
+  const replay = await fetch(`${srv.url}/profile`, { redirect: 'manual', headers: { Cookie: `gh_session=${session}` } });
+  assert.equal(replay.status, 303, 'the old session cookie no longer works');
+});
+
+test('repeated failures throttle the account with 429 and Retry-After, and a disabled user cannot sign in', async () => {
+  const u = createUser(srv, {});
+  const c = new Client(srv.url);
+  for (let i = 0; i < 5; i++) {
+    const r = await c.login(u.email, `wrong-${i}-password`);
+    assert.equal(r.status, 401);
+  }
+  const blocked = await c.form('/login', '/login', { email: u.email, password: u.password });
+  assert.equal(blocked.status, 429);
+  assert.ok(Number(blocked.headers.get('retry-after')) > 0);
+  assert.match(await blocked.text(), /Too many failed sign-in attempts/);
+
+  const v = createUser(srv, {});
+  assert.equal(gatehouse(srv, ['user', 'disable', '--email', v.email]).code, 0);
+  const r = await new Client(srv.url).login(v.email, v.password);
+  assert.equal(r.status, 401);
+});
+
+test('a legacy scrypt hash signs in and is re-hashed to argon2id', async () => {
+  const u = createUser(srv, {});
+  const legacy = secret(`legacy-${Date.now()}-pw`);
+  // libscrypt's MCF: $s1$<log2 N><r><p in hex>$<b64 salt>$<b64 64-byte hash>
+  const salt = crypto.randomBytes(16);
+  const hash = crypto.scryptSync(legacy, salt, 64, { N: 16384, r: 8, p: 1 });
+  const mcf = `$s1$0e0801$${salt.toString('base64')}$${hash.toString('base64')}`;
+  srv.cluster.sql(`UPDATE users SET password_hash = '${mcf}' WHERE email = '${u.email}'`);
+  const c = new Client(srv.url);
+  assert.equal((await c.login(u.email, 'not-it-at-all')).status, 401);
+  assert.equal((await c.login(u.email, legacy)).status, 303);
+  const stored = srv.cluster.sql(`SELECT password_hash FROM users WHERE email = '${u.email}'`);
+  assert.match(stored, /^\$argon2id\$/);
+  assert.equal((await new Client(srv.url).login(u.email, legacy)).status, 303, 'the new hash verifies');
+});

@@ -1,0 +1,90 @@
+/* tests/unit/core/crypto.c — hashing, encodings, sealing under the server key. */
+#include "core/core.h"
+#include "tests/unit/unit.h"
+#include <stdlib.h>
+
+static void
+test_sha256_known_vector(void)
+{
+    char hex[65];
+    gh_sha256_hex("abc", hex);
+    UNIT_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void
+test_hex_roundtrip(void)
+{
+    unsigned char in[4] = { 0x00, 0x7f, 0x80, 0xff }, out[4];
+    char hex[9];
+    gh_hex_encode(in, 4, hex);
+    UNIT_EQ_STR(hex, "007f80ff");
+    UNIT_EQ_INT(gh_hex_decode(hex, out, 4), 0);
+    UNIT_TRUE(!memcmp(in, out, 4));
+    UNIT_TRUE(gh_hex_decode("zz", out, 1) < 0);
+}
+
+static void
+test_b64url_no_padding(void)
+{
+    struct gh_arena *a = gh_arena_new(1 << 16);
+    UNIT_EQ_STR(gh_b64url_encode(a, (const unsigned char *)"\xfb\xff", 2), "-_8");
+    gh_arena_free(a);
+}
+
+static void
+test_ct_streq(void)
+{
+    UNIT_TRUE(gh_ct_streq("secret", "secret"));
+    UNIT_TRUE(!gh_ct_streq("secret", "secreT"));
+    UNIT_TRUE(!gh_ct_streq("secret", "secret2"));
+}
+
+static void
+test_token_hex_is_random(void)
+{
+    struct gh_arena *a = gh_arena_new(1 << 16);
+    char *t1 = gh_token_hex(a, "ght_", 32), *t2 = gh_token_hex(a, "ght_", 32);
+    UNIT_EQ_INT(strlen(t1), 4 + 64);
+    UNIT_TRUE(gh_str_has_prefix(t1, "ght_"));
+    UNIT_TRUE(strcmp(t1, t2) != 0);
+    gh_arena_free(a);
+}
+
+static void
+test_seal_roundtrip_and_tamper(void)
+{
+    struct gh_arena *a = gh_arena_new(1 << 16);
+    struct gh_err e = {0};
+    unsigned char *pt = NULL;
+    size_t n = 0;
+    char *sealed, *bad;
+
+    setenv("GATEHOUSE_SERVER_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+    setenv("GATEHOUSE_DATABASE_URL", "postgresql:///unused", 1);
+    UNIT_EQ_INT(gh_config_load(NULL, &e), 0);
+    UNIT_EQ_INT(gh_server_key_init(&e), 0);
+    sealed = gh_seal(a, "Bearer upstream-secret", 22, "connector:1");
+    UNIT_TRUE(sealed != NULL);
+    UNIT_TRUE(sealed && !strstr(sealed, "upstream-secret"));
+    UNIT_EQ_INT(gh_unseal(a, sealed, "connector:1", &pt, &n), 0);
+    UNIT_EQ_INT(n, 22);
+    UNIT_TRUE(pt && !memcmp(pt, "Bearer upstream-secret", 22));
+    /* another record's associated data must not open it */
+    UNIT_TRUE(gh_unseal(a, sealed, "connector:2", &pt, &n) < 0);
+    bad = gh_arena_strdup(a, sealed);
+    bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == 'A' ? 'B' : 'A';
+    UNIT_TRUE(gh_unseal(a, bad, "connector:1", &pt, &n) < 0);
+    gh_arena_free(a);
+}
+
+int
+main(void)
+{
+    UNIT_RUN(test_sha256_known_vector);
+    UNIT_RUN(test_hex_roundtrip);
+    UNIT_RUN(test_b64url_no_padding);
+    UNIT_RUN(test_ct_streq);
+    UNIT_RUN(test_token_hex_is_random);
+    UNIT_RUN(test_seal_roundtrip_and_tamper);
+    return UNIT_DONE();
+}
