@@ -57,6 +57,8 @@ cedar_value *cedar_value_extension(cedar_arena *a, const char *fn, const char *a
 				   struct cedar_err *err);
 /* Cedar's JSON value format (__entity, __extn, records, sets, exact int64). */
 cedar_value *cedar_value_from_json(cedar_arena *a, const json_t *j, struct cedar_err *err);
+cedar_value *cedar_value_from_json_text(cedar_arena *a, const char *text, size_t len,
+					struct cedar_err *err);
 /* Plain JSON (e.g. MCP tool arguments): objects become records, arrays sets;
  * no __entity/__extn escapes are honoured, non-integer numbers are rejected. */
 cedar_value *cedar_value_from_plain_json(cedar_arena *a, const json_t *j,
@@ -74,6 +76,8 @@ int cedar_entities_add(cedar_entities *es, const char *type, const char *id,
 		       size_t n_parents, const cedar_value *tags, struct cedar_err *err);
 /* Cedar's entities JSON: an array of {uid, attrs, parents, tags}. */
 int cedar_entities_load_json(cedar_entities *es, const json_t *arr, struct cedar_err *err);
+int cedar_entities_load_json_text(cedar_entities *es, const char *text, size_t len,
+				  struct cedar_err *err);
 int cedar_entities_load_file(cedar_entities *es, const char *path, struct cedar_err *err);
 size_t cedar_entities_count(const cedar_entities *es);
 

@@ -191,10 +191,30 @@ int cedar_eval(struct cedar_evalctx *cx, const struct cedar_expr *x, struct ceda
 /* 1 satisfied, 0 not, negative error */
 int cedar_policy_eval(struct cedar_evalctx *cx, const struct cedar_policy *p);
 
-/* JSON helpers (json.c) */
-int cedar_json_value(cedar_arena *a, const json_t *j, int plain, struct cedar_value *out,
-		     struct cedar_err *err);
-int cedar_json_uid(cedar_arena *a, const json_t *j, const struct cedar_uid **out,
+/* JSON DOM (jsontext.c): length-counted strings, exact int64. */
+enum { JV_NULL = 1, JV_TRUE, JV_FALSE, JV_INT, JV_STR, JV_ARR, JV_OBJ };
+struct cedar_jv {
+	uint8_t t;
+	uint32_t n;                 /* string length or item count */
+	int64_t i;
+	const char *s;
+	struct cedar_jv *items;
+	const char **keys;          /* JV_OBJ */
+	uint32_t *klens;
+};
+int cedar_jv_parse(cedar_arena *a, const char *text, size_t len, struct cedar_jv *out,
 		   struct cedar_err *err);
+const struct cedar_jv *cedar_jv_get(const struct cedar_jv *o, const char *key);
+
+/* Cedar JSON formats (json.c) */
+int cedar_jv_value(cedar_arena *a, const struct cedar_jv *j, struct cedar_value *out,
+		   struct cedar_err *err);
+int cedar_jv_uid(cedar_arena *a, const struct cedar_jv *j, const struct cedar_uid **out,
+		 struct cedar_err *err);
+int cedar_entities_load_jv(cedar_entities *es, const struct cedar_jv *arr,
+			   struct cedar_err *err);
+char *cedar_read_file(const char *path, size_t *len, struct cedar_err *err);
+int cedar_jv_request(cedar_arena *a, const struct cedar_jv *j, struct cedar_request *req,
+		     struct cedar_err *err);
 
 #endif

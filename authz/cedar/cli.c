@@ -34,39 +34,17 @@ static int cmd_check(int argc, char **argv)
 static int load_request(cedar_arena *a, const char *path, struct cedar_request *req,
 			struct cedar_err *err)
 {
-	json_error_t je;
-	json_t *j = json_load_file(path, JSON_ALLOW_NUL, &je);
+	size_t n;
+	char *text = cedar_read_file(path, &n, err);
+	struct cedar_jv j;
 	int rc = CEDAR_E_INPUT;
-	if (!j) {
-		cedar_set_err(err, CEDAR_E_IO, je.line, je.column, "%s: %s", path, je.text);
+	if (!text)
 		return CEDAR_E_IO;
-	}
-	static const char *const names[] = {"principal", "action", "resource"};
-	const cedar_value **slots[] = {&req->principal, &req->action, &req->resource};
-	for (int i = 0; i < 3; i++) {
-		cedar_value *v = cedar_alloc(a, sizeof(*v));
-		if (!v)
-			goto out;
-		v->kind = CV_ENTITY;
-		if (cedar_json_uid(a, json_object_get(j, names[i]), &v->u.uid, err)) {
-			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "%s: bad %s", path, names[i]);
-			goto out;
-		}
-		*slots[i] = v;
-	}
-	json_t *c = json_object_get(j, "context");
-	req->context = NULL;
-	if (c) {
-		if (!json_is_object(c)) {
-			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "%s: context must be an object", path);
-			goto out;
-		}
-		if (!(req->context = cedar_value_from_json(a, c, err)))
-			goto out;
-	}
-	rc = 0;
+	if (cedar_jv_parse(a, text, n, &j, err))
+		goto out;
+	rc = cedar_jv_request(a, &j, req, err);
 out:
-	json_decref(j);
+	free(text);
 	return rc;
 }
 
