@@ -8,7 +8,9 @@
  * the .cedarschema: which attribute names have an extension type; and bare
  * {"type","id"} objects are taken as entity references. The generated
  * corpus uses the explicit __entity/__extn forms and is read unchanged. */
-#include "authz/cedar/cedar.h"
+#include "authz/cedar/cedar_int.h"
+
+#include <strings.h>
 
 #include <dirent.h>
 #include <stdio.h>
@@ -126,21 +128,6 @@ struct stats {
 	long tests, requests, matched, mismatched, skipped, test_errors;
 };
 
-static int set_equal(json_t *expected, const char **got, size_t n)
-{
-	if (json_array_size(expected) != n)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		int found = 0;
-		for (size_t k = 0; k < json_array_size(expected); k++)
-			if (!strcmp(json_string_value(json_array_get(expected, k)), got[i]))
-				found = 1;
-		if (!found)
-			return 0;
-	}
-	return 1;
-}
-
 static void print_list(const char *label, const char **v, size_t n)
 {
 	fprintf(stderr, "    got %s: [", label);
@@ -149,120 +136,136 @@ static void print_list(const char *label, const char **v, size_t n)
 	fprintf(stderr, "]\n");
 }
 
-static cedar_value *uid_value(cedar_arena *a, json_t *j)
+static int jv_set_equal(const struct cedar_jv *expected, const char **got, size_t n)
 {
-	struct cedar_err err = {0};
-	if (!j)
-		return NULL;
-	if (json_is_object(j) && json_object_get(j, "__entity"))
-		return cedar_value_from_json(a, j, &err);
-	json_t *w = json_pack("{s:O}", "__entity", j);
-	cedar_value *v = cedar_value_from_json(a, w, &err);
-	json_decref(w);
-	return v;
+	if (!expected || expected->t != JV_ARR || expected->n != n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int found = 0;
+		for (uint32_t k = 0; k < expected->n; k++)
+			if (expected->items[k].t == JV_STR && expected->items[k].n == strlen(got[i]) &&
+			    !memcmp(expected->items[k].s, got[i], expected->items[k].n))
+				found = 1;
+		if (!found)
+			return 0;
+	}
+	return 1;
 }
 
+static const char *jv_cstr(cedar_arena *a, const struct cedar_jv *j)
+{
+	char *s = j && j->t == JV_STR ? cedar_alloc(a, j->n + 1) : NULL;
+	if (s)
+		memcpy(s, j->s, j->n);
+	return s ? s : "";
+}
+
+/* The test descriptor is read with the engine's own JSON reader: jansson
+ * refuses keys holding U+0000, which the generated corpus uses in contexts.
+ * The hand-written tests need the schema hints, applied on a jansson copy. */
 static void run_test(const char *root, const char *path, int handwritten, struct stats *st)
 {
-	json_error_t je;
 	char buf[4096];
-	json_t *t = json_load_file(path, JSON_ALLOW_NUL, &je);
 	cedar_policy_set *ps = NULL;
 	cedar_entities *es = NULL;
-	cedar_arena *a = cedar_arena_new(0);
-	json_t *ents = NULL;
-	char *schema = NULL;
+	cedar_arena *ta = cedar_arena_new(0), *a = cedar_arena_new(0);
+	json_t *ents = NULL, *jt = NULL;
+	char *schema = NULL, *text = NULL;
 	struct cedar_err err = {0};
+	struct cedar_jv t;
+	const struct cedar_jv *reqs;
 	st->tests++;
-	if (!t) {
-		fprintf(stderr, "%s: %s\n", path, je.text);
+	if (!(text = read_file(path)) || cedar_jv_parse(ta, text, strlen(text), &t, &err) ||
+	    !(reqs = cedar_jv_get(&t, "requests")) || reqs->t != JV_ARR) {
+		fprintf(stderr, "UNREADABLE %s: %s\n", path, err.msg);
 		st->test_errors++;
 		goto out;
 	}
-	json_t *reqs = json_object_get(t, "requests");
-	snprintf(buf, sizeof(buf), "%s/%s", root, json_string_value(json_object_get(t, "policies")));
+	st->requests += reqs->n;
+	snprintf(buf, sizeof(buf), "%s/%s", root, jv_cstr(ta, cedar_jv_get(&t, "policies")));
 	ps = cedar_policy_set_new();
 	if (cedar_policy_set_parse_file(ps, buf, "policy", &err)) {
-		fprintf(stderr, "SKIP %s: policies do not parse: %s (%zu requests)\n", path, err.msg,
-			json_array_size(reqs));
-		st->skipped += (long)json_array_size(reqs);
-		st->requests += (long)json_array_size(reqs);
+		fprintf(stderr, "SKIP %s: policies do not parse: %s (%u requests)\n", path, err.msg,
+			reqs->n);
+		st->skipped += reqs->n;
 		goto out;
 	}
-	snprintf(buf, sizeof(buf), "%s/%s", root, json_string_value(json_object_get(t, "entities")));
-	ents = json_load_file(buf, JSON_ALLOW_NUL, &je);
+	snprintf(buf, sizeof(buf), "%s/%s", root, jv_cstr(ta, cedar_jv_get(&t, "entities")));
+	es = cedar_entities_new();
 	struct hints h = {.n = 0};
 	if (handwritten) {
-		snprintf(buf, sizeof(buf), "%s/%s", root,
-			 json_string_value(json_object_get(t, "schema")));
+		json_error_t je;
+		jt = json_load_file(path, 0, &je);
+		ents = json_load_file(buf, 0, &je);
+		snprintf(buf, sizeof(buf), "%s/%s", root, jv_cstr(ta, cedar_jv_get(&t, "schema")));
 		schema = read_file(buf);
 		schema_hints(schema, &h);
-		if (ents)
-			hint_entities(ents, &h);
-	}
-	es = cedar_entities_new();
-	if (!ents || cedar_entities_load_json(es, ents, &err)) {
-		fprintf(stderr, "SKIP %s: entities do not load: %s (%zu requests)\n", path,
-			ents ? err.msg : je.text, json_array_size(reqs));
-		st->skipped += (long)json_array_size(reqs);
-		st->requests += (long)json_array_size(reqs);
+		if (!jt || !ents || cedar_entities_load_json(es, hint_entities(ents, &h), &err)) {
+			fprintf(stderr, "SKIP %s: entities do not load: %s (%u requests)\n", path,
+				err.msg, reqs->n);
+			st->skipped += reqs->n;
+			goto out;
+		}
+	} else if (cedar_entities_load_file(es, buf, &err)) {
+		fprintf(stderr, "SKIP %s: entities do not load: %s (%u requests)\n", path, err.msg,
+			reqs->n);
+		st->skipped += reqs->n;
 		goto out;
 	}
-	size_t i;
-	json_t *r;
-	json_array_foreach(reqs, i, r) {
+	for (uint32_t i = 0; i < reqs->n; i++) {
+		const struct cedar_jv *r = &reqs->items[i];
 		struct cedar_request rq = {0};
 		struct cedar_response resp;
-		st->requests++;
 		cedar_arena_reset(a);
 		memset(&err, 0, sizeof(err));
-		rq.principal = uid_value(a, json_object_get(r, "principal"));
-		rq.action = uid_value(a, json_object_get(r, "action"));
-		rq.resource = uid_value(a, json_object_get(r, "resource"));
-		json_t *ctx = json_object_get(r, "context");
-		json_t *hc = handwritten && ctx ? apply_hints(ctx, NULL, &h) : json_incref(ctx);
-		rq.context = hc ? cedar_value_from_json(a, hc, &err) : NULL;
-		json_decref(hc);
-		if (!rq.principal || !rq.action || !rq.resource || (ctx && !rq.context)) {
-			fprintf(stderr, "SKIP %s request %zu: %s\n", path, i,
-				!rq.principal || !rq.action || !rq.resource
-					? "principal, action or resource missing"
-					: err.msg);
+		int rc = cedar_jv_request(a, r, &rq, &err);
+		if (!rc && handwritten) {
+			json_t *ctx = json_object_get(json_array_get(json_object_get(jt, "requests"), i),
+						      "context");
+			json_t *hc = ctx ? apply_hints(ctx, NULL, &h) : NULL;
+			rq.context = hc ? cedar_value_from_json(a, hc, &err) : NULL;
+			rc = hc && !rq.context;
+			json_decref(hc);
+		}
+		if (rc) {
+			fprintf(stderr, "SKIP %s request %u: %s\n", path, i, err.msg);
 			st->skipped++;
 			continue;
 		}
 		if (cedar_authorize(ps, es, &rq, a, &resp, &err)) {
-			fprintf(stderr, "MISMATCH %s request %zu: authorize failed: %s\n", path, i, err.msg);
+			fprintf(stderr, "MISMATCH %s request %u: authorize failed: %s\n", path, i, err.msg);
 			st->mismatched++;
 			continue;
 		}
-		const char *dec = json_string_value(json_object_get(r, "decision"));
-		int dec_ok = dec && !strcasecmp(dec, resp.decision == CEDAR_ALLOW ? "allow" : "deny");
-		int rs_ok = set_equal(json_object_get(r, "reason"), resp.reasons, resp.n_reasons);
-		int er_ok = set_equal(json_object_get(r, "errors"), resp.errors, resp.n_errors);
+		const struct cedar_jv *dec = cedar_jv_get(r, "decision");
+		const char *want = resp.decision == CEDAR_ALLOW ? "allow" : "deny";
+		int dec_ok = dec && dec->t == JV_STR && dec->n == strlen(want) &&
+			     !strncasecmp(dec->s, want, dec->n);
+		int rs_ok = jv_set_equal(cedar_jv_get(r, "reason"), resp.reasons, resp.n_reasons);
+		int er_ok = jv_set_equal(cedar_jv_get(r, "errors"), resp.errors, resp.n_errors);
 		if (dec_ok && rs_ok && er_ok) {
 			st->matched++;
 			continue;
 		}
 		st->mismatched++;
 		if (st->mismatched <= 50) {
-			char *exp = json_dumps(r, JSON_COMPACT);
-			fprintf(stderr, "MISMATCH %s request %zu\n    expected %s\n    got decision %s\n",
-				path, i, exp, resp.decision == CEDAR_ALLOW ? "allow" : "deny");
+			fprintf(stderr, "MISMATCH %s request %u (%s)\n    got decision %s\n", path, i,
+				jv_cstr(a, cedar_jv_get(r, "description")), want);
 			print_list("reasons", resp.reasons, resp.n_reasons);
 			print_list("errors", resp.errors, resp.n_errors);
 			for (size_t k = 0; k < resp.n_errors; k++)
 				fprintf(stderr, "      %s: %s\n", resp.errors[k], resp.error_msgs[k]);
-			free(exp);
 		}
 	}
 out:
 	free(schema);
+	free(text);
 	json_decref(ents);
-	json_decref(t);
+	json_decref(jt);
 	cedar_entities_free(es);
 	cedar_policy_set_free(ps);
 	cedar_arena_free(a);
+	cedar_arena_free(ta);
 }
 
 static int is_test_json(const char *name)
@@ -329,5 +332,5 @@ int main(int argc, char **argv)
 	       "%ld skipped, %ld unreadable tests\n",
 	       argv[2], st.tests, st.requests, st.matched, st.mismatched, st.skipped,
 	       st.test_errors);
-	return st.mismatched || st.test_errors || st.tests == 0 ? 1 : 0;
+	return st.mismatched || st.skipped || st.test_errors || st.tests == 0 ? 1 : 0;
 }
