@@ -132,9 +132,15 @@ int cedar_eval_expr(const char *expr_text, cedar_entities *es,
 		    const cedar_value **out, struct cedar_err *err);
 
 /* ---- command line -------------------------------------------------- */
-/* argv[0] == "cedar"; subcommands "check FILE" and
- * "authorize --policies F --entities F --request F".
- * Returns the process exit code: 0 ok/allowed, 1 error, 2 usage. */
+/* argv[0] == "cedar"; subcommands:
+ *   check FILE              parses FILE; errors as FILE:line:col: message
+ *   authorize --policies F --entities F --request F
+ *                           prints {"decision","reasons","errors":[{policy,message}]}
+ *   authorize --batch F     F (or - for stdin) holds one JSON case per line,
+ *                           {"policies": TEXT, "entities": [...], "request": {...}};
+ *                           prints one response per line, or {"error","stage"}.
+ * Returns the process exit code: 0 when a decision (allow or deny) was
+ * printed or the file checks, 1 on an error, 2 on a usage error. */
 int cedar_cli_main(int argc, char **argv);
 
 #endif

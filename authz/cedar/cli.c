@@ -8,7 +8,8 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: gatehouse cedar check FILE\n"
-		"       gatehouse cedar authorize --policies FILE --entities FILE --request FILE\n");
+		"       gatehouse cedar authorize --policies FILE --entities FILE --request FILE\n"
+		"       gatehouse cedar authorize --batch FILE   (JSON lines; - for stdin)\n");
 	return 2;
 }
 
@@ -48,18 +49,111 @@ out:
 	return rc;
 }
 
+static json_t *response_json(const struct cedar_response *resp)
+{
+	json_t *out = json_object(), *reasons = json_array(), *errors = json_array();
+	json_object_set_new(out, "decision",
+			    json_string(resp->decision == CEDAR_ALLOW ? "allow" : "deny"));
+	for (size_t i = 0; i < resp->n_reasons; i++)
+		json_array_append_new(reasons, json_string(resp->reasons[i]));
+	for (size_t i = 0; i < resp->n_errors; i++)
+		json_array_append_new(errors, json_pack("{s:s,s:s}", "policy", resp->errors[i],
+							"message", resp->error_msgs[i]));
+	json_object_set_new(out, "reasons", reasons);
+	json_object_set_new(out, "errors", errors);
+	return out;
+}
+
+/* One case: {"policies": TEXT, "entities": [...], "request": {...}}. */
+static json_t *batch_case(const char *line, size_t len, cedar_arena *a)
+{
+	struct cedar_err err = {0};
+	struct cedar_jv j;
+	struct cedar_request req = {0};
+	struct cedar_response resp;
+	json_t *out = NULL;
+	const char *stage = "case";
+	cedar_policy_set *ps = cedar_policy_set_new();
+	cedar_entities *es = cedar_entities_new();
+	if (!ps || !es) {
+		cedar_set_err(&err, CEDAR_E_NOMEM, 0, 0, "out of memory");
+		goto out;
+	}
+	if (cedar_jv_parse(a, line, len, &j, &err))
+		goto out;
+	const struct cedar_jv *pt = cedar_jv_get(&j, "policies");
+	const struct cedar_jv *et = cedar_jv_get(&j, "entities");
+	const struct cedar_jv *rq = cedar_jv_get(&j, "request");
+	if (!pt || pt->t != JV_STR || !rq) {
+		cedar_set_err(&err, CEDAR_E_INPUT, 0, 0, "a case needs \"policies\" and \"request\"");
+		goto out;
+	}
+	stage = "policies";
+	if (cedar_policy_set_parse(ps, pt->s, pt->n, NULL, &err))
+		goto out;
+	stage = "entities";
+	if (et && cedar_entities_load_jv(es, et, &err))
+		goto out;
+	stage = "request";
+	if (cedar_jv_request(a, rq, &req, &err))
+		goto out;
+	stage = "authorize";
+	if (cedar_authorize(ps, es, &req, a, &resp, &err))
+		goto out;
+	out = response_json(&resp);
+out:
+	if (!out)
+		out = json_pack("{s:s,s:s}", "error", err.msg, "stage", stage);
+	cedar_entities_free(es);
+	cedar_policy_set_free(ps);
+	return out;
+}
+
+static int cmd_batch(const char *path)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	cedar_arena *a = cedar_arena_new(0);
+	if (!f || !a) {
+		fprintf(stderr, "cannot open %s\n", path);
+		cedar_arena_free(a);
+		return 1;
+	}
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (n == 1 && line[0] == '\n')
+			continue;
+		json_t *out = batch_case(line, (size_t)n, a);
+		char *s = json_dumps(out, JSON_COMPACT | JSON_ENSURE_ASCII);
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		json_decref(out);
+		cedar_arena_reset(a);
+	}
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	cedar_arena_free(a);
+	return 0;
+}
+
 static int cmd_authorize(int argc, char **argv)
 {
-	const char *pf = NULL, *ef = NULL, *rf = NULL;
+	const char *pf = NULL, *ef = NULL, *rf = NULL, *bf = NULL;
 	for (int i = 2; i < argc; i++) {
 		const char **dst = !strcmp(argv[i], "--policies") ? &pf
 				 : !strcmp(argv[i], "--entities") ? &ef
-				 : !strcmp(argv[i], "--request") ? &rf : NULL;
+				 : !strcmp(argv[i], "--request") ? &rf
+				 : !strcmp(argv[i], "--batch") ? &bf : NULL;
 		if (!dst || i + 1 >= argc)
 			return usage();
 		*dst = argv[++i];
 	}
-	if (!pf || !ef || !rf)
+	if (bf && !pf && !ef && !rf)
+		return cmd_batch(bf);
+	if (bf || !pf || !ef || !rf)
 		return usage();
 	struct cedar_err err = {0};
 	struct cedar_request req = {0};
@@ -82,17 +176,7 @@ static int cmd_authorize(int argc, char **argv)
 		fprintf(stderr, "error: %s\n", err.msg);
 		goto out;
 	}
-	out = json_object();
-	json_t *reasons = json_array(), *errors = json_array();
-	json_object_set_new(out, "decision",
-			    json_string(resp.decision == CEDAR_ALLOW ? "allow" : "deny"));
-	for (size_t i = 0; i < resp.n_reasons; i++)
-		json_array_append_new(reasons, json_string(resp.reasons[i]));
-	for (size_t i = 0; i < resp.n_errors; i++)
-		json_array_append_new(errors, json_pack("{s:s,s:s}", "policy", resp.errors[i],
-							"message", resp.error_msgs[i]));
-	json_object_set_new(out, "reasons", reasons);
-	json_object_set_new(out, "errors", errors);
+	out = response_json(&resp);
 	char *s = json_dumps(out, JSON_INDENT(2));
 	if (s) {
 		printf("%s\n", s);
