@@ -66,6 +66,12 @@ static int rehash(cedar_entities *es)
 	return 0;
 }
 
+static bool is_action_type(const struct cedar_uid *u)
+{
+	return (u->tlen == 6 || (u->tlen > 6 && u->type[u->tlen - 7] == ':')) &&
+	       memcmp(u->type + u->tlen - 6, "Action", 6) == 0;
+}
+
 int cedar_entities_add_uid(cedar_entities *es, const struct cedar_uid *uid,
 			   const struct cedar_value *attrs, const struct cedar_uid *const *parents,
 			   size_t np, const struct cedar_value *tags, struct cedar_err *err)
@@ -74,6 +80,17 @@ int cedar_entities_add_uid(cedar_entities *es, const struct cedar_uid *uid,
 	if ((attrs && attrs->kind != CV_RECORD) || (tags && tags->kind != CV_RECORD)) {
 		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "entity attrs and tags must be records");
 		return CEDAR_E_INPUT;
+	}
+	/* Cedar's rule: an action entity (type Action or NS::Action) may only
+	 * have action parents. */
+	if (is_action_type(uid)) {
+		for (size_t i = 0; i < np; i++)
+			if (!is_action_type(parents[i])) {
+				cedar_set_err(err, CEDAR_E_INPUT, 0, 0,
+					      "action %.*s::\"%.*s\" has a non-action parent",
+					      (int)uid->tlen, uid->type, (int)uid->idlen, uid->id);
+				return CEDAR_E_INPUT;
+			}
 	}
 	if (cedar_entities_find(es, uid)) {
 		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "duplicate entity %s::\"%s\"", uid->type,
