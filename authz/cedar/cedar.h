@@ -90,6 +90,10 @@ void cedar_policy_set_free(cedar_policy_set *ps);
  * nothing is added and err has line:col and what was expected. */
 int cedar_policy_set_parse(cedar_policy_set *ps, const char *text, size_t len,
 			   const char *id_prefix, struct cedar_err *err);
+/* Parses text holding exactly one policy or template and adds it under id
+ * (which must be new in the set). */
+int cedar_policy_set_add(cedar_policy_set *ps, const char *id, const char *text, size_t len,
+			 struct cedar_err *err);
 int cedar_policy_set_parse_file(cedar_policy_set *ps, const char *path,
 				const char *id_prefix, struct cedar_err *err);
 /* Links a template: slot values are entity values (NULL if the template has
@@ -98,6 +102,7 @@ int cedar_policy_set_link(cedar_policy_set *ps, const char *template_id, const c
 			  const cedar_value *principal, const cedar_value *resource,
 			  struct cedar_err *err);
 size_t cedar_policy_set_count(const cedar_policy_set *ps);   /* policies incl. templates */
+size_t cedar_policy_set_template_count(const cedar_policy_set *ps);
 /* Annotation value of a policy (e.g. "message"), NULL if absent. */
 const char *cedar_policy_annotation(const cedar_policy_set *ps, const char *policy_id,
 				    const char *key);

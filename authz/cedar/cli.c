@@ -91,6 +91,49 @@ static json_t *batch_case(const char *line, size_t len, cedar_arena *a)
 	stage = "policies";
 	if (cedar_policy_set_parse(ps, pt->s, pt->n, NULL, &err))
 		goto out;
+	/* As cedar-wasm: templates go in "templates", not among the policies. */
+	if (cedar_policy_set_template_count(ps)) {
+		cedar_set_err(&err, CEDAR_E_INPUT, 0, 0, "static policy set includes a template");
+		goto out;
+	}
+	/* Optional templates {"id": TEXT} and links [{templateId, newId,
+	 * values: {"?principal": uid, "?resource": uid}}], as cedar-wasm takes. */
+	const struct cedar_jv *tp = cedar_jv_get(&j, "templates");
+	const struct cedar_jv *lk = cedar_jv_get(&j, "links");
+	stage = "templates";
+	for (uint32_t i = 0; tp && tp->t == JV_OBJ && i < tp->n; i++) {
+		const struct cedar_jv *tt = &tp->items[i];
+		if (tt->t != JV_STR || memchr(tp->keys[i], 0, tp->klens[i])) {
+			cedar_set_err(&err, CEDAR_E_INPUT, 0, 0, "a template must be a string");
+			goto out;
+		}
+		if (cedar_policy_set_add(ps, tp->keys[i], tt->s, tt->n, &err))
+			goto out;
+	}
+	stage = "links";
+	for (uint32_t i = 0; lk && lk->t == JV_ARR && i < lk->n; i++) {
+		const struct cedar_jv *l = &lk->items[i];
+		const struct cedar_jv *tid = cedar_jv_get(l, "templateId");
+		const struct cedar_jv *nid = cedar_jv_get(l, "newId");
+		const struct cedar_jv *vals = cedar_jv_get(l, "values");
+		cedar_value *slot[2] = {NULL, NULL};
+		static const char *const sn[2] = {"?principal", "?resource"};
+		if (!tid || tid->t != JV_STR || !nid || nid->t != JV_STR) {
+			cedar_set_err(&err, CEDAR_E_INPUT, 0, 0, "a link needs templateId and newId");
+			goto out;
+		}
+		for (int k = 0; k < 2; k++) {
+			const struct cedar_jv *u = cedar_jv_get(vals, sn[k]);
+			if (!u)
+				continue;
+			slot[k] = cedar_alloc(a, sizeof(*slot[k]));
+			if (!slot[k] || cedar_jv_uid(a, u, &slot[k]->u.uid, &err))
+				goto out;
+			slot[k]->kind = CV_ENTITY;
+		}
+		if (cedar_policy_set_link(ps, tid->s, nid->s, slot[0], slot[1], &err))
+			goto out;
+	}
 	stage = "entities";
 	if (et && cedar_entities_load_jv(es, et, &err))
 		goto out;

@@ -325,19 +325,15 @@ static long unescape(struct parser *p, const struct tok *t, char **out, int16_t 
 			i = j;
 			break;
 		}
-		case '\n': case '\r':
-			/* Line continuation: skip the newline and following blanks. */
-			while (i + 1 < t->n && (t->s[i + 1] == ' ' || t->s[i + 1] == '\t' ||
-						t->s[i + 1] == '\n' || t->s[i + 1] == '\r'))
-				i++;
-			bl = 0;
-			break;
 		default:
 			goto bad;
 		}
 		for (int k = 0; k < bl; k++) {
+			/* Only `\*` is a literal star: a star written as \x2a or
+			 * \u{2a} is still a wildcard, as in Cedar. */
 			if (po)
-				po[w] = (int16_t)(unsigned char)buf[k];
+				po[w] = buf[0] == '*' && bl == 1 && e != '*' ? -1
+					: (int16_t)(unsigned char)buf[k];
 			o[w++] = buf[k];
 		}
 	}
@@ -751,7 +747,7 @@ static struct cedar_expr *parse_member(struct parser *p)
 			break;
 		next(p);
 		struct tok id = p->cur;
-		if (id.t != T_IDENT) {
+		if (id.t != T_IDENT || reserved(&id)) {
 			expected(p, "attribute or method name");
 			return NULL;
 		}

@@ -56,6 +56,14 @@ size_t cedar_policy_set_count(const cedar_policy_set *ps)
 	return ps ? ps->n : 0;
 }
 
+size_t cedar_policy_set_template_count(const cedar_policy_set *ps)
+{
+	size_t n = 0;
+	for (size_t i = 0; ps && i < ps->n; i++)
+		n += ps->pol[i]->is_template != 0;
+	return n;
+}
+
 static uint64_t khash(int tag, const struct cedar_uid *u)
 {
 	return u->hash ^ ((uint64_t)tag * 0x9E3779B97F4A7C15ull);
@@ -196,6 +204,34 @@ int cedar_policy_set_parse(cedar_policy_set *ps, const char *text, size_t len,
 nomem:
 	cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
 	return CEDAR_E_NOMEM;
+}
+
+int cedar_policy_set_add(cedar_policy_set *ps, const char *id, const char *text, size_t len,
+			 struct cedar_err *err)
+{
+	struct cedar_policy **v;
+	size_t n;
+	if (!ps || !id || !text) {
+		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "no policy set, id or text");
+		return CEDAR_E_INPUT;
+	}
+	if (find_policy(ps, id)) {
+		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "policy id `%s` is already in the set", id);
+		return CEDAR_E_INPUT;
+	}
+	int rc = cedar_parse_policies(ps->a, text, len, &v, &n, err);
+	if (rc)
+		return rc;
+	if (n != 1) {
+		cedar_set_err(err, CEDAR_E_PARSE, 1, 1, "1:1: expected exactly one policy, found %zu", n);
+		return CEDAR_E_PARSE;
+	}
+	v[0]->id = cedar_strndup(ps->a, id, strlen(id));
+	if (!v[0]->id || add_policy(ps, v[0]) || build_index(ps)) {
+		cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
+		return CEDAR_E_NOMEM;
+	}
+	return 0;
 }
 
 int cedar_policy_set_parse_file(cedar_policy_set *ps, const char *path,

@@ -34,7 +34,8 @@ function ours(cases) {
 function reference(c) {
   const a = cedar.isAuthorized({
     principal: c.request.principal, action: c.request.action, resource: c.request.resource,
-    context: c.request.context, policies: { staticPolicies: c.policies }, entities: c.entities,
+    context: c.request.context, entities: c.entities,
+    policies: { staticPolicies: c.policies, templates: c.templates, templateLinks: c.links },
   });
   if (a.type !== 'success') return { error: true, detail: a.errors.map((e) => e.message).join('; ') };
   const d = a.response.diagnostics;

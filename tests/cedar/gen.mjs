@@ -273,9 +273,34 @@ export function genPolicy(r, depth = 3) {
   return s + ';';
 }
 
+function genTemplate(r) {
+  const p = r.pick(['principal == ?principal', 'principal in ?principal', 'principal is User in ?principal', 'principal']);
+  const res = r.pick(['resource == ?resource', 'resource in ?resource', 'resource is Doc in ?resource',
+    p === 'principal' ? 'resource in ?resource' : 'resource']);
+  let s = `${r.chance(0.7) ? 'permit' : 'forbid'}(${p}, ${actionScope(r)}, ${res})`;
+  if (r.chance(0.6)) s += ` when { ${gen(r, 'bool', 2)} }`;
+  return s + ';';
+}
+
 export function genCase(seed) {
   const r = rng(seed);
   const np = 1 + r.int(4);
   const policies = Array.from({ length: np }, () => genPolicy(r)).join('\n');
-  return { policies, entities: genEntities(r), request: genRequest(r) };
+  const c = { policies, entities: genEntities(r), request: genRequest(r) };
+  if (r.chance(0.2)) {
+    c.templates = {};
+    c.links = [];
+    const nt = 1 + r.int(2);
+    for (let t = 0; t < nt; t++) {
+      const text = genTemplate(r);
+      c.templates[`t${t}`] = text;
+      for (let l = r.int(3); l > 0; l--) {
+        const values = {};
+        if (text.includes('?principal')) values['?principal'] = randUid(r, [...PRINCIPAL_TYPES, 'Group']);
+        if (text.includes('?resource')) values['?resource'] = randUid(r, [...RESOURCE_TYPES, 'Group']);
+        c.links.push({ templateId: `t${t}`, newId: `link${c.links.length}`, values });
+      }
+    }
+  }
+  return c;
 }
