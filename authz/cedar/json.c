@@ -386,7 +386,8 @@ int cedar_jv_request(cedar_arena *a, const struct cedar_jv *j, struct cedar_requ
 			return CEDAR_E_NOMEM;
 		}
 		v->kind = CV_ENTITY;
-		if (cedar_jv_uid(a, cedar_jv_get(j, names[i]), &v->u.uid, err)) {
+		struct cedar_err inner = {0};
+		if (cedar_jv_uid(a, cedar_jv_get(j, names[i]), &v->u.uid, &inner)) {
 			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "request %s must be an entity reference",
 				      names[i]);
 			return CEDAR_E_INPUT;
@@ -401,8 +402,10 @@ int cedar_jv_request(cedar_arena *a, const struct cedar_jv *j, struct cedar_requ
 			cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
 			return CEDAR_E_NOMEM;
 		}
-		if (c->t != JV_OBJ || cedar_jv_value(a, c, v, err) || v->kind != CV_RECORD) {
-			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "request context must be a record");
+		struct cedar_err inner = {0};
+		if (c->t != JV_OBJ || cedar_jv_value(a, c, v, &inner) || v->kind != CV_RECORD) {
+			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "request context must be a record%s%s",
+				      inner.msg[0] ? ": " : "", inner.msg);
 			return CEDAR_E_INPUT;
 		}
 		req->context = v;
