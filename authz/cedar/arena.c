@@ -82,9 +82,9 @@ void *cedar_alloc(cedar_arena *a, size_t n)
 	n = (n + 15) & ~(size_t)15;
 	if (n == 0)
 		n = 16;
+#ifdef GH_ARENA_MALLOC_EACH
 	if (a->cap && a->total + n > a->cap)
 		return NULL;
-#ifdef GH_ARENA_MALLOC_EACH
 	if (a->nblocks == a->capblocks) {
 		size_t nc = a->capblocks ? a->capblocks * 2 : 64;
 		void **nb = realloc(a->blocks, nc * sizeof(*nb));
@@ -105,6 +105,14 @@ void *cedar_alloc(cedar_arena *a, size_t n)
 		size_t sz = n > CHUNK_MIN ? n : CHUNK_MIN;
 		if (c && c->size * 2 > sz && n <= CHUNK_MIN)
 			sz = c->size * 2 > (1u << 20) ? (1u << 20) : c->size * 2;
+		/* The cap bounds the memory held, so a chunk is trimmed to
+		 * what is left of it. */
+		if (a->cap) {
+			if (a->total + n > a->cap)
+				return NULL;
+			if (a->total + sz > a->cap)
+				sz = a->cap - a->total;
+		}
 		struct chunk *nc = malloc(sizeof(*nc) + sz);
 		if (!nc)
 			return NULL;
