@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define CHUNK_MIN 16384
+#define CHUNK_MIN 4096
 
 struct chunk {
 	struct chunk *next;

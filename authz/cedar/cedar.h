@@ -70,6 +70,8 @@ int cedar_value_equal(const cedar_value *x, const cedar_value *y);
 /* ---- entity store -------------------------------------------------- */
 cedar_entities *cedar_entities_new(void);
 void cedar_entities_free(cedar_entities *es);
+/* Empties the store but keeps its memory, for a store rebuilt per request. */
+void cedar_entities_reset(cedar_entities *es);
 /* attrs and tags are records or NULL; parents are entity values. */
 int cedar_entities_add(cedar_entities *es, const char *type, const char *id,
 		       const cedar_value *attrs, const cedar_value *const *parents,

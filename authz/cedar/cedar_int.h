@@ -46,14 +46,25 @@ struct cedar_field {
 	struct cedar_value v;
 };
 
+/* Names and ids are short: an inline loop beats a call to memcmp. */
+static inline int cedar_bytes_cmp(const char *a, const char *b, size_t n)
+{
+	if (n > 24)
+		return memcmp(a, b, n);
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
+	return 0;
+}
+
 uint64_t cedar_hash(const void *p, size_t n, uint64_t seed);
 struct cedar_uid *cedar_uid_make(cedar_arena *a, const char *type, size_t tlen,
 				 const char *id, size_t idlen);
 static inline bool cedar_uid_eq(const struct cedar_uid *x, const struct cedar_uid *y)
 {
 	return x == y || (x->hash == y->hash && x->tlen == y->tlen && x->idlen == y->idlen &&
-			  memcmp(x->type, y->type, x->tlen) == 0 &&
-			  memcmp(x->id, y->id, x->idlen) == 0);
+			  cedar_bytes_cmp(x->type, y->type, x->tlen) == 0 &&
+			  cedar_bytes_cmp(x->id, y->id, x->idlen) == 0);
 }
 int cedar_vcmp(const struct cedar_value *x, const struct cedar_value *y);
 int cedar_keycmp(const char *a, uint32_t alen, const char *b, uint32_t blen);
@@ -171,14 +182,17 @@ struct cedar_entities {
 	struct cedar_entity **buckets;
 	size_t nbuckets, count;
 	int dirty;                          /* ancestors need recomputing */
+	cedar_arena *scratch;               /* JSON DOMs while loading */
 };
 
 const struct cedar_entity *cedar_entities_find(const cedar_entities *es,
 					       const struct cedar_uid *uid);
 int cedar_entities_prepare(cedar_entities *es);
+/* adopt: uid, attrs, parents and tags were built in es->arena and are
+ * kept as they are instead of being copied. */
 int cedar_entities_add_uid(cedar_entities *es, const struct cedar_uid *uid,
 			   const struct cedar_value *attrs, const struct cedar_uid *const *parents,
-			   size_t np, const struct cedar_value *tags, struct cedar_err *err);
+			   size_t np, const struct cedar_value *tags, int adopt, struct cedar_err *err);
 
 /* ---- evaluation ------------------------------------------------------ */
 struct cedar_evalctx {
@@ -186,6 +200,9 @@ struct cedar_evalctx {
 	cedar_entities *es;
 	struct cedar_value vars[4];
 	int depth;
+	/* principal, action, resource looked up once per request */
+	const struct cedar_entity *vent[3];
+	uint8_t vent_done[3];
 };
 int cedar_eval(struct cedar_evalctx *cx, const struct cedar_expr *x, struct cedar_value *out);
 /* 1 satisfied, 0 not, negative error */

@@ -19,11 +19,22 @@ cedar_entities *cedar_entities_new(void)
 	return es;
 }
 
+void cedar_entities_reset(cedar_entities *es)
+{
+	if (!es)
+		return;
+	cedar_arena_reset(es->arena);
+	memset(es->buckets, 0, es->nbuckets * sizeof(*es->buckets));
+	es->count = 0;
+	es->dirty = 0;
+}
+
 void cedar_entities_free(cedar_entities *es)
 {
 	if (!es)
 		return;
 	cedar_arena_free(es->arena);
+	cedar_arena_free(es->scratch);
 	free(es->buckets);
 	free(es);
 }
@@ -74,7 +85,7 @@ static bool is_action_type(const struct cedar_uid *u)
 
 int cedar_entities_add_uid(cedar_entities *es, const struct cedar_uid *uid,
 			   const struct cedar_value *attrs, const struct cedar_uid *const *parents,
-			   size_t np, const struct cedar_value *tags, struct cedar_err *err)
+			   size_t np, const struct cedar_value *tags, int adopt, struct cedar_err *err)
 {
 	cedar_arena *a = es->arena;
 	if ((attrs && attrs->kind != CV_RECORD) || (tags && tags->kind != CV_RECORD)) {
@@ -102,12 +113,20 @@ int cedar_entities_add_uid(cedar_entities *es, const struct cedar_uid *uid,
 	struct cedar_entity *e = cedar_alloc(a, sizeof(*e));
 	if (!e)
 		goto nomem;
-	e->uid = cedar_uid_make(a, uid->type, uid->tlen, uid->id, uid->idlen);
 	e->attrs.kind = CV_RECORD;
 	e->tags.kind = CV_RECORD;
-	if (!e->uid || (attrs && cedar_value_clone(a, &e->attrs, attrs)) ||
-	    (tags && cedar_value_clone(a, &e->tags, tags)))
-		goto nomem;
+	if (adopt) {
+		e->uid = uid;
+		if (attrs)
+			e->attrs = *attrs;
+		if (tags)
+			e->tags = *tags;
+	} else {
+		e->uid = cedar_uid_make(a, uid->type, uid->tlen, uid->id, uid->idlen);
+		if (!e->uid || (attrs && cedar_value_clone(a, &e->attrs, attrs)) ||
+		    (tags && cedar_value_clone(a, &e->tags, tags)))
+			goto nomem;
+	}
 	e->parents = cedar_alloc(a, sizeof(*e->parents) * (np + 1));
 	if (!e->parents)
 		goto nomem;
@@ -118,7 +137,7 @@ int cedar_entities_add_uid(cedar_entities *es, const struct cedar_uid *uid,
 			dup |= cedar_uid_eq(e->parents[k], p);
 		if (dup)
 			continue;
-		e->parents[e->nparents] = cedar_uid_make(a, p->type, p->tlen, p->id, p->idlen);
+		e->parents[e->nparents] = adopt ? p : cedar_uid_make(a, p->type, p->tlen, p->id, p->idlen);
 		if (!e->parents[e->nparents++])
 			goto nomem;
 	}
@@ -141,101 +160,112 @@ int cedar_entities_add(cedar_entities *es, const char *type, const char *id,
 		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "entity needs a type and an id");
 		return CEDAR_E_INPUT;
 	}
-	cedar_arena *tmp = cedar_arena_new(0);
-	int rc = CEDAR_E_NOMEM;
-	const struct cedar_uid **pu = tmp ? cedar_alloc(tmp, sizeof(*pu) * (n_parents + 1)) : NULL;
-	struct cedar_uid *u = tmp ? cedar_uid_make(tmp, type, strlen(type), id, strlen(id)) : NULL;
-	if (!pu || !u) {
-		cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
-		goto out;
+	if ((attrs && attrs->kind != CV_RECORD) || (tags && tags->kind != CV_RECORD)) {
+		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "entity attrs and tags must be records");
+		return CEDAR_E_INPUT;
 	}
+	/* Everything is copied into the store's arena once, then adopted. */
+	cedar_arena *a = es->arena;
+	const struct cedar_uid **pu = cedar_alloc(a, sizeof(*pu) * (n_parents + 1));
+	struct cedar_uid *u = cedar_uid_make(a, type, strlen(type), id, strlen(id));
+	struct cedar_value av = {.kind = CV_RECORD}, tv = {.kind = CV_RECORD};
+	if (!pu || !u || (attrs && cedar_value_clone(a, &av, attrs)) ||
+	    (tags && cedar_value_clone(a, &tv, tags)))
+		goto nomem;
 	for (size_t i = 0; i < n_parents; i++) {
 		if (!parents[i] || parents[i]->kind != CV_ENTITY) {
 			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "entity parents must be entity values");
-			rc = CEDAR_E_INPUT;
-			goto out;
+			return CEDAR_E_INPUT;
 		}
-		pu[i] = parents[i]->u.uid;
+		const struct cedar_uid *p = parents[i]->u.uid;
+		if (!(pu[i] = cedar_uid_make(a, p->type, p->tlen, p->id, p->idlen)))
+			goto nomem;
 	}
-	rc = cedar_entities_add_uid(es, u, attrs, pu, n_parents, tags, err);
-out:
-	cedar_arena_free(tmp);
-	return rc;
+	return cedar_entities_add_uid(es, u, &av, pu, n_parents, &tv, 1, err);
+nomem:
+	cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
+	return CEDAR_E_NOMEM;
 }
 
 /* Transitive closure by depth-first search from each entity; parents that
- * are not in the store are ancestors but lead nowhere further. */
+ * are not in the store are ancestors but lead nowhere further. The work
+ * lists start on the stack: request-sized stores never call malloc here. */
+struct uidvec {
+	const struct cedar_uid **v;
+	size_t n, cap;
+	const struct cedar_uid *local[32];
+};
+
+static int uv_push(struct uidvec *u, const struct cedar_uid *x)
+{
+	if (u->n == u->cap) {
+		size_t nc = u->cap * 2;
+		const struct cedar_uid **nv = u->v == u->local ? malloc(nc * sizeof(*nv))
+				: realloc(u->v, nc * sizeof(*nv));
+		if (!nv)
+			return -1;
+		if (u->v == u->local)
+			memcpy(nv, u->local, u->n * sizeof(*nv));
+		u->v = nv;
+		u->cap = nc;
+	}
+	u->v[u->n++] = x;
+	return 0;
+}
+
+static void uv_init(struct uidvec *u)
+{
+	u->v = u->local;
+	u->n = 0;
+	u->cap = sizeof(u->local) / sizeof(u->local[0]);
+}
+
+static void uv_free(struct uidvec *u)
+{
+	if (u->v != u->local)
+		free(u->v);
+}
+
 int cedar_entities_prepare(cedar_entities *es)
 {
 	if (!es || !es->dirty)
 		return 0;
-	size_t cap = 16;
-	const struct cedar_uid **stack = malloc(cap * sizeof(*stack));
-	if (!stack)
-		return CEDAR_E_NOMEM;
-	for (size_t bi = 0; bi < es->nbuckets; bi++)
-		for (struct cedar_entity *e = es->buckets[bi]; e; e = e->next) {
-			uint32_t acap = e->nparents + 4, nanc = 0;
-			const struct cedar_uid **anc = malloc(acap * sizeof(*anc));
-			size_t sp = 0;
-			if (!anc)
-				goto nomem;
-			for (uint32_t i = 0; i < e->nparents; i++) {
-				if (sp == cap) {
-					const struct cedar_uid **ns = realloc(stack, cap * 2 * sizeof(*ns));
-					if (!ns) {
-						free(anc);
-						goto nomem;
-					}
-					stack = ns;
-					cap *= 2;
-				}
-				stack[sp++] = e->parents[i];
-			}
-			while (sp) {
-				const struct cedar_uid *u = stack[--sp];
+	struct uidvec stack, anc;
+	int rc = 0;
+	uv_init(&stack);
+	uv_init(&anc);
+	for (size_t bi = 0; bi < es->nbuckets && !rc; bi++)
+		for (struct cedar_entity *e = es->buckets[bi]; e && !rc; e = e->next) {
+			stack.n = anc.n = 0;
+			for (uint32_t i = 0; i < e->nparents && !rc; i++)
+				rc = uv_push(&stack, e->parents[i]);
+			while (stack.n && !rc) {
+				const struct cedar_uid *u = stack.v[--stack.n];
 				int seen = 0;
-				for (uint32_t k = 0; k < nanc && !seen; k++)
-					seen = cedar_uid_eq(anc[k], u);
+				for (size_t k = 0; k < anc.n && !seen; k++)
+					seen = cedar_uid_eq(anc.v[k], u);
 				if (seen)
 					continue;
-				if (nanc == acap) {
-					const struct cedar_uid **na = realloc(anc, acap * 2 * sizeof(*na));
-					if (!na) {
-						free(anc);
-						goto nomem;
-					}
-					anc = na;
-					acap *= 2;
-				}
-				anc[nanc++] = u;
+				if ((rc = uv_push(&anc, u)))
+					break;
 				const struct cedar_entity *pe = cedar_entities_find(es, u);
-				for (uint32_t i = 0; pe && i < pe->nparents; i++) {
-					if (sp == cap) {
-						const struct cedar_uid **ns = realloc(stack, cap * 2 * sizeof(*ns));
-						if (!ns) {
-							free(anc);
-							goto nomem;
-						}
-						stack = ns;
-						cap *= 2;
-					}
-					stack[sp++] = pe->parents[i];
-				}
+				for (uint32_t i = 0; pe && i < pe->nparents && !rc; i++)
+					rc = uv_push(&stack, pe->parents[i]);
 			}
-			e->anc = cedar_alloc(es->arena, (nanc + 1) * sizeof(*e->anc));
+			if (rc)
+				break;
+			e->anc = cedar_alloc(es->arena, (anc.n + 1) * sizeof(*e->anc));
 			if (!e->anc) {
-				free(anc);
-				goto nomem;
+				rc = -1;
+				break;
 			}
-			memcpy(e->anc, anc, nanc * sizeof(*anc));
-			e->nanc = nanc;
-			free(anc);
+			memcpy(e->anc, anc.v, anc.n * sizeof(*anc.v));
+			e->nanc = (uint32_t)anc.n;
 		}
-	free(stack);
+	uv_free(&stack);
+	uv_free(&anc);
+	if (rc)
+		return CEDAR_E_NOMEM;
 	es->dirty = 0;
 	return 0;
-nomem:
-	free(stack);
-	return CEDAR_E_NOMEM;
 }

@@ -27,12 +27,26 @@ static void set_long(struct cedar_value *out, int64_t i)
 	out->u.i = i;
 }
 
-static bool is_ancestor(const cedar_entities *es, const struct cedar_uid *u,
+/* The request's own entities are read by most policies: look each up once. */
+static const struct cedar_entity *find_entity(struct cedar_evalctx *cx, const struct cedar_uid *u)
+{
+	for (int i = 0; i < 3; i++)
+		if (u == cx->vars[i].u.uid) {
+			if (!cx->vent_done[i]) {
+				cx->vent[i] = cedar_entities_find(cx->es, u);
+				cx->vent_done[i] = 1;
+			}
+			return cx->vent[i];
+		}
+	return cedar_entities_find(cx->es, u);
+}
+
+static bool is_ancestor(struct cedar_evalctx *cx, const struct cedar_uid *u,
 			const struct cedar_uid *anc)
 {
 	if (cedar_uid_eq(u, anc))
 		return true;
-	const struct cedar_entity *e = cedar_entities_find(es, u);
+	const struct cedar_entity *e = find_entity(cx, u);
 	if (!e)
 		return false;
 	for (uint32_t i = 0; i < e->nanc; i++)
@@ -74,7 +88,7 @@ static int attrs_of(struct cedar_evalctx *cx, const struct cedar_value *v,
 	}
 	if (v->kind != CV_ENTITY)
 		return EE_TYPE;
-	const struct cedar_entity *e = cedar_entities_find(cx->es, v->u.uid);
+	const struct cedar_entity *e = find_entity(cx, v->u.uid);
 	if (!e) {
 		if (!missing_ok)
 			return EE_NO_ENTITY;
@@ -129,7 +143,7 @@ static int eval_binary(struct cedar_evalctx *cx, const struct cedar_expr *x,
 		if (l.kind != CV_ENTITY)
 			return EE_TYPE;
 		if (r.kind == CV_ENTITY) {
-			set_bool(out, is_ancestor(cx->es, l.u.uid, r.u.uid));
+			set_bool(out, is_ancestor(cx, l.u.uid, r.u.uid));
 			return 0;
 		}
 		if (r.kind != CV_SET)
@@ -138,7 +152,7 @@ static int eval_binary(struct cedar_evalctx *cx, const struct cedar_expr *x,
 			if (r.u.items[i].kind != CV_ENTITY)
 				return EE_TYPE;
 		for (uint32_t i = 0; i < r.n; i++)
-			if (is_ancestor(cx->es, l.u.uid, r.u.items[i].u.uid)) {
+			if (is_ancestor(cx, l.u.uid, r.u.items[i].u.uid)) {
 				set_bool(out, 1);
 				return 0;
 			}
@@ -166,7 +180,7 @@ static int eval_binary(struct cedar_evalctx *cx, const struct cedar_expr *x,
 	case X_HASTAG: case X_GETTAG: {
 		if (l.kind != CV_ENTITY || r.kind != CV_STRING)
 			return EE_TYPE;
-		const struct cedar_entity *e = cedar_entities_find(cx->es, l.u.uid);
+		const struct cedar_entity *e = find_entity(cx, l.u.uid);
 		const struct cedar_value *t = e ? cedar_record_get(&e->tags, r.u.s, r.n) : NULL;
 		if (x->op == X_HASTAG) {
 			set_bool(out, t != NULL);
@@ -266,7 +280,7 @@ static int eval_inner(struct cedar_evalctx *cx, const struct cedar_expr *x,
 		if (v.kind != CV_ENTITY)
 			return EE_TYPE;
 		set_bool(out, v.u.uid->tlen == x->nlen &&
-				      memcmp(v.u.uid->type, x->name, x->nlen) == 0);
+				      cedar_bytes_cmp(v.u.uid->type, x->name, x->nlen) == 0);
 		return 0;
 	case X_HAS: case X_GETATTR: {
 		const struct cedar_value *rec;
@@ -342,15 +356,15 @@ static bool scope_match(struct cedar_evalctx *cx, const struct cedar_scope *sc,
 	case SC_EQ:
 		return cedar_uid_eq(u, sc->uid);
 	case SC_IN:
-		return is_ancestor(cx->es, u, sc->uid);
+		return is_ancestor(cx, u, sc->uid);
 	case SC_IS:
-		return u->tlen == sc->is_tlen && memcmp(u->type, sc->is_type, u->tlen) == 0;
+		return u->tlen == sc->is_tlen && cedar_bytes_cmp(u->type, sc->is_type, u->tlen) == 0;
 	case SC_IS_IN:
-		return u->tlen == sc->is_tlen && memcmp(u->type, sc->is_type, u->tlen) == 0 &&
-		       is_ancestor(cx->es, u, sc->uid);
+		return u->tlen == sc->is_tlen && cedar_bytes_cmp(u->type, sc->is_type, u->tlen) == 0 &&
+		       is_ancestor(cx, u, sc->uid);
 	case SC_IN_SET:
 		for (uint32_t i = 0; i < sc->nuids; i++)
-			if (is_ancestor(cx->es, u, sc->uids[i]))
+			if (is_ancestor(cx, u, sc->uids[i]))
 				return true;
 		return false;
 	}

@@ -245,11 +245,8 @@ int cedar_entities_load_jv(cedar_entities *es, const struct cedar_jv *arr,
 			   struct cedar_err *err)
 {
 	int rc = 0;
-	cedar_arena *tmp = cedar_arena_new(0);
-	if (!tmp) {
-		cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
-		return CEDAR_E_NOMEM;
-	}
+	/* Built straight into the store's arena and adopted, not copied. */
+	cedar_arena *tmp = es->arena;
 	if (arr->t != JV_ARR) {
 		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "entities JSON must be an array");
 		rc = CEDAR_E_INPUT;
@@ -286,11 +283,10 @@ int cedar_entities_load_jv(cedar_entities *es, const struct cedar_jv *arr,
 		for (uint32_t k = 0; k < np; k++)
 			if ((rc = cedar_jv_uid(tmp, &jp->items[k], &parents[k], err)))
 				goto out;
-		if ((rc = cedar_entities_add_uid(es, uid, &attrs, parents, np, &tags, err)))
+		if ((rc = cedar_entities_add_uid(es, uid, &attrs, parents, np, &tags, 1, err)))
 			goto out;
 	}
 out:
-	cedar_arena_free(tmp);
 	return rc;
 }
 
@@ -298,18 +294,20 @@ int cedar_entities_load_json_text(cedar_entities *es, const char *text, size_t l
 				  struct cedar_err *err)
 {
 	struct cedar_jv j;
-	cedar_arena *tmp = cedar_arena_new(0);
-	int rc = CEDAR_E_NOMEM;
-	if (!es || !text || !tmp) {
+	if (!es || !text) {
 		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "no entity store or text");
-		rc = CEDAR_E_INPUT;
-		goto out;
+		return CEDAR_E_INPUT;
 	}
-	rc = cedar_jv_parse(tmp, text, len, &j, err);
+	/* The DOM goes to a scratch arena kept with the store, so loading
+	 * into a reused store allocates nothing once warm. */
+	if (!es->scratch && !(es->scratch = cedar_arena_new(0))) {
+		cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
+		return CEDAR_E_NOMEM;
+	}
+	int rc = cedar_jv_parse(es->scratch, text, len, &j, err);
 	if (!rc)
 		rc = cedar_entities_load_jv(es, &j, err);
-out:
-	cedar_arena_free(tmp);
+	cedar_arena_reset(es->scratch);
 	return rc;
 }
 

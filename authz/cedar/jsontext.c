@@ -55,11 +55,24 @@ static int jstring(struct jrd *r, const char **out, uint32_t *outn)
 {
 	r->pos++;   /* opening quote */
 	size_t start = r->pos, len = 0;
-	/* Unescaped output is never longer than the input. */
+	/* One scan finds the end, refuses control characters and notes
+	 * whether there is anything to unescape; most strings have nothing. */
 	size_t end = start;
-	while (end < r->n && r->s[end] != '"') {
-		if (r->s[end] == '\\')
-			end++;
+	int esc = 0;
+	const unsigned char *u = (const unsigned char *)r->s;
+	while (end < r->n) {
+		unsigned char c = u[end];
+		if (c == '"')
+			break;
+		if (c == '\\') {
+			esc = 1;
+			end += 2;
+			continue;
+		}
+		if (c < 0x20) {
+			r->pos = end;
+			return jfail(r, "control character in string");
+		}
 		end++;
 	}
 	if (end >= r->n)
@@ -67,10 +80,16 @@ static int jstring(struct jrd *r, const char **out, uint32_t *outn)
 	char *o = cedar_alloc(r->a, end - start + 1);
 	if (!o)
 		return jfail(r, "out of memory");
+	if (!esc) {
+		memcpy(o, r->s + start, end - start);
+		o[end - start] = 0;
+		*out = o;
+		*outn = (uint32_t)(end - start);
+		r->pos = end + 1;
+		return 0;
+	}
 	while (r->pos < end) {
 		unsigned char c = (unsigned char)r->s[r->pos];
-		if (c < 0x20)
-			return jfail(r, "control character in string");
 		if (c != '\\') {
 			o[len++] = (char)c;
 			r->pos++;

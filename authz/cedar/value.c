@@ -41,7 +41,7 @@ struct cedar_uid *cedar_uid_make(cedar_arena *a, const char *type, size_t tlen,
 int cedar_keycmp(const char *a, uint32_t alen, const char *b, uint32_t blen)
 {
 	uint32_t m = alen < blen ? alen : blen;
-	int c = m ? memcmp(a, b, m) : 0;
+	int c = cedar_bytes_cmp(a, b, m);
 	if (c)
 		return c;
 	return alen < blen ? -1 : alen > blen;
@@ -111,7 +111,18 @@ uint32_t cedar_set_normalize(struct cedar_value *items, uint32_t n)
 {
 	if (n < 2)
 		return n;
-	qsort(items, n, sizeof(*items), vcmp_q);
+	if (n <= 16) {
+		/* Small sets (the common case) sort faster in place. */
+		for (uint32_t i = 1; i < n; i++) {
+			struct cedar_value t = items[i];
+			uint32_t j = i;
+			for (; j > 0 && cedar_vcmp(&items[j - 1], &t) > 0; j--)
+				items[j] = items[j - 1];
+			items[j] = t;
+		}
+	} else {
+		qsort(items, n, sizeof(*items), vcmp_q);
+	}
 	uint32_t w = 1;
 	for (uint32_t i = 1; i < n; i++)
 		if (cedar_vcmp(&items[w - 1], &items[i]) != 0)
@@ -129,7 +140,17 @@ int cedar_record_normalize(struct cedar_field *f, uint32_t n)
 {
 	if (n < 2)
 		return 0;
-	qsort(f, n, sizeof(*f), fcmp_q);
+	if (n <= 16) {
+		for (uint32_t i = 1; i < n; i++) {
+			struct cedar_field t = f[i];
+			uint32_t j = i;
+			for (; j > 0 && fcmp_q(&f[j - 1], &t) > 0; j--)
+				f[j] = f[j - 1];
+			f[j] = t;
+		}
+	} else {
+		qsort(f, n, sizeof(*f), fcmp_q);
+	}
 	for (uint32_t i = 1; i < n; i++)
 		if (fcmp_q(&f[i - 1], &f[i]) == 0)
 			return -1;

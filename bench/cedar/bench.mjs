@@ -16,7 +16,7 @@ const cedar = require('@cedar-policy/cedar-wasm/nodejs');
 const benchBin = process.argv[2];
 const outIdx = process.argv.indexOf('--out');
 const outFile = outIdx > 0 ? process.argv[outIdx + 1] : null;
-const SIZES = [1, 10, 100, 1000];
+const SIZES = (process.env.CEDAR_BENCH_SIZES || '1,10,100,1000').split(',').map(Number);
 
 // ---- workload -----------------------------------------------------------
 const TOOLS = ['github__create_issue', 'github__list_issues', 'github__merge_pr', 'slack__post_message',
@@ -115,22 +115,23 @@ for (const size of SIZES) {
     if (r.status !== 0) throw new Error(`bench_cedar failed: ${r.stderr}`);
     return JSON.parse(r.stdout);
   };
-  const ours = g(null), oursPre = g('prebuilt');
+  const ours = g(null), oursApi = g('api'), oursPre = g('prebuilt');
   const w = wasmRun(size, cs, wIters);
   if (ours.allows / ours.requests !== w.allows / w.requests && Math.abs(ours.allows / ours.requests - w.allows / w.requests) > 0.01) {
     throw new Error(`decisions differ: gatehouse ${ours.allows}/${ours.requests}, cedar-wasm ${w.allows}/${w.requests}`);
   }
-  rows.push({ size, ours, oursPre, w });
-  console.log(JSON.stringify({ size, gatehouse: ours, gatehouse_prebuilt: oursPre, cedar_wasm: w }));
+  rows.push({ size, ours, oursApi, oursPre, w });
+  console.log(JSON.stringify({ size, gatehouse_json: ours, gatehouse_api: oursApi, gatehouse_prebuilt: oursPre, cedar_wasm: w }));
 }
-fs.rmSync(dir, { recursive: true, force: true });
+if (process.env.CEDAR_BENCH_KEEP) console.log(`inputs kept in ${dir}`);
+else fs.rmSync(dir, { recursive: true, force: true });
 
 const f = (x, d = 2) => Number(x).toFixed(d);
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
-let md = `| policies | gatehouse req/s | median µs | p99 µs | cedar-wasm req/s | median µs | p99 µs | throughput ratio | gatehouse, entities prebuilt: req/s | median µs |\n`;
-md += `|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n`;
-for (const { size, ours, oursPre, w } of rows) {
-  md += `| ${fmt(size)} | ${fmt(ours.rps)} | ${f(ours.median_us)} | ${f(ours.p99_us)} | ${fmt(w.rps)} | ${f(w.median_us)} | ${f(w.p99_us)} | ${f(ours.rps / w.rps, 1)}x | ${fmt(oursPre.rps)} | ${f(oursPre.median_us)} |\n`;
+let md = `| policies | cedar-wasm req/s | median µs | p99 µs | gatehouse JSON in: req/s | median µs | p99 µs | vs wasm | gatehouse C API: req/s | median µs | p99 µs | vs wasm | authorize only: req/s | median µs |\n`;
+md += `|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n`;
+for (const { size, ours, oursApi, oursPre, w } of rows) {
+  md += `| ${fmt(size)} | ${fmt(w.rps)} | ${f(w.median_us)} | ${f(w.p99_us)} | ${fmt(ours.rps)} | ${f(ours.median_us)} | ${f(ours.p99_us)} | ${f(ours.rps / w.rps, 1)}x | ${fmt(oursApi.rps)} | ${f(oursApi.median_us)} | ${f(oursApi.p99_us)} | ${f(oursApi.rps / w.rps, 1)}x | ${fmt(oursPre.rps)} | ${f(oursPre.median_us)} |\n`;
 }
 console.log('\n' + md);
 if (outFile) fs.writeFileSync(outFile, md);
