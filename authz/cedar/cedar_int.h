@@ -1,0 +1,237 @@
+/* Internal structures shared by the files of authz/cedar. */
+#ifndef GH_CEDAR_INT_H
+#define GH_CEDAR_INT_H
+
+#include "authz/cedar/cedar.h"
+#include <stdbool.h>
+#include <string.h>
+
+/* ---- arena ---------------------------------------------------------- */
+void *cedar_alloc(cedar_arena *a, size_t n);          /* zeroed, 16-aligned */
+char *cedar_strndup(cedar_arena *a, const char *s, size_t n);
+
+/* ---- values --------------------------------------------------------- */
+enum cv_kind {
+	CV_BOOL = 1, CV_LONG, CV_STRING, CV_ENTITY, CV_SET, CV_RECORD,
+	CV_DECIMAL, CV_IP, CV_DATETIME, CV_DURATION
+};
+
+struct cedar_uid {
+	const char *type, *id;
+	uint32_t tlen, idlen;
+	uint64_t hash;
+};
+
+struct cedar_field;
+
+struct cedar_value {
+	uint8_t kind;
+	uint8_t ip6;      /* CV_IP: 1 for IPv6 */
+	uint8_t ippre;    /* CV_IP: prefix length */
+	uint32_t n;       /* string length, set/record size */
+	uint32_t cap;     /* set/record capacity while being built */
+	union {
+		int64_t i;                 /* bool, long, decimal, datetime, duration */
+		const char *s;
+		const struct cedar_uid *uid;
+		struct cedar_value *items; /* sorted, unique */
+		struct cedar_field *fields;/* sorted by key */
+		uint8_t ip[16];
+	} u;
+};
+
+struct cedar_field {
+	const char *key;
+	uint32_t klen;
+	struct cedar_value v;
+};
+
+/* Names and ids are short: an inline loop beats a call to memcmp. */
+static inline int cedar_bytes_cmp(const char *a, const char *b, size_t n)
+{
+	if (n > 24)
+		return memcmp(a, b, n);
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
+	return 0;
+}
+
+uint64_t cedar_hash(const void *p, size_t n, uint64_t seed);
+struct cedar_uid *cedar_uid_make(cedar_arena *a, const char *type, size_t tlen,
+				 const char *id, size_t idlen);
+static inline bool cedar_uid_eq(const struct cedar_uid *x, const struct cedar_uid *y)
+{
+	return x == y || (x->hash == y->hash && x->tlen == y->tlen && x->idlen == y->idlen &&
+			  cedar_bytes_cmp(x->type, y->type, x->tlen) == 0 &&
+			  cedar_bytes_cmp(x->id, y->id, x->idlen) == 0);
+}
+int cedar_vcmp(const struct cedar_value *x, const struct cedar_value *y);
+int cedar_keycmp(const char *a, uint32_t alen, const char *b, uint32_t blen);
+/* Sorts and deduplicates items in place; returns the new count. */
+uint32_t cedar_set_normalize(struct cedar_value *items, uint32_t n);
+/* Sorts fields; returns -1 on a duplicate key. */
+int cedar_record_normalize(struct cedar_field *f, uint32_t n);
+const struct cedar_value *cedar_record_get(const struct cedar_value *rec, const char *k,
+					   uint32_t klen);
+bool cedar_set_contains(const struct cedar_value *set, const struct cedar_value *v);
+int cedar_value_clone(cedar_arena *a, struct cedar_value *dst, const struct cedar_value *src);
+void cedar_set_err(struct cedar_err *err, int code, int line, int col, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* ---- extensions (ext.c) ---------------------------------------------- */
+enum cedar_ext_fn {
+	EF_NONE = 0,
+	EF_DECIMAL, EF_IP, EF_DATETIME, EF_DURATION,          /* constructors */
+	EF_LESSTHAN, EF_LESSTHANOREQUAL, EF_GREATERTHAN, EF_GREATERTHANOREQUAL,
+	EF_ISIPV4, EF_ISIPV6, EF_ISLOOPBACK, EF_ISMULTICAST, EF_ISINRANGE,
+	EF_OFFSET, EF_DURATIONSINCE, EF_TODATE, EF_TOTIME,
+	EF_TOMILLISECONDS, EF_TOSECONDS, EF_TOMINUTES, EF_TOHOURS, EF_TODAYS
+};
+enum cedar_ext_fn cedar_ext_lookup(const char *name, size_t len, int *is_method, int *arity);
+int cedar_parse_decimal(const char *s, size_t n, int64_t *out);
+int cedar_parse_ip(const char *s, size_t n, struct cedar_value *out);
+int cedar_parse_datetime(const char *s, size_t n, int64_t *out);
+int cedar_parse_duration(const char *s, size_t n, int64_t *out);
+
+/* ---- evaluation errors ----------------------------------------------- */
+enum cedar_eval_err {
+	EE_OK = 0, EE_TYPE = -10, EE_OVERFLOW, EE_NO_ENTITY, EE_NO_ATTR, EE_NO_TAG,
+	EE_EXTENSION, EE_NOMEM, EE_DEPTH
+};
+const char *cedar_eval_err_str(int e);
+/* Calls an extension function on already evaluated arguments. */
+int cedar_ext_call(enum cedar_ext_fn fn, const struct cedar_value *args, int nargs,
+		   struct cedar_value *out);
+
+/* ---- expressions ----------------------------------------------------- */
+enum cx_op {
+	X_LIT = 1, X_VAR, X_IF, X_AND, X_OR, X_NOT, X_NEG,
+	X_EQ, X_NE, X_LT, X_LE, X_GT, X_GE, X_ADD, X_SUB, X_MUL, X_IN,
+	X_CONTAINS, X_CONTAINSALL, X_CONTAINSANY, X_ISEMPTY, X_HASTAG, X_GETTAG,
+	X_HAS, X_GETATTR, X_LIKE, X_IS, X_SET, X_RECORD, X_EXT
+};
+enum cx_var { VAR_PRINCIPAL = 0, VAR_ACTION, VAR_RESOURCE, VAR_CONTEXT };
+
+struct cedar_expr {
+	uint8_t op;
+	uint8_t var;          /* X_VAR */
+	uint8_t fn;           /* X_EXT: enum cedar_ext_fn */
+	uint32_t n;           /* X_SET/X_RECORD/X_EXT argument count; X_LIKE pattern len */
+	struct cedar_expr *a, *b, *c;
+	struct cedar_expr **args;
+	const char **keys;    /* X_RECORD */
+	uint32_t *klens;
+	const char *name;     /* X_HAS/X_GETATTR attribute, X_IS type */
+	uint32_t nlen;
+	const int16_t *pat;   /* X_LIKE: byte or -1 for a wildcard */
+	struct cedar_value lit;
+	int line, col;
+};
+
+/* ---- policies -------------------------------------------------------- */
+enum cs_kind { SC_ANY = 0, SC_EQ, SC_IN, SC_IS, SC_IS_IN, SC_IN_SET };
+
+struct cedar_scope {
+	uint8_t kind;
+	uint8_t slot;                   /* uid comes from a template slot */
+	const char *is_type;
+	uint32_t is_tlen;
+	const struct cedar_uid *uid;    /* SC_EQ, SC_IN, SC_IS_IN */
+	const struct cedar_uid **uids;  /* SC_IN_SET */
+	uint32_t nuids;
+};
+
+struct cedar_annotation {
+	const char *key, *val;
+};
+
+struct cedar_policy {
+	const char *id;
+	int forbid;
+	int is_template;
+	int has_slots;
+	uint32_t index;
+	struct cedar_scope p, a, r;
+	struct cedar_expr *cond;        /* conjunction of when/unless, NULL = true */
+	struct cedar_annotation *annos;
+	uint32_t nannos;
+	int line, col;
+};
+
+/* Parser entry points (parse.c): policies are allocated in a. */
+int cedar_parse_policies(cedar_arena *a, const char *text, size_t len,
+			 struct cedar_policy ***out, size_t *n_out, struct cedar_err *err);
+int cedar_parse_expr(cedar_arena *a, const char *text, size_t len,
+		     struct cedar_expr **out, struct cedar_err *err);
+
+/* ---- entities -------------------------------------------------------- */
+struct cedar_entity {
+	const struct cedar_uid *uid;
+	struct cedar_value attrs;           /* record */
+	struct cedar_value tags;            /* record */
+	const struct cedar_uid **parents;
+	uint32_t nparents;
+	const struct cedar_uid **anc;       /* transitive ancestors */
+	uint32_t nanc;
+	struct cedar_entity *next;          /* hash chain */
+};
+
+struct cedar_entities {
+	cedar_arena *arena;
+	struct cedar_entity **buckets;
+	size_t nbuckets, count;
+	int dirty;                          /* ancestors need recomputing */
+	cedar_arena *scratch;               /* JSON DOMs while loading */
+};
+
+const struct cedar_entity *cedar_entities_find(const cedar_entities *es,
+					       const struct cedar_uid *uid);
+int cedar_entities_prepare(cedar_entities *es);
+/* adopt: uid, attrs, parents and tags were built in es->arena and are
+ * kept as they are instead of being copied. */
+int cedar_entities_add_uid(cedar_entities *es, const struct cedar_uid *uid,
+			   const struct cedar_value *attrs, const struct cedar_uid *const *parents,
+			   size_t np, const struct cedar_value *tags, int adopt, struct cedar_err *err);
+
+/* ---- evaluation ------------------------------------------------------ */
+struct cedar_evalctx {
+	cedar_arena *a;
+	cedar_entities *es;
+	struct cedar_value vars[4];
+	int depth;
+	/* principal, action, resource looked up once per request */
+	const struct cedar_entity *vent[3];
+	uint8_t vent_done[3];
+};
+int cedar_eval(struct cedar_evalctx *cx, const struct cedar_expr *x, struct cedar_value *out);
+/* 1 satisfied, 0 not, negative error */
+int cedar_policy_eval(struct cedar_evalctx *cx, const struct cedar_policy *p);
+
+/* JSON DOM (jsontext.c): length-counted strings, exact int64. */
+enum { JV_NULL = 1, JV_TRUE, JV_FALSE, JV_INT, JV_STR, JV_ARR, JV_OBJ };
+struct cedar_jv {
+	uint8_t t;
+	uint32_t n;                 /* string length or item count */
+	int64_t i;
+	const char *s;
+	struct cedar_jv *items;
+	const char **keys;          /* JV_OBJ */
+	uint32_t *klens;
+};
+int cedar_jv_parse(cedar_arena *a, const char *text, size_t len, struct cedar_jv *out,
+		   struct cedar_err *err);
+const struct cedar_jv *cedar_jv_get(const struct cedar_jv *o, const char *key);
+
+/* Cedar JSON formats (json.c) */
+int cedar_jv_value(cedar_arena *a, const struct cedar_jv *j, struct cedar_value *out,
+		   struct cedar_err *err);
+int cedar_jv_uid(cedar_arena *a, const struct cedar_jv *j, const struct cedar_uid **out,
+		 struct cedar_err *err);
+int cedar_entities_load_jv(cedar_entities *es, const struct cedar_jv *arr,
+			   struct cedar_err *err);
+char *cedar_read_file(const char *path, size_t *len, struct cedar_err *err);
+int cedar_jv_request(cedar_arena *a, const struct cedar_jv *j, struct cedar_request *req,
+		     struct cedar_err *err);
+
+#endif
