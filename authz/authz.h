@@ -79,7 +79,22 @@ struct authz_credential *authz_mcp_authenticate(struct web_req *r, const char *s
  * answer 501. */
 int authz_register_mcp_placeholder(void);
 
-/* Registers /login, /logout, /setup, /profile pages. */
+/* Registers /login, /logout, /setup, /profile pages, the OAuth 2.1
+ * authorization server and the token/connection pages. */
 int authz_register_routes(void);
+
+/* ---- agents and personal access tokens (CLI) */
+int authz_agent_add(const char *slug, const char *name, bool untrusted, struct gh_err *e);
+int authz_agent_list(FILE *out, struct gh_err *e);
+/* Creates a PAT for the user with this email; *token (malloc'd, caller
+ * wipes and frees) is the only copy of the secret. expires_days 0 = never. */
+int authz_pat_create(const char *email, const char *agent_slug, const char *name,
+                     long expires_days, char **token, struct gh_err *e);
+/* true when a string has the PAT shape and its checksum is right (offline). */
+bool authz_pat_checksum_ok(const char *token);
+
+/* Writes coalesced last-used times to the database (also done every few
+ * seconds by a background thread); call once at shutdown before db_shutdown. */
+void authz_shutdown(void);
 
 #endif

@@ -16,4 +16,67 @@ void authz_throttle_reset(struct gh_arena *a, const char *email);
 int  authz_session_destroy(struct web_req *r);
 bool authz_local_path(const char *next);
 
+/* agent.c */
+/* The agent a resource indicator names (RFC 8707): the default agent's
+ * {public}/mcp or any {public}/agents/{slug}/mcp, tolerating case and a
+ * trailing slash.  *canon gets the canonical spelling.  NULL resource means
+ * the default agent at {public}/mcp.  400 invalid_target otherwise. */
+struct authz_agent *authz_resource_agent(struct gh_arena *a, const char *resource, char **canon,
+                                         struct gh_err *e);
+char *authz_agent_resource(struct gh_arena *a, const char *slug);
+
+/* client.c — registered (RFC 7591) and metadata-document clients */
+struct authz_client {
+    char   *client_id;
+    char   *kind;            /* "dcr" | "cimd" */
+    char   *name;            /* client_name, or NULL */
+    char   *auth_method;     /* none | client_secret_basic | client_secret_post */
+    char   *secret_hash;
+    char   *cimd_host;       /* host of a CIMD client_id */
+    json_t *metadata;        /* arena-owned */
+};
+struct authz_client *authz_client_get(struct gh_arena *a, const char *client_id, struct gh_err *e);
+/* Registration rule for one redirect URI (DESIGN.md 3). */
+bool authz_redirect_uri_valid(const char *uri, const char **why);
+/* Exact match, or loopback http with any port (RFC 8252). */
+bool authz_redirect_uri_match(const char *registered, const char *given);
+bool authz_client_redirect_ok(struct authz_client *c, const char *uri);
+/* Client authentication at token/revoke/introspect: 401 invalid_client. */
+struct authz_client *authz_client_auth(struct web_req *r, struct gh_err *e);
+int authz_client_routes(void);
+void authz_client_reap(void);
+
+/* ratelimit.c — per-IP fixed one-minute windows, in memory */
+int authz_rate_check(struct web_req *r, const char *bucket, long per_min, struct gh_err *e);
+
+/* token.c */
+struct authz_pair {
+    char   *access;
+    char   *refresh;         /* NULL when the client may not refresh */
+    long    expires_in;
+    int64_t expires_at;
+    char   *scope;
+    char   *chain_id;
+};
+/* Issues a fresh pair for a grant inside the caller's transaction;
+ * chain_id NULL starts a new chain. */
+int authz_pair_issue(struct db_conn *c, struct gh_arena *a, const char *grant_id, const char *chain_id,
+                     const char *parent_id, const char *scope, const char *resource, bool refresh,
+                     struct authz_pair *out, struct gh_err *e);
+int authz_token_routes(void);
+/* last-used times, coalesced in memory: kind 'g' grant, 'p' PAT */
+void authz_touch(char kind, const char *id);
+void authz_touch_start(void);
+/* revocation of whole chains / grants / users */
+int authz_grant_revoke(struct gh_arena *a, const char *grant_id, const char *user_id, struct gh_err *e);
+
+/* oauth.c */
+int authz_oauth_routes(void);
+/* pat.c */
+int authz_pat_routes(void);
+char *authz_pat_new(struct gh_arena *a);
+/* connections.c */
+bool authz_uuid_ok(const char *s);
+int authz_connections_routes(void);
+
 #endif

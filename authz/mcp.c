@@ -1,11 +1,14 @@
 /*
  * authz/mcp.c — authentication of MCP requests (RFC 6750 / RFC 9728).
  *
- * The OAuth issue fills in token lookup; until then no token is valid and
- * every request gets the 401 challenge that starts discovery.
+ * On the gateway's per-call hot path: one indexed query (token_hash is
+ * unique) that also checks expiry, revocation, the grant, the user and the
+ * agent; a PAT's checksum is verified before the database is asked.
+ * Last-used times are coalesced in memory (token.c), not written here.
  */
 #include "authz/authz_int.h"
 #include <string.h>
+#include <strings.h>
 
 static const char *
 agent_slug_of(struct web_req *r)
@@ -19,26 +22,119 @@ challenge(struct web_req *r, const char *slug, const char *error)
 {
     struct gh_arena *a = web_arena(r);
     const char *pub = gh_cfg.public_url;
-    char *hdr;
+    char *md, *hdr;
 
-    if (error)
-        hdr = gh_arena_printf(a, "Bearer error=\"%s\", resource_metadata=\"%s/.well-known/oauth-protected-resource/agents/%s/mcp\", scope=\"mcp\"",
-                              error, pub, slug);
+    /* /mcp is the default agent's resource; its metadata lives at the
+     * RFC 9728 path-suffixed form of /mcp, which names that resource */
+    if (!strcmp(web_path(r), "/mcp"))
+        md = gh_arena_printf(a, "%s/.well-known/oauth-protected-resource/mcp", pub);
     else
-        hdr = gh_arena_printf(a, "Bearer resource_metadata=\"%s/.well-known/oauth-protected-resource/agents/%s/mcp\", scope=\"mcp\"",
-                              pub, slug);
+        md = gh_arena_printf(a, "%s/.well-known/oauth-protected-resource/agents/%s/mcp", pub, slug);
+    if (error)
+        hdr = gh_arena_printf(a, "Bearer error=\"%s\", resource_metadata=\"%s\", scope=\"mcp\"", error, md);
+    else
+        hdr = gh_arena_printf(a, "Bearer resource_metadata=\"%s\", scope=\"mcp\"", md);
     web_add_header(r, "WWW-Authenticate", hdr);
+}
+
+static const char SQL_ACCESS[] =
+    "SELECT t.id, t.grant_id, g.user_id, u.email, g.client_id, coalesce(c.client_name, g.client_id),"
+    "       t.scope, a.id, a.slug, a.name, a.untrusted, extract(epoch from t.expires_at)::bigint"
+    "  FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
+    "  JOIN agents a ON a.id = g.agent_id JOIN oauth_clients c ON c.client_id = g.client_id"
+    " WHERE t.token_hash = $1 AND t.kind = 'access' AND t.revoked_at IS NULL AND t.expires_at > now()"
+    "   AND g.revoked_at IS NULL AND NOT u.disabled";
+
+static const char SQL_PAT[] =
+    "SELECT p.id, NULL, p.user_id, u.email, NULL, p.name, 'mcp', a.id, a.slug, a.name, a.untrusted,"
+    "       coalesce(extract(epoch from p.expires_at)::bigint, 0)"
+    "  FROM pats p JOIN users u ON u.id = p.user_id JOIN agents a ON a.id = p.agent_id"
+    " WHERE p.token_hash = $1 AND p.revoked_at IS NULL AND (p.expires_at IS NULL OR p.expires_at > now())"
+    "   AND NOT u.disabled";
+
+static char *
+dup(struct gh_arena *a, PGresult *res, int col)
+{
+    const char *v = db_val(res, 0, col);
+    return v ? gh_arena_strdup(a, v) : NULL;
+}
+
+static bool
+has_scope(const char *scope, const char *want)
+{
+    size_t n = strlen(want);
+
+    for (const char *p = scope; p && (p = strstr(p, want)) != NULL; p += n)
+        if ((p == scope || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return true;
+    return false;
 }
 
 struct authz_credential *
 authz_mcp_authenticate(struct web_req *r, const char *slug)
 {
-    const char *authz = web_header(r, "Authorization");
+    struct gh_arena *a = web_arena(r);
+    const char *hdr = web_header(r, "Authorization"), *token;
+    struct authz_credential *cr;
+    struct authz_agent *ag;
     struct gh_err e = {0};
+    bool pat;
+    char hash[65];
+    PGresult *res;
 
-    challenge(r, slug, authz ? "invalid_token" : NULL);
-    gh_err_set(&e, 401, authz ? "invalid_token" : "unauthorized",
-               authz ? "The access token is invalid." : "Authentication required.", "mcp: no token store yet");
+    if (slug == NULL)
+        slug = "default";
+    ag = authz_agent_by_slug(a, slug, &e);
+    if (ag == NULL) {
+        web_reply_err(r, &e);
+        return NULL;
+    }
+    if (hdr == NULL || strncasecmp(hdr, "Bearer ", 7)) {
+        challenge(r, slug, NULL);
+        gh_err_set(&e, 401, "unauthorized", "Authentication required.", NULL);
+        goto fail;
+    }
+    token = hdr + 7;
+    while (*token == ' ')
+        token++;
+    pat = gh_str_has_prefix(token, "gth_pat_");
+    if (!(gh_str_has_prefix(token, "gth_oat_") || (pat && authz_pat_checksum_ok(token))))
+        goto invalid;
+    gh_sha256_hex(token, hash);
+    res = db_query(a, &e, pat ? SQL_PAT : SQL_ACCESS, 1, hash);
+    if (res == NULL) {
+        web_reply_err(r, &e);
+        return NULL;
+    }
+    if (PQntuples(res) != 1 || strcmp(db_val(res, 0, 8), ag->slug))
+        goto invalid;          /* unknown, expired, revoked, or another agent's */
+    if (!has_scope(db_val(res, 0, 6), "mcp")) {
+        web_add_header(r, "WWW-Authenticate",
+                       "Bearer error=\"insufficient_scope\", scope=\"mcp\"");
+        gh_err_set(&e, 403, "insufficient_scope", "The token lacks the mcp scope.", NULL);
+        web_reply_err(r, &e);
+        return NULL;
+    }
+    cr = gh_arena_alloc(a, sizeof(*cr));
+    if (cr == NULL)
+        goto invalid;
+    cr->kind = pat ? "pat" : "oauth";
+    cr->token_id = dup(a, res, 0);
+    cr->grant_id = dup(a, res, 1);
+    cr->user_id = dup(a, res, 2);
+    cr->user_email = dup(a, res, 3);
+    cr->client_id = dup(a, res, 4);
+    cr->client_name = dup(a, res, 5);
+    cr->scope = dup(a, res, 6);
+    cr->agent = *ag;
+    cr->expires_at = db_ll(res, 0, 11, 0);
+    authz_touch(pat ? 'p' : 'g', pat ? cr->token_id : cr->grant_id);
+    return cr;
+invalid:
+    challenge(r, slug, "invalid_token");
+    gh_err_clear(&e);
+    gh_err_set(&e, 401, "invalid_token", "The access token is invalid, expired or revoked.", NULL);
+fail:
     web_reply_err(r, &e);
     return NULL;
 }

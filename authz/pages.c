@@ -69,6 +69,11 @@ post_login(struct web_req *r)
 
     if (!authz_local_path(next))
         next = "/profile";
+    if (authz_rate_check(r, "login", gh_cfg.rate_login_per_min, &e) < 0) {
+        snprintf(ra, sizeof(ra), "%d", e.retry_after);
+        web_add_header(r, "Retry-After", ra);
+        return login_form(r, 429, e.msg, email, next);
+    }
     if (email == NULL || password == NULL || !email[0] || !password[0])
         return login_form(r, 400, "Enter your email and password.", email, next);
     if (authz_user_login(a, email, password, web_client_ip(r), &u, &e) < 0) {
@@ -247,5 +252,11 @@ authz_register_routes(void)
     web_route("GET", "/setup", WEB_PAGE, get_setup);
     web_route("POST", "/setup", WEB_PAGE, post_setup);
     web_route("GET", "/profile", WEB_PAGE, get_profile);
+    authz_oauth_routes();
+    authz_client_routes();
+    authz_token_routes();
+    authz_pat_routes();
+    authz_connections_routes();
+    authz_touch_start();
     return 0;
 }

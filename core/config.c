@@ -91,6 +91,8 @@ static const struct cfg_row rows[] = {
       "Comma-separated Host values accepted at the MCP endpoint; empty = the public URL's host and loopback." },
     { "test_unauthenticated_mcp", "GATEHOUSE_TEST_UNAUTHENTICATED_MCP", CFG_BOOL, F(test_unauthenticated_mcp), "false", 0, 0,
       "TEST ONLY: admit MCP requests without a credential as a fixed test identity." },
+    { "oauth_client_unused_ttl", "GATEHOUSE_OAUTH_CLIENT_UNUSED_TTL", CFG_INT, F(oauth_client_unused_ttl), "604800", 60, 31536000,
+      "A registered OAuth client with no live token is deleted this many seconds after registration." },
     { "rate_register_per_min", "GATEHOUSE_RATE_REGISTER_PER_MIN", CFG_INT, F(rate_register_per_min), "60", 1, 100000,
       "Client registrations per IP per minute before 429." },
     { "rate_token_per_min", "GATEHOUSE_RATE_TOKEN_PER_MIN", CFG_INT, F(rate_token_per_min), "600", 1, 1000000,

@@ -106,6 +106,7 @@ struct gh_config {
     long  mcp_session_idle_seconds;
     char *allowed_hosts;        /* comma list; empty = host of public_url + loopback */
     bool  test_unauthenticated_mcp;
+    long  oauth_client_unused_ttl;
     long  rate_register_per_min;
     long  rate_token_per_min;
     long  rate_login_per_min;

@@ -14,6 +14,8 @@ static const struct gh_command commands[] = {
     { "serve",      main_serve,      "Run the server (starts the embedded PostgreSQL when no database URL is set)" },
     { "migrate",    main_migrate,    "Apply pending database migrations and exit" },
     { "user",       main_user,       "Manage accounts: user add|list|disable" },
+    { "agent",      main_agent,      "Manage agents: agent add|list" },
+    { "pat",        main_pat,        "Personal access tokens: pat create" },
     { "config-doc", main_config_doc, "Print docs/CONFIGURATION.md, generated from the settings table" },
 #ifdef GH_HAVE_CEDAR
     { "cedar",      main_cedar,      "Cedar policies: cedar check FILE | cedar authorize ..." },

@@ -1,0 +1,140 @@
+/*
+ * authz/agent.c — agents: one MCP endpoint each, /agents/{slug}/mcp, the
+ * default agent also at /mcp; resolution of RFC 8707 resource indicators.
+ */
+#include "authz/authz_int.h"
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+struct authz_agent *
+authz_agent_by_slug(struct gh_arena *a, const char *slug, struct gh_err *e)
+{
+    struct authz_agent *ag;
+    PGresult *res;
+
+    if (slug == NULL || !*slug || strlen(slug) > 63) {
+        gh_err_set(e, 404, "not_found", "No such agent.", NULL);
+        return NULL;
+    }
+    res = db_query(a, e, "SELECT id, slug, name, untrusted FROM agents WHERE slug = $1", 1, slug);
+    if (res == NULL)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        gh_err_set(e, 404, "not_found", "No such agent.", NULL);
+        return NULL;
+    }
+    ag = gh_arena_alloc(a, sizeof(*ag));
+    if (ag == NULL) {
+        gh_err_set(e, 500, "server_error", "internal error", "arena full");
+        return NULL;
+    }
+    ag->id = gh_arena_strdup(a, db_val(res, 0, 0));
+    ag->slug = gh_arena_strdup(a, db_val(res, 0, 1));
+    ag->name = gh_arena_strdup(a, db_val(res, 0, 2));
+    ag->untrusted = db_bool(res, 0, 3);
+    return ag;
+}
+
+char *
+authz_agent_resource(struct gh_arena *a, const char *slug)
+{
+    return gh_arena_printf(a, "%s/agents/%s/mcp", gh_cfg.public_url, slug);
+}
+
+struct authz_agent *
+authz_resource_agent(struct gh_arena *a, const char *resource, char **canon, struct gh_err *e)
+{
+    const char *pub = gh_cfg.public_url;
+    size_t pl = strlen(pub), n;
+    char *r, slug[64];
+    const char *rest;
+    struct authz_agent *ag;
+    struct gh_err ignore = {0};
+
+    if (resource == NULL || !*resource) {
+        *canon = gh_config_url(a, "/mcp");
+        return authz_agent_by_slug(a, "default", e);
+    }
+    r = gh_arena_strdup(a, resource);
+    n = strlen(r);
+    while (n > 0 && r[n - 1] == '/')
+        r[--n] = '\0';
+    /* scheme and host are case-insensitive; paths we compare
+     * case-insensitively too, as the slug alphabet is lower case */
+    if (n < pl || strncasecmp(r, pub, pl) != 0 || strchr(r, '#') || strchr(r, '?'))
+        goto bad;
+    rest = r + pl;
+    if (!strcasecmp(rest, "/mcp")) {
+        *canon = gh_config_url(a, "/mcp");
+        return authz_agent_by_slug(a, "default", e);
+    }
+    if (strncasecmp(rest, "/agents/", 8) != 0)
+        goto bad;
+    rest += 8;
+    n = strcspn(rest, "/");
+    if (n == 0 || n >= sizeof(slug) || strcasecmp(rest + n, "/mcp"))
+        goto bad;
+    for (size_t i = 0; i < n; i++)
+        slug[i] = (char)tolower((unsigned char)rest[i]);
+    slug[n] = '\0';
+    ag = authz_agent_by_slug(a, slug, &ignore);
+    if (ag == NULL) {
+        if (ignore.status >= 500) {
+            *e = ignore;
+            return NULL;
+        }
+        goto bad;
+    }
+    *canon = authz_agent_resource(a, slug);
+    return ag;
+bad:
+    gh_err_set(e, 400, "invalid_target", "The resource is not an MCP endpoint of this server.", NULL);
+    return NULL;
+}
+
+int
+authz_agent_add(const char *slug, const char *name, bool untrusted, struct gh_err *e)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    int rc = -1;
+    size_t n = slug ? strlen(slug) : 0;
+
+    if (n == 0 || n > 63 || strspn(slug, "abcdefghijklmnopqrstuvwxyz0123456789-") != n || slug[0] == '-') {
+        gh_err_set(e, 400, "invalid_request",
+                   "The slug must be 1-63 lower-case letters, digits or hyphens.", NULL);
+        goto out;
+    }
+    if (name == NULL || !*name)
+        name = slug;
+    if (!db_query(a, e, "INSERT INTO agents (slug, name, untrusted) VALUES ($1, $2, $3)", 3, slug,
+                  name, untrusted ? "true" : "false")) {
+        if (!strcmp(e->code, "23505")) {
+            gh_err_clear(e);
+            gh_err_set(e, 409, "conflict", "An agent with this slug exists already.", NULL);
+        }
+        goto out;
+    }
+    rc = 0;
+out:
+    gh_arena_free(a);
+    return rc;
+}
+
+int
+authz_agent_list(FILE *out, struct gh_err *e)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    PGresult *res = db_query(a, e, "SELECT slug, name, untrusted FROM agents ORDER BY slug", 0);
+    int rc = -1;
+
+    if (res == NULL)
+        goto out;
+    for (int i = 0; i < PQntuples(res); i++)
+        fprintf(out, "%s\t%s\t%s\t%s/agents/%s/mcp\n", db_val(res, i, 0), db_val(res, i, 1),
+                db_bool(res, i, 2) ? "untrusted" : "trusted", gh_cfg.public_url, db_val(res, i, 0));
+    rc = 0;
+out:
+    gh_arena_free(a);
+    return rc;
+}

@@ -1,0 +1,844 @@
+/*
+ * authz/client.c — OAuth clients: RFC 7591 dynamic registration with
+ * RFC 7592 management, Client ID Metadata Documents (an https client_id
+ * fetched with libcurl), redirect URI rules, client authentication.
+ *
+ * Redirect URIs (DESIGN.md 3): exact match, except http on a loopback host
+ * where any port matches (RFC 8252); https anywhere; private-use schemes
+ * (cursor://...) allowed; javascript:, data:, file: and friends refused,
+ * as are fragments and user-info.
+ */
+#include "authz/authz_int.h"
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <ctype.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CIMD_MAX_BYTES   5120
+#define CIMD_TIMEOUT_MS  5000
+#define CIMD_TTL_MIN     60
+#define CIMD_TTL_MAX     86400
+#define CIMD_TTL_DEFAULT 3600
+
+/* ------------------------------------------------------------ URIs */
+
+struct uri {
+    char scheme[32];
+    char host[256];
+    int  port;           /* -1 when absent */
+    const char *rest;    /* path?query, points into the original */
+    bool authority;      /* had "//" */
+};
+
+static bool
+uri_parse(const char *s, struct uri *u)
+{
+    size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    const char *p, *hend;
+
+    memset(u, 0, sizeof(*u));
+    u->port = -1;
+    if (n == 0 || n >= sizeof(u->scheme) || s[n] != ':' || !isalpha((unsigned char)s[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        u->scheme[i] = (char)tolower((unsigned char)s[i]);
+    p = s + n + 1;
+    if (p[0] != '/' || p[1] != '/') {
+        u->rest = p;
+        return true;
+    }
+    u->authority = true;
+    p += 2;
+    hend = p + strcspn(p, "/?#");
+    if (memchr(p, '@', (size_t)(hend - p)))
+        return false;                       /* user-info: a classic open-redirect disguise */
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(hend - p));
+        if (rb == NULL || (size_t)(rb - p + 1) >= sizeof(u->host))
+            return false;
+        memcpy(u->host, p, (size_t)(rb - p + 1));
+        p = rb + 1;
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(hend - p));
+        const char *e = colon ? colon : hend;
+        if ((size_t)(e - p) >= sizeof(u->host))
+            return false;
+        memcpy(u->host, p, (size_t)(e - p));
+        p = e;
+    }
+    for (char *h = u->host; *h; h++)
+        *h = (char)tolower((unsigned char)*h);
+    if (*p == ':') {
+        char *end;
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || end != hend || port <= 0 || port > 65535)
+            return false;
+        u->port = (int)port;
+    } else if (p != hend) {
+        return false;
+    }
+    u->rest = hend;
+    return true;
+}
+
+static bool
+loopback_host(const char *h)
+{
+    return !strcmp(h, "127.0.0.1") || !strcmp(h, "[::1]") || !strcmp(h, "localhost");
+}
+
+bool
+authz_redirect_uri_valid(const char *s, const char **why)
+{
+    static const char *const banned[] = { "javascript", "data", "file", "vbscript", "about", "blob",
+                                          "filesystem", "view-source", "ws", "wss", "ftp" };
+    struct uri u;
+
+    *why = "The redirect URI is not valid.";
+    if (s == NULL || !*s || strlen(s) > 2000)
+        return false;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '\\' || *p == '<' || *p == '>' || *p == '"')
+            return false;
+    if (strchr(s, '#')) {
+        *why = "A redirect URI must not contain a fragment.";
+        return false;
+    }
+    if (!uri_parse(s, &u))
+        return false;
+    for (size_t i = 0; i < GH_ARRAY_LEN(banned); i++)
+        if (!strcmp(u.scheme, banned[i])) {
+            *why = "This redirect URI scheme is not allowed.";
+            return false;
+        }
+    if (!strcmp(u.scheme, "https"))
+        return u.authority && u.host[0];
+    if (!strcmp(u.scheme, "http")) {
+        *why = "http redirect URIs are allowed only on a loopback address.";
+        return u.authority && loopback_host(u.host);
+    }
+    /* a private-use scheme (RFC 8252 7.1): the app owns it */
+    return u.rest[0] != '\0' || u.authority;
+}
+
+bool
+authz_redirect_uri_match(const char *reg, const char *given)
+{
+    struct uri a, b;
+
+    if (reg == NULL || given == NULL)
+        return false;
+    if (!strcmp(reg, given))
+        return true;
+    if (!uri_parse(reg, &a) || !uri_parse(given, &b) || strchr(given, '#'))
+        return false;
+    /* RFC 8252 7.3: native apps listen on an ephemeral loopback port */
+    return !strcmp(a.scheme, "http") && !strcmp(b.scheme, "http") && a.authority && b.authority &&
+           loopback_host(a.host) && !strcmp(a.host, b.host) && !strcmp(a.rest, b.rest);
+}
+
+bool
+authz_client_redirect_ok(struct authz_client *c, const char *uri)
+{
+    json_t *uris = json_object_get(c->metadata, "redirect_uris"), *v;
+    size_t i;
+
+    json_array_foreach(uris, i, v)
+        if (json_is_string(v) && authz_redirect_uri_match(json_string_value(v), uri))
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------ metadata */
+
+static const char *const STRING_FIELDS[] = { "client_name", "client_uri", "logo_uri", "tos_uri",
+                                             "policy_uri", "software_id", "software_version",
+                                             "scope", "jwks_uri" };
+
+/* Validates client metadata (a registration body or a metadata document)
+ * and returns the registered subset, or NULL with e set. */
+static json_t *
+metadata_check(json_t *in, bool cimd, struct gh_err *e)
+{
+    json_t *out = json_object(), *uris = json_object_get(in, "redirect_uris"), *v, *arr;
+    const char *method = gh_json_str(in, "token_endpoint_auth_method"), *why;
+    size_t i;
+
+    if (!json_is_object(in)) {
+        gh_err_set(e, 400, "invalid_client_metadata", "The client metadata must be a JSON object.", NULL);
+        goto bad;
+    }
+    if (!json_is_array(uris) || json_array_size(uris) == 0 || json_array_size(uris) > 20) {
+        gh_err_set(e, 400, "invalid_redirect_uri", "redirect_uris must list one to 20 URIs.", NULL);
+        goto bad;
+    }
+    json_array_foreach(uris, i, v) {
+        if (!json_is_string(v) || !authz_redirect_uri_valid(json_string_value(v), &why)) {
+            gh_err_set(e, 400, "invalid_redirect_uri", why = json_is_string(v) ? why : "redirect_uris must be strings.", NULL);
+            goto bad;
+        }
+    }
+    json_object_set(out, "redirect_uris", uris);
+    if (json_object_get(in, "token_endpoint_auth_method") && method == NULL) {
+        gh_err_set(e, 400, "invalid_client_metadata", "token_endpoint_auth_method must be a string.", NULL);
+        goto bad;
+    }
+    if (method == NULL)
+        method = cimd ? "none" : "client_secret_basic";   /* RFC 7591 2 default */
+    if (strcmp(method, "none") && (cimd || (strcmp(method, "client_secret_basic") &&
+                                            strcmp(method, "client_secret_post")))) {
+        gh_err_set(e, 400, "invalid_client_metadata",
+                   cimd ? "A client metadata document client must use token_endpoint_auth_method none."
+                        : "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post.", NULL);
+        goto bad;
+    }
+    json_object_set_new(out, "token_endpoint_auth_method", json_string(method));
+    arr = json_object_get(in, "grant_types");
+    if (arr) {
+        bool code = false;
+        if (!json_is_array(arr))
+            goto bad_meta;
+        json_array_foreach(arr, i, v) {
+            const char *g = json_string_value(v);
+            if (g == NULL || (strcmp(g, "authorization_code") && strcmp(g, "refresh_token")))
+                goto bad_grant;
+            code |= !strcmp(g, "authorization_code");
+        }
+        if (!code)
+            goto bad_grant;
+        json_object_set(out, "grant_types", arr);
+    } else {
+        json_object_set_new(out, "grant_types", json_pack("[s]", "authorization_code"));
+    }
+    arr = json_object_get(in, "response_types");
+    if (arr) {
+        if (!json_is_array(arr))
+            goto bad_meta;
+        json_array_foreach(arr, i, v)
+            if (!json_is_string(v) || strcmp(json_string_value(v), "code")) {
+                gh_err_set(e, 400, "invalid_client_metadata", "response_types may only contain code.", NULL);
+                goto bad;
+            }
+        json_object_set(out, "response_types", arr);
+    } else {
+        json_object_set_new(out, "response_types", json_pack("[s]", "code"));
+    }
+    for (i = 0; i < GH_ARRAY_LEN(STRING_FIELDS); i++) {
+        v = json_object_get(in, STRING_FIELDS[i]);
+        if (v == NULL || json_is_null(v))
+            continue;
+        if (!json_is_string(v) || strlen(json_string_value(v)) > 2000)
+            goto bad_meta;
+        json_object_set(out, STRING_FIELDS[i], v);
+    }
+    v = json_object_get(in, "contacts");
+    if (v) {
+        json_t *c;
+        size_t k;
+        if (!json_is_array(v))
+            goto bad_meta;
+        json_array_foreach(v, k, c)
+            if (!json_is_string(c))
+                goto bad_meta;
+        json_object_set(out, "contacts", v);
+    }
+    return out;
+bad_grant:
+    gh_err_set(e, 400, "invalid_client_metadata",
+               "grant_types must include authorization_code and may add refresh_token.", NULL);
+    goto bad;
+bad_meta:
+    gh_err_set(e, 400, "invalid_client_metadata", "The client metadata has a field of the wrong type.", NULL);
+bad:
+    json_decref(out);
+    return NULL;
+}
+
+static struct authz_client *
+client_from_row(struct gh_arena *a, PGresult *res, int row)
+{
+    struct authz_client *c = gh_arena_alloc(a, sizeof(*c));
+    json_error_t je;
+    struct uri u;
+
+    if (c == NULL)
+        return NULL;
+    c->client_id = gh_arena_strdup(a, db_val(res, row, 0));
+    c->kind = gh_arena_strdup(a, db_val(res, row, 1));
+    c->name = db_val(res, row, 2) ? gh_arena_strdup(a, db_val(res, row, 2)) : NULL;
+    c->metadata = gh_arena_json(a, json_loads(db_val(res, row, 3), 0, &je));
+    c->auth_method = gh_arena_strdup(a, db_val(res, row, 4));
+    c->secret_hash = db_val(res, row, 5) ? gh_arena_strdup(a, db_val(res, row, 5)) : NULL;
+    if (!strcmp(c->kind, "cimd") && uri_parse(c->client_id, &u))
+        c->cimd_host = gh_arena_strdup(a, u.host);
+    return c->metadata ? c : NULL;
+}
+
+#define CLIENT_COLS "client_id, kind, client_name, metadata::text, auth_method, secret_hash"
+
+/* ------------------------------------------------------------ CIMD */
+
+struct fetch {
+    char   buf[CIMD_MAX_BYTES + 1];
+    size_t len;
+    bool   too_big;
+    long   max_age;
+};
+
+static size_t
+fetch_write(char *p, size_t size, size_t n, void *ctx)
+{
+    struct fetch *f = ctx;
+    size_t len = size * n;
+
+    if (f->len + len > CIMD_MAX_BYTES) {
+        f->too_big = true;
+        return 0;                      /* aborts the transfer */
+    }
+    memcpy(f->buf + f->len, p, len);
+    f->len += len;
+    f->buf[f->len] = '\0';
+    return len;
+}
+
+static size_t
+fetch_header(char *p, size_t size, size_t n, void *ctx)
+{
+    struct fetch *f = ctx;
+    size_t len = size * n;
+    char line[256];
+
+    if (len < sizeof(line) && !strncasecmp(p, "cache-control:", 14)) {
+        char *m;
+        memcpy(line, p, len);
+        line[len] = '\0';
+        m = strcasestr(line, "max-age=");
+        if (m)
+            f->max_age = strtol(m + 8, NULL, 10);
+        if (strcasestr(line, "no-store") || strcasestr(line, "no-cache"))
+            f->max_age = CIMD_TTL_MIN;
+    }
+    return len;
+}
+
+/* Private, loopback, link-local, unspecified, multicast, CGNAT. */
+static bool
+addr_private(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+        return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xa9fe ||
+               (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8 || (a >> 22) == (100 << 2 | 1) ||
+               (a >> 28) >= 0xe;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const unsigned char zero[16];
+        if (!memcmp(b, zero, 15))
+            return true;                                  /* :: and ::1 */
+        if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+            return true;                                  /* link-local */
+        if ((b[0] & 0xfe) == 0xfc || b[0] == 0xff)
+            return true;                                  /* ULA, multicast */
+        if (!memcmp(b, zero, 10) && b[10] == 0xff && b[11] == 0xff) {
+            struct sockaddr_in v4 = { .sin_family = AF_INET };
+            memcpy(&v4.sin_addr, b + 12, 4);
+            return addr_private((struct sockaddr *)&v4);  /* v4-mapped */
+        }
+        return false;
+    }
+    return true;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* Resolves the host, refuses private addresses (unless the development
+ * setting allows them), then pins curl to the address checked so a second
+ * DNS answer cannot swap in an internal one. */
+static int
+cimd_fetch(struct gh_arena *a, const char *url, struct fetch *f, struct gh_err *e)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+    struct curl_slist *pin = NULL, *hdrs = NULL;
+    struct uri u;
+    char addr[INET6_ADDRSTRLEN], host[256], portstr[8];
+    CURL *cu = NULL;
+    CURLcode cc;
+    long status = 0;
+    int rc = -1, port;
+    bool dev = gh_cfg.dev_allow_private_cimd;
+
+    if (!uri_parse(url, &u) || !u.authority || !u.host[0])
+        goto bad_url;
+    if (strcmp(u.scheme, "https") && !(dev && !strcmp(u.scheme, "http")))
+        goto bad_url;
+    port = u.port > 0 ? u.port : !strcmp(u.scheme, "https") ? 443 : 80;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    snprintf(host, sizeof(host), "%s", u.host);
+    if (host[0] == '[') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || res == NULL) {
+        gh_err_set(e, 400, "invalid_client", "The client metadata document could not be fetched.",
+                   "cimd: cannot resolve host");
+        goto out;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        if (addr_private(ai->ai_addr) && !dev) {
+            gh_err_set(e, 400, "invalid_client", "The client metadata document must be on a public address.",
+                       "cimd: private address refused");
+            goto out;
+        }
+    if (res->ai_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, addr, sizeof(addr));
+    else
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, addr + 1, sizeof(addr) - 2);
+    if (res->ai_family == AF_INET6) {
+        addr[0] = '[';
+        strcat(addr, "]");
+    }
+    pin = curl_slist_append(NULL, gh_arena_printf(a, "%s:%d:%s", host, port, addr));
+    hdrs = curl_slist_append(NULL, "Accept: application/json");
+    pthread_once(&curl_once, curl_init_once);
+    cu = curl_easy_init();
+    if (cu == NULL || pin == NULL || hdrs == NULL) {
+        gh_err_set(e, 500, "server_error", "internal error", "curl init");
+        goto out;
+    }
+    curl_easy_setopt(cu, CURLOPT_URL, url);
+    curl_easy_setopt(cu, CURLOPT_RESOLVE, pin);
+    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, dev ? "http,https" : "https");
+    curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)CIMD_TIMEOUT_MS);
+    curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(cu, CURLOPT_MAXFILESIZE, (long)CIMD_MAX_BYTES);
+    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, fetch_write);
+    curl_easy_setopt(cu, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, fetch_header);
+    curl_easy_setopt(cu, CURLOPT_HEADERDATA, f);
+    curl_easy_setopt(cu, CURLOPT_USERAGENT, "Gatehouse");
+    cc = curl_easy_perform(cu);
+    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+    if (f->too_big || cc == CURLE_FILESIZE_EXCEEDED) {
+        gh_err_set(e, 400, "invalid_client", "The client metadata document is larger than 5 KB.", "cimd: too big");
+        goto out;
+    }
+    if (cc != CURLE_OK || status != 200) {
+        gh_err_set(e, 400, "invalid_client", "The client metadata document could not be fetched.",
+                   "cimd: curl %d status %ld", (int)cc, status);
+        goto out;
+    }
+    rc = 0;
+    goto out;
+bad_url:
+    gh_err_set(e, 400, "invalid_client", "This client_id is not a valid https URL.", NULL);
+out:
+    if (cu)
+        curl_easy_cleanup(cu);
+    curl_slist_free_all(pin);
+    curl_slist_free_all(hdrs);
+    if (res)
+        freeaddrinfo(res);
+    return rc;
+}
+
+static bool
+cimd_url_shape(const char *id)
+{
+    struct uri u;
+
+    /* the client_id must carry a path (the document), no fragment */
+    return id && strlen(id) <= 2000 && !strchr(id, '#') && uri_parse(id, &u) && u.authority &&
+           (!strcmp(u.scheme, "https") || (gh_cfg.dev_allow_private_cimd && !strcmp(u.scheme, "http"))) &&
+           u.rest[0] == '/' && u.rest[1] != '\0';
+}
+
+static struct authz_client *
+cimd_load(struct gh_arena *a, const char *client_id, struct gh_err *e)
+{
+    struct fetch *f = gh_arena_alloc(a, sizeof(*f));
+    json_t *doc, *meta;
+    json_error_t je;
+    PGresult *res;
+    char ttl[24], *meta_s;
+    const char *name;
+
+    res = db_query(a, e, "SELECT " CLIENT_COLS " FROM oauth_clients WHERE client_id = $1 AND kind = 'cimd'"
+                         " AND cache_expires_at > now()", 1, client_id);
+    if (res == NULL)
+        return NULL;
+    if (PQntuples(res) == 1)
+        return client_from_row(a, res, 0);
+    if (!cimd_url_shape(client_id)) {
+        gh_err_set(e, 400, "invalid_client", "This client_id is not a valid https URL.", NULL);
+        return NULL;
+    }
+    f->max_age = CIMD_TTL_DEFAULT;
+    if (cimd_fetch(a, client_id, f, e) < 0)
+        return NULL;
+    doc = gh_arena_json(a, json_loadb(f->buf, f->len, 0, &je));
+    if (!json_is_object(doc)) {
+        gh_err_set(e, 400, "invalid_client", "The client metadata document is not a JSON object.", NULL);
+        return NULL;
+    }
+    if (!gh_json_str(doc, "client_id") || strcmp(gh_json_str(doc, "client_id"), client_id)) {
+        gh_err_set(e, 400, "invalid_client",
+                   "The client metadata document's client_id does not equal its URL.", NULL);
+        return NULL;
+    }
+    meta = gh_arena_json(a, metadata_check(doc, true, e));
+    if (meta == NULL)
+        return NULL;
+    json_object_set_new(meta, "client_id", json_string(client_id));
+    meta_s = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+    gh_arena_defer(a, free, meta_s);
+    name = gh_json_str(meta, "client_name");
+    snprintf(ttl, sizeof(ttl), "%ld", f->max_age < CIMD_TTL_MIN ? CIMD_TTL_MIN
+                                    : f->max_age > CIMD_TTL_MAX ? CIMD_TTL_MAX : f->max_age);
+    res = db_query(a, e,
+        "INSERT INTO oauth_clients (client_id, kind, client_name, metadata, auth_method, cache_expires_at)"
+        " VALUES ($1, 'cimd', $2, $3::jsonb, 'none', now() + make_interval(secs => $4::int))"
+        " ON CONFLICT (client_id) DO UPDATE SET client_name = $2, metadata = $3::jsonb, updated_at = now(),"
+        "   cache_expires_at = now() + make_interval(secs => $4::int)"
+        " WHERE oauth_clients.kind = 'cimd'"
+        " RETURNING " CLIENT_COLS, 4, client_id, name, meta_s, ttl);
+    if (res == NULL)
+        return NULL;
+    if (PQntuples(res) != 1) {
+        gh_err_set(e, 400, "invalid_client", "Unknown client.", "cimd url collides with a dcr id");
+        return NULL;
+    }
+    GH_LOG(INFO, "cimd_fetched", "client metadata document fetched and cached");
+    return client_from_row(a, res, 0);
+}
+
+struct authz_client *
+authz_client_get(struct gh_arena *a, const char *client_id, struct gh_err *e)
+{
+    PGresult *res;
+
+    if (client_id == NULL || !*client_id || strlen(client_id) > 2000) {
+        gh_err_set(e, 400, "invalid_client", "Unknown client.", NULL);
+        return NULL;
+    }
+    if (gh_str_has_prefix(client_id, "https://") || gh_str_has_prefix(client_id, "http://"))
+        return cimd_load(a, client_id, e);
+    res = db_query(a, e, "SELECT " CLIENT_COLS " FROM oauth_clients WHERE client_id = $1 AND kind = 'dcr'",
+                   1, client_id);
+    if (res == NULL)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        gh_err_set(e, 400, "invalid_client", "Unknown client.", NULL);
+        return NULL;
+    }
+    return client_from_row(a, res, 0);
+}
+
+/* ------------------------------------------------------------ client authentication */
+
+static char *
+form_unescape(struct gh_arena *a, const char *s)
+{
+    CURL *cu = curl_easy_init();
+    int n = 0;
+    char *d = cu ? curl_easy_unescape(cu, s, 0, &n) : NULL, *r;
+
+    r = d ? gh_arena_strndup(a, d, (size_t)n) : NULL;
+    if (d) {
+        gh_wipe(d, (size_t)n);
+        curl_free(d);
+    }
+    if (cu)
+        curl_easy_cleanup(cu);
+    return r;
+}
+
+struct authz_client *
+authz_client_auth(struct web_req *r, struct gh_err *e)
+{
+    struct gh_arena *a = web_arena(r);
+    const char *hdr = web_header(r, "Authorization");
+    const char *id = web_form(r, "client_id"), *secret = web_form(r, "client_secret");
+    const char *method = "none";
+    struct authz_client *c;
+    char hash[65];
+
+    if (hdr && !strncasecmp(hdr, "Basic ", 6)) {
+        size_t n = strlen(hdr + 6);
+        unsigned char *raw = gh_arena_alloc(a, n + 4);
+        int len;
+        char *colon;
+
+        if (secret) {
+            gh_err_set(e, 400, "invalid_request", "Use one client authentication method.", NULL);
+            return NULL;
+        }
+        len = raw ? EVP_DecodeBlock(raw, (const unsigned char *)hdr + 6, (int)n) : -1;
+        if (len < 0)
+            goto bad;
+        while (n > 0 && hdr[6 + n - 1] == '=' && len > 0) {   /* padding decoded as zeros */
+            len--;
+            n--;
+        }
+        raw[len] = '\0';
+        colon = strchr((char *)raw, ':');
+        if (colon == NULL)
+            goto bad;
+        *colon = '\0';
+        /* RFC 6749 2.3.1: both parts are form-urlencoded */
+        if (id && strcmp(id, form_unescape(a, (char *)raw))) {
+            gh_err_set(e, 400, "invalid_request", "client_id does not match the Authorization header.", NULL);
+            return NULL;
+        }
+        id = form_unescape(a, (char *)raw);
+        secret = form_unescape(a, colon + 1);
+        gh_wipe(raw, (size_t)len);
+        method = "client_secret_basic";
+    } else if (secret) {
+        method = "client_secret_post";
+    }
+    if (id == NULL)
+        goto bad;
+    c = authz_client_get(a, id, e);
+    if (c == NULL) {
+        if (e->status >= 500)
+            return NULL;
+        gh_err_clear(e);
+        goto bad;
+    }
+    if (strcmp(c->auth_method, method))
+        goto bad;
+    if (strcmp(method, "none")) {
+        gh_sha256_hex(secret ? secret : "", hash);
+        if (c->secret_hash == NULL || !gh_ct_streq(hash, c->secret_hash))
+            goto bad;
+    }
+    return c;
+bad:
+    if (hdr && !strncasecmp(hdr, "Basic ", 6))
+        web_add_header(r, "WWW-Authenticate", "Basic realm=\"gatehouse\"");
+    gh_err_set(e, 401, "invalid_client", "Client authentication failed.", NULL);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ RFC 7591 / 7592 */
+
+static int
+reply_client(struct web_req *r, int status, json_t *meta, const char *client_id, long long issued,
+             const char *secret, const char *reg_token)
+{
+    json_t *j = json_deep_copy(meta);
+
+    json_object_set_new(j, "client_id", json_string(client_id));
+    json_object_set_new(j, "client_id_issued_at", json_integer(issued));
+    if (secret) {
+        json_object_set_new(j, "client_secret", json_string(secret));
+        json_object_set_new(j, "client_secret_expires_at", json_integer(0));
+    }
+    if (reg_token)
+        json_object_set_new(j, "registration_access_token", json_string(reg_token));
+    json_object_set_new(j, "registration_client_uri",
+                        json_string(gh_arena_printf(web_arena(r), "%s/oauth/register/%s",
+                                                    gh_cfg.public_url, client_id)));
+    web_add_header(r, "Cache-Control", "no-store");
+    web_add_header(r, "Pragma", "no-cache");
+    return web_reply_json(r, status, j);
+}
+
+static int
+post_register(struct web_req *r)
+{
+    struct gh_arena *a = web_arena(r);
+    struct gh_err e = {0};
+    json_t *body, *meta;
+    char *meta_s, fp[65], sh[65], th[65];
+    const char *method;
+    char *id, *secret = NULL, *regtok;
+    PGresult *res;
+    int rc;
+
+    if (authz_rate_check(r, "register", gh_cfg.rate_register_per_min, &e) < 0)
+        return web_reply_err(r, &e);
+    body = web_json_body(r, &e);
+    if (body == NULL) {
+        gh_err_clear(&e);
+        gh_err_set(&e, 400, "invalid_client_metadata", "The request body is not valid JSON.", NULL);
+        return web_reply_err(r, &e);
+    }
+    meta = gh_arena_json(a, metadata_check(body, false, &e));
+    if (meta == NULL)
+        return web_reply_err(r, &e);
+    method = gh_json_str(meta, "token_endpoint_auth_method");
+    meta_s = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+    gh_arena_defer(a, free, meta_s);
+    gh_sha256_hex(meta_s, fp);
+    /* identical registrations (a client that re-registers on every start)
+     * do not pile up: keep the newest few that never got a grant */
+    db_query(a, &(struct gh_err){0},
+        "DELETE FROM oauth_clients WHERE client_id IN ("
+        " SELECT client_id FROM oauth_clients c WHERE fingerprint = $1 AND kind = 'dcr'"
+        "   AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = c.client_id)"
+        " ORDER BY created_at DESC OFFSET 4)", 1, fp);
+    id = gh_token_hex(a, "gh_client_", 16);
+    regtok = gh_token_hex(a, "gth_rat_", 32);
+    if (strcmp(method, "none"))
+        secret = gh_token_hex(a, "gth_cs_", 32);
+    if (id == NULL || regtok == NULL || (strcmp(method, "none") && secret == NULL)) {
+        gh_err_set(&e, 500, "server_error", "internal error", "no entropy");
+        return web_reply_err(r, &e);
+    }
+    gh_sha256_hex(regtok, th);
+    if (secret)
+        gh_sha256_hex(secret, sh);
+    res = db_query(a, &e,
+        "INSERT INTO oauth_clients (client_id, kind, client_name, metadata, auth_method, secret_hash,"
+        " reg_token_hash, fingerprint, created_ip) VALUES ($1, 'dcr', $2, $3::jsonb, $4, $5, $6, $7, $8)"
+        " RETURNING extract(epoch from created_at)::bigint", 8, id, gh_json_str(meta, "client_name"),
+        meta_s, method, secret ? sh : NULL, th, fp, web_client_ip(r));
+    if (res == NULL)
+        return web_reply_err(r, &e);
+    GH_LOG(INFO, "client_registered", "client %s registered (%s)", id, method);
+    rc = reply_client(r, 201, meta, id, db_ll(res, 0, 0, 0), secret, regtok);
+    gh_wipe(regtok, strlen(regtok));
+    if (secret)
+        gh_wipe(secret, strlen(secret));
+    return rc;
+}
+
+/* RFC 7592: the registration access token guards one client. */
+static PGresult *
+managed_client(struct web_req *r, struct gh_err *e)
+{
+    const char *hdr = web_header(r, "Authorization"), *id = web_path_param(r, 0);
+    char th[65];
+    PGresult *res;
+
+    if (hdr == NULL || strncasecmp(hdr, "Bearer ", 7) || id == NULL) {
+        web_add_header(r, "WWW-Authenticate", "Bearer");
+        gh_err_set(e, 401, "invalid_token", "A registration access token is required.", NULL);
+        return NULL;
+    }
+    gh_sha256_hex(hdr + 7, th);
+    res = db_query(web_arena(r), e, "SELECT " CLIENT_COLS ", reg_token_hash,"
+                   " extract(epoch from created_at)::bigint FROM oauth_clients"
+                   " WHERE client_id = $1 AND kind = 'dcr'", 1, id);
+    if (res == NULL)
+        return NULL;
+    if (PQntuples(res) == 0 || !db_val(res, 0, 6) || !gh_ct_streq(th, db_val(res, 0, 6))) {
+        web_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+        gh_err_set(e, 401, "invalid_token", "The registration access token is not valid.", NULL);
+        return NULL;
+    }
+    return res;
+}
+
+static int
+manage_register(struct web_req *r)
+{
+    struct gh_arena *a = web_arena(r);
+    const char *m = web_method(r);
+    struct gh_err e = {0};
+    PGresult *res = managed_client(r, &e);
+    struct authz_client *c;
+    json_t *body, *meta;
+    char *meta_s, sh[65], *secret = NULL;
+    const char *method;
+    int rc;
+
+    if (strcmp(m, "GET") && strcmp(m, "PUT") && strcmp(m, "DELETE")) {
+        web_add_header(r, "Allow", "GET, PUT, DELETE");
+        gh_err_set(&e, 405, "method_not_allowed", "method not allowed", NULL);
+        return web_reply_err(r, &e);
+    }
+    if (res == NULL)
+        return web_reply_err(r, &e);
+    c = client_from_row(a, res, 0);
+    if (c == NULL) {
+        gh_err_set(&e, 500, "server_error", "internal error", "bad client row");
+        return web_reply_err(r, &e);
+    }
+    if (!strcmp(m, "GET"))
+        return reply_client(r, 200, c->metadata, c->client_id, db_ll(res, 0, 7, 0), NULL, NULL);
+    if (!strcmp(m, "DELETE")) {
+        if (!db_query(a, &e, "DELETE FROM oauth_clients WHERE client_id = $1", 1, c->client_id))
+            return web_reply_err(r, &e);
+        GH_LOG(INFO, "client_deleted", "client %s deleted by its registrant", c->client_id);
+        return web_reply(r, 204, NULL, "", 0);
+    }
+    body = web_json_body(r, &e);
+    if (body == NULL)
+        return web_reply_err(r, &e);
+    if (!gh_json_str(body, "client_id") || strcmp(gh_json_str(body, "client_id"), c->client_id)) {
+        gh_err_set(&e, 400, "invalid_client_metadata", "client_id must equal the registered one.", NULL);
+        return web_reply_err(r, &e);
+    }
+    meta = gh_arena_json(a, metadata_check(body, false, &e));
+    if (meta == NULL)
+        return web_reply_err(r, &e);
+    method = gh_json_str(meta, "token_endpoint_auth_method");
+    if (strcmp(method, "none") && c->secret_hash == NULL) {
+        secret = gh_token_hex(a, "gth_cs_", 32);
+        gh_sha256_hex(secret, sh);
+    }
+    meta_s = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+    gh_arena_defer(a, free, meta_s);
+    if (!db_query(a, &e, "UPDATE oauth_clients SET metadata = $2::jsonb, client_name = $3, auth_method = $4,"
+                         " secret_hash = CASE WHEN $4 = 'none' THEN NULL ELSE coalesce($5, secret_hash) END,"
+                         " fingerprint = NULL, updated_at = now() WHERE client_id = $1",
+                  5, c->client_id, meta_s, gh_json_str(meta, "client_name"), method, secret ? sh : NULL))
+        return web_reply_err(r, &e);
+    rc = reply_client(r, 200, meta, c->client_id, db_ll(res, 0, 7, 0), secret, NULL);
+    if (secret)
+        gh_wipe(secret, strlen(secret));
+    return rc;
+}
+
+static int
+cors_preflight(struct web_req *r)
+{
+    return web_reply(r, 204, NULL, "", 0);
+}
+
+void
+authz_client_reap(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gh_err e = {0};
+    char ttl[24];
+
+    snprintf(ttl, sizeof(ttl), "%ld", gh_cfg.oauth_client_unused_ttl);
+    /* registered clients with no live token after the TTL; cached metadata
+     * documents nobody holds a grant for */
+    db_query(a, &e,
+        "DELETE FROM oauth_clients c WHERE created_at < now() - make_interval(secs => $1::int)"
+        " AND NOT EXISTS (SELECT 1 FROM oauth_grants g JOIN oauth_tokens t ON t.grant_id = g.id"
+        "   WHERE g.client_id = c.client_id AND g.revoked_at IS NULL AND t.revoked_at IS NULL"
+        "     AND t.expires_at > now())"
+        " AND NOT EXISTS (SELECT 1 FROM oauth_codes k JOIN oauth_grants g ON g.id = k.grant_id"
+        "   WHERE g.client_id = c.client_id AND k.expires_at > now())", 1, ttl);
+    db_query(a, &e, "DELETE FROM oauth_denials WHERE until < now()", 0);
+    /* sealed successor pairs are only needed inside the grace window */
+    db_query(a, &e, "UPDATE oauth_tokens SET successor = NULL WHERE successor IS NOT NULL"
+                    " AND rotated_at < now() - interval '5 minutes'", 0);
+    db_query(a, &e, "DELETE FROM oauth_codes WHERE expires_at < now() - interval '1 day'", 0);
+    gh_arena_free(a);
+}
+
+int
+authz_client_routes(void)
+{
+    web_route("POST", "/oauth/register", WEB_API | WEB_CORS, post_register);
+    web_route("OPTIONS", "/oauth/register", WEB_API | WEB_CORS, cors_preflight);
+    web_route(NULL, "/oauth/register/*", WEB_API | WEB_CORS, manage_register);
+    return 0;
+}

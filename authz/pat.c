@@ -1,0 +1,255 @@
+/*
+ * authz/pat.c — personal access tokens: gth_pat_<32 base62>_<6 base62>.
+ *
+ * The tail is the CRC32 of everything before it, in base62, so a scanner
+ * (or the MCP endpoint, before asking the database) can reject a mistyped
+ * or made-up token offline.  Only the SHA-256 is stored, plus a short
+ * prefix to recognise the token in the list.
+ */
+#include "authz/authz_int.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAT_PREFIX "gth_pat_"
+#define PAT_RAND   32
+#define PAT_SUM    6
+#define PAT_LEN    (8 + PAT_RAND + 1 + PAT_SUM)
+
+static const char B62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+static uint32_t
+crc32_of(const char *s, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+
+    for (size_t i = 0; i < n; i++) {
+        c ^= (unsigned char)s[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (uint32_t)-(int32_t)(c & 1));
+    }
+    return ~c;
+}
+
+static void
+checksum(const char *s, size_t n, char out[PAT_SUM + 1])
+{
+    uint32_t c = crc32_of(s, n);
+
+    for (int i = PAT_SUM - 1; i >= 0; i--) {
+        out[i] = B62[c % 62];
+        c /= 62;
+    }
+    out[PAT_SUM] = '\0';
+}
+
+bool
+authz_pat_checksum_ok(const char *t)
+{
+    char sum[PAT_SUM + 1];
+
+    if (t == NULL || strlen(t) != PAT_LEN || strncmp(t, PAT_PREFIX, 8) || t[8 + PAT_RAND] != '_')
+        return false;
+    for (int i = 8; i < PAT_LEN; i++)
+        if (i != 8 + PAT_RAND && !strchr(B62, t[i]))
+            return false;
+    checksum(t, 8 + PAT_RAND, sum);
+    return gh_ct_streq(sum, t + 8 + PAT_RAND + 1);
+}
+
+char *
+authz_pat_new(struct gh_arena *a)
+{
+    unsigned char raw[PAT_RAND];
+    char *t = gh_arena_alloc(a, PAT_LEN + 1);
+
+    if (t == NULL || gh_random_bytes(raw, sizeof(raw)) < 0)
+        return NULL;
+    memcpy(t, PAT_PREFIX, 8);
+    for (int i = 0; i < PAT_RAND; i++)
+        t[8 + i] = B62[raw[i] % 62];     /* 248 of 256 values map evenly; the bias is negligible at 190 bits */
+    t[8 + PAT_RAND] = '_';
+    checksum(t, 8 + PAT_RAND, t + 8 + PAT_RAND + 1);
+    gh_wipe(raw, sizeof(raw));
+    return t;
+}
+
+/* Inserts a PAT; returns the token (arena) or NULL with e set. */
+static char *
+pat_insert(struct gh_arena *a, const char *user_id, const char *agent_id, const char *name,
+           long days, struct gh_err *e)
+{
+    char *t = authz_pat_new(a), hash[65], d[24], prefix[13];
+
+    if (t == NULL) {
+        gh_err_set(e, 500, "server_error", "internal error", "no entropy");
+        return NULL;
+    }
+    if (name == NULL || !*name || strlen(name) > 100) {
+        gh_err_set(e, 400, "invalid_request", "Give the token a name of at most 100 characters.", NULL);
+        return NULL;
+    }
+    if (days < 0 || days > 3650) {
+        gh_err_set(e, 400, "invalid_request", "The expiry must be 1 to 3650 days, or none.", NULL);
+        return NULL;
+    }
+    gh_sha256_hex(t, hash);
+    memcpy(prefix, t, 12);
+    prefix[12] = '\0';
+    snprintf(d, sizeof(d), "%ld", days);
+    if (!db_query(a, e, "INSERT INTO pats (user_id, agent_id, name, prefix, token_hash, expires_at)"
+                        " VALUES ($1, $2, $3, $4, $5, CASE WHEN $6::int > 0"
+                        "   THEN now() + make_interval(days => $6::int) END)",
+                  6, user_id, agent_id, name, prefix, hash, d))
+        return NULL;
+    return t;
+}
+
+int
+authz_pat_create(const char *email, const char *agent_slug, const char *name, long days,
+                 char **token, struct gh_err *e)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct authz_agent *ag;
+    PGresult *res;
+    char *t;
+    int rc = -1;
+
+    *token = NULL;
+    ag = authz_agent_by_slug(a, agent_slug ? agent_slug : "default", e);
+    if (ag == NULL)
+        goto out;
+    res = db_query(a, e, "SELECT id FROM users WHERE lower(email) = lower($1) AND NOT disabled", 1, email);
+    if (res == NULL)
+        goto out;
+    if (PQntuples(res) == 0) {
+        gh_err_set(e, 404, "not_found", "No active user with this email.", NULL);
+        goto out;
+    }
+    t = pat_insert(a, db_val(res, 0, 0), ag->id, name, days, e);
+    if (t == NULL)
+        goto out;
+    *token = strdup(t);
+    gh_wipe(t, strlen(t));
+    rc = *token ? 0 : -1;
+out:
+    gh_arena_free(a);
+    return rc;
+}
+
+/* ------------------------------------------------------------ /profile/tokens */
+
+static int
+tokens_page(struct web_req *r, struct authz_user *u, const char *fresh, const char *error)
+{
+    struct gh_arena *a = web_arena(r);
+    struct gh_err e = {0};
+    PGresult *res, *agents;
+    char *rows = gh_arena_strdup(a, ""), *opts = gh_arena_strdup(a, ""), *body;
+
+    res = db_query(a, &e,
+        "SELECT p.id, p.name, p.prefix, ag.slug, to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),"
+        "       coalesce(to_char(p.last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), 'never'),"
+        "       coalesce(to_char(p.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'never'),"
+        "       p.expires_at IS NOT NULL AND p.expires_at < now()"
+        "  FROM pats p JOIN agents ag ON ag.id = p.agent_id"
+        " WHERE p.user_id = $1 AND p.revoked_at IS NULL ORDER BY p.created_at DESC", 1, u->id);
+    agents = db_query(a, &e, "SELECT slug, name FROM agents ORDER BY slug = 'default' DESC, slug", 0);
+    if (res == NULL || agents == NULL)
+        return web_reply_err(r, &e);
+    for (int i = 0; i < PQntuples(res); i++)
+        rows = gh_arena_printf(a,
+            "%s<tr><td>%s</td><td><code>%s…</code></td><td>%s</td><td>%s</td><td>%s</td><td>%s%s</td>"
+            "<td><form method=\"post\" action=\"/profile/tokens/revoke\">"
+            "<input type=\"hidden\" name=\"csrf\" value=\"%s\"><input type=\"hidden\" name=\"id\" value=\"%s\">"
+            "<button class=\"danger\" type=\"submit\">Revoke</button></form></td></tr>",
+            rows, gh_html_escape(a, db_val(res, i, 1)), gh_html_escape(a, db_val(res, i, 2)),
+            gh_html_escape(a, db_val(res, i, 3)), db_val(res, i, 4), db_val(res, i, 5), db_val(res, i, 6),
+            db_bool(res, i, 7) ? " (expired)" : "", web_csrf_token(r), db_val(res, i, 0));
+    for (int i = 0; i < PQntuples(agents); i++)
+        opts = gh_arena_printf(a, "%s<option value=\"%s\">%s</option>", opts,
+                               gh_html_escape(a, db_val(agents, i, 0)), gh_html_escape(a, db_val(agents, i, 1)));
+    body = gh_arena_printf(a,
+        "<div class=\"card\"><h1>Personal access tokens</h1>%s%s%s%s%s%s"
+        "<p class=\"muted\">For clients without OAuth: send <code>Authorization: Bearer &lt;token&gt;</code> to the agent's MCP URL.</p>"
+        "<table><thead><tr><th>Name</th><th>Prefix</th><th>Agent</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr></thead>"
+        "<tbody>%s</tbody></table>%s</div>"
+        "<div class=\"card\"><h2>New token</h2><form method=\"post\" action=\"/profile/tokens\">"
+        "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+        "<label for=\"name\">Name</label><input id=\"name\" type=\"text\" name=\"name\" maxlength=\"100\" required>"
+        "<label for=\"agent\">Agent</label><select id=\"agent\" name=\"agent\">%s</select>"
+        "<label for=\"expires_days\">Expires after (days, empty for never)</label>"
+        "<input id=\"expires_days\" type=\"number\" name=\"expires_days\" min=\"1\" max=\"3650\" value=\"90\">"
+        "<div class=\"actions\"><button type=\"submit\">Create token</button></div></form></div>",
+        error ? "<p class=\"error\" role=\"alert\">" : "", error ? gh_html_escape(a, error) : "", error ? "</p>" : "",
+        fresh ? "<div class=\"notice\"><p>Copy your new token now; it is not shown again.</p><p><code id=\"new-token\">" : "",
+        fresh ? fresh : "", fresh ? "</code></p></div>" : "",
+        rows, PQntuples(res) ? "" : "<p class=\"muted\">No tokens yet.</p>", web_csrf_token(r), opts);
+    return web_reply_html(r, fresh ? 201 : error ? 400 : 200, authz_page(r, u, "Tokens", body));
+}
+
+static int
+get_tokens(struct web_req *r)
+{
+    struct authz_user *u = authz_require_login(r);
+
+    return u ? tokens_page(r, u, NULL, NULL) : 0;
+}
+
+static int
+post_tokens(struct web_req *r)
+{
+    struct gh_arena *a = web_arena(r);
+    struct authz_user *u = authz_require_login(r);
+    const char *days = web_form(r, "expires_days");
+    struct authz_agent *ag;
+    struct gh_err e = {0};
+    char *t, *end;
+    long d = 0;
+    int rc;
+
+    if (u == NULL)
+        return 0;
+    if (days && *days) {
+        d = strtol(days, &end, 10);
+        if (*end || d < 1)
+            return tokens_page(r, u, NULL, "The expiry must be a number of days.");
+    }
+    ag = authz_agent_by_slug(a, web_form(r, "agent") ? web_form(r, "agent") : "default", &e);
+    if (ag == NULL)
+        return e.status >= 500 ? web_reply_err(r, &e) : tokens_page(r, u, NULL, "Choose an agent.");
+    t = pat_insert(a, u->id, ag->id, web_form(r, "name"), d, &e);
+    if (t == NULL)
+        return e.status >= 500 ? web_reply_err(r, &e) : tokens_page(r, u, NULL, e.msg);
+    GH_LOG(INFO, "pat_created", "user %s created a personal access token", u->id);
+    rc = tokens_page(r, u, t, NULL);
+    gh_wipe(t, strlen(t));
+    return rc;
+}
+
+static int
+post_tokens_revoke(struct web_req *r)
+{
+    struct authz_user *u = authz_require_login(r);
+    const char *id = web_form(r, "id");
+    struct gh_err e = {0};
+
+    if (u == NULL)
+        return 0;
+    if (!authz_uuid_ok(id))
+        return tokens_page(r, u, NULL, "Unknown token.");
+    if (!db_query(web_arena(r), &e, "UPDATE pats SET revoked_at = now() WHERE id = $1::uuid AND user_id = $2"
+                                    " AND revoked_at IS NULL", 2, id, u->id))
+        return web_reply_err(r, &e);
+    db_notify("authz_revoked", "pat", &e);
+    return web_redirect(r, 303, "/profile/tokens");
+}
+
+int
+authz_pat_routes(void)
+{
+    web_route("GET", "/profile/tokens", WEB_PAGE, get_tokens);
+    web_route("POST", "/profile/tokens", WEB_PAGE, post_tokens);
+    web_route("POST", "/profile/tokens/revoke", WEB_PAGE, post_tokens_revoke);
+    return 0;
+}

@@ -1,0 +1,619 @@
+/*
+ * authz/token.c — the token endpoint (authorization_code and refresh_token
+ * grants), revocation (RFC 7009), introspection (RFC 7662), and last-used
+ * times coalesced in memory.
+ *
+ * Tokens are opaque random strings; only their SHA-256 is stored.  A code
+ * exchange starts a chain (chain_id); each refresh rotates within it.  A
+ * reused code or a refresh replayed after the grace window revokes the
+ * whole chain.  Inside the grace window every caller of one refresh token
+ * gets the same successor pair: the pair is sealed (AES-256-GCM under the
+ * server key, bound to the parent row) on the parent row, never in
+ * plaintext, and the parent row lock serialises the callers.
+ */
+#include "authz/authz_int.h"
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ issuing */
+
+int
+authz_pair_issue(struct db_conn *c, struct gh_arena *a, const char *grant_id, const char *chain_id,
+                 const char *parent_id, const char *scope, const char *resource, bool refresh,
+                 struct authz_pair *out, struct gh_err *e)
+{
+    char ah[65], rh[65], ttl[24], rttl[24];
+    PGresult *res;
+
+    memset(out, 0, sizeof(*out));
+    out->access = gh_token_hex(a, "gth_oat_", 16);
+    out->refresh = refresh ? gh_token_hex(a, "gth_ort_", 32) : NULL;
+    if (out->access == NULL || (refresh && out->refresh == NULL))
+        return gh_err_set(e, 500, "server_error", "internal error", "no entropy");
+    gh_sha256_hex(out->access, ah);
+    snprintf(ttl, sizeof(ttl), "%ld", gh_cfg.access_token_ttl);
+    snprintf(rttl, sizeof(rttl), "%ld", gh_cfg.refresh_token_ttl);
+    res = db_exec(c, a, e,
+        "INSERT INTO oauth_tokens (kind, token_hash, grant_id, chain_id, scope, resource, expires_at)"
+        " VALUES ('access', $1, $2, coalesce($3::uuid, gen_random_uuid()), $4, $5,"
+        "         now() + make_interval(secs => $6::int))"
+        " RETURNING chain_id, extract(epoch from expires_at)::bigint", 6, ah, grant_id, chain_id,
+        scope, resource, ttl);
+    if (res == NULL)
+        return -1;
+    out->chain_id = gh_arena_strdup(a, db_val(res, 0, 0));
+    out->expires_at = db_ll(res, 0, 1, 0);
+    out->expires_in = gh_cfg.access_token_ttl;
+    out->scope = gh_arena_strdup(a, scope);
+    if (refresh) {
+        gh_sha256_hex(out->refresh, rh);
+        if (!db_exec(c, a, e,
+                "INSERT INTO oauth_tokens (kind, token_hash, grant_id, chain_id, parent_id, scope, resource,"
+                " expires_at) VALUES ('refresh', $1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7::int))",
+                7, rh, grant_id, out->chain_id, parent_id, scope, resource, rttl))
+            return -1;
+    }
+    return 0;
+}
+
+static int
+reply_pair(struct web_req *r, struct authz_pair *p)
+{
+    json_t *j = json_pack("{s:s, s:s, s:I, s:s}", "access_token", p->access, "token_type", "Bearer",
+                          "expires_in", (json_int_t)p->expires_in, "scope", p->scope);
+
+    if (p->refresh)
+        json_object_set_new(j, "refresh_token", json_string(p->refresh));
+    return web_reply_json(r, 200, j);
+}
+
+static bool
+client_may_refresh(struct authz_client *c)
+{
+    json_t *g = json_object_get(c->metadata, "grant_types"), *v;
+    size_t i;
+
+    json_array_foreach(g, i, v)
+        if (json_is_string(v) && !strcmp(json_string_value(v), "refresh_token"))
+            return true;
+    return false;
+}
+
+static int
+revoke_chain(struct db_conn *c, struct gh_arena *a, const char *chain_id)
+{
+    struct gh_err e = {0};
+
+    return db_exec(c, a, &e, "UPDATE oauth_tokens SET revoked_at = now()"
+                             " WHERE chain_id = $1 AND revoked_at IS NULL", 1, chain_id) ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ grants */
+
+static bool
+verifier_ok(const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+
+    return n >= 43 && n <= 128 &&
+           strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") == n;
+}
+
+static int
+grant_code(struct web_req *r, struct authz_client *cl, struct gh_err *e)
+{
+    struct gh_arena *a = web_arena(r);
+    const char *code = web_form(r, "code"), *redirect = web_form(r, "redirect_uri");
+    const char *verifier = web_form(r, "code_verifier"), *resource = web_form(r, "resource");
+    char hash[65], *canon = NULL;
+    unsigned char digest[32];
+    struct db_conn *c = NULL;
+    struct authz_pair p;
+    PGresult *res;
+    int rc = -1;
+
+    if (code == NULL || !*code)
+        return gh_err_set(e, 400, "invalid_request", "code is required.", NULL);
+    if (verifier == NULL)
+        return gh_err_set(e, 400, "invalid_request", "code_verifier is required (PKCE).", NULL);
+    if (resource && authz_resource_agent(a, resource, &canon, e) == NULL)
+        return -1;
+    gh_sha256_hex(code, hash);
+    c = db_get(e);
+    if (c == NULL || db_begin(c, e) < 0)
+        goto out;
+    res = db_exec(c, a, e,
+        "SELECT k.grant_id, k.client_id, k.redirect_uri, k.code_challenge, k.resource, k.scope,"
+        "       k.used_at IS NOT NULL, k.expires_at < now(), k.chain_id, g.revoked_at IS NOT NULL"
+        "  FROM oauth_codes k JOIN oauth_grants g ON g.id = k.grant_id"
+        " WHERE k.code_hash = $1 FOR UPDATE OF k", 1, hash);
+    if (res == NULL)
+        goto rollback;
+    if (PQntuples(res) == 0) {
+        gh_err_set(e, 400, "invalid_grant", "The authorization code is invalid.", NULL);
+        goto rollback;
+    }
+    if (db_bool(res, 0, 6)) {
+        /* RFC 6749 4.1.2: a second use revokes what the first one got */
+        if (db_val(res, 0, 8))
+            revoke_chain(c, a, db_val(res, 0, 8));
+        db_commit(c, e);
+        GH_LOG(WARN, "code_replay", "authorization code reused; its tokens are revoked");
+        gh_err_set(e, 400, "invalid_grant", "The authorization code has already been used.", NULL);
+        goto out;
+    }
+    if (db_bool(res, 0, 7) || db_bool(res, 0, 9)) {
+        gh_err_set(e, 400, "invalid_grant", "The authorization code has expired.", NULL);
+        goto rollback;
+    }
+    if (strcmp(db_val(res, 0, 1), cl->client_id)) {
+        gh_err_set(e, 400, "invalid_grant", "The authorization code was issued to another client.", NULL);
+        goto rollback;
+    }
+    if (strcmp(db_val(res, 0, 2), redirect ? redirect : "")) {
+        gh_err_set(e, 400, "invalid_grant", "redirect_uri does not match the authorization request.", NULL);
+        goto rollback;
+    }
+    gh_sha256(verifier, strlen(verifier), digest);
+    if (!verifier_ok(verifier) || !gh_ct_streq(gh_b64url_encode(a, digest, 32), db_val(res, 0, 3))) {
+        gh_err_set(e, 400, "invalid_grant", "The code_verifier does not match the code_challenge.", NULL);
+        goto rollback;
+    }
+    if (canon && strcmp(canon, db_val(res, 0, 4))) {
+        gh_err_set(e, 400, "invalid_target", "The resource differs from the authorization request.", NULL);
+        goto rollback;
+    }
+    if (authz_pair_issue(c, a, db_val(res, 0, 0), NULL, NULL, db_val(res, 0, 5), db_val(res, 0, 4),
+                         client_may_refresh(cl), &p, e) < 0)
+        goto rollback;
+    if (!db_exec(c, a, e, "UPDATE oauth_codes SET used_at = now(), chain_id = $2 WHERE code_hash = $1",
+                 2, hash, p.chain_id))
+        goto rollback;
+    if (db_commit(c, e) < 0)
+        goto out;
+    authz_touch('g', db_val(res, 0, 0));
+    GH_LOG(INFO, "token_issued", "code exchanged by client %s", cl->client_id);
+    rc = reply_pair(r, &p);
+    goto out;
+rollback:
+    db_rollback(c);
+out:
+    if (c)
+        db_put(c);
+    return rc;
+}
+
+static bool
+scope_subset(const char *want, const char *have)
+{
+    char buf[512], *save = NULL, *tok;
+
+    snprintf(buf, sizeof(buf), "%s", want);
+    for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        const char *p = have;
+        size_t n = strlen(tok);
+        bool found = false;
+        while ((p = strstr(p, tok)) != NULL) {
+            if ((p == have || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) {
+                found = true;
+                break;
+            }
+            p += n;
+        }
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static int
+successor_reply(struct web_req *r, const char *sealed, const char *parent_id, struct gh_err *e)
+{
+    struct gh_arena *a = web_arena(r);
+    unsigned char *pt = NULL;
+    size_t n = 0;
+    json_t *j;
+    json_error_t je;
+    struct authz_pair p = {0};
+    int rc;
+
+    if (gh_unseal(a, sealed, parent_id, &pt, &n) < 0)
+        return gh_err_set(e, 500, "server_error", "internal error", "successor unseal failed");
+    j = gh_arena_json(a, json_loadb((const char *)pt, n, 0, &je));
+    gh_wipe(pt, n);
+    if (j == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "successor corrupt");
+    p.access = (char *)gh_json_str(j, "a");
+    p.refresh = (char *)gh_json_str(j, "r");
+    p.scope = (char *)gh_json_str(j, "s");
+    p.expires_in = (long)(json_integer_value(json_object_get(j, "x")) - gh_time_s());
+    if (p.access == NULL || p.scope == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "successor incomplete");
+    if (p.expires_in < 1)
+        p.expires_in = 1;
+    rc = reply_pair(r, &p);
+    json_object_clear(j);
+    return rc;
+}
+
+static int
+grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
+{
+    struct gh_arena *a = web_arena(r);
+    const char *token = web_form(r, "refresh_token"), *scope = web_form(r, "scope");
+    const char *resource = web_form(r, "resource");
+    char hash[65], grace[24], *canon = NULL, *sealed, *pt;
+    struct db_conn *c = NULL;
+    struct authz_pair p;
+    PGresult *res;
+    int rc = -1;
+
+    if (token == NULL || !*token)
+        return gh_err_set(e, 400, "invalid_request", "refresh_token is required.", NULL);
+    if (!client_may_refresh(cl))
+        return gh_err_set(e, 400, "unauthorized_client", "This client is not registered for refresh_token.", NULL);
+    if (resource && authz_resource_agent(a, resource, &canon, e) == NULL)
+        return -1;
+    gh_sha256_hex(token, hash);
+    snprintf(grace, sizeof(grace), "%ld", gh_cfg.refresh_grace_seconds);
+    c = db_get(e);
+    if (c == NULL || db_begin(c, e) < 0)
+        goto out;
+    res = db_exec(c, a, e,
+        "SELECT t.id, t.grant_id, t.chain_id, t.scope, t.resource, t.expires_at < now(),"
+        "       t.revoked_at IS NOT NULL, t.rotated_at IS NOT NULL,"
+        "       t.rotated_at > now() - make_interval(secs => $2::int), t.successor, g.client_id,"
+        "       g.revoked_at IS NOT NULL OR u.disabled"
+        "  FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
+        " WHERE t.token_hash = $1 AND t.kind = 'refresh' FOR UPDATE OF t", 2, hash, grace);
+    if (res == NULL)
+        goto rollback;
+    if (PQntuples(res) == 0 || strcmp(db_val(res, 0, 10), cl->client_id)) {
+        gh_err_set(e, 400, "invalid_grant", "The refresh token is invalid.", NULL);
+        goto rollback;
+    }
+    if (db_bool(res, 0, 6) || db_bool(res, 0, 11) || db_bool(res, 0, 5)) {
+        gh_err_set(e, 400, "invalid_grant", "The refresh token has expired or was revoked.", NULL);
+        goto rollback;
+    }
+    if (db_bool(res, 0, 7)) {
+        if (db_bool(res, 0, 8) && db_val(res, 0, 9)) {
+            /* a concurrent refresh with the same token: the same pair */
+            db_rollback(c);
+            rc = successor_reply(r, db_val(res, 0, 9), db_val(res, 0, 0), e);
+            goto out;
+        }
+        revoke_chain(c, a, db_val(res, 0, 2));
+        db_commit(c, e);
+        GH_LOG(WARN, "refresh_replay", "rotated refresh token replayed; chain revoked");
+        gh_err_set(e, 400, "invalid_grant", "The refresh token has already been used.", NULL);
+        goto out;
+    }
+    if (scope && !scope_subset(scope, db_val(res, 0, 3))) {
+        gh_err_set(e, 400, "invalid_scope", "The scope exceeds the original grant.", NULL);
+        goto rollback;
+    }
+    if (canon && strcmp(canon, db_val(res, 0, 4))) {
+        gh_err_set(e, 400, "invalid_target", "The resource differs from the grant's.", NULL);
+        goto rollback;
+    }
+    if (authz_pair_issue(c, a, db_val(res, 0, 1), db_val(res, 0, 2), db_val(res, 0, 0),
+                         scope && *scope ? scope : db_val(res, 0, 3), db_val(res, 0, 4), true, &p, e) < 0)
+        goto rollback;
+    pt = gh_arena_printf(a, "{\"a\":\"%s\",\"r\":\"%s\",\"s\":\"%s\",\"x\":%lld}", p.access, p.refresh,
+                         p.scope, (long long)p.expires_at);
+    sealed = pt ? gh_seal(a, pt, strlen(pt), db_val(res, 0, 0)) : NULL;
+    if (pt)
+        gh_wipe(pt, strlen(pt));
+    if (sealed == NULL) {
+        gh_err_set(e, 500, "server_error", "internal error", "seal failed");
+        goto rollback;
+    }
+    if (!db_exec(c, a, e, "UPDATE oauth_tokens SET rotated_at = now(), successor = $2 WHERE id = $1",
+                 2, db_val(res, 0, 0), sealed))
+        goto rollback;
+    if (db_commit(c, e) < 0)
+        goto out;
+    authz_touch('g', db_val(res, 0, 1));
+    rc = reply_pair(r, &p);
+    goto out;
+rollback:
+    db_rollback(c);
+out:
+    if (c)
+        db_put(c);
+    return rc;
+}
+
+/* Every parameter at most once (RFC 6749 3.1, 3.2). */
+static bool
+no_duplicates(struct web_req *r)
+{
+    static const char *const names[] = { "grant_type", "code", "redirect_uri", "code_verifier",
+                                         "refresh_token", "scope", "resource", "client_id",
+                                         "client_secret", "token", "token_type_hint" };
+
+    for (size_t i = 0; i < GH_ARRAY_LEN(names); i++)
+        if (web_form_count(r, names[i]) > 1)
+            return false;
+    return true;
+}
+
+static void
+no_store(struct web_req *r)
+{
+    web_add_header(r, "Cache-Control", "no-store");
+    web_add_header(r, "Pragma", "no-cache");
+}
+
+static int
+post_token(struct web_req *r)
+{
+    const char *gt = web_form(r, "grant_type");
+    struct authz_client *cl;
+    struct gh_err e = {0};
+
+    no_store(r);
+    if (authz_rate_check(r, "token", gh_cfg.rate_token_per_min, &e) < 0)
+        return web_reply_err(r, &e);
+    if (!no_duplicates(r)) {
+        gh_err_set(&e, 400, "invalid_request", "A parameter was repeated.", NULL);
+        return web_reply_err(r, &e);
+    }
+    cl = authz_client_auth(r, &e);
+    if (cl == NULL)
+        return web_reply_err(r, &e);
+    if (gt == NULL) {
+        gh_err_set(&e, 400, "invalid_request", "grant_type is required.", NULL);
+    } else if (!strcmp(gt, "authorization_code")) {
+        if (grant_code(r, cl, &e) == 0)
+            return 0;
+    } else if (!strcmp(gt, "refresh_token")) {
+        if (grant_refresh(r, cl, &e) == 0)
+            return 0;
+    } else {
+        gh_err_set(&e, 400, "unsupported_grant_type", "Only authorization_code and refresh_token are supported.", NULL);
+    }
+    if (!gh_err_isset(&e))
+        gh_err_set(&e, 500, "server_error", "internal error", "token: no reply");
+    return web_reply_err(r, &e);
+}
+
+/* ------------------------------------------------------------ revoke, introspect */
+
+static int
+post_revoke(struct web_req *r)
+{
+    struct gh_arena *a = web_arena(r);
+    const char *token = web_form(r, "token");
+    struct authz_client *cl;
+    struct gh_err e = {0};
+    char hash[65];
+    PGresult *res;
+
+    no_store(r);
+    if (!no_duplicates(r)) {
+        gh_err_set(&e, 400, "invalid_request", "A parameter was repeated.", NULL);
+        return web_reply_err(r, &e);
+    }
+    cl = authz_client_auth(r, &e);
+    if (cl == NULL)
+        return web_reply_err(r, &e);
+    if (token == NULL) {
+        gh_err_set(&e, 400, "invalid_request", "token is required.", NULL);
+        return web_reply_err(r, &e);
+    }
+    gh_sha256_hex(token, hash);
+    /* a refresh token takes its chain with it; an access token only itself.
+     * Unknown tokens and other clients' tokens: 200 and nothing changes. */
+    res = db_query(a, &e,
+        "WITH t AS (SELECT t.id, t.kind, t.chain_id FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id"
+        "            WHERE t.token_hash = $1 AND g.client_id = $2)"
+        " UPDATE oauth_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND"
+        "   (id IN (SELECT id FROM t) OR chain_id IN (SELECT chain_id FROM t WHERE kind = 'refresh'))"
+        " RETURNING id", 2, hash, cl->client_id);
+    if (res == NULL)
+        return web_reply_err(r, &e);
+    if (PQntuples(res) > 0) {
+        GH_LOG(INFO, "token_revoked", "client %s revoked %d token(s)", cl->client_id, PQntuples(res));
+        db_notify("authz_revoked", "token", &e);
+    }
+    return web_reply(r, 200, "application/json", "{}", 2);
+}
+
+static int
+post_introspect(struct web_req *r)
+{
+    struct gh_arena *a = web_arena(r);
+    const char *token = web_form(r, "token");
+    struct authz_client *cl;
+    struct gh_err e = {0};
+    char hash[65];
+    PGresult *res;
+    json_t *j;
+
+    no_store(r);
+    cl = authz_client_auth(r, &e);
+    if (cl == NULL)
+        return web_reply_err(r, &e);
+    if (!strcmp(cl->auth_method, "none")) {
+        gh_err_set(&e, 401, "invalid_client", "Introspection is for confidential clients.", NULL);
+        return web_reply_err(r, &e);
+    }
+    if (token == NULL) {
+        gh_err_set(&e, 400, "invalid_request", "token is required.", NULL);
+        return web_reply_err(r, &e);
+    }
+    gh_sha256_hex(token, hash);
+    res = db_query(a, &e,
+        "SELECT t.kind, t.scope, t.resource, g.user_id, u.email, extract(epoch from t.expires_at)::bigint,"
+        "       extract(epoch from t.created_at)::bigint, ag.slug"
+        "  FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
+        "  JOIN agents ag ON ag.id = g.agent_id"
+        " WHERE t.token_hash = $1 AND g.client_id = $2 AND t.revoked_at IS NULL AND g.revoked_at IS NULL"
+        "   AND t.expires_at > now() AND NOT u.disabled AND t.rotated_at IS NULL", 2, hash, cl->client_id);
+    if (res == NULL)
+        return web_reply_err(r, &e);
+    if (PQntuples(res) == 0)
+        return web_reply_json(r, 200, json_pack("{s:b}", "active", 0));
+    j = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "active", 1,
+                  "scope", db_val(res, 0, 1), "client_id", cl->client_id, "username", db_val(res, 0, 4),
+                  "sub", db_val(res, 0, 3), "aud", db_val(res, 0, 2),
+                  "exp", (json_int_t)db_ll(res, 0, 5, 0), "iat", (json_int_t)db_ll(res, 0, 6, 0),
+                  "iss", gh_cfg.public_url,
+                  "token_type", !strcmp(db_val(res, 0, 0), "access") ? "Bearer" : "refresh_token");
+    return web_reply_json(r, 200, j);
+}
+
+static int
+cors_preflight(struct web_req *r)
+{
+    return web_reply(r, 204, NULL, "", 0);
+}
+
+int
+authz_grant_revoke(struct gh_arena *a, const char *grant_id, const char *user_id, struct gh_err *e)
+{
+    PGresult *res = db_query(a, e,
+        "WITH g AS (UPDATE oauth_grants SET revoked_at = now() WHERE id = $1::uuid"
+        "             AND ($2::uuid IS NULL OR user_id = $2::uuid) AND revoked_at IS NULL RETURNING id)"
+        " UPDATE oauth_tokens SET revoked_at = now() WHERE grant_id IN (SELECT id FROM g)"
+        "   AND revoked_at IS NULL RETURNING 1", 2, grant_id, user_id);
+
+    if (res == NULL)
+        return -1;
+    db_notify("authz_revoked", "grant", e);
+    return 0;
+}
+
+/* ------------------------------------------------------------ last used */
+
+#define TOUCH_SLOTS 4096
+
+static struct touch {
+    char    kind;
+    char    id[40];
+    int64_t at;
+} touched[TOUCH_SLOTS];
+static int ntouched;
+static pthread_mutex_t touch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Called on every authenticated request: no database write here, the
+ * flusher writes the newest time per id every few seconds. */
+void
+authz_touch(char kind, const char *id)
+{
+    int64_t now = gh_time_s();
+
+    if (id == NULL || strlen(id) >= sizeof(touched[0].id))
+        return;
+    pthread_mutex_lock(&touch_lock);
+    for (int i = ntouched - 1; i >= 0 && i >= ntouched - 64; i--)
+        if (touched[i].kind == kind && !strcmp(touched[i].id, id)) {
+            touched[i].at = now;
+            goto out;
+        }
+    if (ntouched < TOUCH_SLOTS) {
+        touched[ntouched].kind = kind;
+        strcpy(touched[ntouched].id, id);
+        touched[ntouched].at = now;
+        ntouched++;
+    }
+out:
+    pthread_mutex_unlock(&touch_lock);
+}
+
+static void
+touch_flush(void)
+{
+    static struct touch batch[TOUCH_SLOTS];
+    struct gh_arena *a;
+    struct gh_err e = {0};
+    char *ids[2], *ats[2];
+    int n;
+
+    pthread_mutex_lock(&touch_lock);
+    n = ntouched;
+    memcpy(batch, touched, sizeof(batch[0]) * (size_t)n);
+    ntouched = 0;
+    pthread_mutex_unlock(&touch_lock);
+    if (n == 0)
+        return;
+    a = gh_arena_new(0);
+    for (int k = 0; k < 2; k++) {
+        ids[k] = gh_arena_strdup(a, "{");
+        ats[k] = gh_arena_strdup(a, "{");
+    }
+    for (int i = 0; i < n; i++) {
+        int k = batch[i].kind == 'p';
+        ids[k] = gh_arena_printf(a, "%s%s%s", ids[k], ids[k][1] ? "," : "", batch[i].id);
+        ats[k] = gh_arena_printf(a, "%s%s%lld", ats[k], ats[k][1] ? "," : "", (long long)batch[i].at);
+    }
+    for (int k = 0; k < 2; k++) {
+        ids[k] = gh_arena_printf(a, "%s}", ids[k]);
+        ats[k] = gh_arena_printf(a, "%s}", ats[k]);
+    }
+    if (ids[0][1] != '}')
+        db_query(a, &e, "UPDATE oauth_grants g SET last_used_at = greatest(g.last_used_at, to_timestamp(v.at))"
+                        " FROM (SELECT id, max(at) AS at FROM unnest($1::uuid[], $2::bigint[]) AS x(id, at)"
+                        "       GROUP BY id) v WHERE g.id = v.id", 2, ids[0], ats[0]);
+    if (ids[1][1] != '}')
+        db_query(a, &e, "UPDATE pats p SET last_used_at = greatest(p.last_used_at, to_timestamp(v.at))"
+                        " FROM (SELECT id, max(at) AS at FROM unnest($1::uuid[], $2::bigint[]) AS x(id, at)"
+                        "       GROUP BY id) v WHERE p.id = v.id", 2, ids[1], ats[1]);
+    if (gh_err_isset(&e))
+        GH_LOG(WARN, "last_used_flush", "%s", e.detail);
+    gh_arena_free(a);
+}
+
+static volatile bool touch_stop;
+static bool touch_running;
+static pthread_t touch_thread;
+
+static void *
+touch_main(void *arg)
+{
+    int ticks = 0;
+
+    while (!touch_stop) {
+        usleep(250 * 1000);
+        if (++ticks % 8 == 0)            /* every 2 s */
+            touch_flush();
+        if (ticks % 2400 == 1)           /* every 10 min: reap unused clients */
+            authz_client_reap();
+    }
+    return NULL;
+}
+
+void
+authz_touch_start(void)
+{
+    if (!touch_running && pthread_create(&touch_thread, NULL, touch_main, NULL) == 0)
+        touch_running = true;
+}
+
+void
+authz_shutdown(void)
+{
+    if (touch_running) {
+        touch_stop = true;
+        pthread_join(touch_thread, NULL);
+        touch_running = false;
+    }
+    touch_flush();
+}
+
+int
+authz_token_routes(void)
+{
+    web_route("POST", "/oauth/token", WEB_API | WEB_CORS, post_token);
+    web_route("OPTIONS", "/oauth/token", WEB_API | WEB_CORS, cors_preflight);
+    web_route("POST", "/oauth/revoke", WEB_API | WEB_CORS, post_revoke);
+    web_route("OPTIONS", "/oauth/revoke", WEB_API | WEB_CORS, cors_preflight);
+    web_route("POST", "/oauth/introspect", WEB_API, post_introspect);
+    return 0;
+}

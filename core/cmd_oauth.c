@@ -1,0 +1,164 @@
+/*
+ * core/cmd_oauth.c — `gatehouse agent add|list` and `gatehouse pat create`.
+ */
+#include "core/main_int.h"
+#include "authz/authz.h"
+#include "db/db.h"
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char AGENT_USAGE[] =
+    "Usage: gatehouse agent add --slug SLUG --name NAME [--untrusted]\n"
+    "       gatehouse agent list\n"
+    "An agent's MCP endpoint is {public URL}/agents/{slug}/mcp (the default agent also /mcp).\n";
+
+static const char PAT_USAGE[] =
+    "Usage: gatehouse pat create --email EMAIL --agent SLUG --name NAME [--expires-days D]\n"
+    "Prints only the new personal access token on standard output.\n";
+
+/* Parses --config/--help and the command's options after the subcommand. */
+static int
+opts_parse(int argc, char **argv, const char *usage, const struct option *extra, int nextra,
+           const char **config, const char **vals, bool *flag)
+{
+    struct option o[12];
+    int n = 0, c;
+
+    for (int i = 0; i < nextra; i++)
+        o[n++] = extra[i];
+    o[n++] = (struct option){ "config", required_argument, NULL, 'C' };
+    o[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+    o[n] = (struct option){ 0 };
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
+        if (c == 'h') {
+            printf("%s", usage);
+            return 1;
+        }
+        if (c == 'C') {
+            *config = optarg;
+        } else if (c == 'u') {
+            *flag = true;
+        } else if (c >= '0' && c <= '9') {
+            vals[c - '0'] = optarg;
+        } else {
+            fprintf(stderr, "gatehouse: invalid option '%s'\n%s", argv[optind - 1], usage);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "gatehouse: unexpected argument '%s'\n%s", argv[optind], usage);
+        return 2;
+    }
+    return 0;
+}
+
+static int
+open_db(const char *config, struct gh_err *e)
+{
+    if (main_config(config) < 0)
+        return gh_err_set(e, 400, "config", "configuration error", NULL);
+    if (db_init(e) < 0 || db_migrate(e) < 0)
+        return -1;
+    return 0;
+}
+
+int
+main_agent(int argc, char **argv, const char *config)
+{
+    static const struct option o[] = {
+        { "slug", required_argument, NULL, '0' },
+        { "name", required_argument, NULL, '1' },
+        { "untrusted", no_argument, NULL, 'u' },
+    };
+    const char *vals[10] = {0};
+    struct gh_err e = {0};
+    bool untrusted = false;
+    int rc;
+
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fprintf(argc < 2 ? stderr : stdout, "%s", AGENT_USAGE);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "add") && strcmp(argv[1], "list")) {
+        fprintf(stderr, "gatehouse: unknown agent command '%s'\n%s", argv[1], AGENT_USAGE);
+        return 2;
+    }
+    rc = opts_parse(argc - 1, argv + 1, AGENT_USAGE, o, 3, &config, vals, &untrusted);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    if (!strcmp(argv[1], "add") && (vals[0] == NULL || vals[1] == NULL)) {
+        fprintf(stderr, "gatehouse: --slug and --name are required\n%s", AGENT_USAGE);
+        return 2;
+    }
+    if (open_db(config, &e) < 0)
+        goto fail;
+    if (!strcmp(argv[1], "list")) {
+        if (authz_agent_list(stdout, &e) < 0)
+            goto fail;
+    } else {
+        if (authz_agent_add(vals[0], vals[1], untrusted, &e) < 0)
+            goto fail;
+        printf("created agent %s: %s/agents/%s/mcp\n", vals[0], gh_cfg.public_url, vals[0]);
+    }
+    db_shutdown();
+    return 0;
+fail:
+    rc = main_fail(&e);
+    db_shutdown();
+    return rc;
+}
+
+int
+main_pat(int argc, char **argv, const char *config)
+{
+    static const struct option o[] = {
+        { "email", required_argument, NULL, '0' },
+        { "agent", required_argument, NULL, '1' },
+        { "name", required_argument, NULL, '2' },
+        { "expires-days", required_argument, NULL, '3' },
+    };
+    const char *vals[10] = {0};
+    struct gh_err e = {0};
+    bool unused = false;
+    char *token = NULL, *end;
+    long days = 0;
+    int rc;
+
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fprintf(argc < 2 ? stderr : stdout, "%s", PAT_USAGE);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "create")) {
+        fprintf(stderr, "gatehouse: unknown pat command '%s'\n%s", argv[1], PAT_USAGE);
+        return 2;
+    }
+    rc = opts_parse(argc - 1, argv + 1, PAT_USAGE, o, 4, &config, vals, &unused);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    if (vals[0] == NULL || vals[2] == NULL) {
+        fprintf(stderr, "gatehouse: --email and --name are required\n%s", PAT_USAGE);
+        return 2;
+    }
+    if (vals[3]) {
+        days = strtol(vals[3], &end, 10);
+        if (*end || days < 1 || days > 3650) {
+            fprintf(stderr, "gatehouse: --expires-days must be 1 to 3650\n%s", PAT_USAGE);
+            return 2;
+        }
+    }
+    if (open_db(config, &e) < 0 ||
+        authz_pat_create(vals[0], vals[1] ? vals[1] : "default", vals[2], days, &token, &e) < 0) {
+        rc = main_fail(&e);
+        db_shutdown();
+        return rc;
+    }
+    printf("%s\n", token);
+    gh_wipe(token, strlen(token));
+    free(token);
+    db_shutdown();
+    return 0;
+}
