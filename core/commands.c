@@ -20,16 +20,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-/* Parses --config/--help plus the command's own options; returns the
- * getopt result array through cb.  Usage errors return 2. */
-struct opt_spec {
-    const char *name;
-    int         has_arg;
-    int         val;
-};
-
-static int
-parse_opts(int argc, char **argv, const char *usage_text, const struct opt_spec *spec,
+int
+main_parse_opts(int argc, char **argv, const char *usage_text, const struct opt_spec *spec,
            int nspec, const char **config, int (*on)(int val, const char *arg, void *ctx), void *ctx)
 {
     struct option opts[16];
@@ -141,7 +133,7 @@ main_serve(int argc, char **argv, const char *config)
     sigset_t set;
     int sig = 0, rc;
 
-    rc = parse_opts(argc, argv, SERVE_USAGE, NULL, 0, &config, NULL, NULL);
+    rc = main_parse_opts(argc, argv, SERVE_USAGE, NULL, 0, &config, NULL, NULL);
     if (rc)
         return rc == 1 ? 0 : rc;
     if (main_config(config) < 0)
@@ -192,7 +184,7 @@ int
 main_migrate(int argc, char **argv, const char *config)
 {
     struct gh_err e = {0};
-    int rc = parse_opts(argc, argv, MIGRATE_USAGE, NULL, 0, &config, NULL, NULL), n;
+    int rc = main_parse_opts(argc, argv, MIGRATE_USAGE, NULL, 0, &config, NULL, NULL), n;
 
     if (rc)
         return rc == 1 ? 0 : rc;
@@ -273,7 +265,7 @@ main_user(int argc, char **argv, const char *config)
         return 0;
     }
     sub = argv[1];
-    rc = parse_opts(argc - 1, argv + 1, USER_USAGE, spec, 3, &config, user_opt, &o);
+    rc = main_parse_opts(argc - 1, argv + 1, USER_USAGE, spec, 3, &config, user_opt, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
     if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "disable")) {

@@ -10,6 +10,20 @@ struct gh_command {
     const char *help;
 };
 
+/* One option of a subcommand (getopt_long's name, has_arg, val). */
+struct opt_spec {
+    const char *name;
+    int         has_arg;
+    int         val;
+};
+
+/* Parses --config/--help plus the command's own options, calling on() for
+ * each.  Returns 0, 1 after printing --help, or 2 on a usage error (the
+ * usage text is printed). */
+int main_parse_opts(int argc, char **argv, const char *usage_text, const struct opt_spec *spec,
+                    int nspec, const char **config, int (*on)(int val, const char *arg, void *ctx),
+                    void *ctx);
+
 int main_config(const char *file);
 int main_fail(const struct gh_err *e);
 
