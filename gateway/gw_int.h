@@ -14,6 +14,11 @@
 #include "db/db.h"
 #include "web/web.h"
 
+/* ---------------------------------------------------------------- endpoint */
+/* /mcp and /agents/STAR/mcp; the upstream I/O thread.  (mcp.c) */
+int  gw_mcp_register_routes(void);
+void gw_mcp_stop(void);
+
 /* ---------------------------------------------------------------- connectors */
 struct gw_header {
     char *name;
