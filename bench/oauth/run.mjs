@@ -8,6 +8,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startCluster, startServer, createUser, Client, freePort, node22 } from '../../tests/harness/index.mjs';
+import { consent } from '../../tests/http/oauth/lib.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filter(Boolean).map((a) => a.trim().split(/\s+/)));
 const SECONDS = Number(args.seconds ?? 8);
@@ -79,16 +80,9 @@ async function gatehouseSetup(srv) {
       code_challenge: crypto.createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256',
       scope: 'mcp offline_access', resource: `${srv.url}/mcp`,
     });
-    let res = await browser.get(`/oauth/authorize?${q}`);
-    if (res.status === 200) {   // the consent page: approve it as its form says
-      const html = await res.text();
-      const action = html.match(/<form[^>]*method="post"[^>]*action="([^"]+)"/i)?.[1] ?? '/oauth/authorize';
-      const fields = Object.fromEntries([...html.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map((m) => [m[1], m[2].replace(/&amp;/g, '&')]));
-      res = await browser.post(action.replace(/&amp;/g, '&'), { ...fields, decision: 'approve' });
-    }
-    const loc = res.headers.get('location');
-    const c = loc && new URL(loc).searchParams.get('code');
-    if (!c) throw new Error(`no code: ${res.status} ${loc}`);
+    const { location } = await consent(browser, Object.fromEntries(q));
+    const c = location && new URL(location).searchParams.get('code');
+    if (!c) throw new Error(`no code: ${location}`);
     return { code: c, verifier };
   }
   return {
@@ -125,8 +119,8 @@ async function oidcSetup(cluster) {
 
 const cluster = await startCluster({ durable: true });
 const srv = await startServer({ cluster, name: 'bench-oauth', env: {
-  GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_RATE_TOKEN_PER_MIN: '1000000', GATEHOUSE_RATE_REGISTER_PER_MIN: '1000000',
-  GATEHOUSE_RATE_LOGIN_PER_MIN: '1000000' } });
+  GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_RATE_TOKEN_PER_MIN: '100000', GATEHOUSE_RATE_REGISTER_PER_MIN: '100000',
+  GATEHOUSE_RATE_LOGIN_PER_MIN: '100000' } });
 const peers = { gatehouse: await gatehouseSetup(srv), 'oidc-provider': await oidcSetup(cluster) };
 const rows = [];
 try {
