@@ -236,7 +236,6 @@ copy_buf(PGconn *pg, bool *sent, char *detail, size_t dlen)
         }
         PQclear(res);
     }
-    detail[strcspn(detail, "\n")] = '\0';
     return rc;
 }
 
@@ -263,6 +262,7 @@ write_rows(struct db_conn *c, struct pending **rows, int n)
             rc = copy_buf(db_pg(c), &sent, detail, sizeof(detail));
     }
 out:
+    detail[strcspn(detail, "\n")] = '\0';
     if (rc == 0) {
         atomic_fetch_add(&n_batches, 1);
         atomic_fetch_add(&n_rows, n);
