@@ -30,6 +30,11 @@ int cedar_jv_uid(cedar_arena *a, const struct cedar_jv *j, const struct cedar_ui
 			      "expected an entity reference {\"type\": ..., \"id\": ...}");
 		return CEDAR_E_INPUT;
 	}
+	if (!cedar_type_name_ok(t, tn)) {
+		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "invalid entity type name \"%.*s\"",
+			      tn > 64 ? 64 : (int)tn, t);
+		return CEDAR_E_INPUT;
+	}
 	struct cedar_uid *u = cedar_uid_make(a, t, tn, id, idn);
 	if (!u) {
 		cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
@@ -50,10 +55,11 @@ static int jv_extn(cedar_arena *a, const struct cedar_jv *x, struct cedar_value 
 	if (!x || x->t != JV_OBJ || jv_str(x, "fn", &fn, &fnl))
 		goto bad;
 	enum cedar_ext_fn f = cedar_ext_lookup(fn, fnl, &is_method, &arity);
-	if (f == EF_NONE && fnl == 6 && memcmp(fn, "ipaddr", 6) == 0)
-		f = EF_IP;
-	if (f == EF_NONE)
-		goto bad;
+	if (f == EF_NONE) {
+		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "unknown extension function `%.*s`",
+			      fnl > 64 ? 64 : (int)fnl, fn);
+		return CEDAR_E_INPUT;
+	}
 	const struct cedar_jv *arg = cedar_jv_get(x, "arg");
 	const struct cedar_jv *argv = cedar_jv_get(x, "args");
 	if (arg) {
@@ -76,6 +82,58 @@ static int jv_extn(cedar_arena *a, const struct cedar_jv *x, struct cedar_value 
 bad:
 	cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "malformed __extn value");
 	return CEDAR_E_INPUT;
+}
+
+/* Which escape a one-key object is, as the reference reads them: 'e' for
+ * {"__entity": {"type": S, "id": S, ...}}, 'x' for {"__extn": {"fn": S,
+ * "arg": V} or {"fn": S, "args": [...]}}, 'r' for {"__expr": S} (refused);
+ * 0 when the shape does not fit, which makes it an ordinary record. */
+static int escape_kind(const struct cedar_jv *j)
+{
+	const struct cedar_jv *in = &j->items[0];
+	const char *s;
+	uint32_t n;
+	if (j->klens[0] == 8 && memcmp(j->keys[0], "__entity", 8) == 0)
+		return in->t == JV_OBJ && !jv_str(in, "type", &s, &n) && !jv_str(in, "id", &s, &n)
+		       ? 'e' : 0;
+	if (j->klens[0] == 6 && memcmp(j->keys[0], "__extn", 6) == 0) {
+		const struct cedar_jv *args = cedar_jv_get(in, "args");
+		return in->t == JV_OBJ && !jv_str(in, "fn", &s, &n) &&
+		       (cedar_jv_get(in, "arg") || (args && args->t == JV_ARR)) ? 'x' : 0;
+	}
+	if (j->klens[0] == 6 && memcmp(j->keys[0], "__expr", 6) == 0)
+		return in->t == JV_STR ? 'r' : 0;
+	return 0;
+}
+
+/* A JSON object as a record, its values read with the escapes; also how
+ * an entity's attrs and tags are read (their own keys are never escapes). */
+static int jv_record(cedar_arena *a, const struct cedar_jv *j, struct cedar_value *out,
+		     struct cedar_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	out->kind = CV_RECORD;
+	out->u.fields = cedar_alloc(a, sizeof(struct cedar_field) * (j->n ? j->n : 1));
+	if (!out->u.fields)
+		goto nomem;
+	for (uint32_t i = 0; i < j->n; i++) {
+		struct cedar_field *f = &out->u.fields[i];
+		f->klen = j->klens[i];
+		f->key = cedar_strndup(a, j->keys[i], j->klens[i]);
+		if (!f->key)
+			goto nomem;
+		if (cedar_jv_value(a, &j->items[i], &f->v, err))
+			return CEDAR_E_INPUT;
+	}
+	out->n = j->n;
+	if (cedar_record_normalize(out->u.fields, out->n)) {
+		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "duplicate key in JSON record");
+		return CEDAR_E_INPUT;
+	}
+	return 0;
+nomem:
+	cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
+	return CEDAR_E_NOMEM;
 }
 
 int cedar_jv_value(cedar_arena *a, const struct cedar_jv *j, struct cedar_value *out,
@@ -111,31 +169,18 @@ int cedar_jv_value(cedar_arena *a, const struct cedar_jv *j, struct cedar_value 
 		out->n = cedar_set_normalize(out->u.items, j->n);
 		return 0;
 	case JV_OBJ:
-		if (j->n == 1 && cedar_jv_get(j, "__entity")) {
+		switch (j->n == 1 ? escape_kind(j) : 0) {
+		case 'e':
 			out->kind = CV_ENTITY;
 			return cedar_jv_uid(a, j, &out->u.uid, err);
-		}
-		if (j->n == 1 && cedar_jv_get(j, "__extn"))
-			return jv_extn(a, cedar_jv_get(j, "__extn"), out, err);
-		out->kind = CV_RECORD;
-		out->u.fields = cedar_alloc(a, sizeof(struct cedar_field) * (j->n ? j->n : 1));
-		if (!out->u.fields)
-			goto nomem;
-		for (uint32_t i = 0; i < j->n; i++) {
-			struct cedar_field *f = &out->u.fields[i];
-			f->klen = j->klens[i];
-			f->key = cedar_strndup(a, j->keys[i], j->klens[i]);
-			if (!f->key)
-				goto nomem;
-			if (cedar_jv_value(a, &j->items[i], &f->v, err))
-				return CEDAR_E_INPUT;
-		}
-		out->n = j->n;
-		if (cedar_record_normalize(out->u.fields, out->n)) {
-			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "duplicate key in JSON record");
+		case 'x':
+			return jv_extn(a, &j->items[0], out, err);
+		case 'r':
+			cedar_set_err(err, CEDAR_E_INPUT, 0, 0,
+				      "the __expr escape is no longer supported");
 			return CEDAR_E_INPUT;
 		}
-		return 0;
+		return jv_record(a, j, out, err);
 	default:
 		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "null is not a Cedar value");
 		return CEDAR_E_INPUT;
@@ -259,27 +304,27 @@ int cedar_entities_load_jv(cedar_entities *es, const struct cedar_jv *arr,
 		const struct cedar_jv *jp = cedar_jv_get(ej, "parents");
 		const struct cedar_jv *ja = cedar_jv_get(ej, "attrs");
 		const struct cedar_jv *jt = cedar_jv_get(ej, "tags");
-		uint32_t np = jp && jp->t == JV_ARR ? jp->n : 0;
+		/* As the reference: uid, attrs and parents are required; tags not. */
+		if ((rc = cedar_jv_uid(tmp, cedar_jv_get(ej, "uid"), &uid, err)))
+			goto out;
+		if (!ja || ja->t != JV_OBJ || !jp || jp->t != JV_ARR ||
+		    (jt && jt->t != JV_OBJ)) {
+			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "entity %u needs \"attrs\" (an "
+				      "object) and \"parents\" (an array); \"tags\" must be an "
+				      "object", i);
+			rc = CEDAR_E_INPUT;
+			goto out;
+		}
+		uint32_t np = jp->n;
 		const struct cedar_uid **parents = cedar_alloc(tmp, sizeof(*parents) * (np + 1));
 		if (!parents) {
 			cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
 			rc = CEDAR_E_NOMEM;
 			goto out;
 		}
-		if ((rc = cedar_jv_uid(tmp, cedar_jv_get(ej, "uid"), &uid, err)))
+		if ((rc = jv_record(tmp, ja, &attrs, err)) ||
+		    (jt && (rc = jv_record(tmp, jt, &tags, err))))
 			goto out;
-		if ((ja && (ja->t != JV_OBJ || (rc = cedar_jv_value(tmp, ja, &attrs, err)))) ||
-		    (jt && (jt->t != JV_OBJ || (rc = cedar_jv_value(tmp, jt, &tags, err))))) {
-			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "entity attrs and tags must be objects");
-			rc = CEDAR_E_INPUT;
-			goto out;
-		}
-		if (attrs.kind != CV_RECORD || tags.kind != CV_RECORD) {
-			/* {"__entity": ...} as attrs is not a record */
-			cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "entity attrs and tags must be records");
-			rc = CEDAR_E_INPUT;
-			goto out;
-		}
 		for (uint32_t k = 0; k < np; k++)
 			if ((rc = cedar_jv_uid(tmp, &jp->items[k], &parents[k], err)))
 				goto out;
@@ -394,7 +439,7 @@ int cedar_jv_request(cedar_arena *a, const struct cedar_jv *j, struct cedar_requ
 	}
 	const struct cedar_jv *c = cedar_jv_get(j, "context");
 	req->context = NULL;
-	if (c && c->t != JV_NULL) {
+	if (c) {   /* absent means {}; null is refused, as by the reference */
 		struct cedar_value *v = cedar_alloc(a, sizeof(*v));
 		if (!v) {
 			cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");

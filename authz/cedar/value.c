@@ -17,10 +17,37 @@ uint64_t cedar_hash(const void *p, size_t n, uint64_t seed)
 	return h;
 }
 
+/* An entity type is a Cedar name, Ident(::Ident)*, with no whitespace
+ * and no reserved word among its parts (as the reference refuses it in
+ * JSON), so a type read from JSON or built in C is one a policy can name. */
+bool cedar_type_name_ok(const char *s, size_t n)
+{
+	static const char *const reserved[] = {"true", "false", "if", "then", "else", "in",
+					       "is", "like", "has", "__cedar"};
+	size_t i = 0;
+	for (;;) {
+		size_t st = i;
+		if (i >= n || !((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+				s[i] == '_'))
+			return false;
+		while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+				 (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			i++;
+		for (size_t k = 0; k < sizeof(reserved) / sizeof(reserved[0]); k++)
+			if (strlen(reserved[k]) == i - st && memcmp(reserved[k], s + st, i - st) == 0)
+				return false;
+		if (i == n)
+			return true;
+		if (i + 2 > n || s[i] != ':' || s[i + 1] != ':')
+			return false;
+		i += 2;
+	}
+}
+
 struct cedar_uid *cedar_uid_make(cedar_arena *a, const char *type, size_t tlen,
 				 const char *id, size_t idlen)
 {
-	struct cedar_uid *u = cedar_alloc(a, sizeof(*u) + tlen + idlen + 2);
+	struct cedar_uid *u = cedar_alloc_raw(a, sizeof(*u) + tlen + idlen + 2);
 	if (!u)
 		return NULL;
 	char *t = (char *)(u + 1);
@@ -273,7 +300,7 @@ cedar_value *cedar_value_string(cedar_arena *a, const char *s, size_t len)
 
 cedar_value *cedar_value_entity(cedar_arena *a, const char *type, const char *id)
 {
-	if (!type || !id || !*type)
+	if (!type || !id || !cedar_type_name_ok(type, strlen(type)))
 		return NULL;
 	cedar_value *v = newval(a, CV_ENTITY);
 	if (!v)

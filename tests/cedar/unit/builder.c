@@ -52,6 +52,15 @@ static void test_values(void)
 	UNIT_TRUE(cedar_value_extension(a, "datetime", "2024-01-01T00:00:00Z", &err) != NULL);
 	UNIT_TRUE(cedar_value_extension(a, "duration", "1d2h", &err) != NULL);
 	UNIT_TRUE(cedar_value_entity(a, "", "x") == NULL);
+	/* Entity types are Cedar names, as the reference requires in JSON. */
+	static const char *const bad_types[] = {"not a name", "A::", "A :: B", "1x", "if",
+						"A::in", "__cedar::A", "A::__cedar", "é", ":A"};
+	for (size_t i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++)
+		if (cedar_value_entity(a, bad_types[i], "x") != NULL)
+			UNIT_FAIL_("type %s accepted", bad_types[i]);
+	UNIT_TRUE(cedar_value_entity(a, "NS::Sub_1::Action", "x") != NULL);
+	UNIT_TRUE(cedar_value_entity(a, "principal", "") != NULL);
+	UNIT_TRUE(cedar_value_entity(a, "__cedarX", "x") != NULL);
 	UNIT_EQ_INT(cedar_value_record_set(a, set, "k", set, &err), CEDAR_E_INPUT);
 	UNIT_TRUE(cedar_value_from_json_text(a, "1.5", 3, &err) == NULL);
 	UNIT_TRUE(cedar_value_from_json_text(a, "9223372036854775808", 19, &err) == NULL);
@@ -99,6 +108,7 @@ static void test_authorize_built_entities(void)
 	UNIT_EQ_INT(cedar_entities_add(es, "User", "alice", NULL, NULL, 0, NULL, &err), CEDAR_E_INPUT);
 	const cedar_value *bad_parent[] = {ent(a, "Team", "eng")};
 	UNIT_EQ_INT(cedar_entities_add(es, "Action", "x", NULL, bad_parent, 1, NULL, &err), CEDAR_E_INPUT);
+	UNIT_EQ_INT(cedar_entities_add(es, "Bad Type", "x", NULL, NULL, 0, NULL, &err), CEDAR_E_INPUT);
 	UNIT_EQ_INT(cedar_entities_count(es), 3);
 
 	/* Tool arguments arrive as plain JSON. */
