@@ -7,8 +7,61 @@
 #include <string.h>
 
 /* ---- arena ---------------------------------------------------------- */
-void *cedar_alloc(cedar_arena *a, size_t n);          /* zeroed, 16-aligned */
-char *cedar_strndup(cedar_arena *a, const char *s, size_t n);
+struct cedar_arena_chunk {
+	struct cedar_arena_chunk *next;
+	size_t size, used;
+	_Alignas(16) unsigned char data[];
+};
+
+struct cedar_arena {
+	struct cedar_arena_chunk *head;
+	size_t cap, total;
+#ifdef GH_ARENA_MALLOC_EACH
+	/* Debug builds give each allocation its own malloc so ASan sees
+	 * overflows between neighbouring objects. */
+	void **blocks;
+	size_t nblocks, capblocks;
+#endif
+};
+
+void *cedar_alloc_slow(cedar_arena *a, size_t n);
+
+/* Not zeroed: for buffers the caller fills completely (strings, copies).
+ * The common case, room left in the head chunk, is inline: evaluation and
+ * JSON reading allocate many small blocks. */
+static inline void *cedar_alloc_raw(cedar_arena *a, size_t n)
+{
+#ifndef GH_ARENA_MALLOC_EACH
+	size_t r = n ? (n + 15) & ~(size_t)15 : 16;
+	struct cedar_arena_chunk *c = a->head;
+	if (c && c->size - c->used >= r) {
+		void *p = c->data + c->used;
+		c->used += r;
+		return p;
+	}
+#endif
+	return cedar_alloc_slow(a, n);
+}
+
+/* Zeroed, 16-aligned. */
+static inline void *cedar_alloc(cedar_arena *a, size_t n)
+{
+	void *p = cedar_alloc_raw(a, n);
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
+
+static inline char *cedar_strndup(cedar_arena *a, const char *s, size_t n)
+{
+	char *p = cedar_alloc_raw(a, n + 1);
+	if (!p)
+		return NULL;
+	if (n)
+		memcpy(p, s, n);
+	p[n] = 0;
+	return p;
+}
 
 /* ---- values --------------------------------------------------------- */
 enum cv_kind {
@@ -58,6 +111,7 @@ static inline int cedar_bytes_cmp(const char *a, const char *b, size_t n)
 }
 
 uint64_t cedar_hash(const void *p, size_t n, uint64_t seed);
+bool cedar_type_name_ok(const char *s, size_t n);
 struct cedar_uid *cedar_uid_make(cedar_arena *a, const char *type, size_t tlen,
 				 const char *id, size_t idlen);
 static inline bool cedar_uid_eq(const struct cedar_uid *x, const struct cedar_uid *y)

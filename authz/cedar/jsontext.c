@@ -51,6 +51,11 @@ static int hex4(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* Bytes that end a run of plain string content: quote, backslash, control. */
+static const unsigned char jspecial[256] = {
+	[0 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
 static int jstring(struct jrd *r, const char **out, uint32_t *outn)
 {
 	r->pos++;   /* opening quote */
@@ -62,6 +67,10 @@ static int jstring(struct jrd *r, const char **out, uint32_t *outn)
 	const unsigned char *u = (const unsigned char *)r->s;
 	while (end < r->n) {
 		unsigned char c = u[end];
+		if (!jspecial[c]) {
+			end++;
+			continue;
+		}
 		if (c == '"')
 			break;
 		if (c == '\\') {
@@ -77,7 +86,7 @@ static int jstring(struct jrd *r, const char **out, uint32_t *outn)
 	}
 	if (end >= r->n)
 		return jfail(r, "unterminated string");
-	char *o = cedar_alloc(r->a, end - start + 1);
+	char *o = cedar_alloc_raw(r->a, end - start + 1);
 	if (!o)
 		return jfail(r, "out of memory");
 	if (!esc) {
@@ -174,9 +183,10 @@ static int jvalue(struct jrd *r, struct cedar_jv *v)
 		for (;;) {
 			if (v->n == cap) {
 				uint32_t nc = cap ? cap * 2 : 4;
-				struct cedar_jv *ni = cedar_alloc(r->a, nc * sizeof(*ni));
-				const char **nk = obj ? cedar_alloc(r->a, nc * sizeof(*nk)) : NULL;
-				uint32_t *nl = obj ? cedar_alloc(r->a, nc * sizeof(*nl)) : NULL;
+				/* Filled before use: items by jvalue, keys by jstring. */
+				struct cedar_jv *ni = cedar_alloc_raw(r->a, nc * sizeof(*ni));
+				const char **nk = obj ? cedar_alloc_raw(r->a, nc * sizeof(*nk)) : NULL;
+				uint32_t *nl = obj ? cedar_alloc_raw(r->a, nc * sizeof(*nl)) : NULL;
 				if (!ni || (obj && (!nk || !nl)))
 					return jfail(r, "out of memory");
 				if (v->n) {
