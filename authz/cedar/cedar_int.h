@@ -111,6 +111,8 @@ static inline int cedar_bytes_cmp(const char *a, const char *b, size_t n)
 }
 
 uint64_t cedar_hash(const void *p, size_t n, uint64_t seed);
+/* In-place, never allocates; elements of at most 64 bytes. */
+void cedar_sort(void *base, size_t n, size_t sz, int (*cmp)(const void *, const void *));
 bool cedar_type_name_ok(const char *s, size_t n);
 struct cedar_uid *cedar_uid_make(cedar_arena *a, const char *type, size_t tlen,
 				 const char *id, size_t idlen);

@@ -65,6 +65,31 @@ static void test_values(void)
 	UNIT_TRUE(cedar_value_from_json_text(a, "1.5", 3, &err) == NULL);
 	UNIT_TRUE(cedar_value_from_json_text(a, "9223372036854775808", 19, &err) == NULL);
 	UNIT_TRUE(cedar_value_from_json_text(a, "[1] x", 5, &err) == NULL);
+	/* Large sets and records (past the small in-place sort) come out
+	 * sorted and deduplicated too. */
+	char big[2048], want[2048];
+	size_t bl = 0, wl = 0;
+	bl += (size_t)snprintf(big + bl, sizeof(big) - bl, "[");
+	for (int i = 0; i < 60; i++)
+		bl += (size_t)snprintf(big + bl, sizeof(big) - bl, "%s%d", i ? ", " : "", (i * 37) % 50);
+	snprintf(big + bl, sizeof(big) - bl, "]");
+	wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "[");
+	for (int i = 0; i < 50; i++)
+		wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%s%d", i ? ", " : "", i);
+	snprintf(want + wl, sizeof(want) - wl, "]");
+	cedar_value *bigset = cedar_value_from_json_text(a, big, strlen(big), &err);
+	UNIT_TRUE(bigset != NULL);
+	UNIT_EQ_STR(cedar_value_to_string(a, bigset), want);
+	bl = 0;
+	bl += (size_t)snprintf(big + bl, sizeof(big) - bl, "{");
+	for (int i = 29; i >= 0; i--)
+		bl += (size_t)snprintf(big + bl, sizeof(big) - bl, "\"k%02d\": %d%s", i, i, i ? ", " : "}");
+	cedar_value *bigrec = cedar_value_from_json_text(a, big, strlen(big), &err);
+	UNIT_TRUE(bigrec != NULL);
+	const char *rs = bigrec ? cedar_value_to_string(a, bigrec) : "";
+	static const char head[] = "{\"k00\": 0, \"k01\": 1, \"k02\": 2, ";
+	UNIT_TRUE(strncmp(rs, head, sizeof(head) - 1) == 0);
+	UNIT_TRUE(strstr(rs, "\"k28\": 28, \"k29\": 29}") != NULL);
 	cedar_arena_free(a);
 }
 
