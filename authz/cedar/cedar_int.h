@@ -269,14 +269,32 @@ enum { JV_NULL = 1, JV_TRUE, JV_FALSE, JV_INT, JV_STR, JV_ARR, JV_OBJ };
 struct cedar_jv {
 	uint8_t t;
 	uint32_t n;                 /* string length or item count */
-	int64_t i;
-	const char *s;
+	int64_t i;                  /* JV_INT value; JV_ARR/JV_OBJ: length of its text */
+	const char *s;              /* JV_STR bytes; JV_ARR/JV_OBJ: where its text starts */
 	struct cedar_jv *items;
 	const char **keys;          /* JV_OBJ */
 	uint32_t *klens;
 };
 int cedar_jv_parse(cedar_arena *a, const char *text, size_t len, struct cedar_jv *out,
 		   struct cedar_err *err);
+/* The reader underneath, for json.c's direct (DOM-less) reading: strings
+ * and DOM nodes are allocated in a. */
+struct cedar_jrd {
+	const char *s;
+	size_t n, pos;
+	cedar_arena *a;
+	struct cedar_err *err;
+	int depth;
+};
+int cedar_jrd_fail(struct cedar_jrd *r, const char *what);
+static inline void cedar_jrd_ws(struct cedar_jrd *r)
+{
+	while (r->pos < r->n && (r->s[r->pos] == ' ' || r->s[r->pos] == '\t' ||
+				 r->s[r->pos] == '\n' || r->s[r->pos] == '\r'))
+		r->pos++;
+}
+int cedar_jrd_string(struct cedar_jrd *r, const char **out, uint32_t *outn);  /* at '"' */
+int cedar_jrd_value(struct cedar_jrd *r, struct cedar_jv *v);
 const struct cedar_jv *cedar_jv_get(const struct cedar_jv *o, const char *key);
 
 /* Cedar JSON formats (json.c) */
@@ -284,10 +302,9 @@ int cedar_jv_value(cedar_arena *a, const struct cedar_jv *j, struct cedar_value 
 		   struct cedar_err *err);
 int cedar_jv_uid(cedar_arena *a, const struct cedar_jv *j, const struct cedar_uid **out,
 		 struct cedar_err *err);
-int cedar_entities_load_jv(cedar_entities *es, const struct cedar_jv *arr,
-			   struct cedar_err *err);
 char *cedar_read_file(const char *path, size_t *len, struct cedar_err *err);
-int cedar_jv_request(cedar_arena *a, const struct cedar_jv *j, struct cedar_request *req,
-		     struct cedar_err *err);
+/* A request from its JSON text, straight into values in a. */
+int cedar_json_request(cedar_arena *a, const char *text, size_t len, struct cedar_request *req,
+		       struct cedar_err *err);
 
 #endif

@@ -219,7 +219,7 @@ static void run_test(const char *root, const char *path, int handwritten, struct
 		struct cedar_response resp;
 		cedar_arena_reset(a);
 		memset(&err, 0, sizeof(err));
-		int rc = cedar_jv_request(a, r, &rq, &err);
+		int rc = r->t == JV_OBJ ? cedar_json_request(a, r->s, (size_t)r->i, &rq, &err) : -1;
 		if (!rc && handwritten) {
 			json_t *ctx = json_object_get(json_array_get(json_object_get(jt, "requests"), i),
 						      "context");
