@@ -455,6 +455,8 @@ static int d_value(struct dreader *d, struct cedar_value *out)
 	if (c == '[')
 		return d_set(d, out);
 	if (c == '"') {
+		if (r->depth >= 512)   /* counted as the DOM reader counts it */
+			return cedar_jrd_fail(r, "nested too deeply"), CEDAR_E_PARSE;
 		memset(out, 0, sizeof(*out));
 		out->kind = CV_STRING;
 		return cedar_jrd_string(r, &out->u.s, &out->n) ? CEDAR_E_PARSE : 0;
