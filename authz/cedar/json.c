@@ -1,6 +1,8 @@
-/* Cedar's JSON formats for values, entity uids and entities, read from the
- * jsontext.c DOM. jansson inputs are serialised and read the same way so
- * that there is one interpretation of __entity/__extn. */
+/* Cedar's JSON formats for values, entity uids, entities and requests.
+ * Text is read straight into values (the direct reader below); the shapes
+ * whose meaning depends on a whole object (escapes, entity references) are
+ * read through the jsontext.c DOM and interpreted in one place here.
+ * jansson inputs are serialised and read the same way. */
 #include "authz/cedar/cedar_int.h"
 
 #include <stdio.h>
