@@ -56,9 +56,18 @@ int cedar_jrd_string(struct cedar_jrd *r, const char **out, uint32_t *outn)
 	 * over the span that compiles to vector compares. */
 	const unsigned char *q = memchr(u + start, '"', r->n - start);
 	if (q) {
-		size_t qn = (size_t)(q - u) - start;
-		unsigned bad = 0;
-		for (size_t i = 0; i < qn; i++)
+		size_t qn = (size_t)(q - u) - start, i = 0;
+		uint64_t hit = 0;
+		/* Eight bytes at a time: a zero byte of w ^ '\\'*8 is a
+		 * backslash, a byte below 0x20 a control character. */
+		for (; i + 8 <= qn; i += 8) {
+			uint64_t w, b;
+			memcpy(&w, u + start + i, 8);
+			b = w ^ 0x5C5C5C5C5C5C5C5Cull;
+			hit |= ((b - 0x0101010101010101ull) & ~b) | ((w - 0x2020202020202020ull) & ~w);
+		}
+		int bad = (hit & 0x8080808080808080ull) != 0;
+		for (; i < qn; i++)
 			bad |= (u[start + i] < 0x20) | (u[start + i] == '\\');
 		if (!bad) {
 			end = start + qn;
