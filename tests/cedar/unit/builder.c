@@ -65,6 +65,15 @@ static void test_values(void)
 	UNIT_TRUE(cedar_value_from_json_text(a, "1.5", 3, &err) == NULL);
 	UNIT_TRUE(cedar_value_from_json_text(a, "9223372036854775808", 19, &err) == NULL);
 	UNIT_TRUE(cedar_value_from_json_text(a, "[1] x", 5, &err) == NULL);
+	/* Strings: escapes and raw control bytes anywhere in a long string. */
+	static const char esc[] = "\"0123456789abcdef\\\"x\\u00e9\\n0123456789\"";
+	cedar_value *sv = cedar_value_from_json_text(a, esc, sizeof(esc) - 1, &err);
+	UNIT_TRUE(sv != NULL);
+	UNIT_EQ_STR(sv ? cedar_value_to_string(a, sv) : "", "\"0123456789abcdef\\\"x\u00e9\\u{a}0123456789\"");
+	static const char ctl[] = "\"0123456789abcdef\t0123\"";
+	UNIT_TRUE(cedar_value_from_json_text(a, ctl, sizeof(ctl) - 1, &err) == NULL);
+	static const char ctl2[] = "\"0123456789abcd\x01\"";
+	UNIT_TRUE(cedar_value_from_json_text(a, ctl2, sizeof(ctl2) - 1, &err) == NULL);
 	/* Large sets and records (past the small in-place sort) come out
 	 * sorted and deduplicated too. */
 	char big[2048], want[2048];
