@@ -420,7 +420,7 @@ post_revoke(struct web_req *r)
         return web_reply_err(r, &e);
     if (PQntuples(res) > 0) {
         GH_LOG(INFO, "token_revoked", "client %s revoked %d token(s)", cl->client_id, PQntuples(res));
-        db_notify("authz_revoked", "token", &e);
+        authz_credentials_changed("token revoked");
     }
     return web_reply(r, 200, "application/json", "{}", 2);
 }
@@ -486,7 +486,7 @@ authz_grant_revoke(struct gh_arena *a, const char *grant_id, const char *user_id
 
     if (res == NULL)
         return -1;
-    db_notify("authz_revoked", "grant", e);
+    authz_credentials_changed("grant revoked");
     return 0;
 }
 
