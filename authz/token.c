@@ -142,6 +142,7 @@ grant_code(struct web_req *r, struct authz_client *cl, struct gh_err *e)
         if (db_val(res, 0, 8))
             revoke_chain(c, a, db_val(res, 0, 8));
         db_commit(c, e);
+        authz_credentials_changed("code replay");
         GH_LOG(WARN, "code_replay", "authorization code reused; its tokens are revoked");
         gh_err_set(e, 400, "invalid_grant", "The authorization code has already been used.", NULL);
         goto out;
@@ -289,6 +290,7 @@ grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
         }
         revoke_chain(c, a, db_val(res, 0, 2));
         db_commit(c, e);
+        authz_credentials_changed("refresh replay");
         GH_LOG(WARN, "refresh_replay", "rotated refresh token replayed; chain revoked");
         gh_err_set(e, 400, "invalid_grant", "The refresh token has already been used.", NULL);
         goto out;
