@@ -146,7 +146,7 @@ authz_mcp_authenticate(struct web_req *r, const char *slug)
             goto invalid;
         authz_credcache_put(hash, cr, gen);
     }
-    if (strcmp(cr->agent.slug, ag->slug))
+    if (cr->agent.slug == NULL || strcmp(cr->agent.slug, ag->slug))
         goto invalid;          /* another agent's */
     if (!has_scope(cr->scope, "mcp")) {
         web_add_header(r, "WWW-Authenticate",

@@ -223,9 +223,9 @@ db_cache_new(long max_entries, const char *channel)
     if (max_entries <= 0)
         return gh_cache_new(0, NULL);
     c = gh_cache_new(max_entries, db_listener_live);
-    if (c && (db_listen(channel, cache_on_notify, c) < 0 || db_listen_reconnect_hook(cache_on_reconnect, c) < 0)) {
+    if (c && (db_listen_reconnect_hook(cache_on_reconnect, c) < 0 || db_listen(channel, cache_on_notify, c) < 0)) {
+        /* c stays allocated: a hook may already point at it */
         GH_LOG(WARN, "db_cache", "cannot listen on %s: that cache stays off", channel);
-        gh_cache_free(c);
         c = gh_cache_new(0, NULL);
     }
     return c;
