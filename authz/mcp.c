@@ -38,9 +38,11 @@ challenge(struct web_req *r, const char *slug, const char *error)
     web_add_header(r, "WWW-Authenticate", hdr);
 }
 
+/* expires_at rounded down: the credential cache may end an entry early
+ * (the next call asks the database), never late */
 static const char SQL_ACCESS[] =
     "SELECT t.id, t.grant_id, g.user_id, u.email, g.client_id, coalesce(c.client_name, g.client_id),"
-    "       t.scope, a.id, a.slug, a.name, a.untrusted, extract(epoch from t.expires_at)::bigint"
+    "       t.scope, a.id, a.slug, a.name, a.untrusted, floor(extract(epoch from t.expires_at))::bigint"
     "  FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
     "  JOIN agents a ON a.id = g.agent_id JOIN oauth_clients c ON c.client_id = g.client_id"
     " WHERE t.token_hash = $1 AND t.kind = 'access' AND t.revoked_at IS NULL AND t.expires_at > now()"
@@ -48,7 +50,7 @@ static const char SQL_ACCESS[] =
 
 static const char SQL_PAT[] =
     "SELECT p.id, NULL, p.user_id, u.email, NULL, p.name, 'mcp', a.id, a.slug, a.name, a.untrusted,"
-    "       coalesce(extract(epoch from p.expires_at)::bigint, 0)"
+    "       coalesce(floor(extract(epoch from p.expires_at))::bigint, 0)"
     "  FROM pats p JOIN users u ON u.id = p.user_id JOIN agents a ON a.id = p.agent_id"
     " WHERE p.token_hash = $1 AND p.revoked_at IS NULL AND (p.expires_at IS NULL OR p.expires_at > now())"
     "   AND NOT u.disabled";
