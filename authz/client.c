@@ -845,7 +845,7 @@ authz_client_reap(void)
         "   WHERE g.client_id = c.client_id AND g.revoked_at IS NULL AND t.revoked_at IS NULL"
         "     AND t.expires_at > now())"
         " AND NOT EXISTS (SELECT 1 FROM oauth_codes k JOIN oauth_grants g ON g.id = k.grant_id"
-        "   WHERE g.client_id = c.client_id AND k.expires_at > now())", 1, ttl);
+        "   WHERE g.client_id = c.client_id AND k.expires_at > now() AND k.used_at IS NULL)", 1, ttl);
     db_query(a, &e, "DELETE FROM oauth_denials WHERE until < now()", 0);
     /* sealed successor pairs are only needed inside the grace window */
     db_query(a, &e, "UPDATE oauth_tokens SET successor = NULL WHERE successor IS NOT NULL"
