@@ -8,8 +8,14 @@
  * reused code or a refresh replayed after the grace window revokes the
  * whole chain.  Inside the grace window every caller of one refresh token
  * gets the same successor pair: the pair is sealed (AES-256-GCM under the
- * server key, bound to the parent row) on the parent row, never in
+ * server key, bound to the parent token's hash) on the parent row, never in
  * plaintext, and the parent row lock serialises the callers.
+ *
+ * The common refresh (no scope change) is one statement: lock-and-rotate
+ * the parent, insert the pair, commit — one round trip, one WAL flush.
+ * Anything it does not rotate (unknown, expired, revoked, already rotated,
+ * another resource) falls through to the general path, which tells them
+ * apart: grace-window reply, chain revocation on replay, or the error.
  */
 #include "authz/authz_int.h"
 #include <pthread.h>
@@ -210,8 +216,12 @@ scope_subset(const char *want, const char *have)
     return true;
 }
 
+/* The sealed successor holds the two tokens ("a", "r") and, when the scope
+ * was narrowed, "s" and "x"; otherwise those are the parent's scope and
+ * the rotation time + the access TTL. */
 static int
-successor_reply(struct web_req *r, const char *sealed, const char *parent_id, struct gh_err *e)
+successor_reply(struct web_req *r, const char *sealed, const char *aad, const char *parent_scope,
+                int64_t rotated_at, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
     unsigned char *pt = NULL;
@@ -221,7 +231,7 @@ successor_reply(struct web_req *r, const char *sealed, const char *parent_id, st
     struct authz_pair p = {0};
     int rc;
 
-    if (gh_unseal(a, sealed, parent_id, &pt, &n) < 0)
+    if (gh_unseal(a, sealed, aad, &pt, &n) < 0)
         return gh_err_set(e, 500, "server_error", "internal error", "successor unseal failed");
     j = gh_arena_json(a, json_loadb((const char *)pt, n, 0, &je));
     gh_wipe(pt, n);
@@ -229,8 +239,9 @@ successor_reply(struct web_req *r, const char *sealed, const char *parent_id, st
         return gh_err_set(e, 500, "server_error", "internal error", "successor corrupt");
     p.access = (char *)gh_json_str(j, "a");
     p.refresh = (char *)gh_json_str(j, "r");
-    p.scope = (char *)gh_json_str(j, "s");
-    p.expires_in = (long)(json_integer_value(json_object_get(j, "x")) - gh_time_s());
+    p.scope = (char *)(gh_json_str(j, "s") ? gh_json_str(j, "s") : parent_scope);
+    p.expires_in = (long)((json_object_get(j, "x") ? json_integer_value(json_object_get(j, "x"))
+                                                   : rotated_at + gh_cfg.access_token_ttl) - gh_time_s());
     if (p.access == NULL || p.scope == NULL)
         return gh_err_set(e, 500, "server_error", "internal error", "successor incomplete");
     if (p.expires_in < 1)
@@ -238,6 +249,59 @@ successor_reply(struct web_req *r, const char *sealed, const char *parent_id, st
     rc = reply_pair(r, &p);
     json_object_clear(j);
     return rc;
+}
+
+static const char SQL_ROTATE[] =
+    "WITH p AS ("
+    "  UPDATE oauth_tokens t SET rotated_at = now(), successor = $3"
+    "    FROM oauth_grants g, users u"
+    "   WHERE t.token_hash = $1 AND t.kind = 'refresh' AND t.rotated_at IS NULL AND t.revoked_at IS NULL"
+    "     AND t.expires_at > now() AND g.id = t.grant_id AND g.client_id = $2 AND g.revoked_at IS NULL"
+    "     AND u.id = g.user_id AND NOT u.disabled AND ($6::text IS NULL OR t.resource = $6)"
+    "  RETURNING t.id, t.grant_id, t.chain_id, t.scope, t.resource),"
+    " acc AS (INSERT INTO oauth_tokens (kind, token_hash, grant_id, chain_id, scope, resource, expires_at)"
+    "  SELECT 'access', $4, grant_id, chain_id, scope, resource, now() + make_interval(secs => $7::int) FROM p"
+    "  RETURNING extract(epoch from expires_at)::bigint AS exp),"
+    " ref AS (INSERT INTO oauth_tokens (kind, token_hash, grant_id, chain_id, parent_id, scope, resource,"
+    "  expires_at) SELECT 'refresh', $5, grant_id, chain_id, id, scope, resource,"
+    "  now() + make_interval(secs => $8::int) FROM p)"
+    " SELECT p.grant_id, p.scope, acc.exp FROM p, acc";
+
+/* The hot path: one statement rotates a live refresh token.  Returns 0
+ * when it replied, 1 when the token was not rotated here (the general
+ * path decides), -1 on error. */
+static int
+refresh_fast(struct web_req *r, struct authz_client *cl, const char *hash, const char *canon,
+             struct gh_err *e)
+{
+    struct gh_arena *a = web_arena(r);
+    char ah[65], rh[65], ttl[24], rttl[24], *pt, *sealed;
+    struct authz_pair p = {0};
+    PGresult *res;
+
+    p.access = gh_token_hex(a, "gth_oat_", 16);
+    p.refresh = gh_token_hex(a, "gth_ort_", 32);
+    if (p.access == NULL || p.refresh == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "no entropy");
+    pt = gh_arena_printf(a, "{\"a\":\"%s\",\"r\":\"%s\"}", p.access, p.refresh);
+    sealed = pt ? gh_seal(a, pt, strlen(pt), hash) : NULL;
+    if (pt)
+        gh_wipe(pt, strlen(pt));
+    if (sealed == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "seal failed");
+    gh_sha256_hex(p.access, ah);
+    gh_sha256_hex(p.refresh, rh);
+    snprintf(ttl, sizeof(ttl), "%ld", gh_cfg.access_token_ttl);
+    snprintf(rttl, sizeof(rttl), "%ld", gh_cfg.refresh_token_ttl);
+    res = db_query(a, e, SQL_ROTATE, 8, hash, cl->client_id, sealed, ah, rh, canon, ttl, rttl);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) != 1)
+        return 1;
+    p.scope = gh_arena_strdup(a, db_val(res, 0, 1));
+    p.expires_in = gh_cfg.access_token_ttl;
+    authz_touch('g', db_val(res, 0, 0));
+    return reply_pair(r, &p);
 }
 
 static int
@@ -259,6 +323,12 @@ grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
     if (resource && authz_resource_agent(a, resource, &canon, e) == NULL)
         return -1;
     gh_sha256_hex(token, hash);
+    if (scope == NULL) {
+        rc = refresh_fast(r, cl, hash, canon, e);
+        if (rc <= 0)
+            return rc;
+        rc = -1;
+    }
     snprintf(grace, sizeof(grace), "%ld", gh_cfg.refresh_grace_seconds);
     c = db_get(e);
     if (c == NULL || db_begin(c, e) < 0)
@@ -267,7 +337,7 @@ grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
         "SELECT t.id, t.grant_id, t.chain_id, t.scope, t.resource, t.expires_at < now(),"
         "       t.revoked_at IS NOT NULL, t.rotated_at IS NOT NULL,"
         "       t.rotated_at > now() - make_interval(secs => $2::int), t.successor, g.client_id,"
-        "       g.revoked_at IS NOT NULL OR u.disabled"
+        "       g.revoked_at IS NOT NULL OR u.disabled, coalesce(extract(epoch from t.rotated_at)::bigint, 0)"
         "  FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
         " WHERE t.token_hash = $1 AND t.kind = 'refresh' FOR UPDATE OF t", 2, hash, grace);
     if (res == NULL)
@@ -284,7 +354,7 @@ grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
         if (db_bool(res, 0, 8) && db_val(res, 0, 9)) {
             /* a concurrent refresh with the same token: the same pair */
             db_rollback(c);
-            rc = successor_reply(r, db_val(res, 0, 9), db_val(res, 0, 0), e);
+            rc = successor_reply(r, db_val(res, 0, 9), hash, db_val(res, 0, 3), db_ll(res, 0, 12, 0), e);
             goto out;
         }
         revoke_chain(c, a, db_val(res, 0, 2));
@@ -306,7 +376,7 @@ grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
         goto rollback;
     pt = gh_arena_printf(a, "{\"a\":\"%s\",\"r\":\"%s\",\"s\":\"%s\",\"x\":%lld}", p.access, p.refresh,
                          p.scope, (long long)p.expires_at);
-    sealed = pt ? gh_seal(a, pt, strlen(pt), db_val(res, 0, 0)) : NULL;
+    sealed = pt ? gh_seal(a, pt, strlen(pt), hash) : NULL;
     if (pt)
         gh_wipe(pt, strlen(pt));
     if (sealed == NULL) {
