@@ -258,6 +258,9 @@ static const char SQL_ROTATE[] =
     "   WHERE t.token_hash = $1 AND t.kind = 'refresh' AND t.rotated_at IS NULL AND t.revoked_at IS NULL"
     "     AND t.expires_at > now() AND g.id = t.grant_id AND g.client_id = $2 AND g.revoked_at IS NULL"
     "     AND u.id = g.user_id AND NOT u.disabled AND ($6::text IS NULL OR t.resource = $6)"
+    "     AND (NOT $9::bool OR EXISTS (SELECT 1 FROM oauth_clients c WHERE c.client_id = g.client_id"
+    "          AND c.auth_method = 'none' AND c.metadata->'grant_types' ? 'refresh_token'"
+    "          AND (c.kind = 'dcr' OR c.cache_expires_at > now())))"
     "  RETURNING t.id, t.grant_id, t.chain_id, t.scope, t.resource),"
     " acc AS (INSERT INTO oauth_tokens (kind, token_hash, grant_id, chain_id, scope, resource, expires_at)"
     "  SELECT 'access', $4, grant_id, chain_id, scope, resource, now() + make_interval(secs => $7::int) FROM p"
@@ -269,10 +272,12 @@ static const char SQL_ROTATE[] =
 
 /* The hot path: one statement rotates a live refresh token.  Returns 0
  * when it replied, 1 when the token was not rotated here (the general
- * path decides), -1 on error. */
+ * path decides), -1 on error.  public_client: the client is not yet
+ * authenticated, so the statement itself requires a registered public
+ * client allowed to refresh (the only kind that presents no secret). */
 static int
-refresh_fast(struct web_req *r, struct authz_client *cl, const char *hash, const char *canon,
-             struct gh_err *e)
+refresh_fast(struct web_req *r, const char *client_id, bool public_client, const char *hash,
+             const char *canon, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
     char ah[65], rh[65], ttl[24], rttl[24], *pt, *sealed;
@@ -293,7 +298,8 @@ refresh_fast(struct web_req *r, struct authz_client *cl, const char *hash, const
     gh_sha256_hex(p.refresh, rh);
     snprintf(ttl, sizeof(ttl), "%ld", gh_cfg.access_token_ttl);
     snprintf(rttl, sizeof(rttl), "%ld", gh_cfg.refresh_token_ttl);
-    res = db_query(a, e, SQL_ROTATE, 8, hash, cl->client_id, sealed, ah, rh, canon, ttl, rttl);
+    res = db_query(a, e, SQL_ROTATE, 9, hash, client_id, sealed, ah, rh, canon, ttl, rttl,
+                   public_client ? "true" : "false");
     if (res == NULL)
         return -1;
     if (PQntuples(res) != 1)
@@ -305,7 +311,7 @@ refresh_fast(struct web_req *r, struct authz_client *cl, const char *hash, const
 }
 
 static int
-grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
+grant_refresh(struct web_req *r, struct authz_client *cl, bool tried_fast, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
     const char *token = web_form(r, "refresh_token"), *scope = web_form(r, "scope");
@@ -323,8 +329,8 @@ grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
     if (resource && authz_resource_agent(a, resource, &canon, e) == NULL)
         return -1;
     gh_sha256_hex(token, hash);
-    if (scope == NULL) {
-        rc = refresh_fast(r, cl, hash, canon, e);
+    if (scope == NULL && !tried_fast) {
+        rc = refresh_fast(r, cl->client_id, false, hash, canon, e);
         if (rc <= 0)
             return rc;
         rc = -1;
@@ -426,6 +432,8 @@ post_token(struct web_req *r)
     const char *gt = web_form(r, "grant_type");
     struct authz_client *cl;
     struct gh_err e = {0};
+    bool fast = false;
+    int rc;
 
     no_store(r);
     if (authz_rate_check(r, "token", gh_cfg.rate_token_per_min, &e) < 0)
@@ -433,6 +441,24 @@ post_token(struct web_req *r)
     if (!no_duplicates(r)) {
         gh_err_set(&e, 400, "invalid_request", "A parameter was repeated.", NULL);
         return web_reply_err(r, &e);
+    }
+    /* a public client refreshing: no client lookup first, the rotation
+     * statement checks the client itself */
+    if (gt && !strcmp(gt, "refresh_token") && web_form(r, "refresh_token") && web_form(r, "client_id") &&
+        !web_form(r, "scope") && !web_form(r, "client_secret") && !web_header(r, "Authorization")) {
+        char hash[65], slug[64];
+        const char *resource = web_form(r, "resource");
+        char *canon = resource ? authz_resource_canon(web_arena(r), resource, slug) : NULL;
+
+        if (resource == NULL || canon) {
+            gh_sha256_hex(web_form(r, "refresh_token"), hash);
+            rc = refresh_fast(r, web_form(r, "client_id"), true, hash, canon, &e);
+            if (rc == 0)
+                return 0;
+            if (rc < 0)
+                return web_reply_err(r, &e);
+            fast = true;
+        }
     }
     cl = authz_client_auth(r, &e);
     if (cl == NULL)
@@ -443,7 +469,7 @@ post_token(struct web_req *r)
         if (grant_code(r, cl, &e) == 0)
             return 0;
     } else if (!strcmp(gt, "refresh_token")) {
-        if (grant_refresh(r, cl, &e) == 0)
+        if (grant_refresh(r, cl, fast, &e) == 0)
             return 0;
     } else {
         gh_err_set(&e, 400, "unsupported_grant_type", "Only authorization_code and refresh_token are supported.", NULL);

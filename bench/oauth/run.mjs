@@ -139,8 +139,8 @@ try {
       const rr = refreshLoad(p.tokenUrl, p.clientId, refresh, c);
       if (name === 'gatehouse') ghRefreshes += rr.n;
       rows.push({ peer: name, work: 'refresh_token', clients: c, ...rr });
-      // a code exchange costs about what a refresh does: twice that many is plenty
-      const { codes } = await p.make({ codes: Math.ceil(rr.rps * CODE_SECONDS * 2) + 100 });
+      // a code exchange costs about what a refresh does: three times that many is plenty
+      const { codes } = await p.make({ codes: Math.ceil(rr.rps * CODE_SECONDS * 3) + 500 });
       const cr = codeLoad(p.tokenUrl, p.clientId, codes, c);
       rows.push({ peer: name, work: 'authorization_code', clients: c, ...cr });
     }
