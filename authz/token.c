@@ -270,6 +270,53 @@ static const char SQL_ROTATE[] =
     "  now() + make_interval(secs => $8::int) FROM p)"
     " SELECT p.grant_id, p.scope, acc.exp FROM p, acc";
 
+static void
+clear_result(void *res)
+{
+    PQclear(res);
+}
+
+/* Runs a statement prepared under `name` on the pooled connection, which
+ * prepares it on first use (and again after a reconnect): on the hot path
+ * PostgreSQL spends more time parsing and planning a statement than
+ * executing it.  Anything unexpected falls back to an ordinary
+ * db_execv(), which owns the error handling. */
+static PGresult *
+exec_prepared(struct gh_arena *a, struct gh_err *e, const char *name, const char *sql, int n,
+              const char *const *params)
+{
+    struct db_conn *c = db_get(e);
+    PGconn *pg;
+    PGresult *res;
+    const char *state;
+
+    if (c == NULL)
+        return NULL;
+    pg = db_pg(c);
+    res = PQexecPrepared(pg, name, n, params, NULL, NULL, 0);
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR && state && !strcmp(state, "26000") &&
+        PQtransactionStatus(pg) == PQTRANS_IDLE) {
+        PQclear(res);
+        res = PQprepare(pg, name, sql, n, NULL);
+        if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+            PQclear(res);
+            res = PQexecPrepared(pg, name, n, params, NULL, NULL, 0);
+        }
+    }
+    if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK) {
+        gh_arena_defer(a, clear_result, res);
+    } else {
+        PQclear(res);
+        res = PQtransactionStatus(pg) == PQTRANS_IDLE || PQstatus(pg) != CONNECTION_OK
+            ? db_execv(c, a, e, sql, n, params) : NULL;
+        if (res == NULL && !gh_err_isset(e))
+            gh_err_set(e, 500, "server_error", "internal error", "prepared %s failed", name);
+    }
+    db_put(c);
+    return res;
+}
+
 /* The hot path: one statement rotates a live refresh token.  Returns 0
  * when it replied, 1 when the token was not rotated here (the general
  * path decides), -1 on error.  public_client: the client is not yet
@@ -298,8 +345,11 @@ refresh_fast(struct web_req *r, const char *client_id, bool public_client, const
     gh_sha256_hex(p.refresh, rh);
     snprintf(ttl, sizeof(ttl), "%ld", gh_cfg.access_token_ttl);
     snprintf(rttl, sizeof(rttl), "%ld", gh_cfg.refresh_token_ttl);
-    res = db_query(a, e, SQL_ROTATE, 9, hash, client_id, sealed, ah, rh, canon, ttl, rttl,
-                   public_client ? "true" : "false");
+    {
+        const char *params[] = { hash, client_id, sealed, ah, rh, canon, ttl, rttl,
+                                 public_client ? "true" : "false" };
+        res = exec_prepared(a, e, "authz_rotate", SQL_ROTATE, 9, params);
+    }
     if (res == NULL)
         return -1;
     if (PQntuples(res) != 1)

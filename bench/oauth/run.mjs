@@ -117,6 +117,8 @@ async function oidcSetup(cluster) {
 
 const cluster = await startCluster({ durable: true });
 const srv = await startServer({ cluster, name: 'bench-oauth', env: {
+  // 16 database connections, like the peer's pg pool; as many HTTP threads, as each blocks on its query
+  GATEHOUSE_DB_POOL_SIZE: '16', GATEHOUSE_HTTP_THREADS: '16',
   GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_RATE_TOKEN_PER_MIN: '100000', GATEHOUSE_RATE_REGISTER_PER_MIN: '100000',
   GATEHOUSE_RATE_LOGIN_PER_MIN: '100000' } });
 const peers = { gatehouse: await gatehouseSetup(srv), 'oidc-provider': await oidcSetup(cluster) };
