@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { startServer, createUser, freePort, nodeModules, node22, secret } from '../tests/harness/index.mjs';
+import { startServer, createUser, freePort, nodeModules, node22 } from '../tests/harness/index.mjs';
 import { register, signedIn, consent } from '../tests/http/oauth/lib.mjs';
 
 const BIN = path.join(nodeModules, '@modelcontextprotocol/conformance/dist/index.js');
@@ -65,6 +65,7 @@ test('conformance authorization: both scenarios pass with no warning', async () 
   } finally {
     clearTimeout(killer);
   }
+  // (the suite's tokens never reach this test: it prints them redacted; the code is recorded by consent())
   const code = await exited;
   const why = `stdout:\n${stdout}\nstderr:\n${stderr}`;
   assert.ok(played, `the suite never printed an authorize URL\n${why}`);
@@ -72,7 +73,6 @@ test('conformance authorization: both scenarios pass with no warning', async () 
 
   const checks = checksFiles(outDir).flatMap((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
   fs.rmSync(outDir, { recursive: true, force: true });
-  for (const c of checks) for (const v of Object.values(c.details?.body ?? {})) if (typeof v === 'string') secret(v);
   const ids = checks.map((c) => c.id).sort();
   for (const want of ['authorization-server-metadata', 'authorization-server-metadata-cimd', 'authorization-code-grant'])
     assert.ok(ids.includes(want), `check ${want} ran (${ids})`);

@@ -43,6 +43,12 @@ after(async () => {
   assert.equal(await srv.stop(), 0);
 });
 
+/* Records the context's cookies (the session among them) as secrets, then closes it. */
+async function done(ctx) {
+  for (const ck of await ctx.cookies()) secret(ck.value);
+  await ctx.close();
+}
+
 async function signIn(page, user) {
   await page.goto(`${srv.url}/login`);
   await page.fill('input[name=email]', user.email);
@@ -110,7 +116,7 @@ test('consent: not signed in -> login -> consent page -> Approve -> back at the 
     client_id: client.client_id });
   assert.equal(t.status, 200);
   assert.notEqual((await mcp(srv, '/mcp', t.body.access_token)).status, 401);
-  await ctx.close();
+  await done(ctx);
 });
 
 test('consent: Deny -> access_denied at the app, and the next request is refused without asking', async () => {
@@ -134,7 +140,7 @@ test('consent: Deny -> access_denied at the app, and the next request is refused
   assert.ok(back.href.startsWith(app.callback));
   assert.equal(back.searchParams.get('error'), 'access_denied');
   assert.equal(back.searchParams.get('state'), 'st-deny-2');
-  await ctx.close();
+  await done(ctx);
 });
 
 test('the consent page cannot be framed by another origin', async () => {
@@ -154,7 +160,7 @@ test('the consent page cannot be framed by another origin', async () => {
   const buttons = await frame.$$('button[name=decision]').catch(() => []);
   assert.equal(buttons.length, 0, 'the consent form did not render inside the frame');
   await screenshot(page, 'oauth-consent-framed');
-  await ctx.close();
+  await done(ctx);
 });
 
 test('/profile/connections: Disconnect revokes the grant', async () => {
@@ -180,7 +186,7 @@ test('/profile/connections: Disconnect revokes the grant', async () => {
   const r = await token(srv, { grant_type: 'refresh_token', refresh_token: t.refresh_token, client_id: client.client_id });
   assert.equal(r.body.error, 'invalid_grant');
   await screenshot(page, 'oauth-profile-connections-after');
-  await ctx.close();
+  await done(ctx);
 });
 
 test('/profile/tokens: create (shown once) and revoke', async () => {
@@ -209,7 +215,7 @@ test('/profile/tokens: create (shown once) and revoke', async () => {
   const res = await mcp(srv, '/mcp', pat);
   assert.equal(res.status, 401);
   assert.match(res.headers.get('www-authenticate'), /invalid_token/);
-  await ctx.close();
+  await done(ctx);
 });
 
 test('/admin/connections: revoke every grant of one client; 403 for a non-admin', async () => {
@@ -230,7 +236,7 @@ test('/admin/connections: revoke every grant of one client; 403 for a non-admin'
       assert.equal(res.status(), 403);
       await screenshot(page, 'oauth-admin-connections-403');
     }
-    await ctx.close();
+    await done(ctx);
   }
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
@@ -252,5 +258,5 @@ test('/admin/connections: revoke every grant of one client; 403 for a non-admin'
   assert.equal((await mcp(srv, '/mcp', grants[0].access_token)).status, 401);
   assert.equal((await mcp(srv, '/mcp', grants[1].access_token)).status, 401);
   assert.notEqual((await mcp(srv, '/mcp', grants[2].access_token)).status, 401, 'the other client keeps its grant');
-  await ctx.close();
+  await done(ctx);
 });
