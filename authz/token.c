@@ -476,6 +476,29 @@ no_store(struct web_req *r)
     web_add_header(r, "Pragma", "no-cache");
 }
 
+/* A public client refreshing (no secret, no scope change): no client
+ * lookup first, the rotation statement checks the client itself.  0 when
+ * it replied, 1 when the general path must decide (*tried then says the
+ * fast statement already ran), -1 on error. */
+static int
+public_refresh(struct web_req *r, bool *tried, struct gh_err *e)
+{
+    const char *token = web_form(r, "refresh_token"), *id = web_form(r, "client_id");
+    const char *resource = web_form(r, "resource");
+    char hash[65], slug[64], *canon = NULL;
+    int rc;
+
+    if (token == NULL || id == NULL || web_form(r, "scope") || web_form(r, "client_secret") ||
+        web_header(r, "Authorization"))
+        return 1;
+    if (resource && (canon = authz_resource_canon(web_arena(r), resource, slug)) == NULL)
+        return 1;                      /* the general path says invalid_target */
+    gh_sha256_hex(token, hash);
+    rc = refresh_fast(r, id, true, hash, canon, e);
+    *tried = rc == 1;
+    return rc;
+}
+
 static int
 post_token(struct web_req *r)
 {
@@ -492,23 +515,12 @@ post_token(struct web_req *r)
         gh_err_set(&e, 400, "invalid_request", "A parameter was repeated.", NULL);
         return web_reply_err(r, &e);
     }
-    /* a public client refreshing: no client lookup first, the rotation
-     * statement checks the client itself */
-    if (gt && !strcmp(gt, "refresh_token") && web_form(r, "refresh_token") && web_form(r, "client_id") &&
-        !web_form(r, "scope") && !web_form(r, "client_secret") && !web_header(r, "Authorization")) {
-        char hash[65], slug[64];
-        const char *resource = web_form(r, "resource");
-        char *canon = resource ? authz_resource_canon(web_arena(r), resource, slug) : NULL;
-
-        if (resource == NULL || canon) {
-            gh_sha256_hex(web_form(r, "refresh_token"), hash);
-            rc = refresh_fast(r, web_form(r, "client_id"), true, hash, canon, &e);
-            if (rc == 0)
-                return 0;
-            if (rc < 0)
-                return web_reply_err(r, &e);
-            fast = true;
-        }
+    if (gt && !strcmp(gt, "refresh_token")) {
+        rc = public_refresh(r, &fast, &e);
+        if (rc == 0)
+            return 0;
+        if (rc < 0)
+            return web_reply_err(r, &e);
     }
     cl = authz_client_auth(r, &e);
     if (cl == NULL)
