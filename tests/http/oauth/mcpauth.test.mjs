@@ -75,6 +75,9 @@ test('an expired access token and an expired PAT are invalid_token', async () =>
   const p = pat(['--agent', 'default', '--name', 'short-lived', '--expires-days', '1']);
   await admitted('/mcp', p, 'PAT before expiry');
   srv.cluster.sql(`UPDATE pats SET expires_at = now() - interval '1 second' WHERE name = 'short-lived'`);
+  // a change made by another process reaches the credential cache through
+  // NOTIFY, asynchronously: allow it a moment, then the refusal must be exact
+  for (let i = 0; i < 50 && (await mcp(srv, '/mcp', p)).status !== 401; i++) await sleep(100);
   await refused('/mcp', p, 'expired PAT');
 });
 
@@ -110,6 +113,8 @@ test("a disabled user's tokens are invalid_token", async () => {
   const p = secret(r.stdout.trim());
   await admitted('/mcp', d.tokens.access_token, 'before');
   assert.equal(gatehouse(srv, ['user', 'disable', '--email', u.email]).code, 0);
+  // the CLI is another process: its change arrives through NOTIFY
+  for (let i = 0; i < 50 && (await mcp(srv, '/mcp', p)).status !== 401; i++) await sleep(100);
   await refused('/mcp', d.tokens.access_token, 'disabled user, OAuth');
   await refused('/mcp', p, 'disabled user, PAT');
 });
