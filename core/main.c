@@ -5,6 +5,9 @@
  * on stderr.
  */
 #include "core/main_int.h"
+#ifdef GH_HAVE_GATEWAY
+#include "gateway/gateway.h"
+#endif
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,9 @@ static const struct gh_command commands[] = {
     { "agent",      main_agent,      "Manage agents: agent add|list" },
     { "pat",        main_pat,        "Personal access tokens: pat create" },
     { "config-doc", main_config_doc, "Print docs/CONFIGURATION.md, generated from the settings table" },
+#ifdef GH_HAVE_GATEWAY
+    { "connector",  main_connector,  "Upstream MCP servers of an agent: connector add|list|enable|disable" },
+#endif
 #ifdef GH_HAVE_CEDAR
     { "cedar",      main_cedar,      "Cedar policies: cedar check FILE | cedar authorize ..." },
 #endif
@@ -47,6 +53,25 @@ main_config(const char *file)
                 : !strcmp(gh_cfg.log_level, "error") ? GH_LOG_ERROR : GH_LOG_INFO);
     return 0;
 }
+
+#ifdef GH_HAVE_GATEWAY
+int
+main_connector(int argc, char **argv, const char *config)
+{
+    char *args[argc + 3];
+
+    /* a --config given before the command travels with the subcommand's
+     * own options */
+    for (int i = 0; i < argc; i++)
+        args[i] = argv[i];
+    if (config) {
+        args[argc++] = "--config";
+        args[argc++] = (char *)config;
+    }
+    args[argc] = NULL;
+    return gw_cli_connector(argc, args);
+}
+#endif
 
 int
 main_fail(const struct gh_err *e)

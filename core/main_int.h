@@ -34,5 +34,6 @@ int main_config_doc(int argc, char **argv, const char *config);
 int main_agent(int argc, char **argv, const char *config);
 int main_pat(int argc, char **argv, const char *config);
 int main_cedar(int argc, char **argv, const char *config);
+int main_connector(int argc, char **argv, const char *config);   /* gateway/cli.c */
 
 #endif

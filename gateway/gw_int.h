@@ -33,6 +33,11 @@ struct gw_connector {
     bool  enabled;
     struct gw_header *headers;  /* static credentials, unsealed into the arena */
     int   nheaders;
+    /* filled by gw_connector_list (headers stay NULL there) */
+    char *agent_slug;
+    char **header_names;
+    int   nheader_names;
+    char *created_at;           /* "YYYY-MM-DD HH:MM" UTC */
 };
 
 /* The enabled connectors of an agent, ordered by name (arena-allocated). */
@@ -49,6 +54,27 @@ int gw_connector_auth_headers(struct gh_arena *a, const struct gw_connector *c,
 /* NOTIFY channel raised when an agent's connectors change; payload: agent id. */
 #define GW_CHANNEL_CONNECTORS "gw_connectors"
 
+/* Management (CLI and pages).  Each validates its input (name, URL, header
+ * names and values) and answers 400/404/409 with a client-safe message;
+ * each change raises GW_CHANNEL_CONNECTORS after it committed.  Header
+ * values are sealed and never returned, logged or shown again. */
+#define GW_MAX_HEADERS 16
+int gw_connector_add(struct gh_arena *a, const char *agent_slug, const char *name,
+                     const char *url, const struct gw_header *headers, int nheaders,
+                     char **id_out, struct gh_err *e);
+/* Every connector (agent_slug NULL) or one agent's, ordered by agent slug
+ * and name; headers are not unsealed, header_names are filled. */
+int gw_connector_list(struct gh_arena *a, const char *agent_slug,
+                      struct gw_connector **out, int *n, struct gh_err *e);
+int gw_connector_set_enabled(struct gh_arena *a, const char *agent_slug, const char *name,
+                             bool enabled, struct gh_err *e);
+/* Parses one "Name: value" line (CLI --header, a line of the page's form). */
+int gw_header_parse(struct gh_arena *a, const char *line, struct gw_header *out,
+                    struct gh_err *e);
+/* Validation alone (0, or -1 with a 400 in e). */
+int gw_connector_name_check(const char *name, struct gh_err *e);
+int gw_connector_url_check(const char *url, struct gh_err *e);
+
 /* ---------------------------------------------------------------- audit */
 struct gw_audit {
     const struct authz_credential *who;  /* the caller (kind, user, client, token id) */
@@ -62,6 +88,8 @@ struct gw_audit {
     const char *message;        /* reason shown to the client, or NULL */
     int         upstream_status;/* HTTP status from the upstream, 0 when none */
     int64_t     duration_us;
+    const char *policy_versions;/* comma list matching policy_ids, NULL when none */
+    const char *request_id;     /* NULL: the calling thread's request id */
 };
 
 /* Queues the row for the next group commit and returns once it is
@@ -69,6 +97,11 @@ struct gw_audit {
 int  gw_audit_write(const struct gw_audit *row, struct gh_err *e);
 int  gw_audit_start(struct gh_err *e);
 void gw_audit_stop(void);
+/* Counters since start (also /metrics gatehouse_audit_batches_total and
+ * gatehouse_audit_rows_total): rows committed, and the transactions (group
+ * commits) that carried them. */
+long gw_audit_batches_total(void);
+long gw_audit_rows_total(void);
 
 /* Pages: /admin/connectors, /admin/audit (+ CSV), /profile/activity. */
 int  gw_pages_register_routes(void);
@@ -79,6 +112,7 @@ struct gw_decision {
     const char *decision;       /* for the audit row: "allow" | "deny" */
     const char *policy_ids;
     const char *message;        /* "allow (no policy engine)" until policies land */
+    const char *policy_versions;
 };
 
 /* The enforcement seam: every tools/call passes here once, before it is

@@ -1,0 +1,407 @@
+/*
+ * gateway/audit.c — the audit log with group commit.
+ *
+ * A request thread queues its row (a node on its own stack: no allocation)
+ * and sleeps until the writer thread has committed the batch holding it.
+ * The writer takes everything queued, up to BATCH_MAX rows, and writes them
+ * with one COPY — one statement, one transaction — then wakes the waiters.
+ * Under load the batches grow by themselves: while one commits, the next
+ * one queues.  If a batch fails on bad data (the connection still up), its
+ * rows are retried one by one so one odd row cannot fail its neighbours;
+ * if the database is gone, every waiter of the batch gets a 503 and its
+ * caller answers with that instead of a response without an audit row.
+ */
+#include "gateway/gw_int.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BATCH_MAX   512
+#define FIELD_MAX   1024        /* bytes per text field; longer values are cut */
+#define MESSAGE_MAX 2048
+
+static const char COPY_SQL[] =
+    "COPY audit_events (at, agent_id, agent_slug, user_id, user_email, credential_kind, key_suffix,"
+    " client_id, client_name, session_id, request_id, method, tool, connector, decision, policy_ids,"
+    " policy_versions, message, upstream_status, duration_us) FROM STDIN";
+
+struct pending {
+    const struct gw_audit *row;
+    const char     *request_id;
+    int64_t         at_us;      /* wall clock when queued */
+    struct pending *next;
+    int             state;      /* 0 queued, 1 committed, -1 failed */
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t  work;       /* the writer waits here */
+    pthread_cond_t  done;       /* the request threads wait here */
+    struct pending *head, **tail;
+    bool            running, stopping;
+    pthread_t       thread;
+    char           *buf;        /* the writer's COPY buffer, reused */
+    size_t          len, cap;
+} q = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .work = PTHREAD_COND_INITIALIZER,
+    .done = PTHREAD_COND_INITIALIZER,
+    .tail = &q.head,
+};
+
+static atomic_long n_batches, n_rows;
+
+long
+gw_audit_batches_total(void)
+{
+    return atomic_load(&n_batches);
+}
+
+long
+gw_audit_rows_total(void)
+{
+    return atomic_load(&n_rows);
+}
+
+/* ---- the COPY text format */
+
+static bool
+reserve(size_t more)
+{
+    if (q.len + more <= q.cap)
+        return true;
+    size_t cap = q.cap ? q.cap : 64 * 1024;
+    while (cap < q.len + more)
+        cap *= 2;
+    char *p = realloc(q.buf, cap);
+    if (p == NULL)
+        return false;
+    q.buf = p;
+    q.cap = cap;
+    return true;
+}
+
+/* Length of the valid UTF-8 sequence at s, 0 when invalid. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f))
+            return 0;
+        return 3;
+    }
+    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+/* One text column: escaped for COPY, invalid UTF-8 replaced by '?', cut at
+ * max bytes on a character boundary.  NULL is \N. */
+static bool
+put_text(const char *s, size_t max, bool last)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t used = 0;
+
+    if (!reserve(2 * max + 4))
+        return false;
+    if (s == NULL) {
+        memcpy(q.buf + q.len, "\\N", 2);
+        q.len += 2;
+    } else {
+        while (*p) {
+            size_t n = utf8_len(p);
+            if (used + (n ? n : 1) > max)
+                break;
+            if (n == 0) {
+                q.buf[q.len++] = '?';
+                used++;
+                p++;
+                continue;
+            }
+            if (n == 1 && (*p == '\\' || *p == '\t' || *p == '\n' || *p == '\r')) {
+                q.buf[q.len++] = '\\';
+                q.buf[q.len++] = *p == '\\' ? '\\' : *p == '\t' ? 't' : *p == '\n' ? 'n' : 'r';
+            } else {
+                memcpy(q.buf + q.len, p, n);
+                q.len += n;
+            }
+            used += n;
+            p += n;
+        }
+    }
+    q.buf[q.len++] = last ? '\n' : '\t';
+    return true;
+}
+
+static bool
+put_int(long long v, bool null, bool last)
+{
+    if (!reserve(24))
+        return false;
+    if (null)
+        q.len += (size_t)snprintf(q.buf + q.len, 24, "\\N%c", last ? '\n' : '\t');
+    else
+        q.len += (size_t)snprintf(q.buf + q.len, 24, "%lld%c", v, last ? '\n' : '\t');
+    return true;
+}
+
+static bool
+uuid_shape(const char *s)
+{
+    if (s == NULL || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++)
+        if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
+            return false;
+    return true;
+}
+
+static bool
+put_row(const struct pending *p)
+{
+    const struct gw_audit *r = p->row;
+    const struct authz_credential *w = r->who;
+    const char *agent_id = r->agent_id ? r->agent_id : w ? w->agent.id : NULL;
+    const char *suffix = NULL;
+    char at[48];
+    struct tm tm;
+    time_t secs = (time_t)(p->at_us / 1000000);
+
+    gmtime_r(&secs, &tm);
+    snprintf(at, sizeof(at), "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(p->at_us % 1000000));
+    /* the credential's row id ends the suffix: it names the key, it is not it */
+    if (w && w->token_id && strlen(w->token_id) >= 6)
+        suffix = w->token_id + strlen(w->token_id) - 6;
+    return put_text(at, sizeof(at), false) &&
+           put_text(uuid_shape(agent_id) ? agent_id : NULL, 36, false) &&
+           put_text(w ? w->agent.slug : NULL, FIELD_MAX, false) &&
+           put_text(w && uuid_shape(w->user_id) ? w->user_id : NULL, 36, false) &&
+           put_text(w ? w->user_email : NULL, FIELD_MAX, false) &&
+           put_text(w ? w->kind : NULL, 16, false) &&
+           put_text(suffix, 6, false) &&
+           put_text(w ? w->client_id : NULL, FIELD_MAX, false) &&
+           put_text(w ? w->client_name : NULL, FIELD_MAX, false) &&
+           put_text(r->session_id, FIELD_MAX, false) &&
+           put_text(p->request_id, 64, false) &&
+           put_text(r->method, FIELD_MAX, false) &&
+           put_text(r->tool, FIELD_MAX, false) &&
+           put_text(r->connector, FIELD_MAX, false) &&
+           put_text(r->decision ? r->decision : "none", 32, false) &&
+           put_text(r->policy_ids, FIELD_MAX, false) &&
+           put_text(r->policy_versions, FIELD_MAX, false) &&
+           put_text(r->message, MESSAGE_MAX, false) &&
+           put_int(r->upstream_status, r->upstream_status <= 0, false) &&
+           put_int(r->duration_us, r->duration_us < 0, true);
+}
+
+/* One COPY of the buffer.  *sent tells whether the data left (after that
+ * a failure is ambiguous and must not be retried). */
+static int
+copy_buf(PGconn *pg, bool *sent, char *detail, size_t dlen)
+{
+    PGresult *res = PQexec(pg, COPY_SQL);
+    int rc = 0;
+
+    *sent = false;
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        snprintf(detail, dlen, "COPY: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    *sent = true;
+    if (PQputCopyData(pg, q.buf, (int)q.len) != 1 || PQputCopyEnd(pg, NULL) != 1) {
+        snprintf(detail, dlen, "COPY data: %s", PQerrorMessage(pg));
+        rc = -1;
+    }
+    while ((res = PQgetResult(pg)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+            snprintf(detail, dlen, "COPY: %s", PQresultErrorMessage(res));
+            rc = -1;
+        }
+        PQclear(res);
+    }
+    detail[strcspn(detail, "\n")] = '\0';
+    return rc;
+}
+
+/* Writes n rows in one transaction (one COPY) and marks them. */
+static int
+write_rows(struct db_conn *c, struct pending **rows, int n)
+{
+    char detail[256] = "";
+    bool sent = false;
+    int rc = -1;
+
+    q.len = 0;
+    for (int i = 0; i < n; i++)
+        if (!put_row(rows[i])) {
+            snprintf(detail, sizeof(detail), "out of memory");
+            goto out;
+        }
+    rc = copy_buf(db_pg(c), &sent, detail, sizeof(detail));
+    if (rc < 0 && !sent && PQstatus(db_pg(c)) != CONNECTION_OK) {
+        /* a pooled connection that died with a restarted server: nothing
+         * was sent, so one retry on a fresh connection is safe */
+        PQreset(db_pg(c));
+        if (PQstatus(db_pg(c)) == CONNECTION_OK)
+            rc = copy_buf(db_pg(c), &sent, detail, sizeof(detail));
+    }
+out:
+    if (rc == 0) {
+        atomic_fetch_add(&n_batches, 1);
+        atomic_fetch_add(&n_rows, n);
+    } else {
+        GH_LOG(ERROR, "audit_write", "%d audit row(s) not written: %s", n, detail);
+    }
+    for (int i = 0; i < n; i++)
+        rows[i]->state = rc == 0 ? 1 : -1;
+    return rc;
+}
+
+static void
+write_batch(struct pending **rows, int n)
+{
+    struct gh_err e = {0};
+    struct db_conn *c = db_get(&e);
+
+    if (c == NULL) {
+        GH_LOG(ERROR, "audit_write", "%d audit row(s) not written: %s", n, e.detail);
+        for (int i = 0; i < n; i++)
+            rows[i]->state = -1;
+        return;
+    }
+    if (write_rows(c, rows, n) < 0 && n > 1 && PQstatus(db_pg(c)) == CONNECTION_OK) {
+        /* bad data in one row must not cost the others theirs */
+        for (int i = 0; i < n; i++)
+            write_rows(c, rows + i, 1);
+    }
+    db_put(c);
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct pending *batch[BATCH_MAX];
+
+    gh_log_context(NULL, "audit");
+    pthread_mutex_lock(&q.lock);
+    for (;;) {
+        int n = 0;
+
+        while (q.head == NULL && !q.stopping)
+            pthread_cond_wait(&q.work, &q.lock);
+        if (q.head == NULL)
+            break;                          /* stopping, and everything flushed */
+        while (q.head && n < BATCH_MAX) {
+            batch[n++] = q.head;
+            q.head = q.head->next;
+        }
+        if (q.head == NULL)
+            q.tail = &q.head;
+        pthread_mutex_unlock(&q.lock);
+
+        write_batch(batch, n);
+
+        pthread_mutex_lock(&q.lock);
+        pthread_cond_broadcast(&q.done);
+    }
+    pthread_mutex_unlock(&q.lock);
+    return NULL;
+}
+
+int
+gw_audit_write(const struct gw_audit *row, struct gh_err *e)
+{
+    struct pending p = {
+        .row = row,
+        .request_id = row->request_id ? row->request_id : gh_log_request_id(),
+        .at_us = 0,
+    };
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p.at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    pthread_mutex_lock(&q.lock);
+    if (!q.running || q.stopping) {
+        pthread_mutex_unlock(&q.lock);
+        gh_err_set(e, 503, "temporarily_unavailable", "the audit log is unavailable",
+                   "audit writer not running");
+        e->retry_after = 2;
+        return -1;
+    }
+    *q.tail = &p;
+    q.tail = &p.next;
+    pthread_cond_signal(&q.work);
+    while (p.state == 0)
+        pthread_cond_wait(&q.done, &q.lock);
+    pthread_mutex_unlock(&q.lock);
+    if (p.state < 0) {
+        gh_err_set(e, 503, "temporarily_unavailable", "the audit log is unavailable",
+                   "audit row not committed");
+        e->retry_after = 2;
+        return -1;
+    }
+    return 0;
+}
+
+int
+gw_audit_start(struct gh_err *e)
+{
+    static bool gauges;
+    int rc;
+
+    pthread_mutex_lock(&q.lock);
+    if (q.running) {
+        pthread_mutex_unlock(&q.lock);
+        return 0;
+    }
+    q.stopping = false;
+    rc = pthread_create(&q.thread, NULL, writer_main, NULL);
+    q.running = rc == 0;
+    pthread_mutex_unlock(&q.lock);
+    if (rc != 0)
+        return gh_err_set(e, 500, "server_error", "internal error", "audit writer thread: error %d", rc);
+    if (!gauges) {
+        gauges = true;
+        web_metrics_register_gauge("gatehouse_audit_batches_total",
+                                   "Audit group commits (transactions) written.", gw_audit_batches_total);
+        web_metrics_register_gauge("gatehouse_audit_rows_total", "Audit rows committed.", gw_audit_rows_total);
+    }
+    return 0;
+}
+
+void
+gw_audit_stop(void)
+{
+    pthread_mutex_lock(&q.lock);
+    if (!q.running) {
+        pthread_mutex_unlock(&q.lock);
+        return;
+    }
+    q.stopping = true;
+    pthread_cond_signal(&q.work);
+    pthread_mutex_unlock(&q.lock);
+    pthread_join(q.thread, NULL);   /* the writer flushes the queue first */
+    pthread_mutex_lock(&q.lock);
+    q.running = false;
+    free(q.buf);
+    q.buf = NULL;
+    q.len = q.cap = 0;
+    pthread_mutex_unlock(&q.lock);
+}

@@ -1,0 +1,180 @@
+/*
+ * gateway/cli.c — `gatehouse connector add|list|enable|disable`.
+ *
+ * Header values arrive on the command line (or from a wrapper script) and
+ * go straight into the sealed column; they are never echoed, listed or
+ * logged.  Input that is wrong on its face (name, URL, header syntax) is a
+ * usage error (exit 2); what needs the database (unknown agent, a name
+ * already taken) is a failure (exit 1).
+ */
+#include "gateway/gw_int.h"
+#include "core/main_int.h"
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char USAGE[] =
+    "Usage: gatehouse connector add --agent SLUG --name NAME --url URL [--header 'Name: value']...\n"
+    "       gatehouse connector list [--agent SLUG]\n"
+    "       gatehouse connector enable|disable --agent SLUG --name NAME\n"
+    "A connector is an upstream MCP server (Streamable HTTP) behind an agent's endpoint; its tools\n"
+    "appear as NAME__tool.  Header values (static credentials) are stored sealed under the server\n"
+    "key and are never shown again.\n";
+
+struct cli_opts {
+    const char *agent, *name, *url;
+    const char *headers[GW_MAX_HEADERS + 1];
+    int         nheaders;
+    bool        too_many;
+};
+
+static int
+on_opt(int val, const char *arg, void *ctx)
+{
+    struct cli_opts *o = ctx;
+
+    switch (val) {
+    case 'a': o->agent = arg; return 0;
+    case 'n': o->name = arg; return 0;
+    case 'u': o->url = arg; return 0;
+    case 'H':
+        if (o->nheaders >= GW_MAX_HEADERS) {
+            o->too_many = true;
+            return 0;
+        }
+        o->headers[o->nheaders++] = arg;
+        return 0;
+    }
+    return -1;
+}
+
+static int
+usage_error(const char *msg)
+{
+    fprintf(stderr, "gatehouse: %s\n", msg);
+    return 2;
+}
+
+static int
+list(struct gh_arena *a, const char *agent, struct gh_err *e)
+{
+    struct gw_connector *cs;
+    int n;
+
+    if (gw_connector_list(a, agent, &cs, &n, e) < 0)
+        return -1;
+    printf("%-16s %-32s %-8s %-40s %s\n", "AGENT", "NAME", "STATUS", "URL", "HEADERS");
+    for (int i = 0; i < n; i++) {
+        printf("%-16s %-32s %-8s %-40s ", cs[i].agent_slug, cs[i].name, cs[i].enabled ? "enabled" : "disabled",
+               cs[i].url);
+        for (int k = 0; k < cs[i].nheader_names; k++)
+            printf("%s%s", k ? "," : "", cs[i].header_names[k]);
+        printf("%s\n", cs[i].nheader_names ? "" : "-");
+    }
+    return 0;
+}
+
+int
+gw_cli_connector(int argc, char **argv)
+{
+    static const struct opt_spec spec[] = {
+        { "agent", required_argument, 'a' },
+        { "name", required_argument, 'n' },
+        { "url", required_argument, 'u' },
+        { "header", required_argument, 'H' },
+    };
+    struct cli_opts o = {0};
+    struct gw_header hdr[GW_MAX_HEADERS] = {0};
+    struct gh_arena *a = NULL;
+    struct gh_err e = {0};
+    const char *config = NULL, *sub;
+    bool db_open = false;
+    int rc;
+
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fprintf(argc < 2 ? stderr : stdout, "%s", USAGE);
+        return argc < 2 ? 2 : 0;
+    }
+    sub = argv[1];
+    if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "enable") && strcmp(sub, "disable")) {
+        fprintf(stderr, "gatehouse: unknown connector command '%s'\n%s", sub, USAGE);
+        return 2;
+    }
+    rc = main_parse_opts(argc - 1, argv + 1, USAGE, spec, (int)GH_ARRAY_LEN(spec), &config, on_opt, &o);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    if (!strcmp(sub, "list")) {
+        if (o.name || o.url || o.nheaders)
+            return usage_error("list takes only --agent");
+    } else if (o.agent == NULL || o.name == NULL) {
+        fprintf(stderr, "gatehouse: --agent and --name are required\n%s", USAGE);
+        return 2;
+    } else if (!strcmp(sub, "add") && o.url == NULL) {
+        fprintf(stderr, "gatehouse: --url is required\n%s", USAGE);
+        return 2;
+    } else if (strcmp(sub, "add") && (o.url || o.nheaders)) {
+        return usage_error("enable and disable take only --agent and --name");
+    }
+    if (o.too_many)
+        return usage_error("at most 16 headers per connector");
+
+    a = gh_arena_new(0);
+    if (a == NULL)
+        return usage_error("out of memory");
+    /* what is wrong on its face is refused before anything is opened */
+    if (o.name && gw_connector_name_check(o.name, &e) < 0)
+        goto usage;
+    if (o.url && gw_connector_url_check(o.url, &e) < 0)
+        goto usage;
+    for (int i = 0; i < o.nheaders; i++) {
+        if (gw_header_parse(a, o.headers[i], &hdr[i], &e) < 0)
+            goto usage;
+        for (int j = 0; j < i; j++)
+            if (!strcasecmp(hdr[i].name, hdr[j].name)) {
+                gh_err_set(&e, 400, "invalid_request", "the same header is given twice", NULL);
+                goto usage;
+            }
+    }
+
+    if (main_config(config) < 0) {
+        rc = 1;
+        goto out;
+    }
+    /* only sealing needs the server key (list must not create one) */
+    if ((!strcmp(sub, "add") && gh_server_key_init(&e) < 0) || db_init(&e) < 0)
+        goto fail;
+    db_open = true;
+    if (db_migrate(&e) < 0)
+        goto fail;
+    if (!strcmp(sub, "list")) {
+        if (list(a, o.agent, &e) < 0)
+            goto fail;
+    } else if (!strcmp(sub, "add")) {
+        char *id = NULL;
+        if (gw_connector_add(a, o.agent, o.name, o.url, hdr, o.nheaders, &id, &e) < 0)
+            goto fail;
+        printf("added connector %s to agent %s (%d header(s), values stored sealed)\n", o.name, o.agent,
+               o.nheaders);
+    } else {
+        bool on = !strcmp(sub, "enable");
+        if (gw_connector_set_enabled(a, o.agent, o.name, on, &e) < 0)
+            goto fail;
+        printf("%s connector %s of agent %s\n", on ? "enabled" : "disabled", o.name, o.agent);
+    }
+    rc = 0;
+    goto out;
+usage:
+    rc = usage_error(e.msg);
+    goto out;
+fail:
+    rc = main_fail(&e);
+out:
+    for (int i = 0; i < o.nheaders; i++)
+        if (hdr[i].value)
+            gh_wipe(hdr[i].value, strlen(hdr[i].value));
+    if (db_open)
+        db_shutdown();
+    gh_arena_free(a);
+    return rc;
+}

@@ -1,0 +1,207 @@
+/*
+ * tests/unit/gateway/audit.c — the audit log's group commit against a real
+ * PostgreSQL (the embedded cluster in a temporary data folder).
+ */
+#include "tests/unit/unit.h"
+#include "gateway/gw_int.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define THREADS 32
+#define PER_THREAD 20
+
+static char data_dir[] = "/tmp/gh-unit-audit-XXXXXX";
+
+struct worker {
+    int  id;
+    int  written;        /* gw_audit_write returned 0 */
+    int  visible;        /* ... and the row was then found in the table */
+};
+
+static const struct authz_credential WHO = {
+    .kind = "pat",
+    .token_id = "00000000-0000-4000-8000-0000000abcde",
+    .user_id = "00000000-0000-4000-8000-000000000001",
+    .user_email = "unit@example.test",
+    .client_name = "unit PAT",
+    .agent = { .id = "00000000-0000-4000-8000-000000000002", .slug = "unit", .name = "Unit" },
+};
+
+static long long
+count_where(const char *sql, const char *param)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gh_err e = {0};
+    PGresult *res = db_query(a, &e, sql, param ? 1 : 0, param);
+    long long n = res ? db_ll(res, 0, 0, -1) : -1;
+
+    gh_arena_free(a);
+    return n;
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    for (int j = 0; j < PER_THREAD; j++) {
+        char sid[32];
+        struct gh_err e = {0};
+        snprintf(sid, sizeof(sid), "w%d-%d", w->id, j);
+        struct gw_audit row = {
+            .who = &WHO, .session_id = sid, .method = "tools/call", .tool = "fx__echo",
+            .connector = "fx", .decision = "allow", .message = "allow (no policy engine)",
+            .upstream_status = 200, .duration_us = 1234,
+        };
+        if (gw_audit_write(&row, &e) == 0) {
+            w->written++;
+            /* returned, so the row must already be committed */
+            if (count_where("SELECT count(*) FROM audit_events WHERE session_id = $1", sid) == 1)
+                w->visible++;
+        }
+    }
+    return NULL;
+}
+
+static void
+test_group_commit(void)
+{
+    pthread_t t[THREADS];
+    struct worker w[THREADS];
+    long b0 = gw_audit_batches_total(), r0 = gw_audit_rows_total();
+    int written = 0, visible = 0;
+
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct worker){ .id = i };
+        pthread_create(&t[i], NULL, worker_main, &w[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        written += w[i].written;
+        visible += w[i].visible;
+    }
+    UNIT_EQ_INT(written, THREADS * PER_THREAD);
+    UNIT_EQ_INT(visible, THREADS * PER_THREAD);
+    UNIT_EQ_INT(gw_audit_rows_total() - r0, THREADS * PER_THREAD);
+    UNIT_EQ_INT(count_where("SELECT count(*) FROM audit_events WHERE session_id LIKE 'w%'", NULL),
+                THREADS * PER_THREAD);
+    /* group commit: fewer transactions than calls */
+    fprintf(stderr, "%d rows in %ld batches\n", THREADS * PER_THREAD, gw_audit_batches_total() - b0);
+    UNIT_TRUE(gw_audit_batches_total() - b0 < THREADS * PER_THREAD);
+    UNIT_TRUE(gw_audit_batches_total() - b0 >= 1);
+}
+
+static void
+test_fields_roundtrip(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gh_err e = {0};
+    char longtool[3000];
+    struct gw_audit row = {
+        .who = &WHO, .session_id = "rt-1", .method = "tools/call", .tool = longtool,
+        .connector = "c\\d", .decision = "deny", .policy_ids = "p1,p2", .policy_versions = "3,7",
+        .message = "tab\there\nnewline \\ backslash caf\xc3\xa9 bad\xff byte",
+        .request_id = "rid-42", .upstream_status = 0, .duration_us = 99,
+    };
+    PGresult *res;
+
+    memset(longtool, 'x', sizeof(longtool) - 1);
+    longtool[sizeof(longtool) - 1] = '\0';
+    UNIT_EQ_INT(gw_audit_write(&row, &e), 0);
+    res = db_query(a, &e, "SELECT message, connector, length(tool), key_suffix, user_id::text, agent_slug,"
+                          " credential_kind, upstream_status IS NULL, duration_us, decision, policy_ids,"
+                          " policy_versions, request_id, agent_id::text, client_id IS NULL,"
+                          " at > now() - interval '1 minute' AND at <= now()"
+                          " FROM audit_events WHERE session_id = 'rt-1'", 0);
+    UNIT_TRUE(res != NULL && PQntuples(res) == 1);
+    if (res && PQntuples(res) == 1) {
+        UNIT_EQ_STR(db_val(res, 0, 0), "tab\there\nnewline \\ backslash caf\xc3\xa9 bad? byte");
+        UNIT_EQ_STR(db_val(res, 0, 1), "c\\d");
+        UNIT_EQ_INT(db_ll(res, 0, 2, 0), 1024);          /* cut, not refused */
+        UNIT_EQ_STR(db_val(res, 0, 3), "0abcde");        /* the row id's end, not token material */
+        UNIT_EQ_STR(db_val(res, 0, 4), WHO.user_id);
+        UNIT_EQ_STR(db_val(res, 0, 5), "unit");
+        UNIT_EQ_STR(db_val(res, 0, 6), "pat");
+        UNIT_TRUE(db_bool(res, 0, 7));
+        UNIT_EQ_INT(db_ll(res, 0, 8, 0), 99);
+        UNIT_EQ_STR(db_val(res, 0, 9), "deny");
+        UNIT_EQ_STR(db_val(res, 0, 10), "p1,p2");
+        UNIT_EQ_STR(db_val(res, 0, 11), "3,7");
+        UNIT_EQ_STR(db_val(res, 0, 12), "rid-42");
+        UNIT_EQ_STR(db_val(res, 0, 13), WHO.agent.id);
+        UNIT_TRUE(db_bool(res, 0, 14));
+        UNIT_TRUE(db_bool(res, 0, 15));
+    }
+    gh_arena_free(a);
+}
+
+static void
+test_bad_row_alone(void)
+{
+    /* a non-uuid agent id is stored as NULL rather than failing the batch */
+    struct gh_err e = {0};
+    struct gw_audit row = { .agent_id = "not-a-uuid", .method = "initialize", .session_id = "bad-1",
+                            .decision = "allow" };
+
+    UNIT_EQ_INT(gw_audit_write(&row, &e), 0);
+    UNIT_EQ_INT(count_where("SELECT count(*) FROM audit_events WHERE session_id = $1 AND agent_id IS NULL",
+                            "bad-1"), 1);
+}
+
+static void
+test_database_down(void)
+{
+    struct gh_err e = {0};
+    struct gw_audit row = { .who = &WHO, .method = "tools/list", .session_id = "down-1", .decision = "allow" };
+
+    db_cluster_stop();
+    UNIT_EQ_INT(gw_audit_write(&row, &e), -1);
+    UNIT_EQ_INT(e.status, 503);
+    UNIT_TRUE(strstr(e.msg, "audit") != NULL);
+}
+
+static void
+test_after_stop(void)
+{
+    struct gh_err e = {0};
+    struct gw_audit row = { .method = "tools/list", .decision = "allow" };
+
+    gw_audit_stop();
+    UNIT_EQ_INT(gw_audit_write(&row, &e), -1);
+    UNIT_EQ_INT(e.status, 503);
+}
+
+int
+main(void)
+{
+    struct gh_err e = {0};
+    char cmd[128];
+    int rc;
+
+    if (mkdtemp(data_dir) == NULL || chmod(data_dir, 0755) < 0) {
+        perror("mkdtemp");
+        return 1;
+    }
+    setenv("GATEHOUSE_DATA_DIR", data_dir, 1);
+    setenv("GATEHOUSE_DATABASE_URL", "", 1);
+    setenv("GATEHOUSE_DB_POOL_SIZE", "40", 1);
+    gh_log_init(GH_LOG_WARN);
+    if (gh_config_load(NULL, &e) < 0 || db_init(&e) < 0 || db_migrate(&e) < 0 || gw_audit_start(&e) < 0) {
+        fprintf(stderr, "setup: %s (%s)\n", e.msg, e.detail);
+        db_shutdown();
+        return 1;
+    }
+    UNIT_RUN(test_group_commit);
+    UNIT_RUN(test_fields_roundtrip);
+    UNIT_RUN(test_bad_row_alone);
+    UNIT_RUN(test_database_down);
+    UNIT_RUN(test_after_stop);
+    db_shutdown();
+    rc = UNIT_DONE();
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", data_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", data_dir);
+    return rc;
+}
