@@ -22,6 +22,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#define GW_ALLOW_MESSAGE "allow (no policy engine)"
+
 static const char *const legacy_versions[] = { GW_PROTO_2025_11_25, GW_PROTO_2025_06_18, GW_PROTO_2025_03_26 };
 
 bool
@@ -102,9 +104,10 @@ audit(struct mreq *m, const char *method)
         .tool = m->tool,
         .connector = m->connector,
         .decision = m->decision ? m->decision : "allow",
+        /* until the policy engine decides per method, what it allows says so */
+        .message = m->message ? m->message : (m->decision && strcmp(m->decision, "allow") ? NULL : GW_ALLOW_MESSAGE),
         .policy_ids = m->policy_ids,
         .policy_versions = m->policy_versions,
-        .message = m->message,
         .upstream_status = m->upstream_status,
         .duration_us = gh_now_us() - m->start_us,
     };
@@ -706,7 +709,6 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
     json_t *id = json_object_get(msg, "id");
     const char *method = gh_json_str(msg, "method");
 
-    (void)x;
     if (f->final_seen)
         return;
     if (method == NULL && id && json_equal(id, f->up_id)) {
@@ -716,14 +718,7 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
         json_object_set(out, "id", f->down_id);
         if (f->stateless && json_is_object(res) && !json_object_get(res, "resultType"))
             json_object_set_new(res, "resultType", json_string("complete"));
-        if (json_object_get(out, "error")) {
-            const char *em = gh_json_str(json_object_get(out, "error"), "message");
-            free(f->message);
-            f->message = xstrdup(em ? em : "upstream error");
-        } else if (json_is_true(json_object_get(res, "isError"))) {
-            free(f->message);
-            f->message = xstrdup("tool error");
-        }
+        f->upstream_status = (int)gw_up_status(x);
         fwd_conclude(f, out);
         return;
     }
@@ -995,6 +990,7 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
     f->who.expires_at = w->expires_at;
     f->method = xstrdup(method);
     f->tool = xstrdup(m->tool);
+    f->message = xstrdup(m->message ? m->message : GW_ALLOW_MESSAGE);
     f->start_us = m->start_us;
     if (f->c.id == NULL || f->c.name == NULL || f->c.url == NULL || f->msg == NULL || f->hdrs == NULL) {
         chan_unref(&f->ch);

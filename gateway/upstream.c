@@ -280,6 +280,7 @@ on_write(char *ptr, size_t size, size_t nmemb, void *ud)
     if (!x->typed) {
         char *ct = NULL;
         curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
         x->sse = ct && !strncasecmp(ct, "text/event-stream", 17);
         x->typed = true;
     }
