@@ -29,6 +29,20 @@ after(async () => {
   if (srv) assert.equal(await srv.stop(), 0);
 });
 
+/* Every page of a stateless tools/list. */
+async function modernTools(idBase) {
+  const out = [];
+  let cursor;
+  let n = 0;
+  do {
+    const res = ok(await modern(srv, user.pat, `${idBase}-${++n}`, 'tools/list', cursor ? { cursor } : {}), 'tools/list');
+    audit.expect({ method: 'tools/list' });
+    out.push(...res.tools);
+    cursor = res.nextCursor;
+  } while (cursor && n < 50);
+  return out;
+}
+
 const ok = (r, what) => {
   assert.equal(r.status, 200, `${what}: ${r.status} ${r.text}`);
   assert.ok(r.body?.result, `${what}: a result (${r.text})`);
@@ -56,14 +70,14 @@ test('tools/list and tools/call with the per-request _meta: the same tools as a 
   await sess.client.close();
 
   const names = [];
+  const pages = [];
   let cursor;
   let id = 0;
   do {
     const res = ok(await modern(srv, user.pat, ++id, 'tools/list', cursor ? { cursor } : {}), 'tools/list');
     audit.expect({ method: 'tools/list' });
     assert.equal(res.resultType, 'complete');
-    assert.equal(typeof res.ttlMs, 'number', 'cacheable result: ttlMs');
-    assert.ok(['public', 'private'].includes(res.cacheScope), 'cacheable result: cacheScope');
+    pages.push(res);
     names.push(...res.tools.map((t) => t.name));
     cursor = res.nextCursor;
   } while (cursor && id < 50);
@@ -77,6 +91,11 @@ test('tools/list and tools/call with the per-request _meta: the same tools as a 
   const e = ok(await modern(srv, user.pat, 'c-2', 'tools/call', { name: 'alpha__echo', arguments: { message: 'stateless' } }), 'tools/call');
   audit.tool('alpha__echo', 'alpha');
   assert.equal(toolText(e), 'alpha: stateless');
+  // 2026-07-28 list results are cacheable results
+  for (const res of pages) {
+    assert.equal(typeof res.ttlMs, 'number', 'cacheable result: ttlMs');
+    assert.ok(['public', 'private'].includes(res.cacheScope), 'cacheable result: cacheScope');
+  }
 });
 
 test('a streamed tools/call: progress (and log messages asked for with logLevel) before the result', async () => {
@@ -160,9 +179,8 @@ test('subscriptions/listen: acknowledged first, then list_changed for a connecto
   connectorCmd(srv, 'disable', '--agent', 'default', '--name', 'beta');
   const [n1] = await s.sse.until((m) => m.method === 'notifications/tools/list_changed', 'tools/list_changed after disable');
   assert.equal(n1.params._meta['io.modelcontextprotocol/subscriptionId'], 'sub-1');
-  const after1 = ok(await modern(srv, user.pat, 20, 'tools/list', {}), 'tools/list');
-  audit.expect({ method: 'tools/list' });
-  assert.ok(!after1.tools.some((t) => t.name.startsWith('beta__')), 'beta gone');
+  const after1 = await modernTools('l1');
+  assert.ok(!after1.some((t) => t.name.startsWith('beta__')), 'beta gone');
 
   connectorCmd(srv, 'enable', '--agent', 'default', '--name', 'beta');
   await s.sse.until((m) => m.method === 'notifications/tools/list_changed', 'tools/list_changed after enable');
@@ -170,9 +188,7 @@ test('subscriptions/listen: acknowledged first, then list_changed for a connecto
   // the upstream's own list_changed
   await alpha.setTools({ add: [{ name: 'added_later', description: 'new', inputSchema: { type: 'object' } }] });
   await s.sse.until((m) => m.method === 'notifications/tools/list_changed', 'tools/list_changed from the upstream');
-  const after2 = ok(await modern(srv, user.pat, 21, 'tools/list', {}), 'tools/list');
-  audit.expect({ method: 'tools/list' });
-  const names = after2.tools.map((t) => t.name);
+  const names = (await modernTools('l2')).map((t) => t.name);
   assert.ok(names.includes('alpha__added_later'), `${names}`);
   assert.ok(names.includes('beta__whoami'), 'beta back');
   // progress and log messages never travel on the listen stream: nothing but list_changed arrived
