@@ -68,6 +68,26 @@ rpc_result(json_t *id, json_t *result)
     return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
 }
 
+/* 2026-07-28: every complete result says so; the cacheable ones carry
+ * caching hints.  Lists are per member (private) and change with
+ * list_changed, so they are fresh for no time at all. */
+static void
+stateless_result(json_t *result, const char *method)
+{
+    if (!json_is_object(result))
+        return;
+    if (!json_object_get(result, "resultType"))
+        json_object_set_new(result, "resultType", json_string("complete"));
+    if (method && (!strcmp(method, "server/discover") || !strcmp(method, "tools/list") ||
+                   !strcmp(method, "prompts/list") || !strcmp(method, "resources/list") ||
+                   !strcmp(method, "resources/templates/list") || !strcmp(method, "resources/read"))) {
+        if (!json_is_integer(json_object_get(result, "ttlMs")))
+            json_object_set_new(result, "ttlMs", json_integer(0));
+        if (!json_is_string(json_object_get(result, "cacheScope")))
+            json_object_set_new(result, "cacheScope", json_string("private"));
+    }
+}
+
 /* ---------------------------------------------------------------- context */
 
 struct mreq {
@@ -77,6 +97,7 @@ struct mreq {
     struct gw_session *s;
     bool    stateless;
     const char *proto;
+    const char *method;             /* of the request being answered */
     int64_t start_us;
     const char *decision;           /* for the audit row */
     const char *message;
@@ -583,6 +604,7 @@ struct fwd {
     json_t      *up_id;
     char        *proto_up;          /* upstream revision at start */
     bool         stateless;
+    bool         no_logs;           /* stateless without a logLevel in _meta */
     bool         retried;
     bool         final_seen;        /* the upstream's response came */
     bool         upstream_done;
@@ -647,6 +669,7 @@ fwd_free(struct chan *c)
 }
 
 static void fwd_start(struct fwd *f);
+static void fwd_send_cancelled(struct fwd *f, const char *reason);
 
 /* Worker: writes the audit row, then lets the final message go. */
 static void
@@ -694,11 +717,18 @@ fwd_conclude(struct fwd *f, json_t *final)
         fwd_finish_work(f);
 }
 
+/* The audit row keeps the decision's message (why the call was allowed);
+ * what went wrong upstream goes to the log and to the client. */
 static void
 fwd_error(struct fwd *f, const char *text)
 {
-    free(f->message);
-    f->message = xstrdup(text);
+    bool own = gh_log_request_id()[0] == '\0';   /* an I/O or worker thread */
+
+    if (own)
+        gh_log_context(f->request_id, "gw_forward");
+    GH_LOG(WARN, "gw_forward", "%s %s: %s", f->method, f->tool ? f->tool : "", text);
+    if (own)
+        gh_log_context(NULL, NULL);
     fwd_conclude(f, rpc_error(f->down_id, GW_RPC_UPSTREAM, text, NULL));
 }
 
@@ -714,16 +744,23 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
     if (method == NULL && id && json_equal(id, f->up_id)) {
         json_t *out = json_deep_copy(msg);
         json_t *res = json_object_get(out, "result");
+        if (gw_up_status(x) == 404 && f->proto_up && strcmp(f->proto_up, GW_PROTO_2026_07_28) && !f->retried) {
+            json_decref(out);   /* the upstream lost its session: on_done redoes it */
+            return;
+        }
         f->final_seen = true;
         json_object_set(out, "id", f->down_id);
-        if (f->stateless && json_is_object(res) && !json_object_get(res, "resultType"))
-            json_object_set_new(res, "resultType", json_string("complete"));
+        if (f->stateless)
+            stateless_result(res, f->method);
         f->upstream_status = (int)gw_up_status(x);
         fwd_conclude(f, out);
         return;
     }
     if (method && id == NULL) {
-        /* progress, log messages and the like: on to the client now */
+        /* progress, log messages and the like: on to the client now; a
+         * 2026-07-28 request gets log messages only when it asked */
+        if (f->no_logs && !strcmp(method, "notifications/message"))
+            return;
         chan_send(&f->ch, msg, false);
         return;
     }
@@ -820,8 +857,10 @@ fwd_on_done(struct gw_up_xfer *x, void *ctx)
         }
         if (gone)
             snprintf(text, sizeof(text), "client disconnected");
-        else if (gw_up_timed_out(x))
+        else if (gw_up_timed_out(x)) {
             snprintf(text, sizeof(text), "Upstream '%s' timed out.", f->c.name);
+            fwd_send_cancelled(f, "The gateway's call timeout passed.");
+        }
         else if (st >= 400)
             snprintf(text, sizeof(text), "Upstream '%s' answered HTTP %ld.", f->c.name, st);
         else if (st == 0)
@@ -891,6 +930,31 @@ cancel_msg(struct gw_up_xfer *x, json_t *m, void *ctx)
     (void)ctx;
 }
 
+/* A legacy upstream learns of a cancel from notifications/cancelled (a
+ * 2026-07-28 upstream from the closed stream alone).  Any thread. */
+static void
+fwd_send_cancelled(struct fwd *f, const char *reason)
+{
+    struct gh_arena *a;
+    struct gw_call_target t = { f->s, &f->c, f->hdrs, f->nhdrs };
+    struct gw_up_req rq = {0};
+    struct gh_err e = {0};
+    json_t *note;
+
+    if (f->proto_up == NULL || !strcmp(f->proto_up, GW_PROTO_2026_07_28))
+        return;
+    a = gh_arena_new(0);
+    note = json_pack("{s:s, s:s, s:{s:O, s:s}}", "jsonrpc", "2.0", "method", "notifications/cancelled",
+                     "params", "requestId", f->up_id, "reason", reason);
+    if (a && note && gw_up_prepare(a, &t, note, &rq, &e) == 0) {
+        rq.on_message = cancel_msg;
+        rq.on_done = cancel_done;
+        gw_up_release(gw_up_start(&rq));
+    }
+    json_decref(note);
+    gh_arena_free(a);
+}
+
 /* The client went away (or the response ended): stop the upstream work. */
 static void
 fwd_stream_done(void *ctx)
@@ -908,23 +972,7 @@ fwd_stream_done(void *ctx)
     chan_unregister(&f->ch);
     if (cancel && x) {
         gw_up_cancel(x);
-        if (f->proto_up && strcmp(f->proto_up, GW_PROTO_2026_07_28)) {
-            /* legacy upstreams learn it from notifications/cancelled */
-            struct gh_arena *a = gh_arena_new(0);
-            struct gw_call_target t = { f->s, &f->c, f->hdrs, f->nhdrs };
-            struct gw_up_req rq = {0};
-            struct gh_err e = {0};
-            json_t *note = json_pack("{s:s, s:s, s:{s:O, s:s}}", "jsonrpc", "2.0", "method",
-                                     "notifications/cancelled", "params", "requestId", f->up_id,
-                                     "reason", "The client disconnected.");
-            if (a && note && gw_up_prepare(a, &t, note, &rq, &e) == 0) {
-                rq.on_message = cancel_msg;
-                rq.on_done = cancel_done;
-                gw_up_release(gw_up_start(&rq));
-            }
-            json_decref(note);
-            gh_arena_free(a);
-        }
+        fwd_send_cancelled(f, "The client disconnected.");
         GH_LOG(INFO, "gw_forward", "client gone: upstream request to %s cancelled", f->c.name);
     }
     chan_unref(&f->ch);     /* the stream's reference */
@@ -975,6 +1023,8 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
     f->msg = json_pack("{s:s, s:O, s:s, s:O}", "jsonrpc", "2.0", "id", f->up_id, "method", method,
                        "params", params);
     f->stateless = m->stateless;
+    f->no_logs = m->stateless &&
+                 !gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/logLevel");
     f->who.kind = xstrdup(w->kind);
     f->who.token_id = xstrdup(w->token_id);
     f->who.grant_id = xstrdup(w->grant_id);
@@ -1034,8 +1084,8 @@ server_info(void)
 static int
 reply_result(struct mreq *m, json_t *id, json_t *result)
 {
-    if (m->stateless && json_is_object(result) && !json_object_get(result, "resultType"))
-        json_object_set_new(result, "resultType", json_string("complete"));
+    if (m->stateless)
+        stateless_result(result, m->method);
     web_add_header(m->r, "Cache-Control", "no-store");
     return web_reply_json(m->r, 200, rpc_result(id, result));
 }
@@ -1111,7 +1161,6 @@ do_list(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const cha
         for (int i = 0; i < l.nfailed; i++)
             json_array_append_new(f, json_string(l.failed[i]));
         json_object_set_new(res, "_meta", json_pack("{s:o}", "io.gatehouse/unavailableConnectors", f));
-        m->message = "some connectors unavailable";
     }
     audit(m, method);
     return reply_result(m, id, res);
@@ -1335,6 +1384,7 @@ dispatch(struct mreq *m, const char *method, json_t *id, json_t *params)
 {
     int nf_status = m->stateless ? 404 : 200;
 
+    m->method = method;
     if (params && !json_is_object(params)) {
         m->decision = "deny";
         m->message = "params not an object";
@@ -1636,7 +1686,7 @@ mcp_post(struct web_req *r)
                                "Accept must list application/json and text/event-stream.", NULL);
     }
     raw = web_body(r, &len);
-    body = gh_arena_json(m.a, json_loadb(raw, len, JSON_REJECT_DUPLICATES, &je));
+    body = gh_arena_json(m.a, json_loadb(raw, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je));
     if (body == NULL) {
         m.decision = "deny";
         m.message = "parse error";
