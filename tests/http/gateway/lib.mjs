@@ -48,6 +48,7 @@ export async function sdkClient(srv, token, { path = '/mcp', name = 'gw-test-cli
   });
   const client = new McpClient({ name, version: '1.0.0' });
   await client.connect(transport);
+  if (transport.sessionId) secret(transport.sessionId); // a bearer secret of its own
   return { client, transport };
 }
 
@@ -150,6 +151,7 @@ export async function rawSession(srv, token, { path = '/mcp', version = LEGACY }
   assert.equal(init.status, 200, `initialize: ${init.text}`);
   const session = init.headers.get('mcp-session-id');
   assert.ok(session, 'Mcp-Session-Id on the initialize reply');
+  secret(session); // a bearer secret of its own
   assert.match(session, /^[\x21-\x7e]+$/, 'session id is visible ASCII');
   const note = await post(srv, { jsonrpc: '2.0', method: 'notifications/initialized' }, { token, path, session, version });
   assert.equal(note.status, 202, `notifications/initialized: ${note.text}`);
