@@ -360,6 +360,8 @@ struct listen_ctx {
 struct lc_apply {
     const struct listen_ctx *l;
     const char *method;
+    json_t *params;
+    bool changed;
 };
 
 static void
@@ -369,21 +371,30 @@ lc_one(struct gw_session *s, void *ctx)
 
     if (strcmp(s->id_hash, ap->l->id_hash))
         return;
-    gw_agg_invalidate(s, ap->l->connector_id);
-    gw_notify_session(s, ap->method);
+    if (ap->changed)
+        gw_agg_invalidate(s, ap->l->connector_id);
+    gw_notify_session(s, ap->method, ap->params);
 }
 
+/* What an upstream says on its own stream: list changes (our cached lists
+ * of that connector go) and resource updates are passed on; the rest
+ * (requests to a client, log lines outside a call) is not relayed. */
 static void
 listen_msg(struct gw_up_xfer *x, json_t *msg, void *ctx)
 {
     const char *m = gh_json_str(msg, "method");
-    struct lc_apply ap = { ctx, m };
+    struct lc_apply ap = { ctx, m, NULL, false };
 
     (void)x;
-    if (m && (!strcmp(m, "notifications/tools/list_changed") ||
-              !strcmp(m, "notifications/prompts/list_changed") ||
-              !strcmp(m, "notifications/resources/list_changed")))
-        gw_session_each(NULL, lc_one, &ap);     /* callbacks of the I/O thread must not block: none here do */
+    if (m == NULL || json_object_get(msg, "id"))
+        return;
+    ap.changed = !strcmp(m, "notifications/tools/list_changed") ||
+                 !strcmp(m, "notifications/prompts/list_changed") ||
+                 !strcmp(m, "notifications/resources/list_changed");
+    if (ap.changed || !strcmp(m, "notifications/resources/updated")) {
+        ap.params = json_object_get(msg, "params");
+        gw_session_each(NULL, lc_one, &ap);     /* nothing here blocks the I/O thread */
+    }
 }
 
 static void

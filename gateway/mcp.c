@@ -527,12 +527,12 @@ notify(const char *id_hash, const char *agent_id, const char *method, json_t *pa
 }
 
 void
-gw_notify_session(struct gw_session *s, const char *method)
+gw_notify_session(struct gw_session *s, const char *method, json_t *params)
 {
     if (s->stateless)
-        notify(NULL, s->agent_id, method, NULL);   /* stateless listens of that agent */
+        notify(NULL, s->agent_id, method, params);  /* stateless listens of that agent */
     else
-        notify(s->id_hash, NULL, method, NULL);
+        notify(s->id_hash, NULL, method, params);
 }
 
 void
@@ -1070,8 +1070,8 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
 static json_t *
 capabilities(void)
 {
-    return json_pack("{s:{s:b}, s:{s:b}, s:{s:b}, s:{}}", "tools", "listChanged", 1, "resources",
-                     "listChanged", 1, "prompts", "listChanged", 1, "logging");
+    return json_pack("{s:{s:b}, s:{s:b, s:b}, s:{s:b}, s:{}}", "tools", "listChanged", 1, "resources",
+                     "listChanged", 1, "subscribe", 1, "prompts", "listChanged", 1, "logging");
 }
 
 static json_t *
@@ -1221,6 +1221,11 @@ do_named(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const ch
         m->decision = "deny";
         m->message = msg;
         audit(m, method);
+        /* an unknown tool is a tool error (what the SDK servers answer, so a
+         * client sees the same through the gateway); an unknown prompt is -32602 */
+        if (kind == GW_TOOLS)
+            return reply_result(m, id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
+                                                 "text", msg ? msg : "Unknown tool.", "isError", 1));
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, msg ? msg : "Unknown name.", NULL);
     }
     if (kind == GW_TOOLS) {
@@ -1248,8 +1253,12 @@ do_named(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const ch
     return forward(m, c, id, method, up);
 }
 
+/* resources/read, resources/subscribe, resources/unsubscribe: route by URI.
+ * A listed URI names its connector; "gh://<connector>/<uri>" does too; a
+ * URI made from a template goes to the connector whose template's fixed
+ * prefix fits best; with one connector there is nothing to choose. */
 static int
-do_read(struct mreq *m, json_t *id, json_t *params)
+do_uri(struct mreq *m, json_t *id, json_t *params, const char *method)
 {
     const char *uri = gh_json_str(params, "uri");
     struct gw_list l, tl;
@@ -1262,11 +1271,11 @@ do_read(struct mreq *m, json_t *id, json_t *params)
     if (uri == NULL) {
         m->decision = "deny";
         m->message = "missing uri";
-        audit(m, "resources/read");
+        audit(m, method);
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.uri is required.", NULL);
     }
     if (gw_agg_list(m->a, m->s, m->who, GW_RESOURCES, &l, &e) < 0) {
-        audit(m, "resources/read");
+        audit(m, method);
         return reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
     }
     en = gw_agg_find(&l, uri);
@@ -1300,13 +1309,13 @@ do_read(struct mreq *m, json_t *id, json_t *params)
     if (c == NULL) {
         m->decision = "deny";
         m->message = "unknown resource";
-        audit(m, "resources/read");
+        audit(m, method);
         return reply_rpc_error(m->r, 200, id, -32002, "Resource not found.",
                                json_pack("{s:s}", "uri", uri));
     }
     up = gh_arena_json(m->a, json_deep_copy(params));
     json_object_set_new(up, "uri", json_string(orig));
-    return forward(m, c, id, "resources/read", up);
+    return forward(m, c, id, method, up);
 }
 
 /* logging/setLevel: every connector of the session gets it. */
@@ -1407,8 +1416,9 @@ dispatch(struct mreq *m, const char *method, json_t *id, json_t *params)
         return do_named(m, id, params, GW_TOOLS, method);
     if (!strcmp(method, "prompts/get"))
         return do_named(m, id, params, GW_PROMPTS, method);
-    if (!strcmp(method, "resources/read"))
-        return do_read(m, id, params);
+    if (!strcmp(method, "resources/read") || !strcmp(method, "resources/subscribe") ||
+        !strcmp(method, "resources/unsubscribe"))
+        return do_uri(m, id, params, method);
     if (!strcmp(method, "logging/setLevel"))
         return do_set_level(m, id, params);
     if (m->stateless && !strcmp(method, "server/discover"))

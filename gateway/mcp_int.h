@@ -150,7 +150,7 @@ void gw_session_each(const char *agent_id, void (*fn)(struct gw_session *s, void
 /* ---------------------------------------------------------------- listeners
  * Server-to-client streams: the GET stream of a session, or a stateless
  * subscriptions/listen.  (mcp.c) */
-void gw_notify_session(struct gw_session *s, const char *method);
+void gw_notify_session(struct gw_session *s, const char *method, json_t *params);
 void gw_notify_agent(const char *agent_id, const char *method);
 
 /* ---------------------------------------------------------------- upstream MCP
