@@ -1330,7 +1330,7 @@ do_set_level(struct mreq *m, json_t *id, json_t *params)
         audit(m, "logging/setLevel");
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.level is required.", NULL);
     }
-    if (gw_connectors_for_agent(m->a, m->who->agent.id, &conns, &n, &e) == 0)
+    if (gw_agg_connectors(m->a, m->who->agent.id, &conns, &n, &e) == 0)
         for (int i = 0; i < n; i++) {
             struct gw_call_target t = { m->s, &conns[i], NULL, 0 };
             struct gh_err ue = {0};
@@ -1899,6 +1899,7 @@ on_connectors(const char *channel, const char *payload, void *ctx)
     (void)ctx;
     if (payload == NULL || strlen(payload) >= 40)
         return;
+    gw_agg_connectors_invalidate(payload);
     gw_session_each(payload, invalidate_one, NULL);
     gw_notify_agent(payload, "notifications/tools/list_changed");
     gw_notify_agent(payload, "notifications/prompts/list_changed");
@@ -1948,4 +1949,5 @@ gw_mcp_stop(void)
     }
     gw_up_stop();
     gw_session_stop();
+    gw_agg_connectors_invalidate(NULL);
 }

@@ -132,7 +132,7 @@ struct work {
     struct work *next;
 };
 
-#define NWORKERS 2
+#define NWORKERS 8       /* mostly waiting on an audit group commit */
 
 static struct {
     pthread_mutex_t lock;
