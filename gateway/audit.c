@@ -236,11 +236,10 @@ copy_buf(PGconn *pg, bool *sent, char *detail, size_t dlen)
         }
         PQclear(res);
     }
-    detail[strcspn(detail, "\n")] = '\0';
     return rc;
 }
 
-/* Writes n rows in one transaction (one COPY) and marks them. */
+/* Writes n rows in one transaction (one COPY). */
 static int
 write_rows(struct db_conn *c, struct pending **rows, int n)
 {
@@ -263,33 +262,39 @@ write_rows(struct db_conn *c, struct pending **rows, int n)
             rc = copy_buf(db_pg(c), &sent, detail, sizeof(detail));
     }
 out:
+    detail[strcspn(detail, "\n")] = '\0';
     if (rc == 0) {
         atomic_fetch_add(&n_batches, 1);
         atomic_fetch_add(&n_rows, n);
     } else {
         GH_LOG(ERROR, "audit_write", "%d audit row(s) not written: %s", n, detail);
     }
-    for (int i = 0; i < n; i++)
-        rows[i]->state = rc == 0 ? 1 : -1;
     return rc;
 }
 
+/* Writes the batch; result[i] is 1 (committed) or -1.  The nodes are only
+ * read here: their states are set under the lock by the caller, as a
+ * waiter may return the moment it sees its state. */
 static void
-write_batch(struct pending **rows, int n)
+write_batch(struct pending **rows, int n, int *result)
 {
     struct gh_err e = {0};
     struct db_conn *c = db_get(&e);
+    int rc;
 
     if (c == NULL) {
         GH_LOG(ERROR, "audit_write", "%d audit row(s) not written: %s", n, e.detail);
         for (int i = 0; i < n; i++)
-            rows[i]->state = -1;
+            result[i] = -1;
         return;
     }
-    if (write_rows(c, rows, n) < 0 && n > 1 && PQstatus(db_pg(c)) == CONNECTION_OK) {
+    rc = write_rows(c, rows, n);
+    for (int i = 0; i < n; i++)
+        result[i] = rc == 0 ? 1 : -1;
+    if (rc < 0 && n > 1 && PQstatus(db_pg(c)) == CONNECTION_OK) {
         /* bad data in one row must not cost the others theirs */
         for (int i = 0; i < n; i++)
-            write_rows(c, rows + i, 1);
+            result[i] = write_rows(c, rows + i, 1) == 0 ? 1 : -1;
     }
     db_put(c);
 }
@@ -298,6 +303,7 @@ static void *
 writer_main(void *arg)
 {
     struct pending *batch[BATCH_MAX];
+    int result[BATCH_MAX];
 
     gh_log_context(NULL, "audit");
     pthread_mutex_lock(&q.lock);
@@ -316,9 +322,11 @@ writer_main(void *arg)
             q.tail = &q.head;
         pthread_mutex_unlock(&q.lock);
 
-        write_batch(batch, n);
+        write_batch(batch, n, result);
 
         pthread_mutex_lock(&q.lock);
+        for (int i = 0; i < n; i++)
+            batch[i]->state = result[i];
         pthread_cond_broadcast(&q.done);
     }
     pthread_mutex_unlock(&q.lock);

@@ -408,16 +408,21 @@ audit_page(struct web_req *r, struct authz_user *u, bool mine)
     for (int k = 0; k < n; k++) {
         int i = reversed ? n - 1 - k : k;
         const char *suffix = db_val(res, i, 5), *client = db_val(res, i, 7) ? db_val(res, i, 7) : db_val(res, i, 6);
+        const char *ms = duration_ms(a, db_val(res, i, 18));
+        char *cred = gh_arena_printf(a, "%s%s%s", esc(a, db_val(res, i, 4)), suffix ? " …" : "", esc(a, suffix));
         rows = gh_arena_printf(a,
-            "%s<tr class=\"audit-row\" data-id=\"%s\"><td>%s</td><td>%s</td>%s<td>%s%s%s</td><td>%s</td>"
-            "<td>%s</td><td><code>%s</code></td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-            "<td><span class=\"muted\">%s</span></td></tr>", rows,
-            db_val(res, i, 0), esc(a, db_val(res, i, 1)), esc(a, db_val(res, i, 2)),
-            mine ? "" : gh_arena_printf(a, "<td>%s</td>", esc(a, db_val(res, i, 3))),
-            esc(a, db_val(res, i, 4)), suffix ? " …" : "", esc(a, suffix), esc(a, client),
-            esc(a, db_val(res, i, 10)), esc(a, db_val(res, i, 11)), esc(a, db_val(res, i, 13)),
-            esc(a, db_val(res, i, 16)), esc(a, db_val(res, i, 17)), duration_ms(a, db_val(res, i, 18)),
-            esc(a, db_val(res, i, 8)));
+            "%s<tr class=\"audit-row\" data-id=\"%s\"><td title=\"session %s, request %s\">%s</td>"
+            "<td>%s<br><span class=\"muted\">%s%s%s</span></td><td>%s</td>"
+            "<td>%s<br><code>%s</code></td><td>%s<br><span class=\"muted\">%s</span></td>"
+            "<td>%s<br><span class=\"muted\">%s%s</span></td></tr>", rows,
+            db_val(res, i, 0), esc(a, db_val(res, i, 8) ? db_val(res, i, 8) : "-"),
+            esc(a, db_val(res, i, 9) ? db_val(res, i, 9) : "-"), esc(a, db_val(res, i, 1)),
+            /* admins: who, then client and credential; members: the client */
+            mine ? esc(a, client) : esc(a, db_val(res, i, 3)), mine ? "" : esc(a, client),
+            mine || !client ? "" : " · ", cred,
+            esc(a, db_val(res, i, 2)), esc(a, db_val(res, i, 10)), esc(a, db_val(res, i, 11)),
+            esc(a, db_val(res, i, 13)), esc(a, db_val(res, i, 16)),
+            db_val(res, i, 17) ? esc(a, db_val(res, i, 17)) : "-", ms, *ms ? " ms" : "");
     }
     /* newer rows exist when we paged back and found more, or paged forward
      * at all; older ones when forward paging found more, or we came back */
@@ -437,36 +442,37 @@ audit_page(struct web_req *r, struct authz_user *u, bool mine)
                               esc(a, fq));
     }
     filters = gh_arena_printf(a,
-        "<form method=\"get\" action=\"%s\" class=\"filters\">"
-        "<label for=\"agent\">Agent</label><select id=\"agent\" name=\"agent\">%s</select>%s"
-        "<label for=\"client\">Client (id or name)</label>"
-        "<input id=\"client\" type=\"text\" name=\"client\" value=\"%s\">"
-        "<label for=\"tool\">Tool</label><input id=\"tool\" type=\"text\" name=\"tool\" value=\"%s\">"
-        "<label for=\"decision\">Decision</label><select id=\"decision\" name=\"decision\">"
+        "<form method=\"get\" action=\"%s\" class=\"filters\"><table><tr>"
+        "<td><label for=\"agent\">Agent</label><select id=\"agent\" name=\"agent\">%s</select></td>%s"
+        "<td><label for=\"client\">Client (id or name)</label>"
+        "<input id=\"client\" type=\"text\" name=\"client\" value=\"%s\"></td>"
+        "<td><label for=\"tool\">Tool</label><input id=\"tool\" type=\"text\" name=\"tool\" value=\"%s\"></td>"
+        "</tr><tr><td><label for=\"decision\">Decision</label><select id=\"decision\" name=\"decision\">"
         "<option value=\"\">any</option><option value=\"allow\"%s>allow</option>"
-        "<option value=\"deny\"%s>deny</option></select>"
-        "<label for=\"from\">From (UTC)</label><input id=\"from\" type=\"datetime-local\" name=\"from\" value=\"%s\">"
-        "<label for=\"to\">To (UTC)</label><input id=\"to\" type=\"datetime-local\" name=\"to\" value=\"%s\">"
+        "<option value=\"deny\"%s>deny</option></select></td>"
+        "<td><label for=\"from\">From (UTC)</label>"
+        "<input id=\"from\" type=\"datetime-local\" name=\"from\" value=\"%s\"></td>"
+        "<td><label for=\"to\">To (UTC)</label>"
+        "<input id=\"to\" type=\"datetime-local\" name=\"to\" value=\"%s\"></td>%s</tr></table>"
         "<div class=\"actions\"><button type=\"submit\" class=\"secondary\">Filter</button>%s</div></form>",
         base, opts,
-        mine ? "" : gh_arena_printf(a, "<label for=\"user\">User email contains</label>"
-                                       "<input id=\"user\" type=\"text\" name=\"user\" value=\"%s\">",
+        mine ? "" : gh_arena_printf(a, "<td><label for=\"user\">User email contains</label>"
+                                       "<input id=\"user\" type=\"text\" name=\"user\" value=\"%s\"></td>",
                                     esc(a, f.user)),
         esc(a, f.client), esc(a, f.tool),
         f.decision && !strcmp(f.decision, "allow") ? " selected" : "",
         f.decision && !strcmp(f.decision, "deny") ? " selected" : "",
-        esc(a, f.from), esc(a, f.to),
-        mine ? "" : gh_arena_printf(a, "<a id=\"csv\" href=\"/admin/audit.csv%s%s\">Export CSV</a>",
-                                    *fq ? "?" : "", esc(a, fq)));
+        esc(a, f.from), esc(a, f.to), mine ? "" : "<td></td>",
+        mine ? "" : gh_arena_printf(a, "<a id=\"csv\" class=\"secondary\" href=\"/admin/audit.csv%s%s\">"
+                                       "Export CSV</a>", *fq ? "?" : "", esc(a, fq)));
     body = gh_arena_printf(a,
         "<div class=\"card\"><h1>%s</h1><p class=\"muted\">%s</p>%s</div>"
-        "<div class=\"card\"><table><thead><tr><th>Time (UTC)</th><th>Agent</th>%s<th>Credential</th>"
-        "<th>Client</th><th>Method</th><th>Tool</th><th>Decision</th><th>Message</th><th>Upstream</th>"
-        "<th>ms</th><th>Session</th></tr></thead><tbody>%s</tbody></table>%s%s</div>",
+        "<div class=\"card\"><table><thead><tr><th>Time (UTC)</th>%s<th>Agent</th><th>Request</th>"
+        "<th>Decision</th><th>Upstream</th></tr></thead><tbody>%s</tbody></table>%s%s</div>",
         mine ? "Your activity" : "Audit log",
         mine ? "Every MCP request made with your tokens, newest first."
              : "One row per MCP request that reached the gateway, allowed or denied, newest first.",
-        filters, mine ? "" : "<th>User</th>", rows,
+        filters, mine ? "<th>Client</th>" : "<th>User</th>", rows,
         n ? "" : "<p class=\"muted\">No matching requests.</p>", nav);
     return web_reply_html(r, 200, page(r, u, mine ? "Activity" : "Audit log", body));
 }

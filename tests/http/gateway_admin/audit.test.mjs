@@ -240,3 +240,9 @@ test('admin pages: 403 for members, sign-in for strangers', async () => {
     assert.match(res.headers.get('location'), /^\/login\?next=/);
   }
 });
+
+test('/metrics carries the audit writer counters', async () => {
+  const text = await (await fetch(`${srv.url}/metrics`)).text();
+  assert.match(text, /^gatehouse_audit_batches_total \d+$/m);
+  assert.match(text, /^gatehouse_audit_rows_total \d+$/m);
+});

@@ -150,6 +150,57 @@ test_bad_row_alone(void)
                             "bad-1"), 1);
 }
 
+/* A row the database refuses (here: a trigger) fails alone; the rows
+ * committed with it in the same batch are not lost. */
+struct poison_arg {
+    int i;
+    int rc;
+};
+
+static void *
+poison_main(void *arg)
+{
+    struct poison_arg *p = arg;
+    struct gh_err e = {0};
+    char sid[32];
+
+    snprintf(sid, sizeof(sid), "p-%d", p->i);
+    struct gw_audit row = { .who = &WHO, .session_id = sid, .method = "tools/call", .decision = "allow",
+                            .message = p->i == 7 ? "poison" : "fine" };
+    p->rc = gw_audit_write(&row, &e);
+    return NULL;
+}
+
+static void
+test_bad_row_fails_alone(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gh_err e = {0};
+    struct poison_arg args[24];
+    pthread_t t[24];
+    int ok = 0;
+
+    UNIT_TRUE(db_query(a, &e, "CREATE FUNCTION unit_poison() RETURNS trigger LANGUAGE plpgsql AS $$"
+                              " BEGIN IF NEW.message = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF;"
+                              " RETURN NEW; END $$", 0) != NULL);
+    UNIT_TRUE(db_query(a, &e, "CREATE TRIGGER unit_poison BEFORE INSERT ON audit_events"
+                              " FOR EACH ROW EXECUTE FUNCTION unit_poison()", 0) != NULL);
+    for (int i = 0; i < 24; i++) {
+        args[i] = (struct poison_arg){ .i = i };
+        pthread_create(&t[i], NULL, poison_main, &args[i]);
+    }
+    for (int i = 0; i < 24; i++) {
+        pthread_join(t[i], NULL);
+        ok += args[i].rc == 0;
+    }
+    UNIT_EQ_INT(args[7].rc, -1);
+    UNIT_EQ_INT(ok, 23);
+    UNIT_EQ_INT(count_where("SELECT count(*) FROM audit_events WHERE session_id LIKE 'p-%'", NULL), 23);
+    UNIT_EQ_INT(count_where("SELECT count(*) FROM audit_events WHERE session_id = 'p-7'", NULL), 0);
+    UNIT_TRUE(db_query(a, &e, "DROP TRIGGER unit_poison ON audit_events", 0) != NULL);
+    gh_arena_free(a);
+}
+
 static void
 test_database_down(void)
 {
@@ -196,6 +247,7 @@ main(void)
     UNIT_RUN(test_group_commit);
     UNIT_RUN(test_fields_roundtrip);
     UNIT_RUN(test_bad_row_alone);
+    UNIT_RUN(test_bad_row_fails_alone);
     UNIT_RUN(test_database_down);
     UNIT_RUN(test_after_stop);
     db_shutdown();

@@ -1,0 +1,193 @@
+/*
+ * tests/unit/gateway/connector.c — connector validation, and the data the
+ * endpoint reads (enabled connectors in byte order, headers unsealed, the
+ * sealed blob bound to its row) against a real PostgreSQL (the embedded
+ * cluster in a temporary data folder).
+ */
+#include "tests/unit/unit.h"
+#include "gateway/gw_int.h"
+#include <stdlib.h>
+#include <sys/stat.h>
+
+static char data_dir[] = "/tmp/gh-unit-connector-XXXXXX";
+
+static int
+check_name(const char *s)
+{
+    struct gh_err e = {0};
+    return gw_connector_name_check(s, &e);
+}
+
+static int
+check_url(const char *s)
+{
+    struct gh_err e = {0};
+    return gw_connector_url_check(s, &e);
+}
+
+static void
+test_names(void)
+{
+    UNIT_EQ_INT(check_name("github"), 0);
+    UNIT_EQ_INT(check_name("a"), 0);
+    UNIT_EQ_INT(check_name("0-x_y"), 0);
+    UNIT_EQ_INT(check_name("abcdefghijklmnopqrstuvwxyz012345"), 0);     /* 32 */
+    UNIT_EQ_INT(check_name("abcdefghijklmnopqrstuvwxyz0123456"), -1);   /* 33 */
+    UNIT_EQ_INT(check_name(""), -1);
+    UNIT_EQ_INT(check_name(NULL), -1);
+    UNIT_EQ_INT(check_name("GitHub"), -1);
+    UNIT_EQ_INT(check_name("_x"), -1);
+    UNIT_EQ_INT(check_name("-x"), -1);
+    UNIT_EQ_INT(check_name("a__b"), -1);
+    UNIT_EQ_INT(check_name("a_b_"), 0);
+    UNIT_EQ_INT(check_name("a.b"), -1);
+    UNIT_EQ_INT(check_name("caf\xc3\xa9"), -1);
+}
+
+static void
+test_urls(void)
+{
+    UNIT_EQ_INT(check_url("https://mcp.example.test/mcp"), 0);
+    UNIT_EQ_INT(check_url("http://127.0.0.1:8080/mcp?x=1"), 0);
+    UNIT_EQ_INT(check_url("http://[::1]:9/"), 0);
+    UNIT_EQ_INT(check_url("HTTPS://Example.test"), 0);
+    UNIT_EQ_INT(check_url("ftp://example.test/"), -1);
+    UNIT_EQ_INT(check_url("javascript:alert(1)"), -1);
+    UNIT_EQ_INT(check_url("example.test/mcp"), -1);     /* curl would guess a scheme */
+    UNIT_EQ_INT(check_url("http://"), -1);
+    UNIT_EQ_INT(check_url("https://u:p@example.test/"), -1);
+    UNIT_EQ_INT(check_url("https://token@example.test/"), -1);
+    UNIT_EQ_INT(check_url("https://example.test/#frag"), -1);
+    UNIT_EQ_INT(check_url("https://example.test/a b"), -1);
+    UNIT_EQ_INT(check_url("https://example.test/\r\nX: y"), -1);
+    UNIT_EQ_INT(check_url(""), -1);
+}
+
+static void
+test_header_parse(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gw_header h;
+    struct gh_err e = {0};
+
+    UNIT_EQ_INT(gw_header_parse(a, "Authorization:  Bearer abc def \t", &h, &e), 0);
+    UNIT_EQ_STR(h.name, "Authorization");
+    UNIT_EQ_STR(h.value, "Bearer abc def");
+    UNIT_EQ_INT(gw_header_parse(a, "X-Key:v:w", &h, &e), 0);
+    UNIT_EQ_STR(h.value, "v:w");
+    UNIT_EQ_INT(gw_header_parse(a, "X-Empty:", &h, &e), 0);
+    UNIT_EQ_STR(h.value, "");
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_header_parse(a, "X-Key: a\r\nX-Other: b", &h, &e), -1);
+    UNIT_EQ_INT(e.status, 400);
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_header_parse(a, "X-Key: a\n", &h, &e), -1);
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_header_parse(a, "X-Key: a\x01", &h, &e), -1);
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_header_parse(a, "no colon", &h, &e), -1);
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_header_parse(a, ": value", &h, &e), -1);
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_header_parse(a, "Bad Name: v", &h, &e), -1);
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_header_parse(a, "content-length: 5", &h, &e), -1);
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_header_parse(a, "Mcp-Session-Id: x", &h, &e), -1);
+    UNIT_EQ_STR(e.msg, "the gateway sets this header itself");
+    gh_arena_free(a);
+}
+
+static int
+add(struct gh_arena *a, const char *name, const char *value)
+{
+    struct gh_err e = {0};
+    struct gw_header h[2] = { { "Authorization", (char *)value }, { "X-Name", (char *)name } };
+
+    return gw_connector_add(a, "default", name, "https://upstream.example.test/mcp", h, value ? 2 : 0, NULL, &e);
+}
+
+static void
+test_for_agent(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gw_connector *cs;
+    struct gw_header *hs;
+    struct gh_err e = {0};
+    const char *agent;
+    int n = 0, nh = 0;
+    PGresult *res;
+
+    UNIT_EQ_INT(add(a, "zeta", "Bearer zeta-secret"), 0);
+    UNIT_EQ_INT(add(a, "a_b", "Bearer ab-secret"), 0);
+    UNIT_EQ_INT(add(a, "a-b", NULL), 0);
+    UNIT_EQ_INT(add(a, "a1", "Bearer a1-secret"), 0);
+    UNIT_EQ_INT(add(a, "off", "Bearer off-secret"), 0);
+    UNIT_EQ_INT(add(a, "zeta", "again"), -1);
+    UNIT_EQ_INT(gw_connector_set_enabled(a, "default", "off", false, &e), 0);
+    res = db_query(a, &e, "SELECT id FROM agents WHERE slug = 'default'", 0);
+    UNIT_TRUE(res != NULL);
+    agent = res ? db_val(res, 0, 0) : "";
+
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    UNIT_EQ_INT(n, 4);
+    if (n == 4) {
+        /* byte order, whatever the database's collation */
+        UNIT_EQ_STR(cs[0].name, "a-b");
+        UNIT_EQ_STR(cs[1].name, "a1");
+        UNIT_EQ_STR(cs[2].name, "a_b");
+        UNIT_EQ_STR(cs[3].name, "zeta");
+        UNIT_EQ_INT(cs[0].nheaders, 0);
+        UNIT_EQ_INT(cs[3].nheaders, 2);
+        UNIT_EQ_STR(cs[3].headers[0].name, "Authorization");
+        UNIT_EQ_STR(cs[3].headers[0].value, "Bearer zeta-secret");
+        UNIT_EQ_STR(cs[3].headers[1].value, "zeta");
+        UNIT_EQ_STR(cs[3].url, "https://upstream.example.test/mcp");
+        UNIT_TRUE(cs[3].enabled);
+        UNIT_EQ_STR(cs[3].agent_id, agent);
+        UNIT_EQ_INT(gw_connector_auth_headers(a, &cs[2], NULL, &hs, &nh, &e), 0);
+        UNIT_EQ_INT(nh, 2);
+        UNIT_EQ_STR(hs[0].value, "Bearer ab-secret");
+    }
+
+    /* a blob moved to another row does not open there */
+    UNIT_TRUE(db_query(a, &e, "UPDATE connectors SET headers_sealed = (SELECT headers_sealed FROM connectors"
+                              " WHERE name = 'a1') WHERE name = 'zeta'", 0) != NULL);
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), -1);
+    UNIT_EQ_INT(e.status, 500);
+    UNIT_TRUE(strstr(e.msg, "secret") == NULL && strstr(e.detail, "secret") == NULL);
+    gh_arena_free(a);
+}
+
+int
+main(void)
+{
+    struct gh_err e = {0};
+    char cmd[128];
+    int rc;
+
+    UNIT_RUN(test_names);
+    UNIT_RUN(test_urls);
+    UNIT_RUN(test_header_parse);
+    if (mkdtemp(data_dir) == NULL || chmod(data_dir, 0755) < 0) {
+        perror("mkdtemp");
+        return 1;
+    }
+    setenv("GATEHOUSE_DATA_DIR", data_dir, 1);
+    setenv("GATEHOUSE_DATABASE_URL", "", 1);
+    setenv("GATEHOUSE_SERVER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
+    gh_log_init(GH_LOG_WARN);
+    if (gh_config_load(NULL, &e) < 0 || gh_server_key_init(&e) < 0 || db_init(&e) < 0 || db_migrate(&e) < 0) {
+        fprintf(stderr, "setup: %s (%s)\n", e.msg, e.detail);
+        db_shutdown();
+        return 1;
+    }
+    UNIT_RUN(test_for_agent);
+    db_shutdown();
+    rc = UNIT_DONE();
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", data_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", data_dir);
+    return rc;
+}
