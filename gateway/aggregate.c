@@ -585,6 +585,7 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
                  t->c->name);
         goto fail;
     }
+    v = gh_arena_strdup(a, v);          /* resp goes below */
     sid = gw_up_session_id(x) ? gh_arena_strdup(a, gw_up_session_id(x)) : NULL;
     pthread_mutex_lock(&t->s->lock);
     u = gw_session_upstate(t->s, t->c);

@@ -884,6 +884,7 @@ fwd_start(struct fwd *f)
     json_t *msg = json_deep_copy(f->msg);
     struct gw_up_xfer *x;
     struct gw_upstate *u;
+    bool gone;
 
     if (a == NULL || msg == NULL || gw_up_prepare(a, &t, msg, &rq, &e) < 0) {
         fwd_error(f, "Internal error.");
@@ -909,7 +910,10 @@ fwd_start(struct fwd *f)
     pthread_mutex_lock(&f->ch.lock);
     gw_up_release(f->x);
     f->x = x;
+    gone = f->ch.gone;
     pthread_mutex_unlock(&f->ch.lock);
+    if (gone)
+        gw_up_cancel(x);        /* the client left while this one started */
 out:
     json_decref(msg);
     gh_arena_free(a);
@@ -1460,7 +1464,8 @@ header_value(struct gh_arena *a, const char *v)
     size_t n = strlen(v);
     unsigned char *out;
     size_t ol = 0;
-    int acc = 0, bits = 0;
+    unsigned acc = 0;
+    int bits = 0;
 
     if (!(n >= 11 && gh_str_has_prefix(v, "=?base64?") && !strcmp(v + n - 2, "?=")))
         return gh_arena_strdup(a, v);
@@ -1477,7 +1482,7 @@ header_value(struct gh_arena *a, const char *v)
         else if (ch == '/' || ch == '_') d = 63;
         else if (ch == '=') break;
         else return NULL;
-        acc = (acc << 6) | d;
+        acc = ((acc << 6) | (unsigned)d) & 0xffffu;    /* at most 14 bits are pending */
         bits += 6;
         if (bits >= 8) {
             bits -= 8;

@@ -177,6 +177,12 @@ gw_work_post(gw_work_fn fn, void *ctx)
     w->fn = fn;
     w->ctx = ctx;
     pthread_mutex_lock(&wk.lock);
+    if (wk.stop || wk.n == 0) {
+        /* stopping: the caller does the work itself */
+        pthread_mutex_unlock(&wk.lock);
+        free(w);
+        return -1;
+    }
     if (wk.tail)
         wk.tail->next = w;
     else
@@ -397,6 +403,11 @@ gw_up_cancel(struct gw_up_xfer *x)
     if (x == NULL)
         return;
     pthread_mutex_lock(&io.lock);
+    if (!io.running || io.stop) {
+        /* stopped: every transfer has ended already */
+        pthread_mutex_unlock(&io.lock);
+        return;
+    }
     if (!x->queued_cancel) {
         struct gw_up_xfer **p;
         x->queued_cancel = true;
@@ -547,27 +558,41 @@ gw_up_init(struct gh_err *e)
     return 0;
 }
 
-/* After the web server drained: the workers finish what was queued (their
- * work may still start transfers), then every transfer left is cancelled
- * so each on_done runs. */
+static void
+workers_stop(void)
+{
+    int n;
+
+    pthread_mutex_lock(&wk.lock);
+    wk.stop = true;
+    n = wk.n;
+    pthread_cond_broadcast(&wk.cond);
+    pthread_mutex_unlock(&wk.lock);
+    for (int i = 0; i < n; i++)
+        pthread_join(wk.th[i], NULL);   /* each drains the queue before it ends */
+    pthread_mutex_lock(&wk.lock);
+    wk.n = 0;
+    pthread_mutex_unlock(&wk.lock);
+}
+
+/* After the web server drained: every transfer left is cancelled so each
+ * on_done runs (and may post work), then the workers finish what was
+ * queued; work posted after that runs in its poster. */
 void
 gw_up_stop(void)
 {
-    pthread_mutex_lock(&wk.lock);
-    wk.stop = true;
-    pthread_cond_broadcast(&wk.cond);
-    pthread_mutex_unlock(&wk.lock);
-    for (int i = 0; i < wk.n; i++)
-        pthread_join(wk.th[i], NULL);
-    wk.n = 0;
-    if (!io.running)
+    if (!io.running) {
+        workers_stop();
         return;
+    }
     pthread_mutex_lock(&io.lock);
     io.stop = true;
     pthread_mutex_unlock(&io.lock);
     curl_multi_wakeup(io.multi);
     pthread_join(io.th, NULL);
+    pthread_mutex_lock(&io.lock);
     io.running = false;
+    pthread_mutex_unlock(&io.lock);
     /* what is still queued or in the multi handle ends as cancelled */
     while (io.start_q) {
         struct gw_up_xfer *x = io.start_q;
@@ -584,6 +609,7 @@ gw_up_stop(void)
         io.cancel_q = x->cnext;
         xfer_unref(x);
     }
+    workers_stop();
     curl_multi_cleanup(io.multi);
     io.multi = NULL;
     curl_global_cleanup();
