@@ -1074,8 +1074,9 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
 static json_t *
 capabilities(void)
 {
-    return json_pack("{s:{s:b}, s:{s:b, s:b}, s:{s:b}, s:{}}", "tools", "listChanged", 1, "resources",
-                     "listChanged", 1, "subscribe", 1, "prompts", "listChanged", 1, "logging");
+    return json_pack("{s:{s:b}, s:{s:b, s:b}, s:{s:b}, s:{}, s:{}}", "tools", "listChanged", 1, "resources",
+                     "listChanged", 1, "subscribe", 1, "prompts", "listChanged", 1, "logging",
+                     "completions");
 }
 
 static json_t *
@@ -1318,8 +1319,54 @@ do_uri(struct mreq *m, json_t *id, json_t *params, const char *method)
                                json_pack("{s:s}", "uri", uri));
     }
     up = gh_arena_json(m->a, json_deep_copy(params));
-    json_object_set_new(up, "uri", json_string(orig));
+    if (!strcmp(method, "completion/complete")) {
+        json_object_del(up, "uri");
+        json_object_set_new(json_object_get(up, "ref"), "uri", json_string(orig));
+    } else {
+        json_object_set_new(up, "uri", json_string(orig));
+    }
     return forward(m, c, id, method, up);
+}
+
+/* completion/complete: the reference names a prompt or a resource (template),
+ * which names the connector. */
+static int
+do_complete(struct mreq *m, json_t *id, json_t *params)
+{
+    json_t *ref = json_object_get(params, "ref"), *up;
+    const char *type = gh_json_str(ref, "type");
+    struct gh_err e = {0};
+
+    if (type && !strcmp(type, "ref/prompt") && gh_json_str(ref, "name")) {
+        struct gw_list l;
+        const struct gw_entry *en;
+        struct gw_connector *c;
+        if (gw_agg_list(m->a, m->s, m->who, GW_PROMPTS, &l, &e) < 0) {
+            audit(m, "completion/complete");
+            return reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+        }
+        en = gw_agg_find(&l, gh_json_str(ref, "name"));
+        c = en ? conn_by_id(&l, en->connector_id) : NULL;
+        if (c == NULL) {
+            m->decision = "deny";
+            m->message = "unknown prompt";
+            audit(m, "completion/complete");
+            return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "Unknown prompt.", NULL);
+        }
+        up = gh_arena_json(m->a, json_deep_copy(params));
+        json_object_set_new(json_object_get(up, "ref"), "name", json_string(en->orig));
+        return forward(m, c, id, "completion/complete", up);
+    }
+    if (type && !strcmp(type, "ref/resource") && gh_json_str(ref, "uri")) {
+        /* the URI routing of resources/read, on a params object whose uri is the ref's */
+        json_t *p = gh_arena_json(m->a, json_deep_copy(params));
+        json_object_set_new(p, "uri", json_string(gh_json_str(ref, "uri")));
+        return do_uri(m, id, p, "completion/complete");
+    }
+    m->decision = "deny";
+    m->message = "invalid ref";
+    audit(m, "completion/complete");
+    return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.ref must name a prompt or a resource.", NULL);
 }
 
 /* logging/setLevel: every connector of the session gets it. */
@@ -1425,6 +1472,8 @@ dispatch(struct mreq *m, const char *method, json_t *id, json_t *params)
         return do_uri(m, id, params, method);
     if (!strcmp(method, "logging/setLevel"))
         return do_set_level(m, id, params);
+    if (!strcmp(method, "completion/complete"))
+        return do_complete(m, id, params);
     if (m->stateless && !strcmp(method, "server/discover"))
         return do_discover(m, id);
     if (m->stateless && !strcmp(method, "subscriptions/listen"))
