@@ -891,6 +891,41 @@ fail:
     return NULL;
 }
 
+struct fetch_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t  cond;
+    int             pending, finished;
+};
+
+struct fetch_job {
+    struct fetch_wait    *w;
+    struct gw_call_target t;
+    enum gw_kind          kind;
+    int                   idx;          /* into the connector array */
+    bool                  done;         /* failed before starting */
+    json_t               *list;         /* the result (a reference), or NULL with e */
+    struct gh_err         e;
+};
+
+/* One upstream's list, on a worker or the caller (its own arena: an arena
+ * belongs to one thread). */
+static void
+fetch_job_run(void *ctx)
+{
+    struct fetch_job *j = ctx;
+    struct gh_arena *a = gh_arena_new(0);
+
+    if (a == NULL)
+        gh_err_set(&j->e, 500, "server_error", "internal error", "out of memory");
+    else
+        j->list = fetch_all(a, &j->t, j->kind, &j->e);
+    gh_arena_free(a);
+    pthread_mutex_lock(&j->w->lock);
+    j->w->finished++;
+    pthread_cond_signal(&j->w->cond);
+    pthread_mutex_unlock(&j->w->lock);
+}
+
 int
 gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credential *who,
             enum gw_kind kind, struct gw_list *out, struct gh_err *e)
@@ -909,38 +944,71 @@ gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credent
     if (lists == NULL || out->failed == NULL)
         return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
 
-    for (int i = 0; i < nconns; i++) {
-        struct gw_call_target t = { s, &conns[i], NULL, 0 };
-        struct gw_upstate *u;
-        struct gh_err ue = {0};
-        json_t *l = NULL;
+    /* cached lists first; what is missing is fetched from all those
+     * upstreams at once (workers), so the slowest sets the pace, not the sum */
+    {
+        struct fetch_job *jobs = gh_arena_alloc(a, sizeof(*jobs) * (size_t)(nconns + 1));
+        struct fetch_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+        int njobs = 0;
 
-        if (!conns[i].enabled)
-            continue;
-        pthread_mutex_lock(&s->lock);
-        u = gw_session_upstate(s, &conns[i]);
-        if (u && *cache_slot(u, kind))
-            l = json_incref(*cache_slot(u, kind));
-        pthread_mutex_unlock(&s->lock);
-        if (l == NULL) {
-            if (gw_connector_auth_headers(a, &conns[i], who, &t.headers, &t.nheaders, &ue) < 0 ||
-                (l = fetch_all(a, &t, kind, &ue)) == NULL) {
-                GH_LOG(WARN, "gw_aggregate", "connector %s: %s", conns[i].name,
-                       ue.detail[0] ? ue.detail : ue.msg);
-                out->failed[out->nfailed++] = conns[i].name;
+        if (jobs == NULL)
+            return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
+        for (int i = 0; i < nconns; i++) {
+            struct gw_upstate *u;
+            json_t *l = NULL;
+
+            if (!conns[i].enabled)
+                continue;
+            pthread_mutex_lock(&s->lock);
+            u = gw_session_upstate(s, &conns[i]);
+            if (u && *cache_slot(u, kind))
+                l = json_incref(*cache_slot(u, kind));
+            pthread_mutex_unlock(&s->lock);
+            if (l) {
+                lists[i] = gh_arena_json(a, l);
+                continue;
+            }
+            jobs[njobs] = (struct fetch_job){ .w = &w, .t = { s, &conns[i], NULL, 0 }, .kind = kind, .idx = i };
+            /* no credential for it: it fails alone, without running */
+            jobs[njobs].done = gw_connector_auth_headers(a, &conns[i], who, &jobs[njobs].t.headers,
+                                                         &jobs[njobs].t.nheaders, &jobs[njobs].e) < 0;
+            if (!jobs[njobs].done)
+                w.pending++;
+            njobs++;
+        }
+        /* the last one runs here; a refused post runs here too */
+        for (int k = 0, last = njobs - 1; k < njobs; k++)
+            if (!jobs[k].done && (k == last || gw_work_post(fetch_job_run, &jobs[k]) < 0))
+                fetch_job_run(&jobs[k]);
+        pthread_mutex_lock(&w.lock);
+        while (w.finished < w.pending)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        pthread_mutex_destroy(&w.lock);
+        pthread_cond_destroy(&w.cond);
+
+        for (int k = 0; k < njobs; k++) {
+            struct fetch_job *j = &jobs[k];
+            struct gw_connector *c = &conns[j->idx];
+            struct gw_upstate *u;
+            if (j->list == NULL) {
+                GH_LOG(WARN, "gw_aggregate", "connector %s: %s", c->name,
+                       j->e.detail[0] ? j->e.detail : j->e.msg);
+                out->failed[out->nfailed++] = c->name;
                 continue;
             }
             pthread_mutex_lock(&s->lock);
-            u = gw_session_upstate(s, &conns[i]);
+            u = gw_session_upstate(s, c);
             if (u) {
                 json_decref(*cache_slot(u, kind));
-                *cache_slot(u, kind) = json_incref(l);
+                *cache_slot(u, kind) = json_incref(j->list);
             }
             pthread_mutex_unlock(&s->lock);
+            lists[j->idx] = gh_arena_json(a, j->list);
         }
-        lists[i] = gh_arena_json(a, l);
-        total += (int)json_array_size(l);
     }
+    for (int i = 0; i < nconns; i++)
+        total += lists[i] ? (int)json_array_size(lists[i]) : 0;
 
     out->e = gh_arena_alloc(a, sizeof(*out->e) * (size_t)(total + 1));
     if (out->e == NULL)
