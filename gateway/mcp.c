@@ -289,6 +289,7 @@ struct chan {
     int                 refs;
     int64_t             last_us;    /* last write */
     int64_t             keepalive_us;
+    bool                is_fwd;     /* a forwarded call (struct fwd) */
     void              (*free_fn)(struct chan *);
     struct chan        *next, *prev;    /* registry, for the ticker */
 };
@@ -609,6 +610,7 @@ struct fwd {
     bool         final_seen;        /* the upstream's response came */
     bool         upstream_done;
     bool         cancel_sent;
+    bool         client_cancelled;  /* notifications/cancelled from the client */
     json_t      *final;             /* waiting for its audit row */
     struct gw_up_xfer *x;
     /* audit */
@@ -855,6 +857,12 @@ fwd_on_done(struct gw_up_xfer *x, void *ctx)
                 goto out;
             chan_unref(&f->ch);
         }
+        if (f->client_cancelled) {
+            /* the client cancelled: no response is due, only the audit row */
+            f->final_seen = true;
+            fwd_conclude(f, NULL);
+            goto out;
+        }
         if (gone)
             snprintf(text, sizeof(text), "client disconnected");
         else if (gw_up_timed_out(x)) {
@@ -959,6 +967,43 @@ fwd_send_cancelled(struct fwd *f, const char *reason)
     gh_arena_free(a);
 }
 
+/* notifications/cancelled from a session's client: the forwarded call with
+ * that request id stops upstream, and its stream ends without a response. */
+static void
+cancel_by_client(struct gw_session *s, json_t *request_id, const char *reason)
+{
+    struct fwd *hit = NULL;
+    struct gw_up_xfer *x = NULL;
+    bool go = false;
+
+    if (request_id == NULL)
+        return;
+    pthread_mutex_lock(&chans_lock);
+    for (struct chan *c = chans; c && !hit; c = c->next) {
+        struct fwd *f = (struct fwd *)c;
+        if (!c->is_fwd || f->s != s || !json_equal(f->down_id, request_id))
+            continue;
+        pthread_mutex_lock(&c->lock);
+        c->refs++;
+        pthread_mutex_unlock(&c->lock);
+        hit = f;
+    }
+    pthread_mutex_unlock(&chans_lock);
+    if (hit == NULL)
+        return;
+    pthread_mutex_lock(&hit->ch.lock);
+    if (!hit->final_seen && !hit->cancel_sent) {
+        hit->cancel_sent = hit->client_cancelled = go = true;
+        x = hit->x;
+    }
+    pthread_mutex_unlock(&hit->ch.lock);
+    if (go && x) {
+        gw_up_cancel(x);
+        fwd_send_cancelled(hit, reason ? reason : "The client cancelled the request.");
+    }
+    chan_unref(&hit->ch);
+}
+
 /* The client went away (or the response ended): stop the upstream work. */
 static void
 fwd_stream_done(void *ctx)
@@ -1006,6 +1051,7 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
     if (f == NULL)
         return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
     chan_init(&f->ch, 2 * 1000000LL, fwd_free);
+    f->ch.is_fwd = true;
     f->s = m->s;
     gw_session_ref(m->s);       /* the call's own: it may outlive the request */
     f->request_id = xstrdup(web_request_id(m->r));
@@ -1812,6 +1858,8 @@ mcp_post(struct web_req *r)
         return 0;
     if (id == NULL || method == NULL) {
         /* notifications and responses to us: accepted, nothing to say */
+        if (method && !strcmp(method, "notifications/cancelled"))
+            cancel_by_client(m.s, json_object_get(params, "requestId"), gh_json_str(params, "reason"));
         audit(&m, method ? method : "(response)");
         return web_reply(r, 202, NULL, "", 0);
     }
