@@ -592,6 +592,157 @@ listener_start(struct mreq *m, struct listener *l, json_t *ack)
     return 0;
 }
 
+/* ---------------------------------------------------------------- replies after their audit row
+ * The credential and the row's strings are copied: the response (and the
+ * request arena) may end before the writer thread has formatted the row. */
+
+static char *
+xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void
+cred_dup(struct authz_credential *d, const struct authz_credential *w)
+{
+    d->kind = xstrdup(w->kind);
+    d->token_id = xstrdup(w->token_id);
+    d->grant_id = xstrdup(w->grant_id);
+    d->user_id = xstrdup(w->user_id);
+    d->user_email = xstrdup(w->user_email);
+    d->client_id = xstrdup(w->client_id);
+    d->client_name = xstrdup(w->client_name);
+    d->scope = xstrdup(w->scope);
+    d->agent.id = xstrdup(w->agent.id);
+    d->agent.slug = xstrdup(w->agent.slug);
+    d->agent.name = xstrdup(w->agent.name);
+    d->agent.untrusted = w->agent.untrusted;
+    d->expires_at = w->expires_at;
+}
+
+static void
+cred_release(struct authz_credential *c)
+{
+    free((char *)c->kind);
+    free(c->token_id);
+    free(c->grant_id);
+    free(c->user_id);
+    free(c->user_email);
+    free(c->client_id);
+    free(c->client_name);
+    free(c->scope);
+    free(c->agent.id);
+    free(c->agent.slug);
+    free(c->agent.name);
+}
+
+struct areply {
+    struct chan  ch;                /* first: an audited reply is a channel */
+    struct authz_credential who;
+    struct gw_audit row;
+    char        *strs[9];           /* what row points to */
+    char        *body;
+};
+
+static void
+areply_free(struct chan *c)
+{
+    struct areply *ar = (struct areply *)c;
+
+    cred_release(&ar->who);
+    for (size_t i = 0; i < GH_ARRAY_LEN(ar->strs); i++)
+        free(ar->strs[i]);
+    free(ar->body);
+    free(ar);
+}
+
+static void
+areply_audited(void *ctx, int ok)
+{
+    struct areply *ar = ctx;
+    struct web_stream *ws;
+
+    if (ok < 0)
+        GH_LOG(ERROR, "gw_audit", "audit row of %s not written", ar->row.method);
+    pthread_mutex_lock(&ar->ch.lock);
+    chan_put_locked(&ar->ch, ar->body, strlen(ar->body));
+    ar->ch.ended = true;
+    ws = ar->ch.ws;
+    pthread_mutex_unlock(&ar->ch.lock);
+    web_stream_wake(ws);
+    chan_unref(&ar->ch);        /* the audit's reference */
+}
+
+static void
+areply_done(void *ctx)
+{
+    struct areply *ar = ctx;
+
+    pthread_mutex_lock(&ar->ch.lock);
+    ar->ch.gone = true;
+    pthread_mutex_unlock(&ar->ch.lock);
+    chan_unref(&ar->ch);        /* the stream's reference */
+}
+
+/* The 200 reply to a request the gateway answered itself, sent once its
+ * audit row is committed — without this thread waiting for the commit. */
+static int
+reply_audited(struct mreq *m, const char *method, json_t *id, json_t *result)
+{
+    struct areply *ar;
+    struct web_stream *ws = NULL;
+    char *body;
+
+    if (m->stateless)
+        stateless_result(result, m->method);
+    body = json_dumps(gh_arena_json(m->a, rpc_result(id, result)), JSON_COMPACT);
+    ar = calloc(1, sizeof(*ar));
+    if (body == NULL || ar == NULL) {
+        free(body);
+        free(ar);
+        audit(m, method);
+        return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+    }
+    chan_init(&ar->ch, 15 * 1000000LL, areply_free);
+    ar->body = body;
+    cred_dup(&ar->who, m->who);
+    ar->row = (struct gw_audit){
+        .who = &ar->who,
+        .agent_id = ar->who.agent.id,
+        .session_id = ar->strs[0] = xstrdup(m->s && !m->stateless ? m->s->id_hash : NULL),
+        .method = ar->strs[1] = xstrdup(method),
+        .tool = ar->strs[2] = xstrdup(m->tool),
+        .connector = ar->strs[3] = xstrdup(m->connector),
+        .decision = ar->strs[4] = xstrdup(m->decision ? m->decision : "allow"),
+        .message = ar->strs[5] = xstrdup(m->message ? m->message
+                                         : (m->decision && strcmp(m->decision, "allow") ? NULL : GW_ALLOW_MESSAGE)),
+        .policy_ids = ar->strs[6] = xstrdup(m->policy_ids),
+        .policy_versions = ar->strs[7] = xstrdup(m->policy_versions),
+        .request_id = ar->strs[8] = xstrdup(web_request_id(m->r)),
+        .upstream_status = m->upstream_status,
+        .duration_us = gh_now_us() - m->start_us,
+    };
+    ar->ch.refs++;              /* the stream's */
+    if (web_reply_stream(m->r, 200, "application/json", chan_read, &ar->ch, areply_done, &ws) < 0) {
+        ar->ch.refs--;
+        audit(m, method);
+        chan_unref(&ar->ch);
+        return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+    }
+    pthread_mutex_lock(&ar->ch.lock);
+    ar->ch.ws = ws;
+    ar->ch.refs++;              /* the audit's */
+    pthread_mutex_unlock(&ar->ch.lock);
+    if (gw_audit_submit(&ar->row, ar->row.request_id, areply_audited, ar) < 0) {
+        struct gh_err e = {0};
+        if (gw_audit_write(&ar->row, &e) < 0)
+            GH_LOG(ERROR, "gw_audit", "audit row not written: %s", e.detail[0] ? e.detail : e.msg);
+        areply_audited(ar, 0);
+    }
+    chan_unref(&ar->ch);        /* ours */
+    return 0;
+}
+
 /* ---------------------------------------------------------------- forwarded calls */
 
 struct fwd {
@@ -619,13 +770,8 @@ struct fwd {
     int64_t      start_us;
     int          upstream_status;
     char        *message;
+    struct gw_audit row;            /* submitted at the end */
 };
-
-static char *
-xstrdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
 
 static void
 fwd_free(struct chan *c)
@@ -650,17 +796,7 @@ fwd_free(struct chan *c)
     json_decref(f->up_id);
     json_decref(f->final);
     free(f->proto_up);
-    free((char *)f->who.kind);
-    free(f->who.token_id);
-    free(f->who.grant_id);
-    free(f->who.user_id);
-    free(f->who.user_email);
-    free(f->who.client_id);
-    free(f->who.client_name);
-    free(f->who.scope);
-    free(f->who.agent.id);
-    free(f->who.agent.slug);
-    free(f->who.agent.name);
+    cred_release(&f->who);
     free(f->method);
     free(f->tool);
     free(f->request_id);
@@ -673,12 +809,43 @@ fwd_free(struct chan *c)
 static void fwd_start(struct fwd *f);
 static void fwd_send_cancelled(struct fwd *f, const char *reason);
 
-/* Worker: writes the audit row, then lets the final message go. */
+/* The final message goes once its audit row is committed: the row is
+ * submitted to the group commit without a thread waiting for it, and the
+ * writer thread lets the message go (or, with the writer stopped, this
+ * thread writes and waits). */
 static void
-fwd_finish_work(void *ctx)
+fwd_release_final(struct fwd *f)
+{
+    json_t *final;
+
+    pthread_mutex_lock(&f->ch.lock);
+    final = f->final;
+    f->final = NULL;
+    pthread_mutex_unlock(&f->ch.lock);
+    chan_send(&f->ch, final, true);
+    json_decref(final);
+    chan_unref(&f->ch);     /* the audit's reference */
+}
+
+static void
+fwd_audited(void *ctx, int ok)
 {
     struct fwd *f = ctx;
-    struct gw_audit row = {
+
+    if (ok < 0)
+        GH_LOG(ERROR, "gw_audit", "audit row of %s not written", f->method);
+    fwd_release_final(f);
+}
+
+/* Any thread: the answer is known; audit, then send. */
+static void
+fwd_conclude(struct fwd *f, json_t *final)
+{
+    pthread_mutex_lock(&f->ch.lock);
+    f->final = final;
+    f->ch.refs++;
+    pthread_mutex_unlock(&f->ch.lock);
+    f->row = (struct gw_audit){
         .who = &f->who,
         .agent_id = f->who.agent.id,
         .session_id = f->stateless ? NULL : f->s->id_hash,
@@ -693,30 +860,12 @@ fwd_finish_work(void *ctx)
         .duration_us = gh_now_us() - f->start_us,
         .request_id = f->request_id,
     };
-    struct gh_err e = {0};
-    json_t *final;
-
-    if (gw_audit_write(&row, &e) < 0)
-        GH_LOG(ERROR, "gw_audit", "audit row not written: %s", e.detail[0] ? e.detail : e.msg);
-    pthread_mutex_lock(&f->ch.lock);
-    final = f->final;
-    f->final = NULL;
-    pthread_mutex_unlock(&f->ch.lock);
-    chan_send(&f->ch, final, true);
-    json_decref(final);
-    chan_unref(&f->ch);     /* the work's reference */
-}
-
-/* Any thread: the answer is known; audit, then send. */
-static void
-fwd_conclude(struct fwd *f, json_t *final)
-{
-    pthread_mutex_lock(&f->ch.lock);
-    f->final = final;
-    f->ch.refs++;
-    pthread_mutex_unlock(&f->ch.lock);
-    if (gw_work_post(fwd_finish_work, f) < 0)
-        fwd_finish_work(f);
+    if (gw_audit_submit(&f->row, f->request_id, fwd_audited, f) < 0) {
+        struct gh_err e = {0};
+        if (gw_audit_write(&f->row, &e) < 0)
+            GH_LOG(ERROR, "gw_audit", "audit row not written: %s", e.detail[0] ? e.detail : e.msg);
+        fwd_release_final(f);
+    }
 }
 
 /* The audit row keeps the decision's message (why the call was allowed);
@@ -1075,19 +1224,7 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
     f->stateless = m->stateless;
     f->no_logs = m->stateless &&
                  !gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/logLevel");
-    f->who.kind = xstrdup(w->kind);
-    f->who.token_id = xstrdup(w->token_id);
-    f->who.grant_id = xstrdup(w->grant_id);
-    f->who.user_id = xstrdup(w->user_id);
-    f->who.user_email = xstrdup(w->user_email);
-    f->who.client_id = xstrdup(w->client_id);
-    f->who.client_name = xstrdup(w->client_name);
-    f->who.scope = xstrdup(w->scope);
-    f->who.agent.id = xstrdup(w->agent.id);
-    f->who.agent.slug = xstrdup(w->agent.slug);
-    f->who.agent.name = xstrdup(w->agent.name);
-    f->who.agent.untrusted = w->agent.untrusted;
-    f->who.expires_at = w->expires_at;
+    cred_dup(&f->who, w);
     f->method = xstrdup(method);
     f->tool = xstrdup(m->tool);
     f->message = xstrdup(m->message ? m->message : GW_ALLOW_MESSAGE);
@@ -1169,9 +1306,8 @@ do_initialize(struct mreq *m, json_t *id, json_t *params)
     res = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", v, "capabilities", capabilities(),
                     "serverInfo", server_info(), "instructions",
                     "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
-    audit(m, "initialize");
     web_add_header(m->r, "Mcp-Session-Id", wire);
-    return reply_result(m, id, res);
+    return reply_audited(m, "initialize", id, res);
 }
 
 static const char *
@@ -1213,8 +1349,7 @@ do_list(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const cha
             json_array_append_new(f, json_string(l.failed[i]));
         json_object_set_new(res, "_meta", json_pack("{s:o}", "io.gatehouse/unavailableConnectors", f));
     }
-    audit(m, method);
-    return reply_result(m, id, res);
+    return reply_audited(m, method, id, res);
 }
 
 static struct gw_connector *
@@ -1435,8 +1570,7 @@ do_set_level(struct mreq *m, json_t *id, json_t *params)
                 gw_connector_auth_headers(m->a, &conns[i], m->who, &t.headers, &t.nheaders, &ue) == 0)
                 gw_up_rpc_sync(m->a, &t, "logging/setLevel", params, NULL, &ue);
         }
-    audit(m, "logging/setLevel");
-    return reply_result(m, id, json_object());
+    return reply_audited(m, "logging/setLevel", id, json_object());
 }
 
 static int
@@ -1480,8 +1614,7 @@ do_discover(struct mreq *m, json_t *id)
                             "capabilities", capabilities(), "_meta", "io.modelcontextprotocol/serverInfo",
                             server_info(), "instructions",
                             "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
-    audit(m, "server/discover");
-    return reply_result(m, id, res);
+    return reply_audited(m, "server/discover", id, res);
 }
 
 /* One request (session or stateless; the session is in m->s). */
@@ -1497,10 +1630,8 @@ dispatch(struct mreq *m, const char *method, json_t *id, json_t *params)
         audit(m, method);
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params must be an object.", NULL);
     }
-    if (!strcmp(method, "ping")) {
-        audit(m, method);
-        return reply_result(m, id, json_object());
-    }
+    if (!strcmp(method, "ping"))
+        return reply_audited(m, method, id, json_object());
     if (!strcmp(method, "tools/list"))
         return do_list(m, id, params, GW_TOOLS, method);
     if (!strcmp(method, "prompts/list"))

@@ -475,6 +475,10 @@ finish(struct gw_up_xfer *x, CURLcode rc)
         deliver(x, x->json, x->json_len);   /* a JSON-RPC error body */
     if (x->on_done)
         x->on_done(x, x->ctx);
+    /* the handle is done with (its results are copied out): free it now,
+     * not whenever the last owner lets go */
+    curl_easy_cleanup(x->easy);
+    x->easy = NULL;
     __atomic_sub_fetch(&io.inflight, 1, __ATOMIC_RELAXED);
     xfer_unref(x);
 }
