@@ -678,149 +678,15 @@ gw_up_rpc_sync(struct gh_arena *a, struct gw_call_target *t, const char *method,
     return NULL;
 }
 
-/* ---------------------------------------------------------------- connector cache
- * The enabled connectors of an agent, kept in process so a call does not
- * read (and unseal) them each time; a NOTIFY on GW_CHANNEL_CONNECTORS from
- * any process drops an agent's entry, and an entry lives at most
- * CONN_TTL_S in case a notification was lost while the listener
- * reconnected.  The static header values are held as the arena would
- * hold them per call, and wiped when an entry goes. */
-
-#define CONN_TTL_S 30
-#define CONN_SLOTS 64
-
-struct conn_entry {
-    char     agent_id[40];
-    int64_t  at;
-    struct gw_connector *c;
-    int      n;
-};
-
-static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct conn_entry conn_cache[CONN_SLOTS];
-static unsigned long conn_gen;          /* bumped by every invalidation */
-
-static char *
-dup_in(struct gh_arena *a, const char *s)
-{
-    return s ? (a ? gh_arena_strdup(a, s) : strdup(s)) : NULL;
-}
-
-/* Copies n connectors into a (or the heap when a is NULL). */
-static struct gw_connector *
-conns_copy(struct gh_arena *a, const struct gw_connector *src, int n)
-{
-    size_t sz = sizeof(struct gw_connector) * (size_t)(n ? n : 1);
-    struct gw_connector *d = a ? gh_arena_alloc(a, sz) : calloc(1, sz);
-
-    if (d == NULL)
-        return NULL;
-    for (int i = 0; i < n; i++) {
-        d[i].id = dup_in(a, src[i].id);
-        d[i].agent_id = dup_in(a, src[i].agent_id);
-        d[i].name = dup_in(a, src[i].name);
-        d[i].url = dup_in(a, src[i].url);
-        d[i].enabled = src[i].enabled;
-        d[i].nheaders = src[i].nheaders;
-        if (src[i].nheaders > 0) {
-            size_t hs = sizeof(struct gw_header) * (size_t)src[i].nheaders;
-            d[i].headers = a ? gh_arena_alloc(a, hs) : calloc(1, hs);
-            for (int k = 0; d[i].headers && k < src[i].nheaders; k++) {
-                d[i].headers[k].name = dup_in(a, src[i].headers[k].name);
-                d[i].headers[k].value = dup_in(a, src[i].headers[k].value);
-            }
-            if (d[i].headers == NULL)
-                d[i].nheaders = 0;
-        }
-    }
-    return d;
-}
-
-static void
-conns_free(struct gw_connector *c, int n)
-{
-    for (int i = 0; c && i < n; i++) {
-        free(c[i].id);
-        free(c[i].agent_id);
-        free(c[i].name);
-        free(c[i].url);
-        for (int k = 0; c[i].headers && k < c[i].nheaders; k++) {
-            free(c[i].headers[k].name);
-            if (c[i].headers[k].value) {
-                gh_wipe(c[i].headers[k].value, strlen(c[i].headers[k].value));
-                free(c[i].headers[k].value);
-            }
-        }
-        free(c[i].headers);
-    }
-    free(c);
-}
-
-static void
-entry_clear(struct conn_entry *en)
-{
-    conns_free(en->c, en->n);
-    memset(en, 0, sizeof(*en));
-}
-
+/* ---------------------------------------------------------------- connectors
+ * One name for the gateway's reads of an agent's enabled connectors, so a
+ * cache in front of gw_connectors_for_agent (the perf-cache branch puts
+ * one in connector.c) changes nothing here. */
 int
 gw_agg_connectors(struct gh_arena *a, const char *agent_id, struct gw_connector **out, int *n,
                   struct gh_err *e)
 {
-    struct gw_connector *fresh = NULL;
-    unsigned long gen;
-    int nf = 0, oldest = 0;
-    int64_t now = gh_time_s();
-
-    pthread_mutex_lock(&conn_lock);
-    for (int i = 0; i < CONN_SLOTS; i++) {
-        struct conn_entry *en = &conn_cache[i];
-        if (en->c && !strcmp(en->agent_id, agent_id) && now - en->at < CONN_TTL_S) {
-            *out = conns_copy(a, en->c, en->n);
-            *n = en->n;
-            pthread_mutex_unlock(&conn_lock);
-            return *out ? 0 : gh_err_set(e, 500, "server_error", "internal error", "out of memory");
-        }
-    }
-    gen = conn_gen;
-    pthread_mutex_unlock(&conn_lock);
-
-    if (gw_connectors_for_agent(a, agent_id, &fresh, &nf, e) < 0)
-        return -1;
-    *out = fresh;
-    *n = nf;
-
-    pthread_mutex_lock(&conn_lock);
-    if (gen == conn_gen) {              /* no change announced meanwhile */
-        for (int i = 0; i < CONN_SLOTS; i++) {
-            if (!strcmp(conn_cache[i].agent_id, agent_id)) {
-                oldest = i;
-                break;
-            }
-            if (conn_cache[i].at < conn_cache[oldest].at)
-                oldest = i;
-        }
-        entry_clear(&conn_cache[oldest]);
-        conn_cache[oldest].c = conns_copy(NULL, fresh, nf);
-        if (conn_cache[oldest].c) {
-            snprintf(conn_cache[oldest].agent_id, sizeof(conn_cache[0].agent_id), "%s", agent_id);
-            conn_cache[oldest].n = nf;
-            conn_cache[oldest].at = now;
-        }
-    }
-    pthread_mutex_unlock(&conn_lock);
-    return 0;
-}
-
-void
-gw_agg_connectors_invalidate(const char *agent_id)
-{
-    pthread_mutex_lock(&conn_lock);
-    conn_gen++;
-    for (int i = 0; i < CONN_SLOTS; i++)
-        if (conn_cache[i].c && (agent_id == NULL || !strcmp(conn_cache[i].agent_id, agent_id)))
-            entry_clear(&conn_cache[i]);
-    pthread_mutex_unlock(&conn_lock);
+    return gw_connectors_for_agent(a, agent_id, out, n, e);
 }
 
 /* ---------------------------------------------------------------- lists */

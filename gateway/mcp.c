@@ -2186,7 +2186,6 @@ on_connectors(const char *channel, const char *payload, void *ctx)
     (void)ctx;
     if (payload == NULL || strlen(payload) >= 40)
         return;
-    gw_agg_connectors_invalidate(payload);
     gw_session_each(payload, invalidate_one, NULL);
     gw_notify_agent(payload, "notifications/tools/list_changed");
     gw_notify_agent(payload, "notifications/prompts/list_changed");
@@ -2236,5 +2235,4 @@ gw_mcp_stop(void)
     }
     gw_up_stop();
     gw_session_stop();
-    gw_agg_connectors_invalidate(NULL);
 }

@@ -193,10 +193,9 @@ int gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_cre
 /* Routes an aggregated name (tool, prompt) or a URI back to its upstream. */
 const struct gw_entry *gw_agg_find(const struct gw_list *l, const char *name);
 void gw_agg_invalidate(struct gw_session *s, const char *connector_id);   /* NULL = all */
-/* gw_connectors_for_agent behind an in-process cache (dropped on NOTIFY). */
+/* The enabled connectors of an agent (gw_connectors_for_agent). */
 int  gw_agg_connectors(struct gh_arena *a, const char *agent_id, struct gw_connector **out, int *n,
                        struct gh_err *e);
-void gw_agg_connectors_invalidate(const char *agent_id);                  /* NULL = all */
 
 /* Pure helpers (unit-tested). */
 #define GW_NAME_MAX 64
