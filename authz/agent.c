@@ -12,11 +12,16 @@ authz_agent_by_slug(struct gh_arena *a, const char *slug, struct gh_err *e)
 {
     struct authz_agent *ag;
     PGresult *res;
+    uint64_t gen;
 
     if (slug == NULL || !*slug || strlen(slug) > 63) {
         gh_err_set(e, 404, "not_found", "No such agent.", NULL);
         return NULL;
     }
+    ag = authz_agentcache_get(a, slug);
+    if (ag != NULL)
+        return ag;
+    gen = authz_agentcache_gen();
     res = db_query(a, e, "SELECT id, slug, name, untrusted FROM agents WHERE slug = $1", 1, slug);
     if (res == NULL)
         return NULL;
@@ -33,6 +38,7 @@ authz_agent_by_slug(struct gh_arena *a, const char *slug, struct gh_err *e)
     ag->slug = gh_arena_strdup(a, db_val(res, 0, 1));
     ag->name = gh_arena_strdup(a, db_val(res, 0, 2));
     ag->untrusted = db_bool(res, 0, 3);
+    authz_agentcache_put(ag, gen);
     return ag;
 }
 

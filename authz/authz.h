@@ -75,6 +75,12 @@ struct authz_credential {
  * the request arena. */
 struct authz_credential *authz_mcp_authenticate(struct web_req *r, const char *slug);
 
+/* Flushes this process's credential and agent caches (authz/credcache.c).
+ * Call right after a statement that revokes or disables anything a
+ * credential depends on has committed; other processes learn of it from
+ * the database trigger's NOTIFY. */
+void authz_credentials_changed(const char *why);
+
 /* Until gateway/ is built in: /mcp and /agents/STAR/mcp authenticate and
  * answer 501. */
 int authz_register_mcp_placeholder(void);

@@ -25,6 +25,17 @@ struct authz_agent *authz_resource_agent(struct gh_arena *a, const char *resourc
                                          struct gh_err *e);
 char *authz_agent_resource(struct gh_arena *a, const char *slug);
 
+/* credcache.c — token hash -> credential and slug -> agent, flushed on
+ * every credential change; read the generation before asking the database
+ * and hand it to the put, which drops a lookup that raced a flush. */
+void authz_cache_start(void);
+uint64_t authz_credcache_gen(void);
+struct authz_credential *authz_credcache_get(struct gh_arena *a, const char *token_hash);
+void authz_credcache_put(const char *token_hash, const struct authz_credential *cr, uint64_t gen);
+uint64_t authz_agentcache_gen(void);
+struct authz_agent *authz_agentcache_get(struct gh_arena *a, const char *slug);
+void authz_agentcache_put(const struct authz_agent *ag, uint64_t gen);
+
 /* client.c — registered (RFC 7591) and metadata-document clients */
 struct authz_client {
     char   *client_id;

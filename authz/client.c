@@ -772,6 +772,7 @@ manage_register(struct web_req *r)
     if (!strcmp(m, "DELETE")) {
         if (!db_query(a, &e, "DELETE FROM oauth_clients WHERE client_id = $1", 1, c->client_id))
             return web_reply_err(r, &e);
+        authz_credentials_changed("client deleted");
         GH_LOG(INFO, "client_deleted", "client %s deleted by its registrant", c->client_id);
         return web_reply(r, 204, NULL, "", 0);
     }

@@ -173,7 +173,7 @@ post_admin_revoke(struct web_req *r)
             return web_reply_err(r, &e);
         GH_LOG(INFO, "grants_revoked", "admin %s revoked every grant and token of user %s", u->id, v ? v : "");
     }
-    db_notify("authz_revoked", "admin", &e);
+    authz_credentials_changed("admin revocation");
     return web_redirect(r, 303, "/admin/connections");
 }
 

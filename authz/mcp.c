@@ -1,9 +1,10 @@
 /*
  * authz/mcp.c — authentication of MCP requests (RFC 6750 / RFC 9728).
  *
- * On the gateway's per-call hot path: one indexed query (token_hash is
- * unique) that also checks expiry, revocation, the grant, the user and the
- * agent; a PAT's checksum is verified before the database is asked.
+ * On the gateway's per-call hot path: the credential cache (credcache.c)
+ * first, else one indexed query (token_hash is unique) that also checks
+ * expiry, revocation, the grant, the user and the agent; a PAT's checksum
+ * is verified before either is asked.
  * Last-used times are coalesced in memory (token.c), not written here.
  */
 #include "authz/authz_int.h"
@@ -37,9 +38,11 @@ challenge(struct web_req *r, const char *slug, const char *error)
     web_add_header(r, "WWW-Authenticate", hdr);
 }
 
+/* expires_at rounded down: the credential cache may end an entry early
+ * (the next call asks the database), never late */
 static const char SQL_ACCESS[] =
     "SELECT t.id, t.grant_id, g.user_id, u.email, g.client_id, coalesce(c.client_name, g.client_id),"
-    "       t.scope, a.id, a.slug, a.name, a.untrusted, extract(epoch from t.expires_at)::bigint"
+    "       t.scope, a.id, a.slug, a.name, a.untrusted, floor(extract(epoch from t.expires_at))::bigint"
     "  FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
     "  JOIN agents a ON a.id = g.agent_id JOIN oauth_clients c ON c.client_id = g.client_id"
     " WHERE t.token_hash = $1 AND t.kind = 'access' AND t.revoked_at IS NULL AND t.expires_at > now()"
@@ -47,7 +50,7 @@ static const char SQL_ACCESS[] =
 
 static const char SQL_PAT[] =
     "SELECT p.id, NULL, p.user_id, u.email, NULL, p.name, 'mcp', a.id, a.slug, a.name, a.untrusted,"
-    "       coalesce(extract(epoch from p.expires_at)::bigint, 0)"
+    "       coalesce(floor(extract(epoch from p.expires_at))::bigint, 0)"
     "  FROM pats p JOIN users u ON u.id = p.user_id JOIN agents a ON a.id = p.agent_id"
     " WHERE p.token_hash = $1 AND p.revoked_at IS NULL AND (p.expires_at IS NULL OR p.expires_at > now())"
     "   AND NOT u.disabled";
@@ -70,6 +73,37 @@ has_scope(const char *scope, const char *want)
     return false;
 }
 
+/* The live credential a token hash names, from the database; NULL with
+ * e->status 0 when there is none (unknown, expired, revoked). */
+static struct authz_credential *
+credential_lookup(struct gh_arena *a, bool pat, const char *hash, struct gh_err *e)
+{
+    struct authz_credential *cr;
+    PGresult *res = db_query(a, e, pat ? SQL_PAT : SQL_ACCESS, 1, hash);
+
+    if (res == NULL || PQntuples(res) != 1)
+        return NULL;
+    cr = gh_arena_alloc(a, sizeof(*cr));
+    if (cr == NULL) {
+        gh_err_set(e, 500, "server_error", "internal error", "arena full");
+        return NULL;
+    }
+    cr->kind = pat ? "pat" : "oauth";
+    cr->token_id = dup(a, res, 0);
+    cr->grant_id = dup(a, res, 1);
+    cr->user_id = dup(a, res, 2);
+    cr->user_email = dup(a, res, 3);
+    cr->client_id = dup(a, res, 4);
+    cr->client_name = dup(a, res, 5);
+    cr->scope = dup(a, res, 6);
+    cr->agent.id = dup(a, res, 7);
+    cr->agent.slug = dup(a, res, 8);
+    cr->agent.name = dup(a, res, 9);
+    cr->agent.untrusted = db_bool(res, 0, 10);
+    cr->expires_at = db_ll(res, 0, 11, 0);
+    return cr;
+}
+
 struct authz_credential *
 authz_mcp_authenticate(struct web_req *r, const char *slug)
 {
@@ -80,7 +114,6 @@ authz_mcp_authenticate(struct web_req *r, const char *slug)
     struct gh_err e = {0};
     bool pat;
     char hash[65];
-    PGresult *res;
 
     if (slug == NULL)
         slug = "default";
@@ -101,33 +134,29 @@ authz_mcp_authenticate(struct web_req *r, const char *slug)
     if (!(gh_str_has_prefix(token, "gth_oat_") || (pat && authz_pat_checksum_ok(token))))
         goto invalid;
     gh_sha256_hex(token, hash);
-    res = db_query(a, &e, pat ? SQL_PAT : SQL_ACCESS, 1, hash);
-    if (res == NULL) {
-        web_reply_err(r, &e);
-        return NULL;
+    cr = authz_credcache_get(a, hash);
+    if (cr == NULL) {
+        /* the generation before the query: a revocation committed while
+         * we ask flushes it, and then this answer is not stored */
+        uint64_t gen = authz_credcache_gen();
+        cr = credential_lookup(a, pat, hash, &e);
+        if (cr == NULL && e.status) {
+            web_reply_err(r, &e);
+            return NULL;
+        }
+        if (cr == NULL)
+            goto invalid;
+        authz_credcache_put(hash, cr, gen);
     }
-    if (PQntuples(res) != 1 || strcmp(db_val(res, 0, 8), ag->slug))
-        goto invalid;          /* unknown, expired, revoked, or another agent's */
-    if (!has_scope(db_val(res, 0, 6), "mcp")) {
+    if (cr->agent.slug == NULL || strcmp(cr->agent.slug, ag->slug))
+        goto invalid;          /* another agent's */
+    if (!has_scope(cr->scope, "mcp")) {
         web_add_header(r, "WWW-Authenticate",
                        "Bearer error=\"insufficient_scope\", scope=\"mcp\"");
         gh_err_set(&e, 403, "insufficient_scope", "The token lacks the mcp scope.", NULL);
         web_reply_err(r, &e);
         return NULL;
     }
-    cr = gh_arena_alloc(a, sizeof(*cr));
-    if (cr == NULL)
-        goto invalid;
-    cr->kind = pat ? "pat" : "oauth";
-    cr->token_id = dup(a, res, 0);
-    cr->grant_id = dup(a, res, 1);
-    cr->user_id = dup(a, res, 2);
-    cr->user_email = dup(a, res, 3);
-    cr->client_id = dup(a, res, 4);
-    cr->client_name = dup(a, res, 5);
-    cr->scope = dup(a, res, 6);
-    cr->agent = *ag;
-    cr->expires_at = db_ll(res, 0, 11, 0);
     authz_touch(pat ? 'p' : 'g', pat ? cr->token_id : cr->grant_id);
     return cr;
 invalid:

@@ -258,5 +258,6 @@ authz_register_routes(void)
     authz_pat_routes();
     authz_connections_routes();
     authz_touch_start();
+    authz_cache_start();
     return 0;
 }

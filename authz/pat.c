@@ -241,7 +241,7 @@ post_tokens_revoke(struct web_req *r)
     if (!db_query(web_arena(r), &e, "UPDATE pats SET revoked_at = now() WHERE id = $1::uuid AND user_id = $2"
                                     " AND revoked_at IS NULL", 2, id, u->id))
         return web_reply_err(r, &e);
-    db_notify("authz_revoked", "pat", &e);
+    authz_credentials_changed("pat revoked");
     return web_redirect(r, 303, "/profile/tokens");
 }
 

@@ -142,6 +142,7 @@ grant_code(struct web_req *r, struct authz_client *cl, struct gh_err *e)
         if (db_val(res, 0, 8))
             revoke_chain(c, a, db_val(res, 0, 8));
         db_commit(c, e);
+        authz_credentials_changed("code replay");
         GH_LOG(WARN, "code_replay", "authorization code reused; its tokens are revoked");
         gh_err_set(e, 400, "invalid_grant", "The authorization code has already been used.", NULL);
         goto out;
@@ -289,6 +290,7 @@ grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
         }
         revoke_chain(c, a, db_val(res, 0, 2));
         db_commit(c, e);
+        authz_credentials_changed("refresh replay");
         GH_LOG(WARN, "refresh_replay", "rotated refresh token replayed; chain revoked");
         gh_err_set(e, 400, "invalid_grant", "The refresh token has already been used.", NULL);
         goto out;
@@ -420,7 +422,7 @@ post_revoke(struct web_req *r)
         return web_reply_err(r, &e);
     if (PQntuples(res) > 0) {
         GH_LOG(INFO, "token_revoked", "client %s revoked %d token(s)", cl->client_id, PQntuples(res));
-        db_notify("authz_revoked", "token", &e);
+        authz_credentials_changed("token revoked");
     }
     return web_reply(r, 200, "application/json", "{}", 2);
 }
@@ -486,7 +488,7 @@ authz_grant_revoke(struct gh_arena *a, const char *grant_id, const char *user_id
 
     if (res == NULL)
         return -1;
-    db_notify("authz_revoked", "grant", e);
+    authz_credentials_changed("grant revoked");
     return 0;
 }
 

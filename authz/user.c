@@ -64,6 +64,7 @@ authz_user_disable(const char *email, struct gh_err *e)
         gh_err_set(e, 404, "not_found", "no such user", NULL);
         goto out;
     }
+    authz_credentials_changed("user disabled");
     /* a disabled account loses its browser sessions at once */
     if (!db_query(a, e, "DELETE FROM web_sessions WHERE user_id = $1", 1, db_val(res, 0, 0)))
         goto out;

@@ -95,6 +95,8 @@ static const struct cfg_row rows[] = {
       "TEST ONLY: admit MCP requests without a credential as a fixed test identity." },
     { "oauth_client_unused_ttl", "GATEHOUSE_OAUTH_CLIENT_UNUSED_TTL", CFG_INT, F(oauth_client_unused_ttl), "604800", 60, 31536000,
       "A registered OAuth client with no live token is deleted this many seconds after registration." },
+    { "auth_cache_entries", "GATEHOUSE_AUTH_CACHE_ENTRIES", CFG_INT, F(auth_cache_entries), "10000", 0, 10000000,
+      "Entries of each in-process cache on the MCP path (bearer credentials; agents and their connectors, at most 4096); 0 turns them off." },
     { "rate_register_per_min", "GATEHOUSE_RATE_REGISTER_PER_MIN", CFG_INT, F(rate_register_per_min), "60", 1, 100000,
       "Client registrations per IP per minute before 429." },
     { "rate_token_per_min", "GATEHOUSE_RATE_TOKEN_PER_MIN", CFG_INT, F(rate_token_per_min), "600", 1, 1000000,

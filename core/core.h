@@ -111,6 +111,7 @@ struct gh_config {
     long  rate_register_per_min;
     long  rate_token_per_min;
     long  rate_login_per_min;
+    long  auth_cache_entries;   /* 0 = hot-path caches off */
 };
 
 extern struct gh_config gh_cfg;
@@ -140,6 +141,29 @@ char *gh_seal(struct gh_arena *a, const void *pt, size_t n, const char *aad);
 int   gh_unseal(struct gh_arena *a, const char *sealed, const char *aad,
                 unsigned char **pt, size_t *n);
 int   gh_server_key_init(struct gh_err *e);
+
+/* ---------------------------------------------------------------- cache */
+/* A bounded, thread-safe cache: string key -> vector of strings (NULLs
+ * allowed), for the per-call lookups of the MCP hot path (core/cache.c).
+ * max_entries 0 disables it.  `usable` (may be NULL) gates serving and
+ * storing, e.g. "the invalidation channel is up".  Entries are wiped when
+ * freed.  To store a lookup without racing a flush, read gh_cache_gen()
+ * before asking the source and pass it to gh_cache_put(), which drops the
+ * entry if a flush happened since. */
+struct gh_cache;
+struct gh_cache *gh_cache_new(long max_entries, bool (*usable)(void));
+void     gh_cache_free(struct gh_cache *c);
+uint64_t gh_cache_gen(struct gh_cache *c);
+/* The values copied into the arena (*n set), or NULL on a miss or expiry. */
+char   **gh_cache_get(struct gh_cache *c, struct gh_arena *a, const char *key, int *n);
+/* expires_at: wall-clock seconds (gh_time_s), 0 = no expiry. */
+void     gh_cache_put(struct gh_cache *c, const char *key, const char *const *vals, int n,
+                      int64_t expires_at, uint64_t gen);
+/* Drops every entry now and refuses stores of lookups begun before. */
+void     gh_cache_flush(struct gh_cache *c);
+long     gh_cache_hits(struct gh_cache *c);
+long     gh_cache_misses(struct gh_cache *c);
+long     gh_cache_count(struct gh_cache *c);
 
 /* ---------------------------------------------------------------- misc */
 int64_t gh_now_us(void);        /* monotonic */

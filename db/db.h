@@ -49,6 +49,16 @@ bool        db_bool(PGresult *res, int row, int col);
 typedef void (*db_notify_fn)(const char *channel, const char *payload, void *ctx);
 int db_listen(const char *channel, db_notify_fn fn, void *ctx);
 int db_notify(const char *channel, const char *payload, struct gh_err *e);
+/* Runs fn on the listener thread after every (re)connect, before the
+ * listener is live again: notifications sent meanwhile were missed. */
+int db_listen_reconnect_hook(void (*fn)(void *ctx), void *ctx);
+/* true while the listener is connected and LISTENs to every registered
+ * channel, i.e. no notification can be missed.  Caches serve only then. */
+bool db_listener_live(void);
+/* A gh_cache (core/cache.c) that serves only while db_listener_live() and
+ * is flushed by every NOTIFY on `channel` and every listener reconnect.
+ * max_entries 0: a cache that is always off. */
+struct gh_cache *db_cache_new(long max_entries, const char *channel);
 
 bool db_ready(void);
 void db_pool_stats(long *size, long *in_use, long *waits);

@@ -4,6 +4,11 @@
  * One listener thread holds its own connection (outside the pool),
  * re-LISTENs after a reconnect, and runs the callbacks.  Callbacks must be
  * quick: they run on the listener thread.
+ *
+ * Caches depend on it: db_listener_live() says whether every registered
+ * channel is being listened to right now (no invalidation can be missed),
+ * and the reconnect hooks run after each (re)connect, before the listener
+ * reports live again, since notifications sent meanwhile were lost.
  */
 #include "db/db_int.h"
 #include <poll.h>
@@ -13,6 +18,7 @@
 #include <unistd.h>
 
 #define MAX_LISTENERS 32
+#define MAX_HOOKS 8
 
 struct listener {
     char         channel[64];
@@ -24,7 +30,10 @@ static struct {
     pthread_mutex_t lock;
     struct listener l[MAX_LISTENERS];
     int             n;
+    struct { void (*fn)(void *); void *ctx; } hook[MAX_HOOKS];
+    int             nhooks;
     bool            dirty;      /* a channel was added since the last LISTEN pass */
+    bool            live;       /* connected and every channel LISTENed */
     bool            running;
     bool            stop;
     pthread_t       thread;
@@ -51,7 +60,7 @@ listen_all(PGconn *pg)
         ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         PQclear(r);
     }
-    lsn.dirty = false;
+    __atomic_store_n(&lsn.dirty, false, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&lsn.lock);
     return ok;
 }
@@ -71,6 +80,24 @@ dispatch(PGnotify *n)
             copy[i].fn(n->relname, n->extra, copy[i].ctx);
 }
 
+static void
+set_live(bool v)
+{
+    __atomic_store_n(&lsn.live, v, __ATOMIC_SEQ_CST);
+}
+
+static void
+run_hooks(void)
+{
+    int n;
+
+    pthread_mutex_lock(&lsn.lock);
+    n = lsn.nhooks;
+    pthread_mutex_unlock(&lsn.lock);
+    for (int i = 0; i < n; i++)
+        lsn.hook[i].fn(lsn.hook[i].ctx);
+}
+
 static void *
 listener_main(void *arg)
 {
@@ -83,6 +110,7 @@ listener_main(void *arg)
 
         if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
             struct gh_err e = {0};
+            set_live(false);
             if (pg)
                 PQfinish(pg);
             pg = db_connect_raw(&e);
@@ -91,19 +119,31 @@ listener_main(void *arg)
                 usleep(500 * 1000);
                 continue;
             }
+            /* whatever was sent while we were away is lost */
+            run_hooks();
             GH_LOG(DEBUG, "db_listen", "listener connected");
         }
-        if (__atomic_load_n(&lsn.dirty, __ATOMIC_ACQUIRE) && !listen_all(pg))
-            continue;
+        if (__atomic_load_n(&lsn.dirty, __ATOMIC_ACQUIRE)) {
+            set_live(false);
+            if (!listen_all(pg)) {
+                PQfinish(pg);
+                pg = NULL;
+                continue;
+            }
+        }
+        set_live(true);
         pfd.fd = PQsocket(pg);
         pfd.events = POLLIN;
-        if (poll(&pfd, 1, 250) > 0 && PQconsumeInput(pg) == 0)
+        if (poll(&pfd, 1, 250) > 0 && PQconsumeInput(pg) == 0) {
+            set_live(false);
             continue;   /* connection broke; reconnect at the top */
+        }
         while ((n = PQnotifies(pg)) != NULL) {
             dispatch(n);
             PQfreemem(n);
         }
     }
+    set_live(false);
     if (pg)
         PQfinish(pg);
     return NULL;
@@ -120,13 +160,35 @@ db_listen(const char *channel, db_notify_fn fn, void *ctx)
         lsn.l[lsn.n].fn = fn;
         lsn.l[lsn.n].ctx = ctx;
         lsn.n++;
-        lsn.dirty = true;
+        __atomic_store_n(&lsn.dirty, true, __ATOMIC_SEQ_CST);
         rc = 0;
         if (!lsn.running && pthread_create(&lsn.thread, NULL, listener_main, NULL) == 0)
             lsn.running = true;
     }
     pthread_mutex_unlock(&lsn.lock);
     return rc;
+}
+
+int
+db_listen_reconnect_hook(void (*fn)(void *ctx), void *ctx)
+{
+    int rc = -1;
+
+    pthread_mutex_lock(&lsn.lock);
+    if (lsn.nhooks < MAX_HOOKS) {
+        lsn.hook[lsn.nhooks].fn = fn;
+        lsn.hook[lsn.nhooks].ctx = ctx;
+        lsn.nhooks++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&lsn.lock);
+    return rc;
+}
+
+bool
+db_listener_live(void)
+{
+    return __atomic_load_n(&lsn.live, __ATOMIC_SEQ_CST) && !__atomic_load_n(&lsn.dirty, __ATOMIC_SEQ_CST);
 }
 
 void
@@ -137,6 +199,36 @@ db_listener_stop(void)
     __atomic_store_n(&lsn.stop, true, __ATOMIC_RELEASE);
     pthread_join(lsn.thread, NULL);
     lsn.running = false;
+}
+
+static void
+cache_on_notify(const char *channel, const char *payload, void *cache)
+{
+    (void)channel;
+    (void)payload;
+    gh_cache_flush(cache);
+}
+
+static void
+cache_on_reconnect(void *cache)
+{
+    gh_cache_flush(cache);
+}
+
+struct gh_cache *
+db_cache_new(long max_entries, const char *channel)
+{
+    struct gh_cache *c;
+
+    if (max_entries <= 0)
+        return gh_cache_new(0, NULL);
+    c = gh_cache_new(max_entries, db_listener_live);
+    if (c && (db_listen_reconnect_hook(cache_on_reconnect, c) < 0 || db_listen(channel, cache_on_notify, c) < 0)) {
+        /* c stays allocated: a hook may already point at it */
+        GH_LOG(WARN, "db_cache", "cannot listen on %s: that cache stays off", channel);
+        c = gh_cache_new(0, NULL);
+    }
+    return c;
 }
 
 int

@@ -11,6 +11,7 @@
 #include "gateway/gw_int.h"
 #include <curl/curl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -258,16 +259,120 @@ out:
     return rc;
 }
 
+/* ---- the enabled connectors of an agent, cached
+ *
+ * agent id -> its enabled connectors with their unsealed headers, so a
+ * tools/call neither queries nor decrypts.  Flushed whole by every NOTIFY
+ * gw_connectors (raised after each change, from any process), by the
+ * local change functions synchronously, and by a listener reconnect.
+ * Encoded as strings: per connector id, agent id, name, url, agent slug,
+ * created, header count, then name/value pairs.  The cache wipes its
+ * copies of the header values when it drops them. */
+
+#define AGENT_CONNECTORS_MAX 4096
+#define FIELDS 7
+
+static struct gh_cache *by_agent;
+
+void
+gw_connector_cache_start(void)
+{
+    long n = gh_cfg.auth_cache_entries;
+
+    if (by_agent == NULL)
+        by_agent = db_cache_new(n < AGENT_CONNECTORS_MAX ? n : AGENT_CONNECTORS_MAX, GW_CHANNEL_CONNECTORS);
+}
+
+static void
+cache_put(const char *agent_id, const struct gw_connector *cs, int n, uint64_t gen)
+{
+    size_t total = 0, k = 0;
+    const char **v;
+    char *counts;
+
+    for (int i = 0; i < n; i++)
+        total += FIELDS + 2 * (size_t)cs[i].nheaders;
+    v = calloc(total + 1, sizeof(*v));
+    counts = calloc((size_t)n + 1, 12);
+    if (v == NULL || counts == NULL)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        const struct gw_connector *c = &cs[i];
+        snprintf(counts + 12 * i, 12, "%d", c->nheaders);
+        v[k++] = c->id;
+        v[k++] = c->agent_id;
+        v[k++] = c->name;
+        v[k++] = c->url;
+        v[k++] = c->agent_slug;
+        v[k++] = c->created_at;
+        v[k++] = counts + 12 * i;
+        for (int h = 0; h < c->nheaders; h++) {
+            v[k++] = c->headers[h].name;
+            v[k++] = c->headers[h].value;
+        }
+    }
+    gh_cache_put(by_agent, agent_id, v, (int)total, 0, gen);
+out:
+    free(v);
+    free(counts);
+}
+
+/* 1 on a hit, 0 on a miss, -1 when the arena is full. */
+static int
+cache_get(struct gh_arena *a, const char *agent_id, struct gw_connector **out, int *count)
+{
+    int nv = 0, k = 0, n = 0;
+    char **v = gh_cache_get(by_agent, a, agent_id, &nv);
+    struct gw_connector *cs;
+
+    if (v == NULL)
+        return 0;
+    for (int i = 0; i + FIELDS <= nv; n++)
+        i += FIELDS + 2 * atoi(v[i + FIELDS - 1]);
+    cs = gh_arena_alloc(a, ((size_t)n + 1) * sizeof(*cs));
+    if (cs == NULL)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        struct gw_connector *c = &cs[i];
+        c->id = v[k++];
+        c->agent_id = v[k++];
+        c->name = v[k++];
+        c->url = v[k++];
+        c->agent_slug = v[k++];
+        c->created_at = v[k++];
+        c->nheaders = atoi(v[k++]);
+        c->enabled = true;
+        c->headers = gh_arena_alloc(a, ((size_t)c->nheaders + 1) * sizeof(*c->headers));
+        if (c->headers == NULL)
+            return -1;
+        for (int h = 0; h < c->nheaders; h++) {
+            c->headers[h].name = v[k++];
+            c->headers[h].value = v[k++];
+        }
+    }
+    *out = cs;
+    *count = n;
+    return 1;
+}
+
 int
 gw_connectors_for_agent(struct gh_arena *a, const char *agent_id, struct gw_connector **out, int *n,
                         struct gh_err *e)
 {
     struct gw_connector *cs;
     PGresult *res;
+    uint64_t gen;
     int rows;
 
     *out = NULL;
     *n = 0;
+    switch (cache_get(a, agent_id, out, n)) {
+    case 1:
+        return 0;
+    case -1:
+        return gh_err_set(e, 500, "server_error", "internal error", "arena full");
+    }
+    gen = gh_cache_gen(by_agent);
     res = db_query(a, e, gh_arena_printf(a, "%s WHERE c.agent_id = $1::uuid AND c.enabled"
                                             " ORDER BY c.name COLLATE \"C\"", SQL_SELECT),
                    1, agent_id);
@@ -280,6 +385,7 @@ gw_connectors_for_agent(struct gh_arena *a, const char *agent_id, struct gw_conn
     for (int i = 0; i < rows; i++)
         if (row_fill(a, res, i, &cs[i], e) < 0 || unseal_headers(a, &cs[i], db_val(res, i, 5), e) < 0)
             return -1;
+    cache_put(agent_id, cs, rows, gen);
     *out = cs;
     *n = rows;
     return 0;
@@ -336,6 +442,8 @@ changed(const char *agent_id)
 {
     struct gh_err e = {0};
 
+    /* this process at once; the others (and this one again) on the NOTIFY */
+    gh_cache_flush(by_agent);
     /* the change is committed; a lost NOTIFY only delays list_changed */
     if (db_notify(GW_CHANNEL_CONNECTORS, agent_id, &e) < 0)
         GH_LOG(WARN, "gw_notify", "connectors of agent %s changed, NOTIFY failed: %s", agent_id, e.detail);

@@ -12,6 +12,7 @@ gw_register_routes(void)
         GH_LOG(ERROR, "gw_start", "audit writer: %s", e.detail[0] ? e.detail : e.msg);
         return -1;
     }
+    gw_connector_cache_start();
     gw_pages_register_routes();
 #ifdef GW_HAVE_MCP
     return gw_mcp_register_routes();

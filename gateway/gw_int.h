@@ -40,7 +40,11 @@ struct gw_connector {
     char *created_at;           /* "YYYY-MM-DD HH:MM" UTC */
 };
 
-/* The enabled connectors of an agent, ordered by name (arena-allocated). */
+/* Turns on the cache behind gw_connectors_for_agent (at server start;
+ * GATEHOUSE_AUTH_CACHE_ENTRIES 0 keeps it off). */
+void gw_connector_cache_start(void);
+/* The enabled connectors of an agent, ordered by name (arena-allocated),
+ * from the in-process cache when it holds them. */
 int gw_connectors_for_agent(struct gh_arena *a, const char *agent_id,
                             struct gw_connector **out, int *n, struct gh_err *e);
 

@@ -8,23 +8,6 @@
 
 #define CHUNK_MIN 4096
 
-struct chunk {
-	struct chunk *next;
-	size_t size, used;
-	_Alignas(16) unsigned char data[];
-};
-
-struct cedar_arena {
-	struct chunk *head;
-	size_t cap, total;
-#ifdef GH_ARENA_MALLOC_EACH
-	/* Debug builds give each allocation its own malloc so ASan sees
-	 * overflows between neighbouring objects. */
-	void **blocks;
-	size_t nblocks, capblocks;
-#endif
-};
-
 cedar_arena *cedar_arena_new(size_t cap_bytes)
 {
 	cedar_arena *a = calloc(1, sizeof(*a));
@@ -43,11 +26,11 @@ void cedar_arena_reset(cedar_arena *a)
 	a->nblocks = 0;
 #else
 	/* Keep the largest-first head chunk for reuse; free the rest. */
-	struct chunk *c = a->head;
+	struct cedar_arena_chunk *c = a->head;
 	if (c) {
-		struct chunk *rest = c->next;
+		struct cedar_arena_chunk *rest = c->next;
 		while (rest) {
-			struct chunk *nx = rest->next;
+			struct cedar_arena_chunk *nx = rest->next;
 			free(rest);
 			rest = nx;
 		}
@@ -68,16 +51,16 @@ void cedar_arena_free(cedar_arena *a)
 	cedar_arena_reset(a);
 	free(a->blocks);
 #endif
-	struct chunk *c = a->head;
+	struct cedar_arena_chunk *c = a->head;
 	while (c) {
-		struct chunk *nx = c->next;
+		struct cedar_arena_chunk *nx = c->next;
 		free(c);
 		c = nx;
 	}
 	free(a);
 }
 
-void *cedar_alloc(cedar_arena *a, size_t n)
+void *cedar_alloc_slow(cedar_arena *a, size_t n)
 {
 	n = (n + 15) & ~(size_t)15;
 	if (n == 0)
@@ -100,7 +83,7 @@ void *cedar_alloc(cedar_arena *a, size_t n)
 	a->total += n;
 	return p;
 #else
-	struct chunk *c = a->head;
+	struct cedar_arena_chunk *c = a->head;
 	if (!c || c->size - c->used < n) {
 		size_t sz = n > CHUNK_MIN ? n : CHUNK_MIN;
 		if (c && c->size * 2 > sz && n <= CHUNK_MIN)
@@ -113,7 +96,7 @@ void *cedar_alloc(cedar_arena *a, size_t n)
 			if (a->total + sz > a->cap)
 				sz = a->cap - a->total;
 		}
-		struct chunk *nc = malloc(sizeof(*nc) + sz);
+		struct cedar_arena_chunk *nc = malloc(sizeof(*nc) + sz);
 		if (!nc)
 			return NULL;
 		nc->size = sz;
@@ -132,20 +115,8 @@ void *cedar_alloc(cedar_arena *a, size_t n)
 	}
 	void *p = c->data + c->used;
 	c->used += n;
-	memset(p, 0, n);
 	return p;
 #endif
-}
-
-char *cedar_strndup(cedar_arena *a, const char *s, size_t n)
-{
-	char *p = cedar_alloc(a, n + 1);
-	if (!p)
-		return NULL;
-	if (n)
-		memcpy(p, s, n);
-	p[n] = 0;
-	return p;
 }
 
 void cedar_set_err(struct cedar_err *err, int code, int line, int col, const char *fmt, ...)

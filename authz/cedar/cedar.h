@@ -44,6 +44,7 @@ cedar_value *cedar_value_bool(cedar_arena *a, int b);
 cedar_value *cedar_value_long(cedar_arena *a, int64_t v);
 /* len == (size_t)-1 means NUL-terminated */
 cedar_value *cedar_value_string(cedar_arena *a, const char *s, size_t len);
+/* type must be a Cedar name (Ident(::Ident)*, no reserved word); NULL if not. */
 cedar_value *cedar_value_entity(cedar_arena *a, const char *type, const char *id);
 cedar_value *cedar_value_set_new(cedar_arena *a);
 int cedar_value_set_add(cedar_arena *a, cedar_value *set, const cedar_value *v,

@@ -7,8 +7,61 @@
 #include <string.h>
 
 /* ---- arena ---------------------------------------------------------- */
-void *cedar_alloc(cedar_arena *a, size_t n);          /* zeroed, 16-aligned */
-char *cedar_strndup(cedar_arena *a, const char *s, size_t n);
+struct cedar_arena_chunk {
+	struct cedar_arena_chunk *next;
+	size_t size, used;
+	_Alignas(16) unsigned char data[];
+};
+
+struct cedar_arena {
+	struct cedar_arena_chunk *head;
+	size_t cap, total;
+#ifdef GH_ARENA_MALLOC_EACH
+	/* Debug builds give each allocation its own malloc so ASan sees
+	 * overflows between neighbouring objects. */
+	void **blocks;
+	size_t nblocks, capblocks;
+#endif
+};
+
+void *cedar_alloc_slow(cedar_arena *a, size_t n);
+
+/* Not zeroed: for buffers the caller fills completely (strings, copies).
+ * The common case, room left in the head chunk, is inline: evaluation and
+ * JSON reading allocate many small blocks. */
+static inline void *cedar_alloc_raw(cedar_arena *a, size_t n)
+{
+#ifndef GH_ARENA_MALLOC_EACH
+	size_t r = n ? (n + 15) & ~(size_t)15 : 16;
+	struct cedar_arena_chunk *c = a->head;
+	if (c && c->size - c->used >= r) {
+		void *p = c->data + c->used;
+		c->used += r;
+		return p;
+	}
+#endif
+	return cedar_alloc_slow(a, n);
+}
+
+/* Zeroed, 16-aligned. */
+static inline void *cedar_alloc(cedar_arena *a, size_t n)
+{
+	void *p = cedar_alloc_raw(a, n);
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
+
+static inline char *cedar_strndup(cedar_arena *a, const char *s, size_t n)
+{
+	char *p = cedar_alloc_raw(a, n + 1);
+	if (!p)
+		return NULL;
+	if (n)
+		memcpy(p, s, n);
+	p[n] = 0;
+	return p;
+}
 
 /* ---- values --------------------------------------------------------- */
 enum cv_kind {
@@ -58,6 +111,9 @@ static inline int cedar_bytes_cmp(const char *a, const char *b, size_t n)
 }
 
 uint64_t cedar_hash(const void *p, size_t n, uint64_t seed);
+/* In-place, never allocates; elements of at most 64 bytes. */
+void cedar_sort(void *base, size_t n, size_t sz, int (*cmp)(const void *, const void *));
+bool cedar_type_name_ok(const char *s, size_t n);
 struct cedar_uid *cedar_uid_make(cedar_arena *a, const char *type, size_t tlen,
 				 const char *id, size_t idlen);
 static inline bool cedar_uid_eq(const struct cedar_uid *x, const struct cedar_uid *y)
@@ -213,14 +269,32 @@ enum { JV_NULL = 1, JV_TRUE, JV_FALSE, JV_INT, JV_STR, JV_ARR, JV_OBJ };
 struct cedar_jv {
 	uint8_t t;
 	uint32_t n;                 /* string length or item count */
-	int64_t i;
-	const char *s;
+	int64_t i;                  /* JV_INT value; JV_ARR/JV_OBJ: length of its text */
+	const char *s;              /* JV_STR bytes; JV_ARR/JV_OBJ: where its text starts */
 	struct cedar_jv *items;
 	const char **keys;          /* JV_OBJ */
 	uint32_t *klens;
 };
 int cedar_jv_parse(cedar_arena *a, const char *text, size_t len, struct cedar_jv *out,
 		   struct cedar_err *err);
+/* The reader underneath, for json.c's direct (DOM-less) reading: strings
+ * and DOM nodes are allocated in a. */
+struct cedar_jrd {
+	const char *s;
+	size_t n, pos;
+	cedar_arena *a;
+	struct cedar_err *err;
+	int depth;
+};
+int cedar_jrd_fail(struct cedar_jrd *r, const char *what);
+static inline void cedar_jrd_ws(struct cedar_jrd *r)
+{
+	while (r->pos < r->n && (r->s[r->pos] == ' ' || r->s[r->pos] == '\t' ||
+				 r->s[r->pos] == '\n' || r->s[r->pos] == '\r'))
+		r->pos++;
+}
+int cedar_jrd_string(struct cedar_jrd *r, const char **out, uint32_t *outn);  /* at '"' */
+int cedar_jrd_value(struct cedar_jrd *r, struct cedar_jv *v);
 const struct cedar_jv *cedar_jv_get(const struct cedar_jv *o, const char *key);
 
 /* Cedar JSON formats (json.c) */
@@ -228,10 +302,9 @@ int cedar_jv_value(cedar_arena *a, const struct cedar_jv *j, struct cedar_value 
 		   struct cedar_err *err);
 int cedar_jv_uid(cedar_arena *a, const struct cedar_jv *j, const struct cedar_uid **out,
 		 struct cedar_err *err);
-int cedar_entities_load_jv(cedar_entities *es, const struct cedar_jv *arr,
-			   struct cedar_err *err);
 char *cedar_read_file(const char *path, size_t *len, struct cedar_err *err);
-int cedar_jv_request(cedar_arena *a, const struct cedar_jv *j, struct cedar_request *req,
-		     struct cedar_err *err);
+/* A request from its JSON text, straight into values in a. */
+int cedar_json_request(cedar_arena *a, const char *text, size_t len, struct cedar_request *req,
+		       struct cedar_err *err);
 
 #endif

@@ -37,14 +37,9 @@ static int load_request(cedar_arena *a, const char *path, struct cedar_request *
 {
 	size_t n;
 	char *text = cedar_read_file(path, &n, err);
-	struct cedar_jv j;
-	int rc = CEDAR_E_INPUT;
 	if (!text)
 		return CEDAR_E_IO;
-	if (cedar_jv_parse(a, text, n, &j, err))
-		goto out;
-	rc = cedar_jv_request(a, &j, req, err);
-out:
+	int rc = cedar_json_request(a, text, n, req, err);
 	free(text);
 	return rc;
 }
@@ -134,12 +129,17 @@ static json_t *batch_case(const char *line, size_t len, cedar_arena *a)
 		if (cedar_policy_set_link(ps, tid->s, nid->s, slot[0], slot[1], &err))
 			goto out;
 	}
+	/* Entities and request are read from their own text, as from files. */
 	stage = "entities";
-	if (et && cedar_entities_load_jv(es, et, &err))
+	if (et && (et->t != JV_ARR || cedar_entities_load_json_text(es, et->s, (size_t)et->i, &err))) {
+		cedar_set_err(&err, CEDAR_E_INPUT, 0, 0, "entities must be an array");
 		goto out;
+	}
 	stage = "request";
-	if (cedar_jv_request(a, rq, &req, &err))
+	if (rq->t != JV_OBJ || cedar_json_request(a, rq->s, (size_t)rq->i, &req, &err)) {
+		cedar_set_err(&err, CEDAR_E_INPUT, 0, 0, "request must be an object");
 		goto out;
+	}
 	stage = "authorize";
 	if (cedar_authorize(ps, es, &req, a, &resp, &err))
 		goto out;

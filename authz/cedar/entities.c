@@ -160,6 +160,10 @@ int cedar_entities_add(cedar_entities *es, const char *type, const char *id,
 		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "entity needs a type and an id");
 		return CEDAR_E_INPUT;
 	}
+	if (!cedar_type_name_ok(type, strlen(type))) {
+		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "invalid entity type name");
+		return CEDAR_E_INPUT;
+	}
 	if ((attrs && attrs->kind != CV_RECORD) || (tags && tags->kind != CV_RECORD)) {
 		cedar_set_err(err, CEDAR_E_INPUT, 0, 0, "entity attrs and tags must be records");
 		return CEDAR_E_INPUT;

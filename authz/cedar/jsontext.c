@@ -6,15 +6,8 @@
 
 #include <stdlib.h>
 
-struct jrd {
-	const char *s;
-	size_t n, pos;
-	cedar_arena *a;
-	struct cedar_err *err;
-	int depth;
-};
 
-static int jfail(struct jrd *r, const char *what)
+int cedar_jrd_fail(struct cedar_jrd *r, const char *what)
 {
 	size_t line = 1, col = 1;
 	for (size_t i = 0; i < r->pos && i < r->n; i++) {
@@ -29,12 +22,6 @@ static int jfail(struct jrd *r, const char *what)
 	return -1;
 }
 
-static void jws(struct jrd *r)
-{
-	while (r->pos < r->n && (r->s[r->pos] == ' ' || r->s[r->pos] == '\t' ||
-				 r->s[r->pos] == '\n' || r->s[r->pos] == '\r'))
-		r->pos++;
-}
 
 static int hex4(const char *s, uint32_t *out)
 {
@@ -51,7 +38,12 @@ static int hex4(const char *s, uint32_t *out)
 	return 0;
 }
 
-static int jstring(struct jrd *r, const char **out, uint32_t *outn)
+/* Bytes that end a run of plain string content: quote, backslash, control. */
+static const unsigned char jspecial[256] = {
+	[0 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
+int cedar_jrd_string(struct cedar_jrd *r, const char **out, uint32_t *outn)
 {
 	r->pos++;   /* opening quote */
 	size_t start = r->pos, len = 0;
@@ -60,8 +52,42 @@ static int jstring(struct jrd *r, const char **out, uint32_t *outn)
 	size_t end = start;
 	int esc = 0;
 	const unsigned char *u = (const unsigned char *)r->s;
+	/* Fast path: the next quote (memchr is vectorised), then one pass
+	 * over the span that compiles to vector compares. */
+	const unsigned char *q = memchr(u + start, '"', r->n - start);
+	if (q) {
+		size_t qn = (size_t)(q - u) - start, i = 0;
+		uint64_t hit = 0;
+		/* Eight bytes at a time: a zero byte of w ^ '\\'*8 is a
+		 * backslash, a byte below 0x20 a control character. */
+		for (; i + 8 <= qn; i += 8) {
+			uint64_t w, b;
+			memcpy(&w, u + start + i, 8);
+			b = w ^ 0x5C5C5C5C5C5C5C5Cull;
+			hit |= ((b - 0x0101010101010101ull) & ~b) | ((w - 0x2020202020202020ull) & ~w);
+		}
+		int bad = (hit & 0x8080808080808080ull) != 0;
+		for (; i < qn; i++)
+			bad |= (u[start + i] < 0x20) | (u[start + i] == '\\');
+		if (!bad) {
+			end = start + qn;
+			char *o = cedar_alloc_raw(r->a, qn + 1);
+			if (!o)
+				return cedar_jrd_fail(r, "out of memory");
+			memcpy(o, u + start, qn);
+			o[qn] = 0;
+			*out = o;
+			*outn = (uint32_t)qn;
+			r->pos = end + 1;
+			return 0;
+		}
+	}
 	while (end < r->n) {
 		unsigned char c = u[end];
+		if (!jspecial[c]) {
+			end++;
+			continue;
+		}
 		if (c == '"')
 			break;
 		if (c == '\\') {
@@ -71,15 +97,15 @@ static int jstring(struct jrd *r, const char **out, uint32_t *outn)
 		}
 		if (c < 0x20) {
 			r->pos = end;
-			return jfail(r, "control character in string");
+			return cedar_jrd_fail(r, "control character in string");
 		}
 		end++;
 	}
 	if (end >= r->n)
-		return jfail(r, "unterminated string");
-	char *o = cedar_alloc(r->a, end - start + 1);
+		return cedar_jrd_fail(r, "unterminated string");
+	char *o = cedar_alloc_raw(r->a, end - start + 1);
 	if (!o)
-		return jfail(r, "out of memory");
+		return cedar_jrd_fail(r, "out of memory");
 	if (!esc) {
 		memcpy(o, r->s + start, end - start);
 		o[end - start] = 0;
@@ -109,16 +135,16 @@ static int jstring(struct jrd *r, const char **out, uint32_t *outn)
 		case 'u': {
 			uint32_t cp, lo;
 			if (r->pos + 4 > end || hex4(r->s + r->pos, &cp))
-				return jfail(r, "bad \\u escape");
+				return cedar_jrd_fail(r, "bad \\u escape");
 			r->pos += 4;
 			if (cp >= 0xD800 && cp <= 0xDBFF) {
 				if (r->pos + 6 > end || r->s[r->pos] != '\\' || r->s[r->pos + 1] != 'u' ||
 				    hex4(r->s + r->pos + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-					return jfail(r, "unpaired surrogate in string");
+					return cedar_jrd_fail(r, "unpaired surrogate in string");
 				r->pos += 6;
 				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 			} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-				return jfail(r, "unpaired surrogate in string");
+				return cedar_jrd_fail(r, "unpaired surrogate in string");
 			}
 			if (cp < 0x80) {
 				o[len++] = (char)cp;
@@ -138,7 +164,7 @@ static int jstring(struct jrd *r, const char **out, uint32_t *outn)
 			break;
 		}
 		default:
-			return jfail(r, "bad escape in string");
+			return cedar_jrd_fail(r, "bad escape in string");
 		}
 	}
 	r->pos = end + 1;
@@ -148,25 +174,27 @@ static int jstring(struct jrd *r, const char **out, uint32_t *outn)
 	return 0;
 }
 
-static int jvalue(struct jrd *r, struct cedar_jv *v)
+int cedar_jrd_value(struct cedar_jrd *r, struct cedar_jv *v)
 {
-	jws(r);
+	cedar_jrd_ws(r);
 	memset(v, 0, sizeof(*v));
 	if (r->pos >= r->n)
-		return jfail(r, "unexpected end of input");
+		return cedar_jrd_fail(r, "unexpected end of input");
 	if (++r->depth > 512)
-		return jfail(r, "nested too deeply");
+		return cedar_jrd_fail(r, "nested too deeply");
 	char c = r->s[r->pos];
 	int rc = 0;
 	if (c == '"') {
 		v->t = JV_STR;
-		rc = jstring(r, &v->s, &v->n);
+		rc = cedar_jrd_string(r, &v->s, &v->n);
 	} else if (c == '{' || c == '[') {
 		int obj = c == '{';
 		uint32_t cap = 0;
+		size_t start = r->pos;
 		v->t = obj ? JV_OBJ : JV_ARR;
+		v->s = r->s + start;
 		r->pos++;
-		jws(r);
+		cedar_jrd_ws(r);
 		if (r->pos < r->n && r->s[r->pos] == (obj ? '}' : ']')) {
 			r->pos++;
 			goto done;
@@ -174,11 +202,12 @@ static int jvalue(struct jrd *r, struct cedar_jv *v)
 		for (;;) {
 			if (v->n == cap) {
 				uint32_t nc = cap ? cap * 2 : 4;
-				struct cedar_jv *ni = cedar_alloc(r->a, nc * sizeof(*ni));
-				const char **nk = obj ? cedar_alloc(r->a, nc * sizeof(*nk)) : NULL;
-				uint32_t *nl = obj ? cedar_alloc(r->a, nc * sizeof(*nl)) : NULL;
+				/* Filled before use: items by jvalue, keys by jstring. */
+				struct cedar_jv *ni = cedar_alloc_raw(r->a, nc * sizeof(*ni));
+				const char **nk = obj ? cedar_alloc_raw(r->a, nc * sizeof(*nk)) : NULL;
+				uint32_t *nl = obj ? cedar_alloc_raw(r->a, nc * sizeof(*nl)) : NULL;
 				if (!ni || (obj && (!nk || !nl)))
-					return jfail(r, "out of memory");
+					return cedar_jrd_fail(r, "out of memory");
 				if (v->n) {
 					memcpy(ni, v->items, v->n * sizeof(*ni));
 					if (obj) {
@@ -192,20 +221,20 @@ static int jvalue(struct jrd *r, struct cedar_jv *v)
 				cap = nc;
 			}
 			if (obj) {
-				jws(r);
+				cedar_jrd_ws(r);
 				if (r->pos >= r->n || r->s[r->pos] != '"')
-					return jfail(r, "expected object key");
-				if (jstring(r, &v->keys[v->n], &v->klens[v->n]))
+					return cedar_jrd_fail(r, "expected object key");
+				if (cedar_jrd_string(r, &v->keys[v->n], &v->klens[v->n]))
 					return -1;
-				jws(r);
+				cedar_jrd_ws(r);
 				if (r->pos >= r->n || r->s[r->pos] != ':')
-					return jfail(r, "expected `:`");
+					return cedar_jrd_fail(r, "expected `:`");
 				r->pos++;
 			}
-			if (jvalue(r, &v->items[v->n]))
+			if (cedar_jrd_value(r, &v->items[v->n]))
 				return -1;
 			v->n++;
-			jws(r);
+			cedar_jrd_ws(r);
 			if (r->pos < r->n && r->s[r->pos] == ',') {
 				r->pos++;
 				continue;
@@ -214,7 +243,7 @@ static int jvalue(struct jrd *r, struct cedar_jv *v)
 				r->pos++;
 				break;
 			}
-			return jfail(r, obj ? "expected `,` or `}`" : "expected `,` or `]`");
+			return cedar_jrd_fail(r, obj ? "expected `,` or `}`" : "expected `,` or `]`");
 		}
 	} else if (c == '-' || (c >= '0' && c <= '9')) {
 		size_t st = r->pos;
@@ -233,14 +262,14 @@ static int jvalue(struct jrd *r, struct cedar_jv *v)
 			r->pos++;
 		}
 		if (nd == 0)
-			return jfail(r, "bad number");
+			return cedar_jrd_fail(r, "bad number");
 		if (r->pos < r->n && (r->s[r->pos] == '.' || r->s[r->pos] == 'e' || r->s[r->pos] == 'E')) {
 			r->pos = st;
-			return jfail(r, "non-integer numbers are not Cedar values");
+			return cedar_jrd_fail(r, "non-integer numbers are not Cedar values");
 		}
 		if (big || m > (uint64_t)INT64_MAX + (uint64_t)neg) {
 			r->pos = st;
-			return jfail(r, "integer out of the 64-bit range");
+			return cedar_jrd_fail(r, "integer out of the 64-bit range");
 		}
 		v->t = JV_INT;
 		v->i = neg ? (int64_t)(0 - m) : (int64_t)m;
@@ -254,9 +283,11 @@ static int jvalue(struct jrd *r, struct cedar_jv *v)
 		v->t = JV_NULL;
 		r->pos += 4;
 	} else {
-		return jfail(r, "expected a JSON value");
+		return cedar_jrd_fail(r, "expected a JSON value");
 	}
 done:
+	if (v->t == JV_OBJ || v->t == JV_ARR)
+		v->i = (int64_t)(r->pos - (size_t)(v->s - r->s));
 	r->depth--;
 	return rc;
 }
@@ -264,12 +295,12 @@ done:
 int cedar_jv_parse(cedar_arena *a, const char *text, size_t len, struct cedar_jv *out,
 		   struct cedar_err *err)
 {
-	struct jrd r = {.s = text, .n = len, .a = a, .err = err};
-	if (jvalue(&r, out))
+	struct cedar_jrd r = {.s = text, .n = len, .a = a, .err = err};
+	if (cedar_jrd_value(&r, out))
 		return CEDAR_E_PARSE;
-	jws(&r);
+	cedar_jrd_ws(&r);
 	if (r.pos != r.n) {
-		jfail(&r, "trailing characters after JSON value");
+		cedar_jrd_fail(&r, "trailing characters after JSON value");
 		return CEDAR_E_PARSE;
 	}
 	return 0;

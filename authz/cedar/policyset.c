@@ -445,7 +445,7 @@ int cedar_authorize(const cedar_policy_set *ps, cedar_entities *es,
 	uint32_t *win = r.nf ? r.forbids : r.permits;
 	uint32_t nw = r.nf ? r.nf : r.np;
 	resp->decision = r.nf || !r.np ? CEDAR_DENY : CEDAR_ALLOW;
-	qsort(win, nw, sizeof(uint32_t), u32cmp);
+	cedar_sort(win, nw, sizeof(uint32_t), u32cmp);
 	resp->n_reasons = nw;
 	resp->reasons = cedar_alloc(scratch, (nw + 1) * sizeof(char *));
 	resp->n_errors = r.ne;

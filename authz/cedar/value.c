@@ -7,20 +7,113 @@
 
 uint64_t cedar_hash(const void *p, size_t n, uint64_t seed)
 {
-	/* FNV-1a folded with the seed: entity ids are short. */
+	/* Eight bytes at a time, each word mixed by a multiply-xorshift;
+	 * only the engine's own tables use it. */
 	const unsigned char *s = p;
-	uint64_t h = 1469598103934665603ull ^ seed;
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= 1099511628211ull;
+	uint64_t h = seed ^ (n * 0x9E3779B97F4A7C15ull);
+	while (n >= 8) {
+		uint64_t w;
+		memcpy(&w, s, 8);
+		h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+		h ^= h >> 31;
+		s += 8;
+		n -= 8;
 	}
-	return h;
+	uint64_t w = 0;
+	for (size_t i = 0; i < n; i++)
+		w |= (uint64_t)s[i] << (8 * i);
+	h = (h ^ w) * 0x94D049BB133111EBull;
+	return h ^ (h >> 29);
+}
+
+_Static_assert(sizeof(struct cedar_value) <= 64 && sizeof(struct cedar_field) <= 64,
+	       "cedar_sort swaps through a 64-byte buffer");
+
+/* In-place heapsort: no allocation, whatever the size (glibc's qsort may
+ * call malloc for large arrays, and the request path must not). */
+void cedar_sort(void *base, size_t n, size_t sz, int (*cmp)(const void *, const void *))
+{
+	unsigned char *b = base, tmp[64];
+	if (n < 2 || sz > sizeof(tmp))
+		return;
+#define EL(i) (b + (i) * sz)
+#define SWAP(i, j) (memcpy(tmp, EL(i), sz), memcpy(EL(i), EL(j), sz), memcpy(EL(j), tmp, sz))
+	for (size_t start = n / 2; start-- > 0;) {
+		for (size_t r = start;;) {
+			size_t c = 2 * r + 1;
+			if (c >= n)
+				break;
+			if (c + 1 < n && cmp(EL(c), EL(c + 1)) < 0)
+				c++;
+			if (cmp(EL(r), EL(c)) >= 0)
+				break;
+			SWAP(r, c);
+			r = c;
+		}
+	}
+	for (size_t end = n - 1; end > 0; end--) {
+		SWAP(0, end);
+		for (size_t r = 0;;) {
+			size_t c = 2 * r + 1;
+			if (c >= end)
+				break;
+			if (c + 1 < end && cmp(EL(c), EL(c + 1)) < 0)
+				c++;
+			if (cmp(EL(r), EL(c)) >= 0)
+				break;
+			SWAP(r, c);
+			r = c;
+		}
+	}
+#undef SWAP
+#undef EL
+}
+
+/* An entity type is a Cedar name, Ident(::Ident)*, with no whitespace
+ * and no reserved word among its parts (as the reference refuses it in
+ * JSON), so a type read from JSON or built in C is one a policy can name. */
+static bool reserved_ident(const char *s, size_t n)
+{
+	switch (n) {
+	case 2: return (s[0] == 'i' && (s[1] == 'f' || s[1] == 'n' || s[1] == 's'));
+	case 3: return memcmp(s, "has", 3) == 0;
+	case 4: return !memcmp(s, "true", 4) || !memcmp(s, "then", 4) || !memcmp(s, "else", 4) ||
+		       !memcmp(s, "like", 4);
+	case 5: return memcmp(s, "false", 5) == 0;
+	case 7: return memcmp(s, "__cedar", 7) == 0;
+	default: return false;
+	}
+}
+
+static inline bool ident_ch(char c, bool first)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+	       (!first && c >= '0' && c <= '9');
+}
+
+bool cedar_type_name_ok(const char *s, size_t n)
+{
+	size_t i = 0;
+	for (;;) {
+		size_t st = i;
+		if (i >= n || !ident_ch(s[i], true))
+			return false;
+		while (i < n && ident_ch(s[i], false))
+			i++;
+		if (reserved_ident(s + st, i - st))
+			return false;
+		if (i == n)
+			return true;
+		if (i + 2 > n || s[i] != ':' || s[i + 1] != ':')
+			return false;
+		i += 2;
+	}
 }
 
 struct cedar_uid *cedar_uid_make(cedar_arena *a, const char *type, size_t tlen,
 				 const char *id, size_t idlen)
 {
-	struct cedar_uid *u = cedar_alloc(a, sizeof(*u) + tlen + idlen + 2);
+	struct cedar_uid *u = cedar_alloc_raw(a, sizeof(*u) + tlen + idlen + 2);
 	if (!u)
 		return NULL;
 	char *t = (char *)(u + 1);
@@ -121,7 +214,7 @@ uint32_t cedar_set_normalize(struct cedar_value *items, uint32_t n)
 			items[j] = t;
 		}
 	} else {
-		qsort(items, n, sizeof(*items), vcmp_q);
+		cedar_sort(items, n, sizeof(*items), vcmp_q);
 	}
 	uint32_t w = 1;
 	for (uint32_t i = 1; i < n; i++)
@@ -149,7 +242,7 @@ int cedar_record_normalize(struct cedar_field *f, uint32_t n)
 			f[j] = t;
 		}
 	} else {
-		qsort(f, n, sizeof(*f), fcmp_q);
+		cedar_sort(f, n, sizeof(*f), fcmp_q);
 	}
 	for (uint32_t i = 1; i < n; i++)
 		if (fcmp_q(&f[i - 1], &f[i]) == 0)
@@ -273,7 +366,7 @@ cedar_value *cedar_value_string(cedar_arena *a, const char *s, size_t len)
 
 cedar_value *cedar_value_entity(cedar_arena *a, const char *type, const char *id)
 {
-	if (!type || !id || !*type)
+	if (!type || !id || !cedar_type_name_ok(type, strlen(type)))
 		return NULL;
 	cedar_value *v = newval(a, CV_ENTITY);
 	if (!v)

@@ -111,11 +111,10 @@ int main(int argc, char **argv)
 		if (!c->jents || !c->jreq)
 			return 1;
 		if (prebuilt) {
-			struct cedar_jv j;
 			c->es = cedar_entities_new();
 			if (cedar_entities_load_json_text(c->es, c->ents, c->elen, &err) ||
-			    cedar_jv_parse(keep, c->req, c->rlen, &j, &err) ||
-			    cedar_jv_request(keep, &j, &c->rq, &err) || cedar_entities_prepare(c->es)) {
+			    cedar_json_request(keep, c->req, c->rlen, &c->rq, &err) ||
+			    cedar_entities_prepare(c->es)) {
 				fprintf(stderr, "case %zu: %s\n", nc, err.msg);
 				return 1;
 			}
@@ -152,11 +151,9 @@ int main(int argc, char **argv)
 			}
 		} else {
 			struct cedar_request rq;
-			struct cedar_jv j;
 			cedar_entities_reset(es);
 			if (cedar_entities_load_json_text(es, c->ents, c->elen, &err) ||
-			    cedar_jv_parse(a, c->req, c->rlen, &j, &err) ||
-			    cedar_jv_request(a, &j, &rq, &err) ||
+			    cedar_json_request(a, c->req, c->rlen, &rq, &err) ||
 			    cedar_authorize(ps, es, &rq, a, &resp, &err)) {
 				fprintf(stderr, "request %ld: %s\n", i, err.msg);
 				return 1;

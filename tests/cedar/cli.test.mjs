@@ -76,9 +76,12 @@ test('authorize: bad policies, entities or request exit 1 with a message', () =>
   let r = run(['authorize', '--policies', file('bad.cedar', 'permit(principal, action);'), '--entities', e, '--request', rq]);
   assert.equal(r.code, 1);
   assert.match(r.err, /:1:25: expected `,`/);
-  r = run(['authorize', '--policies', p, '--entities', file('bad.json', '[{"uid": 1}]'), '--request', rq]);
+  r = run(['authorize', '--policies', p, '--entities', file('bad.json', '[{"uid": 1, "attrs": {}, "parents": []}]'), '--request', rq]);
   assert.equal(r.code, 1);
   assert.match(r.err, /entity reference/);
+  r = run(['authorize', '--policies', p, '--entities', file('bad2.json', '[{"uid": {"type": "User", "id": "a"}}]'), '--request', rq]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /needs "attrs" \(an object\) and "parents"/);
   r = run(['authorize', '--policies', p, '--entities', e, '--request', file('badr.json', '{"principal": 1}')]);
   assert.equal(r.code, 1);
   assert.match(r.err, /principal/);

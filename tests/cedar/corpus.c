@@ -1,6 +1,7 @@
-/* cedar-corpus ROOT SUBDIR: runs every integration test (*.json other than
+/* cedar-corpus ROOT SUBDIR [TESTS REQUESTS]: runs every integration test (*.json other than
  * *.entities.json) under ROOT/SUBDIR and compares decision, reasons and
- * errors for each request with the expected ones. Exit 1 on any mismatch.
+ * errors for each request with the expected ones. Exit 1 on any mismatch,
+ * skipped request, or (when given) other counts of tests and requests.
  *
  * The hand-written tests write entity references in attributes as bare
  * {"type", "id"} objects and extension values as plain strings, relying on
@@ -218,7 +219,7 @@ static void run_test(const char *root, const char *path, int handwritten, struct
 		struct cedar_response resp;
 		cedar_arena_reset(a);
 		memset(&err, 0, sizeof(err));
-		int rc = cedar_jv_request(a, r, &rq, &err);
+		int rc = r->t == JV_OBJ ? cedar_json_request(a, r->s, (size_t)r->i, &rq, &err) : -1;
 		if (!rc && handwritten) {
 			json_t *ctx = json_object_get(json_array_get(json_object_get(jt, "requests"), i),
 						      "context");
@@ -320,8 +321,8 @@ static void run_dir(const char *root, const char *dir, int handwritten, struct s
 int main(int argc, char **argv)
 {
 	struct stats st = {0};
-	if (argc != 3) {
-		fprintf(stderr, "usage: cedar-corpus ROOT SUBDIR\n");
+	if (argc != 3 && argc != 5) {
+		fprintf(stderr, "usage: cedar-corpus ROOT SUBDIR [TESTS REQUESTS]\n");
 		return 2;
 	}
 	char dir[4096];
@@ -332,5 +333,10 @@ int main(int argc, char **argv)
 	       "%ld skipped, %ld unreadable tests\n",
 	       argv[2], st.tests, st.requests, st.matched, st.mismatched, st.skipped,
 	       st.test_errors);
+	/* The expected counts catch a corpus that was only partly read. */
+	if (argc == 5 && (st.tests != atol(argv[3]) || st.requests != atol(argv[4]))) {
+		fprintf(stderr, "expected %s tests and %s requests\n", argv[3], argv[4]);
+		return 1;
+	}
 	return st.mismatched || st.skipped || st.test_errors || st.tests == 0 ? 1 : 0;
 }

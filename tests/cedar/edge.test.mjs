@@ -99,14 +99,54 @@ const cases = [
       { templateId: 't', newId: 'l2', values: { '?principal': { type: 'User', id: 'zz' } } }], entities, request },
 ];
 
+// More operators on a second store: tags, records, method calls on the wrong
+// type, literals, annotations, comments; and template slots and links.
+const U = (type, id) => ({ type, id });
+const ents2 = [{ uid: U('User', 'a'), attrs: { s: 'x', r: { a: 1 }, n: 3 }, parents: [U('G', 'g')], tags: { t: 1 } },
+  { uid: U('G', 'g'), attrs: {}, parents: [] }, { uid: U('Doc', 'd'), attrs: {}, parents: [U('F', 'f')] }];
+const req2 = { principal: U('User', 'a'), action: U('Action', 'view'), resource: U('Doc', 'd'), context: { x: 1 } };
+const conds2 = ['principal in [principal]', 'action in action', 'principal.r.getTag("a") == 1', 'principal.r.isEmpty()',
+  'principal.n like "3"', 'principal.s.contains("x")', '-(1) == -1', '- -1 == 1', '!(true)', '(principal).s == "x"',
+  'principal["s"]["x"]', 'principal has s.x', 'principal.r has a.b', 'context.x.y', '{a: 1}["a"] == 1', '[1,2].contains(1,)',
+  'true || 1', 'false && 1', 'true && 1', 'if 1 then true else false', 'if true then 1 else 2',
+  'principal.hasTag("t") && principal.getTag("t") == 1', 'G::"g".hasTag("t")', 'Nope::"x".hasTag("t")', 'Nope::"x".getTag("t")',
+  'principal is G', 'principal is User in G::"g"', 'principal in G::"g" && G::"g" in G::"g"', 'User::"a" != User::"b"', '"a" < "b"',
+  'decimal("1.0") == decimal("1.0000")', 'ip("1.2.3.4") == ip("1.2.3.4/32")', '"\\\'" == "\'"', '"\\u{0}" == "\\0"', '1--1 == 2',
+  'principal.n * principal.n == 9', '[] == []', '{} == {}', '[[1]].contains([1])', '[{a:1}].contains({a:1})', '"" like "*"'];
+const full2 = ['@if("x") permit(principal, action, resource);', '@a("") @b("") permit(principal, action, resource);',
+  '@__cedar("x") permit(principal, action, resource);', 'permit(principal, action in [Action::"view"], resource in [Doc::"d"]);',
+  'permit(principal, action, resource) when { true }; // trailing comment', '/* block */ permit(principal, action, resource);',
+  'PERMIT(principal, action, resource);', 'permit(principal,action,resource)when{true};'];
+const T = (t, links) => ({ policies: '', templates: { t }, links, entities: ents2, request: req2 });
+const L = (values) => [{ templateId: 't', newId: 'l', values }];
+cases.push(
+  ...conds2.map((c) => ({ policies: `permit(principal, action, resource) when { ${c} };`, entities: ents2, request: req2 })),
+  ...full2.map((p) => ({ policies: p, entities: ents2, request: req2 })),
+  T('permit(principal is User in ?principal, action, resource);', L({ '?principal': U('G', 'g') })),
+  T('permit(principal, action, resource is Doc in ?resource);', L({ '?resource': U('F', 'f') })),
+  T('permit(principal == ?principal, action, resource);', L({ '?principal': U('User', 'a'), '?resource': U('Doc', 'd') })),
+  T('permit(principal == ?principal, action, resource);', L({})),
+  T('permit(principal == ?resource, action, resource);', L({ '?resource': U('User', 'a') })),
+  T('permit(principal == ?foo, action, resource);', L({})),
+  T('permit(principal in ?principal, action, resource) when { principal in ?principal };', L({ '?principal': U('G', 'g') })),
+  T('permit(principal in ?principal, action, resource);', [{ templateId: 't', newId: 't', values: { '?principal': U('G', 'g') } }]),
+  T('permit(principal in ?principal, action, resource);', [{ templateId: 'nope', newId: 'l', values: { '?principal': U('G', 'g') } }]),
+  T('permit(principal in ?principal, action, resource);', L({ '?principal': U('if', 'g') })),
+);
+
 test(`${cases.length} edge cases agree with cedar-wasm`, () => {
   const r = spawnSync(bin, ['cedar', 'authorize', '--batch', '-'], { input: cases.map((c) => JSON.stringify(c)).join('\n') + '\n' });
   assert.equal(r.status, 0, r.stderr.toString());
   const mine = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l));
   const diffs = [];
   cases.forEach((c, i) => {
-    const a = cedar.isAuthorized({ ...request, ...c.request, entities: c.entities,
-      policies: { staticPolicies: c.policies, templates: c.templates, templateLinks: c.links } });
+    let a;
+    try {
+      a = cedar.isAuthorized({ ...request, ...c.request, entities: c.entities,
+        policies: { staticPolicies: c.policies, templates: c.templates, templateLinks: c.links } });
+    } catch (e) {
+      a = { type: 'failure', errors: [{ message: String(e.message) }] };
+    }
     const ref = a.type !== 'success' ? { error: a.errors[0].message }
       : { decision: a.response.decision, reasons: [...a.response.diagnostics.reason].sort(),
         errors: a.response.diagnostics.errors.map((e) => e.policyId).sort() };

@@ -75,9 +75,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 values:
-	/* The JSON value reader on the raw input, rendered and self-compared. */
+	/* The JSON value reader on the raw input, rendered and self-compared,
+	 * and held against the DOM reader: the direct reader must accept
+	 * exactly what the DOM reader accepts, as the same value. */
 	{
+		struct cedar_err e2 = {0};
+		struct cedar_jv j;
+		struct cedar_value dv;
 		const cedar_value *v = cedar_value_from_json_text(a, s, size, &err);
+		int dom_ok = cedar_jv_parse(a, s, size, &j, &e2) == 0 &&
+			     cedar_jv_value(a, &j, &dv, &e2) == 0;
+		if (!!v != dom_ok || (v && !cedar_value_equal(v, &dv)))
+			__builtin_trap();
 		if (v) {
 			(void)cedar_value_to_string(a, v);
 			if (!cedar_value_equal(v, v))

@@ -52,10 +52,53 @@ static void test_values(void)
 	UNIT_TRUE(cedar_value_extension(a, "datetime", "2024-01-01T00:00:00Z", &err) != NULL);
 	UNIT_TRUE(cedar_value_extension(a, "duration", "1d2h", &err) != NULL);
 	UNIT_TRUE(cedar_value_entity(a, "", "x") == NULL);
+	/* Entity types are Cedar names, as the reference requires in JSON. */
+	static const char *const bad_types[] = {"not a name", "A::", "A :: B", "1x", "if",
+						"A::in", "__cedar::A", "A::__cedar", "é", ":A"};
+	for (size_t i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++)
+		if (cedar_value_entity(a, bad_types[i], "x") != NULL)
+			UNIT_FAIL_("type %s accepted", bad_types[i]);
+	UNIT_TRUE(cedar_value_entity(a, "NS::Sub_1::Action", "x") != NULL);
+	UNIT_TRUE(cedar_value_entity(a, "principal", "") != NULL);
+	UNIT_TRUE(cedar_value_entity(a, "__cedarX", "x") != NULL);
 	UNIT_EQ_INT(cedar_value_record_set(a, set, "k", set, &err), CEDAR_E_INPUT);
 	UNIT_TRUE(cedar_value_from_json_text(a, "1.5", 3, &err) == NULL);
 	UNIT_TRUE(cedar_value_from_json_text(a, "9223372036854775808", 19, &err) == NULL);
 	UNIT_TRUE(cedar_value_from_json_text(a, "[1] x", 5, &err) == NULL);
+	/* Strings: escapes and raw control bytes anywhere in a long string. */
+	static const char esc[] = "\"0123456789abcdef\\\"x\\u00e9\\n0123456789\"";
+	cedar_value *sv = cedar_value_from_json_text(a, esc, sizeof(esc) - 1, &err);
+	UNIT_TRUE(sv != NULL);
+	UNIT_EQ_STR(sv ? cedar_value_to_string(a, sv) : "", "\"0123456789abcdef\\\"x\u00e9\\u{a}0123456789\"");
+	static const char ctl[] = "\"0123456789abcdef\t0123\"";
+	UNIT_TRUE(cedar_value_from_json_text(a, ctl, sizeof(ctl) - 1, &err) == NULL);
+	static const char ctl2[] = "\"0123456789abcd\x01\"";
+	UNIT_TRUE(cedar_value_from_json_text(a, ctl2, sizeof(ctl2) - 1, &err) == NULL);
+	/* Large sets and records (past the small in-place sort) come out
+	 * sorted and deduplicated too. */
+	char big[2048], want[2048];
+	size_t bl = 0, wl = 0;
+	bl += (size_t)snprintf(big + bl, sizeof(big) - bl, "[");
+	for (int i = 0; i < 60; i++)
+		bl += (size_t)snprintf(big + bl, sizeof(big) - bl, "%s%d", i ? ", " : "", (i * 37) % 50);
+	snprintf(big + bl, sizeof(big) - bl, "]");
+	wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "[");
+	for (int i = 0; i < 50; i++)
+		wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%s%d", i ? ", " : "", i);
+	snprintf(want + wl, sizeof(want) - wl, "]");
+	cedar_value *bigset = cedar_value_from_json_text(a, big, strlen(big), &err);
+	UNIT_TRUE(bigset != NULL);
+	UNIT_EQ_STR(cedar_value_to_string(a, bigset), want);
+	bl = 0;
+	bl += (size_t)snprintf(big + bl, sizeof(big) - bl, "{");
+	for (int i = 29; i >= 0; i--)
+		bl += (size_t)snprintf(big + bl, sizeof(big) - bl, "\"k%02d\": %d%s", i, i, i ? ", " : "}");
+	cedar_value *bigrec = cedar_value_from_json_text(a, big, strlen(big), &err);
+	UNIT_TRUE(bigrec != NULL);
+	const char *rs = bigrec ? cedar_value_to_string(a, bigrec) : "";
+	static const char head[] = "{\"k00\": 0, \"k01\": 1, \"k02\": 2, ";
+	UNIT_TRUE(strncmp(rs, head, sizeof(head) - 1) == 0);
+	UNIT_TRUE(strstr(rs, "\"k28\": 28, \"k29\": 29}") != NULL);
 	cedar_arena_free(a);
 }
 
@@ -99,6 +142,7 @@ static void test_authorize_built_entities(void)
 	UNIT_EQ_INT(cedar_entities_add(es, "User", "alice", NULL, NULL, 0, NULL, &err), CEDAR_E_INPUT);
 	const cedar_value *bad_parent[] = {ent(a, "Team", "eng")};
 	UNIT_EQ_INT(cedar_entities_add(es, "Action", "x", NULL, bad_parent, 1, NULL, &err), CEDAR_E_INPUT);
+	UNIT_EQ_INT(cedar_entities_add(es, "Bad Type", "x", NULL, NULL, 0, NULL, &err), CEDAR_E_INPUT);
 	UNIT_EQ_INT(cedar_entities_count(es), 3);
 
 	/* Tool arguments arrive as plain JSON. */

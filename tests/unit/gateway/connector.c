@@ -8,6 +8,7 @@
 #include "gateway/gw_int.h"
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char data_dir[] = "/tmp/gh-unit-connector-XXXXXX";
 
@@ -160,6 +161,68 @@ test_for_agent(void)
     gh_arena_free(a);
 }
 
+/* The cache behind gw_connectors_for_agent: a change made behind its back
+ * (no NOTIFY) is not seen, which shows the answer came from memory; a
+ * NOTIFY gw_connectors from anywhere, and a local enable/disable at once,
+ * make the next call see the change. */
+static void
+test_cache(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gw_connector *cs;
+    struct gw_header h = { "Authorization", "Bearer cached-secret" };
+    struct gh_err e = {0};
+    const char *agent = "";
+    PGresult *res;
+    int n = 0, tries;
+
+    UNIT_EQ_INT(authz_agent_add("cache-test", "Cache test", false, &e), 0);
+    UNIT_EQ_INT(gw_connector_add(a, "cache-test", "one", "https://one.example.test/mcp", &h, 1, NULL, &e), 0);
+    UNIT_EQ_INT(gw_connector_add(a, "cache-test", "two", "https://two.example.test/mcp", NULL, 0, NULL, &e), 0);
+    res = db_query(a, &e, "SELECT id FROM agents WHERE slug = 'cache-test'", 0);
+    UNIT_TRUE(res != NULL && PQntuples(res) == 1);
+    if (res && PQntuples(res) == 1)
+        agent = db_val(res, 0, 0);
+    gw_connector_cache_start();
+    for (tries = 0; tries < 500 && !db_listener_live(); tries++)
+        usleep(10 * 1000);
+    UNIT_TRUE(db_listener_live());
+
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);     /* fills the cache */
+    UNIT_EQ_INT(n, 2);
+    UNIT_TRUE(db_query(a, &e, "UPDATE connectors SET url = 'https://moved.example.test/mcp'"
+                              " WHERE name = 'one' AND agent_id = $1::uuid", 1, agent) != NULL);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    UNIT_EQ_INT(n, 2);
+    if (n == 2) {
+        UNIT_EQ_STR(cs[0].url, "https://one.example.test/mcp");         /* from memory */
+        UNIT_EQ_INT(cs[0].nheaders, 1);
+        UNIT_EQ_STR(cs[0].headers[0].value, "Bearer cached-secret");
+        UNIT_EQ_STR(cs[0].agent_id, agent);
+        UNIT_TRUE(cs[0].enabled);
+        UNIT_EQ_INT(cs[1].nheaders, 0);
+    }
+    /* another process's change arrives as a NOTIFY on the listener thread */
+    UNIT_EQ_INT(db_notify(GW_CHANNEL_CONNECTORS, agent, &e), 0);
+    for (tries = 0; tries < 500; tries++) {
+        UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+        if (n == 2 && !strcmp(cs[0].url, "https://moved.example.test/mcp"))
+            break;
+        usleep(10 * 1000);
+    }
+    UNIT_TRUE(n == 2 && !strcmp(cs[0].url, "https://moved.example.test/mcp"));
+    /* a local change: the very next call sees it, no waiting */
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    UNIT_EQ_INT(gw_connector_set_enabled(a, "cache-test", "one", false, &e), 0);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    UNIT_EQ_INT(n, 1);
+    UNIT_EQ_STR(n == 1 ? cs[0].name : NULL, "two");
+    UNIT_EQ_INT(gw_connector_add(a, "cache-test", "three", "https://three.example.test/mcp", NULL, 0, NULL, &e), 0);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    UNIT_EQ_INT(n, 2);
+    gh_arena_free(a);
+}
+
 int
 main(void)
 {
@@ -184,6 +247,7 @@ main(void)
         return 1;
     }
     UNIT_RUN(test_for_agent);
+    UNIT_RUN(test_cache);
     db_shutdown();
     rc = UNIT_DONE();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", data_dir);

@@ -1,0 +1,171 @@
+// The credential cache of the MCP endpoint (authz/credcache.c): a repeated
+// call is answered from memory (gatehouse_auth_cache_hits), and every way of
+// revoking — a PAT at /profile/tokens, a grant at /profile/connections, a
+// user disabled by the CLI in another process, an admin revoking a whole
+// client — makes the very next call 401, on this instance at once and on a
+// second instance sharing the database within a short bound.
+// /mcp is still the 501 placeholder behind authentication here: the tests
+// assert 401 against not-401, never the 501.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { startServer, createUser, gatehouse, secret, sleep } from '../harness/index.mjs';
+import { fullFlow, signedIn, mcp } from './oauth/lib.mjs';
+
+const KEY = secret(crypto.randomBytes(32).toString('hex'));
+let srv, other;
+
+before(async () => {
+  srv = await startServer({ name: 'authcache', env: { GATEHOUSE_SERVER_KEY: KEY } });
+  // a second instance on the same database and server key; its access
+  // tokens live 2 s, to see expiry honoured on cached entries
+  other = await startServer({ name: 'authcache-b', cluster: srv.cluster,
+    env: { GATEHOUSE_SERVER_KEY: KEY, GATEHOUSE_ACCESS_TOKEN_TTL: '2' } });
+});
+after(async () => {
+  assert.equal(await other.stop(), 0);
+  assert.equal(await srv.stop(), 0);
+});
+
+async function counters(s) {
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  const get = (name) => {
+    const m = text.match(new RegExp(`^${name} (\\d+)$`, 'm'));
+    assert.ok(m, `${name} on /metrics`);
+    return Number(m[1]);
+  };
+  return { hits: get('gatehouse_auth_cache_hits'), misses: get('gatehouse_auth_cache_misses') };
+}
+
+async function status(s, tok, path = '/mcp') {
+  return (await mcp(s, path, tok)).status;
+}
+
+/* A call that the cache answered: the hit counter moves.  The listener of
+ * a fresh server may take a moment to LISTEN; until then nothing is cached. */
+async function cachedCall(s, tok, path = '/mcp') {
+  const until = Date.now() + 5000;
+  for (;;) {
+    const before = await counters(s);
+    const st = await status(s, tok, path);
+    assert.notEqual(st, 401, 'the credential works');
+    const after = await counters(s);
+    if (after.hits > before.hits) return;
+    assert.ok(Date.now() < until, 'the credential was never served from the cache');
+    await sleep(50);
+  }
+}
+
+function pat(s, email, agent = 'default') {
+  const r = gatehouse(s, ['pat', 'create', '--email', email, '--agent', agent, '--name', `k${Date.now()}`]);
+  assert.equal(r.code, 0, r.stderr);
+  return secret(r.stdout.trim());
+}
+
+test('the second call with the same token is a cache hit, not a database lookup', async () => {
+  const u = createUser(srv, {});
+  await cachedCall(srv, pat(srv, u.email));          // the listener is up from here on
+  const t = pat(srv, u.email);
+  const c0 = await counters(srv);
+  assert.notEqual(await status(srv, t), 401);
+  const c1 = await counters(srv);
+  assert.equal(c1.misses, c0.misses + 1, 'first call: a miss');
+  assert.equal(c1.hits, c0.hits);
+  assert.notEqual(await status(srv, t), 401);
+  const c2 = await counters(srv);
+  assert.equal(c2.hits, c1.hits + 1, 'second call: a hit');
+  assert.equal(c2.misses, c1.misses);
+  // unknown tokens are never cached: each one asks again and stays 401
+  const bogus = secret(`gth_oat_${crypto.randomBytes(16).toString('hex')}`);
+  assert.equal(await status(srv, bogus), 401);
+  assert.equal(await status(srv, bogus), 401);
+  assert.equal((await counters(srv)).hits, c2.hits);
+  // a cached credential is still bound to its own agent
+  gatehouse(srv, ['agent', 'add', '--slug', 'cache-other', '--name', 'Other']);
+  assert.equal(await status(srv, t, '/agents/cache-other/mcp'), 401);
+  assert.notEqual(await status(srv, t, '/agents/default/mcp'), 401);
+});
+
+test('a PAT revoked at /profile/tokens is refused by the very next call', async () => {
+  const u = createUser(srv, {});
+  const c = await signedIn(srv, u);
+  const res = await c.form('/profile/tokens', '/profile/tokens', { name: 'cached', agent: 'default', expires_days: '7' });
+  assert.equal(res.status, 201);
+  const t = secret((await res.text()).match(/id="new-token">([^<]+)</)[1]);
+  await cachedCall(srv, t);
+  const id = (await (await c.get('/profile/tokens')).text()).match(/name="id" value="([0-9a-f-]{36})"/)[1];
+  assert.equal((await c.form('/profile/tokens', '/profile/tokens/revoke', { id })).status, 303);
+  assert.equal(await status(srv, t), 401);
+});
+
+test('a grant disconnected at /profile/connections is refused by the very next call', async () => {
+  const u = createUser(srv, {});
+  const c = await signedIn(srv, u);
+  const d = await fullFlow(srv, c, { meta: { client_name: 'Cached App' } });
+  await cachedCall(srv, d.tokens.access_token);
+  const grant = (await (await c.get('/profile/connections')).text()).match(/name="grant" value="([0-9a-f-]{36})"/)[1];
+  assert.equal((await c.form('/profile/connections', '/profile/connections/revoke', { grant })).status, 303);
+  assert.equal(await status(srv, d.tokens.access_token), 401);
+});
+
+test('a user disabled with the CLI (another process) is refused by the very next call', async () => {
+  const u = createUser(srv, {});
+  const c = await signedIn(srv, u);
+  const t = pat(srv, u.email);
+  const d = await fullFlow(srv, c, { meta: { client_name: 'Soon Disabled' } });
+  await cachedCall(srv, t);
+  await cachedCall(srv, d.tokens.access_token);
+  const r = gatehouse(srv, ['user', 'disable', '--email', u.email]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await status(srv, t), 401);
+  assert.equal(await status(srv, d.tokens.access_token), 401);
+});
+
+test('an admin revoking every grant of a client: the very next call of each is refused', async () => {
+  const admin = await signedIn(srv, createUser(srv, { admin: true }));
+  const c1 = await signedIn(srv, createUser(srv, {}));
+  const d = await fullFlow(srv, c1, { meta: { client_name: 'Revoked Client' } });
+  const keep = await fullFlow(srv, c1, { meta: { client_name: 'Kept Client' } });
+  await cachedCall(srv, d.tokens.access_token);
+  await cachedCall(srv, keep.tokens.access_token);
+  const res = await admin.form('/admin/connections', '/admin/connections/revoke-client', { client_id: d.client.client_id });
+  assert.equal(res.status, 303);
+  assert.equal(await status(srv, d.tokens.access_token), 401);
+  // the flush is whole, the other client's token is looked up again and works
+  assert.notEqual(await status(srv, keep.tokens.access_token), 401);
+});
+
+test('two instances: revoking on one makes the other refuse within 5 s', async () => {
+  const u = createUser(srv, {});
+  const c = await signedIn(srv, u);
+  const t = pat(srv, u.email);
+  await cachedCall(other, t);
+  const d = await fullFlow(srv, c, { meta: { client_name: 'Two Instances' } });
+  // the user's only PAT, cached on B, revoked on A
+  const id = (await (await c.get('/profile/tokens')).text()).match(/name="id" value="([0-9a-f-]{36})"/)[1];
+  assert.equal((await c.form('/profile/tokens', '/profile/tokens/revoke', { id })).status, 303);
+  const until = Date.now() + 5000;
+  while (await status(other, t) !== 401) {
+    assert.ok(Date.now() < until, 'instance B still accepts the revoked PAT after 5 s');
+    await sleep(25);
+  }
+  // and an OAuth grant disconnected on A
+  await cachedCall(other, d.tokens.access_token);
+  const grant = (await (await c.get('/profile/connections')).text()).match(/name="grant" value="([0-9a-f-]{36})"/)[1];
+  await c.form('/profile/connections', '/profile/connections/revoke', { grant });
+  const until2 = Date.now() + 5000;
+  while (await status(other, d.tokens.access_token) !== 401) {
+    assert.ok(Date.now() < until2, 'instance B still accepts the disconnected grant after 5 s');
+    await sleep(25);
+  }
+});
+
+test('a cached access token stops working when it expires', async () => {
+  const u = createUser(other, {});
+  const c = await signedIn(other, u);
+  const d = await fullFlow(other, c, { meta: { client_name: 'Short Lived' } });
+  await cachedCall(other, d.tokens.access_token);
+  assert.equal(d.tokens.expires_in, 2);
+  await sleep(2100);
+  assert.equal(await status(other, d.tokens.access_token), 401);
+});
