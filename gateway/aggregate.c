@@ -421,28 +421,43 @@ listen_start(struct gh_arena *a, struct gw_call_target *t)
     }
     pthread_mutex_lock(&t->s->lock);
     u = gw_session_upstate(t->s, t->c);
-    if (u && u->sid) {
-        sid = gh_arena_strdup(a, u->sid);
+    if (u) {
+        sid = u->sid ? gh_arena_strdup(a, u->sid) : NULL;
         snprintf(proto, sizeof(proto), "%s", u->proto);
     }
     pthread_mutex_unlock(&t->s->lock);
-    if (sid == NULL) {
-        free(l);
-        return;
-    }
     snprintf(l->id_hash, sizeof(l->id_hash), "%s", t->s->id_hash);
     snprintf(l->connector_id, sizeof(l->connector_id), "%s", t->c->id);
-    for (int i = 0; i < t->nheaders; i++)
-        h[n++] = t->headers[i];
-    h[n++] = (struct gw_header){ "Accept", "text/event-stream" };
-    h[n++] = (struct gw_header){ "Mcp-Session-Id", sid };
-    if (proto_at_least(proto, GW_PROTO_2025_06_18))
-        h[n++] = (struct gw_header){ "MCP-Protocol-Version", gh_arena_strdup(a, proto) };
-    rq.url = t->c->url;
-    rq.method = "GET";
-    rq.headers = h;
-    rq.nheaders = n;
-    rq.timeout_ms = 0;
+    if (!strcmp(proto, GW_PROTO_2026_07_28)) {
+        /* a 2026-07-28 upstream: one subscriptions/listen, a POST whose
+         * response stream stays open */
+        json_t *msg = gh_arena_json(a, json_pack("{s:s, s:s, s:s, s:{s:{s:b, s:b, s:b}}}", "jsonrpc", "2.0",
+                                                 "id", "gh-listen", "method", "subscriptions/listen",
+                                                 "params", "notifications", "toolsListChanged", 1,
+                                                 "promptsListChanged", 1, "resourcesListChanged", 1));
+        struct gh_err e = {0};
+        if (msg == NULL || gw_up_prepare(a, t, msg, &rq, &e) < 0) {
+            free(l);
+            return;
+        }
+        rq.timeout_ms = 0;
+    } else {
+        if (sid == NULL) {
+            free(l);
+            return;     /* a legacy upstream without sessions has no stream for us */
+        }
+        for (int i = 0; i < t->nheaders; i++)
+            h[n++] = t->headers[i];
+        h[n++] = (struct gw_header){ "Accept", "text/event-stream" };
+        h[n++] = (struct gw_header){ "Mcp-Session-Id", sid };
+        if (proto_at_least(proto, GW_PROTO_2025_06_18))
+            h[n++] = (struct gw_header){ "MCP-Protocol-Version", gh_arena_strdup(a, proto) };
+        rq.url = t->c->url;
+        rq.method = "GET";
+        rq.headers = h;
+        rq.nheaders = n;
+        rq.timeout_ms = 0;
+    }
     rq.on_message = listen_msg;
     rq.on_done = listen_done;
     rq.ctx = l;
@@ -558,8 +573,11 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
     }
     if (modern) {
         pthread_mutex_lock(&t->s->lock);
-        snprintf(u->proto, sizeof(u->proto), "%s", GW_PROTO_2026_07_28);
+        u = gw_session_upstate(t->s, t->c);
+        if (u)
+            snprintf(u->proto, sizeof(u->proto), "%s", GW_PROTO_2026_07_28);
         pthread_mutex_unlock(&t->s->lock);
+        listen_start(a, t);
         return 0;
     }
 
