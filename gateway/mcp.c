@@ -642,6 +642,7 @@ struct areply {
     struct gw_audit row;
     char        *strs[9];           /* what row points to */
     char        *body;
+    json_t      *id;                /* the request's, for an error instead of body */
 };
 
 static void
@@ -653,6 +654,7 @@ areply_free(struct chan *c)
     for (size_t i = 0; i < GH_ARRAY_LEN(ar->strs); i++)
         free(ar->strs[i]);
     free(ar->body);
+    json_decref(ar->id);
     free(ar);
 }
 
@@ -662,10 +664,17 @@ areply_audited(void *ctx, int ok)
     struct areply *ar = ctx;
     struct web_stream *ws;
 
-    if (ok < 0)
+    if (ok < 0) {
+        /* no answer leaves without its audit row: the client gets an error instead */
         GH_LOG(ERROR, "gw_audit", "audit row of %s not written", ar->row.method);
+        json_t *err = rpc_error(ar->id, GW_RPC_INTERNAL, "The audit log is unavailable.", NULL);
+        free(ar->body);
+        ar->body = json_dumps(err, JSON_COMPACT);
+        json_decref(err);
+    }
     pthread_mutex_lock(&ar->ch.lock);
-    chan_put_locked(&ar->ch, ar->body, strlen(ar->body));
+    if (ar->body)
+        chan_put_locked(&ar->ch, ar->body, strlen(ar->body));
     ar->ch.ended = true;
     ws = ar->ch.ws;
     pthread_mutex_unlock(&ar->ch.lock);
@@ -705,6 +714,7 @@ reply_audited(struct mreq *m, const char *method, json_t *id, json_t *result)
     }
     chan_init(&ar->ch, 15 * 1000000LL, areply_free);
     ar->body = body;
+    ar->id = json_incref(id);
     cred_dup(&ar->who, m->who);
     ar->row = (struct gw_audit){
         .who = &ar->who,
@@ -735,9 +745,7 @@ reply_audited(struct mreq *m, const char *method, json_t *id, json_t *result)
     pthread_mutex_unlock(&ar->ch.lock);
     if (gw_audit_submit(&ar->row, ar->row.request_id, areply_audited, ar) < 0) {
         struct gh_err e = {0};
-        if (gw_audit_write(&ar->row, &e) < 0)
-            GH_LOG(ERROR, "gw_audit", "audit row not written: %s", e.detail[0] ? e.detail : e.msg);
-        areply_audited(ar, 0);
+        areply_audited(ar, gw_audit_write(&ar->row, &e));
     }
     chan_unref(&ar->ch);        /* ours */
     return 0;
@@ -832,8 +840,16 @@ fwd_audited(void *ctx, int ok)
 {
     struct fwd *f = ctx;
 
-    if (ok < 0)
+    if (ok < 0) {
+        /* the upstream's answer does not leave without its audit row */
         GH_LOG(ERROR, "gw_audit", "audit row of %s not written", f->method);
+        pthread_mutex_lock(&f->ch.lock);
+        if (f->final) {
+            json_decref(f->final);
+            f->final = rpc_error(f->down_id, GW_RPC_INTERNAL, "The audit log is unavailable.", NULL);
+        }
+        pthread_mutex_unlock(&f->ch.lock);
+    }
     fwd_release_final(f);
 }
 
@@ -862,9 +878,7 @@ fwd_conclude(struct fwd *f, json_t *final)
     };
     if (gw_audit_submit(&f->row, f->request_id, fwd_audited, f) < 0) {
         struct gh_err e = {0};
-        if (gw_audit_write(&f->row, &e) < 0)
-            GH_LOG(ERROR, "gw_audit", "audit row not written: %s", e.detail[0] ? e.detail : e.msg);
-        fwd_release_final(f);
+        fwd_audited(f, gw_audit_write(&f->row, &e));
     }
 }
 
