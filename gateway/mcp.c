@@ -385,9 +385,12 @@ chan_put_locked(struct chan *c, const char *s, size_t n)
     return 0;
 }
 
-/* Queues one SSE event carrying a JSON-RPC message; end closes the stream after it. */
-static void
-chan_send(struct chan *c, json_t *msg, bool end)
+/* Queues one SSE event carrying a JSON-RPC message; end closes the stream
+ * after it.  Returns the stream to wake: the caller wakes it holding none
+ * of our locks (a wake may wait for MHD, and MHD may be in a done()
+ * callback that wants one of them). */
+static struct web_stream *
+chan_queue(struct chan *c, json_t *msg, bool end)
 {
     char *js = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     struct web_stream *ws;
@@ -400,10 +403,16 @@ chan_send(struct chan *c, json_t *msg, bool end)
     }
     if (end)
         c->ended = true;
-    ws = c->ws;
+    ws = c->gone ? NULL : c->ws;
     pthread_mutex_unlock(&c->lock);
     free(js);
-    web_stream_wake(ws);
+    return ws;
+}
+
+static void
+chan_send(struct chan *c, json_t *msg, bool end)
+{
+    web_stream_wake(chan_queue(c, msg, end));
 }
 
 static ssize_t
@@ -505,13 +514,17 @@ listener_send(struct listener *l, const char *method, json_t *params)
         }
         json_object_set(meta, "io.modelcontextprotocol/subscriptionId", l->sub_id);
     }
-    chan_send(&l->ch, msg, false);
+    chan_queue(&l->ch, msg, false);
     json_decref(msg);
 }
 
 static void
 notify(const char *id_hash, const char *agent_id, const char *method, json_t *params)
 {
+    struct listener **hit = NULL;
+    int n = 0, cap = 0;
+
+    /* queue under lsn_lock, wake after it (see chan_queue) */
     pthread_mutex_lock(&lsn_lock);
     for (struct listener *l = listeners; l; l = l->next) {
         if (id_hash && strcmp(l->id_hash, id_hash))
@@ -521,10 +534,30 @@ notify(const char *id_hash, const char *agent_id, const char *method, json_t *pa
         if (!wants(l, method))
             continue;
         listener_send(l, method, params);
+        if (n == cap) {
+            struct listener **nh = realloc(hit, sizeof(*hit) * (size_t)(cap ? cap * 2 : 16));
+            if (nh == NULL)
+                continue;       /* queued; the next keep-alive wakes it */
+            hit = nh;
+            cap = cap ? cap * 2 : 16;
+        }
+        pthread_mutex_lock(&l->ch.lock);
+        l->ch.refs++;
+        pthread_mutex_unlock(&l->ch.lock);
+        hit[n++] = l;
         if (id_hash && l->id_hash[0])
             break;      /* a session's message goes on one of its streams only */
     }
     pthread_mutex_unlock(&lsn_lock);
+    for (int i = 0; i < n; i++) {
+        struct web_stream *ws;
+        pthread_mutex_lock(&hit[i]->ch.lock);
+        ws = hit[i]->ch.gone ? NULL : hit[i]->ch.ws;
+        pthread_mutex_unlock(&hit[i]->ch.lock);
+        web_stream_wake(ws);
+        chan_unref(&hit[i]->ch);
+    }
+    free(hit);
 }
 
 void
@@ -2144,8 +2177,11 @@ keepalives(void)
     pthread_mutex_lock(&chans_lock);
     for (struct chan *c = chans; c && n < 256; c = c->next) {
         pthread_mutex_lock(&c->lock);
-        if (!c->gone && !c->ended && now - c->last_us >= c->keepalive_us && c->off == c->len) {
-            chan_put_locked(c, ":\n\n", 3);
+        if (!c->gone && !c->ended && now - c->last_us >= c->keepalive_us) {
+            if (c->off == c->len)
+                chan_put_locked(c, ":\n\n", 3);
+            else
+                c->last_us = now;       /* bytes are waiting: a wake is enough */
             c->refs++;
             held[n] = c;
             wake[n++] = c->ws;
