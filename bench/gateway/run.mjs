@@ -4,6 +4,9 @@
 //   (b) through nginx as a plain reverse proxy (its own config in a temp dir),
 //   (c) through Gatehouse with a PAT, a session, and the audit log, on a
 //       durable PostgreSQL cluster (fsync on);
+//   (d) the same with a second Gatehouse on a cluster with fsync and
+//       synchronous_commit off — not a target, it shows what the durable audit
+//       commit costs;
 // at a few concurrency levels; then Gatehouse's resident memory with N open
 // MCP sessions.
 //   node bench/gateway/run.mjs [--seconds 10] [--levels 1,8,64] [--sessions 10000]
@@ -117,11 +120,19 @@ async function main() {
   if (add.code !== 0) throw new Error(add.stderr);
   const ghUrl = `${srv.url}/mcp`;
   const sid = await openSession(ghUrl, pat);
+  // (d): fsync off
+  const cluster2 = await startCluster({ durable: false });
+  const srv2 = await startServer({ cluster: cluster2, name: 'bench-gateway-nofsync', env: { GATEHOUSE_LOG_LEVEL: 'info' } });
+  const u2 = createUser(srv2, {});
+  const pat2 = gatehouse(srv2, ['pat', 'create', '--email', u2.email, '--agent', 'default', '--name', 'bench']).stdout.trim();
+  gatehouse(srv2, ['connector', 'add', '--agent', 'default', '--name', 'fast', '--url', `http://127.0.0.1:${upPort}/mcp`]);
+  const sid2 = await openSession(`${srv2.url}/mcp`, pat2);
 
   const targets = [
     ['direct', `http://127.0.0.1:${upPort}/mcp`, { BENCH_TOOL: 'add', BENCH_SESSION: 'bench-session' }],
     ['nginx', `http://127.0.0.1:${ngPort}/mcp`, { BENCH_TOOL: 'add', BENCH_SESSION: 'bench-session' }],
     ['gatehouse', ghUrl, { BENCH_TOOL: 'fast__add', BENCH_AUTH: pat, BENCH_SESSION: sid }],
+    ['gatehouse-nofsync', `${srv2.url}/mcp`, { BENCH_TOOL: 'fast__add', BENCH_AUTH: pat2, BENCH_SESSION: sid2 }],
   ];
   // warm-up (connections, caches, the upstream session)
   for (const [, url, env] of targets) wrk(url, 4, 2, env);
@@ -138,6 +149,8 @@ async function main() {
     rows.push([c, r]);
   }
   const auditRows = Number(cluster.sql('SELECT count(*) FROM audit_events'));
+  await srv2.stop();
+  await cluster2.stop();
 
   // resident memory with SESSIONS open sessions
   const before = rssKiB(srv.proc.pid);
@@ -153,19 +166,19 @@ async function main() {
   console.log('\n| concurrency | target | req/s | p50 ms | p99 ms | added p50 vs direct ms | added p99 vs direct ms |');
   console.log('|---|---|---|---|---|---|---|');
   for (const [c, r] of rows) {
-    for (const name of ['direct', 'nginx', 'gatehouse']) {
+    for (const name of ['direct', 'nginx', 'gatehouse', 'gatehouse-nofsync']) {
       const x = r[name];
       const add50 = name === 'direct' ? '' : fmt(x.p50_us - r.direct.p50_us);
       const add99 = name === 'direct' ? '' : fmt(x.p99_us - r.direct.p99_us);
       console.log(`| ${c} | ${name} | ${x.rps.toFixed(0)} | ${fmt(x.p50_us)} | ${fmt(x.p99_us)} | ${add50} | ${add99} |`);
     }
   }
-  console.log('\n| concurrency | Gatehouse added p50 / nginx added p50 (target <= 1.5) | Gatehouse req/s / nginx req/s (target >= 0.60) |');
-  console.log('|---|---|---|');
+  console.log('\n| concurrency | Gatehouse added p50 / nginx added p50 (target <= 1.5) | Gatehouse req/s / nginx req/s (target >= 0.60) | same, fsync off: added p50 ratio | same, fsync off: req/s ratio |');
+  console.log('|---|---|---|---|---|');
   for (const [c, r] of rows) {
     const ng = Math.max(1, r.nginx.p50_us - r.direct.p50_us);
-    const gh = r.gatehouse.p50_us - r.direct.p50_us;
-    console.log(`| ${c} | ${(gh / ng).toFixed(2)} | ${(r.gatehouse.rps / r.nginx.rps).toFixed(2)} |`);
+    const ratio = (x) => `${((x.p50_us - r.direct.p50_us) / ng).toFixed(1)} | ${(x.rps / r.nginx.rps).toFixed(2)}`;
+    console.log(`| ${c} | ${ratio(r.gatehouse)} | ${ratio(r['gatehouse-nofsync'])} |`);
   }
   console.log(`\naudit rows written during the run: ${auditRows}`);
   console.log(`\nmemory: RSS ${(before / 1024).toFixed(1)} MiB before, ${(afterOpen / 1024).toFixed(1)} MiB with ${SESSIONS} more open sessions ` +
