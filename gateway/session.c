@@ -555,17 +555,29 @@ gw_session_expire(void)
     gh_arena_free(a);
 }
 
+static void flush_all(void *ctx);
+
 int
 gw_session_init(struct gh_err *e)
 {
     if (db_listen(CHANNEL_SESSIONS, on_notify, NULL) < 0)
         return gh_err_set(e, 500, "server_error", "", "cannot listen for session deletions");
+    /* a deletion announced while the listener was reconnecting was missed:
+     * the cache starts over from the rows */
+    db_listen_reconnect_hook(flush_all, NULL);
     return 0;
 }
 
 void
 gw_session_stop(void)
 {
+    flush_all(NULL);
+}
+
+static void
+flush_all(void *ctx)
+{
+    (void)ctx;
     pthread_mutex_lock(&cache_lock);
     for (int b = 0; b < NBUCKETS; b++)
         while (buckets[b]) {
