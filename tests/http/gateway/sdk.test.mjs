@@ -32,7 +32,7 @@ const KEY = secret(`beta-static-key-${process.pid}-${Date.now()}`);
 before(async () => {
   [alpha, beta, everything, srv] = await Promise.all([
     startFixture({ name: 'alpha', pageSize: 2,
-      tools: ['echo', 'whoami', 'stream', 'headers', 'fail', longTool(LONG1, 'a1'), longTool(LONG2, 'a2'), longTool(EXACT, 'exact')] }),
+      tools: ['echo', 'whoami', 'stream', 'gate', 'headers', 'fail', longTool(LONG1, 'a1'), longTool(LONG2, 'a2'), longTool(EXACT, 'exact')] }),
     startFixture({ name: 'beta', json: true, requireHeader: { name: 'X-Api-Key', value: KEY },
       tools: ['echo', 'whoami', 'headers', longTool(LONG1, 'b1'), longTool(LONG2, 'b2')] }),
     startEverything(),
@@ -171,6 +171,20 @@ test('progress notifications and log messages arrive before the result', async (
   assert.deepEqual(steps, [1, 2, 3, 'result']);
 });
 
+test('the upstream stream is relayed as it arrives: progress reaches the client while the call is still open', async () => {
+  // the upstream holds its result until it is released, and it is released only once the
+  // client has seen the progress notification: a gateway that buffered would never get there
+  let released = null;
+  const r = await sdk.client.callTool({ name: 'alpha__gate', arguments: {} }, undefined, {
+    timeout: 30000,
+    onprogress: () => { released ??= alpha.release(); },
+  });
+  audit.tool('alpha__gate', 'alpha');
+  assert.ok(released, 'progress arrived before the result');
+  assert.equal((await released).released, 1);
+  assert.equal(toolText(r), 'released');
+});
+
 test("the upstream never receives the client's token; it gets the connector's static header", async () => {
   const a = await sdk.client.callTool({ name: 'alpha__headers', arguments: {} });
   audit.tool('alpha__headers', 'alpha');
@@ -223,11 +237,11 @@ test('pagination: the upstream pages (2 tools each) are followed; the downstream
   const { items, pages } = await listAll(sdk.client, 'tools');
   audit.expect({ method: 'tools/list' });
   const alphaTools = items.filter((t) => t.name.startsWith('alpha__'));
-  assert.equal(alphaTools.length, 8, 'all 8 alpha tools behind its 4 upstream pages');
+  assert.equal(alphaTools.length, 9, 'all 9 alpha tools behind its 5 upstream pages');
   assert.ok(pages >= Math.ceil(items.length / 5), `downstream pages of 5: ${pages} pages for ${items.length} tools`);
   // the upstream really paged: the fixture got tools/list with cursors
   const cursors = (await alpha.log()).filter((e) => e.method === 'tools/list' && e.params?.cursor);
-  assert.ok(cursors.length >= 3, 'the gateway followed nextCursor upstream');
+  assert.ok(cursors.length >= 4, 'the gateway followed nextCursor upstream');
 });
 
 test('an OAuth access token works like a PAT', async () => {

@@ -4,7 +4,7 @@
 // streamed results, subscriptions/listen; bridged to session-based upstreams.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, startFixture } from '../../harness/index.mjs';
+import { startServer, startFixture, sleep } from '../../harness/index.mjs';
 import {
   member, addConnector, connectorCmd, sdkClient, listAll, modern, modernMsg, modernHeaders, post, toolText,
   AuditLog, MODERN, LEGACY, eventually,
@@ -15,7 +15,7 @@ const audit = new AuditLog();
 
 before(async () => {
   [alpha, beta, srv] = await Promise.all([
-    startFixture({ name: 'alpha', tools: ['echo', 'whoami', 'stream', 'slow'] }),
+    startFixture({ name: 'alpha', tools: ['echo', 'whoami', 'stream', 'slow', 'gate'] }),
     startFixture({ name: 'beta', json: true, pageSize: 1, tools: ['echo', 'whoami'] }),
     startServer({ name: 'gw-stateless', env: { GATEHOUSE_MCP_PAGE_SIZE: '3' } }),
   ]);
@@ -118,6 +118,20 @@ test('a streamed tools/call: progress (and log messages asked for with logLevel)
   assert.equal(q.status, 200, q.text);
   assert.equal(q.messages.filter((m) => m.method === 'notifications/message').length, 0, 'no log messages unasked');
   assert.equal(q.messages.filter((m) => m.method === 'notifications/progress').length, 2);
+});
+
+test('a streamed tools/call is relayed as it arrives, not buffered', async () => {
+  const s = await modern(srv, user.pat, 'g-1', 'tools/call', { name: 'alpha__gate', arguments: {} },
+    { meta: { progressToken: 'g' }, stream: true });
+  audit.tool('alpha__gate', 'alpha');
+  assert.equal(s.status, 200);
+  // the upstream is still holding its result: the progress must already be here
+  const first = await Promise.race([s.sse.next(), sleep(30000).then(() => 'nothing within 30 s')]);
+  assert.equal(first?.method, 'notifications/progress', JSON.stringify(first));
+  assert.equal(first.params.progressToken, 'g');
+  assert.equal((await alpha.release()).released, 1);
+  const [res] = await s.sse.until((m) => m.id === 'g-1', 'the result');
+  assert.equal(toolText(res.result), 'released');
 });
 
 test('header validation: missing or mismatched Mcp-Method / Mcp-Name / MCP-Protocol-Version → 400 HeaderMismatch (-32020)', async () => {
