@@ -4,7 +4,7 @@
 // streamed results, subscriptions/listen; bridged to session-based upstreams.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, startFixture, sleep } from '../../harness/index.mjs';
+import { startServer, startFixture } from '../../harness/index.mjs';
 import {
   member, addConnector, connectorCmd, sdkClient, listAll, modern, modernMsg, modernHeaders, post, toolText,
   AuditLog, MODERN, LEGACY, eventually,
@@ -126,7 +126,9 @@ test('a streamed tools/call is relayed as it arrives, not buffered', async () =>
   audit.tool('alpha__gate', 'alpha');
   assert.equal(s.status, 200);
   // the upstream is still holding its result: the progress must already be here
-  const first = await Promise.race([s.sse.next(), sleep(30000).then(() => 'nothing within 30 s')]);
+  let timer;
+  const first = await Promise.race([s.sse.next(), new Promise((r) => { timer = setTimeout(() => r('nothing within 30 s'), 30000); })]);
+  clearTimeout(timer);
   assert.equal(first?.method, 'notifications/progress', JSON.stringify(first));
   assert.equal(first.params.progressToken, 'g');
   assert.equal((await alpha.release()).released, 1);
