@@ -48,42 +48,55 @@ authz_agent_resource(struct gh_arena *a, const char *slug)
     return gh_arena_printf(a, "%s/agents/%s/mcp", gh_cfg.public_url, slug);
 }
 
-struct authz_agent *
-authz_resource_agent(struct gh_arena *a, const char *resource, char **canon, struct gh_err *e)
+/* The canonical spelling of a resource indicator naming one of this
+ * server's MCP endpoints, *slug its agent; NULL when it names none.  No
+ * database access: whether the agent exists is the caller's question. */
+char *
+authz_resource_canon(struct gh_arena *a, const char *resource, char slug[64])
 {
-    const char *pub = gh_cfg.public_url;
+    const char *pub = gh_cfg.public_url, *rest;
     size_t pl = strlen(pub), n;
-    char *r, slug[64];
-    const char *rest;
-    struct authz_agent *ag;
-    struct gh_err ignore = {0};
+    char *r;
 
     if (resource == NULL || !*resource) {
-        *canon = gh_config_url(a, "/mcp");
-        return authz_agent_by_slug(a, "default", e);
+        strcpy(slug, "default");
+        return gh_config_url(a, "/mcp");
     }
     r = gh_arena_strdup(a, resource);
-    n = strlen(r);
+    n = r ? strlen(r) : 0;
     while (n > 0 && r[n - 1] == '/')
         r[--n] = '\0';
     /* scheme and host are case-insensitive; paths we compare
      * case-insensitively too, as the slug alphabet is lower case */
     if (n < pl || strncasecmp(r, pub, pl) != 0 || strchr(r, '#') || strchr(r, '?'))
-        goto bad;
+        return NULL;
     rest = r + pl;
     if (!strcasecmp(rest, "/mcp")) {
-        *canon = gh_config_url(a, "/mcp");
-        return authz_agent_by_slug(a, "default", e);
+        strcpy(slug, "default");
+        return gh_config_url(a, "/mcp");
     }
     if (strncasecmp(rest, "/agents/", 8) != 0)
-        goto bad;
+        return NULL;
     rest += 8;
     n = strcspn(rest, "/");
-    if (n == 0 || n >= sizeof(slug) || strcasecmp(rest + n, "/mcp"))
-        goto bad;
+    if (n == 0 || n >= 64 || strcasecmp(rest + n, "/mcp"))
+        return NULL;
     for (size_t i = 0; i < n; i++)
         slug[i] = (char)tolower((unsigned char)rest[i]);
     slug[n] = '\0';
+    return authz_agent_resource(a, slug);
+}
+
+struct authz_agent *
+authz_resource_agent(struct gh_arena *a, const char *resource, char **canon, struct gh_err *e)
+{
+    char slug[64];
+    struct authz_agent *ag;
+    struct gh_err ignore = {0};
+
+    *canon = authz_resource_canon(a, resource, slug);
+    if (*canon == NULL)
+        goto bad;
     ag = authz_agent_by_slug(a, slug, &ignore);
     if (ag == NULL) {
         if (ignore.status >= 500) {
@@ -92,7 +105,6 @@ authz_resource_agent(struct gh_arena *a, const char *resource, char **canon, str
         }
         goto bad;
     }
-    *canon = authz_agent_resource(a, slug);
     return ag;
 bad:
     gh_err_set(e, 400, "invalid_target", "The resource is not an MCP endpoint of this server.", NULL);

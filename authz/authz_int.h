@@ -24,6 +24,9 @@ bool authz_local_path(const char *next);
 struct authz_agent *authz_resource_agent(struct gh_arena *a, const char *resource, char **canon,
                                          struct gh_err *e);
 char *authz_agent_resource(struct gh_arena *a, const char *slug);
+/* The same without asking the database whether the agent exists: the
+ * canonical spelling and the slug, or NULL. */
+char *authz_resource_canon(struct gh_arena *a, const char *resource, char slug[64]);
 
 /* credcache.c — token hash -> credential and slug -> agent, flushed on
  * every credential change; read the generation before asking the database

@@ -463,6 +463,25 @@ cimd_url_shape(const char *id)
            u.rest[0] == '/' && u.rest[1] != '\0';
 }
 
+/* The cache is bounded: past oauth_cimd_cache_max documents that nobody
+ * holds a grant for, the least recently fetched go (a caller can name any
+ * number of URLs at /oauth/token).  Runs only after a fetch, so rarely. */
+static void
+cimd_cache_trim(struct gh_arena *a, const char *keep)
+{
+    struct gh_err e = {0};
+    char max[24];
+
+    snprintf(max, sizeof(max), "%ld", gh_cfg.oauth_cimd_cache_max - 1);
+    db_query(a, &e,
+        "DELETE FROM oauth_clients WHERE client_id IN ("
+        " SELECT client_id FROM oauth_clients c WHERE kind = 'cimd' AND client_id <> $1"
+        "   AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = c.client_id)"
+        " ORDER BY updated_at DESC OFFSET $2::int)", 2, keep, max);
+    if (gh_err_isset(&e))
+        GH_LOG(WARN, "cimd_cache_trim", "%s", e.detail);
+}
+
 static struct authz_client *
 cimd_load(struct gh_arena *a, const char *client_id, struct gh_err *e)
 {
@@ -519,6 +538,7 @@ cimd_load(struct gh_arena *a, const char *client_id, struct gh_err *e)
         return NULL;
     }
     GH_LOG(INFO, "cimd_fetched", "client metadata document fetched and cached");
+    cimd_cache_trim(a, client_id);
     return client_from_row(a, res, 0);
 }
 
@@ -826,7 +846,7 @@ authz_client_reap(void)
         "   WHERE g.client_id = c.client_id AND g.revoked_at IS NULL AND t.revoked_at IS NULL"
         "     AND t.expires_at > now())"
         " AND NOT EXISTS (SELECT 1 FROM oauth_codes k JOIN oauth_grants g ON g.id = k.grant_id"
-        "   WHERE g.client_id = c.client_id AND k.expires_at > now())", 1, ttl);
+        "   WHERE g.client_id = c.client_id AND k.expires_at > now() AND k.used_at IS NULL)", 1, ttl);
     db_query(a, &e, "DELETE FROM oauth_denials WHERE until < now()", 0);
     /* sealed successor pairs are only needed inside the grace window */
     db_query(a, &e, "UPDATE oauth_tokens SET successor = NULL WHERE successor IS NOT NULL"

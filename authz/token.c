@@ -8,8 +8,14 @@
  * reused code or a refresh replayed after the grace window revokes the
  * whole chain.  Inside the grace window every caller of one refresh token
  * gets the same successor pair: the pair is sealed (AES-256-GCM under the
- * server key, bound to the parent row) on the parent row, never in
+ * server key, bound to the parent token's hash) on the parent row, never in
  * plaintext, and the parent row lock serialises the callers.
+ *
+ * The common refresh (no scope change) is one statement: lock-and-rotate
+ * the parent, insert the pair, commit — one round trip, one WAL flush.
+ * Anything it does not rotate (unknown, expired, revoked, already rotated,
+ * another resource) falls through to the general path, which tells them
+ * apart: grace-window reply, chain revocation on replay, or the error.
  */
 #include "authz/authz_int.h"
 #include <pthread.h>
@@ -211,8 +217,12 @@ scope_subset(const char *want, const char *have)
     return true;
 }
 
+/* The sealed successor holds the two tokens ("a", "r") and, when the scope
+ * was narrowed, "s" and "x"; otherwise those are the parent's scope and
+ * the rotation time + the access TTL. */
 static int
-successor_reply(struct web_req *r, const char *sealed, const char *parent_id, struct gh_err *e)
+successor_reply(struct web_req *r, const char *sealed, const char *aad, const char *parent_scope,
+                int64_t rotated_at, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
     unsigned char *pt = NULL;
@@ -222,7 +232,7 @@ successor_reply(struct web_req *r, const char *sealed, const char *parent_id, st
     struct authz_pair p = {0};
     int rc;
 
-    if (gh_unseal(a, sealed, parent_id, &pt, &n) < 0)
+    if (gh_unseal(a, sealed, aad, &pt, &n) < 0)
         return gh_err_set(e, 500, "server_error", "internal error", "successor unseal failed");
     j = gh_arena_json(a, json_loadb((const char *)pt, n, 0, &je));
     gh_wipe(pt, n);
@@ -230,8 +240,9 @@ successor_reply(struct web_req *r, const char *sealed, const char *parent_id, st
         return gh_err_set(e, 500, "server_error", "internal error", "successor corrupt");
     p.access = (char *)gh_json_str(j, "a");
     p.refresh = (char *)gh_json_str(j, "r");
-    p.scope = (char *)gh_json_str(j, "s");
-    p.expires_in = (long)(json_integer_value(json_object_get(j, "x")) - gh_time_s());
+    p.scope = (char *)(gh_json_str(j, "s") ? gh_json_str(j, "s") : parent_scope);
+    p.expires_in = (long)((json_object_get(j, "x") ? json_integer_value(json_object_get(j, "x"))
+                                                   : rotated_at + gh_cfg.access_token_ttl) - gh_time_s());
     if (p.access == NULL || p.scope == NULL)
         return gh_err_set(e, 500, "server_error", "internal error", "successor incomplete");
     if (p.expires_in < 1)
@@ -241,8 +252,117 @@ successor_reply(struct web_req *r, const char *sealed, const char *parent_id, st
     return rc;
 }
 
+static const char SQL_ROTATE[] =
+    "WITH p AS ("
+    "  UPDATE oauth_tokens t SET rotated_at = now(), successor = $3"
+    "    FROM oauth_grants g, users u"
+    "   WHERE t.token_hash = $1 AND t.kind = 'refresh' AND t.rotated_at IS NULL AND t.revoked_at IS NULL"
+    "     AND t.expires_at > now() AND g.id = t.grant_id AND g.client_id = $2 AND g.revoked_at IS NULL"
+    "     AND u.id = g.user_id AND NOT u.disabled AND ($6::text IS NULL OR t.resource = $6)"
+    "     AND (NOT $9::bool OR EXISTS (SELECT 1 FROM oauth_clients c WHERE c.client_id = g.client_id"
+    "          AND c.auth_method = 'none' AND c.metadata->'grant_types' ? 'refresh_token'"
+    "          AND (c.kind = 'dcr' OR c.cache_expires_at > now())))"
+    "  RETURNING t.id, t.grant_id, t.chain_id, t.scope, t.resource),"
+    " acc AS (INSERT INTO oauth_tokens (kind, token_hash, grant_id, chain_id, scope, resource, expires_at)"
+    "  SELECT 'access', $4, grant_id, chain_id, scope, resource, now() + make_interval(secs => $7::int) FROM p"
+    "  RETURNING extract(epoch from expires_at)::bigint AS exp),"
+    " ref AS (INSERT INTO oauth_tokens (kind, token_hash, grant_id, chain_id, parent_id, scope, resource,"
+    "  expires_at) SELECT 'refresh', $5, grant_id, chain_id, id, scope, resource,"
+    "  now() + make_interval(secs => $8::int) FROM p)"
+    " SELECT p.grant_id, p.scope, acc.exp FROM p, acc";
+
+static void
+clear_result(void *res)
+{
+    PQclear(res);
+}
+
+/* Runs a statement prepared under `name` on the pooled connection, which
+ * prepares it on first use (and again after a reconnect): on the hot path
+ * PostgreSQL spends more time parsing and planning a statement than
+ * executing it.  Anything unexpected falls back to an ordinary
+ * db_execv(), which owns the error handling. */
+static PGresult *
+exec_prepared(struct gh_arena *a, struct gh_err *e, const char *name, const char *sql, int n,
+              const char *const *params)
+{
+    struct db_conn *c = db_get(e);
+    PGconn *pg;
+    PGresult *res;
+    const char *state;
+
+    if (c == NULL)
+        return NULL;
+    pg = db_pg(c);
+    res = PQexecPrepared(pg, name, n, params, NULL, NULL, 0);
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR && state && !strcmp(state, "26000") &&
+        PQtransactionStatus(pg) == PQTRANS_IDLE) {
+        PQclear(res);
+        res = PQprepare(pg, name, sql, n, NULL);
+        if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+            PQclear(res);
+            res = PQexecPrepared(pg, name, n, params, NULL, NULL, 0);
+        }
+    }
+    if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK) {
+        gh_arena_defer(a, clear_result, res);
+    } else {
+        PQclear(res);
+        res = PQtransactionStatus(pg) == PQTRANS_IDLE || PQstatus(pg) != CONNECTION_OK
+            ? db_execv(c, a, e, sql, n, params) : NULL;
+        if (res == NULL && !gh_err_isset(e))
+            gh_err_set(e, 500, "server_error", "internal error", "prepared %s failed", name);
+    }
+    db_put(c);
+    return res;
+}
+
+/* The hot path: one statement rotates a live refresh token.  Returns 0
+ * when it replied, 1 when the token was not rotated here (the general
+ * path decides), -1 on error.  public_client: the client is not yet
+ * authenticated, so the statement itself requires a registered public
+ * client allowed to refresh (the only kind that presents no secret). */
 static int
-grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
+refresh_fast(struct web_req *r, const char *client_id, bool public_client, const char *hash,
+             const char *canon, struct gh_err *e)
+{
+    struct gh_arena *a = web_arena(r);
+    char ah[65], rh[65], ttl[24], rttl[24], *pt, *sealed;
+    struct authz_pair p = {0};
+    PGresult *res;
+
+    p.access = gh_token_hex(a, "gth_oat_", 16);
+    p.refresh = gh_token_hex(a, "gth_ort_", 32);
+    if (p.access == NULL || p.refresh == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "no entropy");
+    pt = gh_arena_printf(a, "{\"a\":\"%s\",\"r\":\"%s\"}", p.access, p.refresh);
+    sealed = pt ? gh_seal(a, pt, strlen(pt), hash) : NULL;
+    if (pt)
+        gh_wipe(pt, strlen(pt));
+    if (sealed == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "seal failed");
+    gh_sha256_hex(p.access, ah);
+    gh_sha256_hex(p.refresh, rh);
+    snprintf(ttl, sizeof(ttl), "%ld", gh_cfg.access_token_ttl);
+    snprintf(rttl, sizeof(rttl), "%ld", gh_cfg.refresh_token_ttl);
+    {
+        const char *params[] = { hash, client_id, sealed, ah, rh, canon, ttl, rttl,
+                                 public_client ? "true" : "false" };
+        res = exec_prepared(a, e, "authz_rotate", SQL_ROTATE, 9, params);
+    }
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) != 1)
+        return 1;
+    p.scope = gh_arena_strdup(a, db_val(res, 0, 1));
+    p.expires_in = gh_cfg.access_token_ttl;
+    authz_touch('g', db_val(res, 0, 0));
+    return reply_pair(r, &p);
+}
+
+static int
+grant_refresh(struct web_req *r, struct authz_client *cl, bool tried_fast, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
     const char *token = web_form(r, "refresh_token"), *scope = web_form(r, "scope");
@@ -260,6 +380,12 @@ grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
     if (resource && authz_resource_agent(a, resource, &canon, e) == NULL)
         return -1;
     gh_sha256_hex(token, hash);
+    if (scope == NULL && !tried_fast) {
+        rc = refresh_fast(r, cl->client_id, false, hash, canon, e);
+        if (rc <= 0)
+            return rc;
+        rc = -1;
+    }
     snprintf(grace, sizeof(grace), "%ld", gh_cfg.refresh_grace_seconds);
     c = db_get(e);
     if (c == NULL || db_begin(c, e) < 0)
@@ -268,7 +394,7 @@ grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
         "SELECT t.id, t.grant_id, t.chain_id, t.scope, t.resource, t.expires_at < now(),"
         "       t.revoked_at IS NOT NULL, t.rotated_at IS NOT NULL,"
         "       t.rotated_at > now() - make_interval(secs => $2::int), t.successor, g.client_id,"
-        "       g.revoked_at IS NOT NULL OR u.disabled"
+        "       g.revoked_at IS NOT NULL OR u.disabled, coalesce(extract(epoch from t.rotated_at)::bigint, 0)"
         "  FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
         " WHERE t.token_hash = $1 AND t.kind = 'refresh' FOR UPDATE OF t", 2, hash, grace);
     if (res == NULL)
@@ -285,7 +411,7 @@ grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
         if (db_bool(res, 0, 8) && db_val(res, 0, 9)) {
             /* a concurrent refresh with the same token: the same pair */
             db_rollback(c);
-            rc = successor_reply(r, db_val(res, 0, 9), db_val(res, 0, 0), e);
+            rc = successor_reply(r, db_val(res, 0, 9), hash, db_val(res, 0, 3), db_ll(res, 0, 12, 0), e);
             goto out;
         }
         revoke_chain(c, a, db_val(res, 0, 2));
@@ -308,7 +434,7 @@ grant_refresh(struct web_req *r, struct authz_client *cl, struct gh_err *e)
         goto rollback;
     pt = gh_arena_printf(a, "{\"a\":\"%s\",\"r\":\"%s\",\"s\":\"%s\",\"x\":%lld}", p.access, p.refresh,
                          p.scope, (long long)p.expires_at);
-    sealed = pt ? gh_seal(a, pt, strlen(pt), db_val(res, 0, 0)) : NULL;
+    sealed = pt ? gh_seal(a, pt, strlen(pt), hash) : NULL;
     if (pt)
         gh_wipe(pt, strlen(pt));
     if (sealed == NULL) {
@@ -352,12 +478,37 @@ no_store(struct web_req *r)
     web_add_header(r, "Pragma", "no-cache");
 }
 
+/* A public client refreshing (no secret, no scope change): no client
+ * lookup first, the rotation statement checks the client itself.  0 when
+ * it replied, 1 when the general path must decide (*tried then says the
+ * fast statement already ran), -1 on error. */
+static int
+public_refresh(struct web_req *r, bool *tried, struct gh_err *e)
+{
+    const char *token = web_form(r, "refresh_token"), *id = web_form(r, "client_id");
+    const char *resource = web_form(r, "resource");
+    char hash[65], slug[64], *canon = NULL;
+    int rc;
+
+    if (token == NULL || id == NULL || web_form(r, "scope") || web_form(r, "client_secret") ||
+        web_header(r, "Authorization"))
+        return 1;
+    if (resource && (canon = authz_resource_canon(web_arena(r), resource, slug)) == NULL)
+        return 1;                      /* the general path says invalid_target */
+    gh_sha256_hex(token, hash);
+    rc = refresh_fast(r, id, true, hash, canon, e);
+    *tried = rc == 1;
+    return rc;
+}
+
 static int
 post_token(struct web_req *r)
 {
     const char *gt = web_form(r, "grant_type");
     struct authz_client *cl;
     struct gh_err e = {0};
+    bool fast = false;
+    int rc;
 
     no_store(r);
     if (authz_rate_check(r, "token", gh_cfg.rate_token_per_min, &e) < 0)
@@ -365,6 +516,13 @@ post_token(struct web_req *r)
     if (!no_duplicates(r)) {
         gh_err_set(&e, 400, "invalid_request", "A parameter was repeated.", NULL);
         return web_reply_err(r, &e);
+    }
+    if (gt && !strcmp(gt, "refresh_token")) {
+        rc = public_refresh(r, &fast, &e);
+        if (rc == 0)
+            return 0;
+        if (rc < 0)
+            return web_reply_err(r, &e);
     }
     cl = authz_client_auth(r, &e);
     if (cl == NULL)
@@ -375,7 +533,7 @@ post_token(struct web_req *r)
         if (grant_code(r, cl, &e) == 0)
             return 0;
     } else if (!strcmp(gt, "refresh_token")) {
-        if (grant_refresh(r, cl, &e) == 0)
+        if (grant_refresh(r, cl, fast, &e) == 0)
             return 0;
     } else {
         gh_err_set(&e, 400, "unsupported_grant_type", "Only authorization_code and refresh_token are supported.", NULL);

@@ -158,10 +158,12 @@ main_serve(int argc, char **argv, const char *config)
 #ifdef GH_HAVE_GATEWAY
     gw_shutdown();
 #endif
+    authz_shutdown();            /* pending last-used times, before the pool closes */
     db_shutdown();
     GH_LOG(INFO, "shutdown", "stopped");
     return 0;
 fail:
+    authz_shutdown();
     db_shutdown();
     return main_fail(&e);
 }

@@ -92,7 +92,37 @@ test('client_secret_basic and client_secret_post; wrong method or secret is inva
       ? await token(srv, form, basic(reg.client_id, reg.client_secret))
       : await token(srv, { ...form, client_id: reg.client_id, client_secret: reg.client_secret });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    // refreshing needs the secret too: a client_id alone does not rotate it
+    const rt = ok.body.refresh_token;
+    const bare = await token(srv, { grant_type: 'refresh_token', refresh_token: rt, client_id: reg.client_id });
+    assert.equal(bare.status, 401);
+    assert.equal(bare.body.error, 'invalid_client');
+    const rf = { grant_type: 'refresh_token', refresh_token: rt };
+    const rotated = method === 'client_secret_basic'
+      ? await token(srv, rf, basic(reg.client_id, reg.client_secret))
+      : await token(srv, { ...rf, client_id: reg.client_id, client_secret: reg.client_secret });
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    assert.notEqual(rotated.body.refresh_token, rt);
   }
+});
+
+test('a public client may not rotate another client\'s refresh token, nor one it may not refresh', async () => {
+  const { register, pkce, consent } = await import('./lib.mjs');
+  const d = await fullFlow(srv, c, {});
+  const other = (await register(srv, {})).body;
+  const stolen = await token(srv, { grant_type: 'refresh_token', refresh_token: d.tokens.refresh_token, client_id: other.client_id });
+  assert.equal(stolen.status, 400);
+  assert.equal(stolen.body.error, 'invalid_grant');
+  const own = await token(srv, { grant_type: 'refresh_token', refresh_token: d.tokens.refresh_token, client_id: d.client.client_id });
+  assert.equal(own.status, 200, 'the rightful client still can');
+  const codeOnly = (await register(srv, { grant_types: ['authorization_code'], redirect_uris: ['https://code.example/cb'] })).body;
+  const p = pkce();
+  const { location } = await consent(c, { response_type: 'code', client_id: codeOnly.client_id, redirect_uri: 'https://code.example/cb',
+    code_challenge: p.challenge, code_challenge_method: 'S256' });
+  const t = await token(srv, { grant_type: 'authorization_code', code: new URL(location).searchParams.get('code'),
+    redirect_uri: 'https://code.example/cb', code_verifier: p.verifier, client_id: codeOnly.client_id });
+  assert.equal(t.status, 200);
+  assert.equal(t.body.refresh_token, undefined, 'no refresh token for a client not registered for it');
 });
 
 test('revocation: a refresh token takes its chain; introspection is for confidential clients', async () => {
