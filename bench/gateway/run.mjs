@@ -25,7 +25,8 @@ const SESSIONS = Number(args.sessions ?? 10000);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-gw-'));
 const children = [];
-process.on('exit', () => { for (const c of children) try { c.kill('SIGKILL'); } catch { /* gone */ } });
+// SIGTERM, not SIGKILL: nginx's master then stops its workers too (a killed master orphans them)
+process.on('exit', () => { for (const c of children) try { c.kill('SIGTERM'); } catch { /* gone */ } });
 
 function startFast() {
   const p = spawn(process.execPath, [path.join(here, 'fast-upstream.mjs'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
