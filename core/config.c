@@ -89,6 +89,8 @@ static const struct cfg_row rows[] = {
       "Timeout for one upstream MCP request." },
     { "mcp_session_idle_seconds", "GATEHOUSE_MCP_SESSION_IDLE_SECONDS", CFG_INT, F(mcp_session_idle_seconds), "86400", 60, 2592000,
       "An MCP session unused this long expires." },
+    { "mcp_page_size", "GATEHOUSE_MCP_PAGE_SIZE", CFG_INT, F(mcp_page_size), "100", 1, 10000,
+      "Items per page of the gateway's aggregated tools, prompts and resources lists." },
     { "allowed_hosts", "GATEHOUSE_ALLOWED_HOSTS", CFG_STR, F(allowed_hosts), "", 0, 0,
       "Comma-separated Host values accepted at the MCP endpoint; empty = the public URL's host and loopback." },
     { "test_unauthenticated_mcp", "GATEHOUSE_TEST_UNAUTHENTICATED_MCP", CFG_BOOL, F(test_unauthenticated_mcp), "false", 0, 0,

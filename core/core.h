@@ -105,6 +105,7 @@ struct gh_config {
     long  upstream_connect_timeout_ms;
     long  upstream_call_timeout_ms;
     long  mcp_session_idle_seconds;
+    long  mcp_page_size;
     char *allowed_hosts;        /* comma list; empty = host of public_url + loopback */
     bool  test_unauthenticated_mcp;
     long  oauth_client_unused_ttl;

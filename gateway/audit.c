@@ -33,6 +33,8 @@ struct pending {
     int64_t         at_us;      /* wall clock when queued */
     struct pending *next;
     int             state;      /* 0 queued, 1 committed, -1 failed */
+    gw_audit_done_fn done;      /* gw_audit_submit: called, then the node freed */
+    void           *ctx;
 };
 
 static struct {
@@ -325,12 +327,58 @@ writer_main(void *arg)
         write_batch(batch, n, result);
 
         pthread_mutex_lock(&q.lock);
-        for (int i = 0; i < n; i++)
-            batch[i]->state = result[i];
-        pthread_cond_broadcast(&q.done);
+        {
+            /* submitted rows are the writer's to finish; a waiter's node
+             * may be gone the moment its state is set */
+            struct pending *async[BATCH_MAX];
+            int na = 0;
+            for (int i = 0; i < n; i++) {
+                if (batch[i]->done) {
+                    batch[i]->state = result[i];
+                    async[na++] = batch[i];
+                }
+            }
+            for (int i = 0; i < n; i++)
+                if (!batch[i]->done)
+                    batch[i]->state = result[i];
+            pthread_cond_broadcast(&q.done);
+            pthread_mutex_unlock(&q.lock);
+            for (int i = 0; i < na; i++) {
+                async[i]->done(async[i]->ctx, async[i]->state > 0 ? 0 : -1);
+                free(async[i]);
+            }
+            pthread_mutex_lock(&q.lock);
+        }
     }
     pthread_mutex_unlock(&q.lock);
     return NULL;
+}
+
+int
+gw_audit_submit(const struct gw_audit *row, const char *request_id, gw_audit_done_fn done, void *ctx)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    struct timespec ts;
+
+    if (p == NULL)
+        return -1;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p->row = row;
+    p->request_id = request_id ? request_id : row->request_id;
+    p->at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    p->done = done;
+    p->ctx = ctx;
+    pthread_mutex_lock(&q.lock);
+    if (!q.running || q.stopping) {
+        pthread_mutex_unlock(&q.lock);
+        free(p);
+        return -1;
+    }
+    *q.tail = p;
+    q.tail = &p->next;
+    pthread_cond_signal(&q.work);
+    pthread_mutex_unlock(&q.lock);
+    return 0;
 }
 
 int

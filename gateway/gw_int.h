@@ -99,6 +99,13 @@ struct gw_audit {
 /* Queues the row for the next group commit and returns once it is
  * committed: no response may leave before its audit row is durable. */
 int  gw_audit_write(const struct gw_audit *row, struct gh_err *e);
+/* The same without waiting (for a response that is itself asynchronous):
+ * done(ctx, 0) runs on the writer thread once the row is committed, or
+ * done(ctx, -1) if it could not be; row and what it points to stay valid
+ * until then.  -1 (done not called) when the writer is not running. */
+typedef void (*gw_audit_done_fn)(void *ctx, int ok);
+int  gw_audit_submit(const struct gw_audit *row, const char *request_id,
+                     gw_audit_done_fn done, void *ctx);
 int  gw_audit_start(struct gh_err *e);
 void gw_audit_stop(void);
 /* Counters since start (also /metrics gatehouse_audit_batches_total and

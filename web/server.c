@@ -495,7 +495,13 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33))
             r->body_max = (size_t)gh_cfg.http_max_form;
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > r->body_max) {
+        if (cl && strtoull(cl, NULL, 10) > r->body_max &&
+            strtoull(cl, NULL, 10) <= (unsigned long long)r->body_max * 16) {
+            /* somewhat too large: read and drop the body, then answer 413
+             * (dispatch), so a client still sending can read the answer
+             * instead of meeting a closed connection */
+            r->too_large = true;
+        } else if (cl && strtoull(cl, NULL, 10) > r->body_max) {
             struct gh_err e = {0};
             gh_log_context(r->rid, "body_limit");
             gh_err_set(&e, 413, "invalid_request", "request body too large", NULL);

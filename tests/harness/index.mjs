@@ -8,6 +8,7 @@ export { startServer, gatehouse, freePort } from './server.mjs';
 export { Client, inputValue } from './http.mjs';
 export { secret } from './secrets.mjs';
 export { launchBrowser, screenshot } from './browser.mjs';
+export { startFixture, startEverything } from './upstream.mjs';
 
 let users = 0;
 /* Creates an account through the CLI; the password is recorded as a secret. */

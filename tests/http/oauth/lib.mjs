@@ -90,7 +90,9 @@ export async function mcp(srv, path, tok) {
   const res = await fetch(`${srv.url}${path}`, {
     method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream',
       ...(tok ? { Authorization: `Bearer ${tok}` } : {}) },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    // initialize: the one request the MCP endpoint answers 200 without a session
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'oauth-test', version: '1' } } }),
   });
   await res.arrayBuffer();
   return res;

@@ -75,13 +75,13 @@ test('a token works at its own agent only; /mcp and /agents/default/mcp are the 
   const u = createUser(srv, {});
   const c = await signedIn(srv, u);
   const d = await fullFlow(srv, c, {});
-  assert.equal((await mcp(srv, '/mcp', d.tokens.access_token)).status, 501);
-  assert.equal((await mcp(srv, '/agents/default/mcp', d.tokens.access_token)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', d.tokens.access_token)).status, 200);
+  assert.equal((await mcp(srv, '/agents/default/mcp', d.tokens.access_token)).status, 200);
   const other = await mcp(srv, '/agents/ops/mcp', d.tokens.access_token);
   assert.equal(other.status, 401);
   assert.match(other.headers.get('www-authenticate'), /error="invalid_token"/);
   const o = await fullFlow(srv, c, { resource: `${srv.url}/agents/ops/mcp` });
-  assert.equal((await mcp(srv, '/agents/ops/mcp', o.tokens.access_token)).status, 501);
+  assert.equal((await mcp(srv, '/agents/ops/mcp', o.tokens.access_token)).status, 200);
   assert.equal((await mcp(srv, '/mcp', o.tokens.access_token)).status, 401);
   const junk = await mcp(srv, '/mcp', 'gth_oat_00000000000000000000000000000000');
   assert.equal(junk.status, 401);

@@ -31,8 +31,8 @@ test('gatehouse pat create prints only a checksummed token that works at its age
   const t = secret(r.stdout.trim());
   assert.equal(r.stdout, `${t}\n`);
   assert.ok(checksumOk(t), t.slice(0, 12));
-  assert.equal((await mcp(srv, '/mcp', t)).status, 501);
-  assert.equal((await mcp(srv, '/agents/default/mcp', t)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', t)).status, 200);
+  assert.equal((await mcp(srv, '/agents/default/mcp', t)).status, 200);
   assert.equal((await mcp(srv, '/agents/pat-agent/mcp', t)).status, 401);
   // one changed character: the checksum fails, and the server refuses it
   const typo = t.slice(0, 10) + (t[10] === 'a' ? 'b' : 'a') + t.slice(11);
@@ -51,7 +51,7 @@ test('/profile/tokens: create (shown once), list with prefix and last use, revok
   const html = await res.text();
   const t = secret(html.match(/id="new-token">([^<]+)</)[1]);
   assert.ok(checksumOk(t));
-  assert.equal((await mcp(srv, '/mcp', t)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', t)).status, 200);
   const list = await (await c.get('/profile/tokens')).text();
   assert.match(list, /ci-runner/);
   assert.ok(list.includes(t.slice(0, 12)), 'prefix shown');
@@ -61,7 +61,7 @@ test('/profile/tokens: create (shown once), list with prefix and last use, revok
   // another user cannot revoke it
   const other = await signedIn(srv, createUser(srv, {}));
   await other.form('/profile/tokens', '/profile/tokens/revoke', { id });
-  assert.equal((await mcp(srv, '/mcp', t)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', t)).status, 200);
   const rv = await c.form('/profile/tokens', '/profile/tokens/revoke', { id });
   assert.equal(rv.status, 303);
   assert.equal((await mcp(srv, '/mcp', t)).status, 401);
@@ -83,7 +83,7 @@ test('/profile/connections: one row per grant; Disconnect revokes its tokens, PA
   assert.equal((await mcp(srv, '/mcp', d.tokens.access_token)).status, 401);
   const r = await token(srv, { grant_type: 'refresh_token', refresh_token: d.tokens.refresh_token, client_id: d.client.client_id });
   assert.equal(r.body.error, 'invalid_grant');
-  assert.equal((await mcp(srv, '/mcp', pat)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', pat)).status, 200);
   assert.doesNotMatch(await (await c.get('/profile/connections')).text(), /Connected App/);
 });
 
@@ -116,13 +116,13 @@ test('/admin/connections: admins only; filter; revoke by grant, by client, every
   assert.equal(res.status, 303);
   assert.equal((await mcp(srv, '/mcp', d1.tokens.access_token)).status, 401);
   assert.equal((await mcp(srv, '/mcp', t2.access_token)).status, 401);
-  assert.equal((await mcp(srv, '/mcp', other.tokens.access_token)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', other.tokens.access_token)).status, 200);
   const uid = (await (await a.get(`/admin/connections?user=${encodeURIComponent(u2.email)}`)).text()).match(/name="user_id" value="([0-9a-f-]{36})"/)[1];
   const csrfless = await a.post('/admin/connections/revoke-user', { user_id: uid });
   assert.equal(csrfless.status, 403);
   const nonAdmin = await c1.form('/profile', '/admin/connections/revoke-user', { user_id: uid });
   assert.equal(nonAdmin.status, 403);
-  assert.equal((await mcp(srv, '/mcp', pat2)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', pat2)).status, 200);
   await a.form('/admin/connections', '/admin/connections/revoke-user', { user_id: uid });
   assert.equal((await mcp(srv, '/mcp', other.tokens.access_token)).status, 401);
   assert.equal((await mcp(srv, '/mcp', pat2)).status, 401);

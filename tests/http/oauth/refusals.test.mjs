@@ -59,7 +59,7 @@ test('resource: case and trailing slash tolerated, missing defaults to the canon
     assert.ok(code, `${resource}: ${location}`);
     const t = await token(srv, { grant_type: 'authorization_code', code, redirect_uri: CB, code_verifier: p.verifier, client_id: client.client_id });
     assert.equal(t.status, 200);
-    assert.equal((await mcp(srv, '/mcp', t.body.access_token)).status, 501);
+    assert.equal((await mcp(srv, '/mcp', t.body.access_token)).status, 200);
   }
 });
 
@@ -103,7 +103,7 @@ test('token endpoint: wrong verifier, redirect mismatch, other client, replay (w
   t = await token(srv, form);
   assert.equal(t.status, 200);
   const first = t.body;
-  assert.equal((await mcp(srv, '/mcp', first.access_token)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', first.access_token)).status, 200);
   const replay = await token(srv, form);
   assert.equal(replay.status, 400);
   assert.equal(replay.body.error, 'invalid_grant');

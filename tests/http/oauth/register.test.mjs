@@ -113,7 +113,7 @@ test('real clients register and complete the flow: Claude.ai, ChatGPT, Cursor, V
     const t = await token(srv, { grant_type: 'authorization_code', code, redirect_uri: used, code_verifier: p.verifier,
       client_id: reg.body.client_id });
     assert.equal(t.status, 200, JSON.stringify(t.body));
-    assert.equal((await mcp(srv, '/mcp', t.body.access_token)).status, 501);
+    assert.equal((await mcp(srv, '/mcp', t.body.access_token)).status, 200);
   }
 });
 

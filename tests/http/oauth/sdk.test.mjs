@@ -1,12 +1,12 @@
 // The MCP TypeScript SDK as the client: discovery -> registration (DCR or a
 // Client ID Metadata Document) -> authorize -> login -> consent -> token ->
 // authenticated request; then, after the access token expired, refresh.
-// Until the gateway lands an authenticated request gets the 501 placeholder.
+// An authenticated client gets through to the MCP gateway.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { startServer, startCluster, createUser, secret, sleep, Client } from '../../harness/index.mjs';
 import { signedIn, mcp } from './lib.mjs';
@@ -38,7 +38,7 @@ class Provider {
   codeVerifier() { return this.verifier; }
 }
 
-/* Connects with the SDK transport; returns the error (there is no MCP server behind the placeholder yet). */
+/* Connects with the SDK transport; returns null, or the error. */
 async function connect(srv, provider, path = '/mcp') {
   const transport = new StreamableHTTPClientTransport(new URL(`${srv.url}${path}`), { authProvider: provider });
   const client = new McpClient({ name: 'gatehouse-test', version: '1.0.0' });
@@ -82,21 +82,19 @@ async function fullSdkRun(srv, provider, user) {
   await first.transport.finishAuth(code);
   assert.ok(provider.tok?.access_token);
   assert.ok(provider.tok?.refresh_token);
-  // authenticated: the placeholder answers 501, not 401
+  // authenticated: the gateway's initialize succeeds
   const second = await connect(srv, provider);
-  assert.ok(second.e instanceof StreamableHTTPError, String(second.e));
-  assert.equal(second.e.code, 501);
-  assert.equal((await mcp(srv, '/mcp', provider.tok.access_token)).status, 501);
+  assert.equal(second, null, String(second?.e));
+  assert.equal((await mcp(srv, '/mcp', provider.tok.access_token)).status, 200);
   // the access token expires; the SDK refreshes on the 401 and gets in again
   const old = provider.tok;
   await sleep(2600);
   assert.equal((await mcp(srv, '/mcp', old.access_token)).status, 401);
   const third = await connect(srv, provider);
-  assert.ok(third.e instanceof StreamableHTTPError, String(third.e));
-  assert.equal(third.e.code, 501);
+  assert.equal(third, null, String(third?.e));
   assert.notEqual(provider.tok.access_token, old.access_token);
   assert.notEqual(provider.tok.refresh_token, old.refresh_token);
-  assert.equal((await mcp(srv, '/mcp', provider.tok.access_token)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', provider.tok.access_token)).status, 200);
   return html;
 }
 

@@ -23,7 +23,7 @@ test('token response shape; access token expires; refresh rotates and gets in ag
   assert.equal(t.token_type, 'Bearer');
   assert.equal(t.expires_in, 3);
   assert.equal(t.scope, 'mcp offline_access');
-  assert.equal((await mcp(srv, '/mcp', t.access_token)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', t.access_token)).status, 200);
   await sleep(3500);
   const expired = await mcp(srv, '/mcp', t.access_token);
   assert.equal(expired.status, 401);
@@ -33,7 +33,7 @@ test('token response shape; access token expires; refresh rotates and gets in ag
   assert.equal(r.headers.get('cache-control'), 'no-store');
   assert.notEqual(r.body.refresh_token, t.refresh_token);
   assert.equal(r.body.scope, 'mcp offline_access');
-  assert.equal((await mcp(srv, '/mcp', r.body.access_token)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', r.body.access_token)).status, 200);
   // narrower scope is fine, wider is not
   const wider = await token(srv, { grant_type: 'refresh_token', refresh_token: r.body.refresh_token, client_id: d.client.client_id, scope: 'mcp admin' });
   assert.equal(wider.body.error, 'invalid_scope');
@@ -48,7 +48,7 @@ test('16 concurrent refreshes with one token all get the same successor pair', a
   assert.equal(pairs.size, 1);
   assert.notEqual(all[0].body.refresh_token, d.tokens.refresh_token);
   // the successor works and is not stored in plaintext
-  assert.equal((await mcp(srv, '/mcp', all[0].body.access_token)).status, 501);
+  assert.equal((await mcp(srv, '/mcp', all[0].body.access_token)).status, 200);
   assert.equal(srv.cluster.sql(`SELECT count(*) FROM oauth_tokens WHERE successor LIKE '%gth_%' OR token_hash LIKE 'gth_%'`).trim(), '0');
 });
 
@@ -165,7 +165,7 @@ test('last-used time is recorded without a write per request (flushed in the bac
   const d = await fullFlow(srv, c, {});
   const q = () => srv.cluster.sql(`SELECT count(*) FROM oauth_grants WHERE client_id = '${d.client.client_id}' AND last_used_at IS NOT NULL`).trim();
   assert.equal(q(), '0');
-  for (let i = 0; i < 5; i++) assert.equal((await mcp(srv, '/mcp', d.tokens.access_token)).status, 501);
+  for (let i = 0; i < 5; i++) assert.equal((await mcp(srv, '/mcp', d.tokens.access_token)).status, 200);
   let n = '0';
   for (let i = 0; i < 40 && n === '0'; i++) {
     await sleep(250);

@@ -1,0 +1,194 @@
+// bench/gateway/run.mjs — tools/call throughput and latency, one run, same
+// load generator (wrk + call.lua), same fast upstream (fast-upstream.mjs):
+//   (a) directly against the upstream,
+//   (b) through nginx as a plain reverse proxy (its own config in a temp dir),
+//   (c) through Gatehouse with a PAT, a session, and the audit log, on a
+//       durable PostgreSQL cluster (fsync on);
+//   (d) the same with a second Gatehouse on a cluster with fsync and
+//       synchronous_commit off — not a target, it shows what the durable audit
+//       commit costs;
+// at a few concurrency levels; then Gatehouse's resident memory with N open
+// MCP sessions.
+//   node bench/gateway/run.mjs [--seconds 10] [--levels 1,8,64] [--sessions 10000]
+// GATEHOUSE_BIN picks the binary (default build/gatehouse).
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startCluster, startServer, createUser, gatehouse, freePort, gatehouseBin } from '../../tests/harness/index.mjs';
+
+const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filter(Boolean).map((a) => a.trim().split(/\s+/)));
+const SECONDS = Number(args.seconds ?? 10);
+const LEVELS = (args.levels ?? '1,8,64').split(',').map(Number);
+const SESSIONS = Number(args.sessions ?? 10000);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-gw-'));
+const children = [];
+// SIGTERM, not SIGKILL: nginx's master then stops its workers too (a killed master orphans them)
+process.on('exit', () => { for (const c of children) try { c.kill('SIGTERM'); } catch { /* gone */ } });
+
+function startFast() {
+  const p = spawn(process.execPath, [path.join(here, 'fast-upstream.mjs'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(p);
+  return new Promise((resolve, reject) => {
+    p.stdout.once('data', (d) => resolve(JSON.parse(String(d)).port));
+    p.once('exit', (c) => reject(new Error(`fast upstream exited ${c}`)));
+  });
+}
+
+async function startNginx(upPort) {
+  const port = await freePort();
+  const dir = path.join(tmp, 'nginx');
+  fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
+worker_processes auto;
+error_log ${dir}/logs/error.log warn;
+pid ${dir}/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log ${dir}/logs/access.log;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream fast { server 127.0.0.1:${upPort}; keepalive 256; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://fast;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`);
+  const p = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'inherit' });
+  children.push(p);
+  for (let i = 0; i < 100; i++) {
+    try { await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' }); return port; } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('nginx did not start');
+}
+
+function wrk(url, conns, seconds, env) {
+  const threads = Math.min(conns, 2);
+  const r = spawnSync('wrk', ['-t', String(threads), '-c', String(conns), '-d', `${seconds}s`, '--timeout', '10s', '-s', path.join(here, 'call.lua'), url],
+    { env: { ...process.env, ...env }, encoding: 'utf8' });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+  if (!line) throw new Error(`wrk: ${r.stdout}\n${r.stderr}`);
+  const j = JSON.parse(line);
+  j.rps = j.requests / (j.duration_us / 1e6);
+  return j;
+}
+
+async function rpc(url, msg, headers = {}) {
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...headers }, body: JSON.stringify(msg) });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, text };
+}
+
+async function openSession(url, pat) {
+  const init = await rpc(url, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } },
+    { Authorization: `Bearer ${pat}` });
+  if (init.status !== 200) throw new Error(`initialize: ${init.status} ${init.text}`);
+  const sid = init.headers.get('mcp-session-id');
+  const n = await rpc(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, { Authorization: `Bearer ${pat}`, 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-11-25' });
+  if (n.status !== 202) throw new Error(`initialized: ${n.status}`);
+  return sid;
+}
+
+function rssKiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m[1]);
+}
+
+const fmt = (us) => (us / 1000).toFixed(2);
+
+async function main() {
+  const date = new Date().toISOString();
+  const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1];
+  console.log(`# ${date}, ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB; binary ${gatehouseBin}`);
+  const upPort = await startFast();
+  const ngPort = await startNginx(upPort);
+  const cluster = await startCluster({ durable: true });
+  const srv = await startServer({ cluster, name: 'bench-gateway', env: { GATEHOUSE_LOG_LEVEL: 'info' } });
+  const u = createUser(srv, {});
+  const pat = gatehouse(srv, ['pat', 'create', '--email', u.email, '--agent', 'default', '--name', 'bench']).stdout.trim();
+  const add = gatehouse(srv, ['connector', 'add', '--agent', 'default', '--name', 'fast', '--url', `http://127.0.0.1:${upPort}/mcp`]);
+  if (add.code !== 0) throw new Error(add.stderr);
+  const ghUrl = `${srv.url}/mcp`;
+  const sid = await openSession(ghUrl, pat);
+  // (d): fsync off
+  const cluster2 = await startCluster({ durable: false });
+  const srv2 = await startServer({ cluster: cluster2, name: 'bench-gateway-nofsync', env: { GATEHOUSE_LOG_LEVEL: 'info' } });
+  const u2 = createUser(srv2, {});
+  const pat2 = gatehouse(srv2, ['pat', 'create', '--email', u2.email, '--agent', 'default', '--name', 'bench']).stdout.trim();
+  gatehouse(srv2, ['connector', 'add', '--agent', 'default', '--name', 'fast', '--url', `http://127.0.0.1:${upPort}/mcp`]);
+  const sid2 = await openSession(`${srv2.url}/mcp`, pat2);
+
+  const targets = [
+    ['direct', `http://127.0.0.1:${upPort}/mcp`, { BENCH_TOOL: 'add', BENCH_SESSION: 'bench-session' }],
+    ['nginx', `http://127.0.0.1:${ngPort}/mcp`, { BENCH_TOOL: 'add', BENCH_SESSION: 'bench-session' }],
+    ['gatehouse', ghUrl, { BENCH_TOOL: 'fast__add', BENCH_AUTH: pat, BENCH_SESSION: sid }],
+    ['gatehouse-nofsync', `${srv2.url}/mcp`, { BENCH_TOOL: 'fast__add', BENCH_AUTH: pat2, BENCH_SESSION: sid2 }],
+  ];
+  // warm-up (connections, caches, the upstream session)
+  for (const [, url, env] of targets) wrk(url, 4, 2, env);
+
+  const rows = [];
+  for (const c of LEVELS) {
+    const r = {};
+    for (const [name, url, env] of targets) {
+      r[name] = wrk(url, c, SECONDS, env);
+      const x = r[name];
+      console.log(`c=${c} ${name}: ${x.rps.toFixed(0)} req/s p50 ${fmt(x.p50_us)} ms p99 ${fmt(x.p99_us)} ms` +
+        (x.non2xx || x.errors || x.wrong ? ` (non-2xx ${x.non2xx}, socket errors ${x.errors}, wrong ${x.wrong})` : ''));
+    }
+    rows.push([c, r]);
+  }
+  const auditRows = Number(cluster.sql('SELECT count(*) FROM audit_events'));
+  await srv2.stop();
+  await cluster2.stop();
+
+  // resident memory with SESSIONS open sessions
+  const before = rssKiB(srv.proc.pid);
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (next < SESSIONS) { next++; await openSession(ghUrl, pat); }
+  }));
+  const openMs = performance.now() - t0;
+  const afterOpen = rssKiB(srv.proc.pid);
+  const stored = Number(cluster.sql('SELECT count(*) FROM mcp_sessions'));
+
+  console.log('\n| concurrency | target | req/s | p50 ms | p99 ms | added p50 vs direct ms | added p99 vs direct ms |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const [c, r] of rows) {
+    for (const name of ['direct', 'nginx', 'gatehouse', 'gatehouse-nofsync']) {
+      const x = r[name];
+      const add50 = name === 'direct' ? '' : fmt(x.p50_us - r.direct.p50_us);
+      const add99 = name === 'direct' ? '' : fmt(x.p99_us - r.direct.p99_us);
+      console.log(`| ${c} | ${name} | ${x.rps.toFixed(0)} | ${fmt(x.p50_us)} | ${fmt(x.p99_us)} | ${add50} | ${add99} |`);
+    }
+  }
+  console.log('\n| concurrency | Gatehouse added p50 / nginx added p50 (target <= 1.5) | Gatehouse req/s / nginx req/s (target >= 0.60) | same, fsync off: added p50 ratio | same, fsync off: req/s ratio |');
+  console.log('|---|---|---|---|---|');
+  for (const [c, r] of rows) {
+    const ng = Math.max(1, r.nginx.p50_us - r.direct.p50_us);
+    const ratio = (x) => `${((x.p50_us - r.direct.p50_us) / ng).toFixed(1)} | ${(x.rps / r.nginx.rps).toFixed(2)}`;
+    console.log(`| ${c} | ${ratio(r.gatehouse)} | ${ratio(r['gatehouse-nofsync'])} |`);
+  }
+  console.log(`\naudit rows written during the run: ${auditRows}`);
+  console.log(`\nmemory: RSS ${(before / 1024).toFixed(1)} MiB before, ${(afterOpen / 1024).toFixed(1)} MiB with ${SESSIONS} more open sessions ` +
+    `(${stored} rows in mcp_sessions; +${(((afterOpen - before) * 1024) / SESSIONS).toFixed(0)} bytes per session; opened in ${(openMs / 1000).toFixed(1)} s)`);
+
+  await srv.stop();
+  await cluster.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+  process.exit(0);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,2288 @@
+/*
+ * gateway/mcp.c — the MCP endpoint: /mcp (default agent) and
+ * /agents/STAR/mcp, Streamable HTTP in both protocol generations.
+ *
+ * A POST is checked in this order: Host/Origin (DNS rebinding), the
+ * credential, Content-Type and Accept, the JSON-RPC shape, then the
+ * protocol generation: a request whose _meta carries a protocol version
+ * (or whose MCP-Protocol-Version header says 2026-07-28) is served
+ * statelessly; anything else belongs to an initialize-made session.
+ *
+ * Requests the gateway answers itself (initialize, ping, lists,
+ * server/discover) get one JSON reply.  Requests forwarded to one
+ * upstream (tools/call, prompts/get, resources/read) get an SSE stream fed
+ * from the upstream I/O thread as each upstream message arrives: the
+ * server thread returns at once and the connection is parked until there
+ * are bytes (web_reply_stream).  The final message is held back until its
+ * audit row is committed (a worker does the blocking write).
+ */
+#include "gateway/mcp_int.h"
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define GW_ALLOW_MESSAGE "allow (no policy engine)"
+
+static const char *const legacy_versions[] = { GW_PROTO_2025_11_25, GW_PROTO_2025_06_18, GW_PROTO_2025_03_26 };
+
+bool
+gw_proto_supported(const char *v)
+{
+    if (v == NULL)
+        return false;
+    for (size_t i = 0; i < GH_ARRAY_LEN(legacy_versions); i++)
+        if (!strcmp(v, legacy_versions[i]))
+            return true;
+    return !strcmp(v, GW_PROTO_2026_07_28);
+}
+
+bool
+gw_proto_is_stateless(const char *v)
+{
+    return v && !strcmp(v, GW_PROTO_2026_07_28);
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static json_t *
+rpc_error(json_t *id, int code, const char *msg, json_t *data)
+{
+    json_t *err = json_pack("{s:i, s:s}", "code", code, "message", msg);
+
+    if (data)
+        json_object_set_new(err, "data", data);
+    return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id ? id : json_null(), "error", err);
+}
+
+static int
+reply_rpc_error(struct web_req *r, int status, json_t *id, int code, const char *msg, json_t *data)
+{
+    web_add_header(r, "Cache-Control", "no-store");
+    return web_reply_json(r, status, rpc_error(id, code, msg, data));
+}
+
+static json_t *
+rpc_result(json_t *id, json_t *result)
+{
+    return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
+}
+
+/* 2026-07-28: every complete result says so; the cacheable ones carry
+ * caching hints.  Lists are per member (private) and change with
+ * list_changed, so they are fresh for no time at all. */
+static void
+stateless_result(json_t *result, const char *method)
+{
+    if (!json_is_object(result))
+        return;
+    if (!json_object_get(result, "resultType"))
+        json_object_set_new(result, "resultType", json_string("complete"));
+    if (method && (!strcmp(method, "server/discover") || !strcmp(method, "tools/list") ||
+                   !strcmp(method, "prompts/list") || !strcmp(method, "resources/list") ||
+                   !strcmp(method, "resources/templates/list") || !strcmp(method, "resources/read"))) {
+        if (!json_is_integer(json_object_get(result, "ttlMs")))
+            json_object_set_new(result, "ttlMs", json_integer(0));
+        if (!json_is_string(json_object_get(result, "cacheScope")))
+            json_object_set_new(result, "cacheScope", json_string("private"));
+    }
+}
+
+/* ---------------------------------------------------------------- context */
+
+struct mreq {
+    struct web_req *r;
+    struct gh_arena *a;
+    const struct authz_credential *who;
+    struct gw_session *s;
+    bool    stateless;
+    const char *proto;
+    const char *method;             /* of the request being answered */
+    int64_t start_us;
+    const char *decision;           /* for the audit row */
+    const char *message;
+    const char *tool;
+    const char *connector;
+    const char *policy_ids;
+    const char *policy_versions;
+    int     upstream_status;
+};
+
+static void
+session_put_cb(void *p)
+{
+    gw_session_put(p);
+}
+
+static void
+audit(struct mreq *m, const char *method)
+{
+    struct gw_audit row = {
+        .who = m->who,
+        .agent_id = m->who->agent.id,
+        .session_id = m->s && !m->stateless ? m->s->id_hash : NULL,
+        .method = method ? method : "(invalid)",
+        .tool = m->tool,
+        .connector = m->connector,
+        .decision = m->decision ? m->decision : "allow",
+        /* until the policy engine decides per method, what it allows says so */
+        .message = m->message ? m->message : (m->decision && strcmp(m->decision, "allow") ? NULL : GW_ALLOW_MESSAGE),
+        .policy_ids = m->policy_ids,
+        .policy_versions = m->policy_versions,
+        .upstream_status = m->upstream_status,
+        .duration_us = gh_now_us() - m->start_us,
+    };
+    struct gh_err e = {0};
+
+    if (gw_audit_write(&row, &e) < 0)
+        GH_LOG(ERROR, "gw_audit", "audit row not written: %s", e.detail[0] ? e.detail : e.msg);
+}
+
+/* ---------------------------------------------------------------- Host / Origin */
+
+/* host[:port] or [v6][:port] -> lower-case host and port (may be ""). */
+static void
+split_host(const char *in, size_t n, char *host, size_t hl, char *port, size_t pl)
+{
+    const char *colon;
+    size_t k;
+
+    port[0] = '\0';
+    if (n && in[0] == '[') {
+        const char *rb = memchr(in, ']', n);
+        k = rb ? (size_t)(rb - in) + 1 : n;
+        if (rb && k < n && in[k] == ':')
+            snprintf(port, pl, "%.*s", (int)(n - k - 1), in + k + 1);
+    } else {
+        colon = memchr(in, ':', n);
+        k = colon ? (size_t)(colon - in) : n;
+        if (colon)
+            snprintf(port, pl, "%.*s", (int)(n - k - 1), colon + 1);
+    }
+    snprintf(host, hl, "%.*s", (int)k, in);
+    for (char *p = host; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+}
+
+static bool
+entry_matches(const char *entry, size_t n, const char *host, const char *port)
+{
+    char eh[256], ep[16];
+
+    while (n && (*entry == ' ' || *entry == '\t'))
+        entry++, n--;
+    while (n && (entry[n - 1] == ' ' || entry[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n >= sizeof(eh))
+        return false;
+    split_host(entry, n, eh, sizeof(eh), ep, sizeof(ep));
+    return !strcmp(eh, host) && (!ep[0] || !strcmp(ep, port));
+}
+
+static bool
+host_allowed(const char *hostport)
+{
+    char host[256], port[16];
+    size_t n = strlen(hostport);
+
+    if (n == 0 || n >= sizeof(host))
+        return false;
+    split_host(hostport, n, host, sizeof(host), port, sizeof(port));
+    if (gh_cfg.allowed_hosts && gh_cfg.allowed_hosts[0]) {
+        for (const char *p = gh_cfg.allowed_hosts; *p;) {
+            const char *c = strchr(p, ',');
+            size_t len = c ? (size_t)(c - p) : strlen(p);
+            if (entry_matches(p, len, host, port))
+                return true;
+            p += len + (c ? 1 : 0);
+        }
+        return false;
+    }
+    if (!strcmp(host, "localhost") || !strcmp(host, "127.0.0.1") || !strcmp(host, "[::1]"))
+        return true;
+    {
+        const char *u = strstr(gh_cfg.public_url, "://");
+        const char *end;
+        char ph[256], pp[16];
+        if (u == NULL)
+            return false;
+        u += 3;
+        end = u + strcspn(u, "/?#");
+        split_host(u, (size_t)(end - u), ph, sizeof(ph), pp, sizeof(pp));
+        return !strcmp(ph, host);
+    }
+}
+
+/* 0 when fine; otherwise the reply has been sent. */
+static int
+check_rebinding(struct web_req *r)
+{
+    const char *host = web_header(r, "Host"), *origin = web_header(r, "Origin");
+
+    if (host == NULL || !host_allowed(host)) {
+        reply_rpc_error(r, 421, NULL, GW_RPC_INVALID_REQUEST, "Host not allowed.", NULL);
+        return -1;
+    }
+    if (origin) {
+        const char *u = strstr(origin, "://");
+        bool ok = u && !strchr(u + 3, '/') && host_allowed(u + 3) &&
+                  (!strncmp(origin, "http://", 7) || !strncmp(origin, "https://", 8));
+        if (!ok) {
+            reply_rpc_error(r, 403, NULL, GW_RPC_INVALID_REQUEST, "Origin not allowed.", NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- authentication */
+
+static const char *
+slug_of(struct web_req *r)
+{
+    const char *slug = web_path_param(r, 0);
+    return slug && *slug ? slug : "default";
+}
+
+static const struct authz_credential *
+authenticate(struct web_req *r)
+{
+    struct gh_arena *a = web_arena(r);
+
+    if (gh_cfg.test_unauthenticated_mcp && web_header(r, "Authorization") == NULL) {
+        struct gh_err e = {0};
+        struct authz_agent *ag = authz_agent_by_slug(a, slug_of(r), &e);
+        struct authz_credential *cr;
+        if (ag == NULL) {
+            web_reply_err(r, &e);
+            return NULL;
+        }
+        cr = gh_arena_alloc(a, sizeof(*cr));
+        if (cr == NULL) {
+            gh_err_set(&e, 500, "server_error", "internal error", "out of memory");
+            web_reply_err(r, &e);
+            return NULL;
+        }
+        cr->kind = "test";
+        cr->client_name = "unauthenticated test mode";
+        cr->scope = "mcp";
+        cr->agent = *ag;
+        return cr;
+    }
+    return authz_mcp_authenticate(r, slug_of(r));
+}
+
+/* ---------------------------------------------------------------- downstream SSE channels
+ * A channel is the producer side of one SSE response: a byte queue the
+ * reader drains.  Forwarded calls and listen streams are both channels;
+ * the ticker writes keep-alive comments so a vanished client is noticed
+ * even while the connection is parked. */
+
+struct chan {
+    pthread_mutex_t     lock;
+    char               *buf;
+    size_t              len, off, cap;
+    bool                ended;      /* nothing more will be queued */
+    bool                gone;       /* done() ran: the response is over */
+    struct web_stream  *ws;
+    int                 refs;
+    int64_t             last_us;    /* last write */
+    int64_t             keepalive_us;
+    bool                is_fwd;     /* a forwarded call (struct fwd) */
+    void              (*free_fn)(struct chan *);
+    struct chan        *next, *prev;    /* registry, for the ticker */
+};
+
+static pthread_mutex_t chans_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct chan *chans;
+
+static void
+chan_unref(struct chan *c)
+{
+    bool last;
+
+    pthread_mutex_lock(&c->lock);
+    last = --c->refs == 0;
+    pthread_mutex_unlock(&c->lock);
+    if (!last)
+        return;
+    web_stream_release(c->ws);
+    free(c->buf);
+    pthread_mutex_destroy(&c->lock);
+    c->free_fn(c);
+}
+
+static void
+chan_init(struct chan *c, int64_t keepalive_us, void (*free_fn)(struct chan *))
+{
+    pthread_mutex_init(&c->lock, NULL);
+    c->refs = 1;
+    c->keepalive_us = keepalive_us;
+    c->last_us = gh_now_us();
+    c->free_fn = free_fn;
+}
+
+static void
+chan_register(struct chan *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->refs++;              /* the registry's */
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_lock(&chans_lock);
+    c->next = chans;
+    if (chans)
+        chans->prev = c;
+    chans = c;
+    pthread_mutex_unlock(&chans_lock);
+}
+
+static void
+chan_unregister(struct chan *c)
+{
+    bool was = false;
+
+    pthread_mutex_lock(&chans_lock);
+    if (c->prev || c->next || chans == c) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            chans = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        c->next = c->prev = NULL;
+        was = true;
+    }
+    pthread_mutex_unlock(&chans_lock);
+    if (was)
+        chan_unref(c);
+}
+
+/* Under c->lock. */
+static int
+chan_put_locked(struct chan *c, const char *s, size_t n)
+{
+    if (c->gone || c->ended)
+        return -1;
+    if (c->off > 0 && c->off == c->len)
+        c->off = c->len = 0;
+    if (c->len + n > c->cap) {
+        size_t nc = c->cap ? c->cap : 4096;
+        char *nb;
+        while (nc < c->len + n)
+            nc *= 2;
+        if (nc > ((size_t)64 << 20))
+            return -1;          /* a client that does not read: stop queueing */
+        nb = realloc(c->buf, nc);
+        if (nb == NULL)
+            return -1;
+        c->buf = nb;
+        c->cap = nc;
+    }
+    memcpy(c->buf + c->len, s, n);
+    c->len += n;
+    c->last_us = gh_now_us();
+    return 0;
+}
+
+/* Queues one SSE event carrying a JSON-RPC message; end closes the stream
+ * after it.  Returns the stream to wake: the caller wakes it holding none
+ * of our locks (a wake may wait for MHD, and MHD may be in a done()
+ * callback that wants one of them). */
+static struct web_stream *
+chan_queue(struct chan *c, json_t *msg, bool end)
+{
+    char *js = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    struct web_stream *ws;
+
+    pthread_mutex_lock(&c->lock);
+    if (js) {
+        chan_put_locked(c, "event: message\ndata: ", 21);
+        chan_put_locked(c, js, strlen(js));
+        chan_put_locked(c, "\n\n", 2);
+    }
+    if (end)
+        c->ended = true;
+    ws = c->gone ? NULL : c->ws;
+    pthread_mutex_unlock(&c->lock);
+    free(js);
+    return ws;
+}
+
+static void
+chan_send(struct chan *c, json_t *msg, bool end)
+{
+    web_stream_wake(chan_queue(c, msg, end));
+}
+
+static ssize_t
+chan_read(void *ctx, char *buf, size_t max)
+{
+    struct chan *c = ctx;
+    ssize_t n = WEB_STREAM_WAIT;
+
+    pthread_mutex_lock(&c->lock);
+    if (c->off < c->len) {
+        size_t k = c->len - c->off < max ? c->len - c->off : max;
+        memcpy(buf, c->buf + c->off, k);
+        c->off += k;
+        n = (ssize_t)k;
+    } else if (c->ended) {
+        n = WEB_STREAM_END;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+/* ---------------------------------------------------------------- listeners */
+
+struct listener {
+    struct chan  ch;                /* first: a listener is a channel */
+    char         agent_id[40];
+    char         id_hash[65];       /* session, or "" for a stateless listen */
+    json_t      *sub_id;            /* stateless: the listen request's id */
+    bool         tools, prompts, resources;
+    struct listener *next, *prev;
+};
+
+static pthread_mutex_t lsn_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct listener *listeners;
+
+static void
+listener_free(struct chan *c)
+{
+    struct listener *l = (struct listener *)c;
+
+    json_decref(l->sub_id);
+    free(l);
+}
+
+static void
+listener_done(void *ctx)
+{
+    struct listener *l = ctx;
+
+    pthread_mutex_lock(&lsn_lock);
+    if (l->prev)
+        l->prev->next = l->next;
+    else if (listeners == l)
+        listeners = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->next = l->prev = NULL;
+    pthread_mutex_unlock(&lsn_lock);
+    pthread_mutex_lock(&l->ch.lock);
+    l->ch.gone = true;
+    pthread_mutex_unlock(&l->ch.lock);
+    chan_unregister(&l->ch);
+    chan_unref(&l->ch);     /* the stream's reference */
+}
+
+static bool
+wants(const struct listener *l, const char *method)
+{
+    if (!strcmp(method, "notifications/tools/list_changed"))
+        return l->tools;
+    if (!strcmp(method, "notifications/prompts/list_changed"))
+        return l->prompts;
+    if (!strcmp(method, "notifications/resources/list_changed"))
+        return l->resources;
+    return l->id_hash[0] != '\0';   /* other notifications: session streams only */
+}
+
+static void
+listener_send(struct listener *l, const char *method, json_t *params)
+{
+    json_t *msg = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", method);
+
+    if (params)
+        json_object_set(msg, "params", params);
+    if (l->sub_id) {
+        json_t *p = json_object_get(msg, "params");
+        json_t *meta;
+        if (p == NULL) {
+            p = json_object();
+            json_object_set_new(msg, "params", p);
+        } else {
+            p = json_deep_copy(p);
+            json_object_set_new(msg, "params", p);
+        }
+        meta = json_object_get(p, "_meta");
+        if (!json_is_object(meta)) {
+            meta = json_object();
+            json_object_set_new(p, "_meta", meta);
+        }
+        json_object_set(meta, "io.modelcontextprotocol/subscriptionId", l->sub_id);
+    }
+    chan_queue(&l->ch, msg, false);
+    json_decref(msg);
+}
+
+static void
+notify(const char *id_hash, const char *agent_id, const char *method, json_t *params)
+{
+    struct listener **hit = NULL;
+    int n = 0, cap = 0;
+
+    /* queue under lsn_lock, wake after it (see chan_queue) */
+    pthread_mutex_lock(&lsn_lock);
+    for (struct listener *l = listeners; l; l = l->next) {
+        if (id_hash && strcmp(l->id_hash, id_hash))
+            continue;
+        if (agent_id && strcmp(l->agent_id, agent_id))
+            continue;
+        if (!wants(l, method))
+            continue;
+        listener_send(l, method, params);
+        if (n == cap) {
+            struct listener **nh = realloc(hit, sizeof(*hit) * (size_t)(cap ? cap * 2 : 16));
+            if (nh == NULL)
+                continue;       /* queued; the next keep-alive wakes it */
+            hit = nh;
+            cap = cap ? cap * 2 : 16;
+        }
+        pthread_mutex_lock(&l->ch.lock);
+        l->ch.refs++;
+        pthread_mutex_unlock(&l->ch.lock);
+        hit[n++] = l;
+        if (id_hash && l->id_hash[0])
+            break;      /* a session's message goes on one of its streams only */
+    }
+    pthread_mutex_unlock(&lsn_lock);
+    for (int i = 0; i < n; i++) {
+        struct web_stream *ws;
+        pthread_mutex_lock(&hit[i]->ch.lock);
+        ws = hit[i]->ch.gone ? NULL : hit[i]->ch.ws;
+        pthread_mutex_unlock(&hit[i]->ch.lock);
+        web_stream_wake(ws);
+        chan_unref(&hit[i]->ch);
+    }
+    free(hit);
+}
+
+void
+gw_notify_session(struct gw_session *s, const char *method, json_t *params)
+{
+    if (s->stateless)
+        notify(NULL, s->agent_id, method, params);  /* stateless listens of that agent */
+    else
+        notify(s->id_hash, NULL, method, params);
+}
+
+void
+gw_notify_agent(const char *agent_id, const char *method)
+{
+    notify(NULL, agent_id, method, NULL);
+}
+
+static struct listener *
+listener_open(struct mreq *m, json_t *sub_id, json_t *filter)
+{
+    struct listener *l = calloc(1, sizeof(*l));
+
+    if (l == NULL)
+        return NULL;
+    chan_init(&l->ch, 15 * 1000000LL, listener_free);
+    snprintf(l->agent_id, sizeof(l->agent_id), "%s", m->who->agent.id);
+    if (!m->stateless)
+        snprintf(l->id_hash, sizeof(l->id_hash), "%s", m->s->id_hash);
+    l->sub_id = json_incref(sub_id);
+    l->tools = filter ? json_is_true(json_object_get(filter, "toolsListChanged")) : true;
+    l->prompts = filter ? json_is_true(json_object_get(filter, "promptsListChanged")) : true;
+    l->resources = filter ? json_is_true(json_object_get(filter, "resourcesListChanged")) : true;
+    return l;
+}
+
+static int
+listener_start(struct mreq *m, struct listener *l, json_t *ack)
+{
+    struct web_stream *ws = NULL;
+
+    web_add_header(m->r, "X-Accel-Buffering", "no");
+    l->ch.refs++;           /* the stream's */
+    pthread_mutex_lock(&l->ch.lock);
+    chan_put_locked(&l->ch, ": stream open\n\n", 16);
+    pthread_mutex_unlock(&l->ch.lock);
+    if (ack) {
+        chan_send(&l->ch, ack, false);
+    }
+    if (web_reply_stream(m->r, 200, "text/event-stream", chan_read, &l->ch, listener_done, &ws) < 0) {
+        l->ch.refs--;
+        chan_unref(&l->ch);
+        return reply_rpc_error(m->r, 500, NULL, GW_RPC_INTERNAL, "Cannot open the stream.", NULL);
+    }
+    pthread_mutex_lock(&l->ch.lock);
+    l->ch.ws = ws;
+    pthread_mutex_unlock(&l->ch.lock);
+    chan_register(&l->ch);
+    pthread_mutex_lock(&lsn_lock);
+    l->next = listeners;
+    if (listeners)
+        listeners->prev = l;
+    listeners = l;
+    pthread_mutex_unlock(&lsn_lock);
+    chan_unref(&l->ch);     /* ours; the stream and registry keep it */
+    return 0;
+}
+
+/* ---------------------------------------------------------------- replies after their audit row
+ * The credential and the row's strings are copied: the response (and the
+ * request arena) may end before the writer thread has formatted the row. */
+
+static char *
+xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void
+cred_dup(struct authz_credential *d, const struct authz_credential *w)
+{
+    d->kind = xstrdup(w->kind);
+    d->token_id = xstrdup(w->token_id);
+    d->grant_id = xstrdup(w->grant_id);
+    d->user_id = xstrdup(w->user_id);
+    d->user_email = xstrdup(w->user_email);
+    d->client_id = xstrdup(w->client_id);
+    d->client_name = xstrdup(w->client_name);
+    d->scope = xstrdup(w->scope);
+    d->agent.id = xstrdup(w->agent.id);
+    d->agent.slug = xstrdup(w->agent.slug);
+    d->agent.name = xstrdup(w->agent.name);
+    d->agent.untrusted = w->agent.untrusted;
+    d->expires_at = w->expires_at;
+}
+
+static void
+cred_release(struct authz_credential *c)
+{
+    free((char *)c->kind);
+    free(c->token_id);
+    free(c->grant_id);
+    free(c->user_id);
+    free(c->user_email);
+    free(c->client_id);
+    free(c->client_name);
+    free(c->scope);
+    free(c->agent.id);
+    free(c->agent.slug);
+    free(c->agent.name);
+}
+
+struct areply {
+    struct chan  ch;                /* first: an audited reply is a channel */
+    struct authz_credential who;
+    struct gw_audit row;
+    char        *strs[9];           /* what row points to */
+    char        *body;
+    json_t      *id;                /* the request's, for an error instead of body */
+};
+
+static void
+areply_free(struct chan *c)
+{
+    struct areply *ar = (struct areply *)c;
+
+    cred_release(&ar->who);
+    for (size_t i = 0; i < GH_ARRAY_LEN(ar->strs); i++)
+        free(ar->strs[i]);
+    free(ar->body);
+    json_decref(ar->id);
+    free(ar);
+}
+
+static void
+areply_audited(void *ctx, int ok)
+{
+    struct areply *ar = ctx;
+    struct web_stream *ws;
+
+    if (ok < 0) {
+        /* no answer leaves without its audit row: the client gets an error instead */
+        GH_LOG(ERROR, "gw_audit", "audit row of %s not written", ar->row.method);
+        json_t *err = rpc_error(ar->id, GW_RPC_INTERNAL, "The audit log is unavailable.", NULL);
+        free(ar->body);
+        ar->body = json_dumps(err, JSON_COMPACT);
+        json_decref(err);
+    }
+    pthread_mutex_lock(&ar->ch.lock);
+    if (ar->body)
+        chan_put_locked(&ar->ch, ar->body, strlen(ar->body));
+    ar->ch.ended = true;
+    ws = ar->ch.ws;
+    pthread_mutex_unlock(&ar->ch.lock);
+    web_stream_wake(ws);
+    chan_unref(&ar->ch);        /* the audit's reference */
+}
+
+static void
+areply_done(void *ctx)
+{
+    struct areply *ar = ctx;
+
+    pthread_mutex_lock(&ar->ch.lock);
+    ar->ch.gone = true;
+    pthread_mutex_unlock(&ar->ch.lock);
+    chan_unref(&ar->ch);        /* the stream's reference */
+}
+
+/* The 200 reply to a request the gateway answered itself, sent once its
+ * audit row is committed — without this thread waiting for the commit. */
+static int
+reply_audited(struct mreq *m, const char *method, json_t *id, json_t *result)
+{
+    struct areply *ar;
+    struct web_stream *ws = NULL;
+    char *body;
+
+    if (m->stateless)
+        stateless_result(result, m->method);
+    body = json_dumps(gh_arena_json(m->a, rpc_result(id, result)), JSON_COMPACT);
+    ar = calloc(1, sizeof(*ar));
+    if (body == NULL || ar == NULL) {
+        free(body);
+        free(ar);
+        audit(m, method);
+        return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+    }
+    chan_init(&ar->ch, 15 * 1000000LL, areply_free);
+    ar->body = body;
+    ar->id = json_incref(id);
+    cred_dup(&ar->who, m->who);
+    ar->row = (struct gw_audit){
+        .who = &ar->who,
+        .agent_id = ar->who.agent.id,
+        .session_id = ar->strs[0] = xstrdup(m->s && !m->stateless ? m->s->id_hash : NULL),
+        .method = ar->strs[1] = xstrdup(method),
+        .tool = ar->strs[2] = xstrdup(m->tool),
+        .connector = ar->strs[3] = xstrdup(m->connector),
+        .decision = ar->strs[4] = xstrdup(m->decision ? m->decision : "allow"),
+        .message = ar->strs[5] = xstrdup(m->message ? m->message
+                                         : (m->decision && strcmp(m->decision, "allow") ? NULL : GW_ALLOW_MESSAGE)),
+        .policy_ids = ar->strs[6] = xstrdup(m->policy_ids),
+        .policy_versions = ar->strs[7] = xstrdup(m->policy_versions),
+        .request_id = ar->strs[8] = xstrdup(web_request_id(m->r)),
+        .upstream_status = m->upstream_status,
+        .duration_us = gh_now_us() - m->start_us,
+    };
+    ar->ch.refs++;              /* the stream's */
+    if (web_reply_stream(m->r, 200, "application/json", chan_read, &ar->ch, areply_done, &ws) < 0) {
+        ar->ch.refs--;
+        audit(m, method);
+        chan_unref(&ar->ch);
+        return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+    }
+    pthread_mutex_lock(&ar->ch.lock);
+    ar->ch.ws = ws;
+    ar->ch.refs++;              /* the audit's */
+    pthread_mutex_unlock(&ar->ch.lock);
+    if (gw_audit_submit(&ar->row, ar->row.request_id, areply_audited, ar) < 0) {
+        struct gh_err e = {0};
+        areply_audited(ar, gw_audit_write(&ar->row, &e));
+    }
+    chan_unref(&ar->ch);        /* ours */
+    return 0;
+}
+
+/* ---------------------------------------------------------------- forwarded calls */
+
+struct fwd {
+    struct chan  ch;                /* first: a forwarded call is a channel */
+    struct gw_session *s;
+    struct gw_connector c;          /* heap copies */
+    struct gw_header *hdrs;         /* credentials: wiped at free */
+    int          nhdrs;
+    json_t      *msg;               /* the upstream request (our id) */
+    json_t      *down_id;
+    json_t      *up_id;
+    char        *proto_up;          /* upstream revision at start */
+    bool         stateless;
+    bool         no_logs;           /* stateless without a logLevel in _meta */
+    bool         retried;
+    bool         final_seen;        /* the upstream's response came */
+    bool         upstream_done;
+    bool         cancel_sent;
+    bool         client_cancelled;  /* notifications/cancelled from the client */
+    json_t      *final;             /* waiting for its audit row */
+    struct gw_up_xfer *x;
+    /* audit */
+    struct authz_credential who;
+    char        *method, *tool, *request_id, *policy_ids, *policy_versions;
+    int64_t      start_us;
+    int          upstream_status;
+    char        *message;
+    struct gw_audit row;            /* submitted at the end */
+};
+
+static void
+fwd_free(struct chan *c)
+{
+    struct fwd *f = (struct fwd *)c;
+
+    gw_up_release(f->x);
+    gw_session_put(f->s);
+    free(f->c.id);
+    free(f->c.name);
+    free(f->c.url);
+    for (int i = 0; i < f->nhdrs; i++) {
+        free(f->hdrs[i].name);
+        if (f->hdrs[i].value) {
+            gh_wipe(f->hdrs[i].value, strlen(f->hdrs[i].value));
+            free(f->hdrs[i].value);
+        }
+    }
+    free(f->hdrs);
+    json_decref(f->msg);
+    json_decref(f->down_id);
+    json_decref(f->up_id);
+    json_decref(f->final);
+    free(f->proto_up);
+    cred_release(&f->who);
+    free(f->method);
+    free(f->tool);
+    free(f->request_id);
+    free(f->policy_ids);
+    free(f->policy_versions);
+    free(f->message);
+    free(f);
+}
+
+static void fwd_start(struct fwd *f);
+static void fwd_send_cancelled(struct fwd *f, const char *reason);
+
+/* The final message goes once its audit row is committed: the row is
+ * submitted to the group commit without a thread waiting for it, and the
+ * writer thread lets the message go (or, with the writer stopped, this
+ * thread writes and waits). */
+static void
+fwd_release_final(struct fwd *f)
+{
+    json_t *final;
+
+    pthread_mutex_lock(&f->ch.lock);
+    final = f->final;
+    f->final = NULL;
+    pthread_mutex_unlock(&f->ch.lock);
+    chan_send(&f->ch, final, true);
+    json_decref(final);
+    chan_unref(&f->ch);     /* the audit's reference */
+}
+
+static void
+fwd_audited(void *ctx, int ok)
+{
+    struct fwd *f = ctx;
+
+    if (ok < 0) {
+        /* the upstream's answer does not leave without its audit row */
+        GH_LOG(ERROR, "gw_audit", "audit row of %s not written", f->method);
+        pthread_mutex_lock(&f->ch.lock);
+        if (f->final) {
+            json_decref(f->final);
+            f->final = rpc_error(f->down_id, GW_RPC_INTERNAL, "The audit log is unavailable.", NULL);
+        }
+        pthread_mutex_unlock(&f->ch.lock);
+    }
+    fwd_release_final(f);
+}
+
+/* Any thread: the answer is known; audit, then send. */
+static void
+fwd_conclude(struct fwd *f, json_t *final)
+{
+    pthread_mutex_lock(&f->ch.lock);
+    f->final = final;
+    f->ch.refs++;
+    pthread_mutex_unlock(&f->ch.lock);
+    f->row = (struct gw_audit){
+        .who = &f->who,
+        .agent_id = f->who.agent.id,
+        .session_id = f->stateless ? NULL : f->s->id_hash,
+        .method = f->method,
+        .tool = f->tool,
+        .connector = f->c.name,
+        .decision = "allow",
+        .policy_ids = f->policy_ids,
+        .policy_versions = f->policy_versions,
+        .message = f->message,
+        .upstream_status = f->upstream_status,
+        .duration_us = gh_now_us() - f->start_us,
+        .request_id = f->request_id,
+    };
+    if (gw_audit_submit(&f->row, f->request_id, fwd_audited, f) < 0) {
+        struct gh_err e = {0};
+        fwd_audited(f, gw_audit_write(&f->row, &e));
+    }
+}
+
+/* The audit row keeps the decision's message (why the call was allowed);
+ * what went wrong upstream goes to the log and to the client. */
+static void
+fwd_error(struct fwd *f, const char *text)
+{
+    bool own = gh_log_request_id()[0] == '\0';   /* an I/O or worker thread */
+
+    if (own)
+        gh_log_context(f->request_id, "gw_forward");
+    GH_LOG(WARN, "gw_forward", "%s %s: %s", f->method, f->tool ? f->tool : "", text);
+    if (own)
+        gh_log_context(NULL, NULL);
+    fwd_conclude(f, rpc_error(f->down_id, GW_RPC_UPSTREAM, text, NULL));
+}
+
+static void
+fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
+{
+    struct fwd *f = ctx;
+    json_t *id = json_object_get(msg, "id");
+    const char *method = gh_json_str(msg, "method");
+
+    if (f->final_seen)
+        return;
+    if (method == NULL && id && json_equal(id, f->up_id)) {
+        json_t *out = json_deep_copy(msg);
+        json_t *res = json_object_get(out, "result");
+        if (gw_up_status(x) == 404 && f->proto_up && strcmp(f->proto_up, GW_PROTO_2026_07_28) && !f->retried) {
+            json_decref(out);   /* the upstream lost its session: on_done redoes it */
+            return;
+        }
+        f->final_seen = true;
+        json_object_set(out, "id", f->down_id);
+        if (f->stateless)
+            stateless_result(res, f->method);
+        f->upstream_status = (int)gw_up_status(x);
+        fwd_conclude(f, out);
+        return;
+    }
+    if (method && id == NULL) {
+        /* progress, log messages and the like: on to the client now; a
+         * 2026-07-28 request gets log messages only when it asked */
+        if (f->no_logs && !strcmp(method, "notifications/message"))
+            return;
+        chan_send(&f->ch, msg, false);
+        return;
+    }
+    if (method && id) {
+        /* a request from the upstream (sampling, elicitation, roots):
+         * the gateway does not relay them; the upstream learns so now */
+        GH_LOG(INFO, "gw_upstream", "connector %s asked the client for %s: refused", f->c.name, method);
+        {
+            struct gw_up_req rq = {0};
+            json_t *ans = rpc_error(id, GW_RPC_METHOD_NOT_FOUND,
+                                    "The gateway does not relay requests to the client.", NULL);
+            struct gw_header *h = calloc((size_t)f->nhdrs + 4, sizeof(*h));
+            char *body = json_dumps(ans, JSON_COMPACT);
+            struct gw_upstate *u;
+            char *sid = NULL, proto[16] = "";
+            int n = 0;
+            pthread_mutex_lock(&f->s->lock);
+            u = gw_session_upstate(f->s, &f->c);
+            if (u) {
+                sid = xstrdup(u->sid);
+                snprintf(proto, sizeof(proto), "%s", u->proto);
+            }
+            pthread_mutex_unlock(&f->s->lock);
+            if (h && body) {
+                for (int i = 0; i < f->nhdrs; i++)
+                    h[n++] = f->hdrs[i];
+                h[n++] = (struct gw_header){ "Content-Type", "application/json" };
+                h[n++] = (struct gw_header){ "Accept", "application/json, text/event-stream" };
+                if (sid)
+                    h[n++] = (struct gw_header){ "Mcp-Session-Id", sid };
+                if (proto[0] && strcmp(proto, GW_PROTO_2025_06_18) >= 0)
+                    h[n++] = (struct gw_header){ "MCP-Protocol-Version", proto };
+                rq.url = f->c.url;
+                rq.headers = h;
+                rq.nheaders = n;
+                rq.body = body;
+                rq.timeout_ms = gh_cfg.upstream_call_timeout_ms;
+                gw_up_release(gw_up_start(&rq));
+            }
+            free(h);
+            free(body);
+            free(sid);
+            json_decref(ans);
+        }
+    }
+}
+
+static void
+fwd_retry_work(void *ctx)
+{
+    struct fwd *f = ctx;
+    struct gh_arena *a = gh_arena_new(0);
+    struct gw_call_target t = { f->s, &f->c, f->hdrs, f->nhdrs };
+    struct gh_err e = {0};
+
+    if (a == NULL || gw_up_ensure(a, &t, true, &e) < 0) {
+        fwd_error(f, e.msg[0] ? e.msg : "Upstream unavailable.");
+    } else {
+        bool gone;
+        pthread_mutex_lock(&f->ch.lock);
+        gone = f->ch.gone;
+        pthread_mutex_unlock(&f->ch.lock);
+        if (gone)
+            fwd_error(f, "client disconnected");
+        else
+            fwd_start(f);
+    }
+    gh_arena_free(a);
+    chan_unref(&f->ch);     /* the work's reference */
+}
+
+static void
+fwd_on_done(struct gw_up_xfer *x, void *ctx)
+{
+    struct fwd *f = ctx;
+    long st = gw_up_status(x);
+    bool gone;
+
+    f->upstream_status = (int)st;
+    pthread_mutex_lock(&f->ch.lock);
+    gone = f->ch.gone;
+    pthread_mutex_unlock(&f->ch.lock);
+    if (!f->final_seen) {
+        char text[200];
+        if (st == 404 && f->proto_up && strcmp(f->proto_up, GW_PROTO_2026_07_28) && !f->retried && !gone) {
+            /* the upstream dropped its session: new handshake, then again */
+            f->retried = true;
+            pthread_mutex_lock(&f->ch.lock);
+            f->ch.refs++;
+            pthread_mutex_unlock(&f->ch.lock);
+            if (gw_work_post(fwd_retry_work, f) == 0)
+                goto out;
+            chan_unref(&f->ch);
+        }
+        if (f->client_cancelled) {
+            /* the client cancelled: no response is due, only the audit row */
+            f->final_seen = true;
+            fwd_conclude(f, NULL);
+            goto out;
+        }
+        if (gone)
+            snprintf(text, sizeof(text), "client disconnected");
+        else if (gw_up_timed_out(x)) {
+            snprintf(text, sizeof(text), "Upstream '%s' timed out.", f->c.name);
+            fwd_send_cancelled(f, "The gateway's call timeout passed.");
+        }
+        else if (st >= 400)
+            snprintf(text, sizeof(text), "Upstream '%s' answered HTTP %ld.", f->c.name, st);
+        else if (st == 0)
+            snprintf(text, sizeof(text), "Upstream '%s' is unavailable.", f->c.name);
+        else
+            snprintf(text, sizeof(text), "Upstream '%s' ended without an answer.", f->c.name);
+        f->final_seen = true;
+        fwd_error(f, text);
+    }
+out:
+    chan_unref(&f->ch);     /* the transfer's reference */
+}
+
+static void
+fwd_start(struct fwd *f)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gw_call_target t = { f->s, &f->c, f->hdrs, f->nhdrs };
+    struct gw_up_req rq = {0};
+    struct gh_err e = {0};
+    json_t *msg = json_deep_copy(f->msg);
+    struct gw_up_xfer *x;
+    struct gw_upstate *u;
+    bool gone;
+
+    if (a == NULL || msg == NULL || gw_up_prepare(a, &t, msg, &rq, &e) < 0) {
+        fwd_error(f, "Internal error.");
+        goto out;
+    }
+    pthread_mutex_lock(&f->s->lock);
+    u = gw_session_upstate(f->s, &f->c);
+    free(f->proto_up);
+    f->proto_up = xstrdup(u ? u->proto : "");
+    pthread_mutex_unlock(&f->s->lock);
+    rq.on_message = fwd_on_message;
+    rq.on_done = fwd_on_done;
+    rq.ctx = f;
+    pthread_mutex_lock(&f->ch.lock);
+    f->ch.refs++;           /* the transfer's */
+    pthread_mutex_unlock(&f->ch.lock);
+    x = gw_up_start(&rq);
+    if (x == NULL) {
+        chan_unref(&f->ch);
+        fwd_error(f, "Internal error.");
+        goto out;
+    }
+    pthread_mutex_lock(&f->ch.lock);
+    gw_up_release(f->x);
+    f->x = x;
+    gone = f->ch.gone;
+    pthread_mutex_unlock(&f->ch.lock);
+    if (gone)
+        gw_up_cancel(x);        /* the client left while this one started */
+out:
+    json_decref(msg);
+    gh_arena_free(a);
+}
+
+static void
+cancel_done(struct gw_up_xfer *x, void *ctx)
+{
+    (void)x;
+    (void)ctx;
+}
+
+static void
+cancel_msg(struct gw_up_xfer *x, json_t *m, void *ctx)
+{
+    (void)x;
+    (void)m;
+    (void)ctx;
+}
+
+/* A legacy upstream learns of a cancel from notifications/cancelled (a
+ * 2026-07-28 upstream from the closed stream alone).  Any thread. */
+static void
+fwd_send_cancelled(struct fwd *f, const char *reason)
+{
+    struct gh_arena *a;
+    struct gw_call_target t = { f->s, &f->c, f->hdrs, f->nhdrs };
+    struct gw_up_req rq = {0};
+    struct gh_err e = {0};
+    json_t *note;
+
+    if (f->proto_up == NULL || !strcmp(f->proto_up, GW_PROTO_2026_07_28))
+        return;
+    a = gh_arena_new(0);
+    note = json_pack("{s:s, s:s, s:{s:O, s:s}}", "jsonrpc", "2.0", "method", "notifications/cancelled",
+                     "params", "requestId", f->up_id, "reason", reason);
+    if (a && note && gw_up_prepare(a, &t, note, &rq, &e) == 0) {
+        rq.on_message = cancel_msg;
+        rq.on_done = cancel_done;
+        gw_up_release(gw_up_start(&rq));
+    }
+    json_decref(note);
+    gh_arena_free(a);
+}
+
+/* notifications/cancelled from a session's client: the forwarded call with
+ * that request id stops upstream, and its stream ends without a response. */
+static void
+cancel_by_client(struct gw_session *s, json_t *request_id, const char *reason)
+{
+    struct fwd *hit = NULL;
+    struct gw_up_xfer *x = NULL;
+    bool go = false;
+
+    if (request_id == NULL)
+        return;
+    pthread_mutex_lock(&chans_lock);
+    for (struct chan *c = chans; c && !hit; c = c->next) {
+        struct fwd *f = (struct fwd *)c;
+        if (!c->is_fwd || f->s != s || !json_equal(f->down_id, request_id))
+            continue;
+        pthread_mutex_lock(&c->lock);
+        c->refs++;
+        pthread_mutex_unlock(&c->lock);
+        hit = f;
+    }
+    pthread_mutex_unlock(&chans_lock);
+    if (hit == NULL)
+        return;
+    pthread_mutex_lock(&hit->ch.lock);
+    if (!hit->final_seen && !hit->cancel_sent) {
+        hit->cancel_sent = hit->client_cancelled = go = true;
+        x = hit->x;
+    }
+    pthread_mutex_unlock(&hit->ch.lock);
+    if (go && x) {
+        gw_up_cancel(x);
+        fwd_send_cancelled(hit, reason ? reason : "The client cancelled the request.");
+    }
+    chan_unref(&hit->ch);
+}
+
+/* The client went away (or the response ended): stop the upstream work. */
+static void
+fwd_stream_done(void *ctx)
+{
+    struct fwd *f = ctx;
+    struct gw_up_xfer *x;
+    bool cancel;
+
+    pthread_mutex_lock(&f->ch.lock);
+    f->ch.gone = true;
+    cancel = !f->final_seen && !f->cancel_sent;
+    f->cancel_sent = true;
+    x = f->x;
+    pthread_mutex_unlock(&f->ch.lock);
+    chan_unregister(&f->ch);
+    if (cancel && x) {
+        gw_up_cancel(x);
+        fwd_send_cancelled(f, "The client disconnected.");
+        GH_LOG(INFO, "gw_forward", "client gone: upstream request to %s cancelled", f->c.name);
+    }
+    chan_unref(&f->ch);     /* the stream's reference */
+}
+
+/* Forwards msg (already renamed for the upstream) and answers with the
+ * upstream's stream. */
+static int
+forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, json_t *params)
+{
+    struct gh_arena *a = m->a;
+    struct gw_call_target t = { m->s, c, NULL, 0 };
+    struct gh_err e = {0};
+    struct fwd *f;
+    struct web_stream *ws = NULL;
+    const struct authz_credential *w = m->who;
+
+    m->connector = c->name;
+    if (gw_connector_auth_headers(a, c, m->who, &t.headers, &t.nheaders, &e) < 0 ||
+        gw_up_ensure(a, &t, false, &e) < 0) {
+        m->message = e.msg[0] ? gh_arena_strdup(a, e.msg) : "Upstream unavailable.";
+        audit(m, method);
+        GH_LOG(WARN, "gw_forward", "connector %s: %s", c->name, e.detail[0] ? e.detail : e.msg);
+        return web_reply_json(m->r, 200, rpc_error(id, GW_RPC_UPSTREAM, m->message, NULL));
+    }
+    f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+    chan_init(&f->ch, 2 * 1000000LL, fwd_free);
+    f->ch.is_fwd = true;
+    f->s = m->s;
+    gw_session_ref(m->s);       /* the call's own: it may outlive the request */
+    f->request_id = xstrdup(web_request_id(m->r));
+    f->policy_ids = xstrdup(m->policy_ids);
+    f->policy_versions = xstrdup(m->policy_versions);
+    f->c.id = xstrdup(c->id);
+    f->c.name = xstrdup(c->name);
+    f->c.url = xstrdup(c->url);
+    f->c.agent_id = NULL;
+    f->c.enabled = true;
+    f->hdrs = calloc((size_t)t.nheaders + 1, sizeof(*f->hdrs));
+    for (int i = 0; f->hdrs && i < t.nheaders; i++) {
+        f->hdrs[i].name = xstrdup(t.headers[i].name);
+        f->hdrs[i].value = xstrdup(t.headers[i].value);
+        f->nhdrs++;
+    }
+    f->up_id = gw_up_next_id();
+    f->down_id = json_incref(id);
+    f->msg = json_pack("{s:s, s:O, s:s, s:O}", "jsonrpc", "2.0", "id", f->up_id, "method", method,
+                       "params", params);
+    f->stateless = m->stateless;
+    f->no_logs = m->stateless &&
+                 !gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/logLevel");
+    cred_dup(&f->who, w);
+    f->method = xstrdup(method);
+    f->tool = xstrdup(m->tool);
+    f->message = xstrdup(m->message ? m->message : GW_ALLOW_MESSAGE);
+    f->start_us = m->start_us;
+    if (f->c.id == NULL || f->c.name == NULL || f->c.url == NULL || f->msg == NULL || f->hdrs == NULL) {
+        chan_unref(&f->ch);
+        return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+    }
+    pthread_mutex_lock(&f->ch.lock);
+    chan_put_locked(&f->ch, ": upstream call\n\n", 18);
+    f->ch.refs++;           /* the stream's */
+    pthread_mutex_unlock(&f->ch.lock);
+    web_add_header(m->r, "X-Accel-Buffering", "no");
+    if (web_reply_stream(m->r, 200, "text/event-stream", chan_read, &f->ch, fwd_stream_done, &ws) < 0) {
+        f->ch.refs--;
+        chan_unref(&f->ch);
+        return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+    }
+    pthread_mutex_lock(&f->ch.lock);
+    f->ch.ws = ws;
+    pthread_mutex_unlock(&f->ch.lock);
+    chan_register(&f->ch);
+    fwd_start(f);
+    chan_unref(&f->ch);     /* ours */
+    return 0;
+}
+
+/* ---------------------------------------------------------------- methods */
+
+static json_t *
+capabilities(void)
+{
+    return json_pack("{s:{s:b}, s:{s:b, s:b}, s:{s:b}, s:{}, s:{}}", "tools", "listChanged", 1, "resources",
+                     "listChanged", 1, "subscribe", 1, "prompts", "listChanged", 1, "logging",
+                     "completions");
+}
+
+static json_t *
+server_info(void)
+{
+    return json_pack("{s:s, s:s, s:s}", "name", "gatehouse", "title", "Gatehouse MCP gateway",
+                     "version", "0.1.0");
+}
+
+static int
+reply_result(struct mreq *m, json_t *id, json_t *result)
+{
+    if (m->stateless)
+        stateless_result(result, m->method);
+    web_add_header(m->r, "Cache-Control", "no-store");
+    return web_reply_json(m->r, 200, rpc_result(id, result));
+}
+
+static int
+do_initialize(struct mreq *m, json_t *id, json_t *params)
+{
+    const char *want = gh_json_str(params, "protocolVersion");
+    const char *v = GW_PROTO_LATEST_SESSION;
+    struct gh_err e = {0};
+    char *wire = NULL;
+    json_t *res;
+
+    if (!json_is_object(params) || want == NULL) {
+        m->decision = "deny";
+        m->message = "initialize without protocolVersion";
+        audit(m, "initialize");
+        return reply_rpc_error(m->r, 400, id, GW_RPC_INVALID_PARAMS, "initialize needs params.protocolVersion.", NULL);
+    }
+    if (gw_proto_supported(want) && !gw_proto_is_stateless(want))
+        v = want;
+    m->s = gw_session_create(m->a, m->who, v, json_object_get(params, "clientInfo"), &wire, &e);
+    if (m->s == NULL) {
+        audit(m, "initialize");
+        return reply_rpc_error(m->r, e.status ? e.status : 500, id, GW_RPC_INTERNAL,
+                               e.msg[0] ? e.msg : "Internal error.", NULL);
+    }
+    gh_arena_defer(m->a, session_put_cb, m->s);
+    m->proto = v;
+    res = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", v, "capabilities", capabilities(),
+                    "serverInfo", server_info(), "instructions",
+                    "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
+    web_add_header(m->r, "Mcp-Session-Id", wire);
+    return reply_audited(m, "initialize", id, res);
+}
+
+static const char *
+list_field(enum gw_kind k)
+{
+    static const char *const f[] = { "tools", "prompts", "resources", "resourceTemplates" };
+    return f[k];
+}
+
+static int
+do_list(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const char *method)
+{
+    struct gw_list l;
+    struct gh_err e = {0};
+    const char *cursor = gh_json_str(params, "cursor");
+    int off = 0, page = (int)gh_cfg.mcp_page_size;
+    json_t *items, *res;
+
+    if (json_object_get(params, "cursor") && (cursor == NULL || gw_agg_cursor_parse(cursor, &off) < 0)) {
+        m->decision = "deny";
+        m->message = "invalid cursor";
+        audit(m, method);
+        return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "Invalid cursor.", NULL);
+    }
+    if (gw_agg_list(m->a, m->s, m->who, kind, &l, &e) < 0) {
+        m->message = e.msg;
+        audit(m, method);
+        return reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+    }
+    items = json_array();
+    for (int i = off; i < l.n && i < off + page; i++)
+        json_array_append(items, l.e[i].item);
+    res = json_pack("{s:o}", list_field(kind), items);
+    if (off + page < l.n)
+        json_object_set_new(res, "nextCursor", json_string(gw_agg_cursor_make(m->a, off + page)));
+    if (l.nfailed) {
+        json_t *f = json_array();
+        for (int i = 0; i < l.nfailed; i++)
+            json_array_append_new(f, json_string(l.failed[i]));
+        json_object_set_new(res, "_meta", json_pack("{s:o}", "io.gatehouse/unavailableConnectors", f));
+    }
+    return reply_audited(m, method, id, res);
+}
+
+static struct gw_connector *
+conn_by_id(struct gw_list *l, const char *id)
+{
+    for (int i = 0; i < l->nconns; i++)
+        if (!strcmp(l->conns[i].id, id))
+            return &l->conns[i];
+    return NULL;
+}
+
+static struct gw_connector *
+conn_by_name(struct gw_list *l, const char *name)
+{
+    for (int i = 0; i < l->nconns; i++)
+        if (!strcmp(l->conns[i].name, name) && l->conns[i].enabled)
+            return &l->conns[i];
+    return NULL;
+}
+
+/* tools/call and prompts/get: route by aggregated name. */
+static int
+do_named(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const char *method)
+{
+    const char *name = gh_json_str(params, "name");
+    struct gw_list l;
+    struct gh_err e = {0};
+    const struct gw_entry *en;
+    struct gw_connector *c;
+    json_t *up;
+
+    if (!json_is_object(params) || name == NULL) {
+        m->decision = "deny";
+        m->message = "missing name";
+        audit(m, method);
+        return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.name is required.", NULL);
+    }
+    if (kind == GW_TOOLS)
+        m->tool = name;
+    if (json_object_get(params, "arguments") && !json_is_object(json_object_get(params, "arguments"))) {
+        m->decision = "deny";
+        m->message = "arguments not an object";
+        audit(m, method);
+        return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.arguments must be an object.", NULL);
+    }
+    if (gw_agg_list(m->a, m->s, m->who, kind, &l, &e) < 0) {
+        m->message = e.msg;
+        audit(m, method);
+        return reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+    }
+    en = gw_agg_find(&l, name);
+    c = en ? conn_by_id(&l, en->connector_id) : NULL;
+    if (c == NULL) {
+        char *msg = gh_arena_printf(m->a, "Unknown %s: %s", kind == GW_TOOLS ? "tool" : "prompt", name);
+        m->decision = "deny";
+        m->message = msg;
+        audit(m, method);
+        /* an unknown tool is a tool error (what the SDK servers answer, so a
+         * client sees the same through the gateway); an unknown prompt is -32602 */
+        if (kind == GW_TOOLS)
+            return reply_result(m, id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
+                                                 "text", msg ? msg : "Unknown tool.", "isError", 1));
+        return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, msg ? msg : "Unknown name.", NULL);
+    }
+    if (kind == GW_TOOLS) {
+        /* the enforcement seam: once, here, before anything is forwarded */
+        struct gw_decision d = {0};
+        m->connector = c->name;
+        if (gw_policy_decide(m->a, m->who, c, en->orig, json_object_get(params, "arguments"), &d, &e) < 0) {
+            d.allow = false;
+            d.decision = "deny";
+            d.message = "The policy could not be evaluated.";
+        }
+        m->decision = d.decision ? d.decision : (d.allow ? "allow" : "deny");
+        m->policy_ids = d.policy_ids;
+        m->policy_versions = d.policy_versions;
+        m->message = d.message;
+        if (!d.allow) {
+            json_t *res = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
+                                    d.message ? d.message : "Denied by policy.", "isError", 1);
+            audit(m, method);
+            return reply_result(m, id, res);
+        }
+    }
+    up = gh_arena_json(m->a, json_deep_copy(params));
+    json_object_set_new(up, "name", json_string(en->orig));
+    return forward(m, c, id, method, up);
+}
+
+/* resources/read, resources/subscribe, resources/unsubscribe: route by URI.
+ * A listed URI names its connector; "gh://<connector>/<uri>" does too; a
+ * URI made from a template goes to the connector whose template's fixed
+ * prefix fits best; with one connector there is nothing to choose. */
+static int
+do_uri(struct mreq *m, json_t *id, json_t *params, const char *method)
+{
+    const char *uri = gh_json_str(params, "uri");
+    struct gw_list l, tl;
+    struct gh_err e = {0};
+    const struct gw_entry *en;
+    struct gw_connector *c = NULL;
+    char *cn, *orig = NULL;
+    json_t *up;
+
+    if (uri == NULL) {
+        m->decision = "deny";
+        m->message = "missing uri";
+        audit(m, method);
+        return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.uri is required.", NULL);
+    }
+    if (gw_agg_list(m->a, m->s, m->who, GW_RESOURCES, &l, &e) < 0) {
+        audit(m, method);
+        return reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+    }
+    en = gw_agg_find(&l, uri);
+    if (en) {
+        c = conn_by_id(&l, en->connector_id);
+        orig = (char *)en->orig;
+    } else if (gw_agg_uri_unwrap(m->a, uri, &cn, &orig) == 0) {
+        c = conn_by_name(&l, cn);
+    } else {
+        /* a templated URI: the connector whose template's fixed prefix fits best */
+        size_t best = 0;
+        if (gw_agg_list(m->a, m->s, m->who, GW_TEMPLATES, &tl, &e) == 0)
+            for (int i = 0; i < tl.n; i++) {
+                const char *t = gh_json_str(tl.e[i].item, "uriTemplate");
+                size_t fixed = t ? strcspn(t, "{") : 0;
+                if (fixed > best && !strncmp(t, uri, fixed)) {
+                    best = fixed;
+                    c = conn_by_id(&tl, tl.e[i].connector_id);
+                }
+            }
+        orig = (char *)uri;
+        if (c == NULL) {
+            int n = 0;
+            for (int i = 0; i < l.nconns; i++)
+                if (l.conns[i].enabled)
+                    c = n++ ? NULL : &l.conns[i];
+            if (n != 1)
+                c = NULL;
+        }
+    }
+    if (c == NULL) {
+        m->decision = "deny";
+        m->message = "unknown resource";
+        audit(m, method);
+        return reply_rpc_error(m->r, 200, id, -32002, "Resource not found.",
+                               json_pack("{s:s}", "uri", uri));
+    }
+    up = gh_arena_json(m->a, json_deep_copy(params));
+    if (!strcmp(method, "completion/complete")) {
+        json_object_del(up, "uri");
+        json_object_set_new(json_object_get(up, "ref"), "uri", json_string(orig));
+    } else {
+        json_object_set_new(up, "uri", json_string(orig));
+    }
+    return forward(m, c, id, method, up);
+}
+
+/* completion/complete: the reference names a prompt or a resource (template),
+ * which names the connector. */
+static int
+do_complete(struct mreq *m, json_t *id, json_t *params)
+{
+    json_t *ref = json_object_get(params, "ref"), *up;
+    const char *type = gh_json_str(ref, "type");
+    struct gh_err e = {0};
+
+    if (type && !strcmp(type, "ref/prompt") && gh_json_str(ref, "name")) {
+        struct gw_list l;
+        const struct gw_entry *en;
+        struct gw_connector *c;
+        if (gw_agg_list(m->a, m->s, m->who, GW_PROMPTS, &l, &e) < 0) {
+            audit(m, "completion/complete");
+            return reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+        }
+        en = gw_agg_find(&l, gh_json_str(ref, "name"));
+        c = en ? conn_by_id(&l, en->connector_id) : NULL;
+        if (c == NULL) {
+            m->decision = "deny";
+            m->message = "unknown prompt";
+            audit(m, "completion/complete");
+            return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "Unknown prompt.", NULL);
+        }
+        up = gh_arena_json(m->a, json_deep_copy(params));
+        json_object_set_new(json_object_get(up, "ref"), "name", json_string(en->orig));
+        return forward(m, c, id, "completion/complete", up);
+    }
+    if (type && !strcmp(type, "ref/resource") && gh_json_str(ref, "uri")) {
+        /* the URI routing of resources/read, on a params object whose uri is the ref's */
+        json_t *p = gh_arena_json(m->a, json_deep_copy(params));
+        json_object_set_new(p, "uri", json_string(gh_json_str(ref, "uri")));
+        return do_uri(m, id, p, "completion/complete");
+    }
+    m->decision = "deny";
+    m->message = "invalid ref";
+    audit(m, "completion/complete");
+    return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.ref must name a prompt or a resource.", NULL);
+}
+
+/* logging/setLevel: every connector of the session gets it. */
+static int
+do_set_level(struct mreq *m, json_t *id, json_t *params)
+{
+    struct gw_connector *conns = NULL;
+    int n = 0;
+    struct gh_err e = {0};
+
+    if (!json_is_string(json_object_get(params, "level"))) {
+        audit(m, "logging/setLevel");
+        return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.level is required.", NULL);
+    }
+    if (gw_agg_connectors(m->a, m->who->agent.id, &conns, &n, &e) == 0)
+        for (int i = 0; i < n; i++) {
+            struct gw_call_target t = { m->s, &conns[i], NULL, 0 };
+            struct gh_err ue = {0};
+            if (conns[i].enabled &&
+                gw_connector_auth_headers(m->a, &conns[i], m->who, &t.headers, &t.nheaders, &ue) == 0)
+                gw_up_rpc_sync(m->a, &t, "logging/setLevel", params, NULL, &ue);
+        }
+    return reply_audited(m, "logging/setLevel", id, json_object());
+}
+
+static int
+do_listen(struct mreq *m, json_t *id, json_t *params)
+{
+    json_t *filter = json_object_get(params, "notifications");
+    struct listener *l;
+    json_t *ack, *agreed;
+
+    if (filter && !json_is_object(filter)) {
+        audit(m, "subscriptions/listen");
+        return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.notifications must be an object.", NULL);
+    }
+    l = listener_open(m, id, filter ? filter : json_object_get(params, "notifications"));
+    if (l == NULL)
+        return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+    if (filter == NULL)
+        l->tools = l->prompts = l->resources = false;
+    agreed = json_object();
+    if (l->tools)
+        json_object_set_new(agreed, "toolsListChanged", json_true());
+    if (l->prompts)
+        json_object_set_new(agreed, "promptsListChanged", json_true());
+    if (l->resources)
+        json_object_set_new(agreed, "resourcesListChanged", json_true());
+    ack = json_pack("{s:s, s:s, s:{s:o}}", "jsonrpc", "2.0", "method",
+                    "notifications/subscriptions/acknowledged", "params", "notifications", agreed);
+    json_object_set_new(json_object_get(ack, "params"), "_meta",
+                        json_pack("{s:O}", "io.modelcontextprotocol/subscriptionId", id));
+    audit(m, "subscriptions/listen");
+    listener_start(m, l, ack);
+    json_decref(ack);
+    return 0;
+}
+
+static int
+do_discover(struct mreq *m, json_t *id)
+{
+    json_t *res = json_pack("{s:[s,s,s,s], s:o, s:{s:o}, s:s}", "supportedVersions",
+                            GW_PROTO_2026_07_28, GW_PROTO_2025_11_25, GW_PROTO_2025_06_18, GW_PROTO_2025_03_26,
+                            "capabilities", capabilities(), "_meta", "io.modelcontextprotocol/serverInfo",
+                            server_info(), "instructions",
+                            "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
+    return reply_audited(m, "server/discover", id, res);
+}
+
+/* One request (session or stateless; the session is in m->s). */
+static int
+dispatch(struct mreq *m, const char *method, json_t *id, json_t *params)
+{
+    int nf_status = m->stateless ? 404 : 200;
+
+    m->method = method;
+    if (params && !json_is_object(params)) {
+        m->decision = "deny";
+        m->message = "params not an object";
+        audit(m, method);
+        return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params must be an object.", NULL);
+    }
+    if (!strcmp(method, "ping"))
+        return reply_audited(m, method, id, json_object());
+    if (!strcmp(method, "tools/list"))
+        return do_list(m, id, params, GW_TOOLS, method);
+    if (!strcmp(method, "prompts/list"))
+        return do_list(m, id, params, GW_PROMPTS, method);
+    if (!strcmp(method, "resources/list"))
+        return do_list(m, id, params, GW_RESOURCES, method);
+    if (!strcmp(method, "resources/templates/list"))
+        return do_list(m, id, params, GW_TEMPLATES, method);
+    if (!strcmp(method, "tools/call"))
+        return do_named(m, id, params, GW_TOOLS, method);
+    if (!strcmp(method, "prompts/get"))
+        return do_named(m, id, params, GW_PROMPTS, method);
+    if (!strcmp(method, "resources/read") || !strcmp(method, "resources/subscribe") ||
+        !strcmp(method, "resources/unsubscribe"))
+        return do_uri(m, id, params, method);
+    if (!strcmp(method, "logging/setLevel"))
+        return do_set_level(m, id, params);
+    if (!strcmp(method, "completion/complete"))
+        return do_complete(m, id, params);
+    if (m->stateless && !strcmp(method, "server/discover"))
+        return do_discover(m, id);
+    if (m->stateless && !strcmp(method, "subscriptions/listen"))
+        return do_listen(m, id, params);
+    if (!strcmp(method, "initialize")) {
+        m->decision = "deny";
+        m->message = "already initialized";
+        audit(m, method);
+        return reply_rpc_error(m->r, 400, id, GW_RPC_INVALID_REQUEST, "The session is already initialized.", NULL);
+    }
+    m->decision = "deny";
+    m->message = "method not found";
+    audit(m, method);
+    return reply_rpc_error(m->r, nf_status, id, GW_RPC_METHOD_NOT_FOUND, "Method not found.", NULL);
+}
+
+/* ---------------------------------------------------------------- request checks */
+
+static bool
+accepts(const char *accept, const char *type)
+{
+    if (accept == NULL)
+        return false;
+    return strcasestr(accept, type) != NULL || strstr(accept, "*/*") != NULL;
+}
+
+static bool
+valid_id(json_t *id)
+{
+    return json_is_string(id) || json_is_integer(id);
+}
+
+/* Decodes an Mcp-Name header value (plain, or =?base64?...?=); arena. */
+static char *
+header_value(struct gh_arena *a, const char *v)
+{
+    size_t n = strlen(v);
+    unsigned char *out;
+    size_t ol = 0;
+    unsigned acc = 0;
+    int bits = 0;
+
+    if (!(n >= 11 && gh_str_has_prefix(v, "=?base64?") && !strcmp(v + n - 2, "?=")))
+        return gh_arena_strdup(a, v);
+    out = gh_arena_alloc(a, n);
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 9; i < n - 2; i++) {
+        char ch = v[i];
+        int d;
+        if (ch >= 'A' && ch <= 'Z') d = ch - 'A';
+        else if (ch >= 'a' && ch <= 'z') d = ch - 'a' + 26;
+        else if (ch >= '0' && ch <= '9') d = ch - '0' + 52;
+        else if (ch == '+' || ch == '-') d = 62;
+        else if (ch == '/' || ch == '_') d = 63;
+        else if (ch == '=') break;
+        else return NULL;
+        acc = ((acc << 6) | (unsigned)d) & 0xffffu;    /* at most 14 bits are pending */
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[ol++] = (unsigned char)((acc >> bits) & 0xff);
+        }
+    }
+    out[ol] = '\0';
+    return (char *)out;
+}
+
+/* 2026-07-28: the mirrored headers must match the body. */
+static int
+check_stateless_headers(struct mreq *m, json_t *msg, const char *method, json_t *params, json_t *id)
+{
+    const char *hv = web_header(m->r, "MCP-Protocol-Version");
+    const char *mv = gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/protocolVersion");
+    const char *hm = web_header(m->r, "Mcp-Method");
+    const char *hn = web_header(m->r, "Mcp-Name");
+    const char *why = NULL;
+
+    (void)msg;
+    if (mv == NULL)
+        why = "the request's _meta carries no io.modelcontextprotocol/protocolVersion";
+    else if (hv == NULL)
+        why = "MCP-Protocol-Version header missing";
+    else if (strcmp(hv, mv))
+        why = "MCP-Protocol-Version header does not match _meta";
+    if (why == NULL && !gw_proto_supported(mv)) {
+        m->decision = "deny";
+        m->message = "unsupported protocol version";
+        audit(m, method);
+        reply_rpc_error(m->r, 400, id, GW_RPC_UNSUPPORTED_VER, "Unsupported protocol version",
+                        json_pack("{s:[s,s,s,s], s:s}", "supported", GW_PROTO_2026_07_28,
+                                  GW_PROTO_2025_11_25, GW_PROTO_2025_06_18, GW_PROTO_2025_03_26,
+                                  "requested", mv));
+        return -1;
+    }
+    if (why == NULL && (hm == NULL || strcmp(hm, method)))
+        why = hm ? "Mcp-Method header does not match the body" : "Mcp-Method header missing";
+    if (why == NULL && (!strcmp(method, "tools/call") || !strcmp(method, "prompts/get") ||
+                        !strcmp(method, "resources/read"))) {
+        const char *bn = gh_json_str(params, !strcmp(method, "resources/read") ? "uri" : "name");
+        char *dv = hn ? header_value(m->a, hn) : NULL;
+        if (hn == NULL)
+            why = "Mcp-Name header missing";
+        else if (dv == NULL || bn == NULL || strcmp(dv, bn))
+            why = "Mcp-Name header does not match the body";
+    }
+    if (why) {
+        char *text = gh_arena_printf(m->a, "Header mismatch: %s", why);
+        m->decision = "deny";
+        m->message = text;
+        audit(m, method);
+        reply_rpc_error(m->r, 400, id, GW_RPC_HEADER_MISMATCH, text ? text : "Header mismatch", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *
+msg_method(json_t *msg)
+{
+    return gh_json_str(msg, "method");
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+static void
+mreq_init(struct mreq *m, struct web_req *r, const struct authz_credential *who)
+{
+    memset(m, 0, sizeof(*m));
+    m->r = r;
+    m->a = web_arena(r);
+    m->who = who;
+    m->start_us = gh_now_us();
+}
+
+/* The session named by the Mcp-Session-Id header: 0, or the reply is sent. */
+static int
+require_session(struct mreq *m, const char *method, json_t *id)
+{
+    const char *sid = web_header(m->r, "Mcp-Session-Id");
+    struct gh_err e = {0};
+
+    if (sid == NULL) {
+        m->decision = "deny";
+        m->message = "missing session";
+        audit(m, method);
+        reply_rpc_error(m->r, 400, id, GW_RPC_INVALID_REQUEST, "Mcp-Session-Id header required.", NULL);
+        return -1;
+    }
+    m->s = gw_session_get(m->a, sid, m->who, &e);
+    if (m->s == NULL) {
+        m->decision = "deny";
+        m->message = e.status == 404 ? "unknown session" : "session lookup failed";
+        audit(m, method);
+        reply_rpc_error(m->r, e.status == 404 ? 404 : (e.status ? e.status : 500), id,
+                        e.status == 404 ? GW_RPC_INVALID_REQUEST : GW_RPC_INTERNAL,
+                        e.msg[0] ? e.msg : "Session not found.", NULL);
+        return -1;
+    }
+    gh_arena_defer(m->a, session_put_cb, m->s);
+    m->proto = m->s->proto;
+    return 0;
+}
+
+static int
+check_version_header(struct mreq *m, const char *method, json_t *id)
+{
+    const char *hv = web_header(m->r, "MCP-Protocol-Version");
+
+    if (hv && (!gw_proto_supported(hv) || gw_proto_is_stateless(hv))) {
+        m->decision = "deny";
+        m->message = "unsupported protocol version";
+        audit(m, method);
+        reply_rpc_error(m->r, 400, id, GW_RPC_INVALID_REQUEST, "Unsupported MCP-Protocol-Version.",
+                        json_pack("{s:[s,s,s], s:s}", "supported", GW_PROTO_2025_11_25,
+                                  GW_PROTO_2025_06_18, GW_PROTO_2025_03_26, "requested", hv));
+        return -1;
+    }
+    return 0;
+}
+
+/* A 2025-03-26 batch: requests answered together in one JSON array (the
+ * forwarded ones are not streamed in a batch). */
+static int
+do_batch(struct mreq *m, json_t *batch)
+{
+    size_t i;
+    json_t *msg, *out = json_array();
+
+    if (json_array_size(batch) == 0) {
+        json_decref(out);
+        return reply_rpc_error(m->r, 400, NULL, GW_RPC_INVALID_REQUEST, "Empty batch.", NULL);
+    }
+    if (require_session(m, "(batch)", NULL) < 0 || check_version_header(m, "(batch)", NULL) < 0) {
+        json_decref(out);
+        return 0;
+    }
+    if (strcmp(m->s->proto, GW_PROTO_2025_03_26)) {
+        json_decref(out);
+        m->decision = "deny";
+        m->message = "batch in a revision without batches";
+        audit(m, "(batch)");
+        return reply_rpc_error(m->r, 400, NULL, GW_RPC_INVALID_REQUEST,
+                               "JSON-RPC batches are not supported in this protocol revision.", NULL);
+    }
+    json_array_foreach(batch, i, msg) {
+        const char *method = msg_method(msg);
+        json_t *id = json_object_get(msg, "id");
+        struct gw_list l;
+        struct gh_err e = {0};
+        if (!json_is_object(msg) || (method == NULL && id == NULL)) {
+            json_array_append_new(out, rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid request.", NULL));
+            continue;
+        }
+        if (method == NULL || id == NULL)
+            continue;       /* notifications and responses: nothing to answer */
+        m->start_us = gh_now_us();
+        if (!valid_id(id)) {
+            json_array_append_new(out, rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid id.", NULL));
+        } else if (!strcmp(method, "ping")) {
+            audit(m, method);
+            json_array_append_new(out, rpc_result(id, json_object()));
+        } else if (!strcmp(method, "tools/list") && gw_agg_list(m->a, m->s, m->who, GW_TOOLS, &l, &e) == 0) {
+            json_t *items = json_array();
+            for (int k = 0; k < l.n; k++)
+                json_array_append(items, l.e[k].item);
+            audit(m, method);
+            json_array_append_new(out, rpc_result(id, json_pack("{s:o}", "tools", items)));
+        } else {
+            m->decision = "deny";
+            m->message = "not available in a batch";
+            audit(m, method);
+            json_array_append_new(out, rpc_error(id, GW_RPC_INVALID_REQUEST,
+                                                 "Only ping and tools/list are served inside a batch.", NULL));
+            m->decision = NULL;
+            m->message = NULL;
+        }
+    }
+    if (json_array_size(out) == 0) {
+        json_decref(out);
+        return web_reply(m->r, 202, NULL, "", 0);
+    }
+    return web_reply_json(m->r, 200, out);
+}
+
+static int
+mcp_post(struct web_req *r)
+{
+    const struct authz_credential *who;
+    struct mreq m;
+    const char *ct, *method;
+    json_t *body, *id, *params;
+    json_error_t je;
+    size_t len;
+    const char *raw;
+    bool stateless;
+
+    if (check_rebinding(r) < 0 || (who = authenticate(r)) == NULL)
+        return 0;
+    mreq_init(&m, r, who);
+    ct = web_header(r, "Content-Type");
+    if (ct == NULL || strncasecmp(ct, "application/json", 16) || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+        m.decision = "deny";
+        m.message = "unsupported content type";
+        audit(&m, NULL);
+        return reply_rpc_error(r, 415, NULL, GW_RPC_INVALID_REQUEST, "Content-Type must be application/json.", NULL);
+    }
+    if (!accepts(web_header(r, "Accept"), "application/json") ||
+        !accepts(web_header(r, "Accept"), "text/event-stream")) {
+        m.decision = "deny";
+        m.message = "not acceptable";
+        audit(&m, NULL);
+        return reply_rpc_error(r, 406, NULL, GW_RPC_INVALID_REQUEST,
+                               "Accept must list application/json and text/event-stream.", NULL);
+    }
+    raw = web_body(r, &len);
+    body = gh_arena_json(m.a, json_loadb(raw, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je));
+    if (body == NULL) {
+        m.decision = "deny";
+        m.message = "parse error";
+        audit(&m, NULL);
+        return reply_rpc_error(r, 400, NULL, GW_RPC_PARSE_ERROR, "Parse error.", NULL);
+    }
+    if (json_is_array(body))
+        return do_batch(&m, body);
+    method = msg_method(body);
+    id = json_object_get(body, "id");
+    params = json_object_get(body, "params");
+    if (!json_is_object(body) || strcmp(gh_json_str(body, "jsonrpc") ? gh_json_str(body, "jsonrpc") : "", "2.0") ||
+        (json_object_get(body, "method") && method == NULL) || (id && !valid_id(id) && !json_is_null(id)) ||
+        (method == NULL && id == NULL) ||
+        (method == NULL && !json_object_get(body, "result") && !json_object_get(body, "error"))) {
+        m.decision = "deny";
+        m.message = "invalid request";
+        audit(&m, method);
+        return reply_rpc_error(r, 400, valid_id(id) ? id : NULL, GW_RPC_INVALID_REQUEST, "Invalid request.", NULL);
+    }
+    if (method && json_is_null(id)) {
+        m.decision = "deny";
+        m.message = "null id";
+        audit(&m, method);
+        return reply_rpc_error(r, 400, NULL, GW_RPC_INVALID_REQUEST, "A request id must be a string or an integer.", NULL);
+    }
+
+    stateless = method && strcmp(method, "initialize") &&
+                (gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/protocolVersion") ||
+                 (web_header(r, "MCP-Protocol-Version") &&
+                  gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))));
+    if (stateless) {
+        m.stateless = true;
+        m.proto = GW_PROTO_2026_07_28;
+        if (check_stateless_headers(&m, body, method, params, id) < 0)
+            return 0;
+        if (id == NULL) {
+            audit(&m, method);
+            return web_reply(r, 202, NULL, "", 0);
+        }
+        m.s = gw_session_stateless(who);
+        if (m.s == NULL)
+            return reply_rpc_error(r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+        gh_arena_defer(m.a, session_put_cb, m.s);
+        gw_session_touch(m.s);
+        return dispatch(&m, method, id, params);
+    }
+
+    if (method && !strcmp(method, "initialize")) {
+        if (id == NULL) {
+            m.decision = "deny";
+            audit(&m, method);
+            return reply_rpc_error(r, 400, NULL, GW_RPC_INVALID_REQUEST, "initialize must be a request.", NULL);
+        }
+        return do_initialize(&m, id, params);
+    }
+    if (require_session(&m, method ? method : "(response)", id) < 0 ||
+        check_version_header(&m, method ? method : "(response)", id) < 0)
+        return 0;
+    if (id == NULL || method == NULL) {
+        /* notifications and responses to us: accepted, nothing to say */
+        if (method && !strcmp(method, "notifications/cancelled"))
+            cancel_by_client(m.s, json_object_get(params, "requestId"), gh_json_str(params, "reason"));
+        audit(&m, method ? method : "(response)");
+        return web_reply(r, 202, NULL, "", 0);
+    }
+    return dispatch(&m, method, id, params);
+}
+
+static int
+mcp_get(struct web_req *r)
+{
+    const struct authz_credential *who;
+    struct mreq m;
+    struct listener *l;
+
+    if (check_rebinding(r) < 0 || (who = authenticate(r)) == NULL)
+        return 0;
+    mreq_init(&m, r, who);
+    if (gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))) {
+        m.decision = "deny";
+        m.message = "GET in the stateless revision";
+        audit(&m, "GET");
+        web_add_header(r, "Allow", "POST");
+        return reply_rpc_error(r, 405, NULL, GW_RPC_INVALID_REQUEST, "Method not allowed.", NULL);
+    }
+    if (!accepts(web_header(r, "Accept"), "text/event-stream")) {
+        m.decision = "deny";
+        m.message = "not acceptable";
+        audit(&m, "GET");
+        return reply_rpc_error(r, 406, NULL, GW_RPC_INVALID_REQUEST, "Accept must list text/event-stream.", NULL);
+    }
+    if (require_session(&m, "GET", NULL) < 0 || check_version_header(&m, "GET", NULL) < 0)
+        return 0;
+    l = listener_open(&m, NULL, NULL);
+    if (l == NULL)
+        return reply_rpc_error(r, 500, NULL, GW_RPC_INTERNAL, "Internal error.", NULL);
+    audit(&m, "GET");
+    return listener_start(&m, l, NULL);
+}
+
+static void
+ignore_msg(struct gw_up_xfer *x, json_t *msg, void *ctx)
+{
+    (void)x;
+    (void)msg;
+    (void)ctx;
+}
+
+/* The client ends its session: so do we with each upstream (fire and forget). */
+static void
+end_upstream_sessions(struct mreq *m)
+{
+    struct gw_connector *conns = NULL;
+    int n = 0;
+    struct gh_err e = {0};
+
+    if (gw_agg_connectors(m->a, m->s->agent_id, &conns, &n, &e) < 0)
+        return;
+    for (int i = 0; i < n; i++) {
+        struct gw_upstate *u;
+        struct gw_header *auth = NULL, *h;
+        int na = 0, k = 0;
+        char *sid = NULL, proto[16] = "";
+        struct gw_up_req rq = {0};
+
+        pthread_mutex_lock(&m->s->lock);
+        u = gw_session_upstate(m->s, &conns[i]);
+        if (u && u->sid) {
+            sid = gh_arena_strdup(m->a, u->sid);
+            snprintf(proto, sizeof(proto), "%s", u->proto);
+        }
+        pthread_mutex_unlock(&m->s->lock);
+        if (sid == NULL || gw_connector_auth_headers(m->a, &conns[i], m->who, &auth, &na, &e) < 0)
+            continue;
+        h = gh_arena_alloc(m->a, sizeof(*h) * (size_t)(na + 2));
+        if (h == NULL)
+            continue;
+        for (int j = 0; j < na; j++)
+            h[k++] = auth[j];
+        h[k++] = (struct gw_header){ "Mcp-Session-Id", sid };
+        if (strcmp(proto, GW_PROTO_2025_06_18) >= 0)
+            h[k++] = (struct gw_header){ "MCP-Protocol-Version", gh_arena_strdup(m->a, proto) };
+        rq.url = conns[i].url;
+        rq.method = "DELETE";
+        rq.headers = h;
+        rq.nheaders = k;
+        rq.timeout_ms = gh_cfg.upstream_call_timeout_ms;
+        rq.on_message = ignore_msg;
+        rq.on_done = cancel_done;
+        gw_up_release(gw_up_start(&rq));
+    }
+}
+
+static int
+mcp_delete(struct web_req *r)
+{
+    const struct authz_credential *who;
+    struct mreq m;
+    struct gh_err e = {0};
+
+    if (check_rebinding(r) < 0 || (who = authenticate(r)) == NULL)
+        return 0;
+    mreq_init(&m, r, who);
+    if (gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))) {
+        m.decision = "deny";
+        m.message = "DELETE in the stateless revision";
+        audit(&m, "DELETE");
+        web_add_header(r, "Allow", "POST");
+        return reply_rpc_error(r, 405, NULL, GW_RPC_INVALID_REQUEST, "Method not allowed.", NULL);
+    }
+    if (require_session(&m, "DELETE", NULL) < 0)
+        return 0;
+    end_upstream_sessions(&m);
+    if (gw_session_delete(m.s, &e) < 0) {
+        audit(&m, "DELETE");
+        return reply_rpc_error(r, e.status ? e.status : 500, NULL, GW_RPC_INTERNAL, "Internal error.", NULL);
+    }
+    audit(&m, "DELETE");
+    return web_reply(r, 200, NULL, "", 0);
+}
+
+/* ---------------------------------------------------------------- background */
+
+static struct {
+    pthread_t       th;
+    pthread_mutex_t lock;
+    pthread_cond_t  cond;
+    bool            running, stop;
+} tick = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void
+keepalives(void)
+{
+    int64_t now = gh_now_us();
+    struct web_stream *wake[256];
+    struct chan *held[256];
+    int n = 0;
+
+    pthread_mutex_lock(&chans_lock);
+    for (struct chan *c = chans; c && n < 256; c = c->next) {
+        pthread_mutex_lock(&c->lock);
+        if (!c->gone && !c->ended && now - c->last_us >= c->keepalive_us) {
+            if (c->off == c->len)
+                chan_put_locked(c, ":\n\n", 3);
+            else
+                c->last_us = now;       /* bytes are waiting: a wake is enough */
+            c->refs++;
+            held[n] = c;
+            wake[n++] = c->ws;
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&chans_lock);
+    for (int i = 0; i < n; i++) {
+        web_stream_wake(wake[i]);
+        chan_unref(held[i]);
+    }
+}
+
+static void *
+tick_main(void *arg)
+{
+    int64_t last_expire = gh_time_s();
+
+    (void)arg;
+    pthread_mutex_lock(&tick.lock);
+    while (!tick.stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&tick.cond, &tick.lock, &ts);
+        if (tick.stop)
+            break;
+        pthread_mutex_unlock(&tick.lock);
+        keepalives();
+        if (gh_time_s() - last_expire >= 60) {
+            last_expire = gh_time_s();
+            gw_session_expire();
+        }
+        pthread_mutex_lock(&tick.lock);
+    }
+    pthread_mutex_unlock(&tick.lock);
+    return NULL;
+}
+
+/* NOTIFY gw_connectors <agent id>: another list for that agent's clients. */
+static void
+invalidate_one(struct gw_session *s, void *ctx)
+{
+    (void)ctx;
+    gw_agg_invalidate(s, NULL);
+}
+
+static void
+on_connectors(const char *channel, const char *payload, void *ctx)
+{
+    (void)channel;
+    (void)ctx;
+    if (payload == NULL || strlen(payload) >= 40)
+        return;
+    gw_session_each(payload, invalidate_one, NULL);
+    gw_notify_agent(payload, "notifications/tools/list_changed");
+    gw_notify_agent(payload, "notifications/prompts/list_changed");
+    gw_notify_agent(payload, "notifications/resources/list_changed");
+}
+
+static long g_sessions(void) { return gw_session_count(); }
+static long g_inflight(void) { return gw_up_inflight(); }
+
+int
+gw_mcp_register_routes(void)
+{
+    struct gh_err e = {0};
+    static const char *const pats[] = { "/mcp", "/agents/*/mcp" };
+
+    if (gw_up_init(&e) < 0 || gw_session_init(&e) < 0) {
+        GH_LOG(ERROR, "gw_start", "%s", e.detail[0] ? e.detail : e.msg);
+        return -1;
+    }
+    db_listen(GW_CHANNEL_CONNECTORS, on_connectors, NULL);
+    if (gh_cfg.test_unauthenticated_mcp)
+        GH_LOG(WARN, "gw_start", "GATEHOUSE_TEST_UNAUTHENTICATED_MCP is ON: the MCP endpoint admits "
+                                 "requests WITHOUT credentials as a test identity. Never use this in production.");
+    for (size_t i = 0; i < GH_ARRAY_LEN(pats); i++) {
+        web_route("POST", pats[i], WEB_API, mcp_post);
+        web_route("GET", pats[i], WEB_API, mcp_get);
+        web_route("DELETE", pats[i], WEB_API, mcp_delete);
+    }
+    web_metrics_register_gauge("gatehouse_mcp_sessions_open", "MCP sessions held in this process.", g_sessions);
+    web_metrics_register_gauge("gatehouse_mcp_upstream_inflight", "Upstream requests in flight.", g_inflight);
+    tick.stop = false;
+    if (pthread_create(&tick.th, NULL, tick_main, NULL) == 0)
+        tick.running = true;
+    return 0;
+}
+
+void
+gw_mcp_stop(void)
+{
+    if (tick.running) {
+        pthread_mutex_lock(&tick.lock);
+        tick.stop = true;
+        pthread_cond_signal(&tick.cond);
+        pthread_mutex_unlock(&tick.lock);
+        pthread_join(tick.th, NULL);
+        tick.running = false;
+    }
+    gw_up_stop();
+    gw_session_stop();
+}

@@ -1,0 +1,213 @@
+/*
+ * gateway/mcp_int.h — what the endpoint's own parts share: mcp.c (the
+ * Streamable HTTP endpoint), session.c (MCP sessions), upstream.c (the
+ * libcurl client and its I/O thread), aggregate.c (merged lists, names).
+ *
+ * Threads: MHD's server threads run the handlers; one upstream I/O thread
+ * drives every upstream transfer (curl multi); one small worker pool runs
+ * the steps that block (an upstream handshake, an audit commit) for work
+ * that started on the I/O thread; the db listener thread delivers NOTIFY.
+ */
+#ifndef GH_GW_MCP_INT_H
+#define GH_GW_MCP_INT_H
+
+#include "gateway/gw_int.h"
+#include <pthread.h>
+
+/* Protocol revisions, oldest first.  The last is the stateless one. */
+#define GW_PROTO_2025_03_26 "2025-03-26"
+#define GW_PROTO_2025_06_18 "2025-06-18"
+#define GW_PROTO_2025_11_25 "2025-11-25"
+#define GW_PROTO_2026_07_28 "2026-07-28"
+#define GW_PROTO_LATEST_SESSION GW_PROTO_2025_11_25
+
+/* JSON-RPC error codes. */
+#define GW_RPC_PARSE_ERROR      (-32700)
+#define GW_RPC_INVALID_REQUEST  (-32600)
+#define GW_RPC_METHOD_NOT_FOUND (-32601)
+#define GW_RPC_INVALID_PARAMS   (-32602)
+#define GW_RPC_INTERNAL         (-32603)
+#define GW_RPC_UPSTREAM         (-32000)   /* an upstream failed or timed out */
+#define GW_RPC_HEADER_MISMATCH  (-32020)
+#define GW_RPC_UNSUPPORTED_VER  (-32022)
+
+bool gw_proto_supported(const char *v);   /* any revision we speak downstream */
+bool gw_proto_is_stateless(const char *v);
+
+/* ---------------------------------------------------------------- SSE parser
+ * Incremental: feed any split of the byte stream; each complete event is
+ * handed to fn as it ends.  Lines end in \n, \r\n or \r. */
+typedef void (*gw_sse_event_fn)(void *ctx, const char *event, const char *data, size_t len);
+struct gw_sse {
+    char   *line;  size_t line_len, line_cap;
+    char   *data;  size_t data_len, data_cap;
+    char    event[64];
+    bool    cr;                 /* last byte was \r: a following \n is part of it */
+    size_t  max;                /* cap on one event's data (0 = 16 MiB) */
+};
+int  gw_sse_feed(struct gw_sse *p, const char *buf, size_t n, gw_sse_event_fn fn, void *ctx);
+void gw_sse_free(struct gw_sse *p);
+
+/* ---------------------------------------------------------------- worker pool */
+typedef void (*gw_work_fn)(void *ctx);
+int  gw_work_post(gw_work_fn fn, void *ctx);
+
+/* ---------------------------------------------------------------- upstream client
+ * One HTTP exchange with an upstream MCP server.  The callbacks run on the
+ * I/O thread and must not block.  on_message gets each JSON-RPC message of
+ * the response (a JSON body or one SSE event at a time, as it arrives);
+ * on_done runs exactly once at the end.  The caller holds one reference
+ * and drops it with gw_up_release(); the I/O thread holds the other until
+ * on_done has run. */
+struct gw_up_xfer;
+typedef void (*gw_up_msg_fn)(struct gw_up_xfer *x, json_t *msg, void *ctx);
+typedef void (*gw_up_done_fn)(struct gw_up_xfer *x, void *ctx);
+
+struct gw_up_req {
+    const char *url;
+    const char *method;              /* "POST" (default), "GET", "DELETE" */
+    const struct gw_header *headers; /* credentials: never logged */
+    int         nheaders;
+    const char *body;                /* NULL for GET/DELETE */
+    long        timeout_ms;          /* 0 = none (long-lived GET stream) */
+    gw_up_msg_fn  on_message;
+    gw_up_done_fn on_done;
+    void         *ctx;
+};
+
+struct gw_up_xfer *gw_up_start(const struct gw_up_req *rq);  /* NULL when out of memory */
+void gw_up_cancel(struct gw_up_xfer *x);     /* any thread; on_done still runs */
+void gw_up_release(struct gw_up_xfer *x);
+/* Results, valid in and after on_done. */
+long        gw_up_status(const struct gw_up_xfer *x);        /* HTTP status, 0 if none */
+const char *gw_up_session_id(const struct gw_up_xfer *x);    /* Mcp-Session-Id answered */
+bool        gw_up_timed_out(const struct gw_up_xfer *x);
+bool        gw_up_failed(const struct gw_up_xfer *x);        /* no HTTP answer at all */
+bool        gw_up_connect_failed(const struct gw_up_xfer *x);
+const char *gw_up_error(const struct gw_up_xfer *x);         /* short, client-safe */
+
+int  gw_up_init(struct gh_err *e);
+void gw_up_stop(void);
+long gw_up_inflight(void);
+/* A fresh upstream request id: never collides across concurrent calls. */
+json_t *gw_up_next_id(void);
+
+/* ---------------------------------------------------------------- sessions */
+struct gw_upstate {             /* one connector's upstream session */
+    char   connector_id[40];
+    char   connector[40];
+    char  *sid;                 /* upstream Mcp-Session-Id, NULL when none */
+    char   proto[16];           /* negotiated upstream revision, "" = not yet */
+    struct gw_up_xfer *listen;  /* our GET stream to it (list_changed) */
+    json_t *tools;              /* cached upstream tools (all pages), or NULL */
+    json_t *prompts, *resources, *templates;
+};
+
+struct gw_session {
+    char   id_hash[65];         /* SHA-256 of the wire id (also the cache key) */
+    char   agent_id[40];
+    char   agent_slug[72];
+    char  *user_id;             /* NULL for the unauthenticated test identity */
+    char   proto[16];
+    bool   stateless;           /* implicit per-(agent,user) state of 2026-07-28 */
+    json_t *client_info;
+    pthread_mutex_t lock;       /* guards the fields below */
+    struct gw_upstate *ups;
+    int    nups, capups;
+    int64_t last_seen;          /* wall seconds */
+    int64_t last_written;
+    bool   gone;                /* deleted or expired: no new work */
+    int    refs;
+    struct gw_session *next;    /* cache bucket chain */
+};
+
+int  gw_session_init(struct gh_err *e);
+void gw_session_stop(void);
+/* New session after initialize; *wire_id (arena) is what the client sends. */
+struct gw_session *gw_session_create(struct gh_arena *a, const struct authz_credential *who,
+                                     const char *proto, json_t *client_info, char **wire_id,
+                                     struct gh_err *e);
+/* The session for a wire id: NULL with 404 when unknown, expired or bound
+ * to another caller. */
+struct gw_session *gw_session_get(struct gh_arena *a, const char *wire_id,
+                                  const struct authz_credential *who, struct gh_err *e);
+/* The implicit state of a stateless caller (never stored). */
+struct gw_session *gw_session_stateless(const struct authz_credential *who);
+int  gw_session_delete(struct gw_session *s, struct gh_err *e);
+void gw_session_ref(struct gw_session *s);
+void gw_session_put(struct gw_session *s);
+/* Drops idle sessions from the cache and their rows (the ticker, each minute). */
+void gw_session_expire(void);
+/* Under s->lock: the upstream state of a connector (created empty). */
+struct gw_upstate *gw_session_upstate(struct gw_session *s, const struct gw_connector *c);
+/* Persists the upstream session ids (after a handshake). */
+void gw_session_save_upstreams(struct gw_session *s);
+void gw_session_touch(struct gw_session *s);
+long gw_session_count(void);
+/* Calls fn for every cached session of an agent (NULL = all), with a reference held. */
+void gw_session_each(const char *agent_id, void (*fn)(struct gw_session *s, void *ctx), void *ctx);
+
+/* ---------------------------------------------------------------- listeners
+ * Server-to-client streams: the GET stream of a session, or a stateless
+ * subscriptions/listen.  (mcp.c) */
+void gw_notify_session(struct gw_session *s, const char *method, json_t *params);
+void gw_notify_agent(const char *agent_id, const char *method);
+
+/* ---------------------------------------------------------------- upstream MCP
+ * (aggregate.c) The upstream side of one session: handshake, a request
+ * with retry after a dropped upstream session, list fetching. */
+struct gw_call_target {
+    struct gw_session   *s;
+    struct gw_connector *c;
+    struct gw_header    *headers;     /* from gw_connector_auth_headers */
+    int                  nheaders;
+};
+/* Runs the handshake if this session has none with the connector yet;
+ * blocking (a server or worker thread, never the I/O thread). */
+int gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh_err *e);
+/* The headers and body of one upstream request (arena). */
+int gw_up_prepare(struct gh_arena *a, struct gw_call_target *t, json_t *msg,
+                  struct gw_up_req *rq, struct gh_err *e);
+/* One blocking request: the final response's message (borrowed from a). */
+json_t *gw_up_rpc_sync(struct gh_arena *a, struct gw_call_target *t, const char *method,
+                       json_t *params, long *status, struct gh_err *e);
+
+/* Aggregated lists: an array of entries in the order clients see. */
+enum gw_kind { GW_TOOLS, GW_PROMPTS, GW_RESOURCES, GW_TEMPLATES, GW_NKINDS };
+struct gw_entry {
+    json_t     *item;               /* as the client sees it (renamed) */
+    const char *connector_id;       /* routing back */
+    const char *connector;
+    const char *orig;               /* upstream name or uri */
+};
+struct gw_list {
+    struct gw_entry *e;
+    int              n;
+    struct gw_connector *conns;
+    int              nconns;
+    char           **failed;        /* connectors that did not answer */
+    int              nfailed;
+};
+int gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credential *who,
+                enum gw_kind kind, struct gw_list *out, struct gh_err *e);
+/* Routes an aggregated name (tool, prompt) or a URI back to its upstream. */
+const struct gw_entry *gw_agg_find(const struct gw_list *l, const char *name);
+void gw_agg_invalidate(struct gw_session *s, const char *connector_id);   /* NULL = all */
+/* The enabled connectors of an agent (gw_connectors_for_agent). */
+int  gw_agg_connectors(struct gh_arena *a, const char *agent_id, struct gw_connector **out, int *n,
+                       struct gh_err *e);
+
+/* Pure helpers (unit-tested). */
+#define GW_NAME_MAX 64
+/* Names every entry "<connector>__<orig>" or a shortened, collision-free
+ * form; names[i] receive GW_NAME_MAX+1 bytes each. */
+void gw_agg_names(const char *const *connectors, const char *const *origs, int n,
+                  char (*names)[GW_NAME_MAX + 1]);
+/* URIs: "gh-<connector>+<original uri>" is reversible without state. */
+char *gw_agg_uri_wrap(struct gh_arena *a, const char *connector, const char *uri);
+int   gw_agg_uri_unwrap(struct gh_arena *a, const char *wrapped, char **connector, char **uri);
+/* Opaque page cursor over our own answers. */
+char *gw_agg_cursor_make(struct gh_arena *a, int offset);
+int   gw_agg_cursor_parse(const char *cursor, int *offset);
+
+#endif

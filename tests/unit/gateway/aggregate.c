@@ -1,0 +1,270 @@
+/*
+ * tests/unit/gateway/aggregate.c — the pure parts of the gateway endpoint:
+ * aggregated names (length, determinism, freedom from collisions), URI
+ * wrapping, page cursors, and the incremental SSE parser fed split chunks.
+ */
+#include "tests/unit/unit.h"
+#include "gateway/mcp_int.h"
+#include <stdlib.h>
+
+static void
+test_short_names_plain(void)
+{
+    const char *c[] = { "alpha", "beta" }, *o[] = { "echo", "echo" };
+    char names[2][GW_NAME_MAX + 1];
+
+    gw_agg_names(c, o, 2, names);
+    UNIT_EQ_STR(names[0], "alpha__echo");
+    UNIT_EQ_STR(names[1], "beta__echo");
+}
+
+static void
+test_long_names_shortened_deterministically(void)
+{
+    const char *c[] = { "alpha", "alpha" };
+    const char *o[] = { "summarize_the_quarterly_financial_report_of_the_company_and_more_words",
+                        "summarize_the_quarterly_financial_report_of_the_company_and_other_words" };
+    char a[2][GW_NAME_MAX + 1], b[2][GW_NAME_MAX + 1];
+
+    gw_agg_names(c, o, 2, a);
+    gw_agg_names(c, o, 2, b);
+    for (int i = 0; i < 2; i++) {
+        UNIT_EQ_INT(strlen(a[i]), GW_NAME_MAX);
+        UNIT_EQ_STR(a[i], b[i]);                    /* same input, same names */
+        UNIT_TRUE(!strncmp(a[i], "alpha__summarize_the_quarterly_financial_report", 47));
+    }
+    UNIT_TRUE(strcmp(a[0], a[1]) != 0);             /* same prefix, told apart */
+    /* exactly 64 stays as it is */
+    {
+        char t[GW_NAME_MAX - 7 + 1];
+        const char *cc[] = { "abcde" }, *oo[] = { t };
+        char n[1][GW_NAME_MAX + 1];
+        memset(t, 'x', sizeof(t) - 1);
+        t[sizeof(t) - 1] = '\0';
+        gw_agg_names(cc, oo, 1, n);
+        UNIT_EQ_INT(strlen(n[0]), GW_NAME_MAX);
+        UNIT_TRUE(!strncmp(n[0], "abcde__xxx", 10) && n[0][GW_NAME_MAX - 1] == 'x');
+    }
+}
+
+static void
+test_collisions_resolved(void)
+{
+    /* "a_" + "_b" and "a" + "__b" meet in the plain form; a shortened name
+     * may equal another entry's plain name: every name still differs */
+    enum { N = 6 };
+    const char *c[N] = { "a_", "a", "a", "zz", "zz", "zz" };
+    const char *o[N] = { "_b", "__b", "__b", "t", "t", "t" };
+    char n[N][GW_NAME_MAX + 1], m[N][GW_NAME_MAX + 1];
+
+    gw_agg_names(c, o, N, n);
+    gw_agg_names(c, o, N, m);
+    UNIT_EQ_STR(n[0], "a____b");                    /* the first keeps the plain name */
+    UNIT_EQ_INT(strlen(n[1]), strlen("a____b") + 9); /* the second: plain + "_" + 8 hex */
+    for (int i = 0; i < N; i++) {
+        UNIT_TRUE(strlen(n[i]) <= GW_NAME_MAX);
+        UNIT_EQ_STR(n[i], m[i]);
+        for (int j = 0; j < i; j++)
+            UNIT_TRUE(strcmp(n[i], n[j]) != 0);
+    }
+}
+
+static void
+test_many_long_names_unique(void)
+{
+    enum { N = 2000 };
+    const char **c = calloc(N, sizeof(*c)), **o = calloc(N, sizeof(*o));
+    char (*n)[GW_NAME_MAX + 1] = calloc(N, sizeof(*n));
+    char (*buf)[128] = calloc(N, sizeof(*buf));
+    json_t *seen = json_object();
+    int dup = 0;
+
+    for (int i = 0; i < N; i++) {
+        /* long names that differ only past the kept prefix, and repeats */
+        snprintf(buf[i], sizeof(buf[i]), "a_very_long_tool_name_that_goes_on_and_on_past_the_limit_%d", i % 1500);
+        c[i] = i % 2 ? "conn" : "conn2";
+        o[i] = buf[i];
+    }
+    gw_agg_names(c, o, N, n);
+    for (int i = 0; i < N; i++) {
+        UNIT_TRUE(strlen(n[i]) <= GW_NAME_MAX);
+        if (json_object_get(seen, n[i]))
+            dup++;
+        json_object_set_new(seen, n[i], json_true());
+    }
+    UNIT_EQ_INT(dup, 0);
+    json_decref(seen);
+    free(c);
+    free(o);
+    free(n);
+    free(buf);
+}
+
+static void
+test_utf8_not_split(void)
+{
+    /* 53 ASCII bytes then multi-byte characters across the cut at 55 */
+    char tool[200];
+    const char *c[] = { "x" }, *o[] = { tool };
+    char n[1][GW_NAME_MAX + 1];
+
+    memset(tool, 'a', 50);
+    strcpy(tool + 50, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+    gw_agg_names(c, o, 1, n);
+    UNIT_TRUE(strlen(n[0]) <= GW_NAME_MAX);
+    {
+        const char *us = strrchr(n[0], '_');        /* the hash suffix */
+        size_t keep = (size_t)(us - n[0]);
+        /* the kept part ends on a character boundary */
+        UNIT_TRUE(((unsigned char)n[0][keep - 1] & 0xC0) != 0xC0);
+        UNIT_TRUE(((unsigned char)n[0][keep - 1] & 0x80) == 0 || ((unsigned char)n[0][keep - 2] & 0xE0) == 0xC0);
+    }
+}
+
+static void
+test_uri_wrap_roundtrip(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    char *w = gw_agg_uri_wrap(a, "beta", "file:///etc/x?y=1"), *c, *u;
+
+    UNIT_EQ_STR(w, "gh://beta/file:///etc/x?y=1");
+    UNIT_EQ_INT(gw_agg_uri_unwrap(a, w, &c, &u), 0);
+    UNIT_EQ_STR(c, "beta");
+    UNIT_EQ_STR(u, "file:///etc/x?y=1");
+    UNIT_EQ_INT(gw_agg_uri_unwrap(a, "file:///x", &c, &u), -1);
+    UNIT_EQ_INT(gw_agg_uri_unwrap(a, "gh:///x", &c, &u), -1);
+    UNIT_EQ_INT(gw_agg_uri_unwrap(a, "gh://beta/", &c, &u), -1);
+    gh_arena_free(a);
+}
+
+static void
+test_cursor(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    int off = -1;
+
+    UNIT_EQ_INT(gw_agg_cursor_parse(gw_agg_cursor_make(a, 300), &off), 0);
+    UNIT_EQ_INT(off, 300);
+    UNIT_EQ_INT(gw_agg_cursor_parse("not-a-cursor", &off), -1);
+    UNIT_EQ_INT(gw_agg_cursor_parse("", &off), -1);
+    UNIT_EQ_INT(gw_agg_cursor_parse("67683a2d31", &off), -1);          /* "gh:-1" */
+    UNIT_EQ_INT(gw_agg_cursor_parse("6768313a2d31", &off), -1);        /* "gh1:-1" */
+    UNIT_EQ_INT(gw_agg_cursor_parse("6768313a", &off), -1);            /* "gh1:" */
+    UNIT_EQ_INT(gw_agg_cursor_parse("6768313a31783", &off), -1);       /* odd length */
+    gh_arena_free(a);
+}
+
+/* ---- SSE */
+
+struct got {
+    int  n;
+    char ev[8][32];
+    char data[8][256];
+};
+
+static void
+on_ev(void *ctx, const char *event, const char *data, size_t len)
+{
+    struct got *g = ctx;
+
+    if (g->n < 8) {
+        snprintf(g->ev[g->n], sizeof(g->ev[0]), "%s", event);
+        snprintf(g->data[g->n], sizeof(g->data[0]), "%.*s", (int)len, data);
+    }
+    g->n++;
+}
+
+static const char STREAM[] =
+    ": a comment\r\n"
+    "event: message\r\n"
+    "id: 7\r\n"
+    "data: {\"a\":1}\r\n"
+    "\r\n"
+    "data: line one\n"
+    "data:line two\n"
+    "\n"
+    "retry: 100\r"
+    "event: other\r"
+    "data: x\r"
+    "\r"
+    "data: {\"last\":true}\n\n";
+
+static void
+check_stream(struct got *g)
+{
+    UNIT_EQ_INT(g->n, 4);
+    UNIT_EQ_STR(g->ev[0], "message");
+    UNIT_EQ_STR(g->data[0], "{\"a\":1}");
+    UNIT_EQ_STR(g->ev[1], "message");
+    UNIT_EQ_STR(g->data[1], "line one\nline two");
+    UNIT_EQ_STR(g->ev[2], "other");
+    UNIT_EQ_STR(g->data[2], "x");
+    UNIT_EQ_STR(g->data[3], "{\"last\":true}");
+}
+
+static void
+test_sse_whole(void)
+{
+    struct gw_sse p = {0};
+    struct got g = {0};
+
+    UNIT_EQ_INT(gw_sse_feed(&p, STREAM, sizeof(STREAM) - 1, on_ev, &g), 0);
+    check_stream(&g);
+    gw_sse_free(&p);
+}
+
+static void
+test_sse_every_split(void)
+{
+    size_t n = sizeof(STREAM) - 1;
+
+    /* every two-way split, then byte by byte: the same events */
+    for (size_t cut = 0; cut <= n; cut++) {
+        struct gw_sse p = {0};
+        struct got g = {0};
+        gw_sse_feed(&p, STREAM, cut, on_ev, &g);
+        gw_sse_feed(&p, STREAM + cut, n - cut, on_ev, &g);
+        check_stream(&g);
+        gw_sse_free(&p);
+    }
+    {
+        struct gw_sse p = {0};
+        struct got g = {0};
+        for (size_t i = 0; i < n; i++)
+            gw_sse_feed(&p, STREAM + i, 1, on_ev, &g);
+        check_stream(&g);
+        gw_sse_free(&p);
+    }
+}
+
+static void
+test_sse_incomplete_and_limit(void)
+{
+    struct gw_sse p = { .max = 16 };
+    struct got g = {0};
+
+    /* an event without its blank line is not delivered yet */
+    UNIT_EQ_INT(gw_sse_feed(&p, "data: 12345\n", 12, on_ev, &g), 0);
+    UNIT_EQ_INT(g.n, 0);
+    UNIT_EQ_INT(gw_sse_feed(&p, "\n", 1, on_ev, &g), 0);
+    UNIT_EQ_INT(g.n, 1);
+    /* past the cap: refused, never an overflow */
+    UNIT_EQ_INT(gw_sse_feed(&p, "data: 0123456789abcdefghij\n", 27, on_ev, &g), -1);
+    gw_sse_free(&p);
+}
+
+int
+main(void)
+{
+    UNIT_RUN(test_short_names_plain);
+    UNIT_RUN(test_long_names_shortened_deterministically);
+    UNIT_RUN(test_collisions_resolved);
+    UNIT_RUN(test_many_long_names_unique);
+    UNIT_RUN(test_utf8_not_split);
+    UNIT_RUN(test_uri_wrap_roundtrip);
+    UNIT_RUN(test_cursor);
+    UNIT_RUN(test_sse_whole);
+    UNIT_RUN(test_sse_every_split);
+    UNIT_RUN(test_sse_incomplete_and_limit);
+    return UNIT_DONE();
+}
