@@ -81,10 +81,6 @@ struct authz_credential *authz_mcp_authenticate(struct web_req *r, const char *s
  * the database trigger's NOTIFY. */
 void authz_credentials_changed(const char *why);
 
-/* Until gateway/ is built in: /mcp and /agents/STAR/mcp authenticate and
- * answer 501. */
-int authz_register_mcp_placeholder(void);
-
 /* Registers /login, /logout, /setup, /profile pages, the OAuth 2.1
  * authorization server and the token/connection pages. */
 int authz_register_routes(void);

@@ -11,13 +11,6 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *
-agent_slug_of(struct web_req *r)
-{
-    const char *slug = web_path_param(r, 0);
-    return slug && *slug ? slug : "default";
-}
-
 static void
 challenge(struct web_req *r, const char *slug, const char *error)
 {
@@ -166,23 +159,4 @@ invalid:
 fail:
     web_reply_err(r, &e);
     return NULL;
-}
-
-static int
-mcp_placeholder(struct web_req *r)
-{
-    struct gh_err e = {0};
-
-    if (!authz_mcp_authenticate(r, agent_slug_of(r)))
-        return 0;
-    gh_err_set(&e, 501, "not_implemented", "The MCP gateway is not built into this server.", "mcp placeholder");
-    return web_reply_err(r, &e);
-}
-
-int
-authz_register_mcp_placeholder(void)
-{
-    web_route(NULL, "/mcp", WEB_API | WEB_CORS, mcp_placeholder);
-    web_route(NULL, "/agents/*/mcp", WEB_API | WEB_CORS, mcp_placeholder);
-    return 0;
 }

@@ -9,9 +9,7 @@
 #include "authz/authz.h"
 #include "db/db.h"
 #include "web/web.h"
-#ifdef GH_HAVE_GATEWAY
 #include "gateway/gateway.h"
-#endif
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -111,11 +109,7 @@ register_routes(void)
     web_metrics_register_gauge("gatehouse_db_pool_in_use", "Pool connections in use.", pool_in_use);
     web_metrics_register_gauge("gatehouse_db_pool_waits_total", "Times a request waited for a pool connection.", pool_waits);
     authz_register_routes();
-#ifdef GH_HAVE_GATEWAY
     gw_register_routes();
-#else
-    authz_register_mcp_placeholder();
-#endif
     return 0;
 }
 
@@ -155,9 +149,7 @@ main_serve(int argc, char **argv, const char *config)
     sigwait(&set, &sig);
     GH_LOG(INFO, "shutdown", "signal %d: draining requests", sig);
     web_server_stop();
-#ifdef GH_HAVE_GATEWAY
     gw_shutdown();
-#endif
     authz_shutdown();            /* pending last-used times, before the pool closes */
     db_shutdown();
     GH_LOG(INFO, "shutdown", "stopped");

@@ -5,9 +5,7 @@
  * on stderr.
  */
 #include "core/main_int.h"
-#ifdef GH_HAVE_GATEWAY
 #include "gateway/gateway.h"
-#endif
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +18,8 @@ static const struct gh_command commands[] = {
     { "agent",      main_agent,      "Manage agents: agent add|list" },
     { "pat",        main_pat,        "Personal access tokens: pat create" },
     { "config-doc", main_config_doc, "Print docs/CONFIGURATION.md, generated from the settings table" },
-#ifdef GH_HAVE_GATEWAY
     { "connector",  main_connector,  "Upstream MCP servers of an agent: connector add|list|enable|disable" },
-#endif
-#ifdef GH_HAVE_CEDAR
     { "cedar",      main_cedar,      "Cedar policies: cedar check FILE | cedar authorize ..." },
-#endif
 };
 
 static void
@@ -54,7 +48,6 @@ main_config(const char *file)
     return 0;
 }
 
-#ifdef GH_HAVE_GATEWAY
 int
 main_connector(int argc, char **argv, const char *config)
 {
@@ -71,7 +64,6 @@ main_connector(int argc, char **argv, const char *config)
     args[argc] = NULL;
     return gw_cli_connector(argc, args);
 }
-#endif
 
 int
 main_fail(const struct gh_err *e)

@@ -14,18 +14,12 @@ gw_register_routes(void)
     }
     gw_connector_cache_start();
     gw_pages_register_routes();
-#ifdef GW_HAVE_MCP
     return gw_mcp_register_routes();
-#else
-    return authz_register_mcp_placeholder();
-#endif
 }
 
 void
 gw_shutdown(void)
 {
-#ifdef GW_HAVE_MCP
     gw_mcp_stop();
-#endif
     gw_audit_stop();
 }

@@ -1,11 +1,11 @@
 // The credential cache of the MCP endpoint (authz/credcache.c): a repeated
 // call is answered from memory (gatehouse_auth_cache_hits), and every way of
-// revoking — a PAT at /profile/tokens, a grant at /profile/connections, a
-// user disabled by the CLI in another process, an admin revoking a whole
-// client — makes the very next call 401, on this instance at once and on a
-// second instance sharing the database within a short bound.
-// /mcp is still the 501 placeholder behind authentication here: the tests
-// assert 401 against not-401, never the 501.
+// revoking on this instance — a PAT at /profile/tokens, a grant at
+// /profile/connections, an admin revoking a whole client — makes the very
+// next call 401; a change made by another process (a user disabled by the
+// CLI, a second instance sharing the database) as soon as its NOTIFY arrives.
+// /mcp answers whatever the gateway answers behind authentication: the
+// tests assert 401 against not-401.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
