@@ -90,7 +90,6 @@ int authz_oauth_routes(void);
 int authz_pat_routes(void);
 char *authz_pat_new(struct gh_arena *a);
 /* connections.c */
-bool authz_uuid_ok(const char *s);
 int authz_connections_routes(void);
 
 #endif

@@ -8,17 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-bool
-authz_uuid_ok(const char *s)
-{
-    if (s == NULL || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++)
-        if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
-            return false;
-    return true;
-}
-
 static const char SQL_GRANTS[] =
     "SELECT g.id, coalesce(c.client_name, g.client_id), g.client_id, ag.name,"
     "       to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),"
@@ -85,7 +74,7 @@ post_profile_revoke(struct web_req *r)
 
     if (u == NULL)
         return 0;
-    if (authz_uuid_ok(id) && authz_grant_revoke(web_arena(r), id, u->id, &e) < 0)
+    if (gh_uuid_ok(id) && authz_grant_revoke(web_arena(r), id, u->id, &e) < 0)
         return web_reply_err(r, &e);
     GH_LOG(INFO, "grant_revoked", "user %s disconnected a grant", u->id);
     return web_redirect(r, 303, "/profile/connections");
@@ -149,7 +138,7 @@ post_admin_revoke(struct web_req *r)
         return 0;
     if (!strcmp(path, "/admin/connections/revoke")) {
         v = web_form(r, "grant");
-        if (authz_uuid_ok(v) && authz_grant_revoke(a, v, NULL, &e) < 0)
+        if (gh_uuid_ok(v) && authz_grant_revoke(a, v, NULL, &e) < 0)
             return web_reply_err(r, &e);
     } else if (!strcmp(path, "/admin/connections/revoke-client")) {
         v = web_form(r, "client_id");
@@ -162,7 +151,7 @@ post_admin_revoke(struct web_req *r)
         GH_LOG(INFO, "grants_revoked", "admin %s revoked every grant of client %s", u->id, v ? v : "");
     } else {
         v = web_form(r, "user_id");
-        if (authz_uuid_ok(v) &&
+        if (gh_uuid_ok(v) &&
             (!db_query(a, &e,
                 "WITH g AS (UPDATE oauth_grants SET revoked_at = now() WHERE user_id = $1::uuid"
                 "             AND revoked_at IS NULL RETURNING id)"

@@ -236,7 +236,7 @@ post_tokens_revoke(struct web_req *r)
 
     if (u == NULL)
         return 0;
-    if (!authz_uuid_ok(id))
+    if (!gh_uuid_ok(id))
         return tokens_page(r, u, NULL, "Unknown token.");
     if (!db_query(web_arena(r), &e, "UPDATE pats SET revoked_at = now() WHERE id = $1::uuid AND user_id = $2"
                                     " AND revoked_at IS NULL", 2, id, u->id))

@@ -171,6 +171,8 @@ int64_t gh_now_us(void);        /* monotonic */
 int64_t gh_time_s(void);        /* wall clock, seconds */
 const char *gh_json_str(json_t *obj, const char *key);  /* NULL if absent/not string */
 bool gh_str_has_prefix(const char *s, const char *prefix);
+/* true when s is a UUID in its canonical text form (8-4-4-4-12 hex) */
+bool gh_uuid_ok(const char *s);
 /* percent-encodes for a URL query component */
 char *gh_url_encode(struct gh_arena *a, const char *s);
 char *gh_html_escape(struct gh_arena *a, const char *s);

@@ -162,17 +162,6 @@ put_int(long long v, bool null, bool last)
 }
 
 static bool
-uuid_shape(const char *s)
-{
-    if (s == NULL || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++)
-        if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
-            return false;
-    return true;
-}
-
-static bool
 put_row(const struct pending *p)
 {
     const struct gw_audit *r = p->row;
@@ -190,9 +179,9 @@ put_row(const struct pending *p)
     if (w && w->token_id && strlen(w->token_id) >= 6)
         suffix = w->token_id + strlen(w->token_id) - 6;
     return put_text(at, sizeof(at), false) &&
-           put_text(uuid_shape(agent_id) ? agent_id : NULL, 36, false) &&
+           put_text(gh_uuid_ok(agent_id) ? agent_id : NULL, 36, false) &&
            put_text(w ? w->agent.slug : NULL, FIELD_MAX, false) &&
-           put_text(w && uuid_shape(w->user_id) ? w->user_id : NULL, 36, false) &&
+           put_text(w && gh_uuid_ok(w->user_id) ? w->user_id : NULL, 36, false) &&
            put_text(w ? w->user_email : NULL, FIELD_MAX, false) &&
            put_text(w ? w->kind : NULL, 16, false) &&
            put_text(suffix, 6, false) &&
