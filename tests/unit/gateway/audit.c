@@ -2,17 +2,14 @@
  * tests/unit/gateway/audit.c — the audit log's group commit against a real
  * PostgreSQL (the embedded cluster in a temporary data folder).
  */
-#include "tests/unit/unit.h"
+#include "tests/unit/unit_db.h"
 #include "gateway/gw_int.h"
 #include <pthread.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define THREADS 32
 #define PER_THREAD 20
-
-static char data_dir[] = "/tmp/gh-unit-audit-XXXXXX";
 
 struct worker {
     int  id;
@@ -228,18 +225,11 @@ int
 main(void)
 {
     struct gh_err e = {0};
-    char cmd[128];
-    int rc;
 
-    if (mkdtemp(data_dir) == NULL || chmod(data_dir, 0755) < 0) {
-        perror("mkdtemp");
-        return 1;
-    }
-    setenv("GATEHOUSE_DATA_DIR", data_dir, 1);
-    setenv("GATEHOUSE_DATABASE_URL", "", 1);
     setenv("GATEHOUSE_DB_POOL_SIZE", "40", 1);
-    gh_log_init(GH_LOG_WARN);
-    if (gh_config_load(NULL, &e) < 0 || db_init(&e) < 0 || db_migrate(&e) < 0 || gw_audit_start(&e) < 0) {
+    if (unit_db_start("audit") < 0)
+        return 1;
+    if (gw_audit_start(&e) < 0) {
         fprintf(stderr, "setup: %s (%s)\n", e.msg, e.detail);
         db_shutdown();
         return 1;
@@ -250,10 +240,5 @@ main(void)
     UNIT_RUN(test_bad_row_fails_alone);
     UNIT_RUN(test_database_down);
     UNIT_RUN(test_after_stop);
-    db_shutdown();
-    rc = UNIT_DONE();
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", data_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", data_dir);
-    return rc;
+    return unit_db_stop();
 }

@@ -4,13 +4,11 @@
  * sealed blob bound to its row) against a real PostgreSQL (the embedded
  * cluster in a temporary data folder).
  */
-#include "tests/unit/unit.h"
+#include "tests/unit/unit_db.h"
 #include "gateway/gw_int.h"
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-static char data_dir[] = "/tmp/gh-unit-connector-XXXXXX";
 
 static int
 check_name(const char *s)
@@ -226,32 +224,13 @@ test_cache(void)
 int
 main(void)
 {
-    struct gh_err e = {0};
-    char cmd[128];
-    int rc;
-
     UNIT_RUN(test_names);
     UNIT_RUN(test_urls);
     UNIT_RUN(test_header_parse);
-    if (mkdtemp(data_dir) == NULL || chmod(data_dir, 0755) < 0) {
-        perror("mkdtemp");
-        return 1;
-    }
-    setenv("GATEHOUSE_DATA_DIR", data_dir, 1);
-    setenv("GATEHOUSE_DATABASE_URL", "", 1);
     setenv("GATEHOUSE_SERVER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
-    gh_log_init(GH_LOG_WARN);
-    if (gh_config_load(NULL, &e) < 0 || gh_server_key_init(&e) < 0 || db_init(&e) < 0 || db_migrate(&e) < 0) {
-        fprintf(stderr, "setup: %s (%s)\n", e.msg, e.detail);
-        db_shutdown();
+    if (unit_db_start("connector") < 0)
         return 1;
-    }
     UNIT_RUN(test_for_agent);
     UNIT_RUN(test_cache);
-    db_shutdown();
-    rc = UNIT_DONE();
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", data_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", data_dir);
-    return rc;
+    return unit_db_stop();
 }
