@@ -41,14 +41,24 @@ test('conformance authorization: both scenarios pass with no warning', async () 
   { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
   let stdout = '', stderr = '';
   proc.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+  const exited = new Promise((resolve) => proc.on('close', (code) => resolve(code)));
   const killer = setTimeout(() => proc.kill('SIGKILL'), 120000);
+  // The suite prints the authorize URL before its callback server has
+  // finished binding; "Callback server started" is printed once it listens.
+  let authorizeLine, listening;
+  const sawAuthorize = new Promise((resolve) => { authorizeLine = resolve; });
+  const sawListening = new Promise((resolve) => { listening = resolve; });
+  readline.createInterface({ input: proc.stdout }).on('line', (line) => {
+    stdout += `${line}\n`;
+    if (line.startsWith('Callback server started')) listening(true);
+    if (line.startsWith(`${srv.url}/oauth/authorize?`)) authorizeLine(line);
+  });
+  const gone = exited.then(() => null);
 
   let played = false;
   try {
-    for await (const line of readline.createInterface({ input: proc.stdout })) {
-      stdout += `${line}\n`;
-      if (played || !line.startsWith(`${srv.url}/oauth/authorize?`)) continue;
+    const line = await Promise.race([sawAuthorize, gone]);
+    if (line) {
       played = true;
       const asked = new URL(line);
       assert.equal(asked.searchParams.get('redirect_uri'), callback);
@@ -58,10 +68,14 @@ test('conformance authorization: both scenarios pass with no warning', async () 
       assert.ok(location?.startsWith(`${callback}?`), `redirected to ${location}`);
       const back = new URL(location);
       assert.equal(back.searchParams.get('iss'), srv.url);
+      assert.ok(await Promise.race([sawListening, gone]), `the suite's callback server never listened\n${stdout}\n${stderr}`);
       const res = await fetch(location);
       assert.equal(res.status, 200);
       await res.arrayBuffer();
     }
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e;
   } finally {
     clearTimeout(killer);
   }
