@@ -290,6 +290,8 @@ struct chan {
     int64_t             last_us;    /* last write */
     int64_t             keepalive_us;
     bool                is_fwd;     /* a forwarded call (struct fwd) */
+    bool                deferred;   /* web_reply_deferred: not begun yet */
+    json_t             *whole;      /* the one message of a reply that never streamed */
     void              (*free_fn)(struct chan *);
     struct chan        *next, *prev;    /* registry, for the ticker */
 };
@@ -308,6 +310,7 @@ chan_unref(struct chan *c)
     if (!last)
         return;
     web_stream_release(c->ws);
+    json_decref(c->whole);
     free(c->buf);
     pthread_mutex_destroy(&c->lock);
     c->free_fn(c);
@@ -367,7 +370,7 @@ chan_put_locked(struct chan *c, const char *s, size_t n)
     if (c->off > 0 && c->off == c->len)
         c->off = c->len = 0;
     if (c->len + n > c->cap) {
-        size_t nc = c->cap ? c->cap : 4096;
+        size_t nc = c->cap ? c->cap : 512;
         char *nb;
         while (nc < c->len + n)
             nc *= 2;
@@ -392,9 +395,21 @@ chan_put_locked(struct chan *c, const char *s, size_t n)
 static struct web_stream *
 chan_queue(struct chan *c, json_t *msg, bool end)
 {
-    char *js = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    char *js;
     struct web_stream *ws;
 
+    pthread_mutex_lock(&c->lock);
+    if (msg && end && c->deferred && c->off == c->len && c->whole == NULL && !c->gone && !c->ended) {
+        /* the first and last message of a reply not begun: it goes as one
+         * plain JSON response (chan_start) */
+        c->whole = json_incref(msg);
+        c->ended = true;
+        ws = c->ws;
+        pthread_mutex_unlock(&c->lock);
+        return ws;
+    }
+    pthread_mutex_unlock(&c->lock);
+    js = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     pthread_mutex_lock(&c->lock);
     if (js) {
         chan_put_locked(c, "event: message\ndata: ", 21);
@@ -407,6 +422,29 @@ chan_queue(struct chan *c, json_t *msg, bool end)
     pthread_mutex_unlock(&c->lock);
     free(js);
     return ws;
+}
+
+/* web_reply_deferred's start: on a server thread once the channel was first
+ * woken.  One final message and nothing before it: a plain JSON response;
+ * anything else (a notification first, a keep-alive, an empty end): the
+ * SSE stream, from what is queued. */
+static void
+chan_start(void *ctx, struct web_req *r)
+{
+    struct chan *c = ctx;
+    json_t *whole;
+
+    pthread_mutex_lock(&c->lock);
+    whole = c->whole;
+    c->whole = NULL;
+    c->deferred = false;
+    pthread_mutex_unlock(&c->lock);
+    if (whole) {
+        web_reply_json(r, 200, whole);
+        return;
+    }
+    web_add_header(r, "X-Accel-Buffering", "no");
+    web_stream_begin(r, 200, "text/event-stream");
 }
 
 static void
@@ -706,13 +744,27 @@ areply_audited(void *ctx, int ok)
         json_decref(err);
     }
     pthread_mutex_lock(&ar->ch.lock);
-    if (ar->body)
-        chan_put_locked(&ar->ch, ar->body, strlen(ar->body));
     ar->ch.ended = true;
     ws = ar->ch.ws;
     pthread_mutex_unlock(&ar->ch.lock);
     web_stream_wake(ws);
     chan_unref(&ar->ch);        /* the audit's reference */
+}
+
+/* On a server thread once the row is committed (or at shutdown, before). */
+static void
+areply_start(void *ctx, struct web_req *r)
+{
+    struct areply *ar = ctx;
+    bool ready;
+
+    pthread_mutex_lock(&ar->ch.lock);
+    ready = ar->ch.ended && ar->body;
+    pthread_mutex_unlock(&ar->ch.lock);
+    if (ready)
+        web_reply(r, 200, "application/json", ar->body, strlen(ar->body));
+    else
+        reply_rpc_error(r, 503, ar->id, GW_RPC_INTERNAL, "The server is shutting down.", NULL);
 }
 
 static void
@@ -766,7 +818,7 @@ reply_audited(struct mreq *m, const char *method, json_t *id, json_t *result)
         .duration_us = gh_now_us() - m->start_us,
     };
     ar->ch.refs++;              /* the stream's */
-    if (web_reply_stream(m->r, 200, "application/json", chan_read, &ar->ch, areply_done, &ws) < 0) {
+    if (web_reply_deferred(m->r, chan_read, &ar->ch, areply_done, areply_start, &ws) < 0) {
         ar->ch.refs--;
         audit(m, method);
         chan_unref(&ar->ch);
@@ -940,7 +992,8 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
     if (f->final_seen)
         return;
     if (method == NULL && id && json_equal(id, f->up_id)) {
-        json_t *out = json_deep_copy(msg);
+        /* msg was parsed for this call alone: it is ours to change */
+        json_t *out = json_incref(msg);
         json_t *res = json_object_get(out, "result");
         if (gw_up_status(x) == 404 && f->proto_up && strcmp(f->proto_up, GW_PROTO_2026_07_28) && !f->retried) {
             json_decref(out);   /* the upstream lost its session: on_done redoes it */
@@ -1281,11 +1334,10 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
         return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
     }
     pthread_mutex_lock(&f->ch.lock);
-    chan_put_locked(&f->ch, ": upstream call\n\n", 18);
     f->ch.refs++;           /* the stream's */
+    f->ch.deferred = true;
     pthread_mutex_unlock(&f->ch.lock);
-    web_add_header(m->r, "X-Accel-Buffering", "no");
-    if (web_reply_stream(m->r, 200, "text/event-stream", chan_read, &f->ch, fwd_stream_done, &ws) < 0) {
+    if (web_reply_deferred(m->r, chan_read, &f->ch, fwd_stream_done, chan_start, &ws) < 0) {
         f->ch.refs--;
         chan_unref(&f->ch);
         return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);

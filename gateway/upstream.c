@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #define BODY_MAX ((size_t)16 << 20)     /* one upstream JSON answer */
+#define EASY_SPARE 128                  /* reusable easy handles kept */
 
 /* ---------------------------------------------------------------- SSE parser */
 
@@ -228,7 +229,38 @@ static struct {
     struct gw_up_xfer *active;      /* in the multi handle */
     long               inflight;
     long long          next_id;
+    CURL              *spare[EASY_SPARE];   /* finished handles, reset, for reuse */
+    int                nspare;
 } io = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* An easy handle keeps its buffers between transfers: a finished one is
+ * reset (every option back to its default, nothing of the last request
+ * kept but the allocations) and handed to the next transfer. */
+static CURL *
+easy_get(void)
+{
+    CURL *h = NULL;
+
+    pthread_mutex_lock(&io.lock);
+    if (io.nspare > 0)
+        h = io.spare[--io.nspare];
+    pthread_mutex_unlock(&io.lock);
+    return h ? h : curl_easy_init();
+}
+
+static void
+easy_put(CURL *h)
+{
+    curl_easy_reset(h);
+    pthread_mutex_lock(&io.lock);
+    if (io.nspare < EASY_SPARE && !io.stop) {
+        io.spare[io.nspare++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&io.lock);
+    if (h)
+        curl_easy_cleanup(h);
+}
 
 static void
 xfer_unref(struct gw_up_xfer *x)
@@ -338,7 +370,7 @@ gw_up_start(const struct gw_up_req *rq)
     x->on_message = rq->on_message;
     x->on_done = rq->on_done;
     x->ctx = rq->ctx;
-    x->easy = curl_easy_init();
+    x->easy = easy_get();
     if (x->easy == NULL)
         goto fail;
     for (int i = 0; i < rq->nheaders; i++) {
@@ -477,7 +509,7 @@ finish(struct gw_up_xfer *x, CURLcode rc)
         x->on_done(x, x->ctx);
     /* the handle is done with (its results are copied out): free it now,
      * not whenever the last owner lets go */
-    curl_easy_cleanup(x->easy);
+    easy_put(x->easy);
     x->easy = NULL;
     __atomic_sub_fetch(&io.inflight, 1, __ATOMIC_RELAXED);
     xfer_unref(x);
@@ -614,6 +646,8 @@ gw_up_stop(void)
         xfer_unref(x);
     }
     workers_stop();
+    while (io.nspare > 0)
+        curl_easy_cleanup(io.spare[--io.nspare]);
     curl_multi_cleanup(io.multi);
     io.multi = NULL;
     curl_global_cleanup();

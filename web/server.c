@@ -510,6 +510,13 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         }
         return MHD_YES;
     }
+    if (r->deferred && *upload_size == 0) {
+        /* a deferred reply was woken (web_reply_deferred) */
+        gh_log_context(r->rid, web_route_pattern(r));
+        web_stream_resumed(r);
+        gh_log_context(NULL, NULL);
+        return MHD_YES;
+    }
     if (r->replied) {           /* early 413: discard the rest */
         *upload_size = 0;
         return MHD_YES;
@@ -553,6 +560,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
     if (r == NULL)
         return;
+    web_stream_abandoned(r);
     dur = gh_now_us() - r->start_us;
     web_metrics_observe(r->route ? r->route->index : -1, r->status, dur);
     gh_log_context(r->rid, web_route_pattern(r));

@@ -21,6 +21,7 @@ struct web_stream {
     web_stream_fn          fn;
     void                  *ctx;
     gh_cleanup_fn          done;
+    web_start_fn           start;      /* deferred: decides the reply */
     bool                   suspended;
     bool                   finished;
     bool                   shutdown;
@@ -91,40 +92,141 @@ finished(void *cls)
     unref(s);
 }
 
-int
-web_reply_stream(struct web_req *r, int status, const char *ctype, web_stream_fn fn, void *ctx,
-                 gh_cleanup_fn done, struct web_stream **out)
+static struct web_stream *
+stream_new(struct web_req *r, web_stream_fn fn, void *ctx, gh_cleanup_fn done)
 {
     struct web_stream *s = calloc(1, sizeof(*s));
-    struct MHD_Response *resp;
 
     if (s == NULL)
-        return -1;
+        return NULL;
     pthread_mutex_init(&s->lock, NULL);
     s->conn = r->conn;
     s->fn = fn;
     s->ctx = ctx;
     s->done = done;
-    s->refs = 2;            /* MHD's response and the producer */
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, s, finished);
-    if (resp == NULL) {
-        pthread_mutex_destroy(&s->lock);
-        free(s);
-        return -1;
-    }
+    s->refs = 2;            /* MHD's response (or the deferral) and the producer */
+    return s;
+}
+
+static void
+stream_link(struct web_stream *s)
+{
     pthread_mutex_lock(&all_lock);
     s->next = all;
     if (all)
         all->prev = s;
     all = s;
     pthread_mutex_unlock(&all_lock);
-    MHD_add_response_header(resp, "Content-Type", ctype);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+}
+
+static struct MHD_Response *
+stream_response(struct web_stream *s, const char *ctype)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, s, finished);
+
+    if (resp) {
+        MHD_add_response_header(resp, "Content-Type", ctype);
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+    }
+    return resp;
+}
+
+int
+web_reply_stream(struct web_req *r, int status, const char *ctype, web_stream_fn fn, void *ctx,
+                 gh_cleanup_fn done, struct web_stream **out)
+{
+    struct web_stream *s = stream_new(r, fn, ctx, done);
+    struct MHD_Response *resp = s ? stream_response(s, ctype) : NULL;
+
+    if (resp == NULL) {
+        if (s) {
+            pthread_mutex_destroy(&s->lock);
+            free(s);
+        }
+        return -1;
+    }
+    stream_link(s);         /* from here MHD's response owns one reference */
     if (out)
         *out = s;
     else
         unref(s);
     return web_queue(r, status, resp);
+}
+
+int
+web_reply_deferred(struct web_req *r, web_stream_fn fn, void *ctx, gh_cleanup_fn done,
+                   web_start_fn start, struct web_stream **out)
+{
+    struct web_stream *s;
+
+    if (r->replied)
+        return -1;
+    s = stream_new(r, fn, ctx, done);
+    if (s == NULL)
+        return -1;
+    s->start = start;
+    s->suspended = true;
+    r->deferred = s;
+    r->replied = true;      /* for dispatch: the reply is on its way */
+    MHD_suspend_connection(r->conn);
+    stream_link(s);
+    if (out)
+        *out = s;
+    else
+        unref(s);
+    return 0;
+}
+
+/* From start(): the reply is a stream after all. */
+int
+web_stream_begin(struct web_req *r, int status, const char *ctype)
+{
+    struct web_stream *s = r->deferred;
+    struct MHD_Response *resp;
+
+    if (s == NULL || s->start != NULL)
+        return -1;          /* only inside start() */
+    resp = stream_response(s, ctype);
+    if (resp == NULL)
+        return -1;          /* web_stream_resumed answers 500 and ends it */
+    r->deferred = NULL;     /* the response's free callback ends it now */
+    return web_queue(r, status, resp);
+}
+
+/* A deferred reply was woken: the connection is back on a server thread and
+ * its handler called again.  start() replies whole or begins the stream. */
+void
+web_stream_resumed(struct web_req *r)
+{
+    struct web_stream *s = r->deferred;
+    web_start_fn start = s->start;
+
+    pthread_mutex_lock(&s->lock);
+    s->start = NULL;        /* marks "inside start()" for web_stream_begin */
+    pthread_mutex_unlock(&s->lock);
+    r->replied = false;
+    start(s->ctx, r);
+    if (!r->replied)
+        web_reply(r, 500, "application/json", "{\"error\":\"server_error\"}", 27);
+    if (r->deferred == s) {
+        /* answered whole (or failed): no stream will run, the response is over */
+        r->deferred = NULL;
+        finished(s);
+    }
+}
+
+/* The request ended (the client went away, or the server stops) while its
+ * deferred reply was still undecided: the reply is over before it began. */
+void
+web_stream_abandoned(struct web_req *r)
+{
+    struct web_stream *s = r->deferred;
+
+    if (s == NULL)
+        return;
+    r->deferred = NULL;
+    finished(s);
 }
 
 void

@@ -79,6 +79,17 @@ int  web_reply_stream(struct web_req *r, int status, const char *ctype,
                       web_stream_fn fn, void *ctx, gh_cleanup_fn done,
                       struct web_stream **out);
 void web_stream_wake(struct web_stream *s);   /* any thread; no-op once finished */
+/* A reply not decided yet: nothing is sent and the connection waits
+ * (without a server thread) until the first web_stream_wake().  Then, on a
+ * server thread, start(ctx, r) either replies whole (web_reply_json and the
+ * like; done() runs at once) or calls web_stream_begin() to send the status
+ * line and go on exactly as web_reply_stream(), reading from fn.  So an
+ * answer that turns out to be one message is one plain response, and one
+ * that streams is a stream. */
+typedef void (*web_start_fn)(void *ctx, struct web_req *r);
+int  web_reply_deferred(struct web_req *r, web_stream_fn fn, void *ctx, gh_cleanup_fn done,
+                        web_start_fn start, struct web_stream **out);
+int  web_stream_begin(struct web_req *r, int status, const char *ctype);
 /* The producer's reference: the stream is freed after done() has run and
  * the producer released it, so a late wake is always safe. */
 void web_stream_release(struct web_stream *s);

@@ -52,6 +52,7 @@ struct web_req {
     int                    nhdrs;
     int                    status;
     bool                   replied;
+    struct web_stream     *deferred;   /* web_reply_deferred: start() still due */
     const char            *csrf;
     void                  *user_data;
     char                   client_ip[64];
@@ -71,5 +72,7 @@ struct MHD_Response *web_response_new(struct web_req *r, int status, const char 
 int  web_queue(struct web_req *r, int status, struct MHD_Response *resp);
 
 void web_streams_shutdown(void);
+void web_stream_resumed(struct web_req *r);     /* on_request, once a deferred reply is woken */
+void web_stream_abandoned(struct web_req *r);   /* on_completed, if it never was */
 
 #endif

@@ -32,7 +32,7 @@ function startFast() {
   const p = spawn(process.execPath, [path.join(here, 'fast-upstream.mjs'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(p);
   return new Promise((resolve, reject) => {
-    p.stdout.once('data', (d) => resolve(JSON.parse(String(d)).port));
+    p.stdout.once('data', (d) => resolve({ port: JSON.parse(String(d)).port, pid: p.pid }));
     p.once('exit', (c) => reject(new Error(`fast upstream exited ${c}`)));
   });
 }
@@ -67,20 +67,51 @@ http {
   const p = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'inherit' });
   children.push(p);
   for (let i = 0; i < 100; i++) {
-    try { await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' }); return port; } catch { /* not yet */ }
+    try { await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' }); return { port, pid: p.pid }; } catch { /* not yet */ }
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error('nginx did not start');
 }
 
-function wrk(url, conns, seconds, env) {
+// CPU time (user + system, clock ticks) of a process and its children
+// (nginx's workers, PostgreSQL's backends), from /proc.
+const TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+function statFields(pid) {
+  try {
+    const t = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return t.slice(t.lastIndexOf(')') + 2).split(' ');   // [0] = state, [1] = ppid, [11] utime, [12] stime
+  } catch { return null; }
+}
+function cpuTicks(root) {
+  if (!root) return 0;
+  let sum = 0;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const f = statFields(d);
+    if (f && (Number(d) === root || Number(f[1]) === root)) sum += Number(f[11]) + Number(f[12]);
+  }
+  return sum;
+}
+
+// One wrk run; `procs` maps a name to a root pid whose CPU time (with its
+// children's) is measured over the run; wrk's own comes from the shell's
+// `times` (its children's user and system time).
+function wrk(url, conns, seconds, env, procs = {}) {
   const threads = Math.min(conns, 2);
-  const r = spawnSync('wrk', ['-t', String(threads), '-c', String(conns), '-d', `${seconds}s`, '--timeout', '10s', '-s', path.join(here, 'call.lua'), url],
-    { env: { ...process.env, ...env }, encoding: 'utf8' });
-  const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+  const before = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuTicks(pid)]));
+  const cmd = ['wrk', '-t', String(threads), '-c', String(conns), '-d', `${seconds}s`, '--timeout', '10s', '-s', path.join(here, 'call.lua'), url]
+    .map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+  const r = spawnSync('bash', ['-c', `${cmd}; times`], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  const lines = r.stdout.split('\n');
+  const line = lines.find((l) => l.startsWith('{'));
   if (!line) throw new Error(`wrk: ${r.stdout}\n${r.stderr}`);
   const j = JSON.parse(line);
   j.rps = j.requests / (j.duration_us / 1e6);
+  const secs = (t) => { const m = /(\d+)m([\d.]+)s/.exec(t); return m ? Number(m[1]) * 60 + Number(m[2]) : 0; };
+  const times = lines.filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l.trim()));
+  const wrkSecs = times.length >= 2 ? times[1].trim().split(' ').map(secs).reduce((a, b) => a + b, 0) : NaN;
+  j.cpu_us = { wrk: (wrkSecs * 1e6) / j.requests };
+  for (const [k, pid] of Object.entries(procs)) j.cpu_us[k] = ((cpuTicks(pid) - before[k]) / TCK * 1e6) / j.requests;
   return j;
 }
 
@@ -111,8 +142,9 @@ async function main() {
   const date = new Date().toISOString();
   const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1];
   console.log(`# ${date}, ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB; binary ${gatehouseBin}`);
-  const upPort = await startFast();
-  const ngPort = await startNginx(upPort);
+  const { port: upPort, pid: upPid } = await startFast();
+  const { port: ngPort, pid: ngPid } = await startNginx(upPort);
+  const pgPid = (c) => Number(fs.readFileSync(path.join(c.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
   const cluster = await startCluster({ durable: true });
   const srv = await startServer({ cluster, name: 'bench-gateway', env: { GATEHOUSE_LOG_LEVEL: 'info' } });
   const u = createUser(srv, {});
@@ -130,10 +162,12 @@ async function main() {
   const sid2 = await openSession(`${srv2.url}/mcp`, pat2);
 
   const targets = [
-    ['direct', `http://127.0.0.1:${upPort}/mcp`, { BENCH_TOOL: 'add', BENCH_SESSION: 'bench-session' }],
-    ['nginx', `http://127.0.0.1:${ngPort}/mcp`, { BENCH_TOOL: 'add', BENCH_SESSION: 'bench-session' }],
-    ['gatehouse', ghUrl, { BENCH_TOOL: 'fast__add', BENCH_AUTH: pat, BENCH_SESSION: sid }],
-    ['gatehouse-nofsync', `${srv2.url}/mcp`, { BENCH_TOOL: 'fast__add', BENCH_AUTH: pat2, BENCH_SESSION: sid2 }],
+    ['direct', `http://127.0.0.1:${upPort}/mcp`, { BENCH_TOOL: 'add', BENCH_SESSION: 'bench-session' }, { upstream: upPid }],
+    ['nginx', `http://127.0.0.1:${ngPort}/mcp`, { BENCH_TOOL: 'add', BENCH_SESSION: 'bench-session' }, { proxy: ngPid, upstream: upPid }],
+    ['gatehouse', ghUrl, { BENCH_TOOL: 'fast__add', BENCH_AUTH: pat, BENCH_SESSION: sid },
+      { proxy: srv.proc.pid, postgres: pgPid(cluster), upstream: upPid }],
+    ['gatehouse-nofsync', `${srv2.url}/mcp`, { BENCH_TOOL: 'fast__add', BENCH_AUTH: pat2, BENCH_SESSION: sid2 },
+      { proxy: srv2.proc.pid, postgres: pgPid(cluster2), upstream: upPid }],
   ];
   // warm-up (connections, caches, the upstream session)
   for (const [, url, env] of targets) wrk(url, 4, 2, env);
@@ -141,8 +175,8 @@ async function main() {
   const rows = [];
   for (const c of LEVELS) {
     const r = {};
-    for (const [name, url, env] of targets) {
-      r[name] = wrk(url, c, SECONDS, env);
+    for (const [name, url, env, procs] of targets) {
+      r[name] = wrk(url, c, SECONDS, env, procs);
       const x = r[name];
       console.log(`c=${c} ${name}: ${x.rps.toFixed(0)} req/s p50 ${fmt(x.p50_us)} ms p99 ${fmt(x.p99_us)} ms` +
         (x.non2xx || x.errors || x.wrong ? ` (non-2xx ${x.non2xx}, socket errors ${x.errors}, wrong ${x.wrong})` : ''));
@@ -180,6 +214,17 @@ async function main() {
     const ng = Math.max(1, r.nginx.p50_us - r.direct.p50_us);
     const ratio = (x) => `${((x.p50_us - r.direct.p50_us) / ng).toFixed(1)} | ${(x.rps / r.nginx.rps).toFixed(2)}`;
     console.log(`| ${c} | ${ratio(r.gatehouse)} | ${ratio(r['gatehouse-nofsync'])} |`);
+  }
+  const us = (v) => (v === undefined || Number.isNaN(v) ? '' : v.toFixed(1));
+  console.log('\nCPU time per call (user + system, µs; from /proc over each run):');
+  console.log('\n| concurrency | target | proxy | postgres | upstream | wrk | total |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const [c, r] of rows) {
+    for (const name of ['direct', 'nginx', 'gatehouse', 'gatehouse-nofsync']) {
+      const u = r[name].cpu_us;
+      const total = Object.values(u).filter((v) => !Number.isNaN(v)).reduce((a, b) => a + b, 0);
+      console.log(`| ${c} | ${name} | ${us(u.proxy)} | ${us(u.postgres)} | ${us(u.upstream)} | ${us(u.wrk)} | ${us(total)} |`);
+    }
   }
   console.log(`\naudit rows written during the run: ${auditRows}`);
   console.log(`\nmemory: RSS ${(before / 1024).toFixed(1)} MiB before, ${(afterOpen / 1024).toFixed(1)} MiB with ${SESSIONS} more open sessions ` +
