@@ -1,7 +1,7 @@
 /*
  * gateway/gateway.c — start-up and shut-down of the gateway's parts.
  */
-#include "gateway/gw_int.h"
+#include "gateway/mcp_int.h"
 
 int
 gw_register_routes(void)
@@ -20,6 +20,7 @@ gw_register_routes(void)
 void
 gw_shutdown(void)
 {
+    gw_relay_stop();
     gw_mcp_stop();
     gw_audit_stop();
 }
