@@ -275,6 +275,32 @@ test('an answer after the call ended (the client left) is dropped', async () => 
   assert.deepEqual(answers, [], 'the late answer was not forwarded');
 });
 
+test('pending relays are bounded per session: past 16 the upstream is refused at once', async () => {
+  const a = await rawSession(srv, user.pat, { roots: {} });
+  const calls = [];
+  for (let i = 0; i < 17; i++) {
+    const c = await a.callStream('alpha__ask', { method: 'roots/list' });
+    assert.equal(c.status, 200);
+    // the first message of each call: the relayed request, or (the 17th) the refusal's result
+    const [m] = await c.sse.until((x) => x.method === 'roots/list' || x.id !== undefined, `call ${i}'s first message`);
+    calls.push({ c, m });
+    audit.tool('alpha__ask', 'alpha');
+  }
+  const relayed = calls.filter((x) => x.m.method === 'roots/list');
+  assert.equal(relayed.length, 16);
+  assert.equal(new Set(relayed.map((x) => x.m.id)).size, 16, 'every relay has its own id');
+  const refused = calls[16].m;
+  assert.equal(refused.result.isError, true);
+  assert.match(refused.result.structuredContent.error.message, /Too many requests to the client are pending/);
+  // the others still complete once answered
+  for (const { c, m } of relayed) {
+    assert.equal((await a.answer({ id: m.id, result: { roots: ROOTS } })).status, 202);
+    audit.expect({ method: '(response)' });
+    const [final] = await c.sse.until((x) => x.id !== undefined && (x.result || x.error), 'the result');
+    assert.deepEqual(final.result.structuredContent.result.roots, ROOTS);
+  }
+});
+
 test('invalid answers: a bad error object is passed on as an internal error; bad shapes are 400', async () => {
   const a = await rawSession(srv, user.pat, { elicitation: {} });
   await alpha.resetLog();
