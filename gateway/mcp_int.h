@@ -1,7 +1,8 @@
 /*
  * gateway/mcp_int.h — what the endpoint's own parts share: mcp.c (the
  * Streamable HTTP endpoint), session.c (MCP sessions), upstream.c (the
- * libcurl client and its I/O thread), aggregate.c (merged lists, names).
+ * libcurl client and its I/O thread), aggregate.c (merged lists, names),
+ * relay.c (an upstream's requests to the client, and the answers back).
  *
  * Threads: MHD's server threads run the handlers; one upstream I/O thread
  * drives every upstream transfer (curl multi); one small worker pool runs
