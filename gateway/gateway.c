@@ -13,6 +13,8 @@ gw_register_routes(void)
         return -1;
     }
     gw_connector_cache_start();
+    web_metrics_register_gauge("gatehouse_mcp_relays_pending",
+                               "Upstream requests relayed to a client and not answered yet.", gw_relay_pending);
     gw_pages_register_routes();
     return gw_mcp_register_routes();
 }

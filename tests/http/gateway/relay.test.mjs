@@ -101,9 +101,11 @@ async function waitForTool(client, name) {
   }, { what: `${name} listed` });
 }
 
-/* The responses the fixture upstream received for its request with id upId. */
-async function answersAt(up, upId) {
-  return (await up.log()).filter((e) => e.kind === 'rpc' && e.method === undefined && e.id === upId);
+async function pendingGauge(server) {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const m = /^gatehouse_mcp_relays_pending (\d+)$/m.exec(text);
+  assert.ok(m, 'the gauge is on /metrics');
+  return Number(m[1]);
 }
 
 test('sampling: server-everything samples through the gateway; the tool result carries the client\'s answer', async () => {
@@ -289,6 +291,7 @@ test('pending relays are bounded per session: past 16 the upstream is refused at
   const relayed = calls.filter((x) => x.m.method === 'roots/list');
   assert.equal(relayed.length, 16);
   assert.equal(new Set(relayed.map((x) => x.m.id)).size, 16, 'every relay has its own id');
+  assert.equal(await pendingGauge(srv), 16, 'gatehouse_mcp_relays_pending');
   const refused = calls[16].m;
   assert.equal(refused.result.isError, true);
   assert.match(refused.result.structuredContent.error.message, /Too many requests to the client are pending/);
@@ -298,7 +301,7 @@ test('pending relays are bounded per session: past 16 the upstream is refused at
     audit.expect({ method: '(response)' });
     const [final] = await c.sse.until((x) => x.id !== undefined && (x.result || x.error), 'the result');
     assert.deepEqual(final.result.structuredContent.result.roots, ROOTS);
-  }
+  }  assert.equal(await pendingGauge(srv), 0, 'nothing left pending');
 });
 
 test('invalid answers: a bad error object is passed on as an internal error; bad shapes are 400', async () => {
