@@ -582,9 +582,10 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
     }
 
     id = gh_arena_json(a, gw_up_next_id());
-    msg = gh_arena_json(a, json_pack("{s:s, s:O, s:s, s:{s:s, s:{}, s:{s:s, s:s}}}",
+    msg = gh_arena_json(a, json_pack("{s:s, s:O, s:s, s:{s:s, s:o, s:{s:s, s:s}}}",
                                      "jsonrpc", "2.0", "id", id, "method", "initialize", "params",
                                      "protocolVersion", GW_PROTO_LATEST_SESSION, "capabilities",
+                                     gw_relay_upstream_caps(t->s),
                                      "clientInfo", "name", "gatehouse", "version", "0.1.0"));
     if (msg == NULL || gw_up_prepare(a, t, msg, &rq, e) < 0)
         return -1;

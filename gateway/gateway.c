@@ -1,7 +1,7 @@
 /*
  * gateway/gateway.c — start-up and shut-down of the gateway's parts.
  */
-#include "gateway/gw_int.h"
+#include "gateway/mcp_int.h"
 
 int
 gw_register_routes(void)
@@ -13,6 +13,8 @@ gw_register_routes(void)
         return -1;
     }
     gw_connector_cache_start();
+    web_metrics_register_gauge("gatehouse_mcp_relays_pending",
+                               "Upstream requests relayed to a client and not answered yet.", gw_relay_pending);
     gw_pages_register_routes();
     return gw_mcp_register_routes();
 }
@@ -20,6 +22,7 @@ gw_register_routes(void)
 void
 gw_shutdown(void)
 {
+    gw_relay_stop();
     gw_mcp_stop();
     gw_audit_stop();
 }

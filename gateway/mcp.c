@@ -901,6 +901,8 @@ fwd_free(struct chan *c)
 
 static void fwd_start(struct fwd *f);
 static void fwd_send_cancelled(struct fwd *f, const char *reason);
+static bool fwd_relay_send(void *call, json_t *msg);
+static void fwd_relay_hold(void *call, bool take);
 
 /* The final message goes once its audit row is committed: the row is
  * submitted to the group commit without a thread waiting for it, and the
@@ -1016,47 +1018,41 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
         return;
     }
     if (method && id) {
-        /* a request from the upstream (sampling, elicitation, roots):
-         * the gateway does not relay them; the upstream learns so now */
-        GH_LOG(INFO, "gw_upstream", "connector %s asked the client for %s: refused", f->c.name, method);
-        {
-            struct gw_up_req rq = {0};
-            json_t *ans = rpc_error(id, GW_RPC_METHOD_NOT_FOUND,
-                                    "The gateway does not relay requests to the client.", NULL);
-            struct gw_header *h = calloc((size_t)f->nhdrs + 4, sizeof(*h));
-            char *body = json_dumps(ans, JSON_COMPACT);
-            struct gw_upstate *u;
-            char *sid = NULL, proto[16] = "";
-            int n = 0;
-            pthread_mutex_lock(&f->s->lock);
-            u = gw_session_upstate(f->s, &f->c);
-            if (u) {
-                sid = xstrdup(u->sid);
-                snprintf(proto, sizeof(proto), "%s", u->proto);
-            }
-            pthread_mutex_unlock(&f->s->lock);
-            if (h && body) {
-                for (int i = 0; i < f->nhdrs; i++)
-                    h[n++] = f->hdrs[i];
-                h[n++] = (struct gw_header){ "Content-Type", "application/json" };
-                h[n++] = (struct gw_header){ "Accept", "application/json, text/event-stream" };
-                if (sid)
-                    h[n++] = (struct gw_header){ "Mcp-Session-Id", sid };
-                if (proto[0] && strcmp(proto, GW_PROTO_2025_06_18) >= 0)
-                    h[n++] = (struct gw_header){ "MCP-Protocol-Version", proto };
-                rq.url = f->c.url;
-                rq.headers = h;
-                rq.nheaders = n;
-                rq.body = body;
-                rq.timeout_ms = gh_cfg.upstream_call_timeout_ms;
-                gw_up_release(gw_up_start(&rq));
-            }
-            free(h);
-            free(body);
-            free(sid);
-            json_decref(ans);
-        }
+        /* a request from the upstream (sampling, elicitation, roots, ping) */
+        struct gw_relay_call rc = { { f->s, &f->c, f->hdrs, f->nhdrs }, f->stateless, f->request_id,
+                                    f, fwd_relay_send, fwd_relay_hold };
+        gw_relay_request(&rc, msg);
     }
+}
+
+/* How relay.c reaches a forwarded call: its stream while it is open, and a
+ * reference while a relay waits for the client. */
+static bool
+fwd_relay_send(void *call, json_t *msg)
+{
+    struct fwd *f = call;
+    bool open;
+
+    pthread_mutex_lock(&f->ch.lock);
+    open = !f->ch.gone && !f->ch.ended && !f->final_seen;
+    pthread_mutex_unlock(&f->ch.lock);
+    if (open && msg)
+        chan_send(&f->ch, msg, false);
+    return open;
+}
+
+static void
+fwd_relay_hold(void *call, bool take)
+{
+    struct fwd *f = call;
+
+    if (!take) {
+        chan_unref(&f->ch);
+        return;
+    }
+    pthread_mutex_lock(&f->ch.lock);
+    f->ch.refs++;
+    pthread_mutex_unlock(&f->ch.lock);
 }
 
 static void
@@ -1394,7 +1390,8 @@ do_initialize(struct mreq *m, json_t *id, json_t *params)
     }
     if (gw_proto_supported(want) && !gw_proto_is_stateless(want))
         v = want;
-    m->s = gw_session_create(m->a, m->who, v, json_object_get(params, "clientInfo"), &wire, &e);
+    m->s = gw_session_create(m->a, m->who, v, json_object_get(params, "clientInfo"),
+                              json_object_get(params, "capabilities"), &wire, &e);
     if (m->s == NULL) {
         audit(m, "initialize");
         return reply_rpc_error(m->r, e.status ? e.status : 500, id, GW_RPC_INTERNAL,
@@ -2090,6 +2087,8 @@ mcp_post(struct web_req *r)
         /* notifications and responses to us: accepted, nothing to say */
         if (method && !strcmp(method, "notifications/cancelled"))
             cancel_by_client(m.s, json_object_get(params, "requestId"), gh_json_str(params, "reason"));
+        if (method == NULL)
+            gw_relay_response(m.s, body);       /* an answer to a relayed request, maybe */
         audit(&m, method ? method : "(response)");
         return web_reply(r, 202, NULL, "", 0);
     }

@@ -1,7 +1,8 @@
 /*
  * gateway/mcp_int.h — what the endpoint's own parts share: mcp.c (the
  * Streamable HTTP endpoint), session.c (MCP sessions), upstream.c (the
- * libcurl client and its I/O thread), aggregate.c (merged lists, names).
+ * libcurl client and its I/O thread), aggregate.c (merged lists, names),
+ * relay.c (an upstream's requests to the client, and the answers back).
  *
  * Threads: MHD's server threads run the handlers; one upstream I/O thread
  * drives every upstream transfer (curl multi); one small worker pool runs
@@ -111,6 +112,7 @@ struct gw_session {
     char   proto[16];
     bool   stateless;           /* implicit per-(agent,user) state of 2026-07-28 */
     json_t *client_info;
+    json_t *client_caps;        /* capabilities declared at initialize, or NULL */
     pthread_mutex_t lock;       /* guards the fields below */
     struct gw_upstate *ups;
     int    nups, capups;
@@ -125,8 +127,8 @@ int  gw_session_init(struct gh_err *e);
 void gw_session_stop(void);
 /* New session after initialize; *wire_id (arena) is what the client sends. */
 struct gw_session *gw_session_create(struct gh_arena *a, const struct authz_credential *who,
-                                     const char *proto, json_t *client_info, char **wire_id,
-                                     struct gh_err *e);
+                                     const char *proto, json_t *client_info, json_t *client_caps,
+                                     char **wire_id, struct gh_err *e);
 /* The session for a wire id: NULL with 404 when unknown, expired or bound
  * to another caller. */
 struct gw_session *gw_session_get(struct gh_arena *a, const char *wire_id,
@@ -171,6 +173,38 @@ int gw_up_prepare(struct gh_arena *a, struct gw_call_target *t, json_t *msg,
 /* One blocking request: the final response's message (borrowed from a). */
 json_t *gw_up_rpc_sync(struct gh_arena *a, struct gw_call_target *t, const char *method,
                        json_t *params, long *status, struct gh_err *e);
+
+/* ---------------------------------------------------------------- relay
+ * (relay.c) Requests an upstream sends the client in the middle of a
+ * forwarded call (sampling/createMessage, elicitation/create, roots/list,
+ * ping): sent on that call's stream under an id of ours, and the client's
+ * response POSTed back to the upstream that asked, under its own id. */
+struct gw_relay_call {
+    struct gw_call_target t;        /* the call's session, connector, credentials */
+    bool        stateless;          /* a 2026-07-28 caller: nothing is relayed */
+    const char *request_id;         /* of the forwarded call (log lines) */
+    void       *call;               /* the forwarded call, held while a relay is pending */
+    /* Queues msg on the call's stream; false once the call is over (msg
+     * NULL: only asks).  Any thread, takes the call's own lock. */
+    bool      (*send)(void *call, json_t *msg);
+    void      (*hold)(void *call, bool take);   /* a reference on the call */
+};
+#define GW_RELAY_MAX_PER_SESSION 16
+/* I/O thread: msg is a request from the upstream of rc.  Relayed to the
+ * client, or answered to the upstream at once with a JSON-RPC error (the
+ * client lacks the capability, a stateless caller, too many pending). */
+void gw_relay_request(const struct gw_relay_call *rc, json_t *msg);
+/* A JSON-RPC response the client of s POSTed: true when it answered a
+ * pending relay of this session and went to the upstream; anything else
+ * (unknown, another session's, answered, expired) is logged and dropped. */
+bool gw_relay_response(struct gw_session *s, json_t *msg);
+/* What the gateway declares to an upstream at initialize: the relayable
+ * capabilities the session's client declared (a new object, never NULL
+ * unless out of memory). */
+json_t *gw_relay_upstream_caps(const struct gw_session *s);
+long gw_relay_pending(void);
+/* Drops every pending relay (shutdown, before the upstream client stops). */
+void gw_relay_stop(void);
 
 /* Aggregated lists: an array of entries in the order clients see. */
 enum gw_kind { GW_TOOLS, GW_PROMPTS, GW_RESOURCES, GW_TEMPLATES, GW_NKINDS };

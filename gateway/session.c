@@ -51,6 +51,7 @@ session_free(struct gw_session *s)
     free(s->ups);
     free(s->user_id);
     json_decref(s->client_info);
+    json_decref(s->client_caps);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -258,8 +259,9 @@ gw_session_save_upstreams(struct gw_session *s)
 /* ---------------------------------------------------------------- create / get */
 
 static const char SQL_INSERT[] =
-    "INSERT INTO mcp_sessions (id_hash, agent_id, user_id, credential_kind, protocol_version, client_info)"
-    " VALUES ($1, $2, $3, $4, $5, $6::jsonb)";
+    "INSERT INTO mcp_sessions (id_hash, agent_id, user_id, credential_kind, protocol_version, client_info,"
+    "                          client_capabilities)"
+    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)";
 
 static const char SQL_SWEEP[] =
     "DELETE FROM mcp_sessions WHERE last_seen_at < now() - make_interval(secs => $1::int)";
@@ -281,9 +283,9 @@ sweep(struct gh_arena *a)
 
 struct gw_session *
 gw_session_create(struct gh_arena *a, const struct authz_credential *who, const char *proto,
-                  json_t *client_info, char **wire_id, struct gh_err *e)
+                  json_t *client_info, json_t *client_caps, char **wire_id, struct gh_err *e)
 {
-    char *id = gh_token_hex(a, "", 32), hash[65], *ci = NULL;
+    char *id = gh_token_hex(a, "", 32), hash[65], *ci = NULL, *cc = NULL;
     struct gw_session *s;
 
     if (id == NULL) {
@@ -296,7 +298,14 @@ gw_session_create(struct gh_arena *a, const struct authz_credential *who, const 
         ci = js ? gh_arena_strdup(a, js) : NULL;
         free(js);
     }
-    if (db_query(a, e, SQL_INSERT, 6, hash, who->agent.id, who->user_id, who->kind, proto, ci) == NULL)
+    if (!json_is_object(client_caps))
+        client_caps = NULL;
+    if (client_caps) {
+        char *js = json_dumps(client_caps, JSON_COMPACT);
+        cc = js ? gh_arena_strdup(a, js) : NULL;
+        free(js);
+    }
+    if (db_query(a, e, SQL_INSERT, 7, hash, who->agent.id, who->user_id, who->kind, proto, ci, cc) == NULL)
         return NULL;
     sweep(a);
     s = session_new(hash, who->agent.id, who->agent.slug, who->user_id, proto);
@@ -305,13 +314,14 @@ gw_session_create(struct gh_arena *a, const struct authz_credential *who, const 
         return NULL;
     }
     s->client_info = json_incref(client_info);
+    s->client_caps = json_incref(client_caps);
     *wire_id = id;
     return cache_insert(s);
 }
 
 static const char SQL_GET[] =
     "SELECT agent_id, user_id, protocol_version, client_info::text, upstreams,"
-    "       extract(epoch from last_seen_at)::bigint"
+    "       extract(epoch from last_seen_at)::bigint, client_capabilities::text"
     "  FROM mcp_sessions WHERE id_hash = $1"
     "   AND last_seen_at > now() - make_interval(secs => $2::int)";
 
@@ -349,6 +359,9 @@ load(struct gh_arena *a, const char *hash, const char *slug, struct gh_err *e)
     ci = db_val(res, 0, 3);
     if (ci)
         s->client_info = json_loads(ci, 0, NULL);
+    ci = db_val(res, 0, 6);
+    if (ci)
+        s->client_caps = json_loads(ci, 0, NULL);
     s->last_seen = s->last_written = db_ll(res, 0, 5, gh_time_s());
     upstreams_load(a, s, db_val(res, 0, 4));
     return s;

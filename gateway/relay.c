@@ -1,0 +1,383 @@
+/*
+ * gateway/relay.c — requests an upstream sends the client while it answers
+ * a forwarded call (sampling/createMessage, elicitation/create, roots/list,
+ * ping), for the session-based revisions.
+ *
+ * The upstream's request goes out on the stream of the call being answered
+ * (the Streamable HTTP way: a server request related to a client request
+ * travels on that request's SSE stream) under an id of ours, "gh-r-<boot
+ * nonce>-<counter>", which no other message of any session carries.  The
+ * client POSTs its response to the endpoint; mcp_post hands it here, and
+ * it goes to the upstream that asked, on that upstream's session, under the
+ * upstream's own id.  A pending relay lives as long as its call: it holds a
+ * reference on the call, and an answer that arrives once the call's stream
+ * is over, or after the call timeout, is dropped (and so are answers to
+ * unknown, another session's or already answered ids).  Pending relays are
+ * bounded per session; they are local to this process (the stream they
+ * were sent on is here).
+ *
+ * A stateless (2026-07-28) caller has no channel for this: its upstreams
+ * get -32601 as before (input_required round trips are not built).
+ */
+#include "gateway/mcp_int.h"
+#include <stdlib.h>
+#include <string.h>
+
+struct relay {
+    char    id[48];                 /* ours, as the client sees it */
+    json_t *up_id;                  /* the upstream's */
+    struct gw_relay_call rc;        /* pointers valid while rc.call is held */
+    int64_t deadline_us;
+    struct relay *next;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct relay   *head;
+    long            n;
+    long            counter;
+    char            boot[9];        /* told apart from a previous process's ids */
+} R = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+
+static void
+boot_init(void)
+{
+    unsigned char b[4] = {0};
+
+    if (gh_random_bytes(b, sizeof(b)) < 0)
+        GH_LOG(WARN, "gw_relay", "no random boot nonce: relay ids restart at the same values");
+    snprintf(R.boot, sizeof(R.boot), "%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
+}
+
+static void
+relay_free(struct relay *r)
+{
+    r->rc.hold(r->rc.call, false);
+    json_decref(r->up_id);
+    free(r);
+}
+
+static void
+free_list(struct relay *r)
+{
+    while (r) {
+        struct relay *next = r->next;
+        relay_free(r);
+        r = next;
+    }
+}
+
+/* Under R.lock: unlinks what expired or whose call is over onto *dead
+ * (freed by the caller without the lock: dropping the last reference on a
+ * call frees it). */
+static void
+sweep_locked(struct relay **dead)
+{
+    int64_t now = gh_now_us();
+
+    for (struct relay **p = &R.head; *p;) {
+        struct relay *r = *p;
+        if (now >= r->deadline_us || !r->rc.send(r->rc.call, NULL)) {
+            *p = r->next;
+            r->next = *dead;
+            *dead = r;
+            R.n--;
+        } else {
+            p = &r->next;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- to the upstream */
+
+static void
+posted_msg(struct gw_up_xfer *x, json_t *msg, void *ctx)
+{
+    (void)x;
+    (void)msg;
+    (void)ctx;
+}
+
+static void
+posted_done(struct gw_up_xfer *x, void *ctx)
+{
+    char *connector = ctx;
+    long st = gw_up_status(x);
+
+    if (st == 0 || st >= 300)
+        GH_LOG(WARN, "gw_relay", "connector %s did not take the answer to its request: %s", connector,
+               st ? "refused" : gw_up_error(x));
+    free(connector);
+}
+
+/* POSTs one JSON-RPC response (result or error) to the upstream of rc, on
+ * its session, under its own id.  Does not wait. */
+static void
+post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, json_t *error)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gw_call_target t = rc->t;
+    struct gw_up_req rq = {0};
+    struct gh_err e = {0};
+    json_t *msg = json_pack("{s:s, s:O}", "jsonrpc", "2.0", "id", up_id);
+    char *connector = NULL;
+
+    if (a == NULL || msg == NULL)
+        goto out;
+    if (result)
+        json_object_set(msg, "result", result);
+    else
+        json_object_set(msg, "error", error);
+    if (gw_up_prepare(a, &t, msg, &rq, &e) < 0) {
+        GH_LOG(WARN, "gw_relay", "connector %s: %s", t.c->name, e.detail[0] ? e.detail : e.msg);
+        goto out;
+    }
+    connector = strdup(t.c->name);
+    if (connector == NULL)
+        goto out;
+    rq.on_message = posted_msg;
+    rq.on_done = posted_done;
+    rq.ctx = connector;
+    rq.timeout_ms = gh_cfg.upstream_call_timeout_ms;
+    {
+        struct gw_up_xfer *x = gw_up_start(&rq);
+        if (x == NULL)
+            free(connector);    /* on_done will not run */
+        gw_up_release(x);
+    }
+out:
+    json_decref(msg);
+    gh_arena_free(a);
+}
+
+static void
+refuse(const struct gw_relay_call *rc, json_t *up_id, int code, const char *text)
+{
+    json_t *err = json_pack("{s:i, s:s}", "code", code, "message", text);
+
+    if (err)
+        post_upstream(rc, up_id, NULL, err);
+    json_decref(err);
+}
+
+/* ---------------------------------------------------------------- capabilities */
+
+/* NULL when the session's client declared what method needs, else why not. */
+static const char *
+missing_capability(const struct gw_session *s, const char *method, json_t *params)
+{
+    json_t *caps = s->client_caps, *c;
+
+    if (!strcmp(method, "ping"))
+        return NULL;
+    if (!strcmp(method, "sampling/createMessage")) {
+        c = json_object_get(caps, "sampling");
+        if (!json_is_object(c))
+            return "The client did not declare the sampling capability.";
+        if (json_object_get(params, "tools") && !json_is_object(json_object_get(c, "tools")))
+            return "The client did not declare sampling with tools.";
+        return NULL;
+    }
+    if (!strcmp(method, "elicitation/create")) {
+        const char *mode = gh_json_str(params, "mode");
+        c = json_object_get(caps, "elicitation");
+        if (!json_is_object(c))
+            return "The client did not declare the elicitation capability.";
+        if (mode && !strcmp(mode, "url"))
+            return json_is_object(json_object_get(c, "url")) ? NULL
+                   : "The client did not declare URL elicitation.";
+        /* an empty elicitation object means form mode */
+        return json_object_size(c) == 0 || json_is_object(json_object_get(c, "form")) ? NULL
+               : "The client did not declare form elicitation.";
+    }
+    if (!strcmp(method, "roots/list"))
+        return json_is_object(json_object_get(caps, "roots")) ? NULL
+               : "The client did not declare the roots capability.";
+    return "The gateway does not relay this request to the client.";
+}
+
+json_t *
+gw_relay_upstream_caps(const struct gw_session *s)
+{
+    json_t *out = json_object(), *c;
+
+    if (out == NULL || s->stateless || !json_is_object(s->client_caps))
+        return out;
+    if (json_is_object(c = json_object_get(s->client_caps, "sampling")))
+        json_object_set_new(out, "sampling", json_deep_copy(c));
+    if (json_is_object(c = json_object_get(s->client_caps, "elicitation")))
+        json_object_set_new(out, "elicitation", json_deep_copy(c));
+    /* the client's roots/list_changed is not passed on: no listChanged */
+    if (json_is_object(json_object_get(s->client_caps, "roots")))
+        json_object_set_new(out, "roots", json_object());
+    return out;
+}
+
+/* ---------------------------------------------------------------- the two hooks */
+
+void
+gw_relay_request(const struct gw_relay_call *rc, json_t *msg)
+{
+    const char *method = gh_json_str(msg, "method");
+    json_t *up_id = json_object_get(msg, "id"), *out = NULL;
+    const char *why = NULL;
+    struct relay *r = NULL, *dead = NULL;
+    bool own = gh_log_request_id()[0] == '\0';     /* the I/O thread */
+    int n = 0, code = GW_RPC_METHOD_NOT_FOUND;
+    char rid[sizeof(r->id)] = "";
+
+    if (own)
+        gh_log_context(rc->request_id, "gw_relay");
+    if (method == NULL || up_id == NULL)
+        goto out;
+    if (rc->stateless) {
+        why = "The gateway does not relay requests to the client.";
+        goto refused;
+    }
+    if ((why = missing_capability(rc->t.s, method, json_object_get(msg, "params"))) != NULL)
+        goto refused;
+    pthread_once(&boot_once, boot_init);
+    r = calloc(1, sizeof(*r));
+    out = json_deep_copy(msg);
+    if (r == NULL || out == NULL) {
+        free(r);
+        code = GW_RPC_INTERNAL;
+        why = "Internal error.";
+        goto refused;
+    }
+    r->up_id = json_deep_copy(up_id);
+    if (r->up_id == NULL) {
+        free(r);
+        r = NULL;
+        code = GW_RPC_INTERNAL;
+        why = "Internal error.";
+        goto refused;
+    }
+    r->rc = *rc;
+    r->deadline_us = gh_now_us() + gh_cfg.upstream_call_timeout_ms * 1000LL;
+    rc->hold(rc->call, true);
+
+    pthread_mutex_lock(&R.lock);
+    sweep_locked(&dead);
+    for (struct relay *p = R.head; p; p = p->next)
+        if (!strcmp(p->rc.t.s->id_hash, rc->t.s->id_hash))
+            n++;
+    if (n < GW_RELAY_MAX_PER_SESSION) {
+        snprintf(r->id, sizeof(r->id), "gh-r-%s-%ld", R.boot, ++R.counter);
+        memcpy(rid, r->id, sizeof(rid));    /* r is the list's now: a sweep may free it */
+        r->next = R.head;
+        R.head = r;
+        R.n++;
+    }
+    pthread_mutex_unlock(&R.lock);
+    free_list(dead);
+    if (n >= GW_RELAY_MAX_PER_SESSION) {
+        relay_free(r);
+        r = NULL;
+        code = GW_RPC_INTERNAL;
+        why = "Too many requests to the client are pending.";
+        goto refused;
+    }
+    json_object_set_new(out, "id", json_string(rid));
+    if (!rc->send(rc->call, out)) {
+        /* the call ended meanwhile: the pending entry goes at the next sweep */
+        code = GW_RPC_INTERNAL;
+        why = "The call this request belongs to has ended.";
+        goto refused;
+    }
+    GH_LOG(INFO, "gw_relay", "connector %s asked the client for %s: relayed as %s", rc->t.c->name, method, rid);
+    goto out;
+refused:
+    GH_LOG(INFO, "gw_relay", "connector %s asked the client for %s: refused (%s)", rc->t.c->name, method, why);
+    refuse(rc, up_id, code, why);
+out:
+    json_decref(out);
+    if (own)
+        gh_log_context(NULL, NULL);
+}
+
+/* The client's error object as JSON-RPC wants it, or a stand-in. */
+static json_t *
+client_error(json_t *err)
+{
+    if (json_is_object(err) && json_is_integer(json_object_get(err, "code")) &&
+        json_is_string(json_object_get(err, "message")))
+        return json_incref(err);
+    return json_pack("{s:i, s:s}", "code", GW_RPC_INTERNAL, "message", "The client answered with an invalid error.");
+}
+
+bool
+gw_relay_response(struct gw_session *s, json_t *msg)
+{
+    json_t *id = json_object_get(msg, "id"), *result = json_object_get(msg, "result"), *err;
+    struct relay *hit = NULL, *dead = NULL;
+    const char *idv = json_string_value(id);
+    bool foreign = false;
+
+    if (idv == NULL || strncmp(idv, "gh-r-", 5)) {
+        GH_LOG(INFO, "gw_relay", "a response to no request of ours: ignored");
+        return false;
+    }
+    pthread_mutex_lock(&R.lock);
+    /* before the sweep: a late answer is told apart from an unknown one */
+    for (struct relay **p = &R.head; *p; p = &(*p)->next) {
+        struct relay *r = *p;
+        if (strcmp(r->id, idv))
+            continue;
+        if (strcmp(r->rc.t.s->id_hash, s->id_hash)) {
+            foreign = true;     /* stays pending for its own session */
+            break;
+        }
+        *p = r->next;
+        r->next = NULL;
+        R.n--;
+        hit = r;
+        break;
+    }
+    sweep_locked(&dead);
+    pthread_mutex_unlock(&R.lock);
+    free_list(dead);
+    if (hit == NULL) {
+        GH_LOG(INFO, "gw_relay", "response to %s: %s, ignored", idv,
+               foreign ? "another session's request" : "unknown or already answered");
+        return false;
+    }
+    if (gh_now_us() >= hit->deadline_us || !hit->rc.send(hit->rc.call, NULL)) {
+        GH_LOG(INFO, "gw_relay", "response to %s came after its call ended: ignored", idv);
+        relay_free(hit);
+        return false;
+    }
+    err = result ? NULL : client_error(json_object_get(msg, "error"));
+    if (result || err)
+        post_upstream(&hit->rc, hit->up_id, result, err);
+    json_decref(err);
+    GH_LOG(INFO, "gw_relay", "response to %s passed to connector %s", idv, hit->rc.t.c->name);
+    relay_free(hit);
+    return true;
+}
+
+long
+gw_relay_pending(void)
+{
+    long n;
+
+    pthread_mutex_lock(&R.lock);
+    n = R.n;
+    pthread_mutex_unlock(&R.lock);
+    return n;
+}
+
+void
+gw_relay_stop(void)
+{
+    struct relay *all;
+
+    pthread_mutex_lock(&R.lock);
+    all = R.head;
+    R.head = NULL;
+    R.n = 0;
+    pthread_mutex_unlock(&R.lock);
+    free_list(all);
+}
