@@ -68,8 +68,24 @@ export async function listAll(client, kind = 'tools') {
 }
 
 /* One SSE reader over a fetch Response: next() resolves with the next
- * JSON-RPC message (or null at the end of the stream). */
+ * JSON-RPC message (or null at the end of the stream).  A plain JSON
+ * answer (the gateway sends one when the upstream's answer is a single
+ * message) reads as a stream of that one message. */
 export function sseReader(res) {
+  if ((res.headers.get('content-type') || '').startsWith('application/json')) {
+    const body = res.json();
+    let given = false;
+    const reader = {
+      async next() { if (given) return null; given = true; return body; },
+      async until(pred, what = 'message') {
+        const m = await this.next();
+        if (m !== null && pred(m)) return [m, []];
+        throw new Error(`stream ended before ${what}; saw ${JSON.stringify(m === null ? [] : [m])}`);
+      },
+      cancel() { return res.body?.cancel().catch(() => {}); },
+    };
+    return reader;
+  }
   const reader = res.body.getReader();
   const dec = new TextDecoder();
   let buf = '';
