@@ -285,8 +285,12 @@ gw_up_prepare(struct gh_arena *a, struct gw_call_target *t, json_t *msg, struct 
         return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
 
     if (!strcmp(proto, GW_PROTO_2026_07_28) && method) {
-        json_t *params = json_object_get(msg, "params");
-        json_t *meta;
+        json_t *params, *meta;
+        /* the caller's message stays as it is (a retry sends it again) */
+        msg = gh_arena_json(a, json_deep_copy(msg));
+        if (msg == NULL)
+            return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
+        params = json_object_get(msg, "params");
         if (!json_is_object(params)) {
             params = json_object();
             json_object_set_new(msg, "params", params);

@@ -1134,7 +1134,7 @@ fwd_start(struct fwd *f)
     struct gw_call_target t = { f->s, &f->c, f->hdrs, f->nhdrs };
     struct gw_up_req rq = {0};
     struct gh_err e = {0};
-    json_t *msg = json_deep_copy(f->msg);
+    json_t *msg = f->msg;       /* gw_up_prepare copies it if it must change it */
     struct gw_up_xfer *x;
     struct gw_upstate *u;
     bool gone;
@@ -1168,7 +1168,6 @@ fwd_start(struct fwd *f)
     if (gone)
         gw_up_cancel(x);        /* the client left while this one started */
 out:
-    json_decref(msg);
     gh_arena_free(a);
 }
 

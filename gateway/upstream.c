@@ -281,8 +281,11 @@ static void
 deliver(struct gw_up_xfer *x, const char *data, size_t len)
 {
     json_error_t je;
-    json_t *m = json_loadb(data, len, 0, &je);
+    json_t *m;
 
+    if (x->on_message == NULL)
+        return;                         /* the caller wants no messages */
+    m = json_loadb(data, len, 0, &je);
     if (m == NULL) {
         GH_LOG(WARN, "gw_upstream", "upstream sent a message that is not JSON (%zu bytes)", len);
         return;

@@ -9,6 +9,7 @@
 #include "web/web_int.h"
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,12 +403,39 @@ client_ip(struct web_req *r)
                   sizeof(r->client_ip));
 }
 
+/* Request ids: distinct for the life of the process and not guessable from
+ * one another, without a trip to the CSPRNG per request: a counter under a
+ * random key, through splitmix64's finaliser (a bijection). */
+static uint64_t rid_key, rid_counter;
+static pthread_once_t rid_once = PTHREAD_ONCE_INIT;
+
+static void
+request_id_key(void)
+{
+    gh_random_bytes((unsigned char *)&rid_key, sizeof(rid_key));
+}
+
+static void
+request_id(char out[17])
+{
+    uint64_t z;
+    unsigned char b[8];
+
+    pthread_once(&rid_once, request_id_key);
+    z = rid_key + __atomic_add_fetch(&rid_counter, 1, __ATOMIC_RELAXED) * 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(z >> (8 * i));
+    gh_hex_encode(b, sizeof(b), out);
+}
+
 static struct web_req *
 req_new(struct MHD_Connection *conn, const char *method, const char *url)
 {
     struct gh_arena *a = gh_arena_new((size_t)gh_cfg.http_max_body * 4 + (1 << 20));
     struct web_req *r;
-    unsigned char rnd[8];
 
     if (a == NULL)
         return NULL;
@@ -422,8 +450,7 @@ req_new(struct MHD_Connection *conn, const char *method, const char *url)
     r->path = gh_arena_strdup(a, url);
     r->start_us = gh_now_us();
     r->body_max = (size_t)gh_cfg.http_max_body;
-    gh_random_bytes(rnd, sizeof(rnd));
-    gh_hex_encode(rnd, sizeof(rnd), r->rid);
+    request_id(r->rid);
     client_ip(r);
     __atomic_add_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
     return r;
