@@ -6,8 +6,12 @@
  * + notifications/initialized, or nothing for a 2026-07-28 upstream, found
  * by one server/discover probe per URL and process), keeps the upstream's
  * Mcp-Session-Id in the session, and redoes the handshake once when the
- * upstream answers 404 for its session.  A legacy upstream also gets a GET
- * stream so its own list_changed notifications reach our clients.
+ * upstream answers 404 for its session (or takes up the newer upstream
+ * session another process saved in the row).  A handshake that replaces an
+ * upstream session id the row held (another process's) DELETEs that one
+ * upstream.  Each upstream also gets a stream of ours (GET, or
+ * subscriptions/listen) so its own list_changed notifications reach our
+ * clients; one the upstream ends is reopened by the upkeep thread.
  *
  * Names: "<connector>__<name>"; past 64 characters the first 55 bytes are
  * kept and "_" plus 8 hex digits of SHA-256(full name) appended; a name

@@ -6,7 +6,9 @@
  * Threads: MHD's server threads run the handlers; one upstream I/O thread
  * drives every upstream transfer (curl multi); one small worker pool runs
  * the steps that block (an upstream handshake, an audit commit) for work
- * that started on the I/O thread; the db listener thread delivers NOTIFY.
+ * that started on the I/O thread; the db listener thread delivers NOTIFY;
+ * an upkeep thread (aggregate.c, started on first need) reopens upstream
+ * streams after their backoff.
  */
 #ifndef GH_GW_MCP_INT_H
 #define GH_GW_MCP_INT_H
@@ -205,7 +207,7 @@ int gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_cre
 /* Routes an aggregated name (tool, prompt) or a URI back to its upstream. */
 const struct gw_entry *gw_agg_find(const struct gw_list *l, const char *name);
 void gw_agg_invalidate(struct gw_session *s, const char *connector_id);   /* NULL = all */
-/* Stops the thread that reopens upstream streams (from gw_session_stop). */
+/* Stops the thread that reopens upstream streams (before gw_up_stop). */
 void gw_agg_upkeep_stop(void);
 /* The enabled connectors of an agent (gw_connectors_for_agent). */
 int  gw_agg_connectors(struct gh_arena *a, const char *agent_id, struct gw_connector **out, int *n,

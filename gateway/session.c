@@ -705,7 +705,6 @@ gw_session_init(struct gh_err *e)
 void
 gw_session_stop(void)
 {
-    gw_agg_upkeep_stop();
     flush_all(NULL);
 }
 
