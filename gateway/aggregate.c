@@ -354,7 +354,7 @@ gw_up_prepare(struct gh_arena *a, struct gw_call_target *t, json_t *msg, struct 
     return rq->body ? 0 : gh_err_set(e, 500, "server_error", "internal error", "out of memory");
 }
 
-/* ---- the upstream's own GET stream (legacy upstreams): list_changed
+/* ---- the upstream's own stream (GET, or subscriptions/listen): list_changed
  *
  * A stream the upstream ends (or that breaks) is reopened by the upkeep
  * thread after a backoff: LISTEN_BACKOFF_MS, doubling for each stream in a
@@ -469,8 +469,8 @@ reopen(struct listen_ctx *l)
         struct gw_call_target t = { s, c, NULL, 0 };
         if (gw_connector_auth_headers(a, c, &who, &t.headers, &t.nheaders, &e) < 0)
             goto out;
-        GH_LOG(INFO, "gw_upstream", "connector %s: upstream stream ended, reopening (try %d)",
-               c->name, l->fails + 1);
+        GH_LOG(INFO, "gw_upstream", "connector %s: upstream stream ended, reopening (%d early end(s) in a row)",
+               c->name, l->fails);
         listen_start(a, &t, l->fails);
     }
 out:

@@ -161,29 +161,6 @@ bound_to(const struct gw_session *s, const struct authz_credential *who)
 
 /* ---------------------------------------------------------------- upstream ids */
 
-static char *
-upstreams_sealed(struct gh_arena *a, struct gw_session *s)
-{
-    json_t *o = json_object();
-    char *js, *sealed = NULL;
-
-    pthread_mutex_lock(&s->lock);
-    for (int i = 0; i < s->nups; i++)
-        if (s->ups[i].sid || s->ups[i].proto[0])
-            json_object_set_new(o, s->ups[i].connector_id,
-                                json_pack("{s:s?, s:s}", "sid", s->ups[i].sid,
-                                          "proto", s->ups[i].proto));
-    pthread_mutex_unlock(&s->lock);
-    js = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (js) {
-        sealed = gh_seal(a, js, strlen(js), s->id_hash);
-        gh_wipe(js, strlen(js));
-        free(js);
-    }
-    return sealed;
-}
-
 static void
 upstreams_load(struct gh_arena *a, struct gw_session *s, const char *sealed)
 {
@@ -291,6 +268,46 @@ merge_one(struct gw_session *s, const char *k, json_t *v, const char *connector_
     snprintf(u->proto, sizeof(u->proto), "%s", proto ? proto : "");
 }
 
+/* The row's state (old, may be NULL) merged with ours, sealed for the row.
+ * A handshake of another connector still running (pending) keeps the row's
+ * entry: its own save writes it, and finds there what it replaces. */
+static char *
+upstreams_merge(struct gh_arena *a, struct gw_session *s, json_t *old, const char *connector_id,
+                char **replaced)
+{
+    json_t *o = old ? json_deep_copy(old) : json_object(), *v;
+    const char *k;
+    char *js, *sealed = NULL;
+
+    if (o == NULL)
+        return NULL;
+    pthread_mutex_lock(&s->lock);
+    json_object_foreach(old, k, v)
+        merge_one(s, k, v, connector_id, replaced);
+    for (int i = 0; i < s->nups; i++) {
+        struct gw_upstate *u = &s->ups[i];
+        bool ours = connector_id && !strcmp(u->connector_id, connector_id);
+        if (ours)
+            u->pending = false;
+        else if (u->pending)
+            continue;
+        if (u->sid || u->proto[0])
+            json_object_set_new(o, u->connector_id,
+                                json_pack("{s:s?, s:s}", "sid", u->sid, "proto", u->proto));
+        else
+            json_object_del(o, u->connector_id);
+    }
+    pthread_mutex_unlock(&s->lock);
+    js = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (js) {
+        sealed = gh_seal(a, js, strlen(js), s->id_hash);
+        gh_wipe(js, strlen(js));
+        free(js);
+    }
+    return sealed;
+}
+
 void
 gw_session_save_upstreams(struct gw_session *s, const char *connector_id, char **replaced)
 {
@@ -298,8 +315,7 @@ gw_session_save_upstreams(struct gw_session *s, const char *connector_id, char *
     struct gh_err e = {0};
     struct db_conn *c = NULL;
     PGresult *res;
-    json_t *old = NULL, *v;
-    const char *k;
+    json_t *old = NULL;
     char *sealed;
 
     if (replaced)
@@ -320,14 +336,7 @@ gw_session_save_upstreams(struct gw_session *s, const char *connector_id, char *
         goto out;       /* the session was ended meanwhile */
     }
     old = upstreams_open(a, s, res);
-    pthread_mutex_lock(&s->lock);
-    json_object_foreach(old, k, v)
-        merge_one(s, k, v, connector_id, replaced);
-    for (int i = 0; connector_id && i < s->nups; i++)
-        if (!strcmp(s->ups[i].connector_id, connector_id))
-            s->ups[i].pending = false;
-    pthread_mutex_unlock(&s->lock);
-    sealed = upstreams_sealed(a, s);
+    sealed = upstreams_merge(a, s, old, connector_id, replaced);
     if (sealed == NULL || db_exec(c, a, &e, SQL_SAVE_UPSTREAMS, 2, s->id_hash, sealed) == NULL ||
         db_commit(c, &e) < 0) {
         db_rollback(c);
