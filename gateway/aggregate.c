@@ -6,8 +6,12 @@
  * + notifications/initialized, or nothing for a 2026-07-28 upstream, found
  * by one server/discover probe per URL and process), keeps the upstream's
  * Mcp-Session-Id in the session, and redoes the handshake once when the
- * upstream answers 404 for its session.  A legacy upstream also gets a GET
- * stream so its own list_changed notifications reach our clients.
+ * upstream answers 404 for its session (or takes up the newer upstream
+ * session another process saved in the row).  A handshake that replaces an
+ * upstream session id the row held (another process's) DELETEs that one
+ * upstream.  Each upstream also gets a stream of ours (GET, or
+ * subscriptions/listen) so its own list_changed notifications reach our
+ * clients; one the upstream ends is reopened by the upkeep thread.
  *
  * Names: "<connector>__<name>"; past 64 characters the first 55 bytes are
  * kept and "_" plus 8 hex digits of SHA-256(full name) appended; a name
@@ -354,11 +358,31 @@ gw_up_prepare(struct gh_arena *a, struct gw_call_target *t, json_t *msg, struct 
     return rq->body ? 0 : gh_err_set(e, 500, "server_error", "internal error", "out of memory");
 }
 
-/* ---- the upstream's own GET stream (legacy upstreams): list_changed */
+/* ---- the upstream's own stream (GET, or subscriptions/listen): list_changed
+ *
+ * A stream the upstream ends (or that breaks) is reopened by the upkeep
+ * thread after a backoff: LISTEN_BACKOFF_MS, doubling for each stream in a
+ * row that ended within LISTEN_HEALTHY_US, at most LISTEN_BACKOFF_MAX_MS,
+ * and no more after LISTEN_MAX_TRIES of those.  Not reopened: a stream we
+ * cancelled (replaced by a newer one, session ended, shutdown), a session
+ * no longer cached here, a connector disabled or removed, an answer that
+ * says the stream will not come (4xx: the upstream session is gone, or it
+ * offers no GET stream; the next request's handshake opens a new one). */
+
+#define LISTEN_BACKOFF_MS     250
+#define LISTEN_BACKOFF_MAX_MS 30000
+#define LISTEN_HEALTHY_US     (10 * 1000000LL)
+#define LISTEN_MAX_TRIES      8
+#define LISTEN_QUEUE_MAX      10000
 
 struct listen_ctx {
     char id_hash[65];
     char connector_id[40];
+    unsigned gen;               /* the upstate's listen_gen when opened */
+    int fails;                  /* streams in a row that ended early */
+    int64_t started_us;
+    int64_t due_us;             /* while queued for a reopen */
+    struct listen_ctx *next;
 };
 
 struct lc_apply {
@@ -401,15 +425,181 @@ listen_msg(struct gw_up_xfer *x, json_t *msg, void *ctx)
     }
 }
 
+static void listen_start(struct gh_arena *a, struct gw_call_target *t, int fails);
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t  cond;
+    pthread_t       th;
+    bool            running, stop;
+    struct listen_ctx *q;       /* waiting for their reopen */
+    int             n;
+} upkeep = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+/* The upkeep thread: reopens one stream, if it is still wanted. */
+static void
+reopen(struct listen_ctx *l)
+{
+    struct gw_session *s = gw_session_find(l->id_hash);
+    struct gh_arena *a = NULL;
+    struct gw_connector *conns = NULL, *c = NULL;
+    struct gh_err e = {0};
+    bool current = false;
+    int n = 0;
+
+    if (s == NULL)
+        goto out;       /* ended, expired or evicted: nobody to tell */
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->nups; i++)
+        if (!strcmp(s->ups[i].connector_id, l->connector_id))
+            current = s->ups[i].listen_gen == l->gen && s->ups[i].proto[0];
+    pthread_mutex_unlock(&s->lock);
+    if (!current)
+        goto out;       /* a newer stream (or handshake) took its place */
+    a = gh_arena_new(0);
+    if (a == NULL || gw_agg_connectors(a, s->agent_id, &conns, &n, &e) < 0)
+        goto out;
+    for (int i = 0; i < n && c == NULL; i++)
+        if (!strcmp(conns[i].id, l->connector_id) && conns[i].enabled)
+            c = &conns[i];
+    if (c == NULL) {
+        GH_LOG(DEBUG, "gw_upstream", "upstream stream not reopened: connector disabled or removed");
+        goto out;
+    }
+    {
+        /* the member the session belongs to, for the upstream credential */
+        struct authz_credential who = { .user_id = s->user_id,
+                                        .agent = { .id = s->agent_id, .slug = s->agent_slug } };
+        struct gw_call_target t = { s, c, NULL, 0 };
+        if (gw_connector_auth_headers(a, c, &who, &t.headers, &t.nheaders, &e) < 0)
+            goto out;
+        GH_LOG(INFO, "gw_upstream", "connector %s: upstream stream ended, reopening (%d early end(s) in a row)",
+               c->name, l->fails);
+        listen_start(a, &t, l->fails);
+    }
+out:
+    if (e.status)
+        GH_LOG(WARN, "gw_upstream", "upstream stream not reopened: %s", e.detail[0] ? e.detail : e.msg);
+    gh_arena_free(a);
+    gw_session_put(s);
+    free(l);
+}
+
+static void *
+upkeep_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&upkeep.lock);
+    while (!upkeep.stop) {
+        struct listen_ctx **first = NULL;
+        int64_t now = gh_now_us();
+
+        for (struct listen_ctx **p = &upkeep.q; *p; p = &(*p)->next)
+            if (first == NULL || (*p)->due_us < (*first)->due_us)
+                first = p;
+        if (first == NULL) {
+            pthread_cond_wait(&upkeep.cond, &upkeep.lock);
+        } else if ((*first)->due_us > now) {
+            struct timespec ts;
+            int64_t wait = (*first)->due_us - now;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += (time_t)(wait / 1000000);
+            ts.tv_nsec += (long)(wait % 1000000) * 1000;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&upkeep.cond, &upkeep.lock, &ts);
+        } else {
+            struct listen_ctx *l = *first;
+            *first = l->next;
+            upkeep.n--;
+            pthread_mutex_unlock(&upkeep.lock);
+            reopen(l);
+            pthread_mutex_lock(&upkeep.lock);
+        }
+    }
+    pthread_mutex_unlock(&upkeep.lock);
+    return NULL;
+}
+
+/* Queues l for a reopen after its backoff; takes l.  Any thread (the I/O
+ * thread included: nothing here blocks for long). */
+static void
+upkeep_schedule(struct listen_ctx *l)
+{
+    int shift = l->fails > 0 ? l->fails - 1 : 0;
+    int64_t ms = shift >= 8 ? LISTEN_BACKOFF_MAX_MS : (int64_t)LISTEN_BACKOFF_MS << shift;
+
+    if (ms > LISTEN_BACKOFF_MAX_MS)
+        ms = LISTEN_BACKOFF_MAX_MS;
+    l->due_us = gh_now_us() + ms * 1000;
+    pthread_mutex_lock(&upkeep.lock);
+    if (!upkeep.stop && !upkeep.running) {
+        if (pthread_create(&upkeep.th, NULL, upkeep_main, NULL) == 0)
+            upkeep.running = true;
+        else
+            GH_LOG(WARN, "gw_upstream", "cannot start the upstream stream upkeep thread");
+    }
+    if (upkeep.stop || !upkeep.running || upkeep.n >= LISTEN_QUEUE_MAX) {
+        pthread_mutex_unlock(&upkeep.lock);
+        free(l);
+        return;
+    }
+    l->next = upkeep.q;
+    upkeep.q = l;
+    upkeep.n++;
+    pthread_cond_signal(&upkeep.cond);
+    pthread_mutex_unlock(&upkeep.lock);
+}
+
+void
+gw_agg_upkeep_stop(void)
+{
+    bool join;
+
+    pthread_mutex_lock(&upkeep.lock);
+    upkeep.stop = true;
+    join = upkeep.running;
+    upkeep.running = false;
+    pthread_cond_signal(&upkeep.cond);
+    pthread_mutex_unlock(&upkeep.lock);
+    if (join)
+        pthread_join(upkeep.th, NULL);
+    pthread_mutex_lock(&upkeep.lock);
+    while (upkeep.q) {
+        struct listen_ctx *l = upkeep.q;
+        upkeep.q = l->next;
+        free(l);
+    }
+    upkeep.n = 0;
+    pthread_mutex_unlock(&upkeep.lock);
+}
+
+/* The stream ended (I/O thread). */
 static void
 listen_done(struct gw_up_xfer *x, void *ctx)
 {
-    (void)x;
-    free(ctx);
+    struct listen_ctx *l = ctx;
+    long st = gw_up_status(x);
+
+    if (!strcmp(gw_up_error(x), "cancelled") ||
+        (st >= 400 && st < 500 && st != 408 && st != 429)) {
+        free(l);
+        return;
+    }
+    l->fails = st == 200 && gh_now_us() - l->started_us >= LISTEN_HEALTHY_US ? 0 : l->fails + 1;
+    if (l->fails > LISTEN_MAX_TRIES) {
+        GH_LOG(WARN, "gw_upstream", "upstream stream ended %d times in a row: not reopened",
+               LISTEN_MAX_TRIES);
+        free(l);
+        return;
+    }
+    upkeep_schedule(l);
 }
 
 static void
-listen_start(struct gh_arena *a, struct gw_call_target *t)
+listen_start(struct gh_arena *a, struct gw_call_target *t, int fails)
 {
     struct gw_up_req rq = {0};
     struct gw_header *h = gh_arena_alloc(a, sizeof(*h) * (size_t)(t->nheaders + 3));
@@ -417,6 +607,7 @@ listen_start(struct gh_arena *a, struct gw_call_target *t)
     struct gw_up_xfer *x, *old = NULL;
     struct gw_upstate *u;
     int n = 0;
+    unsigned gen;
     char *sid = NULL, proto[16] = "";
 
     if (h == NULL || l == NULL) {
@@ -428,10 +619,13 @@ listen_start(struct gh_arena *a, struct gw_call_target *t)
     if (u) {
         sid = u->sid ? gh_arena_strdup(a, u->sid) : NULL;
         snprintf(proto, sizeof(proto), "%s", u->proto);
+        l->gen = ++u->listen_gen;
     }
     pthread_mutex_unlock(&t->s->lock);
     snprintf(l->id_hash, sizeof(l->id_hash), "%s", t->s->id_hash);
     snprintf(l->connector_id, sizeof(l->connector_id), "%s", t->c->id);
+    l->fails = fails;
+    l->started_us = gh_now_us();
     if (!strcmp(proto, GW_PROTO_2026_07_28)) {
         /* a 2026-07-28 upstream: one subscriptions/listen, a POST whose
          * response stream stays open */
@@ -465,6 +659,7 @@ listen_start(struct gh_arena *a, struct gw_call_target *t)
     rq.on_message = listen_msg;
     rq.on_done = listen_done;
     rq.ctx = l;
+    gen = l->gen;       /* l belongs to the transfer from here on */
     x = gw_up_start(&rq);
     if (x == NULL) {
         free(l);
@@ -472,15 +667,13 @@ listen_start(struct gh_arena *a, struct gw_call_target *t)
     }
     pthread_mutex_lock(&t->s->lock);
     u = gw_session_upstate(t->s, t->c);
-    if (u) {
+    if (u && u->listen_gen == gen) {
         old = u->listen;
         u->listen = x;
+    } else {
+        old = x;        /* a newer stream was started meanwhile: it stays */
     }
     pthread_mutex_unlock(&t->s->lock);
-    if (u == NULL) {
-        gw_up_cancel(x);
-        gw_up_release(x);
-    }
     if (old) {
         gw_up_cancel(old);
         gw_up_release(old);
@@ -488,6 +681,46 @@ listen_start(struct gh_arena *a, struct gw_call_target *t)
 }
 
 /* ---- handshake */
+
+static void
+ignore_msg(struct gw_up_xfer *x, json_t *msg, void *ctx)
+{
+    (void)x;
+    (void)msg;
+    (void)ctx;
+}
+
+static void
+ignore_done(struct gw_up_xfer *x, void *ctx)
+{
+    (void)x;
+    (void)ctx;
+}
+
+/* DELETE of an upstream session we no longer use; nobody waits for it. */
+static void
+end_replaced(struct gh_arena *a, struct gw_call_target *t, const char *sid, const char *proto)
+{
+    struct gw_header *h = gh_arena_alloc(a, sizeof(*h) * (size_t)(t->nheaders + 2));
+    struct gw_up_req rq = {0};
+    int n = 0;
+
+    if (h == NULL)
+        return;
+    for (int i = 0; i < t->nheaders; i++)
+        h[n++] = t->headers[i];
+    h[n++] = (struct gw_header){ "Mcp-Session-Id", gh_arena_strdup(a, sid) };
+    if (proto_at_least(proto, GW_PROTO_2025_06_18))
+        h[n++] = (struct gw_header){ "MCP-Protocol-Version", gh_arena_strdup(a, proto) };
+    rq.url = t->c->url;
+    rq.method = "DELETE";
+    rq.headers = h;
+    rq.nheaders = n;
+    rq.timeout_ms = gh_cfg.upstream_call_timeout_ms;
+    rq.on_message = ignore_msg;
+    rq.on_done = ignore_done;
+    gw_up_release(gw_up_start(&rq));
+}
 
 static int
 probe_modern(struct gh_arena *a, struct gw_call_target *t, bool *modern)
@@ -550,23 +783,38 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
     json_t *id, *msg, *resp = NULL, *res;
     const char *era, *v;
     bool have, modern = false;
-    char *sid;
+    char *sid, *dead = NULL, *replaced = NULL;
 
     pthread_mutex_lock(&t->s->lock);
     u = gw_session_upstate(t->s, t->c);
     have = u && u->proto[0];
-    if (u && force) {
-        u->proto[0] = '\0';
-        free(u->sid);
-        u->sid = NULL;
-        json_decref(u->tools);
-        u->tools = NULL;
-    }
+    if (u && force && u->sid)
+        dead = gh_arena_strdup(a, u->sid);
     pthread_mutex_unlock(&t->s->lock);
     if (u == NULL)
         return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
     if (have && !force)
         return 0;
+    if (force && dead && gw_session_adopt_upstream(t->s, t->c, dead)) {
+        /* another process replaced the one that is gone: use its session
+         * rather than replace that one in turn */
+        GH_LOG(INFO, "gw_upstream", "connector %s: the session's newer upstream session adopted",
+               t->c->name);
+        return 0;
+    }
+    if (force) {
+        pthread_mutex_lock(&t->s->lock);
+        u = gw_session_upstate(t->s, t->c);
+        if (u) {
+            u->proto[0] = '\0';
+            free(u->sid);
+            u->sid = NULL;
+            json_decref(u->tools);
+            u->tools = NULL;
+            u->pending = true;
+        }
+        pthread_mutex_unlock(&t->s->lock);
+    }
 
     era = era_get(t->c->url);
     if (era == NULL) {
@@ -581,7 +829,7 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
         if (u)
             snprintf(u->proto, sizeof(u->proto), "%s", GW_PROTO_2026_07_28);
         pthread_mutex_unlock(&t->s->lock);
-        listen_start(a, t);
+        listen_start(a, t, 0);
         return 0;
     }
 
@@ -616,6 +864,7 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
         snprintf(u->proto, sizeof(u->proto), "%s", v);
         free(u->sid);
         u->sid = sid ? strdup(sid) : NULL;
+        u->pending = true;
     }
     pthread_mutex_unlock(&t->s->lock);
     gw_up_release(x);
@@ -639,8 +888,18 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
         gw_up_release(x);
         json_decref(resp);
     }
-    gw_session_save_upstreams(t->s);
-    listen_start(a, t);
+    gw_session_save_upstreams(t->s, t->c->id, &replaced);
+    if (replaced && !(dead && !strcmp(replaced, dead))) {
+        /* another process's handshake for this session is superseded: end
+         * its upstream session (one the upstream dropped needs nothing) */
+        GH_LOG(INFO, "gw_upstream", "connector %s: ending the upstream session this handshake replaced",
+               t->c->name);
+        end_replaced(a, t, replaced, v);
+    }
+    if (replaced)
+        gh_wipe(replaced, strlen(replaced));
+    free(replaced);
+    listen_start(a, t, 0);
     GH_LOG(DEBUG, "gw_upstream", "connector %s: session established (%s)", t->c->name, v);
     return 0;
 fail:

@@ -2333,6 +2333,7 @@ gw_mcp_stop(void)
         pthread_join(tick.th, NULL);
         tick.running = false;
     }
+    gw_agg_upkeep_stop();       /* no stream reopened once the I/O thread stops */
     gw_up_stop();
     gw_session_stop();
 }

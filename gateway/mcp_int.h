@@ -7,7 +7,9 @@
  * Threads: MHD's server threads run the handlers; one upstream I/O thread
  * drives every upstream transfer (curl multi); one small worker pool runs
  * the steps that block (an upstream handshake, an audit commit) for work
- * that started on the I/O thread; the db listener thread delivers NOTIFY.
+ * that started on the I/O thread; the db listener thread delivers NOTIFY;
+ * an upkeep thread (aggregate.c, started on first need) reopens upstream
+ * streams after their backoff.
  */
 #ifndef GH_GW_MCP_INT_H
 #define GH_GW_MCP_INT_H
@@ -100,6 +102,8 @@ struct gw_upstate {             /* one connector's upstream session */
     char  *sid;                 /* upstream Mcp-Session-Id, NULL when none */
     char   proto[16];           /* negotiated upstream revision, "" = not yet */
     struct gw_up_xfer *listen;  /* our GET stream to it (list_changed) */
+    unsigned listen_gen;        /* counts the streams opened: a reopen of an older one is void */
+    bool   pending;             /* handshake not yet saved: the row's state does not replace it */
     json_t *tools;              /* cached upstream tools (all pages), or NULL */
     json_t *prompts, *resources, *templates;
 };
@@ -142,8 +146,18 @@ void gw_session_put(struct gw_session *s);
 void gw_session_expire(void);
 /* Under s->lock: the upstream state of a connector (created empty). */
 struct gw_upstate *gw_session_upstate(struct gw_session *s, const struct gw_connector *c);
-/* Persists the upstream session ids (after a handshake). */
-void gw_session_save_upstreams(struct gw_session *s);
+/* Persists the upstream session ids after a handshake with connector_id,
+ * merged with the row under its lock: for connector_id ours wins, and
+ * *replaced (malloc, or NULL) is the upstream session id the row held for
+ * it before, to be ended upstream; for the others the row's (another
+ * process redid them) replaces ours unless ours is pending. */
+void gw_session_save_upstreams(struct gw_session *s, const char *connector_id, char **replaced);
+/* After the upstream answered 404 for dead_sid: adopts the row's session
+ * id for c if another process has a newer one (true), instead of a new
+ * handshake. */
+bool gw_session_adopt_upstream(struct gw_session *s, const struct gw_connector *c, const char *dead_sid);
+/* The cached session with this id hash, referenced; NULL if none or gone. */
+struct gw_session *gw_session_find(const char *id_hash);
 void gw_session_touch(struct gw_session *s);
 long gw_session_count(void);
 /* Calls fn for every cached session of an agent (NULL = all), with a reference held. */
@@ -227,6 +241,8 @@ int gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_cre
 /* Routes an aggregated name (tool, prompt) or a URI back to its upstream. */
 const struct gw_entry *gw_agg_find(const struct gw_list *l, const char *name);
 void gw_agg_invalidate(struct gw_session *s, const char *connector_id);   /* NULL = all */
+/* Stops the thread that reopens upstream streams (before gw_up_stop). */
+void gw_agg_upkeep_stop(void);
 /* The enabled connectors of an agent (gw_connectors_for_agent). */
 int  gw_agg_connectors(struct gh_arena *a, const char *agent_id, struct gw_connector **out, int *n,
                        struct gh_err *e);

@@ -162,29 +162,6 @@ bound_to(const struct gw_session *s, const struct authz_credential *who)
 
 /* ---------------------------------------------------------------- upstream ids */
 
-static char *
-upstreams_sealed(struct gh_arena *a, struct gw_session *s)
-{
-    json_t *o = json_object();
-    char *js, *sealed = NULL;
-
-    pthread_mutex_lock(&s->lock);
-    for (int i = 0; i < s->nups; i++)
-        if (s->ups[i].sid || s->ups[i].proto[0])
-            json_object_set_new(o, s->ups[i].connector_id,
-                                json_pack("{s:s?, s:s}", "sid", s->ups[i].sid,
-                                          "proto", s->ups[i].proto));
-    pthread_mutex_unlock(&s->lock);
-    js = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (js) {
-        sealed = gh_seal(a, js, strlen(js), s->id_hash);
-        gh_wipe(js, strlen(js));
-        free(js);
-    }
-    return sealed;
-}
-
 static void
 upstreams_load(struct gh_arena *a, struct gw_session *s, const char *sealed)
 {
@@ -235,25 +212,176 @@ gw_session_upstate(struct gw_session *s, const struct gw_connector *c)
     return u;
 }
 
+static const char SQL_LOCK_UPSTREAMS[] =
+    "SELECT upstreams FROM mcp_sessions WHERE id_hash = $1 FOR UPDATE";
 static const char SQL_SAVE_UPSTREAMS[] =
     "UPDATE mcp_sessions SET upstreams = $2, last_seen_at = now() WHERE id_hash = $1";
+static const char SQL_GET_UPSTREAMS[] = "SELECT upstreams FROM mcp_sessions WHERE id_hash = $1";
+
+/* The row's upstream states, unsealed: a new reference, or NULL. */
+static json_t *
+upstreams_open(struct gh_arena *a, struct gw_session *s, PGresult *res)
+{
+    unsigned char *pt;
+    size_t n;
+    json_t *o;
+
+    if (res == NULL || PQntuples(res) != 1 || db_val(res, 0, 0) == NULL ||
+        gh_unseal(a, db_val(res, 0, 0), s->id_hash, &pt, &n) < 0)
+        return NULL;
+    o = json_loadb((const char *)pt, n, 0, NULL);
+    gh_wipe(pt, n);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static bool
+same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a && b && !strcmp(a, b));
+}
+
+/* Under s->lock: what the row holds for connector id k (v) merged into this
+ * process's state, and the upstream session id of connector_id it replaces. */
+static void
+merge_one(struct gw_session *s, const char *k, json_t *v, const char *connector_id, char **replaced)
+{
+    struct gw_connector c = { .id = (char *)k, .name = (char *)"" };
+    struct gw_upstate *u = gw_session_upstate(s, &c);
+    const char *sid = gh_json_str(v, "sid"), *proto = gh_json_str(v, "proto");
+
+    if (u == NULL)
+        return;
+    if (connector_id && !strcmp(k, connector_id)) {
+        /* our handshake wins; the session it replaces is ended upstream */
+        if (sid && !same_str(sid, u->sid) && replaced)
+            *replaced = strdup(sid);
+        return;
+    }
+    if (u->pending || (same_str(sid, u->sid) && !strcmp(proto ? proto : "", u->proto)))
+        return;
+    /* another process redid this one: its session is the live one */
+    free(u->sid);
+    u->sid = sid ? strdup(sid) : NULL;
+    snprintf(u->proto, sizeof(u->proto), "%s", proto ? proto : "");
+}
+
+/* The row's state (old, may be NULL) merged with ours, sealed for the row.
+ * A handshake of another connector still running (pending) keeps the row's
+ * entry: its own save writes it, and finds there what it replaces. */
+static char *
+upstreams_merge(struct gh_arena *a, struct gw_session *s, json_t *old, const char *connector_id,
+                char **replaced)
+{
+    json_t *o = old ? json_deep_copy(old) : json_object(), *v;
+    const char *k;
+    char *js, *sealed = NULL;
+
+    if (o == NULL)
+        return NULL;
+    pthread_mutex_lock(&s->lock);
+    json_object_foreach(old, k, v)
+        merge_one(s, k, v, connector_id, replaced);
+    for (int i = 0; i < s->nups; i++) {
+        struct gw_upstate *u = &s->ups[i];
+        bool ours = connector_id && !strcmp(u->connector_id, connector_id);
+        if (ours)
+            u->pending = false;
+        else if (u->pending)
+            continue;
+        if (u->sid || u->proto[0])
+            json_object_set_new(o, u->connector_id,
+                                json_pack("{s:s?, s:s}", "sid", u->sid, "proto", u->proto));
+        else
+            json_object_del(o, u->connector_id);
+    }
+    pthread_mutex_unlock(&s->lock);
+    js = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (js) {
+        sealed = gh_seal(a, js, strlen(js), s->id_hash);
+        gh_wipe(js, strlen(js));
+        free(js);
+    }
+    return sealed;
+}
 
 void
-gw_session_save_upstreams(struct gw_session *s)
+gw_session_save_upstreams(struct gw_session *s, const char *connector_id, char **replaced)
 {
     struct gh_arena *a;
     struct gh_err e = {0};
+    struct db_conn *c = NULL;
+    PGresult *res;
+    json_t *old = NULL;
     char *sealed;
 
+    if (replaced)
+        *replaced = NULL;
     if (s->stateless)
         return;
     a = gh_arena_new(0);
     if (a == NULL)
         return;
-    sealed = upstreams_sealed(a, s);
-    if (sealed && db_query(a, &e, SQL_SAVE_UPSTREAMS, 2, s->id_hash, sealed) == NULL)
+    /* read, merge and write under the row lock, so two processes finishing
+     * handshakes at once each see the other's */
+    c = db_get(&e);
+    if (c == NULL || db_begin(c, &e) < 0)
+        goto out;
+    res = db_exec(c, a, &e, SQL_LOCK_UPSTREAMS, 1, s->id_hash);
+    if (res == NULL || PQntuples(res) != 1) {
+        db_rollback(c);
+        goto out;       /* the session was ended meanwhile */
+    }
+    old = upstreams_open(a, s, res);
+    sealed = upstreams_merge(a, s, old, connector_id, replaced);
+    if (sealed == NULL || db_exec(c, a, &e, SQL_SAVE_UPSTREAMS, 2, s->id_hash, sealed) == NULL ||
+        db_commit(c, &e) < 0) {
+        db_rollback(c);
+        goto out;
+    }
+out:
+    if (e.status)
         GH_LOG(WARN, "gw_session", "saving upstream sessions: %s", e.detail[0] ? e.detail : e.msg);
+    if (c)
+        db_put(c);
+    json_decref(old);
     gh_arena_free(a);
+}
+
+bool
+gw_session_adopt_upstream(struct gw_session *s, const struct gw_connector *c, const char *dead_sid)
+{
+    struct gh_arena *a;
+    struct gh_err e = {0};
+    json_t *row, *v;
+    const char *sid, *proto;
+    bool adopted = false;
+
+    if (s->stateless || dead_sid == NULL || (a = gh_arena_new(0)) == NULL)
+        return false;
+    row = upstreams_open(a, s, db_query(a, &e, SQL_GET_UPSTREAMS, 1, s->id_hash));
+    v = json_object_get(row, c->id);
+    sid = gh_json_str(v, "sid");
+    proto = gh_json_str(v, "proto");
+    if (sid && proto && proto[0] && strcmp(sid, dead_sid)) {
+        struct gw_upstate *u;
+        pthread_mutex_lock(&s->lock);
+        u = gw_session_upstate(s, c);
+        if (u && same_str(u->sid, dead_sid)) {
+            free(u->sid);
+            u->sid = strdup(sid);
+            snprintf(u->proto, sizeof(u->proto), "%s", proto);
+            adopted = u->sid != NULL;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    json_decref(row);
+    gh_arena_free(a);
+    return adopted;
 }
 
 /* ---------------------------------------------------------------- create / get */
@@ -441,6 +569,21 @@ gw_session_stateless(const struct authz_credential *who)
         return NULL;
     s->stateless = true;
     return cache_insert(s);
+}
+
+struct gw_session *
+gw_session_find(const char *id_hash)
+{
+    struct gw_session *s;
+
+    pthread_mutex_lock(&cache_lock);
+    s = cache_find(id_hash);
+    if (s && s->gone)
+        s = NULL;
+    if (s)
+        s->refs++;
+    pthread_mutex_unlock(&cache_lock);
+    return s;
 }
 
 void

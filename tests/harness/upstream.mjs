@@ -62,7 +62,7 @@ function controls(p, base, name) {
 }
 
 /* The fixture upstream: resolves with { url, port, log(), resetLog(),
- * listChanged(), setTools({add, remove}), dropSessions(), release(), waitFor(pred), kill(), stop() }. */
+ * listChanged(), setTools({add, remove}), dropSessions(), endStreams(), release(), waitFor(pred), kill(), stop() }. */
 export async function startFixture(config = {}) {
   const name = config.name || 'fx';
   const p = spawnNode([path.join(sourceDir, 'tests/fixtures/upstream.mjs'), JSON.stringify(config)], {
@@ -82,6 +82,7 @@ export async function startFixture(config = {}) {
     listChanged: () => post('/__list_changed'),
     setTools: (change) => post('/__tools', change),
     dropSessions: () => post('/__drop_sessions'),
+    endStreams: () => post('/__end_streams'),
     release: () => post('/__release'),
     /* Polls the log until pred(entry) holds for one entry; resolves with it. */
     async waitFor(pred, { timeoutMs = 30000, what = 'log entry' } = {}) {
