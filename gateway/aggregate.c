@@ -988,6 +988,30 @@ cache_slot(struct gw_upstate *u, enum gw_kind k)
     }
 }
 
+bool
+gw_agg_warm(struct gh_arena *a, struct gw_session *s, enum gw_kind kind)
+{
+    struct gw_connector *conns = NULL;
+    struct gh_err e = {0};
+    int n = 0;
+    bool warm = true;
+
+    if (gw_agg_connectors(a, s->agent_id, &conns, &n, &e) < 0)
+        return false;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < n && warm; i++) {
+        struct gw_upstate *u = NULL;
+        if (!conns[i].enabled)
+            continue;
+        for (int k = 0; k < s->nups && u == NULL; k++)
+            if (!strcmp(s->ups[k].connector_id, conns[i].id))
+                u = &s->ups[k];
+        warm = u && u->proto[0] && (kind >= GW_NKINDS || *cache_slot(u, kind));
+    }
+    pthread_mutex_unlock(&s->lock);
+    return warm;
+}
+
 void
 gw_agg_invalidate(struct gw_session *s, const char *connector_id)
 {

@@ -1764,6 +1764,70 @@ dispatch(struct mreq *m, const char *method, json_t *id, json_t *params)
 
 /* ---------------------------------------------------------------- request checks */
 
+/* ---------------------------------------------------------------- offloading
+ * A request that needs something from an upstream first (a handshake, a
+ * list not cached yet, logging/setLevel's round of calls) may wait for
+ * seconds; on a server thread that would stall every other connection the
+ * thread serves.  Such requests run on the offload pool instead, the
+ * connection waiting without a thread (web_offload_begin).  The common case
+ * — a session whose upstreams are known and lists cached — stays here. */
+
+struct offload {
+    struct mreq m;
+    const char *method;
+    json_t     *id, *params;
+};
+
+static bool
+may_block(struct mreq *m, const char *method)
+{
+    static const struct { const char *method; enum gw_kind kind, also; } needs[] = {
+        { "tools/list", GW_TOOLS, GW_TOOLS },
+        { "tools/call", GW_TOOLS, GW_TOOLS },
+        { "prompts/list", GW_PROMPTS, GW_PROMPTS },
+        { "prompts/get", GW_PROMPTS, GW_PROMPTS },
+        { "resources/list", GW_RESOURCES, GW_RESOURCES },
+        { "resources/templates/list", GW_TEMPLATES, GW_TEMPLATES },
+        { "resources/read", GW_RESOURCES, GW_TEMPLATES },
+        { "resources/subscribe", GW_RESOURCES, GW_TEMPLATES },
+        { "resources/unsubscribe", GW_RESOURCES, GW_TEMPLATES },
+        { "completion/complete", GW_PROMPTS, GW_TEMPLATES },
+    };
+
+    if (!strcmp(method, "logging/setLevel"))
+        return true;            /* a call to every upstream */
+    for (size_t i = 0; i < GH_ARRAY_LEN(needs); i++)
+        if (!strcmp(method, needs[i].method))
+            return !gw_agg_warm(m->a, m->s, needs[i].kind) || !gw_agg_warm(m->a, m->s, needs[i].also);
+    return false;
+}
+
+static void
+offload_run(void *ctx)
+{
+    struct offload *o = ctx;
+    struct web_req *r = o->m.r;
+
+    gh_log_context(web_request_id(r), web_route_pattern(r));
+    dispatch(&o->m, o->method, o->id, o->params);
+    gh_log_context(NULL, NULL);
+    web_offload_end(r);         /* the last use of r (and of o, in its arena) */
+}
+
+static int
+dispatch_or_offload(struct mreq *m, const char *method, json_t *id, json_t *params)
+{
+    struct offload *o;
+
+    if (!may_block(m, method) || (o = gh_arena_alloc(m->a, sizeof(*o))) == NULL)
+        return dispatch(m, method, id, params);
+    *o = (struct offload){ *m, method, id, params };
+    web_offload_begin(m->r);
+    if (gw_offload_post(offload_run, o) < 0)
+        offload_run(o);         /* stopping: here, then */
+    return 0;
+}
+
 static bool
 accepts(const char *accept, const char *type)
 {
@@ -2068,7 +2132,7 @@ mcp_post(struct web_req *r)
             return reply_rpc_error(r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
         gh_arena_defer(m.a, session_put_cb, m.s);
         gw_session_touch(m.s);
-        return dispatch(&m, method, id, params);
+        return dispatch_or_offload(&m, method, id, params);
     }
 
     if (method && !strcmp(method, "initialize")) {
@@ -2091,7 +2155,7 @@ mcp_post(struct web_req *r)
         audit(&m, method ? method : "(response)");
         return web_reply(r, 202, NULL, "", 0);
     }
-    return dispatch(&m, method, id, params);
+    return dispatch_or_offload(&m, method, id, params);
 }
 
 static int

@@ -54,6 +54,9 @@ void gw_sse_free(struct gw_sse *p);
 /* ---------------------------------------------------------------- worker pool */
 typedef void (*gw_work_fn)(void *ctx);
 int  gw_work_post(gw_work_fn fn, void *ctx);
+/* A request's handling that may block (mcp.c, with web_offload_begin):
+ * its own pool, so that it can wait for steps posted with gw_work_post. */
+int  gw_offload_post(gw_work_fn fn, void *ctx);
 
 /* ---------------------------------------------------------------- upstream client
  * One HTTP exchange with an upstream MCP server.  The callbacks run on the
@@ -241,6 +244,11 @@ int gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_cre
 /* Routes an aggregated name (tool, prompt) or a URI back to its upstream. */
 const struct gw_entry *gw_agg_find(const struct gw_list *l, const char *name);
 void gw_agg_invalidate(struct gw_session *s, const char *connector_id);   /* NULL = all */
+/* Whether answering needs nothing from an upstream: every enabled
+ * connector of the session's agent has its handshake done and, for a kind
+ * below GW_NKINDS, that list cached.  (A false answer costs nothing but a
+ * trip through the offload pool.) */
+bool gw_agg_warm(struct gh_arena *a, struct gw_session *s, enum gw_kind kind);
 /* Stops the thread that reopens upstream streams (before gw_up_stop). */
 void gw_agg_upkeep_stop(void);
 /* The enabled connectors of an agent (gw_connectors_for_agent). */

@@ -133,34 +133,41 @@ struct work {
     struct work *next;
 };
 
-#define NWORKERS 8       /* mostly waiting on an audit group commit */
+#define NWORKERS  8       /* short blocking steps: handshakes, list fetches */
+#define NOFFLOAD 16       /* requests whose handling may block (mcp.c) */
 
-static struct {
+struct pool {
     pthread_mutex_t lock;
     pthread_cond_t  cond;
     struct work    *head, *tail;
     bool            stop;
-    pthread_t       th[NWORKERS];
-    int             n;
-} wk = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, false, {0}, 0 };
+    pthread_t       th[NOFFLOAD];
+    int             n, size;
+};
+
+/* Two pools, so that a request running on the offload pool can wait for
+ * steps it posts to the worker pool without ever waiting on itself. */
+static struct pool wk = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, false, {0}, 0, NWORKERS };
+static struct pool ofl = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, false, {0}, 0, NOFFLOAD };
 
 static void *
 worker_main(void *arg)
 {
-    (void)arg;
+    struct pool *p = arg;
+
     for (;;) {
         struct work *w;
 
-        pthread_mutex_lock(&wk.lock);
-        while (wk.head == NULL && !wk.stop)
-            pthread_cond_wait(&wk.cond, &wk.lock);
-        w = wk.head;
+        pthread_mutex_lock(&p->lock);
+        while (p->head == NULL && !p->stop)
+            pthread_cond_wait(&p->cond, &p->lock);
+        w = p->head;
         if (w) {
-            wk.head = w->next;
-            if (wk.head == NULL)
-                wk.tail = NULL;
+            p->head = w->next;
+            if (p->head == NULL)
+                p->tail = NULL;
         }
-        pthread_mutex_unlock(&wk.lock);
+        pthread_mutex_unlock(&p->lock);
         if (w == NULL)
             return NULL;        /* stopping and drained */
         w->fn(w->ctx);
@@ -168,8 +175,8 @@ worker_main(void *arg)
     }
 }
 
-int
-gw_work_post(gw_work_fn fn, void *ctx)
+static int
+pool_post(struct pool *p, gw_work_fn fn, void *ctx)
 {
     struct work *w = calloc(1, sizeof(*w));
 
@@ -177,21 +184,60 @@ gw_work_post(gw_work_fn fn, void *ctx)
         return -1;
     w->fn = fn;
     w->ctx = ctx;
-    pthread_mutex_lock(&wk.lock);
-    if (wk.stop || wk.n == 0) {
+    pthread_mutex_lock(&p->lock);
+    if (p->stop || p->n == 0) {
         /* stopping: the caller does the work itself */
-        pthread_mutex_unlock(&wk.lock);
+        pthread_mutex_unlock(&p->lock);
         free(w);
         return -1;
     }
-    if (wk.tail)
-        wk.tail->next = w;
+    if (p->tail)
+        p->tail->next = w;
     else
-        wk.head = w;
-    wk.tail = w;
-    pthread_cond_signal(&wk.cond);
-    pthread_mutex_unlock(&wk.lock);
+        p->head = w;
+    p->tail = w;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
     return 0;
+}
+
+int
+gw_work_post(gw_work_fn fn, void *ctx)
+{
+    return pool_post(&wk, fn, ctx);
+}
+
+int
+gw_offload_post(gw_work_fn fn, void *ctx)
+{
+    return pool_post(&ofl, fn, ctx);
+}
+
+static int
+pool_start(struct pool *p)
+{
+    p->stop = false;
+    for (p->n = 0; p->n < p->size; p->n++)
+        if (pthread_create(&p->th[p->n], NULL, worker_main, p) != 0)
+            return -1;
+    return 0;
+}
+
+static void
+pool_stop(struct pool *p)
+{
+    int n;
+
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    n = p->n;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < n; i++)
+        pthread_join(p->th[i], NULL);   /* each drains the queue before it ends */
+    pthread_mutex_lock(&p->lock);
+    p->n = 0;
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* ---------------------------------------------------------------- transfers */
@@ -590,28 +636,16 @@ gw_up_init(struct gh_err *e)
     if (pthread_create(&io.th, NULL, io_main, NULL) != 0)
         return gh_err_set(e, 500, "server_error", "", "cannot start the upstream I/O thread");
     io.running = true;
-    wk.stop = false;
-    for (wk.n = 0; wk.n < NWORKERS; wk.n++)
-        if (pthread_create(&wk.th[wk.n], NULL, worker_main, NULL) != 0)
-            return gh_err_set(e, 500, "server_error", "", "cannot start the gateway workers");
+    if (pool_start(&wk) < 0 || pool_start(&ofl) < 0)
+        return gh_err_set(e, 500, "server_error", "", "cannot start the gateway workers");
     return 0;
 }
 
 static void
 workers_stop(void)
 {
-    int n;
-
-    pthread_mutex_lock(&wk.lock);
-    wk.stop = true;
-    n = wk.n;
-    pthread_cond_broadcast(&wk.cond);
-    pthread_mutex_unlock(&wk.lock);
-    for (int i = 0; i < n; i++)
-        pthread_join(wk.th[i], NULL);   /* each drains the queue before it ends */
-    pthread_mutex_lock(&wk.lock);
-    wk.n = 0;
-    pthread_mutex_unlock(&wk.lock);
+    pool_stop(&ofl);        /* its requests may still post to wk */
+    pool_stop(&wk);
 }
 
 /* After the web server drained: every transfer left is cancelled so each

@@ -17,6 +17,7 @@
 
 static struct MHD_Daemon *daemon_;
 static long inflight;
+static long offloads;           /* handlers running off the server threads */
 
 static const char CSP[] =
     "default-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -40,8 +41,11 @@ web_queue(struct web_req *r, int status, struct MHD_Response *resp)
 {
     enum MHD_Result ok;
 
-    if (resp == NULL || r->replied)
+    if (resp == NULL || r->replied) {
+        if (resp)
+            MHD_destroy_response(resp);
         return -1;
+    }
     MHD_add_response_header(resp, "X-Request-Id", r->rid);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     /* same-origin, not no-referrer: under no-referrer Chromium sends
@@ -53,6 +57,14 @@ web_queue(struct web_req *r, int status, struct MHD_Response *resp)
         MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
     for (int i = 0; i < r->nhdrs; i++)
         MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
+    if (__atomic_load_n(&r->offload, __ATOMIC_ACQUIRE) == WEB_OFFLOAD_RUNNING) {
+        /* off the server thread: queued when the connection is back */
+        r->captured = resp;
+        r->captured_status = status;
+        r->replied = true;
+        r->status = status;
+        return 0;
+    }
     ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->replied = true;
@@ -500,7 +512,8 @@ dispatch(struct web_req *r)
         return;
     }
     r->route->fn(r);
-    if (!r->replied) {
+    /* an offloaded handler replies later, from its own thread */
+    if (__atomic_load_n(&r->offload, __ATOMIC_ACQUIRE) == 0 && !r->replied) {
         gh_err_set(&e, 500, "server_error", "internal error", "handler sent no reply");
         web_reply_err(r, &e);
     }
@@ -535,6 +548,15 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
             web_reply_err(r, &e);
             return MHD_YES;
         }
+        return MHD_YES;
+    }
+    if (r->captured && *upload_size == 0 &&
+        __atomic_load_n(&r->offload, __ATOMIC_ACQUIRE) == WEB_OFFLOAD_DONE) {
+        /* an offloaded handler's reply, back on a server thread */
+        struct MHD_Response *resp = r->captured;
+        r->captured = NULL;
+        MHD_queue_response(conn, (unsigned)r->captured_status, resp);
+        MHD_destroy_response(resp);
         return MHD_YES;
     }
     if (r->deferred && *upload_size == 0) {
@@ -588,6 +610,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r == NULL)
         return;
     web_stream_abandoned(r);
+    if (r->captured)
+        MHD_destroy_response(r->captured);
     dur = gh_now_us() - r->start_us;
     web_metrics_observe(r->route ? r->route->index : -1, r->status, dur);
     gh_log_context(r->rid, web_route_pattern(r));
@@ -669,6 +693,34 @@ web_server_start(struct gh_err *e)
 }
 
 void
+web_offload_begin(struct web_req *r)
+{
+    __atomic_add_fetch(&offloads, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&r->offload, WEB_OFFLOAD_RUNNING, __ATOMIC_RELEASE);
+    MHD_suspend_connection(r->conn);
+}
+
+void
+web_offload_end(struct web_req *r)
+{
+    struct MHD_Connection *conn = r->conn;
+    struct web_stream *held = web_stream_held(r) ? r->deferred : NULL;
+
+    if (held == NULL && r->captured == NULL) {
+        struct gh_err e = {0};
+        gh_err_set(&e, 500, "server_error", "internal error", "offloaded handler sent no reply");
+        web_reply_err(r, &e);
+    }
+    __atomic_store_n(&r->offload, WEB_OFFLOAD_DONE, __ATOMIC_RELEASE);
+    /* from here r belongs to the server thread again */
+    if (held)
+        web_stream_release_hold(held);  /* resumes once its producer has woken it */
+    else
+        MHD_resume_connection(conn);
+    __atomic_sub_fetch(&offloads, 1, __ATOMIC_SEQ_CST);
+}
+
+void
 web_server_stop(void)
 {
     int waited = 0;
@@ -679,6 +731,14 @@ web_server_stop(void)
     MHD_quiesce_daemon(daemon_);
     web_streams_shutdown();
     while (__atomic_load_n(&inflight, __ATOMIC_SEQ_CST) > 0 && waited < 300) {
+        usleep(100 * 1000);
+        waited++;
+        if (waited % 10 == 0)
+            web_streams_shutdown();
+    }
+    /* an offloaded handler still running holds a suspended connection,
+     * which MHD must not meet when it stops: its own timeouts end it */
+    while (__atomic_load_n(&offloads, __ATOMIC_SEQ_CST) > 0 && waited < 1200) {
         usleep(100 * 1000);
         waited++;
         if (waited % 10 == 0)

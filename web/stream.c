@@ -23,6 +23,8 @@ struct web_stream {
     gh_cleanup_fn          done;
     web_start_fn           start;      /* deferred: decides the reply */
     bool                   suspended;
+    bool                   held;        /* made while offloaded: wakes wait for web_offload_end */
+    bool                   wake_pending;
     bool                   finished;
     bool                   shutdown;
     int                    refs;
@@ -169,7 +171,10 @@ web_reply_deferred(struct web_req *r, web_stream_fn fn, void *ctx, gh_cleanup_fn
     s->suspended = true;
     r->deferred = s;
     r->replied = true;      /* for dispatch: the reply is on its way */
-    MHD_suspend_connection(r->conn);
+    if (__atomic_load_n(&r->offload, __ATOMIC_ACQUIRE) == WEB_OFFLOAD_RUNNING)
+        s->held = true;     /* suspended already, by web_offload_begin */
+    else
+        MHD_suspend_connection(r->conn);
     stream_link(s);
     if (out)
         *out = s;
@@ -235,7 +240,29 @@ web_stream_wake(struct web_stream *s)
     if (s == NULL)
         return;
     pthread_mutex_lock(&s->lock);
-    if (s->suspended && !s->finished) {
+    if (s->held) {
+        s->wake_pending = true;     /* the offloaded handler still runs */
+    } else if (s->suspended && !s->finished) {
+        s->suspended = false;
+        MHD_resume_connection(s->conn);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool
+web_stream_held(struct web_req *r)
+{
+    return r->deferred != NULL && r->deferred->held;
+}
+
+/* web_offload_end: the handler is done with r; a wake that came meanwhile
+ * resumes the connection now. */
+void
+web_stream_release_hold(struct web_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->held = false;
+    if (s->wake_pending && s->suspended && !s->finished) {
         s->suspended = false;
         MHD_resume_connection(s->conn);
     }
@@ -258,7 +285,9 @@ web_streams_shutdown(void)
     for (struct web_stream *s = all; s; s = s->next) {
         pthread_mutex_lock(&s->lock);
         s->shutdown = true;
-        if (s->suspended && !s->finished) {
+        if (s->held) {
+            s->wake_pending = true;     /* resumed when its handler is done */
+        } else if (s->suspended && !s->finished) {
             s->suspended = false;
             MHD_resume_connection(s->conn);
         }

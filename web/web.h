@@ -90,6 +90,15 @@ typedef void (*web_start_fn)(void *ctx, struct web_req *r);
 int  web_reply_deferred(struct web_req *r, web_stream_fn fn, void *ctx, gh_cleanup_fn done,
                         web_start_fn start, struct web_stream **out);
 int  web_stream_begin(struct web_req *r, int status, const char *ctype);
+
+/* The rest of a handler on another thread, for work that may block (an
+ * upstream that is slow to answer must not stall the other connections a
+ * server thread serves).  In the handler: web_offload_begin(r), hand r to
+ * the other thread, return.  There: reply as usual (any web_reply_*, also
+ * web_reply_deferred), then web_offload_end(r) as the last use of r.  The
+ * connection waits without a server thread meanwhile. */
+void web_offload_begin(struct web_req *r);
+void web_offload_end(struct web_req *r);
 /* The producer's reference: the stream is freed after done() has run and
  * the producer released it, so a late wake is always safe. */
 void web_stream_release(struct web_stream *s);

@@ -53,6 +53,9 @@ struct web_req {
     int                    status;
     bool                   replied;
     struct web_stream     *deferred;   /* web_reply_deferred: start() still due */
+    int                    offload;    /* 0, WEB_OFFLOAD_RUNNING or _DONE (atomic) */
+    struct MHD_Response   *captured;   /* the reply made while offloaded */
+    int                    captured_status;
     const char            *csrf;
     void                  *user_data;
     char                   client_ip[64];
@@ -72,6 +75,10 @@ struct MHD_Response *web_response_new(struct web_req *r, int status, const char 
 int  web_queue(struct web_req *r, int status, struct MHD_Response *resp);
 
 void web_streams_shutdown(void);
+#define WEB_OFFLOAD_RUNNING 1
+#define WEB_OFFLOAD_DONE    2
+bool web_stream_held(struct web_req *r);       /* web_reply_deferred while offloaded */
+void web_stream_release_hold(struct web_stream *s);
 void web_stream_resumed(struct web_req *r);     /* on_request, once a deferred reply is woken */
 void web_stream_abandoned(struct web_req *r);   /* on_completed, if it never was */
 
