@@ -782,19 +782,25 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
     struct gw_up_xfer *x;
     json_t *id, *msg, *resp = NULL, *res;
     const char *era, *v;
-    bool have, modern = false;
+    bool have, resume, modern = false;
     char *sid, *dead = NULL, *replaced = NULL;
 
     pthread_mutex_lock(&t->s->lock);
     u = gw_session_upstate(t->s, t->c);
     have = u && u->proto[0];
+    /* an upstream session this process has never listened to: it came
+     * from the row (a restart, or another process's handshake) */
+    resume = have && u->listen_gen == 0;
     if (u && force && u->sid)
         dead = gh_arena_strdup(a, u->sid);
     pthread_mutex_unlock(&t->s->lock);
     if (u == NULL)
         return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
-    if (have && !force)
+    if (have && !force) {
+        if (resume)
+            listen_start(a, t, 0);
         return 0;
+    }
     if (force && dead && gw_session_adopt_upstream(t->s, t->c, dead)) {
         /* another process replaced the one that is gone: use its session
          * rather than replace that one in turn */
