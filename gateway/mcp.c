@@ -114,7 +114,11 @@ session_put_cb(void *p)
     gw_session_put(p);
 }
 
-static void
+/* The request's audit row, committed (group commit) before this returns.
+ * -1 when it could not be: a request that would do something then answers
+ * audit_unavailable() instead and does nothing; a refusal goes out as it is
+ * (it did nothing either way, and the failure is logged). */
+static int
 audit(struct mreq *m, const char *method)
 {
     struct gw_audit row = {
@@ -134,8 +138,18 @@ audit(struct mreq *m, const char *method)
     };
     struct gh_err e = {0};
 
-    if (gw_audit_write(&row, &e) < 0)
+    if (gw_audit_write(&row, &e) < 0) {
         GH_LOG(ERROR, "gw_audit", "audit row not written: %s", e.detail[0] ? e.detail : e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+audit_unavailable(struct web_req *r, json_t *id)
+{
+    web_add_header(r, "Retry-After", "2");
+    return reply_rpc_error(r, 503, id, GW_RPC_INTERNAL, "The audit log is unavailable; nothing was done.", NULL);
 }
 
 /* ---------------------------------------------------------------- Host / Origin */
@@ -1679,6 +1693,8 @@ do_listen(struct mreq *m, json_t *id, json_t *params)
         audit(m, "subscriptions/listen");
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.notifications must be an object.", NULL);
     }
+    if (audit(m, "subscriptions/listen") < 0)
+        return audit_unavailable(m->r, id);
     l = listener_open(m, id, filter ? filter : json_object_get(params, "notifications"));
     if (l == NULL)
         return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
@@ -1695,7 +1711,6 @@ do_listen(struct mreq *m, json_t *id, json_t *params)
                     "notifications/subscriptions/acknowledged", "params", "notifications", agreed);
     json_object_set_new(json_object_get(ack, "params"), "_meta",
                         json_pack("{s:O}", "io.modelcontextprotocol/subscriptionId", id));
-    audit(m, "subscriptions/listen");
     listener_start(m, l, ack);
     json_decref(ack);
     return 0;
@@ -2148,11 +2163,12 @@ mcp_post(struct web_req *r)
         return 0;
     if (id == NULL || method == NULL) {
         /* notifications and responses to us: accepted, nothing to say */
+        if (audit(&m, method ? method : "(response)") < 0)
+            return audit_unavailable(r, NULL);
         if (method && !strcmp(method, "notifications/cancelled"))
             cancel_by_client(m.s, json_object_get(params, "requestId"), gh_json_str(params, "reason"));
         if (method == NULL)
             gw_relay_response(m.s, body);       /* an answer to a relayed request, maybe */
-        audit(&m, method ? method : "(response)");
         return web_reply(r, 202, NULL, "", 0);
     }
     return dispatch_or_offload(&m, method, id, params);
@@ -2183,10 +2199,11 @@ mcp_get(struct web_req *r)
     }
     if (require_session(&m, "GET", NULL) < 0 || check_version_header(&m, "GET", NULL) < 0)
         return 0;
+    if (audit(&m, "GET") < 0)
+        return audit_unavailable(r, NULL);
     l = listener_open(&m, NULL, NULL);
     if (l == NULL)
         return reply_rpc_error(r, 500, NULL, GW_RPC_INTERNAL, "Internal error.", NULL);
-    audit(&m, "GET");
     return listener_start(&m, l, NULL);
 }
 
@@ -2262,12 +2279,11 @@ mcp_delete(struct web_req *r)
     }
     if (require_session(&m, "DELETE", NULL) < 0)
         return 0;
+    if (audit(&m, "DELETE") < 0)
+        return audit_unavailable(r, NULL);
     end_upstream_sessions(&m);
-    if (gw_session_delete(m.s, &e) < 0) {
-        audit(&m, "DELETE");
+    if (gw_session_delete(m.s, &e) < 0)
         return reply_rpc_error(r, e.status ? e.status : 500, NULL, GW_RPC_INTERNAL, "Internal error.", NULL);
-    }
-    audit(&m, "DELETE");
     return web_reply(r, 200, NULL, "", 0);
 }
 

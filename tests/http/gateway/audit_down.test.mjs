@@ -1,0 +1,76 @@
+// No response before its audit row is committed: when the audit log cannot
+// take rows, the requests that would do something (open a stream, end a
+// session, pass a cancellation on, call a tool, answer a list) answer 503
+// or a JSON-RPC error and do nothing; once it takes rows again, all works.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, startFixture } from '../../harness/index.mjs';
+import { member, addConnector, post, rawSession, LEGACY } from './lib.mjs';
+
+let srv, alpha, user;
+const FAIL_ON = `CREATE FUNCTION gh_test_audit_down() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'audit log down (test)'; END $$;
+  CREATE TRIGGER gh_test_audit_down BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION gh_test_audit_down();`;
+const FAIL_OFF = 'DROP TRIGGER gh_test_audit_down ON audit_events; DROP FUNCTION gh_test_audit_down();';
+
+before(async () => {
+  alpha = await startFixture({ name: 'alpha', tools: ['echo'] });
+  srv = await startServer({ name: 'gw-audit-down' });
+  addConnector(srv, { name: 'alpha', url: alpha.url });
+  user = member(srv);
+});
+
+after(async () => {
+  await alpha?.stop();
+  if (srv) assert.equal(await srv.stop(), 0);
+});
+
+function unavailable(r, what) {
+  assert.equal(r.status, 503, `${what}: ${r.status} ${r.text}`);
+  assert.equal(r.headers.get('retry-after'), '2', what);
+  assert.equal(r.body?.error?.code, -32603, what);
+  assert.match(r.body.error.message, /audit log is unavailable/, what);
+}
+
+test('the audit log down: GET, DELETE, notifications, tools/call and lists are refused and change nothing', async () => {
+  const s = await rawSession(srv, user.pat);
+  const warm = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'warm' } });
+  assert.equal(warm.status, 200, warm.text);
+  const rows = Number(srv.cluster.sql('SELECT count(*) FROM audit_events'));
+
+  srv.cluster.sql(FAIL_ON);
+  try {
+    // (a stream opened anyway would never end: bounded, so that fails instead of hanging)
+    const g = await post(srv, undefined, { method: 'GET', token: user.pat, session: s.session, version: LEGACY,
+      accept: 'text/event-stream', signal: AbortSignal.timeout(15000) });
+    unavailable(g, 'GET stream');
+    const n = await post(srv, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7 } },
+      { token: user.pat, session: s.session, version: LEGACY });
+    unavailable(n, 'a notification');
+    const d = await post(srv, undefined, { method: 'DELETE', token: user.pat, session: s.session, version: LEGACY });
+    unavailable(d, 'DELETE');
+
+    await alpha.resetLog();
+    const call = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'unaudited' } });
+    assert.ok(call.body?.error, `tools/call answers an error: ${call.text}`);
+    assert.doesNotMatch(call.text, /alpha: unaudited/, 'the upstream answer does not leave without its row');
+    const list = await s.call('tools/list', {});
+    assert.ok(list.body?.error, `tools/list answers an error: ${list.text}`);
+    assert.equal(list.body?.result, undefined);
+  } finally {
+    srv.cluster.sql(FAIL_OFF);
+  }
+  assert.equal(Number(srv.cluster.sql('SELECT count(*) FROM audit_events')), rows, 'no row was written while it was down');
+
+  // the DELETE did nothing: the session goes on, and everything is audited again
+  const again = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'back' } });
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.body.result.content[0].text, 'alpha: back');
+  const g = await post(srv, undefined, { method: 'GET', token: user.pat, session: s.session, version: LEGACY,
+    accept: 'text/event-stream', stream: true });
+  assert.equal(g.status, 200);
+  await g.sse.cancel();
+  const d = await post(srv, undefined, { method: 'DELETE', token: user.pat, session: s.session, version: LEGACY });
+  assert.ok([200, 204].includes(d.status), `DELETE: ${d.status}`);
+  assert.ok(Number(srv.cluster.sql('SELECT count(*) FROM audit_events')) >= rows + 3);
+});
