@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { startServer, startFixture, nodeModules } from '../../harness/index.mjs';
-import { member, addConnector, toolText, listAll, AuditLog } from './lib.mjs';
+import { member, addConnector, toolText, listAll, auditRows, AuditLog } from './lib.mjs';
 
 let srv, alpha, user, configDir;
 const audit = new AuditLog();
@@ -53,6 +53,7 @@ async function bridge(extra = []) {
 for (const [label, extra, kind] of [['default mode (2025-11-25 session)', [], 'legacy'], ['--protocol auto (2026-07-28, stateless)', ['--protocol', 'auto'], 'modern']]) {
   test(`mcp-remote ${label} lists and calls tools through the gateway`, async () => {
     await alpha.resetLog();
+    const firstId = Number(srv.cluster.sql('SELECT coalesce(max(id), 0) FROM audit_events'));
     const b = await bridge(extra);
     try {
       if (kind === 'legacy') audit.expect({ method: 'initialize' });
@@ -72,10 +73,34 @@ for (const [label, extra, kind] of [['default mode (2025-11-25 session)', [], 'l
       const h = await b.client.callTool({ name: 'alpha__headers', arguments: {} });
       audit.tool('alpha__headers', 'alpha');
       assert.ok(!JSON.stringify(h.structuredContent.headers).includes(user.pat), 'the PAT stays at the gateway');
+      // this run's rows (committed before each response left)
+      const rows = auditRows(srv, `id > ${firstId} AND user_email = '${user.email}'`).sort((x, y) => x.raw.id - y.raw.id);
+      const methods = rows.map((r) => r.method);
+      const calls = rows.filter((r) => r.method === 'tools/call');
+      assert.equal(calls.length, 3, `three tools/call rows: ${JSON.stringify(methods)}`);
       if (kind === 'modern') {
-        // it really spoke the stateless era: the gateway got server/discover, not a session
-        const rows = srv.cluster.sql("SELECT count(*) FROM audit_events WHERE method = 'server/discover'");
-        assert.ok(Number(rows) >= 1, `server/discover reached the gateway (${rows})`);
+        // it really spoke the stateless era: server/discover, no initialize, no session on any row
+        assert.ok(methods.includes('server/discover'), `server/discover reached the gateway: ${JSON.stringify(methods)}`);
+        assert.ok(!methods.includes('initialize'), `no initialize in the stateless run: ${JSON.stringify(methods)}`);
+        assert.deepEqual(rows.filter((r) => r.session !== null).map((r) => r.raw), [], 'no row of the stateless run has a session id');
+      } else {
+        // session rows are consistent: every allowed row carries a session id
+        // (its SHA-256), each session's first row is its initialize, and the
+        // list and the calls share one such session (mcp-remote may open a
+        // probe session first and sends GETs without a session, refused: 400)
+        const js = JSON.stringify(rows.map((r) => [r.method, r.session, r.decision, r.message]));
+        for (const r of rows) {
+          if (r.decision === 'allow') assert.match(String(r.session), /^[0-9a-f]{64}$/, `an allowed row has its session: ${js}`);
+          else assert.deepEqual([r.method, r.session, r.message], ['GET', null, 'missing session'], `only sessionless GETs refused: ${js}`);
+        }
+        const sessions = [...new Set(rows.filter((r) => r.session).map((r) => r.session))];
+        for (const sid of sessions) {
+          const own = rows.filter((r) => r.session === sid).map((r) => r.method);
+          assert.deepEqual(own.slice(0, 2), ['initialize', 'notifications/initialized'], `session ${sid.slice(0, 8)} starts with its handshake: ${js}`);
+          assert.equal(own.filter((m) => m === 'initialize').length, 1, `one initialize per session: ${js}`);
+        }
+        const used = new Set(rows.filter((r) => ['tools/list', 'tools/call'].includes(r.method)).map((r) => r.session));
+        assert.equal(used.size, 1, `the list and the calls in one session: ${js}`);
       }
     } finally {
       await b.client.close();

@@ -4,19 +4,24 @@
 // real @modelcontextprotocol/server-everything with the SDK client; and a
 // session client's own notifications/cancelled for a call in flight (SDK
 // AbortSignal and raw HTTP): the upstream is told under the gateway's id,
-// the client's stream ends without a response; every call audited.
+// the client's stream ends without a response; resources/read of a URI two
+// connectors both list, plain and wrapped (gh://<connector>/<uri>), each from
+// its own upstream (session and stateless); every call audited.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startServer, startFixture, startEverything } from '../../harness/index.mjs';
-import { member, addConnector, sdkClient, listAll, rawSession, toolText, AuditLog } from './lib.mjs';
+import { member, addConnector, sdkClient, listAll, rawSession, modern, toolText, AuditLog } from './lib.mjs';
 
-let srv, alpha, everything, user, sdk;
+let srv, alpha, left, right, everything, user, sdk;
 const audit = new AuditLog();
 
 before(async () => {
-  [alpha, everything, srv] = await Promise.all([
+  [alpha, left, right, everything, srv] = await Promise.all([
     startFixture({ name: 'alpha', tools: ['echo', 'slow'] }),
+    // two upstreams listing the same resource URIs (fixture://shared/...), each with its own contents
+    startFixture({ name: 'left', resourceHost: 'shared', tools: ['echo'] }),
+    startFixture({ name: 'right', json: true, resourceHost: 'shared', tools: ['echo'] }),
     startEverything(),
     startServer({ name: 'gw-routing' }),
   ]);
@@ -25,6 +30,8 @@ before(async () => {
   // are shown wrapped (gh://everything2/...) and must route back unwrapped
   addConnector(srv, { name: 'everything', url: everything.url });
   addConnector(srv, { name: 'everything2', url: everything.url });
+  addConnector(srv, { name: 'left', url: left.url });
+  addConnector(srv, { name: 'right', url: right.url });
   user = member(srv);
   sdk = await sdkClient(srv, user.pat);
   audit.expect({ method: 'initialize' });
@@ -32,7 +39,7 @@ before(async () => {
 
 after(async () => {
   await sdk?.client.close().catch(() => {});
-  await Promise.all([alpha?.stop(), everything?.stop()]);
+  await Promise.all([alpha?.stop(), left?.stop(), right?.stop(), everything?.stop()]);
   if (srv) assert.equal(await srv.stop(), 0);
 });
 
@@ -179,6 +186,46 @@ test("the client's own notifications/cancelled (raw HTTP): 202, and the call's s
   const ok = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'next' } });
   audit.tool('alpha__echo', 'alpha');
   assert.equal(toolText(ok.body.result), 'alpha: next');
+});
+
+test('resources/read of a URI two connectors list: the plain URI reads from the first, gh://<connector>/<uri> from the other', async () => {
+  const { client } = sdk;
+  const { items } = await listAll(client, 'resources');
+  audit.expect({ method: 'resources/list' });
+  const uris = items.map((r) => r.uri);
+  const SHARED = 'fixture://shared/readme';
+  const WRAPPED = `gh://right/${SHARED}`;
+  // connectors in name order: left keeps the plain URI, right's is wrapped
+  assert.equal(uris.filter((u) => u === SHARED).length, 1, `${SHARED} listed once: ${JSON.stringify(uris)}`);
+  assert.equal(uris.filter((u) => u === WRAPPED).length, 1, `${WRAPPED} listed once: ${JSON.stringify(uris)}`);
+  assert.equal(items.find((r) => r.uri === SHARED).title, 'left readme', 'the plain one is left\'s');
+  assert.equal(items.find((r) => r.uri === WRAPPED).title, 'right readme', 'the wrapped one is right\'s');
+
+  await Promise.all([left.resetLog(), right.resetLog()]);
+  const plain = await client.readResource({ uri: SHARED });
+  audit.expect({ method: 'resources/read', connector: 'left', upstream: true });
+  assert.equal(plain.contents[0].text, 'readme of left');
+  const wrapped = await client.readResource({ uri: WRAPPED });
+  audit.expect({ method: 'resources/read', connector: 'right', upstream: true });
+  assert.equal(wrapped.contents[0].text, 'readme of right');
+  // each upstream was asked for the URI it listed (unwrapped), once
+  const reads = async (up) => (await up.log()).filter((e) => e.method === 'resources/read').map((e) => e.params.uri);
+  assert.deepEqual(await reads(left), [SHARED]);
+  assert.deepEqual(await reads(right), [SHARED]);
+
+  // the wrapped URI routes without state: a stateless request reads it too
+  const r = await modern(srv, user.pat, 'read-wrapped', 'resources/read', { uri: WRAPPED });
+  audit.expect({ method: 'resources/read', connector: 'right', upstream: true });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.result?.contents?.[0]?.text, 'readme of right', r.text);
+  const p = await modern(srv, user.pat, 'read-plain', 'resources/read', { uri: SHARED });
+  audit.expect({ method: 'resources/read', connector: 'left', upstream: true });
+  assert.equal(p.body.result?.contents?.[0]?.text, 'readme of left', p.text);
+
+  // a wrapped URI naming no connector is not found
+  const none = await rejects(client.readResource({ uri: `gh://nobody/${SHARED}` }));
+  audit.expect({ method: 'resources/read', decision: 'deny', message: 'unknown resource' });
+  assert.equal(none.error?.code, -32002, `an McpError -32002, got ${none.error ?? JSON.stringify(none.result)}`);
 });
 
 test('every call of this file has its audit row', async () => {

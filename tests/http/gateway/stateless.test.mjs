@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { startServer, startFixture } from '../../harness/index.mjs';
 import {
   member, addConnector, connectorCmd, sdkClient, listAll, modern, modernMsg, modernHeaders, post, toolText,
-  AuditLog, MODERN, LEGACY, eventually,
+  AuditLog, MODERN, LEGACY,
 } from './lib.mjs';
 
 let srv, alpha, beta, user;
@@ -200,17 +200,24 @@ test('subscriptions/listen: acknowledged first, then list_changed for a connecto
 
   connectorCmd(srv, 'enable', '--agent', 'default', '--name', 'beta');
   await s.sse.until((m) => m.method === 'notifications/tools/list_changed', 'tools/list_changed after enable');
+  // the lists are cached again before the upstream changes its own
+  const logBefore = (await alpha.log()).length;
+  const cached = (await modernTools('l2')).map((t) => t.name);
+  assert.ok(cached.includes('beta__whoami') && !cached.includes('alpha__added_later'), `listed: ${cached}`);
+  // the upstream session the caller's (implicit) session holds with alpha, and its GET stream
+  const fetched = (await alpha.log()).slice(logBefore).find((e) => e.method === 'tools/list' && e.session);
+  assert.ok(fetched, 'alpha listed its tools again after the enable');
+  await alpha.waitFor((e) => e.kind === 'get' && e.session === fetched.session, { what: "the gateway's GET stream to alpha" });
 
   // the upstream's own list_changed
+  await Promise.all([alpha.resetLog(), beta.resetLog()]);
   await alpha.setTools({ add: [{ name: 'added_later', description: 'new', inputSchema: { type: 'object' } }] });
   await s.sse.until((m) => m.method === 'notifications/tools/list_changed', 'tools/list_changed from the upstream');
-  // (a late duplicate of an earlier notification could arrive first: the list settles soon after)
-  let names = [];
-  let n = 0;
-  await eventually(async () => {
-    names = (await modernTools(`l2-${++n}`)).map((t) => t.name);
-    return names.includes('alpha__added_later') && names.includes('beta__whoami');
-  }, { what: `alpha__added_later and beta__whoami listed (${names})` });
+  const names = (await modernTools('l3')).map((t) => t.name);
+  assert.ok(names.includes('alpha__added_later') && names.includes('beta__whoami'), `alpha__added_later and beta__whoami listed: ${names}`);
+  // only alpha's cached list was dropped: alpha was asked again, beta was not
+  assert.ok((await alpha.log()).some((e) => e.method === 'tools/list' && e.session === fetched.session), "alpha's tools fetched again");
+  assert.deepEqual((await beta.log()).filter((e) => e.method === 'tools/list'), [], "beta's tools came from the cache");
   // progress and log messages never travel on the listen stream: nothing but list_changed arrived
   ctl.abort();
   await s.sse.cancel();
