@@ -61,7 +61,7 @@ test('RFC 7592: a bad update changes nothing; after DELETE the client and its to
   } finally { assert.equal(await srv.stop(), 0); }
 });
 
-test('registered clients without a live token are reaped after the TTL; used ones stay', async () => {
+test('registered clients without a live token are reaped after the TTL; used ones and resource servers stay', async () => {
   const srv = await startServer({ cluster, name: 'oauth-reap', env: { GATEHOUSE_OAUTH_CLIENT_UNUSED_TTL: '60' } });
   try {
     const c = await signedIn(srv, createUser(srv, {}));
@@ -73,7 +73,11 @@ test('registered clients without a live token are reaped after the TTL; used one
     await fetch(`${srv.url}/oauth/revoke`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ token: dead.tokens.access_token, client_id: dead.client.client_id }) });
     const fresh = (await register(srv, { client_name: 'Fresh' })).body.client_id;
-    const ids = [unused, live.client.client_id, dead.client.client_id];
+    // a resource server only introspects: it holds no token of its own
+    const rs = (await register(srv, { client_name: 'Resource Server', token_endpoint_auth_method: 'client_secret_basic',
+      redirect_uris: ['https://rs.example/cb'] })).body.client_id;
+    assert.equal(gatehouse(srv, ['client', 'introspection', '--client-id', rs, 'on']).code, 0);
+    const ids = [unused, live.client.client_id, dead.client.client_id, rs];
     cluster.sql(`UPDATE oauth_clients SET created_at = now() - interval '2 minutes' WHERE client_id IN (${ids.map((i) => `'${i}'`).join(',')})`);
     await srv.restart();                                  // the reaper runs at start, then every 10 minutes
     const exists = (id) => cluster.sql(`SELECT count(*) FROM oauth_clients WHERE client_id = '${id}'`) === '1';
@@ -82,6 +86,7 @@ test('registered clients without a live token are reaped after the TTL; used one
     assert.ok(!exists(dead.client.client_id), 'client whose tokens are all revoked reaped');
     assert.ok(exists(live.client.client_id), 'client with a live token kept');
     assert.ok(exists(fresh), 'client younger than the TTL kept');
+    assert.ok(exists(rs), 'designated resource server kept');
     assert.notEqual((await mcp(srv, '/mcp', live.tokens.access_token)).status, 401);
   } finally { assert.equal(await srv.stop(), 0); }
 });
