@@ -738,6 +738,13 @@ post_register(struct web_req *r)
     return rc;
 }
 
+static void
+token_invalid(struct web_req *r, struct gh_err *e)
+{
+    web_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    gh_err_set(e, 401, "invalid_token", "The registration access token is not valid.", NULL);
+}
+
 /* RFC 7592: the registration access token guards one client.  The row
  * holds CLIENT_COLS, then the token's hash (7) and the registration time (8). */
 static PGresult *
@@ -759,11 +766,39 @@ managed_client(struct web_req *r, struct gh_err *e)
     if (res == NULL)
         return NULL;
     if (PQntuples(res) == 0 || !db_val(res, 0, 7) || !gh_ct_streq(th, db_val(res, 0, 7))) {
-        web_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-        gh_err_set(e, 401, "invalid_token", "The registration access token is not valid.", NULL);
+        token_invalid(r, e);
         return NULL;
     }
     return res;
+}
+
+/* RFC 7592 3 wants the registration access token in every client
+ * information response, and only its hash is stored: each GET and PUT
+ * issues a new one, and the one presented stops working.  The swap is
+ * conditional on the old hash, so of two concurrent requests with one
+ * token only the first gets a successor; the other is refused. */
+static int
+client_read(struct web_req *r, struct authz_client *c, const char *old_hash, long long issued)
+{
+    struct gh_arena *a = web_arena(r);
+    struct gh_err e = {0};
+    char *regtok = gh_token_hex(a, "gth_rat_", 32), th[65];
+    PGresult *res;
+    int rc;
+
+    if (regtok == NULL) {
+        gh_err_set(&e, 500, "server_error", "internal error", "no entropy");
+        return web_reply_err(r, &e);
+    }
+    gh_sha256_hex(regtok, th);
+    res = db_query(a, &e, "UPDATE oauth_clients SET reg_token_hash = $3 WHERE client_id = $1"
+                          " AND reg_token_hash = $2 RETURNING 1", 3, c->client_id, old_hash, th);
+    if (res != NULL && PQntuples(res) == 0)
+        token_invalid(r, &e);
+    rc = gh_err_isset(&e) ? web_reply_err(r, &e)
+                          : reply_client(r, 200, c->metadata, c->client_id, issued, NULL, regtok);
+    gh_wipe(regtok, strlen(regtok));
+    return rc;
 }
 
 static int
@@ -772,10 +807,10 @@ manage_register(struct web_req *r)
     struct gh_arena *a = web_arena(r);
     const char *m = web_method(r);
     struct gh_err e = {0};
-    PGresult *res = managed_client(r, &e);
+    PGresult *res = managed_client(r, &e), *upd;
     struct authz_client *c;
     json_t *body, *meta;
-    char *meta_s, sh[65], *secret = NULL;
+    char *meta_s, sh[65], th[65], *secret = NULL, *regtok;
     const char *method;
     int rc;
 
@@ -792,7 +827,7 @@ manage_register(struct web_req *r)
         return web_reply_err(r, &e);
     }
     if (!strcmp(m, "GET"))
-        return reply_client(r, 200, c->metadata, c->client_id, db_ll(res, 0, 8, 0), NULL, NULL);
+        return client_read(r, c, db_val(res, 0, 7), db_ll(res, 0, 8, 0));
     if (!strcmp(m, "DELETE")) {
         if (!db_query(a, &e, "DELETE FROM oauth_clients WHERE client_id = $1", 1, c->client_id))
             return web_reply_err(r, &e);
@@ -813,16 +848,31 @@ manage_register(struct web_req *r)
     method = gh_json_str(meta, "token_endpoint_auth_method");
     if (strcmp(method, "none") && c->secret_hash == NULL) {
         secret = gh_token_hex(a, "gth_cs_", 32);
-        gh_sha256_hex(secret, sh);
+        if (secret)
+            gh_sha256_hex(secret, sh);
     }
+    regtok = gh_token_hex(a, "gth_rat_", 32);
+    if (regtok == NULL || (strcmp(method, "none") && c->secret_hash == NULL && secret == NULL)) {
+        gh_err_set(&e, 500, "server_error", "internal error", "no entropy");
+        goto out;
+    }
+    gh_sha256_hex(regtok, th);
     meta_s = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
     gh_arena_defer(a, free, meta_s);
-    if (!db_query(a, &e, "UPDATE oauth_clients SET metadata = $2::jsonb, client_name = $3, auth_method = $4,"
-                         " secret_hash = CASE WHEN $4 = 'none' THEN NULL ELSE coalesce($5, secret_hash) END,"
-                         " fingerprint = NULL, updated_at = now() WHERE client_id = $1",
-                  5, c->client_id, meta_s, gh_json_str(meta, "client_name"), method, secret ? sh : NULL))
-        return web_reply_err(r, &e);
-    rc = reply_client(r, 200, meta, c->client_id, db_ll(res, 0, 8, 0), secret, NULL);
+    /* the new registration access token replaces the one presented (see client_read) */
+    upd = db_query(a, &e, "UPDATE oauth_clients SET metadata = $2::jsonb, client_name = $3, auth_method = $4,"
+                          " secret_hash = CASE WHEN $4 = 'none' THEN NULL ELSE coalesce($5, secret_hash) END,"
+                          " reg_token_hash = $7, fingerprint = NULL, updated_at = now()"
+                          " WHERE client_id = $1 AND reg_token_hash = $6 RETURNING 1",
+                   7, c->client_id, meta_s, gh_json_str(meta, "client_name"), method, secret ? sh : NULL,
+                   db_val(res, 0, 7), th);
+    if (upd != NULL && PQntuples(upd) == 0)
+        token_invalid(r, &e);
+out:
+    rc = gh_err_isset(&e) ? web_reply_err(r, &e)
+                          : reply_client(r, 200, meta, c->client_id, db_ll(res, 0, 8, 0), secret, regtok);
+    if (regtok)
+        gh_wipe(regtok, strlen(regtok));
     if (secret)
         gh_wipe(secret, strlen(secret));
     return rc;
