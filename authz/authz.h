@@ -94,6 +94,11 @@ int authz_pat_create(const char *email, const char *agent_slug, const char *name
                      long expires_days, char **token, struct gh_err *e);
 /* true when a string has the PAT shape and its checksum is right (offline). */
 bool authz_pat_checksum_ok(const char *token);
+/* Designates a confidential registered client as a resource server (on) or
+ * not: a resource server may introspect every access token and PAT of the
+ * server, any other client only its own tokens.  404 for an unknown
+ * client, 400 for a public one. */
+int authz_client_set_resource_server(const char *client_id, bool on, struct gh_err *e);
 
 /* Writes coalesced last-used times to the database (also done every few
  * seconds by a background thread); call once at shutdown before db_shutdown. */

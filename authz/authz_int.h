@@ -47,6 +47,7 @@ struct authz_client {
     char   *auth_method;     /* none | client_secret_basic | client_secret_post */
     char   *secret_hash;
     char   *cimd_host;       /* host of a CIMD client_id */
+    bool    resource_server; /* an administrator let it introspect every token */
     json_t *metadata;        /* arena-owned */
 };
 struct authz_client *authz_client_get(struct gh_arena *a, const char *client_id, struct gh_err *e);

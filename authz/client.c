@@ -276,12 +276,13 @@ client_from_row(struct gh_arena *a, PGresult *res, int row)
     c->metadata = gh_arena_json(a, json_loads(db_val(res, row, 3), 0, &je));
     c->auth_method = gh_arena_strdup(a, db_val(res, row, 4));
     c->secret_hash = db_val(res, row, 5) ? gh_arena_strdup(a, db_val(res, row, 5)) : NULL;
+    c->resource_server = db_bool(res, row, 6);
     if (!strcmp(c->kind, "cimd") && uri_parse(c->client_id, &u))
         c->cimd_host = gh_arena_strdup(a, u.host);
     return c->metadata ? c : NULL;
 }
 
-#define CLIENT_COLS "client_id, kind, client_name, metadata::text, auth_method, secret_hash"
+#define CLIENT_COLS "client_id, kind, client_name, metadata::text, auth_method, secret_hash, resource_server"
 
 /* ------------------------------------------------------------ CIMD */
 
@@ -703,10 +704,12 @@ post_register(struct web_req *r)
     gh_arena_defer(a, free, meta_s);
     gh_sha256_hex(meta_s, fp);
     /* identical registrations (a client that re-registers on every start)
-     * do not pile up: keep the newest few that never got a grant */
+     * do not pile up: keep the newest few that never got a grant.  A
+     * designated resource server holds no grant of its own and must not be
+     * pushed out by strangers registering its metadata. */
     db_query(a, &(struct gh_err){0},
         "DELETE FROM oauth_clients WHERE client_id IN ("
-        " SELECT client_id FROM oauth_clients c WHERE fingerprint = $1 AND kind = 'dcr'"
+        " SELECT client_id FROM oauth_clients c WHERE fingerprint = $1 AND kind = 'dcr' AND NOT resource_server"
         "   AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = c.client_id)"
         " ORDER BY created_at DESC OFFSET 4)", 1, fp);
     id = gh_token_hex(a, "gh_client_", 16);
@@ -735,7 +738,15 @@ post_register(struct web_req *r)
     return rc;
 }
 
-/* RFC 7592: the registration access token guards one client. */
+static void
+token_invalid(struct web_req *r, struct gh_err *e)
+{
+    web_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    gh_err_set(e, 401, "invalid_token", "The registration access token is not valid.", NULL);
+}
+
+/* RFC 7592: the registration access token guards one client.  The row
+ * holds CLIENT_COLS, then the token's hash (7) and the registration time (8). */
 static PGresult *
 managed_client(struct web_req *r, struct gh_err *e)
 {
@@ -754,12 +765,40 @@ managed_client(struct web_req *r, struct gh_err *e)
                    " WHERE client_id = $1 AND kind = 'dcr'", 1, id);
     if (res == NULL)
         return NULL;
-    if (PQntuples(res) == 0 || !db_val(res, 0, 6) || !gh_ct_streq(th, db_val(res, 0, 6))) {
-        web_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-        gh_err_set(e, 401, "invalid_token", "The registration access token is not valid.", NULL);
+    if (PQntuples(res) == 0 || !db_val(res, 0, 7) || !gh_ct_streq(th, db_val(res, 0, 7))) {
+        token_invalid(r, e);
         return NULL;
     }
     return res;
+}
+
+/* RFC 7592 3 wants the registration access token in every client
+ * information response, and only its hash is stored: each GET and PUT
+ * issues a new one, and the one presented stops working.  The swap is
+ * conditional on the old hash, so of two concurrent requests with one
+ * token only the first gets a successor; the other is refused. */
+static int
+client_read(struct web_req *r, struct authz_client *c, const char *old_hash, long long issued)
+{
+    struct gh_arena *a = web_arena(r);
+    struct gh_err e = {0};
+    char *regtok = gh_token_hex(a, "gth_rat_", 32), th[65];
+    PGresult *res;
+    int rc;
+
+    if (regtok == NULL) {
+        gh_err_set(&e, 500, "server_error", "internal error", "no entropy");
+        return web_reply_err(r, &e);
+    }
+    gh_sha256_hex(regtok, th);
+    res = db_query(a, &e, "UPDATE oauth_clients SET reg_token_hash = $3 WHERE client_id = $1"
+                          " AND reg_token_hash = $2 RETURNING 1", 3, c->client_id, old_hash, th);
+    if (res != NULL && PQntuples(res) == 0)
+        token_invalid(r, &e);
+    rc = gh_err_isset(&e) ? web_reply_err(r, &e)
+                          : reply_client(r, 200, c->metadata, c->client_id, issued, NULL, regtok);
+    gh_wipe(regtok, strlen(regtok));
+    return rc;
 }
 
 static int
@@ -768,10 +807,10 @@ manage_register(struct web_req *r)
     struct gh_arena *a = web_arena(r);
     const char *m = web_method(r);
     struct gh_err e = {0};
-    PGresult *res = managed_client(r, &e);
+    PGresult *res = managed_client(r, &e), *upd;
     struct authz_client *c;
     json_t *body, *meta;
-    char *meta_s, sh[65], *secret = NULL;
+    char *meta_s, sh[65], th[65], *secret = NULL, *regtok;
     const char *method;
     int rc;
 
@@ -788,7 +827,7 @@ manage_register(struct web_req *r)
         return web_reply_err(r, &e);
     }
     if (!strcmp(m, "GET"))
-        return reply_client(r, 200, c->metadata, c->client_id, db_ll(res, 0, 7, 0), NULL, NULL);
+        return client_read(r, c, db_val(res, 0, 7), db_ll(res, 0, 8, 0));
     if (!strcmp(m, "DELETE")) {
         if (!db_query(a, &e, "DELETE FROM oauth_clients WHERE client_id = $1", 1, c->client_id))
             return web_reply_err(r, &e);
@@ -809,16 +848,31 @@ manage_register(struct web_req *r)
     method = gh_json_str(meta, "token_endpoint_auth_method");
     if (strcmp(method, "none") && c->secret_hash == NULL) {
         secret = gh_token_hex(a, "gth_cs_", 32);
-        gh_sha256_hex(secret, sh);
+        if (secret)
+            gh_sha256_hex(secret, sh);
     }
+    regtok = gh_token_hex(a, "gth_rat_", 32);
+    if (regtok == NULL || (strcmp(method, "none") && c->secret_hash == NULL && secret == NULL)) {
+        gh_err_set(&e, 500, "server_error", "internal error", "no entropy");
+        goto out;
+    }
+    gh_sha256_hex(regtok, th);
     meta_s = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
     gh_arena_defer(a, free, meta_s);
-    if (!db_query(a, &e, "UPDATE oauth_clients SET metadata = $2::jsonb, client_name = $3, auth_method = $4,"
-                         " secret_hash = CASE WHEN $4 = 'none' THEN NULL ELSE coalesce($5, secret_hash) END,"
-                         " fingerprint = NULL, updated_at = now() WHERE client_id = $1",
-                  5, c->client_id, meta_s, gh_json_str(meta, "client_name"), method, secret ? sh : NULL))
-        return web_reply_err(r, &e);
-    rc = reply_client(r, 200, meta, c->client_id, db_ll(res, 0, 7, 0), secret, NULL);
+    /* the new registration access token replaces the one presented (see client_read) */
+    upd = db_query(a, &e, "UPDATE oauth_clients SET metadata = $2::jsonb, client_name = $3, auth_method = $4,"
+                          " secret_hash = CASE WHEN $4 = 'none' THEN NULL ELSE coalesce($5, secret_hash) END,"
+                          " reg_token_hash = $7, fingerprint = NULL, updated_at = now()"
+                          " WHERE client_id = $1 AND reg_token_hash = $6 RETURNING 1",
+                   7, c->client_id, meta_s, gh_json_str(meta, "client_name"), method, secret ? sh : NULL,
+                   db_val(res, 0, 7), th);
+    if (upd != NULL && PQntuples(upd) == 0)
+        token_invalid(r, &e);
+out:
+    rc = gh_err_isset(&e) ? web_reply_err(r, &e)
+                          : reply_client(r, 200, meta, c->client_id, db_ll(res, 0, 8, 0), secret, regtok);
+    if (regtok)
+        gh_wipe(regtok, strlen(regtok));
     if (secret)
         gh_wipe(secret, strlen(secret));
     return rc;
@@ -830,6 +884,44 @@ cors_preflight(struct web_req *r)
     return web_reply(r, 204, NULL, "", 0);
 }
 
+/* ------------------------------------------------------------ resource servers */
+
+int
+authz_client_set_resource_server(const char *client_id, bool on, struct gh_err *e)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    PGresult *res;
+    int rc = -1;
+
+    if (a == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "no memory");
+    /* only a confidential registered client: introspection authenticates
+     * the caller, and a public client has nothing to authenticate with */
+    res = db_query(a, e, "UPDATE oauth_clients SET resource_server = $2::bool, updated_at = now()"
+                         " WHERE client_id = $1 AND kind = 'dcr' AND (NOT $2::bool OR auth_method <> 'none')"
+                         " RETURNING 1", 2, client_id, on ? "true" : "false");
+    if (res == NULL)
+        goto out;
+    if (PQntuples(res) == 0) {
+        res = db_query(a, e, "SELECT 1 FROM oauth_clients WHERE client_id = $1 AND kind = 'dcr'", 1, client_id);
+        if (res == NULL)
+            goto out;
+        if (PQntuples(res) == 0)
+            gh_err_set(e, 404, "not_found", "No registered client with this client_id.", NULL);
+        else
+            gh_err_set(e, 400, "invalid_request",
+                       "Only a confidential client (one with a client secret) can introspect other clients' tokens.",
+                       NULL);
+        goto out;
+    }
+    GH_LOG(INFO, "client_resource_server", "client %s %s", client_id,
+           on ? "may introspect every token" : "introspects its own tokens only");
+    rc = 0;
+out:
+    gh_arena_free(a);
+    return rc;
+}
+
 void
 authz_client_reap(void)
 {
@@ -839,9 +931,11 @@ authz_client_reap(void)
 
     snprintf(ttl, sizeof(ttl), "%ld", gh_cfg.oauth_client_unused_ttl);
     /* registered clients with no live token after the TTL; cached metadata
-     * documents nobody holds a grant for */
+     * documents nobody holds a grant for.  Resource servers stay: they
+     * introspect other clients' tokens and usually hold none themselves. */
     db_query(a, &e,
         "DELETE FROM oauth_clients c WHERE created_at < now() - make_interval(secs => $1::int)"
+        " AND NOT c.resource_server"
         " AND NOT EXISTS (SELECT 1 FROM oauth_grants g JOIN oauth_tokens t ON t.grant_id = g.id"
         "   WHERE g.client_id = c.client_id AND g.revoked_at IS NULL AND t.revoked_at IS NULL"
         "     AND t.expires_at > now())"

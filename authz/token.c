@@ -585,6 +585,39 @@ post_revoke(struct web_req *r)
     return web_reply(r, 200, "application/json", "{}", 2);
 }
 
+/* RFC 7662 about a PAT, for a resource server: active, or NULL when the
+ * PAT is unknown, expired or revoked (or its user disabled). */
+static json_t *
+introspect_pat(struct gh_arena *a, const char *hash, struct gh_err *e)
+{
+    PGresult *res = db_query(a, e,
+        "SELECT p.user_id, u.email, extract(epoch from p.expires_at)::bigint,"
+        "       extract(epoch from p.created_at)::bigint, ag.slug"
+        "  FROM pats p JOIN users u ON u.id = p.user_id JOIN agents ag ON ag.id = p.agent_id"
+        " WHERE p.token_hash = $1 AND p.revoked_at IS NULL"
+        "   AND (p.expires_at IS NULL OR p.expires_at > now()) AND NOT u.disabled", 1, hash);
+    const char *slug;
+    json_t *j;
+
+    if (res == NULL || PQntuples(res) == 0)
+        return NULL;
+    slug = db_val(res, 0, 4);
+    /* a PAT names no client and has the mcp scope; the default agent's
+     * canonical resource is {public}/mcp, as for OAuth tokens */
+    j = json_pack("{s:b, s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "active", 1, "scope", "mcp",
+                  "username", db_val(res, 0, 1), "sub", db_val(res, 0, 0),
+                  "aud", !strcmp(slug, "default") ? gh_config_url(a, "/mcp") : authz_agent_resource(a, slug),
+                  "iat", (json_int_t)db_ll(res, 0, 3, 0), "iss", gh_cfg.public_url, "token_type", "Bearer");
+    if (j && db_val(res, 0, 2))
+        json_object_set_new(j, "exp", json_integer(db_ll(res, 0, 2, 0)));
+    return j;
+}
+
+/* A client sees its own access and refresh tokens; a resource server
+ * (designated by an administrator, `gatehouse client introspection`) also
+ * every other client's access tokens and every PAT.  Anything else, and
+ * anything not live, is {"active": false}: nothing tells an unknown token
+ * from one the caller may not see. */
 static int
 post_introspect(struct web_req *r)
 {
@@ -594,7 +627,7 @@ post_introspect(struct web_req *r)
     struct gh_err e = {0};
     char hash[65];
     PGresult *res;
-    json_t *j;
+    json_t *j = NULL;
 
     no_store(r);
     cl = authz_client_auth(r, &e);
@@ -609,24 +642,31 @@ post_introspect(struct web_req *r)
         return web_reply_err(r, &e);
     }
     gh_sha256_hex(token, hash);
+    if (gh_str_has_prefix(token, "gth_pat_")) {
+        if (cl->resource_server && authz_pat_checksum_ok(token))
+            j = introspect_pat(a, hash, &e);
+        goto reply;
+    }
     res = db_query(a, &e,
         "SELECT t.kind, t.scope, t.resource, g.user_id, u.email, extract(epoch from t.expires_at)::bigint,"
-        "       extract(epoch from t.created_at)::bigint, ag.slug"
+        "       extract(epoch from t.created_at)::bigint, g.client_id"
         "  FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
-        "  JOIN agents ag ON ag.id = g.agent_id"
-        " WHERE t.token_hash = $1 AND g.client_id = $2 AND t.revoked_at IS NULL AND g.revoked_at IS NULL"
-        "   AND t.expires_at > now() AND NOT u.disabled AND t.rotated_at IS NULL", 2, hash, cl->client_id);
-    if (res == NULL)
-        return web_reply_err(r, &e);
-    if (PQntuples(res) == 0)
-        return web_reply_json(r, 200, json_pack("{s:b}", "active", 0));
+        " WHERE t.token_hash = $1 AND (g.client_id = $2 OR ($3::bool AND t.kind = 'access'))"
+        "   AND t.revoked_at IS NULL AND g.revoked_at IS NULL"
+        "   AND t.expires_at > now() AND NOT u.disabled AND t.rotated_at IS NULL",
+        3, hash, cl->client_id, cl->resource_server ? "true" : "false");
+    if (res == NULL || PQntuples(res) == 0)
+        goto reply;
     j = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "active", 1,
-                  "scope", db_val(res, 0, 1), "client_id", cl->client_id, "username", db_val(res, 0, 4),
+                  "scope", db_val(res, 0, 1), "client_id", db_val(res, 0, 7), "username", db_val(res, 0, 4),
                   "sub", db_val(res, 0, 3), "aud", db_val(res, 0, 2),
                   "exp", (json_int_t)db_ll(res, 0, 5, 0), "iat", (json_int_t)db_ll(res, 0, 6, 0),
                   "iss", gh_cfg.public_url,
                   "token_type", !strcmp(db_val(res, 0, 0), "access") ? "Bearer" : "refresh_token");
-    return web_reply_json(r, 200, j);
+reply:
+    if (gh_err_isset(&e))
+        return web_reply_err(r, &e);
+    return web_reply_json(r, 200, j ? j : json_pack("{s:b}", "active", 0));
 }
 
 static int

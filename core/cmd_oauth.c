@@ -1,5 +1,6 @@
 /*
- * core/cmd_oauth.c — `gatehouse agent add|list` and `gatehouse pat create`.
+ * core/cmd_oauth.c — `gatehouse agent add|list`, `gatehouse pat create` and
+ * `gatehouse client introspection`.
  */
 #include "core/main_int.h"
 #include "authz/authz.h"
@@ -18,10 +19,16 @@ static const char PAT_USAGE[] =
     "Usage: gatehouse pat create --email EMAIL --agent SLUG --name NAME [--expires-days D]\n"
     "Prints only the new personal access token on standard output.\n";
 
-/* Parses --config/--help and the command's options after the subcommand. */
+static const char CLIENT_USAGE[] =
+    "Usage: gatehouse client introspection --client-id ID on|off\n"
+    "on: the registered confidential client is a resource server and may introspect (RFC 7662)\n"
+    "every access token and personal access token of this server; off: only the tokens issued to it.\n";
+
+/* Parses --config/--help and the command's options after the subcommand;
+ * with pos, one positional argument is allowed and stored there. */
 static int
 opts_parse(int argc, char **argv, const char *usage, const struct option *extra, int nextra,
-           const char **config, const char **vals, bool *flag)
+           const char **config, const char **vals, bool *flag, const char **pos)
 {
     struct option o[12];
     int n = 0, c;
@@ -49,6 +56,8 @@ opts_parse(int argc, char **argv, const char *usage, const struct option *extra,
             return 2;
         }
     }
+    if (pos && optind < argc)
+        *pos = argv[optind++];
     if (optind < argc) {
         fprintf(stderr, "gatehouse: unexpected argument '%s'\n%s", argv[optind], usage);
         return 2;
@@ -87,7 +96,7 @@ main_agent(int argc, char **argv, const char *config)
         fprintf(stderr, "gatehouse: unknown agent command '%s'\n%s", argv[1], AGENT_USAGE);
         return 2;
     }
-    rc = opts_parse(argc - 1, argv + 1, AGENT_USAGE, o, 3, &config, vals, &untrusted);
+    rc = opts_parse(argc - 1, argv + 1, AGENT_USAGE, o, 3, &config, vals, &untrusted, NULL);
     if (rc)
         return rc == 1 ? 0 : rc;
     if (!strcmp(argv[1], "add") && (vals[0] == NULL || vals[1] == NULL)) {
@@ -136,7 +145,7 @@ main_pat(int argc, char **argv, const char *config)
         fprintf(stderr, "gatehouse: unknown pat command '%s'\n%s", argv[1], PAT_USAGE);
         return 2;
     }
-    rc = opts_parse(argc - 1, argv + 1, PAT_USAGE, o, 4, &config, vals, &unused);
+    rc = opts_parse(argc - 1, argv + 1, PAT_USAGE, o, 4, &config, vals, &unused, NULL);
     if (rc)
         return rc == 1 ? 0 : rc;
     if (vals[0] == NULL || vals[2] == NULL) {
@@ -159,6 +168,45 @@ main_pat(int argc, char **argv, const char *config)
     printf("%s\n", token);
     gh_wipe(token, strlen(token));
     free(token);
+    db_shutdown();
+    return 0;
+}
+
+int
+main_client(int argc, char **argv, const char *config)
+{
+    static const struct option o[] = {
+        { "client-id", required_argument, NULL, '0' },
+    };
+    const char *vals[10] = {0}, *state = NULL;
+    struct gh_err e = {0};
+    bool unused = false;
+    int rc;
+
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fprintf(argc < 2 ? stderr : stdout, "%s", CLIENT_USAGE);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "introspection")) {
+        fprintf(stderr, "gatehouse: unknown client command '%s'\n%s", argv[1], CLIENT_USAGE);
+        return 2;
+    }
+    rc = opts_parse(argc - 1, argv + 1, CLIENT_USAGE, o, 1, &config, vals, &unused, &state);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    if (vals[0] == NULL || state == NULL || (strcmp(state, "on") && strcmp(state, "off"))) {
+        fprintf(stderr, "gatehouse: --client-id and on or off are required\n%s", CLIENT_USAGE);
+        return 2;
+    }
+    if (open_db(config, &e) < 0 || authz_client_set_resource_server(vals[0], !strcmp(state, "on"), &e) < 0) {
+        rc = main_fail(&e);
+        db_shutdown();
+        return rc;
+    }
+    if (!strcmp(state, "on"))
+        printf("client %s may now introspect every access token and PAT (resource server)\n", vals[0]);
+    else
+        printf("client %s may now introspect only its own tokens\n", vals[0]);
     db_shutdown();
     return 0;
 }

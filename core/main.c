@@ -17,6 +17,7 @@ static const struct gh_command commands[] = {
     { "user",       main_user,       "Manage accounts: user add|list|disable" },
     { "agent",      main_agent,      "Manage agents: agent add|list" },
     { "pat",        main_pat,        "Personal access tokens: pat create" },
+    { "client",     main_client,     "OAuth clients: client introspection --client-id ID on|off (resource servers)" },
     { "config-doc", main_config_doc, "Print docs/CONFIGURATION.md, generated from the settings table" },
     { "connector",  main_connector,  "Upstream MCP servers of an agent: connector add|list|enable|disable" },
     { "cedar",      main_cedar,      "Cedar policies: cedar check FILE | cedar authorize ..." },

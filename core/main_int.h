@@ -33,6 +33,7 @@ int main_user(int argc, char **argv, const char *config);
 int main_config_doc(int argc, char **argv, const char *config);
 int main_agent(int argc, char **argv, const char *config);
 int main_pat(int argc, char **argv, const char *config);
+int main_client(int argc, char **argv, const char *config);
 int main_cedar(int argc, char **argv, const char *config);
 int main_connector(int argc, char **argv, const char *config);   /* gateway/cli.c */
 

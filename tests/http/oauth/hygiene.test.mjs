@@ -31,13 +31,13 @@ test('/oauth/token: 429 with Retry-After past the per-IP limit, in the OAuth err
   } finally { assert.equal(await srv.stop(), 0); }
 });
 
-test('RFC 7592: a bad update changes nothing; after DELETE the client and its tokens are gone', async () => {
+test('RFC 7592: a bad update changes nothing; each read and update rotates the registration access token; after DELETE the client and its tokens are gone', async () => {
   const srv = await startServer({ cluster, name: 'oauth-7592' });
   try {
     const c = await signedIn(srv, createUser(srv, {}));
     const d = await fullFlow(srv, c, { meta: { client_name: 'Managed' } });
     const uri = d.client.registration_client_uri;
-    const auth = { Authorization: `Bearer ${d.client.registration_access_token}`, 'Content-Type': 'application/json' };
+    let auth = { Authorization: `Bearer ${d.client.registration_access_token}`, 'Content-Type': 'application/json' };
     for (const body of [{ client_id: 'someone-else', redirect_uris: ['https://x.example/cb'] },
       { client_id: d.client.client_id, redirect_uris: ['javascript:alert(1)'] },
       { client_id: d.client.client_id, redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'private_key_jwt' }]) {
@@ -45,10 +45,42 @@ test('RFC 7592: a bad update changes nothing; after DELETE the client and its to
       assert.equal(res.status, 400, JSON.stringify(body));
       await res.arrayBuffer();
     }
-    const got = await (await fetch(uri, { headers: auth })).json();
+    // the failed updates did not rotate the token: it still reads the client
+    const read = await fetch(uri, { headers: auth });
+    assert.equal(read.status, 200);
+    const got = await read.json();
     assert.equal(got.client_name, 'Managed');
     assert.deepEqual(got.redirect_uris, [d.redirect]);
-    assert.equal(got.registration_access_token, undefined, 'the token is shown at registration only');
+    // RFC 7592 3: every client information response carries a registration
+    // access token; only its hash is stored, so each read issues a new one
+    assert.equal(got.registration_client_uri, uri);
+    assert.match(secret(got.registration_access_token), /^gth_rat_[0-9a-f]{64}$/);
+    assert.notEqual(got.registration_access_token, d.client.registration_access_token);
+    assert.equal(read.headers.get('cache-control'), 'no-store');
+    const stale = await fetch(uri, { headers: auth });
+    assert.equal(stale.status, 401, 'the presented token stopped working');
+    assert.equal((await stale.json()).error, 'invalid_token');
+    assert.match(stale.headers.get('www-authenticate'), /invalid_token/);
+    auth = { ...auth, Authorization: `Bearer ${got.registration_access_token}` };
+    // an update rotates it as well
+    const put = await fetch(uri, { method: 'PUT', headers: auth,
+      body: JSON.stringify({ client_id: d.client.client_id, redirect_uris: [d.redirect], client_name: 'Managed 2',
+        grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_method: 'none' }) });
+    assert.equal(put.status, 200);
+    const updated = await put.json();
+    assert.equal(updated.client_name, 'Managed 2');
+    assert.equal(updated.registration_client_uri, uri);
+    assert.match(secret(updated.registration_access_token), /^gth_rat_[0-9a-f]{64}$/);
+    const stalePut = await fetch(uri, { method: 'PUT', headers: auth,
+      body: JSON.stringify({ client_id: d.client.client_id, redirect_uris: [d.redirect], client_name: 'Hijacked' }) });
+    assert.equal(stalePut.status, 401);
+    assert.equal((await stalePut.json()).error, 'invalid_token');
+    auth = { ...auth, Authorization: `Bearer ${updated.registration_access_token}` };
+    const again = await fetch(uri, { headers: auth });
+    assert.equal(again.status, 200, 'the token from the update works');
+    const latest = await again.json();
+    assert.equal(latest.client_name, 'Managed 2');
+    auth = { ...auth, Authorization: `Bearer ${secret(latest.registration_access_token)}` };
     // another client's registration token does not open this one
     const other = (await register(srv, {})).body;
     assert.equal((await fetch(uri, { headers: { Authorization: `Bearer ${other.registration_access_token}` } })).status, 401);
@@ -61,7 +93,7 @@ test('RFC 7592: a bad update changes nothing; after DELETE the client and its to
   } finally { assert.equal(await srv.stop(), 0); }
 });
 
-test('registered clients without a live token are reaped after the TTL; used ones stay', async () => {
+test('registered clients without a live token are reaped after the TTL; used ones and resource servers stay', async () => {
   const srv = await startServer({ cluster, name: 'oauth-reap', env: { GATEHOUSE_OAUTH_CLIENT_UNUSED_TTL: '60' } });
   try {
     const c = await signedIn(srv, createUser(srv, {}));
@@ -73,7 +105,11 @@ test('registered clients without a live token are reaped after the TTL; used one
     await fetch(`${srv.url}/oauth/revoke`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ token: dead.tokens.access_token, client_id: dead.client.client_id }) });
     const fresh = (await register(srv, { client_name: 'Fresh' })).body.client_id;
-    const ids = [unused, live.client.client_id, dead.client.client_id];
+    // a resource server only introspects: it holds no token of its own
+    const rs = (await register(srv, { client_name: 'Resource Server', token_endpoint_auth_method: 'client_secret_basic',
+      redirect_uris: ['https://rs.example/cb'] })).body.client_id;
+    assert.equal(gatehouse(srv, ['client', 'introspection', '--client-id', rs, 'on']).code, 0);
+    const ids = [unused, live.client.client_id, dead.client.client_id, rs];
     cluster.sql(`UPDATE oauth_clients SET created_at = now() - interval '2 minutes' WHERE client_id IN (${ids.map((i) => `'${i}'`).join(',')})`);
     await srv.restart();                                  // the reaper runs at start, then every 10 minutes
     const exists = (id) => cluster.sql(`SELECT count(*) FROM oauth_clients WHERE client_id = '${id}'`) === '1';
@@ -82,6 +118,7 @@ test('registered clients without a live token are reaped after the TTL; used one
     assert.ok(!exists(dead.client.client_id), 'client whose tokens are all revoked reaped');
     assert.ok(exists(live.client.client_id), 'client with a live token kept');
     assert.ok(exists(fresh), 'client younger than the TTL kept');
+    assert.ok(exists(rs), 'designated resource server kept');
     assert.notEqual((await mcp(srv, '/mcp', live.tokens.access_token)).status, 401);
   } finally { assert.equal(await srv.stop(), 0); }
 });

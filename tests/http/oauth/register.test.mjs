@@ -48,17 +48,21 @@ test('RFC 7592: read, update and delete with the registration access token only'
   assert.equal((await fetch(uri, { headers: { Authorization: 'Bearer wrong' } })).status, 401);
   const got = await fetch(uri, { headers: auth });
   assert.equal(got.status, 200);
-  assert.equal((await got.json()).client_name, 'Managed');
-  const put = await fetch(uri, { method: 'PUT', headers: { ...auth, 'Content-Type': 'application/json' },
+  const gb = await got.json();
+  assert.equal(gb.client_name, 'Managed');
+  // each read and update issues a new registration access token (RFC 7592 3)
+  const auth2 = { Authorization: `Bearer ${secret(gb.registration_access_token)}` };
+  const put = await fetch(uri, { method: 'PUT', headers: { ...auth2, 'Content-Type': 'application/json' },
     body: JSON.stringify({ client_id: r.body.client_id, redirect_uris: ['https://new.example/cb'], client_name: 'Renamed',
       token_endpoint_auth_method: 'none' }) });
   assert.equal(put.status, 200);
   const pb = await put.json();
   assert.equal(pb.client_name, 'Renamed');
   assert.deepEqual(pb.redirect_uris, ['https://new.example/cb']);
-  const del = await fetch(uri, { method: 'DELETE', headers: auth });
+  const auth3 = { Authorization: `Bearer ${secret(pb.registration_access_token)}` };
+  const del = await fetch(uri, { method: 'DELETE', headers: auth3 });
   assert.equal(del.status, 204);
-  assert.equal((await fetch(uri, { headers: auth })).status, 401);
+  assert.equal((await fetch(uri, { headers: auth3 })).status, 401);
 });
 
 test('redirect URI rules: https, loopback http, private-use schemes; dangerous ones refused', async () => {
