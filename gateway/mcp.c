@@ -1497,6 +1497,17 @@ do_named(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const ch
     }
     en = gw_agg_find(&l, name);
     c = en ? conn_by_id(&l, en->connector_id) : NULL;
+    if (c == NULL && gw_agg_failed_owner(&l, name)) {
+        /* its connector did not answer or cannot be called: say which */
+        const char *down = gw_agg_failed_owner(&l, name);
+        char *msg = gh_arena_printf(m->a, "Connector '%s' is unavailable.", down);
+        m->connector = down;
+        m->decision = "deny";
+        m->message = "connector unavailable";
+        audit(m, method);
+        return reply_rpc_error(m->r, 200, id, GW_RPC_UPSTREAM, msg ? msg : "Connector unavailable.",
+                               json_pack("{s:s}", "connector", down));
+    }
     if (c == NULL) {
         char *msg = gh_arena_printf(m->a, "Unknown %s: %s", kind == GW_TOOLS ? "tool" : "prompt", name);
         m->decision = "deny";
