@@ -142,6 +142,14 @@ char *gh_seal(struct gh_arena *a, const void *pt, size_t n, const char *aad);
 int   gh_unseal(struct gh_arena *a, const char *sealed, const char *aad,
                 unsigned char **pt, size_t *n);
 int   gh_server_key_init(struct gh_err *e);
+/* HMAC-SHA256 of a fixed label under the server key, hex: what the database
+ * keeps to tell a process with another key (db_server_key_check). */
+int   gh_server_key_check_value(char out[65]);
+/* Where the key came from, for an error message: "GATEHOUSE_SERVER_KEY" or
+ * the key file's path.  Never the key. */
+const char *gh_server_key_origin(void);
+/* Drops the key from memory, and the key file if this process generated it. */
+void  gh_server_key_forget(void);
 
 /* ---------------------------------------------------------------- cache */
 /* A bounded, thread-safe cache: string key -> vector of strings (NULLs
