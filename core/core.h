@@ -106,6 +106,7 @@ struct gh_config {
     long  upstream_call_timeout_ms;
     long  mcp_session_idle_seconds;
     long  mcp_page_size;
+    long  mcp_batch_max;        /* messages per JSON-RPC batch */
     char *allowed_hosts;        /* comma list; empty = host of public_url + loopback */
     bool  test_unauthenticated_mcp;
     long  oauth_client_unused_ttl;
