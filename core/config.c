@@ -93,6 +93,8 @@ static const struct cfg_row rows[] = {
       "Items per page of the gateway's aggregated tools, prompts and resources lists." },
     { "mcp_batch_max", "GATEHOUSE_MCP_BATCH_MAX", CFG_INT, F(mcp_batch_max), "64", 1, 512,
       "Most messages in one JSON-RPC batch (2025-03-26 sessions); a longer batch is refused with 400." },
+    { "mcp_sessions_per_member", "GATEHOUSE_MCP_SESSIONS_PER_MEMBER", CFG_INT, F(mcp_sessions_per_member), "256", 1, 100000,
+      "MCP sessions one member may hold per agent; an initialize beyond it ends that member's least recently seen session." },
     { "allowed_hosts", "GATEHOUSE_ALLOWED_HOSTS", CFG_STR, F(allowed_hosts), "", 0, 0,
       "Comma-separated Host values accepted at the MCP endpoint; empty = the public URL's host and loopback." },
     { "test_unauthenticated_mcp", "GATEHOUSE_TEST_UNAUTHENTICATED_MCP", CFG_BOOL, F(test_unauthenticated_mcp), "false", 0, 0,

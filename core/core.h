@@ -107,6 +107,7 @@ struct gh_config {
     long  mcp_session_idle_seconds;
     long  mcp_page_size;
     long  mcp_batch_max;        /* messages per JSON-RPC batch */
+    long  mcp_sessions_per_member;  /* per agent and user; the least recently seen goes */
     char *allowed_hosts;        /* comma list; empty = host of public_url + loopback */
     bool  test_unauthenticated_mcp;
     long  oauth_client_unused_ttl;
