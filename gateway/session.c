@@ -498,14 +498,23 @@ end_evicted(struct gh_arena *a, const struct authz_credential *who, struct gw_co
         end_upstream(a, conns, nconns, who, k, gh_json_str(v, "sid"), gh_json_str(v, "proto"));
     cached = gw_session_find(id_hash);
     if (cached) {
+        /* this process's state may be newer than the row's: copied under
+         * the lock, ended after it */
+        struct gw_upstate *ups;
+        int nups;
         pthread_mutex_lock(&cached->lock);
-        for (int i = 0; i < cached->nups; i++) {
-            struct gw_upstate *u = &cached->ups[i];
-            const char *rs = gh_json_str(json_object_get(row, u->connector_id), "sid");
-            if (u->sid && !same_str(rs, u->sid))
-                end_upstream(a, conns, nconns, who, u->connector_id, u->sid, u->proto);
+        nups = cached->nups;
+        ups = gh_arena_alloc(a, sizeof(*ups) * (size_t)(nups + 1));
+        for (int i = 0; ups && i < nups; i++) {
+            ups[i] = cached->ups[i];
+            ups[i].sid = gh_arena_strdup(a, cached->ups[i].sid);
         }
         pthread_mutex_unlock(&cached->lock);
+        for (int i = 0; ups && i < nups; i++) {
+            const char *rs = gh_json_str(json_object_get(row, ups[i].connector_id), "sid");
+            if (ups[i].sid && !same_str(rs, ups[i].sid))
+                end_upstream(a, conns, nconns, who, ups[i].connector_id, ups[i].sid, ups[i].proto);
+        }
         gw_session_put(cached);
     }
     evict(id_hash);
