@@ -141,7 +141,8 @@ main_serve(int argc, char **argv, const char *config)
 
     if (gh_server_key_init(&e) < 0 || db_init(&e) < 0)
         goto fail;
-    if (db_migrate(&e) < 0 || authz_setup_announce(&e) < 0)
+    /* a process with another key would seal what the others cannot open */
+    if (db_migrate(&e) < 0 || db_server_key_check(&e) < 0 || authz_setup_announce(&e) < 0)
         goto fail;
     register_routes();
     if (web_server_start(&e) < 0)

@@ -106,6 +106,8 @@ struct gh_config {
     long  upstream_call_timeout_ms;
     long  mcp_session_idle_seconds;
     long  mcp_page_size;
+    long  mcp_batch_max;        /* messages per JSON-RPC batch */
+    long  mcp_sessions_per_member;  /* per agent and user; the least recently seen goes */
     char *allowed_hosts;        /* comma list; empty = host of public_url + loopback */
     bool  test_unauthenticated_mcp;
     long  oauth_client_unused_ttl;
@@ -142,6 +144,14 @@ char *gh_seal(struct gh_arena *a, const void *pt, size_t n, const char *aad);
 int   gh_unseal(struct gh_arena *a, const char *sealed, const char *aad,
                 unsigned char **pt, size_t *n);
 int   gh_server_key_init(struct gh_err *e);
+/* HMAC-SHA256 of a fixed label under the server key, hex: what the database
+ * keeps to tell a process with another key (db_server_key_check). */
+int   gh_server_key_check_value(char out[65]);
+/* Where the key came from, for an error message: "GATEHOUSE_SERVER_KEY" or
+ * the key file's path.  Never the key. */
+const char *gh_server_key_origin(void);
+/* Drops the key from memory, and the key file if this process generated it. */
+void  gh_server_key_forget(void);
 
 /* ---------------------------------------------------------------- cache */
 /* A bounded, thread-safe cache: string key -> vector of strings (NULLs

@@ -20,6 +20,11 @@ void db_shutdown(void);              /* closes the pool, stops the cluster */
 const char *db_conninfo(void);
 
 int  db_migrate(struct gh_err *e);   /* applies pending db/migrations/NNN_*.sql */
+/* The server key against the database's key check (migration 031): the
+ * first caller stores its value; a different key is refused (-1, a
+ * one-line message naming the setting, never the key) and forgotten.
+ * Called by the processes that seal or unseal: serve, connector add. */
+int  db_server_key_check(struct gh_err *e);
 
 /* Pool.  db_get waits briefly for a free connection and reconnects a broken
  * one; on failure e is 503 with Retry-After. */

@@ -1007,8 +1007,8 @@ gw_agg_warm(struct gh_arena *a, struct gw_session *s, enum gw_kind kind)
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < n && warm; i++) {
         struct gw_upstate *u = NULL;
-        if (!conns[i].enabled)
-            continue;
+        if (!conns[i].enabled || conns[i].unavailable)
+            continue;           /* nothing to wait for: it fails at once */
         for (int k = 0; k < s->nups && u == NULL; k++)
             if (!strcmp(s->ups[k].connector_id, conns[i].id))
                 u = &s->ups[k];
@@ -1252,6 +1252,17 @@ gw_agg_find(const struct gw_list *l, const char *name)
         const char *u = gh_json_str(l->e[i].item, "uri");
         if (u ? !strcmp(u, name) : (k && !strcmp(k, name)))
             return &l->e[i];
+    }
+    return NULL;
+}
+
+const char *
+gw_agg_failed_owner(const struct gw_list *l, const char *name)
+{
+    for (int i = 0; name && i < l->nfailed; i++) {
+        size_t n = strlen(l->failed[i]);
+        if (!strncmp(name, l->failed[i], n) && name[n] == '_' && name[n + 1] == '_')
+            return l->failed[i];
     }
     return NULL;
 }

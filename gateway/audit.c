@@ -406,6 +406,60 @@ gw_audit_write(const struct gw_audit *row, struct gh_err *e)
 }
 
 int
+gw_audit_write_many(const struct gw_audit *rows, int n, struct gh_err *e)
+{
+    struct pending *p;
+    struct timespec ts;
+    int64_t at_us;
+    bool waiting = true, failed = false;
+
+    if (n <= 0)
+        return 0;
+    p = calloc((size_t)n, sizeof(*p));
+    if (p == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
+    clock_gettime(CLOCK_REALTIME, &ts);
+    at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    for (int i = 0; i < n; i++) {
+        p[i].row = &rows[i];
+        p[i].request_id = rows[i].request_id ? rows[i].request_id : gh_log_request_id();
+        p[i].at_us = at_us;
+        p[i].next = i + 1 < n ? &p[i + 1] : NULL;
+    }
+    pthread_mutex_lock(&q.lock);
+    if (!q.running || q.stopping) {
+        pthread_mutex_unlock(&q.lock);
+        free(p);
+        gh_err_set(e, 503, "temporarily_unavailable", "the audit log is unavailable",
+                   "audit writer not running");
+        e->retry_after = 2;
+        return -1;
+    }
+    /* all of them at once: the writer takes them in one COPY (up to BATCH_MAX) */
+    *q.tail = &p[0];
+    q.tail = &p[n - 1].next;
+    pthread_cond_signal(&q.work);
+    while (waiting) {
+        waiting = false;
+        for (int i = 0; i < n && !waiting; i++)
+            waiting = p[i].state == 0;
+        if (waiting)
+            pthread_cond_wait(&q.done, &q.lock);
+    }
+    pthread_mutex_unlock(&q.lock);
+    for (int i = 0; i < n; i++)
+        failed = failed || p[i].state < 0;
+    free(p);
+    if (failed) {
+        gh_err_set(e, 503, "temporarily_unavailable", "the audit log is unavailable",
+                   "audit rows not committed");
+        e->retry_after = 2;
+        return -1;
+    }
+    return 0;
+}
+
+int
 gw_audit_start(struct gh_err *e)
 {
     static bool gauges;

@@ -145,7 +145,7 @@ gw_cli_connector(int argc, char **argv)
     if ((!strcmp(sub, "add") && gh_server_key_init(&e) < 0) || db_init(&e) < 0)
         goto fail;
     db_open = true;
-    if (db_migrate(&e) < 0)
+    if (db_migrate(&e) < 0 || (!strcmp(sub, "add") && db_server_key_check(&e) < 0))
         goto fail;
     if (!strcmp(sub, "list")) {
         if (list(a, o.agent, &e) < 0)

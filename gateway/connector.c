@@ -216,31 +216,34 @@ row_fill(struct gh_arena *a, PGresult *res, int i, struct gw_connector *c, struc
     return 0;
 }
 
+/* 0 with the headers, or with c->unavailable set when the blob does not
+ * open (another server key, a damaged value); -1 only when the arena is
+ * full.  Nothing of the blob or the key reaches e or the log. */
 static int
 unseal_headers(struct gh_arena *a, struct gw_connector *c, const char *sealed, struct gh_err *e)
 {
     unsigned char *pt = NULL;
     size_t n = 0, k;
     json_t *arr, *h;
-    int rc = -1;
+    int rc = 0;
 
     c->headers = NULL;
     c->nheaders = 0;
+    c->unavailable = false;
     if (sealed == NULL || !*sealed)
         return 0;
     if (gh_unseal(a, sealed, aad_of(a, c->id), &pt, &n) < 0) {
-        gh_err_set(e, 500, "server_error", "a connector's credentials cannot be read",
-                   "connector %s: unseal failed (server key changed?)", c->id);
+        c->unavailable = true;
         goto out;
     }
     arr = gh_arena_json(a, json_loadb((const char *)pt, n, 0, NULL));
     if (!json_is_array(arr) || json_array_size(arr) > GW_MAX_HEADERS) {
-        gh_err_set(e, 500, "server_error", "internal error", "connector %s: sealed headers malformed", c->id);
+        c->unavailable = true;
         goto out;
     }
     c->headers = gh_arena_alloc(a, (json_array_size(arr) + 1) * sizeof(*c->headers));
     if (c->headers == NULL) {
-        gh_err_set(e, 500, "server_error", "internal error", "arena full");
+        rc = gh_err_set(e, 500, "server_error", "internal error", "arena full");
         goto out;
     }
     json_array_foreach(arr, k, h) {
@@ -251,11 +254,14 @@ unseal_headers(struct gh_arena *a, struct gw_connector *c, const char *sealed, s
         c->headers[c->nheaders].value = gh_arena_strdup(a, hv);
         c->nheaders++;
     }
-    rc = 0;
 out:
     /* the plaintext JSON stays nowhere but in the copies above */
     if (pt)
         gh_wipe(pt, n);
+    if (c->unavailable) {
+        c->headers = NULL;
+        c->nheaders = 0;
+    }
     return rc;
 }
 
@@ -266,11 +272,14 @@ out:
  * gw_connectors (raised after each change, from any process), by the
  * local change functions synchronously, and by a listener reconnect.
  * Encoded as strings: per connector id, agent id, name, url, agent slug,
- * created, header count, then name/value pairs.  The cache wipes its
+ * created, "1" when unavailable, header count, then name/value pairs.
+ * An unavailable connector is cached as such until the next flush (any
+ * connector change, a listener reconnect): only the right server key, or
+ * a new row, mends it.  The cache wipes its
  * copies of the header values when it drops them. */
 
 #define AGENT_CONNECTORS_MAX 4096
-#define FIELDS 7
+#define FIELDS 8
 
 static struct gh_cache *by_agent;
 
@@ -305,6 +314,7 @@ cache_put(const char *agent_id, const struct gw_connector *cs, int n, uint64_t g
         v[k++] = c->url;
         v[k++] = c->agent_slug;
         v[k++] = c->created_at;
+        v[k++] = c->unavailable ? "1" : "0";
         v[k++] = counts + 12 * i;
         for (int h = 0; h < c->nheaders; h++) {
             v[k++] = c->headers[h].name;
@@ -340,6 +350,7 @@ cache_get(struct gh_arena *a, const char *agent_id, struct gw_connector **out, i
         c->url = v[k++];
         c->agent_slug = v[k++];
         c->created_at = v[k++];
+        c->unavailable = v[k++][0] == '1';
         c->nheaders = atoi(v[k++]);
         c->enabled = true;
         c->headers = gh_arena_alloc(a, ((size_t)c->nheaders + 1) * sizeof(*c->headers));
@@ -382,9 +393,15 @@ gw_connectors_for_agent(struct gh_arena *a, const char *agent_id, struct gw_conn
     cs = gh_arena_alloc(a, ((size_t)rows + 1) * sizeof(*cs));
     if (cs == NULL)
         return gh_err_set(e, 500, "server_error", "internal error", "arena full");
-    for (int i = 0; i < rows; i++)
+    for (int i = 0; i < rows; i++) {
         if (row_fill(a, res, i, &cs[i], e) < 0 || unseal_headers(a, &cs[i], db_val(res, i, 5), e) < 0)
             return -1;
+        if (cs[i].unavailable)
+            GH_LOG(WARN, "gw_connector",
+                   "connector %s (%s) of agent %s: its sealed headers cannot be opened (another server key,"
+                   " or the stored value is damaged); left out of every list and call",
+                   cs[i].name, cs[i].id, cs[i].agent_slug);
+    }
     cache_put(agent_id, cs, rows, gen);
     *out = cs;
     *n = rows;
@@ -399,6 +416,16 @@ gw_connector_auth_headers(struct gh_arena *a, const struct gw_connector *c,
     /* Static credentials only, the same for every member.  Per-member
      * upstream OAuth (the member's own connection, refreshed in flight)
      * replaces this body; callers do not change. */
+    *out = NULL;
+    *n = 0;
+    if (c->unavailable) {
+        if (!gh_err_isset(e)) {
+            gh_err_set(e, 503, "unavailable", "", "its sealed headers cannot be opened");
+            snprintf(e->msg, sizeof(e->msg),
+                     "Connector '%s' is unavailable: its stored credentials cannot be read.", c->name);
+        }
+        return -1;
+    }
     *out = c->headers;
     *n = c->nheaders;
     return 0;

@@ -33,6 +33,8 @@ struct gw_connector {
     bool  enabled;
     struct gw_header *headers;  /* static credentials, unsealed into the arena */
     int   nheaders;
+    bool  unavailable;          /* its sealed headers cannot be opened (another server
+                                 * key, a damaged value): never called, named unavailable */
     /* filled by gw_connector_list (headers stay NULL there) */
     char *agent_slug;
     char **header_names;
@@ -44,13 +46,16 @@ struct gw_connector {
  * GATEHOUSE_AUTH_CACHE_ENTRIES 0 keeps it off). */
 void gw_connector_cache_start(void);
 /* The enabled connectors of an agent, ordered by name (arena-allocated),
- * from the in-process cache when it holds them. */
+ * from the in-process cache when it holds them.  One whose headers cannot
+ * be unsealed is returned with `unavailable` set (and a WARN naming it):
+ * it fails alone, the agent's other connectors still serve. */
 int gw_connectors_for_agent(struct gh_arena *a, const char *agent_id,
                             struct gw_connector **out, int *n, struct gh_err *e);
 
 /* The one seam for upstream credentials: the headers to send upstream for
  * this member.  Today the connector's static headers; per-member upstream
- * OAuth (a later issue) plugs in here. */
+ * OAuth (a later issue) plugs in here.  An unavailable connector: -1 with
+ * a 503 whose message names it. */
 int gw_connector_auth_headers(struct gh_arena *a, const struct gw_connector *c,
                               const struct authz_credential *who,
                               struct gw_header **out, int *n, struct gh_err *e);
@@ -99,6 +104,9 @@ struct gw_audit {
 /* Queues the row for the next group commit and returns once it is
  * committed: no response may leave before its audit row is durable. */
 int  gw_audit_write(const struct gw_audit *row, struct gh_err *e);
+/* n rows queued together (one group commit, up to 512 rows) and one wait
+ * for all of them: -1 with a 503 if any is not committed. */
+int  gw_audit_write_many(const struct gw_audit *rows, int n, struct gh_err *e);
 /* The same without waiting (for a response that is itself asynchronous):
  * done(ctx, 0) runs on the writer thread once the row is committed, or
  * done(ctx, -1) if it could not be; row and what it points to stay valid

@@ -1511,6 +1511,17 @@ do_named(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const ch
     }
     en = gw_agg_find(&l, name);
     c = en ? conn_by_id(&l, en->connector_id) : NULL;
+    if (c == NULL && gw_agg_failed_owner(&l, name)) {
+        /* its connector did not answer or cannot be called: say which */
+        const char *down = gw_agg_failed_owner(&l, name);
+        char *msg = gh_arena_printf(m->a, "Connector '%s' is unavailable.", down);
+        m->connector = down;
+        m->decision = "deny";
+        m->message = "connector unavailable";
+        audit(m, method);
+        return reply_rpc_error(m->r, 200, id, GW_RPC_UPSTREAM, msg ? msg : "Connector unavailable.",
+                               json_pack("{s:s}", "connector", down));
+    }
     if (c == NULL) {
         char *msg = gh_arena_printf(m->a, "Unknown %s: %s", kind == GW_TOOLS ? "tool" : "prompt", name);
         m->decision = "deny";
@@ -2007,67 +2018,119 @@ check_version_header(struct mreq *m, const char *method, json_t *id)
 }
 
 /* A 2025-03-26 batch: requests answered together in one JSON array (the
- * forwarded ones are not streamed in a batch). */
+ * forwarded ones are not streamed in a batch).  At most
+ * GATEHOUSE_MCP_BATCH_MAX messages; the audit rows of the answered ones go
+ * to the writer together, one group commit and one wait for the batch. */
+
+/* The audit row of one item of the batch (m->start_us: when it began). */
+static void
+batch_row(struct mreq *m, struct gw_audit *row, const char *method, const char *decision, const char *message)
+{
+    *row = (struct gw_audit){
+        .who = m->who,
+        .agent_id = m->who->agent.id,
+        .session_id = m->s->id_hash,
+        .method = method ? method : "(invalid)",
+        .decision = decision ? decision : "allow",
+        .message = message ? message : (decision ? NULL : GW_ALLOW_MESSAGE),
+        .duration_us = gh_now_us() - m->start_us,
+    };
+}
+
+/* tools/list inside a batch: the whole list (no paging in a batch). */
+static json_t *
+batch_tools(struct mreq *m, json_t *id, const char **why)
+{
+    struct gw_list l;
+    struct gh_err e = {0};
+    json_t *items, *res;
+
+    if (gw_agg_list(m->a, m->s, m->who, GW_TOOLS, &l, &e) < 0) {
+        *why = e.msg[0] ? gh_arena_strdup(m->a, e.msg) : "Internal error.";
+        return rpc_error(id, GW_RPC_INTERNAL, *why, NULL);
+    }
+    items = json_array();
+    for (int k = 0; k < l.n; k++)
+        json_array_append(items, l.e[k].item);
+    res = json_pack("{s:o}", "tools", items);
+    if (l.nfailed) {
+        json_t *f = json_array();
+        for (int i = 0; i < l.nfailed; i++)
+            json_array_append_new(f, json_string(l.failed[i]));
+        json_object_set_new(res, "_meta", json_pack("{s:o}", "io.gatehouse/unavailableConnectors", f));
+    }
+    return rpc_result(id, res);
+}
+
 static int
 do_batch(struct mreq *m, json_t *batch)
 {
-    size_t i;
-    json_t *msg, *out = json_array();
+    size_t i, size = json_array_size(batch);
+    json_t *msg, *out;
+    struct gw_audit *rows;
+    struct gh_err e = {0};
+    int nrows = 0;
 
-    if (json_array_size(batch) == 0) {
-        json_decref(out);
+    if (size == 0)
         return reply_rpc_error(m->r, 400, NULL, GW_RPC_INVALID_REQUEST, "Empty batch.", NULL);
-    }
-    if (require_session(m, "(batch)", NULL) < 0 || check_version_header(m, "(batch)", NULL) < 0) {
-        json_decref(out);
+    if (require_session(m, "(batch)", NULL) < 0 || check_version_header(m, "(batch)", NULL) < 0)
         return 0;
+    if (size > (size_t)gh_cfg.mcp_batch_max) {
+        m->decision = "deny";
+        m->message = "batch too long";
+        audit(m, "(batch)");
+        return reply_rpc_error(m->r, 400, NULL, GW_RPC_INVALID_REQUEST,
+                               gh_arena_printf(m->a, "A batch may hold at most %ld messages.", gh_cfg.mcp_batch_max),
+                               json_pack("{s:I}", "maxBatchSize", (json_int_t)gh_cfg.mcp_batch_max));
     }
     if (strcmp(m->s->proto, GW_PROTO_2025_03_26)) {
-        json_decref(out);
         m->decision = "deny";
         m->message = "batch in a revision without batches";
         audit(m, "(batch)");
         return reply_rpc_error(m->r, 400, NULL, GW_RPC_INVALID_REQUEST,
                                "JSON-RPC batches are not supported in this protocol revision.", NULL);
     }
+    rows = gh_arena_alloc(m->a, sizeof(*rows) * size);
+    out = gh_arena_json(m->a, json_array());
+    if (rows == NULL || out == NULL)
+        return reply_rpc_error(m->r, 500, NULL, GW_RPC_INTERNAL, "Internal error.", NULL);
     json_array_foreach(batch, i, msg) {
-        const char *method = msg_method(msg);
+        const char *method = msg_method(msg), *why = NULL;
         json_t *id = json_object_get(msg, "id");
-        struct gw_list l;
-        struct gh_err e = {0};
+
+        m->start_us = gh_now_us();
         if (!json_is_object(msg) || (method == NULL && id == NULL)) {
+            batch_row(m, &rows[nrows++], method, "deny", "invalid request");
             json_array_append_new(out, rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid request.", NULL));
             continue;
         }
         if (method == NULL || id == NULL)
             continue;       /* notifications and responses: nothing to answer */
-        m->start_us = gh_now_us();
         if (!valid_id(id)) {
+            batch_row(m, &rows[nrows++], method, "deny", "invalid id");
             json_array_append_new(out, rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid id.", NULL));
         } else if (!strcmp(method, "ping")) {
-            audit(m, method);
+            batch_row(m, &rows[nrows++], method, NULL, NULL);
             json_array_append_new(out, rpc_result(id, json_object()));
-        } else if (!strcmp(method, "tools/list") && gw_agg_list(m->a, m->s, m->who, GW_TOOLS, &l, &e) == 0) {
-            json_t *items = json_array();
-            for (int k = 0; k < l.n; k++)
-                json_array_append(items, l.e[k].item);
-            audit(m, method);
-            json_array_append_new(out, rpc_result(id, json_pack("{s:o}", "tools", items)));
+        } else if (!strcmp(method, "tools/list")) {
+            json_array_append_new(out, batch_tools(m, id, &why));
+            batch_row(m, &rows[nrows++], method, NULL, why);
         } else {
-            m->decision = "deny";
-            m->message = "not available in a batch";
-            audit(m, method);
+            batch_row(m, &rows[nrows++], method, "deny", "not available in a batch");
             json_array_append_new(out, rpc_error(id, GW_RPC_INVALID_REQUEST,
                                                  "Only ping and tools/list are served inside a batch.", NULL));
-            m->decision = NULL;
-            m->message = NULL;
         }
     }
-    if (json_array_size(out) == 0) {
-        json_decref(out);
-        return web_reply(m->r, 202, NULL, "", 0);
+    /* no answer leaves before its row is committed */
+    if (gw_audit_write_many(rows, nrows, &e) < 0) {
+        GH_LOG(ERROR, "gw_audit", "audit rows of a batch not written: %s", e.detail[0] ? e.detail : e.msg);
+        if (e.retry_after)
+            web_add_header(m->r, "Retry-After", gh_arena_printf(m->a, "%d", e.retry_after));
+        return reply_rpc_error(m->r, 503, NULL, GW_RPC_INTERNAL, "The audit log is unavailable.", NULL);
     }
-    return web_reply_json(m->r, 200, out);
+    if (json_array_size(out) == 0)
+        return web_reply(m->r, 202, NULL, "", 0);
+    return web_reply_json(m->r, 200, json_incref(out));
 }
 
 static int

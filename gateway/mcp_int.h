@@ -243,6 +243,10 @@ int gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_cre
                 enum gw_kind kind, struct gw_list *out, struct gh_err *e);
 /* Routes an aggregated name (tool, prompt) or a URI back to its upstream. */
 const struct gw_entry *gw_agg_find(const struct gw_list *l, const char *name);
+/* The connector left out of l (l->failed) that an aggregated name
+ * "<connector>__..." belongs to, or NULL: a call to it is "unavailable",
+ * not "unknown". */
+const char *gw_agg_failed_owner(const struct gw_list *l, const char *name);
 void gw_agg_invalidate(struct gw_session *s, const char *connector_id);   /* NULL = all */
 /* Whether answering needs nothing from an upstream: every enabled
  * connector of the session's agent has its handshake done and, for a kind

@@ -409,6 +409,146 @@ sweep(struct gh_arena *a)
         GH_LOG(WARN, "gw_session", "sweeping idle sessions: %s", e.detail[0] ? e.detail : e.msg);
 }
 
+/* ---------------------------------------------------------------- the per-member limit
+ * GATEHOUSE_MCP_SESSIONS_PER_MEMBER sessions per agent and user: a new one
+ * beyond it ends the member's least recently seen ones (last-seen is
+ * written at most once a minute, so "least recently" is to that
+ * precision), exactly as a DELETE would: the row goes, every process drops
+ * it on NOTIFY, and its upstream sessions are ended.  A client that never
+ * DELETEs its sessions is not locked out; the oldest simply answer 404. */
+
+static const char SQL_OVER_LIMIT[] =
+    "DELETE FROM mcp_sessions WHERE id_hash IN ("
+    "  SELECT id_hash FROM mcp_sessions"
+    "   WHERE agent_id = $1::uuid AND user_id IS NOT DISTINCT FROM $2::uuid AND id_hash <> $3"
+    "   ORDER BY last_seen_at DESC, created_at DESC OFFSET $4::int)"
+    " RETURNING id_hash, upstreams";
+
+static void
+ended_msg(struct gw_up_xfer *x, json_t *msg, void *ctx)
+{
+    (void)x;
+    (void)msg;
+    (void)ctx;
+}
+
+static void
+ended_done(struct gw_up_xfer *x, void *ctx)
+{
+    (void)x;
+    (void)ctx;
+}
+
+/* DELETE of one upstream session (fire and forget). */
+static void
+end_upstream(struct gh_arena *a, struct gw_connector *conns, int nconns, const struct authz_credential *who,
+             const char *connector_id, const char *sid, const char *proto)
+{
+    struct gw_connector *c = NULL;
+    struct gw_header *auth = NULL, *h;
+    struct gw_up_req rq = {0};
+    struct gh_err e = {0};
+    int na = 0, k = 0;
+
+    for (int i = 0; i < nconns && c == NULL; i++)
+        if (!strcmp(conns[i].id, connector_id))
+            c = &conns[i];
+    if (c == NULL || sid == NULL || gw_connector_auth_headers(a, c, who, &auth, &na, &e) < 0)
+        return;
+    h = gh_arena_alloc(a, sizeof(*h) * (size_t)(na + 2));
+    if (h == NULL)
+        return;
+    for (int j = 0; j < na; j++)
+        h[k++] = auth[j];
+    h[k++] = (struct gw_header){ "Mcp-Session-Id", gh_arena_strdup(a, sid) };
+    if (proto && strcmp(proto, GW_PROTO_2025_06_18) >= 0)
+        h[k++] = (struct gw_header){ "MCP-Protocol-Version", gh_arena_strdup(a, proto) };
+    rq.url = c->url;
+    rq.method = "DELETE";
+    rq.headers = h;
+    rq.nheaders = k;
+    rq.timeout_ms = gh_cfg.upstream_call_timeout_ms;
+    rq.on_message = ended_msg;
+    rq.on_done = ended_done;
+    gw_up_release(gw_up_start(&rq));
+}
+
+static void evict(const char *id_hash);
+
+/* One session ended for the limit: its upstream sessions (the row's, and
+ * this process's if it holds the session), the cache here, and NOTIFY. */
+static void
+end_evicted(struct gh_arena *a, const struct authz_credential *who, struct gw_connector *conns, int nconns,
+            const char *id_hash, const char *sealed)
+{
+    struct gw_session *cached;
+    json_t *row = NULL, *v;
+    const char *k;
+    struct gh_err e = {0};
+
+    if (sealed) {
+        unsigned char *pt;
+        size_t n;
+        if (gh_unseal(a, sealed, id_hash, &pt, &n) == 0) {
+            row = gh_arena_json(a, json_loadb((const char *)pt, n, 0, NULL));
+            gh_wipe(pt, n);
+        }
+    }
+    json_object_foreach(row, k, v)
+        end_upstream(a, conns, nconns, who, k, gh_json_str(v, "sid"), gh_json_str(v, "proto"));
+    cached = gw_session_find(id_hash);
+    if (cached) {
+        /* this process's state may be newer than the row's: copied under
+         * the lock, ended after it */
+        struct gw_upstate *ups;
+        int nups;
+        pthread_mutex_lock(&cached->lock);
+        nups = cached->nups;
+        ups = gh_arena_alloc(a, sizeof(*ups) * (size_t)(nups + 1));
+        for (int i = 0; ups && i < nups; i++) {
+            ups[i] = cached->ups[i];
+            ups[i].sid = gh_arena_strdup(a, cached->ups[i].sid);
+        }
+        pthread_mutex_unlock(&cached->lock);
+        for (int i = 0; ups && i < nups; i++) {
+            const char *rs = gh_json_str(json_object_get(row, ups[i].connector_id), "sid");
+            if (ups[i].sid && !same_str(rs, ups[i].sid))
+                end_upstream(a, conns, nconns, who, ups[i].connector_id, ups[i].sid, ups[i].proto);
+        }
+        gw_session_put(cached);
+    }
+    evict(id_hash);
+    if (db_notify(CHANNEL_SESSIONS, id_hash, &e) < 0)
+        GH_LOG(WARN, "gw_session", "session ended for the limit, NOTIFY failed: %s", e.detail);
+}
+
+static void
+enforce_limit(struct gh_arena *a, const struct authz_credential *who, const char *new_hash)
+{
+    struct gw_connector *conns = NULL;
+    struct gh_err e = {0};
+    char keep[24];
+    PGresult *res;
+    int nconns = 0, rows;
+
+    snprintf(keep, sizeof(keep), "%ld", gh_cfg.mcp_sessions_per_member - 1);
+    res = db_query(a, &e, SQL_OVER_LIMIT, 4, who->agent.id, who->user_id, new_hash, keep);
+    if (res == NULL) {
+        /* the new session stands; the next initialize tries again */
+        GH_LOG(WARN, "gw_session", "session limit not enforced: %s", e.detail[0] ? e.detail : e.msg);
+        return;
+    }
+    rows = PQntuples(res);
+    if (rows == 0)
+        return;
+    if (gw_agg_connectors(a, who->agent.id, &conns, &nconns, &e) < 0)
+        nconns = 0;     /* the upstream sessions then idle out on their own */
+    for (int i = 0; i < rows; i++)
+        end_evicted(a, who, conns, nconns, db_val(res, i, 0), db_val(res, i, 1));
+    GH_LOG(INFO, "gw_session", "%d session(s) of a member of agent %s ended: over %ld sessions per member",
+           rows, who->agent.slug ? who->agent.slug : who->agent.id, gh_cfg.mcp_sessions_per_member);
+}
+
 struct gw_session *
 gw_session_create(struct gh_arena *a, const struct authz_credential *who, const char *proto,
                   json_t *client_info, json_t *client_caps, char **wire_id, struct gh_err *e)
@@ -435,6 +575,7 @@ gw_session_create(struct gh_arena *a, const struct authz_credential *who, const 
     }
     if (db_query(a, e, SQL_INSERT, 7, hash, who->agent.id, who->user_id, who->kind, proto, ci, cc) == NULL)
         return NULL;
+    enforce_limit(a, who, hash);
     sweep(a);
     s = session_new(hash, who->agent.id, who->agent.slug, who->user_id, proto);
     if (s == NULL) {

@@ -2,9 +2,11 @@
 // stopped (and deleted) by stop().  PostgreSQL refuses to run as root, so as
 // root the cluster runs as the `postgres` system user.
 import { execFileSync, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { secret } from './secrets.mjs';
 
 function pgBinDir() {
   const root = '/usr/lib/postgresql';
@@ -37,6 +39,9 @@ export async function startCluster({ durable = false } = {}) {
   const cluster = {
     dir,
     url: `postgresql://gatehouse@/gatehouse?host=${encodeURIComponent(dir)}`,
+    // the server key of every process on this cluster (startServer's default):
+    // the database keeps a check of the first key used and refuses others
+    serverKey: secret(crypto.randomBytes(32).toString('hex')),
     start() {
       run(path.join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-o', opts, '-w', 'start']);
     },

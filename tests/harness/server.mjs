@@ -44,7 +44,10 @@ function tail(file) {
 }
 
 /* Starts gatehouse serve.  Options: cluster (else one is started and owned),
- * env (extra GATEHOUSE_* settings), name (log file prefix), args. */
+ * env (extra GATEHOUSE_* settings), name (log file prefix), args.  The server
+ * key is the cluster's (cluster.serverKey), so several processes and CLI runs
+ * on one database agree; env.GATEHOUSE_SERVER_KEY overrides it ('' = the
+ * key file in the data folder). */
 export async function startServer({ cluster, env = {}, name = 'server', args = [], readyTimeoutMs = 60000 } = {}) {
   const ownCluster = !cluster;
   if (ownCluster) cluster = await startCluster();
@@ -60,6 +63,7 @@ export async function startServer({ cluster, env = {}, name = 'server', args = [
       GATEHOUSE_PUBLIC_URL: url,
       GATEHOUSE_DATA_DIR: dataDir,
       GATEHOUSE_LOG_LEVEL: 'debug',
+      ...(cluster.serverKey ? { GATEHOUSE_SERVER_KEY: cluster.serverKey } : {}),
       ...env,
     },
     async start() {

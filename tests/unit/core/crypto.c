@@ -77,6 +77,40 @@ test_seal_roundtrip_and_tamper(void)
     gh_arena_free(a);
 }
 
+/* The key check the database keeps: fixed for a key, different for
+ * another, and not the key itself. */
+static void
+test_key_check_value(void)
+{
+    static const char K1[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    static const char K2[] = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    struct gh_err e = {0};
+    char v1[65], again[65], v2[65];
+
+    setenv("GATEHOUSE_SERVER_KEY", K1, 1);
+    UNIT_EQ_INT(gh_config_load(NULL, &e), 0);
+    UNIT_EQ_INT(gh_server_key_init(&e), 0);
+    UNIT_EQ_INT(gh_server_key_check_value(v1), 0);
+    UNIT_EQ_INT(gh_server_key_check_value(again), 0);
+    UNIT_EQ_STR(v1, again);
+    UNIT_EQ_INT((int)strlen(v1), 64);
+    UNIT_TRUE(strcmp(v1, K1) != 0);
+    UNIT_EQ_STR(gh_server_key_origin(), "GATEHOUSE_SERVER_KEY");
+    setenv("GATEHOUSE_SERVER_KEY", K2, 1);
+    UNIT_EQ_INT(gh_config_load(NULL, &e), 0);
+    UNIT_EQ_INT(gh_server_key_init(&e), 0);
+    UNIT_EQ_INT(gh_server_key_check_value(v2), 0);
+    UNIT_TRUE(strcmp(v1, v2) != 0);
+    /* forgotten: nothing to check or seal with */
+    gh_server_key_forget();
+    UNIT_EQ_INT(gh_server_key_check_value(v2), -1);
+    {
+        struct gh_arena *a = gh_arena_new(0);
+        UNIT_TRUE(gh_seal(a, "x", 1, "a") == NULL);
+        gh_arena_free(a);
+    }
+}
+
 int
 main(void)
 {
@@ -86,5 +120,6 @@ main(void)
     UNIT_RUN(test_ct_streq);
     UNIT_RUN(test_token_hex_is_random);
     UNIT_RUN(test_seal_roundtrip_and_tamper);
+    UNIT_RUN(test_key_check_value);
     return UNIT_DONE();
 }

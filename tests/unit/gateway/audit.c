@@ -90,6 +90,30 @@ test_group_commit(void)
     UNIT_TRUE(gw_audit_batches_total() - b0 >= 1);
 }
 
+/* gw_audit_write_many: the rows of one JSON-RPC batch, queued together,
+ * commit in one transaction and return once all are committed. */
+static void
+test_write_many(void)
+{
+    struct gw_audit rows[64];
+    char sids[64][16];
+    struct gh_err e = {0};
+    long b0 = gw_audit_batches_total(), r0 = gw_audit_rows_total();
+
+    for (int i = 0; i < 64; i++) {
+        snprintf(sids[i], sizeof(sids[i]), "many-%d", i);
+        rows[i] = (struct gw_audit){ .who = &WHO, .session_id = sids[i], .method = "ping", .decision = "allow",
+                                     .message = "allow (no policy engine)", .request_id = "rid-many" };
+    }
+    UNIT_EQ_INT(gw_audit_write_many(rows, 64, &e), 0);
+    /* returned, so every row is already committed: in one transaction, as
+     * nothing else is queued here */
+    UNIT_EQ_INT(count_where("SELECT count(*) FROM audit_events WHERE session_id LIKE 'many-%'", NULL), 64);
+    UNIT_EQ_INT(gw_audit_rows_total() - r0, 64);
+    UNIT_EQ_INT(gw_audit_batches_total() - b0, 1);
+    UNIT_EQ_INT(gw_audit_write_many(rows, 0, &e), 0);
+}
+
 static void
 test_fields_roundtrip(void)
 {
@@ -219,6 +243,9 @@ test_after_stop(void)
     gw_audit_stop();
     UNIT_EQ_INT(gw_audit_write(&row, &e), -1);
     UNIT_EQ_INT(e.status, 503);
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_audit_write_many(&row, 1, &e), -1);
+    UNIT_EQ_INT(e.status, 503);
 }
 
 int
@@ -235,6 +262,7 @@ main(void)
         return 1;
     }
     UNIT_RUN(test_group_commit);
+    UNIT_RUN(test_write_many);
     UNIT_RUN(test_fields_roundtrip);
     UNIT_RUN(test_bad_row_alone);
     UNIT_RUN(test_bad_row_fails_alone);

@@ -149,13 +149,26 @@ test_for_agent(void)
         UNIT_EQ_STR(hs[0].value, "Bearer ab-secret");
     }
 
-    /* a blob moved to another row does not open there */
+    /* a blob moved to another row does not open there: that connector
+     * alone is unavailable, the others keep their headers */
     UNIT_TRUE(db_query(a, &e, "UPDATE connectors SET headers_sealed = (SELECT headers_sealed FROM connectors"
                               " WHERE name = 'a1') WHERE name = 'zeta'", 0) != NULL);
     gh_err_clear(&e);
-    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), -1);
-    UNIT_EQ_INT(e.status, 500);
-    UNIT_TRUE(strstr(e.msg, "secret") == NULL && strstr(e.detail, "secret") == NULL);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    UNIT_EQ_INT(n, 4);
+    if (n == 4) {
+        UNIT_EQ_STR(cs[3].name, "zeta");
+        UNIT_TRUE(cs[3].unavailable);
+        UNIT_EQ_INT(cs[3].nheaders, 0);
+        UNIT_TRUE(!cs[1].unavailable && !cs[2].unavailable && !cs[0].unavailable);
+        UNIT_EQ_STR(cs[1].headers[0].value, "Bearer a1-secret");
+        /* its call gets a 503 naming it, and nothing of the credentials */
+        UNIT_EQ_INT(gw_connector_auth_headers(a, &cs[3], NULL, &hs, &nh, &e), -1);
+        UNIT_EQ_INT(e.status, 503);
+        UNIT_TRUE(strstr(e.msg, "'zeta'") != NULL);
+        UNIT_TRUE(hs == NULL && nh == 0);
+        UNIT_TRUE(strstr(e.msg, "secret") == NULL && strstr(e.detail, "secret") == NULL);
+    }
     gh_arena_free(a);
 }
 
@@ -218,6 +231,22 @@ test_cache(void)
     UNIT_EQ_INT(gw_connector_add(a, "cache-test", "three", "https://three.example.test/mcp", NULL, 0, NULL, &e), 0);
     UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
     UNIT_EQ_INT(n, 2);
+    /* an unavailable connector is cached as such (no unseal per call) */
+    UNIT_EQ_INT(gw_connector_add(a, "cache-test", "four", "https://four.example.test/mcp", &h, 1, NULL, &e), 0);
+    UNIT_TRUE(db_query(a, &e, "UPDATE connectors SET headers_sealed = 'AAAA' || headers_sealed"
+                              " WHERE name = 'four' AND agent_id = $1::uuid", 1, agent) != NULL);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    UNIT_TRUE(db_query(a, &e, "UPDATE connectors SET url = 'https://moved.example.test/mcp'"
+                              " WHERE name = 'four' AND agent_id = $1::uuid", 1, agent) != NULL);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    UNIT_EQ_INT(n, 3);
+    if (n == 3) {
+        UNIT_EQ_STR(cs[0].name, "four");
+        UNIT_EQ_STR(cs[0].url, "https://four.example.test/mcp");        /* from memory */
+        UNIT_TRUE(cs[0].unavailable);
+        UNIT_EQ_INT(cs[0].nheaders, 0);
+        UNIT_TRUE(!cs[1].unavailable && !cs[2].unavailable);
+    }
     gh_arena_free(a);
 }
 
