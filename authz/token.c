@@ -365,16 +365,21 @@ static int
 grant_refresh(struct web_req *r, struct authz_client *cl, bool tried_fast, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
-    const char *token = web_form(r, "refresh_token"), *scope = web_form(r, "scope");
-    const char *resource = web_form(r, "resource");
+    const char *token = web_form(r, "refresh_token"), *resource = web_form(r, "resource"), *scope;
     char hash[65], grace[24], *canon = NULL, *sealed, *pt;
     struct db_conn *c = NULL;
     struct authz_pair p;
+    size_t scope_len;
     PGresult *res;
     int rc = -1;
 
     if (token == NULL || !*token)
         return gh_err_set(e, 400, "invalid_request", "refresh_token is required.", NULL);
+    /* the narrowed scope is stored as sent: text, and short enough for
+     * scope_subset() to see all of it */
+    scope = web_form_n(r, "scope", &scope_len);
+    if (scope && (scope_len >= 512 || !gh_text_ok(scope, scope_len)))
+        return gh_err_set(e, 400, "invalid_scope", "The scope is malformed.", NULL);
     if (!client_may_refresh(cl))
         return gh_err_set(e, 400, "unauthorized_client", "This client is not registered for refresh_token.", NULL);
     if (resource && authz_resource_agent(a, resource, &canon, e) == NULL)
@@ -485,14 +490,17 @@ no_store(struct web_req *r)
 static int
 public_refresh(struct web_req *r, bool *tried, struct gh_err *e)
 {
-    const char *token = web_form(r, "refresh_token"), *id = web_form(r, "client_id");
-    const char *resource = web_form(r, "resource");
+    const char *token = web_form(r, "refresh_token"), *resource = web_form(r, "resource"), *id;
     char hash[65], slug[64], *canon = NULL;
+    size_t idlen;
     int rc;
 
+    id = web_form_n(r, "client_id", &idlen);
     if (token == NULL || id == NULL || web_form(r, "scope") || web_form(r, "client_secret") ||
         web_header(r, "Authorization"))
         return 1;
+    if (!authz_client_id_ok(id, idlen))
+        return 1;                      /* the general path says invalid_client */
     if (resource && (canon = authz_resource_canon(web_arena(r), resource, slug)) == NULL)
         return 1;                      /* the general path says invalid_target */
     gh_sha256_hex(token, hash);
