@@ -135,6 +135,18 @@ test('a signed-in user is never sent to another site by next= (tab, backslash, s
   }
 });
 
+test('an email that is not text is a 400 on the login form, not a server error', async () => {
+  const c = new Client(srv.url);
+  await (await c.get('/login')).arrayBuffer();
+  for (const email of ['%FF%40example.test', 'a%00b%40example.test', 'a%0Ab%40example.test', '%C0%AF']) {
+    const res = await c.post('/login', `email=${email}&password=whatever-123&csrf=${c.csrf}`,
+      { headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    const html = await res.text();
+    assert.equal(res.status, 400, `${email}: ${html}`);
+    assert.match(html, /Enter a valid email address/);
+  }
+});
+
 test('logout ends the session on the server', async () => {
   const u = createUser(srv, {});
   const c = new Client(srv.url);
