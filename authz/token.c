@@ -667,7 +667,7 @@ authz_grant_revoke(struct gh_arena *a, const char *grant_id, const char *user_id
  * and counted; the flush says so in the log. */
 #define TOUCH_SLOTS 4096
 #define TOUCH_INDEX (2 * TOUCH_SLOTS)
-#define TOUCH_ID_MAX 40
+#define TOUCH_ID_MAX 37              /* a uuid and its NUL */
 
 struct touch {
     char    kind;
@@ -691,15 +691,6 @@ touch_hash(char kind, const char *id)
     return h;
 }
 
-/* Ids go into an array literal: only the characters of a uuid. */
-static bool
-touch_id_ok(const char *id)
-{
-    size_t n = strlen(id);
-
-    return n > 0 && n < TOUCH_ID_MAX && strspn(id, "0123456789abcdefABCDEF-") == n;
-}
-
 /* Called on every authenticated request: no database write here, the
  * flusher writes the newest time per id every few seconds. */
 void
@@ -708,7 +699,7 @@ authz_touch(char kind, const char *id)
     int64_t now = gh_time_s();
     uint32_t i;
 
-    if (id == NULL || !touch_id_ok(id))
+    if (!gh_uuid_ok(id))                /* ids go into an array literal: uuids only */
         return;
     pthread_mutex_lock(&touch_lock);
     for (i = touch_hash(kind, id) % TOUCH_INDEX; touch_index[i]; i = (i + 1) % TOUCH_INDEX) {
