@@ -14,7 +14,9 @@ authz_agent_by_slug(struct gh_arena *a, const char *slug, struct gh_err *e)
     PGresult *res;
     uint64_t gen;
 
-    if (slug == NULL || !*slug || strlen(slug) > 63) {
+    /* the slug alphabet (migration 010): nothing else reaches the database */
+    if (slug == NULL || !*slug || strlen(slug) > 63 ||
+        strspn(slug, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(slug)) {
         gh_err_set(e, 404, "not_found", "No such agent.", NULL);
         return NULL;
     }
@@ -84,6 +86,10 @@ authz_resource_canon(struct gh_arena *a, const char *resource, char slug[64])
     for (size_t i = 0; i < n; i++)
         slug[i] = (char)tolower((unsigned char)rest[i]);
     slug[n] = '\0';
+    /* the slug alphabet: anything else names no agent, and must not reach
+     * a statement (the refresh statement compares the canonical spelling) */
+    if (strspn(slug, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
+        return NULL;
     return authz_agent_resource(a, slug);
 }
 

@@ -51,6 +51,9 @@ struct authz_client {
     json_t *metadata;        /* arena-owned */
 };
 struct authz_client *authz_client_get(struct gh_arena *a, const char *client_id, struct gh_err *e);
+/* A client_id as received (len: its decoded length, see web_form_n) that
+ * may be looked up: 1-2000 bytes of UTF-8 text without control characters. */
+bool authz_client_id_ok(const char *id, size_t len);
 /* Registration rule for one redirect URI (DESIGN.md 3). */
 bool authz_redirect_uri_valid(const char *uri, const char **why);
 /* Exact match, or loopback http with any port (RFC 8252). */

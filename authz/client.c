@@ -543,6 +543,12 @@ cimd_load(struct gh_arena *a, const char *client_id, struct gh_err *e)
     return client_from_row(a, res, 0);
 }
 
+bool
+authz_client_id_ok(const char *id, size_t len)
+{
+    return id && len > 0 && len <= 2000 && gh_text_ok(id, len);
+}
+
 struct authz_client *
 authz_client_get(struct gh_arena *a, const char *client_id, struct gh_err *e)
 {
@@ -550,6 +556,10 @@ authz_client_get(struct gh_arena *a, const char *client_id, struct gh_err *e)
 
     if (client_id == NULL || !*client_id || strlen(client_id) > 2000) {
         gh_err_set(e, 400, "invalid_client", "Unknown client.", NULL);
+        return NULL;
+    }
+    if (!authz_client_id_ok(client_id, strlen(client_id))) {
+        gh_err_set(e, 400, "invalid_client", "The client_id is malformed.", NULL);
         return NULL;
     }
     if (gh_str_has_prefix(client_id, "https://") || gh_str_has_prefix(client_id, "http://"))
@@ -567,14 +577,17 @@ authz_client_get(struct gh_arena *a, const char *client_id, struct gh_err *e)
 
 /* ------------------------------------------------------------ client authentication */
 
+/* *len: the decoded length, which a %00 makes differ from strlen() */
 static char *
-form_unescape(struct gh_arena *a, const char *s)
+form_unescape(struct gh_arena *a, const char *s, size_t *len)
 {
     CURL *cu = curl_easy_init();
     int n = 0;
     char *d = cu ? curl_easy_unescape(cu, s, 0, &n) : NULL, *r;
 
     r = d ? gh_arena_strndup(a, d, (size_t)n) : NULL;
+    if (len)
+        *len = r ? (size_t)n : 0;
     if (d) {
         gh_wipe(d, (size_t)n);
         curl_free(d);
@@ -588,12 +601,19 @@ struct authz_client *
 authz_client_auth(struct web_req *r, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
-    const char *hdr = web_header(r, "Authorization");
-    const char *id = web_form(r, "client_id"), *secret = web_form(r, "client_secret");
-    const char *method = "none";
+    const char *hdr = web_header(r, "Authorization"), *secret = web_form(r, "client_secret");
+    const char *method = "none", *id;
     struct authz_client *c;
+    size_t idlen;
     char hash[65];
 
+    /* before any lookup: the database refuses text that is not UTF-8, and
+     * a %00 would cut the id short */
+    id = web_form_n(r, "client_id", &idlen);
+    if (id && !authz_client_id_ok(id, idlen)) {
+        gh_err_set(e, 400, "invalid_client", "The client_id is malformed.", NULL);
+        return NULL;
+    }
     if (hdr && !strncasecmp(hdr, "Basic ", 6)) {
         size_t n = strlen(hdr + 6);
         unsigned char *raw = gh_arena_alloc(a, n + 4);
@@ -617,13 +637,15 @@ authz_client_auth(struct web_req *r, struct gh_err *e)
             goto bad;
         *colon = '\0';
         /* RFC 6749 2.3.1: both parts are form-urlencoded */
-        if (id && strcmp(id, form_unescape(a, (char *)raw))) {
+        id = form_unescape(a, (char *)raw, &idlen);
+        secret = form_unescape(a, colon + 1, NULL);
+        gh_wipe(raw, (size_t)len);
+        if (id == NULL || !authz_client_id_ok(id, idlen))
+            goto bad;
+        if (web_form(r, "client_id") && strcmp(web_form(r, "client_id"), id)) {
             gh_err_set(e, 400, "invalid_request", "client_id does not match the Authorization header.", NULL);
             return NULL;
         }
-        id = form_unescape(a, (char *)raw);
-        secret = form_unescape(a, colon + 1);
-        gh_wipe(raw, (size_t)len);
         method = "client_secret_basic";
     } else if (secret) {
         method = "client_secret_post";
@@ -757,6 +779,11 @@ managed_client(struct web_req *r, struct gh_err *e)
     if (hdr == NULL || strncasecmp(hdr, "Bearer ", 7) || id == NULL) {
         web_add_header(r, "WWW-Authenticate", "Bearer");
         gh_err_set(e, 401, "invalid_token", "A registration access token is required.", NULL);
+        return NULL;
+    }
+    if (!authz_client_id_ok(id, strlen(id))) {          /* no such client: RFC 7592 says 401 */
+        web_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+        gh_err_set(e, 401, "invalid_token", "The registration access token is not valid.", NULL);
         return NULL;
     }
     gh_sha256_hex(hdr + 7, th);

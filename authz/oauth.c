@@ -109,6 +109,13 @@ param(struct web_req *r, const char *name)
     return !strcmp(web_method(r), "POST") ? web_form(r, name) : web_query(r, name);
 }
 
+/* The same with the decoded length (a %00 makes it differ from strlen). */
+static const char *
+param_n(struct web_req *r, const char *name, size_t *len)
+{
+    return !strcmp(web_method(r), "POST") ? web_form_n(r, name, len) : web_query_n(r, name, len);
+}
+
 static int
 param_count(struct web_req *r, const char *name)
 {
@@ -175,11 +182,12 @@ validate(struct web_req *r, struct areq *q)
     json_t *uris;
     char buf[512], *save = NULL, *tok;
     bool offline = false;
+    size_t idlen;
 
     for (size_t i = 0; i < GH_ARRAY_LEN(PARAMS); i++)
         if (param_count(r, PARAMS[i]) > 1 && i < 2)
             return error_page(r, 400, "A parameter was repeated."), 1;
-    q->client_id = param(r, "client_id");
+    q->client_id = param_n(r, "client_id", &idlen);
     q->redirect_uri = param(r, "redirect_uri");
     q->response_type = param(r, "response_type");
     q->state = param(r, "state");
@@ -189,6 +197,8 @@ validate(struct web_req *r, struct areq *q)
     q->resource = param(r, "resource");
     if (q->client_id == NULL || !*q->client_id)
         return error_page(r, 400, "The request has no client_id."), 1;
+    if (!authz_client_id_ok(q->client_id, idlen))      /* before the database sees it */
+        return error_page(r, 400, "The client_id is malformed."), 1;
     q->client = authz_client_get(a, q->client_id, &e);
     if (q->client == NULL) {
         if (e.status < 500) {

@@ -61,12 +61,13 @@ static int
 post_login(struct web_req *r)
 {
     struct gh_arena *a = web_arena(r);
-    const char *email = web_form(r, "email"), *password = web_form(r, "password");
-    const char *next = web_form(r, "next");
+    const char *password = web_form(r, "password"), *next = web_form(r, "next"), *email;
     struct authz_user *u = NULL;
     struct gh_err e = {0};
+    size_t email_len;
     char ra[16];
 
+    email = web_form_n(r, "email", &email_len);
     if (!authz_local_path(next))
         next = "/profile";
     if (authz_rate_check(r, "login", gh_cfg.rate_login_per_min, &e) < 0) {
@@ -76,6 +77,8 @@ post_login(struct web_req *r)
     }
     if (email == NULL || password == NULL || !email[0] || !password[0])
         return login_form(r, 400, "Enter your email and password.", email, next);
+    if (!gh_text_ok(email, email_len))          /* the database refuses what is not text */
+        return login_form(r, 400, "Enter a valid email address.", NULL, next);
     if (authz_user_login(a, email, password, web_client_ip(r), &u, &e) < 0) {
         if (e.status >= 500)
             return web_reply_err(r, &e);

@@ -16,11 +16,19 @@ static const char SQL_SESSION_LOOKUP[] =
     " WHERE s.id_hash = $1 AND s.expires_at > now()"
     "   AND s.last_seen > now() - make_interval(secs => $2::int)";
 
+/* A path on this site to send a browser back to.  Browsers drop tabs and
+ * newlines inside a URL and read a backslash as a slash, so "/\t/evil" or
+ * "/\\evil" would become "//evil", another site: only printable ASCII
+ * other than the backslash, one leading slash, never two. */
 bool
 authz_local_path(const char *next)
 {
-    return next && next[0] == '/' && next[1] != '/' && next[1] != '\\' &&
-           !strpbrk(next, "\r\n");
+    if (next == NULL || next[0] != '/' || next[1] == '/')
+        return false;
+    for (const unsigned char *p = (const unsigned char *)next; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == '\\')
+            return false;
+    return true;
 }
 
 /* The signed-in user, or NULL: signed out, or the lookup failed (then e is

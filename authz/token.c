@@ -365,16 +365,21 @@ static int
 grant_refresh(struct web_req *r, struct authz_client *cl, bool tried_fast, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
-    const char *token = web_form(r, "refresh_token"), *scope = web_form(r, "scope");
-    const char *resource = web_form(r, "resource");
+    const char *token = web_form(r, "refresh_token"), *resource = web_form(r, "resource"), *scope;
     char hash[65], grace[24], *canon = NULL, *sealed, *pt;
     struct db_conn *c = NULL;
     struct authz_pair p;
+    size_t scope_len;
     PGresult *res;
     int rc = -1;
 
     if (token == NULL || !*token)
         return gh_err_set(e, 400, "invalid_request", "refresh_token is required.", NULL);
+    /* the narrowed scope is stored as sent: text, and short enough for
+     * scope_subset() to see all of it */
+    scope = web_form_n(r, "scope", &scope_len);
+    if (scope && (scope_len >= 512 || !gh_text_ok(scope, scope_len)))
+        return gh_err_set(e, 400, "invalid_scope", "The scope is malformed.", NULL);
     if (!client_may_refresh(cl))
         return gh_err_set(e, 400, "unauthorized_client", "This client is not registered for refresh_token.", NULL);
     if (resource && authz_resource_agent(a, resource, &canon, e) == NULL)
@@ -485,14 +490,17 @@ no_store(struct web_req *r)
 static int
 public_refresh(struct web_req *r, bool *tried, struct gh_err *e)
 {
-    const char *token = web_form(r, "refresh_token"), *id = web_form(r, "client_id");
-    const char *resource = web_form(r, "resource");
+    const char *token = web_form(r, "refresh_token"), *resource = web_form(r, "resource"), *id;
     char hash[65], slug[64], *canon = NULL;
+    size_t idlen;
     int rc;
 
+    id = web_form_n(r, "client_id", &idlen);
     if (token == NULL || id == NULL || web_form(r, "scope") || web_form(r, "client_secret") ||
         web_header(r, "Authorization"))
         return 1;
+    if (!authz_client_id_ok(id, idlen))
+        return 1;                      /* the general path says invalid_client */
     if (resource && (canon = authz_resource_canon(web_arena(r), resource, slug)) == NULL)
         return 1;                      /* the general path says invalid_target */
     gh_sha256_hex(token, hash);
@@ -692,15 +700,36 @@ authz_grant_revoke(struct gh_arena *a, const char *grant_id, const char *user_id
 
 /* ------------------------------------------------------------ last used */
 
+/* One entry per credential per flush window: an open-addressing index
+ * (twice the slots, so probes stay short) finds the entry to update, so a
+ * busy credential takes one slot however often it is used.  Past
+ * TOUCH_SLOTS distinct credentials in one window the newest are dropped
+ * and counted; the flush says so in the log. */
 #define TOUCH_SLOTS 4096
+#define TOUCH_INDEX (2 * TOUCH_SLOTS)
+#define TOUCH_ID_MAX 37              /* a uuid and its NUL */
 
-static struct touch {
+struct touch {
     char    kind;
-    char    id[40];
+    char    id[TOUCH_ID_MAX];
     int64_t at;
-} touched[TOUCH_SLOTS];
+};
+
+static struct touch touched[TOUCH_SLOTS];
+static int16_t touch_index[TOUCH_INDEX];    /* slot + 1; 0 = empty */
 static int ntouched;
+static long touch_dropped;
 static pthread_mutex_t touch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint32_t
+touch_hash(char kind, const char *id)
+{
+    uint32_t h = 2166136261u ^ (unsigned char)kind;
+
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h;
+}
 
 /* Called on every authenticated request: no database write here, the
  * flusher writes the newest time per id every few seconds. */
@@ -708,65 +737,111 @@ void
 authz_touch(char kind, const char *id)
 {
     int64_t now = gh_time_s();
+    uint32_t i;
 
-    if (id == NULL || strlen(id) >= sizeof(touched[0].id))
+    if (!gh_uuid_ok(id))                /* ids go into an array literal: uuids only */
         return;
     pthread_mutex_lock(&touch_lock);
-    for (int i = ntouched - 1; i >= 0 && i >= ntouched - 64; i--)
-        if (touched[i].kind == kind && !strcmp(touched[i].id, id)) {
-            touched[i].at = now;
+    for (i = touch_hash(kind, id) % TOUCH_INDEX; touch_index[i]; i = (i + 1) % TOUCH_INDEX) {
+        struct touch *t = &touched[touch_index[i] - 1];
+        if (t->kind == kind && !strcmp(t->id, id)) {
+            if (now > t->at)
+                t->at = now;
             goto out;
         }
-    if (ntouched < TOUCH_SLOTS) {
-        touched[ntouched].kind = kind;
-        strcpy(touched[ntouched].id, id);
-        touched[ntouched].at = now;
-        ntouched++;
     }
+    if (ntouched == TOUCH_SLOTS) {
+        touch_dropped++;
+        goto out;
+    }
+    touched[ntouched].kind = kind;
+    strcpy(touched[ntouched].id, id);
+    touched[ntouched].at = now;
+    touch_index[i] = (int16_t)(++ntouched);
 out:
     pthread_mutex_unlock(&touch_lock);
+}
+
+/* The two array literals of one kind ("{id,...}", "{at,...}"), written in
+ * one pass into buffers sized up front: the number of entries of that
+ * kind, or -1 when the arena is full. */
+static int
+touch_arrays(struct gh_arena *a, const struct touch *batch, int n, char kind, char **ids, char **ats)
+{
+    char *pi, *pa;
+    int count = 0;
+
+    *ids = pi = gh_arena_alloc(a, (size_t)n * TOUCH_ID_MAX + 3);
+    *ats = pa = gh_arena_alloc(a, (size_t)n * 22 + 3);
+    if (pi == NULL || pa == NULL)
+        return -1;
+    *pi++ = '{';
+    *pa++ = '{';
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        if (batch[i].kind != kind)
+            continue;
+        if (count++) {
+            *pi++ = ',';
+            *pa++ = ',';
+        }
+        len = strlen(batch[i].id);
+        memcpy(pi, batch[i].id, len);
+        pi += len;
+        pa += snprintf(pa, 22, "%lld", (long long)batch[i].at);
+    }
+    strcpy(pi, "}");
+    strcpy(pa, "}");
+    return count;
 }
 
 static void
 touch_flush(void)
 {
     static struct touch batch[TOUCH_SLOTS];
-    struct gh_arena *a;
-    struct gh_err e = {0};
-    char *ids[2], *ats[2];
+    static const char *const sql[2] = {
+        "UPDATE oauth_grants g SET last_used_at = greatest(g.last_used_at, to_timestamp(v.at))"
+        " FROM unnest($1::uuid[], $2::bigint[]) AS v(id, at) WHERE g.id = v.id",
+        "UPDATE pats p SET last_used_at = greatest(p.last_used_at, to_timestamp(v.at))"
+        " FROM unnest($1::uuid[], $2::bigint[]) AS v(id, at) WHERE p.id = v.id",
+    };
+    static const char kinds[2] = { 'g', 'p' };
+    struct gh_arena *a = NULL;
+    long dropped;
     int n;
 
     pthread_mutex_lock(&touch_lock);
     n = ntouched;
     memcpy(batch, touched, sizeof(batch[0]) * (size_t)n);
     ntouched = 0;
+    memset(touch_index, 0, sizeof(touch_index));
+    dropped = touch_dropped;
+    touch_dropped = 0;
     pthread_mutex_unlock(&touch_lock);
+    if (dropped > 0)
+        GH_LOG(WARN, "last_used_flush", "%ld last-used updates dropped: more than %d credentials in one window",
+               dropped, TOUCH_SLOTS);
     if (n == 0)
         return;
     a = gh_arena_new(0);
+    if (a == NULL) {
+        GH_LOG(ERROR, "last_used_flush", "out of memory; %d last-used times dropped", n);
+        return;
+    }
+    /* each id occurs once in the batch (authz_touch coalesces), so the
+     * UPDATE meets every row at most once */
     for (int k = 0; k < 2; k++) {
-        ids[k] = gh_arena_strdup(a, "{");
-        ats[k] = gh_arena_strdup(a, "{");
+        struct gh_err e = {0};
+        char *ids, *ats;
+        int count = touch_arrays(a, batch, n, kinds[k], &ids, &ats);
+
+        if (count < 0) {
+            GH_LOG(ERROR, "last_used_flush", "arena full; %d last-used times dropped", n);
+            break;
+        }
+        if (count > 0 && !db_query(a, &e, sql[k], 2, ids, ats))
+            GH_LOG(WARN, "last_used_flush", "%d last-used times dropped: %s", count, e.detail);
     }
-    for (int i = 0; i < n; i++) {
-        int k = batch[i].kind == 'p';
-        ids[k] = gh_arena_printf(a, "%s%s%s", ids[k], ids[k][1] ? "," : "", batch[i].id);
-        ats[k] = gh_arena_printf(a, "%s%s%lld", ats[k], ats[k][1] ? "," : "", (long long)batch[i].at);
-    }
-    for (int k = 0; k < 2; k++) {
-        ids[k] = gh_arena_printf(a, "%s}", ids[k]);
-        ats[k] = gh_arena_printf(a, "%s}", ats[k]);
-    }
-    if (ids[0][1] != '}')
-        db_query(a, &e, "UPDATE oauth_grants g SET last_used_at = greatest(g.last_used_at, to_timestamp(v.at))"
-                        " FROM (SELECT id, max(at) AS at FROM unnest($1::uuid[], $2::bigint[]) AS x(id, at)"
-                        "       GROUP BY id) v WHERE g.id = v.id", 2, ids[0], ats[0]);
-    if (ids[1][1] != '}')
-        db_query(a, &e, "UPDATE pats p SET last_used_at = greatest(p.last_used_at, to_timestamp(v.at))"
-                        " FROM (SELECT id, max(at) AS at FROM unnest($1::uuid[], $2::bigint[]) AS x(id, at)"
-                        "       GROUP BY id) v WHERE p.id = v.id", 2, ids[1], ats[1]);
-    if (gh_err_isset(&e))
-        GH_LOG(WARN, "last_used_flush", "%s", e.detail);
     gh_arena_free(a);
 }
 

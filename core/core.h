@@ -183,6 +183,10 @@ const char *gh_json_str(json_t *obj, const char *key);  /* NULL if absent/not st
 bool gh_str_has_prefix(const char *s, const char *prefix);
 /* true when s is a UUID in its canonical text form (8-4-4-4-12 hex) */
 bool gh_uuid_ok(const char *s);
+/* true when the n bytes at s are valid UTF-8 without control characters
+ * (C0 including NUL, DEL, C1): text the database accepts and a log or a page
+ * can show */
+bool gh_text_ok(const char *s, size_t n);
 /* percent-encodes for a URL query component */
 char *gh_url_encode(struct gh_arena *a, const char *s);
 char *gh_html_escape(struct gh_arena *a, const char *s);

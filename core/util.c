@@ -37,6 +37,41 @@ gh_uuid_ok(const char *s)
     return true;
 }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid
+ * (overlong forms, surrogates, past U+10FFFF, cut short). */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+               : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
+bool
+gh_text_ok(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    if (s == NULL)
+        return false;
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_seq(p + i, n - i);
+        if (len == 0 || p[i] < 0x20 || p[i] == 0x7f || (p[i] == 0xc2 && p[i + 1] < 0xa0))
+            return false;                          /* C0, DEL, C1 controls */
+        i += len;
+    }
+    return true;
+}
+
 bool
 gh_str_has_prefix(const char *s, const char *prefix)
 {

@@ -139,14 +139,40 @@ wants_html(struct web_req *r)
     return accept && strstr(accept, "text/html");
 }
 
+/* The error codes a client may see: OAuth's (RFC 6749, 6750, 7591, 8707)
+ * and the few HTTP-level ones of this server.  Anything else in e->code
+ * (a SQLSTATE from db/, say) is an internal detail: the client reads
+ * server_error, the log keeps the code. */
+static const char *const CLIENT_CODES[] = {
+    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+    "unsupported_grant_type", "invalid_scope", "access_denied", "unsupported_response_type",
+    "server_error", "temporarily_unavailable", "invalid_token", "insufficient_scope",
+    "invalid_redirect_uri", "invalid_client_metadata", "invalid_target", "slow_down",
+    "unauthorized", "forbidden", "not_found", "method_not_allowed", "conflict", "gone",
+    "session_not_found", "upstream",
+};
+
+static bool
+client_code(const char *code)
+{
+    for (size_t i = 0; i < GH_ARRAY_LEN(CLIENT_CODES); i++)
+        if (!strcmp(code, CLIENT_CODES[i]))
+            return true;
+    return false;
+}
+
 int
 web_reply_err(struct web_req *r, const struct gh_err *e)
 {
     int status = e->status ? e->status : 500;
     const char *msg = e->msg[0] ? e->msg : "internal error";
+    const char *code = e->code[0] ? e->code : "server_error";
+    bool internal = !client_code(code);
     char ra[16];
 
-    if (status >= 500 || e->detail[0])
+    if (internal)
+        code = "server_error";
+    if (status >= 500 || e->detail[0] || internal)
         gh_logf(status >= 500 ? GH_LOG_ERROR : GH_LOG_INFO, "http_error", "%d %s: %s", status,
                 e->code, e->detail[0] ? e->detail : msg);
     if (e->retry_after > 0) {
@@ -158,9 +184,7 @@ web_reply_err(struct web_req *r, const struct gh_err *e)
                                      gh_html_escape(r->arena, msg));
         return web_reply_html(r, status, web_page(r->arena, "Error", body ? body : ""));
     }
-    return web_reply_json(r, status, json_pack("{s:s, s:s}", "error",
-                                               e->code[0] ? e->code : "server_error",
-                                               "error_description", msg));
+    return web_reply_json(r, status, json_pack("{s:s, s:s}", "error", code, "error_description", msg));
 }
 
 /* ------------------------------------------------------------ request accessors */
@@ -217,6 +241,17 @@ web_query(struct web_req *r, const char *name)
 }
 
 const char *
+web_query_n(struct web_req *r, const char *name, size_t *len)
+{
+    const char *v = NULL;
+
+    *len = 0;
+    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v, len) != MHD_YES)
+        return NULL;
+    return v;
+}
+
+const char *
 web_header(struct web_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
@@ -246,7 +281,7 @@ unhex(char c)
 }
 
 static char *
-form_decode(struct gh_arena *a, const char *s, size_t n)
+form_decode(struct gh_arena *a, const char *s, size_t n, size_t *outlen)
 {
     char *out = gh_arena_alloc(a, n + 1), *p = out;
 
@@ -263,6 +298,8 @@ form_decode(struct gh_arena *a, const char *s, size_t n)
         }
     }
     *p = '\0';
+    if (outlen)
+        *outlen = (size_t)(p - out);
     return out;
 }
 
@@ -293,8 +330,9 @@ form_parse(struct web_req *r)
                     memcpy(n, r->form, sizeof(*n) * (size_t)r->nform);
                 r->form = n;
             }
-            r->form[r->nform].name = form_decode(r->arena, s, (size_t)((eq ? eq : stop) - s));
-            r->form[r->nform].value = eq ? form_decode(r->arena, eq + 1, (size_t)(stop - eq - 1))
+            r->form[r->nform].name = form_decode(r->arena, s, (size_t)((eq ? eq : stop) - s), NULL);
+            r->form[r->nform].value = eq ? form_decode(r->arena, eq + 1, (size_t)(stop - eq - 1),
+                                                       &r->form[r->nform].vlen)
                                          : gh_arena_strdup(r->arena, "");
             r->nform++;
         }
@@ -310,6 +348,20 @@ web_form(struct web_req *r, const char *name)
     for (int i = 0; i < r->nform; i++)
         if (r->form[i].name && !strcmp(r->form[i].name, name))
             return r->form[i].value;
+    return NULL;
+}
+
+const char *
+web_form_n(struct web_req *r, const char *name, size_t *len)
+{
+    if (!r->form_parsed)
+        form_parse(r);
+    *len = 0;
+    for (int i = 0; i < r->nform; i++)
+        if (r->form[i].name && !strcmp(r->form[i].name, name)) {
+            *len = r->form[i].vlen;
+            return r->form[i].value;
+        }
     return NULL;
 }
 

@@ -41,10 +41,14 @@ const char *web_full_path(struct web_req *r);            /* path?query, re-encod
 const char *web_route_pattern(struct web_req *r);
 const char *web_path_param(struct web_req *r, int i);   /* i-th '*' segment */
 const char *web_query(struct web_req *r, const char *name);
+/* The same with the decoded length, which differs from strlen() when the
+ * value holds a %00: the value as sent, for checking with gh_text_ok(). */
+const char *web_query_n(struct web_req *r, const char *name, size_t *len);
 const char *web_header(struct web_req *r, const char *name);
 const char *web_cookie(struct web_req *r, const char *name);
 const char *web_body(struct web_req *r, size_t *len);   /* NUL-terminated */
 const char *web_form(struct web_req *r, const char *name); /* urlencoded body field */
+const char *web_form_n(struct web_req *r, const char *name, size_t *len); /* as web_query_n */
 int web_form_count(struct web_req *r, const char *name);    /* duplicates => >1 */
 json_t *web_json_body(struct web_req *r, struct gh_err *e); /* borrowed (arena owns) */
 const char *web_client_ip(struct web_req *r);

@@ -22,8 +22,9 @@ struct web_hdr {
 };
 
 struct web_formkv {
-    char *name;
-    char *value;
+    char  *name;
+    char  *value;
+    size_t vlen;            /* decoded length: a %00 makes it differ from strlen */
 };
 
 struct web_req {

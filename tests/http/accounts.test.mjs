@@ -109,6 +109,44 @@ test('login returns to the page that asked for it, never to another site', async
   }
 });
 
+test('a signed-in user is never sent to another site by next= (tab, backslash, space, control bytes)', async () => {
+  const u = createUser(srv, {});
+  const c = new Client(srv.url);
+  assert.equal((await c.login(u.email, u.password)).status, 303);
+  // a local path still works, query string included
+  const ok = await c.get('/login?next=%2Fprofile%3Fx%3D1');
+  assert.equal(ok.status, 303);
+  assert.equal(ok.headers.get('location'), '/profile?x=1');
+  // browsers drop tabs and newlines inside a URL and read "\" as "/": each of these is "//evil.example"
+  const raw = ['/%09/evil.example', '/%5C/evil.example', '/%5Cevil.example', '/%20//evil.example', '%20//evil.example',
+    '/%0B/evil.example', '/%7F/evil.example', '/%C2%A0/evil.example', '/x/%5C%5Cevil.example', '/%09%09/evil.example'];
+  for (const next of raw) {
+    const r = await c.get(`/login?next=${next}`);
+    assert.equal(r.status, 200, `next=${next} redirected a signed-in user to ${r.headers.get('location')}`);
+    assert.equal(r.headers.get('location'), null);
+    const html = await r.text();
+    assert.equal(inputValue(html, 'next'), '/profile', `next=${next} kept in the form`);
+  }
+  // and at sign-in: back to /profile, not to the given next
+  for (const next of raw.map(decodeURIComponent)) {
+    const r = await new Client(srv.url).login(u.email, u.password, next);
+    assert.equal(r.status, 303);
+    assert.equal(r.headers.get('location'), '/profile', `open redirect via next=${JSON.stringify(next)}`);
+  }
+});
+
+test('an email that is not text is a 400 on the login form, not a server error', async () => {
+  const c = new Client(srv.url);
+  await (await c.get('/login')).arrayBuffer();
+  for (const email of ['%FF%40example.test', 'a%00b%40example.test', 'a%0Ab%40example.test', '%C0%AF']) {
+    const res = await c.post('/login', `email=${email}&password=whatever-123&csrf=${c.csrf}`,
+      { headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    const html = await res.text();
+    assert.equal(res.status, 400, `${email}: ${html}`);
+    assert.match(html, /Enter a valid email address/);
+  }
+});
+
 test('logout ends the session on the server', async () => {
   const u = createUser(srv, {});
   const c = new Client(srv.url);

@@ -57,15 +57,23 @@ test('agent add/list; each agent has its MCP URL with a 401 challenge naming its
 
   const prm = await (await fetch(`${srv.url}/.well-known/oauth-protected-resource/agents/sales/mcp`)).json();
   assert.equal(prm.resource, `${srv.url}/agents/sales/mcp`);
-  for (const slug of ['default', 'sales']) {
-    const res = await mcp(srv, `/agents/${slug}/mcp`);
-    assert.equal(res.status, 401);
-    assert.equal(res.headers.get('www-authenticate'),
-      `Bearer resource_metadata="${srv.url}/.well-known/oauth-protected-resource/agents/${slug}/mcp", scope="mcp"`);
+  // RFC 9728: the challenge names the metadata whose `resource` is the URL the client used, so
+  // /mcp names the path-suffixed form of /mcp and /agents/{slug}/mcp its own (even for the
+  // default agent, reachable at both)
+  const forms = [['/mcp', '/.well-known/oauth-protected-resource/mcp'],
+    ['/agents/default/mcp', '/.well-known/oauth-protected-resource/agents/default/mcp'],
+    ['/agents/sales/mcp', '/.well-known/oauth-protected-resource/agents/sales/mcp']];
+  for (const [path, md] of forms) {
+    const res = await mcp(srv, path);
+    assert.equal(res.status, 401, path);
+    assert.equal(res.headers.get('www-authenticate'), `Bearer resource_metadata="${srv.url}${md}", scope="mcp"`, path);
+    const bad = await mcp(srv, path, 'gth_oat_00000000000000000000000000000000');
+    assert.equal(bad.status, 401, path);
+    assert.equal(bad.headers.get('www-authenticate'),
+      `Bearer error="invalid_token", resource_metadata="${srv.url}${md}", scope="mcp"`, path);
+    const doc = await (await fetch(`${srv.url}${md}`)).json();
+    assert.equal(doc.resource, `${srv.url}${path}`, `${md} names the URL used`);
   }
-  const root = await mcp(srv, '/mcp');
-  assert.equal(root.status, 401);
-  assert.match(root.headers.get('www-authenticate'), /^Bearer resource_metadata="[^"]+\/\.well-known\/oauth-protected-resource(\/mcp)?", scope="mcp"$/);
   const unknown = await mcp(srv, '/agents/nope/mcp');
   assert.equal(unknown.status, 404);
 });

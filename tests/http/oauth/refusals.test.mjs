@@ -3,7 +3,8 @@
 // consent, framing; errors after the redirect URI is trusted carry state + iss.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, createUser, Client } from '../../harness/index.mjs';
+import crypto from 'node:crypto';
+import { startServer, createUser, Client, gatehouse } from '../../harness/index.mjs';
 import { register, signedIn, consent, pkce, token, mcp, authorizeUrl } from './lib.mjs';
 
 const CB = 'http://127.0.0.1:9999/callback';
@@ -116,6 +117,47 @@ test('token endpoint: wrong verifier, redirect mismatch, other client, replay (w
   const unknown = await token(srv, { grant_type: 'authorization_code', code: 'x', client_id: 'nope' });
   assert.equal(unknown.status, 401);
   assert.equal(unknown.body.error, 'invalid_client');
+});
+
+test('token endpoint: a resource other than the one authorized is invalid_target (code and refresh), and nothing is spent', async () => {
+  assert.equal(gatehouse(srv, ['agent', 'add', '--slug', 'other', '--name', 'Other agent']).code, 0);
+  const mine = `${srv.url}/mcp`, theirs = `${srv.url}/agents/other/mcp`;
+  const { p, params } = base({ resource: mine });
+  const { location } = await consent(c, params);
+  const code = new URL(location).searchParams.get('code');
+  assert.ok(code, location);
+  const hash = crypto.createHash('sha256').update(code).digest('hex');
+  // unused, and the number of tokens of its grant (earlier tests issued some under the same grant)
+  const codeState = () => srv.cluster.sql(`SELECT (k.used_at IS NULL)::text || ' ' || (SELECT count(*) FROM oauth_tokens t
+    WHERE t.grant_id = k.grant_id) FROM oauth_codes k WHERE k.code_hash = '${hash}'`).trim();
+  const unspent = codeState();
+  assert.match(unspent, /^true \d+$/);
+  const form = { grant_type: 'authorization_code', code, redirect_uri: CB, code_verifier: p.verifier, client_id: client.client_id };
+  for (const resource of [theirs, `${srv.url}/agents/other/mcp/`, `${srv.url}/AGENTS/OTHER/MCP`]) {
+    const t = await token(srv, { ...form, resource });
+    assert.equal(t.status, 400, `${resource}: ${JSON.stringify(t.body)}`);
+    assert.equal(t.body.error, 'invalid_target');
+    assert.equal(t.body.access_token, undefined);
+  }
+  assert.equal(codeState(), unspent, 'the code is unused and no token was issued');
+  // the code was not consumed (a second use would be a replay): it still works for its own resource
+  const good = await token(srv, { ...form, resource: mine });
+  assert.equal(good.status, 200, JSON.stringify(good.body));
+  assert.equal((await mcp(srv, '/mcp', good.body.access_token)).status, 200);
+  assert.equal((await mcp(srv, '/agents/other/mcp', good.body.access_token)).status, 401);
+
+  // refresh: the grant's resource or none, never another agent's
+  const rt = good.body.refresh_token;
+  const refresh = (resource) => token(srv, { grant_type: 'refresh_token', refresh_token: rt, client_id: client.client_id, resource });
+  const other = await refresh(theirs);
+  assert.equal(other.status, 400, JSON.stringify(other.body));
+  assert.equal(other.body.error, 'invalid_target');
+  assert.equal(other.body.access_token, undefined);
+  // not rotated: the same refresh token still rotates once, for its own resource
+  const same = await refresh(mine);
+  assert.equal(same.status, 200, JSON.stringify(same.body));
+  assert.notEqual(same.body.refresh_token, rt);
+  assert.equal((await mcp(srv, '/agents/other/mcp', same.body.access_token)).status, 401);
 });
 
 test('consent: POST without CSRF is refused; the page cannot be framed; not signed in goes to login first', async () => {

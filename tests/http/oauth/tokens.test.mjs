@@ -164,6 +164,11 @@ test('revocation: a refresh token takes its chain; introspection is for confiden
 test('last-used time is recorded without a write per request (flushed in the background)', async () => {
   const d = await fullFlow(srv, c, {});
   const q = () => srv.cluster.sql(`SELECT count(*) FROM oauth_grants WHERE client_id = '${d.client.client_id}' AND last_used_at IS NOT NULL`).trim();
+  // the code exchange itself counts as a use: wait for its flush (every 2 s), then clear the
+  // column, so what lands next can only come from the MCP requests below
+  for (let i = 0; i < 40 && q() === '0'; i++) await sleep(250);
+  assert.equal(q(), '1', 'the code exchange was recorded');
+  srv.cluster.sql(`UPDATE oauth_grants SET last_used_at = NULL WHERE client_id = '${d.client.client_id}'`);
   assert.equal(q(), '0');
   for (let i = 0; i < 5; i++) assert.equal((await mcp(srv, '/mcp', d.tokens.access_token)).status, 200);
   let n = '0';
