@@ -107,6 +107,7 @@ struct gh_config {
     long  mcp_session_idle_seconds;
     long  mcp_page_size;
     char *allowed_hosts;        /* comma list; empty = host of public_url + loopback */
+    char *trusted_proxies;      /* comma list of IPs/CIDRs; empty = trust no X-Forwarded-For */
     bool  test_unauthenticated_mcp;
     long  oauth_client_unused_ttl;
     long  rate_register_per_min;
