@@ -474,6 +474,29 @@ ip_trusted(const struct ipaddr *ip)
     return false;
 }
 
+/* "ip" or "ip/bits", n bytes of s; an IPv4-mapped IPv6 network counts as IPv4. */
+static bool
+cidr_parse(const char *s, size_t n, struct cidr *c)
+{
+    const char *slash = memchr(s, '/', n);
+    size_t len = slash ? (size_t)(slash - s) : n;
+    bool mapped;
+    char *end;
+    long bits;
+
+    if (!ip_parse(s, len, &c->net))
+        return false;
+    c->bits = c->net.family == AF_INET ? 32 : 128;
+    if (slash == NULL)
+        return true;
+    mapped = memchr(s, ':', len) != NULL && c->net.family == AF_INET;
+    bits = strtol(slash + 1, &end, 10);
+    if (end == slash + 1 || end != s + n || bits < (mapped ? 96 : 0) || bits > (mapped ? 128 : c->bits))
+        return false;
+    c->bits = (int)(mapped ? bits - 96 : bits);
+    return true;
+}
+
 /* GATEHOUSE_TRUSTED_PROXIES → the table; a bad entry stops the start. */
 static int
 trusted_parse(const char *list, struct gh_err *e)
@@ -489,38 +512,20 @@ trusted_parse(const char *list, struct gh_err *e)
     if (trusted == NULL)
         return gh_err_set(e, 500, "server_error", "out of memory", "trusted proxies");
     while (*p) {
-        size_t n = strcspn(p, ","), len;
-        const char *item = p, *slash;
-        struct cidr c = {0};
-        char *end;
+        size_t n = strcspn(p, ",");
+        const char *item = p;
 
         p += n + (p[n] == ',');
         while (n > 0 && (*item == ' ' || *item == '\t'))
             item++, n--;
         while (n > 0 && (item[n - 1] == ' ' || item[n - 1] == '\t'))
             n--;
-        if (n == 0)
-            continue;
-        slash = memchr(item, '/', n);
-        len = slash ? (size_t)(slash - item) : n;
-        if (!ip_parse(item, len, &c.net))
-            goto bad;
-        c.bits = c.net.family == AF_INET ? 32 : 128;
-        if (slash) {
-            long bits = strtol(slash + 1, &end, 10);
-            bool mapped = memchr(item, ':', len) != NULL && c.net.family == AF_INET;
-            if (end == slash + 1 || end != item + n || bits < 0 || bits > (mapped ? 128 : c.bits) ||
-                (mapped && bits < 96))
-                goto bad;
-            c.bits = (int)(mapped ? bits - 96 : bits);
+        if (n > 0 && !cidr_parse(item, n, &trusted[ntrusted++])) {
+            gh_err_set(e, 400, "config", "", "GATEHOUSE_TRUSTED_PROXIES");
+            snprintf(e->msg, sizeof(e->msg), "GATEHOUSE_TRUSTED_PROXIES: '%.*s' is not an IP address or CIDR",
+                     (int)(n > 64 ? 64 : n), item);
+            return -1;
         }
-        trusted[ntrusted++] = c;
-        continue;
-bad:
-        gh_err_set(e, 400, "config", "", "GATEHOUSE_TRUSTED_PROXIES");
-        snprintf(e->msg, sizeof(e->msg), "GATEHOUSE_TRUSTED_PROXIES: '%.*s' is not an IP address or CIDR",
-                 (int)(n > 64 ? 64 : n), item);
-        return -1;
     }
     return 0;
 }
