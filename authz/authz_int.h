@@ -61,8 +61,35 @@ bool authz_redirect_uri_match(const char *registered, const char *given);
 bool authz_client_redirect_ok(struct authz_client *c, const char *uri);
 /* Client authentication at token/revoke/introspect: 401 invalid_client. */
 struct authz_client *authz_client_auth(struct web_req *r, struct gh_err *e);
+/* The client_id a token/revoke/introspect request names (form or Basic), or NULL. */
+const char *authz_client_named(struct web_req *r);
 int authz_client_routes(void);
 void authz_client_reap(void);
+/* Client ID Metadata Documents: the URL rule (https with a path; http too
+ * under the development setting), the cache in oauth_clients, and the
+ * fetch + checks + store that runs on a fetch thread (cimd.c). */
+bool authz_cimd_url_ok(const char *client_id);
+bool authz_cimd_cached(struct gh_arena *a, const char *client_id);
+int  authz_cimd_store(struct gh_arena *a, const char *client_id, struct gh_err *e);
+
+/* cimd.c — fetching the documents off the server threads */
+#define AUTHZ_CIMD_MAX_BYTES 5120
+struct authz_cimd_doc {
+    char   buf[AUTHZ_CIMD_MAX_BYTES + 1];
+    size_t len;
+    long   max_age;          /* from Cache-Control; the caller sets the default */
+};
+/* GET with the address rule, no proxy, no redirects, 5 KB, 5 s (DNS included). */
+int  authz_cimd_fetch(const char *url, struct authz_cimd_doc *d, struct gh_err *e);
+/* First thing in a handler that looks up client_id: true when the request
+ * needs a fetch and was handed to a fetch thread, which calls fn(r) again
+ * once the fetch is over (then this returns false); the handler returns at
+ * once.  False: go on here (no document, cached, or failed lately). */
+bool authz_cimd_offload(struct web_req *r, const char *client_id, web_handler_fn fn);
+/* On a cache miss: 0 when the fetch this request waited for stored the
+ * document, else -1 with its error (a remembered failure, or 503). */
+int  authz_cimd_outcome(struct gh_arena *a, const char *url, struct gh_err *e);
+void authz_cimd_stop(void);
 
 /* ratelimit.c — per-IP fixed one-minute windows, in memory */
 int authz_rate_check(struct web_req *r, const char *bucket, long per_min, struct gh_err *e);

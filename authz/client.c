@@ -9,20 +9,14 @@
  * as are fragments and user-info.
  */
 #include "authz/authz_int.h"
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <ctype.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define CIMD_MAX_BYTES   5120
-#define CIMD_TIMEOUT_MS  5000
 #define CIMD_TTL_MIN     60
 #define CIMD_TTL_MAX     86400
 #define CIMD_TTL_DEFAULT 3600
@@ -284,182 +278,17 @@ client_from_row(struct gh_arena *a, PGresult *res, int row)
 
 #define CLIENT_COLS "client_id, kind, client_name, metadata::text, auth_method, secret_hash, resource_server"
 
-/* ------------------------------------------------------------ CIMD */
+/* ------------------------------------------------------------ CIMD
+ * The documents are fetched in cimd.c, off the server threads; here they
+ * are checked and cached in oauth_clients (kind 'cimd'). */
 
-struct fetch {
-    char   buf[CIMD_MAX_BYTES + 1];
-    size_t len;
-    bool   too_big;
-    long   max_age;
-};
-
-static size_t
-fetch_write(char *p, size_t size, size_t n, void *ctx)
-{
-    struct fetch *f = ctx;
-    size_t len = size * n;
-
-    if (f->len + len > CIMD_MAX_BYTES) {
-        f->too_big = true;
-        return 0;                      /* aborts the transfer */
-    }
-    memcpy(f->buf + f->len, p, len);
-    f->len += len;
-    f->buf[f->len] = '\0';
-    return len;
-}
-
-static size_t
-fetch_header(char *p, size_t size, size_t n, void *ctx)
-{
-    struct fetch *f = ctx;
-    size_t len = size * n;
-    char line[256];
-
-    if (len < sizeof(line) && !strncasecmp(p, "cache-control:", 14)) {
-        char *m;
-        memcpy(line, p, len);
-        line[len] = '\0';
-        m = strcasestr(line, "max-age=");
-        if (m)
-            f->max_age = strtol(m + 8, NULL, 10);
-        if (strcasestr(line, "no-store") || strcasestr(line, "no-cache"))
-            f->max_age = CIMD_TTL_MIN;
-    }
-    return len;
-}
-
-/* Private, loopback, link-local, unspecified, multicast, CGNAT. */
-static bool
-addr_private(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-        return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xa9fe ||
-               (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8 || (a >> 22) == (100 << 2 | 1) ||
-               (a >> 28) >= 0xe;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const unsigned char zero[16];
-        if (!memcmp(b, zero, 15))
-            return true;                                  /* :: and ::1 */
-        if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
-            return true;                                  /* link-local */
-        if ((b[0] & 0xfe) == 0xfc || b[0] == 0xff)
-            return true;                                  /* ULA, multicast */
-        if (!memcmp(b, zero, 10) && b[10] == 0xff && b[11] == 0xff) {
-            struct sockaddr_in v4 = { .sin_family = AF_INET };
-            memcpy(&v4.sin_addr, b + 12, 4);
-            return addr_private((struct sockaddr *)&v4);  /* v4-mapped */
-        }
-        return false;
-    }
-    return true;
-}
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
-/* Resolves the host, refuses private addresses (unless the development
- * setting allows them), then pins curl to the address checked so a second
- * DNS answer cannot swap in an internal one. */
-static int
-cimd_fetch(struct gh_arena *a, const char *url, struct fetch *f, struct gh_err *e)
-{
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
-    struct curl_slist *pin = NULL, *hdrs = NULL;
-    struct uri u;
-    char addr[INET6_ADDRSTRLEN], host[256], portstr[8];
-    CURL *cu = NULL;
-    CURLcode cc;
-    long status = 0;
-    int rc = -1, port;
-    bool dev = gh_cfg.dev_allow_private_cimd;
-
-    if (!uri_parse(url, &u) || !u.authority || !u.host[0])
-        goto bad_url;
-    if (strcmp(u.scheme, "https") && !(dev && !strcmp(u.scheme, "http")))
-        goto bad_url;
-    port = u.port > 0 ? u.port : !strcmp(u.scheme, "https") ? 443 : 80;
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    snprintf(host, sizeof(host), "%s", u.host);
-    if (host[0] == '[') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    if (getaddrinfo(host, portstr, &hints, &res) != 0 || res == NULL) {
-        gh_err_set(e, 400, "invalid_client", "The client metadata document could not be fetched.",
-                   "cimd: cannot resolve host");
-        goto out;
-    }
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
-        if (addr_private(ai->ai_addr) && !dev) {
-            gh_err_set(e, 400, "invalid_client", "The client metadata document must be on a public address.",
-                       "cimd: private address refused");
-            goto out;
-        }
-    if (res->ai_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, addr, sizeof(addr));
-    else
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, addr + 1, sizeof(addr) - 2);
-    if (res->ai_family == AF_INET6) {
-        addr[0] = '[';
-        strcat(addr, "]");
-    }
-    pin = curl_slist_append(NULL, gh_arena_printf(a, "%s:%d:%s", host, port, addr));
-    hdrs = curl_slist_append(NULL, "Accept: application/json");
-    pthread_once(&curl_once, curl_init_once);
-    cu = curl_easy_init();
-    if (cu == NULL || pin == NULL || hdrs == NULL) {
-        gh_err_set(e, 500, "server_error", "internal error", "curl init");
-        goto out;
-    }
-    curl_easy_setopt(cu, CURLOPT_URL, url);
-    curl_easy_setopt(cu, CURLOPT_RESOLVE, pin);
-    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, dev ? "http,https" : "https");
-    curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)CIMD_TIMEOUT_MS);
-    curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(cu, CURLOPT_MAXFILESIZE, (long)CIMD_MAX_BYTES);
-    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, fetch_write);
-    curl_easy_setopt(cu, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, fetch_header);
-    curl_easy_setopt(cu, CURLOPT_HEADERDATA, f);
-    curl_easy_setopt(cu, CURLOPT_USERAGENT, "Gatehouse");
-    cc = curl_easy_perform(cu);
-    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
-    if (f->too_big || cc == CURLE_FILESIZE_EXCEEDED) {
-        gh_err_set(e, 400, "invalid_client", "The client metadata document is larger than 5 KB.", "cimd: too big");
-        goto out;
-    }
-    if (cc != CURLE_OK || status != 200) {
-        gh_err_set(e, 400, "invalid_client", "The client metadata document could not be fetched.",
-                   "cimd: curl %d status %ld", (int)cc, status);
-        goto out;
-    }
-    rc = 0;
-    goto out;
-bad_url:
-    gh_err_set(e, 400, "invalid_client", "This client_id is not a valid https URL.", NULL);
-out:
-    if (cu)
-        curl_easy_cleanup(cu);
-    curl_slist_free_all(pin);
-    curl_slist_free_all(hdrs);
-    if (res)
-        freeaddrinfo(res);
-    return rc;
-}
-
-static bool
-cimd_url_shape(const char *id)
+bool
+authz_cimd_url_ok(const char *id)
 {
     struct uri u;
 
     /* the client_id must carry a path (the document), no fragment */
-    return id && strlen(id) <= 2000 && !strchr(id, '#') && uri_parse(id, &u) && u.authority &&
+    return id && authz_client_id_ok(id, strlen(id)) && !strchr(id, '#') && uri_parse(id, &u) && u.authority &&
            (!strcmp(u.scheme, "https") || (gh_cfg.dev_allow_private_cimd && !strcmp(u.scheme, "http"))) &&
            u.rest[0] == '/' && u.rest[1] != '\0';
 }
@@ -483,63 +312,92 @@ cimd_cache_trim(struct gh_arena *a, const char *keep)
         GH_LOG(WARN, "cimd_cache_trim", "%s", e.detail);
 }
 
-static struct authz_client *
-cimd_load(struct gh_arena *a, const char *client_id, struct gh_err *e)
+/* Fresh in the cache for at least a few more seconds, so that a request
+ * told "no fetch needed" still finds it when it gets there.  A database
+ * error says true: the handler meets it again and reports it. */
+bool
+authz_cimd_cached(struct gh_arena *a, const char *client_id)
 {
-    struct fetch *f = gh_arena_alloc(a, sizeof(*f));
+    struct gh_err e = {0};
+    PGresult *res = db_query(a, &e, "SELECT 1 FROM oauth_clients WHERE client_id = $1 AND kind = 'cimd'"
+                                    " AND cache_expires_at > now() + interval '10 seconds'", 1, client_id);
+
+    return res == NULL || PQntuples(res) == 1;
+}
+
+int
+authz_cimd_store(struct gh_arena *a, const char *client_id, struct gh_err *e)
+{
+    struct authz_cimd_doc *d = gh_arena_alloc(a, sizeof(*d));
     json_t *doc, *meta;
     json_error_t je;
     PGresult *res;
     char ttl[24], *meta_s;
     const char *name;
 
-    res = db_query(a, e, "SELECT " CLIENT_COLS " FROM oauth_clients WHERE client_id = $1 AND kind = 'cimd'"
-                         " AND cache_expires_at > now()", 1, client_id);
-    if (res == NULL)
-        return NULL;
-    if (PQntuples(res) == 1)
-        return client_from_row(a, res, 0);
-    if (!cimd_url_shape(client_id)) {
-        gh_err_set(e, 400, "invalid_client", "This client_id is not a valid https URL.", NULL);
-        return NULL;
-    }
-    f->max_age = CIMD_TTL_DEFAULT;
-    if (cimd_fetch(a, client_id, f, e) < 0)
-        return NULL;
-    doc = gh_arena_json(a, json_loadb(f->buf, f->len, 0, &je));
-    if (!json_is_object(doc)) {
-        gh_err_set(e, 400, "invalid_client", "The client metadata document is not a JSON object.", NULL);
-        return NULL;
-    }
-    if (!gh_json_str(doc, "client_id") || strcmp(gh_json_str(doc, "client_id"), client_id)) {
-        gh_err_set(e, 400, "invalid_client",
-                   "The client metadata document's client_id does not equal its URL.", NULL);
-        return NULL;
-    }
+    if (d == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "cimd: no memory");
+    d->max_age = CIMD_TTL_DEFAULT;
+    if (authz_cimd_fetch(client_id, d, e) < 0)
+        return -1;
+    doc = gh_arena_json(a, json_loadb(d->buf, d->len, 0, &je));
+    if (!json_is_object(doc))
+        return gh_err_set(e, 400, "invalid_client", "The client metadata document is not a JSON object.", NULL);
+    if (!gh_json_str(doc, "client_id") || strcmp(gh_json_str(doc, "client_id"), client_id))
+        return gh_err_set(e, 400, "invalid_client",
+                          "The client metadata document's client_id does not equal its URL.", NULL);
     meta = gh_arena_json(a, metadata_check(doc, true, e));
     if (meta == NULL)
-        return NULL;
+        return -1;
     json_object_set_new(meta, "client_id", json_string(client_id));
     meta_s = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
     gh_arena_defer(a, free, meta_s);
     name = gh_json_str(meta, "client_name");
-    snprintf(ttl, sizeof(ttl), "%ld", f->max_age < CIMD_TTL_MIN ? CIMD_TTL_MIN
-                                    : f->max_age > CIMD_TTL_MAX ? CIMD_TTL_MAX : f->max_age);
+    snprintf(ttl, sizeof(ttl), "%ld", d->max_age < CIMD_TTL_MIN ? CIMD_TTL_MIN
+                                    : d->max_age > CIMD_TTL_MAX ? CIMD_TTL_MAX : d->max_age);
     res = db_query(a, e,
         "INSERT INTO oauth_clients (client_id, kind, client_name, metadata, auth_method, cache_expires_at)"
         " VALUES ($1, 'cimd', $2, $3::jsonb, 'none', now() + make_interval(secs => $4::int))"
         " ON CONFLICT (client_id) DO UPDATE SET client_name = $2, metadata = $3::jsonb, updated_at = now(),"
         "   cache_expires_at = now() + make_interval(secs => $4::int)"
         " WHERE oauth_clients.kind = 'cimd'"
-        " RETURNING " CLIENT_COLS, 4, client_id, name, meta_s, ttl);
+        " RETURNING 1", 4, client_id, name, meta_s, ttl);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) != 1)
+        return gh_err_set(e, 400, "invalid_client", "Unknown client.", "cimd url collides with a dcr id");
+    GH_LOG(INFO, "cimd_fetched", "client metadata document fetched and cached");
+    cimd_cache_trim(a, client_id);
+    return 0;
+}
+
+/* From the cache; on a miss, the outcome of the fetch this request waited
+ * for (authz_cimd_offload), or of one that failed less than a minute ago. */
+static struct authz_client *
+cimd_load(struct gh_arena *a, const char *client_id, struct gh_err *e)
+{
+    static const char q[] = "SELECT " CLIENT_COLS " FROM oauth_clients WHERE client_id = $1 AND kind = 'cimd'"
+                            " AND cache_expires_at > now()";
+    PGresult *res = db_query(a, e, q, 1, client_id);
+
+    if (res == NULL)
+        return NULL;
+    if (PQntuples(res) == 1)
+        return client_from_row(a, res, 0);
+    if (!authz_cimd_url_ok(client_id)) {
+        gh_err_set(e, 400, "invalid_client", "This client_id is not a valid https URL.", NULL);
+        return NULL;
+    }
+    if (authz_cimd_outcome(a, client_id, e) < 0)
+        return NULL;
+    res = db_query(a, e, q, 1, client_id);          /* stored by the fetch just now */
     if (res == NULL)
         return NULL;
     if (PQntuples(res) != 1) {
-        gh_err_set(e, 400, "invalid_client", "Unknown client.", "cimd url collides with a dcr id");
+        gh_err_set(e, 503, "temporarily_unavailable", "The client metadata document could not be kept. Try again.",
+                   "cimd: fetched but gone from the cache");
         return NULL;
     }
-    GH_LOG(INFO, "cimd_fetched", "client metadata document fetched and cached");
-    cimd_cache_trim(a, client_id);
     return client_from_row(a, res, 0);
 }
 
@@ -597,12 +455,59 @@ form_unescape(struct gh_arena *a, const char *s, size_t *len)
     return r;
 }
 
+/* The id and secret of an HTTP Basic Authorization header (RFC 6749
+ * 2.3.1: both form-urlencoded), into the arena; -1 if it is malformed. */
+static int
+basic_credentials(struct gh_arena *a, const char *hdr, const char **id, const char **secret)
+{
+    size_t n = strlen(hdr + 6);
+    unsigned char *raw = gh_arena_alloc(a, n + 4);
+    int len, rc = -1;
+    size_t idlen = 0;
+    char *colon;
+
+    len = raw ? EVP_DecodeBlock(raw, (const unsigned char *)hdr + 6, (int)n) : -1;
+    if (len < 0)
+        return -1;
+    while (n > 0 && hdr[6 + n - 1] == '=' && len > 0) {   /* padding decoded as zeros */
+        len--;
+        n--;
+    }
+    raw[len] = '\0';
+    colon = strchr((char *)raw, ':');
+    if (colon == NULL)
+        goto out;
+    *colon = '\0';
+    *id = form_unescape(a, (char *)raw, &idlen);
+    if (secret)
+        *secret = form_unescape(a, colon + 1, NULL);
+    rc = *id && authz_client_id_ok(*id, idlen) ? 0 : -1;
+out:
+    gh_wipe(raw, (size_t)len);
+    return rc;
+}
+
+const char *
+authz_client_named(struct web_req *r)
+{
+    const char *hdr = web_header(r, "Authorization"), *id;
+    size_t len;
+
+    id = web_form_n(r, "client_id", &len);
+    if (id && !authz_client_id_ok(id, len))
+        return NULL;        /* the handler refuses it */
+    if (id == NULL && hdr && !strncasecmp(hdr, "Basic ", 6) &&
+        basic_credentials(web_arena(r), hdr, &id, NULL) < 0)
+        return NULL;
+    return id;
+}
+
 struct authz_client *
 authz_client_auth(struct web_req *r, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
     const char *hdr = web_header(r, "Authorization"), *secret = web_form(r, "client_secret");
-    const char *method = "none", *id;
+    const char *method = "none", *id, *basic_id;
     struct authz_client *c;
     size_t idlen;
     char hash[65];
@@ -615,37 +520,17 @@ authz_client_auth(struct web_req *r, struct gh_err *e)
         return NULL;
     }
     if (hdr && !strncasecmp(hdr, "Basic ", 6)) {
-        size_t n = strlen(hdr + 6);
-        unsigned char *raw = gh_arena_alloc(a, n + 4);
-        int len;
-        char *colon;
-
         if (secret) {
             gh_err_set(e, 400, "invalid_request", "Use one client authentication method.", NULL);
             return NULL;
         }
-        len = raw ? EVP_DecodeBlock(raw, (const unsigned char *)hdr + 6, (int)n) : -1;
-        if (len < 0)
+        if (basic_credentials(a, hdr, &basic_id, &secret) < 0)
             goto bad;
-        while (n > 0 && hdr[6 + n - 1] == '=' && len > 0) {   /* padding decoded as zeros */
-            len--;
-            n--;
-        }
-        raw[len] = '\0';
-        colon = strchr((char *)raw, ':');
-        if (colon == NULL)
-            goto bad;
-        *colon = '\0';
-        /* RFC 6749 2.3.1: both parts are form-urlencoded */
-        id = form_unescape(a, (char *)raw, &idlen);
-        secret = form_unescape(a, colon + 1, NULL);
-        gh_wipe(raw, (size_t)len);
-        if (id == NULL || !authz_client_id_ok(id, idlen))
-            goto bad;
-        if (web_form(r, "client_id") && strcmp(web_form(r, "client_id"), id)) {
+        if (id && strcmp(id, basic_id)) {
             gh_err_set(e, 400, "invalid_request", "client_id does not match the Authorization header.", NULL);
             return NULL;
         }
+        id = basic_id;
         method = "client_secret_basic";
     } else if (secret) {
         method = "client_secret_post";

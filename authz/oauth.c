@@ -318,6 +318,8 @@ get_authorize(struct web_req *r)
     struct areq q = {0};
     struct authz_user *u;
 
+    if (authz_cimd_offload(r, param(r, "client_id"), get_authorize))
+        return 0;               /* its client metadata document is fetched first */
     if (validate(r, &q))
         return 0;
     u = authz_require_login(r);
@@ -341,6 +343,8 @@ post_authorize(struct web_req *r)
 
     if (u == NULL)
         return error_page(r, 403, "Your session has ended. Start again from the application.");
+    if (authz_cimd_offload(r, param(r, "client_id"), post_authorize))
+        return 0;
     if (validate(r, &q))
         return 0;
     snprintf(ttl, sizeof(ttl), "%ld", gh_cfg.code_ttl);

@@ -518,6 +518,8 @@ post_token(struct web_req *r)
     bool fast = false;
     int rc;
 
+    if (authz_cimd_offload(r, authz_client_named(r), post_token))
+        return 0;           /* the client's metadata document is fetched first */
     no_store(r);
     if (authz_rate_check(r, "token", gh_cfg.rate_token_per_min, &e) < 0)
         return web_reply_err(r, &e);
@@ -563,6 +565,8 @@ post_revoke(struct web_req *r)
     char hash[65];
     PGresult *res;
 
+    if (authz_cimd_offload(r, authz_client_named(r), post_revoke))
+        return 0;           /* the client's metadata document is fetched first */
     no_store(r);
     if (!no_duplicates(r)) {
         gh_err_set(&e, 400, "invalid_request", "A parameter was repeated.", NULL);
@@ -637,6 +641,8 @@ post_introspect(struct web_req *r)
     PGresult *res;
     json_t *j = NULL;
 
+    if (authz_cimd_offload(r, authz_client_named(r), post_introspect))
+        return 0;           /* the client's metadata document is fetched first */
     no_store(r);
     cl = authz_client_auth(r, &e);
     if (cl == NULL)
@@ -879,6 +885,7 @@ authz_shutdown(void)
         pthread_join(touch_thread, NULL);
         touch_running = false;
     }
+    authz_cimd_stop();
     touch_flush();
 }
 

@@ -97,6 +97,8 @@ static const struct cfg_row rows[] = {
       "MCP sessions one member may hold per agent; an initialize beyond it ends that member's least recently seen session." },
     { "allowed_hosts", "GATEHOUSE_ALLOWED_HOSTS", CFG_STR, F(allowed_hosts), "", 0, 0,
       "Comma-separated Host values accepted at the MCP endpoint; empty = the public URL's host and loopback." },
+    { "trusted_proxies", "GATEHOUSE_TRUSTED_PROXIES", CFG_STR, F(trusted_proxies), "", 0, 0,
+      "Comma-separated IPs or CIDRs of reverse proxies: a request from one is from the right-most X-Forwarded-For address that is not itself listed (the peer if the header is invalid). Rate limits, sign-in throttling and logs use it. Empty = the socket peer, always." },
     { "test_unauthenticated_mcp", "GATEHOUSE_TEST_UNAUTHENTICATED_MCP", CFG_BOOL, F(test_unauthenticated_mcp), "false", 0, 0,
       "TEST ONLY: admit MCP requests without a credential as a fixed test identity." },
     { "oauth_client_unused_ttl", "GATEHOUSE_OAUTH_CLIENT_UNUSED_TTL", CFG_INT, F(oauth_client_unused_ttl), "604800", 60, 31536000,

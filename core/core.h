@@ -109,6 +109,7 @@ struct gh_config {
     long  mcp_batch_max;        /* messages per JSON-RPC batch */
     long  mcp_sessions_per_member;  /* per agent and user; the least recently seen goes */
     char *allowed_hosts;        /* comma list; empty = host of public_url + loopback */
+    char *trusted_proxies;      /* comma list of IPs/CIDRs; empty = trust no X-Forwarded-For */
     bool  test_unauthenticated_mcp;
     long  oauth_client_unused_ttl;
     long  rate_register_per_min;

@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -163,28 +164,60 @@ test('SDK with a Client ID Metadata Document served over http://127.0.0.1 (devel
   }
 });
 
-test('private and loopback metadata documents are refused by default (development setting off)', async () => {
-  const docs = await docServer((url) => goodDoc(url));
+/* Listens on loopback and counts TCP connections: an address refused before
+ * connect leaves it at zero.  null where the host has no such loopback. */
+async function tcpCounter(host) {
+  const c = { n: 0 };
+  c.server = net.createServer((s) => { c.n++; s.destroy(); });
+  try {
+    await new Promise((resolve, reject) => { c.server.once('error', reject); c.server.listen(0, host, resolve); });
+  } catch { return null; }
+  c.port = c.server.address().port;
+  return c;
+}
+
+test('private and loopback metadata documents are refused before connect by default (development setting off)', async () => {
+  const v4 = await tcpCounter('127.0.0.1');
+  const v6 = await tcpCounter('::1');
   const srv = await startServer({ cluster, name: 'oauth-sdk-cimd-off' });
   try {
     const user = createUser(srv, {});
     const bc = await signedIn(srv, user);
-    for (const id of [docs.url('/client.json'), `https://127.0.0.1:${docs.server.address().port}/client.json`,
-      'https://localhost/client.json', 'https://10.1.2.3/client.json', 'https://169.254.169.254/latest/meta-data',
-      'https://[::1]/client.json']) {
+    const authorize = async (id) => {
+      const t0 = Date.now();
       const res = await bc.get(`/oauth/authorize?response_type=code&client_id=${encodeURIComponent(id)}` +
         `&redirect_uri=${encodeURIComponent(CB)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`);
-      assert.equal(res.status, 400, id);
-      assert.equal(res.headers.get('location'), null);
-      await res.arrayBuffer();
+      return { status: res.status, location: res.headers.get('location'), body: await res.text(), ms: Date.now() - t0 };
+    };
+    // without the setting http is not a metadata document at all
+    const plain = await authorize(`http://127.0.0.1:${v4.port}/client.json`);
+    assert.equal(plain.status, 400);
+    assert.match(plain.body, /not a valid https URL/);
+    // each names a loopback, private or link-local address: refused by the
+    // address rule itself, before any connection is attempted (so at once,
+    // and not with the timeout's or TLS's "could not be fetched")
+    for (const id of [
+      `https://127.0.0.1:${v4.port}/client.json`, `https://localhost:${v4.port}/client.json`,
+      `https://[::1]:${(v6 ?? v4).port}/client.json`, 'https://10.1.2.3/client.json',
+      'https://172.16.5.4/client.json', 'https://192.168.1.1/client.json', 'https://100.64.0.1/client.json',
+      'https://169.254.169.254/latest/meta-data', 'https://[fe80::1]/client.json', 'https://[fd00::1]/client.json',
+      'https://[::ffff:10.0.0.1]/client.json']) {
+      const r = await authorize(id);
+      assert.equal(r.status, 400, id);
+      assert.equal(r.location, null, id);
+      assert.match(r.body, /The client metadata document must be on a public address\./, id);
+      assert.ok(r.ms < 4500, `${id}: refused after ${r.ms} ms, not before connecting`);
     }
-    assert.deepEqual(docs.hits, [], 'the server never contacted the private address');
     const t = await fetch(`${srv.url}/oauth/token`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: 'x', code_verifier: 'a'.repeat(43), client_id: docs.url('/client.json') }) });
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: 'x', code_verifier: 'a'.repeat(43),
+        client_id: `https://127.0.0.1:${v4.port}/other.json` }) });
     assert.equal(t.status, 401);
-    assert.deepEqual(docs.hits, []);
+    await t.arrayBuffer();
+    assert.equal(v4.n, 0, 'nothing connected to 127.0.0.1');
+    if (v6) assert.equal(v6.n, 0, 'nothing connected to ::1');
   } finally {
     assert.equal(await srv.stop(), 0);
-    docs.server.close();
+    v4.server.close();
+    v6?.server.close();
   }
 });

@@ -1,0 +1,411 @@
+/*
+ * authz/cimd.c — fetching Client ID Metadata Documents without stalling
+ * the server threads.
+ *
+ * A client_id that is an https URL names a document that must be fetched
+ * before a request naming it can be answered, and a fetch may take its
+ * whole 5 s budget (a host that accepts and never answers).  So a handler
+ * that looks a client up first calls authz_cimd_offload(): when the
+ * document is neither cached (client.c, kind 'cimd') nor known to have
+ * failed, the request is handed to a small set of fetch threads
+ * (web_offload_begin: the connection waits without a server thread).
+ * Requests naming the same URL share one fetch; when it is over, the fetch
+ * thread runs each of them to the end, and they find the client in the
+ * database, or the failure, which is remembered for a minute so a bad
+ * client_id is not fetched again on every request.  At most CIMD_FETCHERS
+ * documents are fetched at once and CIMD_QUEUE_MAX more wait; past that a
+ * request is refused with 503 at once.
+ *
+ * The fetch: libcurl resolves the name (so the 5 s budget covers DNS), and
+ * every address it is about to connect to is checked first
+ * (CURLOPT_OPENSOCKETFUNCTION): private, loopback, link-local, CGNAT,
+ * unspecified and multicast addresses are refused unless the development
+ * setting allows them.  The address checked is the address connected to,
+ * so DNS rebinding cannot slip an internal one in, and no proxy from the
+ * environment can stand in between.  https only, no redirects, 5 KB.
+ */
+#include "authz/authz_int.h"
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define CIMD_TIMEOUT_MS   5000
+#define CIMD_FETCHERS     4       /* documents fetched at once, at most */
+#define CIMD_QUEUE_MAX    64      /* documents waiting for a fetch thread */
+#define CIMD_FAIL_SECONDS 60      /* a failed fetch is not retried for this long */
+#define CIMD_FAIL_ENTRIES 4096
+
+/* ------------------------------------------------------------ the fetch */
+
+struct xfer {
+    struct authz_cimd_doc *d;
+    bool too_big;
+    bool refused;              /* an address was refused before connect */
+    bool dev;
+};
+
+static size_t
+fetch_write(char *p, size_t size, size_t n, void *ctx)
+{
+    struct xfer *x = ctx;
+    size_t len = size * n;
+
+    if (x->d->len + len > AUTHZ_CIMD_MAX_BYTES) {
+        x->too_big = true;
+        return 0;                      /* aborts the transfer */
+    }
+    memcpy(x->d->buf + x->d->len, p, len);
+    x->d->len += len;
+    x->d->buf[x->d->len] = '\0';
+    return len;
+}
+
+static size_t
+fetch_header(char *p, size_t size, size_t n, void *ctx)
+{
+    struct xfer *x = ctx;
+    size_t len = size * n;
+    char line[256];
+
+    if (len < sizeof(line) && !strncasecmp(p, "cache-control:", 14)) {
+        char *m;
+        memcpy(line, p, len);
+        line[len] = '\0';
+        m = strcasestr(line, "max-age=");
+        if (m)
+            x->d->max_age = strtol(m + 8, NULL, 10);
+        if (strcasestr(line, "no-store") || strcasestr(line, "no-cache"))
+            x->d->max_age = 0;         /* clamped up to the minimum */
+    }
+    return len;
+}
+
+/* Private, loopback, link-local, unspecified, multicast, CGNAT. */
+static bool
+addr_private(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+        return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xa9fe ||
+               (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8 || (a >> 22) == (100 << 2 | 1) ||
+               (a >> 28) >= 0xe;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const unsigned char zero[16];
+        if (!memcmp(b, zero, 15))
+            return true;                                  /* :: and ::1 */
+        if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+            return true;                                  /* link-local */
+        if ((b[0] & 0xfe) == 0xfc || b[0] == 0xff)
+            return true;                                  /* ULA, multicast */
+        if (!memcmp(b, zero, 10) && b[10] == 0xff && b[11] == 0xff) {
+            struct sockaddr_in v4 = { .sin_family = AF_INET };
+            memcpy(&v4.sin_addr, b + 12, 4);
+            return addr_private((struct sockaddr *)&v4);  /* v4-mapped */
+        }
+        return false;
+    }
+    return true;
+}
+
+/* Called with each address curl is about to connect to, before anything
+ * is sent: the one place the address rule is enforced. */
+static curl_socket_t
+open_socket(void *ctx, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    struct xfer *x = ctx;
+
+    if (purpose != CURLSOCKTYPE_IPCXN || (!x->dev && addr_private(&addr->addr))) {
+        x->refused = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+int
+authz_cimd_fetch(const char *url, struct authz_cimd_doc *d, struct gh_err *e)
+{
+    struct xfer x = { .d = d, .dev = gh_cfg.dev_allow_private_cimd };
+    struct curl_slist *hdrs = NULL;
+    CURL *cu = NULL;
+    CURLcode cc;
+    long status = 0;
+    int rc = -1;
+
+    d->len = 0;
+    d->buf[0] = '\0';
+    pthread_once(&curl_once, curl_init_once);
+    hdrs = curl_slist_append(NULL, "Accept: application/json");
+    cu = curl_easy_init();
+    if (cu == NULL || hdrs == NULL) {
+        gh_err_set(e, 500, "server_error", "internal error", "cimd: curl init");
+        goto out;
+    }
+    curl_easy_setopt(cu, CURLOPT_URL, url);
+    curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, x.dev ? "http,https" : "https");
+    curl_easy_setopt(cu, CURLOPT_PROXY, "");             /* no proxy from the environment */
+    curl_easy_setopt(cu, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(cu, CURLOPT_OPENSOCKETDATA, &x);
+    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)CIMD_TIMEOUT_MS);   /* DNS included */
+    curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(cu, CURLOPT_MAXFILESIZE, (long)AUTHZ_CIMD_MAX_BYTES);
+    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, fetch_write);
+    curl_easy_setopt(cu, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, fetch_header);
+    curl_easy_setopt(cu, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(cu, CURLOPT_USERAGENT, "Gatehouse");
+    cc = curl_easy_perform(cu);
+    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK && x.refused) {
+        gh_err_set(e, 400, "invalid_client", "The client metadata document must be on a public address.",
+                   "cimd: private address refused before connect (curl %d)", (int)cc);
+        goto out;
+    }
+    if (x.too_big || cc == CURLE_FILESIZE_EXCEEDED) {
+        gh_err_set(e, 400, "invalid_client", "The client metadata document is larger than 5 KB.", "cimd: too big");
+        goto out;
+    }
+    if (cc != CURLE_OK || status != 200) {
+        gh_err_set(e, 400, "invalid_client", "The client metadata document could not be fetched.",
+                   "cimd: curl %d status %ld", (int)cc, status);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (cu)
+        curl_easy_cleanup(cu);
+    curl_slist_free_all(hdrs);
+    return rc;
+}
+
+/* ------------------------------------------------------------ remembered failures */
+
+static struct gh_cache *failures;
+static pthread_once_t failures_once = PTHREAD_ONCE_INIT;
+static void failures_init(void) { failures = gh_cache_new(CIMD_FAIL_ENTRIES, NULL); }
+
+static void
+failure_remember(const char *url, const struct gh_err *err)
+{
+    char status[8];
+    const char *vals[3] = { status, err->code, err->msg };
+
+    pthread_once(&failures_once, failures_init);
+    snprintf(status, sizeof(status), "%d", err->status);
+    gh_cache_put(failures, url, vals, 3, gh_time_s() + CIMD_FAIL_SECONDS, gh_cache_gen(failures));
+}
+
+/* true (and e set, when given) if fetching url failed less than a minute ago */
+static bool
+failure_known(struct gh_arena *a, const char *url, struct gh_err *e)
+{
+    char **v;
+    int n = 0;
+
+    pthread_once(&failures_once, failures_init);
+    v = gh_cache_get(failures, a, url, &n);
+    if (v == NULL || n != 3 || !v[0] || !v[1] || !v[2])
+        return false;
+    if (e)
+        gh_err_set(e, atoi(v[0]), v[1], v[2], "cimd: failed less than %d s ago, not fetched again",
+                   CIMD_FAIL_SECONDS);
+    return true;
+}
+
+/* ------------------------------------------------------------ fetch threads */
+
+struct waiter {
+    struct web_req *r;
+    web_handler_fn  fn;
+    struct waiter  *next;
+};
+
+/* One URL to fetch, and the requests waiting for it. */
+struct job {
+    char          *url;
+    bool           running;
+    struct waiter *waiters, **wtail;
+    struct job    *next;
+};
+
+/* The requests of a finished fetch run on its thread with this set. */
+struct outcome {
+    const char   *url;
+    struct gh_err err;          /* status 0: stored in the database */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static struct job *jobs, **jobs_tail = &jobs;   /* queued and running, oldest first */
+static int nqueued;
+static pthread_t threads[CIMD_FETCHERS];
+static int nthreads;
+static bool stopping;
+static __thread const struct outcome *resumed;
+
+static void
+job_run(struct job *j)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct outcome o = { .url = j->url };
+    struct waiter *w, *next;
+    struct job **p;
+
+    /* the first waiter was added with the job and stays: its id names the fetch in the log */
+    gh_log_context(web_request_id(j->waiters->r), "cimd_fetch");
+    if (a == NULL)
+        gh_err_set(&o.err, 500, "server_error", "internal error", "cimd: no memory");
+    else if (authz_cimd_store(a, j->url, &o.err) < 0 && o.err.status < 500)
+        failure_remember(j->url, &o.err);
+    if (o.err.status)
+        GH_LOG(INFO, "cimd_failed", "%s", o.err.detail[0] ? o.err.detail : o.err.msg);
+    pthread_mutex_lock(&lock);
+    for (p = &jobs; *p != j; p = &(*p)->next)
+        ;
+    *p = j->next;
+    if (jobs_tail == &j->next)
+        jobs_tail = p;
+    w = j->waiters;             /* nobody can join any more */
+    pthread_mutex_unlock(&lock);
+
+    resumed = &o;
+    for (; w; w = next) {
+        struct web_req *r = w->r;
+        next = w->next;         /* w lives in r's arena */
+        gh_log_context(web_request_id(r), web_route_pattern(r));
+        w->fn(r);
+        web_offload_end(r);     /* the last use of r */
+    }
+    resumed = NULL;
+    gh_log_context(NULL, NULL);
+    gh_arena_free(a);
+    free(j->url);
+    free(j);
+}
+
+static void *
+fetcher_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct job *j;
+
+        pthread_mutex_lock(&lock);
+        for (;;) {
+            for (j = jobs; j && j->running; j = j->next)
+                ;
+            if (j || stopping)
+                break;
+            pthread_cond_wait(&cond, &lock);
+        }
+        if (j) {
+            j->running = true;
+            nqueued--;
+        }
+        pthread_mutex_unlock(&lock);
+        if (j == NULL)
+            return NULL;        /* stopping, and nothing queued */
+        job_run(j);
+    }
+}
+
+/* Under the lock: the threads start with the first fetch. */
+static void
+fetchers_start(void)
+{
+    while (nthreads < CIMD_FETCHERS && !stopping &&
+           pthread_create(&threads[nthreads], NULL, fetcher_main, NULL) == 0)
+        nthreads++;
+}
+
+bool
+authz_cimd_offload(struct web_req *r, const char *client_id, web_handler_fn fn)
+{
+    struct gh_arena *a = web_arena(r);
+    struct waiter *w;
+    struct job *j;
+    bool posted = false;
+
+    if (resumed != NULL || !authz_cimd_url_ok(client_id))
+        return false;           /* after its fetch, on the fetch thread; or not a document */
+    if (authz_cimd_cached(a, client_id) || failure_known(a, client_id, NULL))
+        return false;           /* answered without a fetch */
+    w = gh_arena_alloc(a, sizeof(*w));
+    if (w == NULL)
+        return false;
+    w->r = r;
+    w->fn = fn;
+    pthread_mutex_lock(&lock);
+    for (j = jobs; j && strcmp(j->url, client_id); j = j->next)
+        ;
+    if (j == NULL && nqueued < CIMD_QUEUE_MAX && !stopping) {
+        fetchers_start();
+        if (nthreads > 0 && (j = calloc(1, sizeof(*j))) != NULL && (j->url = strdup(client_id)) == NULL) {
+            free(j);
+            j = NULL;
+        }
+        if (j) {
+            j->wtail = &j->waiters;
+            *jobs_tail = j;
+            jobs_tail = &j->next;
+            nqueued++;
+            pthread_cond_signal(&cond);
+        }
+    }
+    if (j) {
+        web_offload_begin(r);   /* before the fetch thread can see w */
+        *j->wtail = w;
+        j->wtail = &w->next;
+        posted = true;
+    }
+    pthread_mutex_unlock(&lock);
+    return posted;
+}
+
+int
+authz_cimd_outcome(struct gh_arena *a, const char *url, struct gh_err *e)
+{
+    if (resumed != NULL && !strcmp(resumed->url, url)) {
+        if (resumed->err.status == 0)
+            return 0;
+        gh_err_set(e, resumed->err.status, resumed->err.code, resumed->err.msg, "%s", resumed->err.detail);
+        return -1;
+    }
+    if (failure_known(a, url, e))
+        return -1;
+    /* the queue was full (or the request did not pass authz_cimd_offload) */
+    gh_err_set(e, 503, "temporarily_unavailable",
+               "Too many client metadata documents are being fetched. Try again shortly.",
+               "cimd: no fetch started for this request");
+    e->retry_after = 5;
+    return -1;
+}
+
+void
+authz_cimd_stop(void)
+{
+    int n;
+
+    pthread_mutex_lock(&lock);
+    stopping = true;
+    n = nthreads;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);     /* each drains the queue before it ends */
+    pthread_mutex_lock(&lock);
+    nthreads = 0;
+    pthread_mutex_unlock(&lock);
+}
