@@ -492,6 +492,7 @@ struct listener {
     struct chan  ch;                /* first: a listener is a channel */
     char         agent_id[40];
     char         id_hash[65];       /* session, or "" for a stateless listen */
+    char         user_id[40];       /* the member's ("" for the test identity) */
     json_t      *sub_id;            /* stateless: the listen request's id */
     bool         tools, prompts, resources;
     struct listener *next, *prev;
@@ -570,8 +571,10 @@ listener_send(struct listener *l, const char *method, json_t *params)
     json_decref(msg);
 }
 
+/* To the streams of one session (id_hash), of one member's stateless
+ * listens in an agent (agent_id and user_id), or of a whole agent. */
 static void
-notify(const char *id_hash, const char *agent_id, const char *method, json_t *params)
+notify(const char *id_hash, const char *agent_id, const char *user_id, const char *method, json_t *params)
 {
     struct listener **hit = NULL;
     int n = 0, cap = 0;
@@ -582,6 +585,8 @@ notify(const char *id_hash, const char *agent_id, const char *method, json_t *pa
         if (id_hash && strcmp(l->id_hash, id_hash))
             continue;
         if (agent_id && strcmp(l->agent_id, agent_id))
+            continue;
+        if (user_id && (l->id_hash[0] || strcmp(l->user_id, user_id)))
             continue;
         if (!wants(l, method))
             continue;
@@ -615,16 +620,16 @@ notify(const char *id_hash, const char *agent_id, const char *method, json_t *pa
 void
 gw_notify_session(struct gw_session *s, const char *method, json_t *params)
 {
-    if (s->stateless)
-        notify(NULL, s->agent_id, method, params);  /* stateless listens of that agent */
+    if (s->stateless)   /* the implicit state of one member: that member's listens */
+        notify(NULL, s->agent_id, s->user_id ? s->user_id : "", method, params);
     else
-        notify(s->id_hash, NULL, method, params);
+        notify(s->id_hash, NULL, NULL, method, params);
 }
 
 void
 gw_notify_agent(const char *agent_id, const char *method)
 {
-    notify(NULL, agent_id, method, NULL);
+    notify(NULL, agent_id, NULL, method, NULL);
 }
 
 static struct listener *
@@ -636,6 +641,7 @@ listener_open(struct mreq *m, json_t *sub_id, json_t *filter)
         return NULL;
     chan_init(&l->ch, 15 * 1000000LL, listener_free);
     snprintf(l->agent_id, sizeof(l->agent_id), "%s", m->who->agent.id);
+    snprintf(l->user_id, sizeof(l->user_id), "%s", m->who->user_id ? m->who->user_id : "");
     if (!m->stateless)
         snprintf(l->id_hash, sizeof(l->id_hash), "%s", m->s->id_hash);
     l->sub_id = json_incref(sub_id);
