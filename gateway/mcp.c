@@ -1676,27 +1676,55 @@ do_complete(struct mreq *m, json_t *id, json_t *params)
     return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.ref must name a prompt or a resource.", NULL);
 }
 
-/* logging/setLevel: every connector of the session gets it. */
-static int
-do_set_level(struct mreq *m, json_t *id, json_t *params)
+/* fn(m, target, ctx) for every enabled connector of the request's agent
+ * whose credential for this member is at hand; blocking work is fn's. */
+static void
+each_upstream(struct mreq *m, void (*fn)(struct mreq *, struct gw_call_target *, void *), void *ctx)
 {
     struct gw_connector *conns = NULL;
     int n = 0;
     struct gh_err e = {0};
 
+    if (gw_agg_connectors(m->a, m->who->agent.id, &conns, &n, &e) < 0)
+        return;
+    for (int i = 0; i < n; i++) {
+        struct gw_call_target t = { m->s, &conns[i], NULL, 0 };
+        struct gh_err ue = {0};
+        if (conns[i].enabled &&
+            gw_connector_auth_headers(m->a, &conns[i], m->who, &t.headers, &t.nheaders, &ue) == 0)
+            fn(m, &t, ctx);
+    }
+}
+
+static void
+set_level_one(struct mreq *m, struct gw_call_target *t, void *params)
+{
+    struct gh_err e = {0};
+
+    gw_up_rpc_sync(m->a, t, "logging/setLevel", params, NULL, &e);
+}
+
+/* logging/setLevel: every connector of the session gets it. */
+static int
+do_set_level(struct mreq *m, json_t *id, json_t *params)
+{
     if (!json_is_string(json_object_get(params, "level"))) {
         audit(m, "logging/setLevel");
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.level is required.", NULL);
     }
-    if (gw_agg_connectors(m->a, m->who->agent.id, &conns, &n, &e) == 0)
-        for (int i = 0; i < n; i++) {
-            struct gw_call_target t = { m->s, &conns[i], NULL, 0 };
-            struct gh_err ue = {0};
-            if (conns[i].enabled &&
-                gw_connector_auth_headers(m->a, &conns[i], m->who, &t.headers, &t.nheaders, &ue) == 0)
-                gw_up_rpc_sync(m->a, &t, "logging/setLevel", params, NULL, &ue);
-        }
+    each_upstream(m, set_level_one, params);
     return reply_audited(m, "logging/setLevel", id, json_object());
+}
+
+static void
+listen_one(struct mreq *m, struct gw_call_target *t, void *ctx)
+{
+    struct gh_err e = {0};
+
+    (void)ctx;
+    if (gw_up_ensure(m->a, t, false, &e) < 0)
+        GH_LOG(INFO, "gw_listen", "connector %s not listened to: %s", t->c->name,
+               e.detail[0] ? e.detail : e.msg);
 }
 
 static int
@@ -1712,6 +1740,11 @@ do_listen(struct mreq *m, json_t *id, json_t *params)
     }
     if (audit(m, "subscriptions/listen") < 0)
         return audit_unavailable(m->r, id);
+    /* the upstreams' own list changes come through the member's implicit
+     * state: its upstream sessions and their streams must exist, even if
+     * nothing else was asked yet (may_block sent us off the server thread) */
+    if (m->stateless && m->s)
+        each_upstream(m, listen_one, NULL);
     l = listener_open(m, id, filter ? filter : json_object_get(params, "notifications"));
     if (l == NULL)
         return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
@@ -1828,6 +1861,8 @@ may_block(struct mreq *m, const char *method)
 
     if (!strcmp(method, "logging/setLevel"))
         return true;            /* a call to every upstream */
+    if (!strcmp(method, "subscriptions/listen"))
+        return m->stateless && m->s && !gw_agg_warm(m->a, m->s, GW_NKINDS);   /* handshakes first */
     for (size_t i = 0; i < GH_ARRAY_LEN(needs); i++)
         if (!strcmp(method, needs[i].method))
             return !gw_agg_warm(m->a, m->s, needs[i].kind) || !gw_agg_warm(m->a, m->s, needs[i].also);

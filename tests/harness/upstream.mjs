@@ -79,7 +79,7 @@ export async function startFixture(config = {}) {
     port, url: `${base}/mcp`,
     async log() { return (await fetch(`${base}/__log`)).json(); },
     resetLog: () => post('/__log/reset'),
-    listChanged: () => post('/__list_changed'),
+    listChanged: (session) => post('/__list_changed', session ? { session } : {}),
     setTools: (change) => post('/__tools', change),
     dropSessions: () => post('/__drop_sessions'),
     endStreams: () => post('/__end_streams'),

@@ -41,20 +41,34 @@ test("an upstream's list_changed through a member's stateless state reaches that
     accept: 'text/event-stream', stream: true, signal: ctl.signal });
   assert.equal(bobGet.status, 200);
 
-  // ann's stateless call: her implicit state opens the upstream session and its stream
-  const msg = modernMsg(1, 'tools/list');
-  const l = await post(srv, msg, { token: ann.pat, headers: modernHeaders(msg) });
-  assert.equal(l.status, 200, l.text);
-  assert.ok(l.body.result.tools.some((t) => t.name === 'alpha__echo'));
-  await alpha.waitFor((e) => e.kind === 'get', { what: "the gateway's GET stream to the upstream" });
-  assert.equal((await alpha.log()).filter((e) => e.kind === 'get').length, 1, 'one upstream stream: ann\'s');
+  // ann's stateless call goes upstream on her implicit state's upstream session
+  const msg = modernMsg(1, 'tools/call', { name: 'alpha__echo', arguments: { message: 'ann' } });
+  const c = await post(srv, msg, { token: ann.pat, headers: modernHeaders(msg) });
+  assert.equal(c.status, 200, c.text);
+  const annUp = (await alpha.log()).find((e) => e.kind === 'rpc' && e.method === 'tools/call')?.session;
+  assert.ok(annUp, "ann's upstream session");
+  await alpha.waitFor((e) => e.kind === 'get' && e.session === annUp, { what: "the upstream stream of ann's state" });
 
+  // the upstream changes its list for ann's upstream session only
   const bobNext = bobListen.sse.next();
   const bobGetNext = bobGet.sse.next();
-  await alpha.listChanged();
+  await alpha.listChanged(annUp);
   const [n] = await annListen.sse.until((m) => m.method === 'notifications/tools/list_changed', "ann's list_changed");
   assert.equal(n.params._meta['io.modelcontextprotocol/subscriptionId'], 'sub-ann');
   assert.equal(await within(bobNext, 1500), null, "bob's listen got nothing");
   assert.equal(await within(bobGetNext, 10), null, "bob's GET stream got nothing");
+  ctl.abort();
+});
+
+test("a listen that is a member's first request still hears the upstream's list_changed", async () => {
+  const cy = member(srv);
+  await alpha.resetLog();
+  const ctl = new AbortController();
+  const s = await listen(cy, 'sub-cy', ctl.signal);
+  // the listen itself opened cy's upstream session and its stream
+  await alpha.waitFor((e) => e.kind === 'get', { what: "the upstream stream of cy's implicit state" });
+  await alpha.listChanged();
+  const [n] = await s.sse.until((m) => m.method === 'notifications/tools/list_changed', "cy's list_changed");
+  assert.equal(n.params._meta['io.modelcontextprotocol/subscriptionId'], 'sub-cy');
   ctl.abort();
 });
