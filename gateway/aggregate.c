@@ -682,44 +682,27 @@ listen_start(struct gh_arena *a, struct gw_call_target *t, int fails)
 
 /* ---- handshake */
 
-static void
-ignore_msg(struct gw_up_xfer *x, json_t *msg, void *ctx)
-{
-    (void)x;
-    (void)msg;
-    (void)ctx;
-}
-
-static void
-ignore_done(struct gw_up_xfer *x, void *ctx)
-{
-    (void)x;
-    (void)ctx;
-}
-
 /* DELETE of an upstream session we no longer use; nobody waits for it. */
-static void
-end_replaced(struct gh_arena *a, struct gw_call_target *t, const char *sid, const char *proto)
+void
+gw_up_end_session(struct gh_arena *a, const struct gw_call_target *t, const char *sid, const char *proto)
 {
     struct gw_header *h = gh_arena_alloc(a, sizeof(*h) * (size_t)(t->nheaders + 2));
     struct gw_up_req rq = {0};
     int n = 0;
 
-    if (h == NULL)
+    if (h == NULL || sid == NULL)
         return;
     for (int i = 0; i < t->nheaders; i++)
         h[n++] = t->headers[i];
     h[n++] = (struct gw_header){ "Mcp-Session-Id", gh_arena_strdup(a, sid) };
-    if (proto_at_least(proto, GW_PROTO_2025_06_18))
+    if (proto && proto_at_least(proto, GW_PROTO_2025_06_18))
         h[n++] = (struct gw_header){ "MCP-Protocol-Version", gh_arena_strdup(a, proto) };
     rq.url = t->c->url;
     rq.method = "DELETE";
     rq.headers = h;
     rq.nheaders = n;
     rq.timeout_ms = gh_cfg.upstream_call_timeout_ms;
-    rq.on_message = ignore_msg;
-    rq.on_done = ignore_done;
-    gw_up_release(gw_up_start(&rq));
+    gw_up_release(gw_up_start(&rq));    /* no callbacks: nothing to hear */
 }
 
 static int
@@ -900,7 +883,7 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
          * its upstream session (one the upstream dropped needs nothing) */
         GH_LOG(INFO, "gw_upstream", "connector %s: ending the upstream session this handshake replaced",
                t->c->name);
-        end_replaced(a, t, replaced, v);
+        gw_up_end_session(a, t, replaced, v);
     }
     if (replaced)
         gh_wipe(replaced, strlen(replaced));

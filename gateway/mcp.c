@@ -2311,14 +2311,6 @@ mcp_get(struct web_req *r)
     return listener_start(&m, l, NULL);
 }
 
-static void
-ignore_msg(struct gw_up_xfer *x, json_t *msg, void *ctx)
-{
-    (void)x;
-    (void)msg;
-    (void)ctx;
-}
-
 /* The client ends its session: so do we with each upstream (fire and forget). */
 static void
 end_upstream_sessions(struct mreq *m)
@@ -2330,11 +2322,9 @@ end_upstream_sessions(struct mreq *m)
     if (gw_agg_connectors(m->a, m->s->agent_id, &conns, &n, &e) < 0)
         return;
     for (int i = 0; i < n; i++) {
+        struct gw_call_target t = { m->s, &conns[i], NULL, 0 };
         struct gw_upstate *u;
-        struct gw_header *auth = NULL, *h;
-        int na = 0, k = 0;
         char *sid = NULL, proto[16] = "";
-        struct gw_up_req rq = {0};
 
         pthread_mutex_lock(&m->s->lock);
         u = gw_session_upstate(m->s, &conns[i]);
@@ -2343,24 +2333,8 @@ end_upstream_sessions(struct mreq *m)
             snprintf(proto, sizeof(proto), "%s", u->proto);
         }
         pthread_mutex_unlock(&m->s->lock);
-        if (sid == NULL || gw_connector_auth_headers(m->a, &conns[i], m->who, &auth, &na, &e) < 0)
-            continue;
-        h = gh_arena_alloc(m->a, sizeof(*h) * (size_t)(na + 2));
-        if (h == NULL)
-            continue;
-        for (int j = 0; j < na; j++)
-            h[k++] = auth[j];
-        h[k++] = (struct gw_header){ "Mcp-Session-Id", sid };
-        if (strcmp(proto, GW_PROTO_2025_06_18) >= 0)
-            h[k++] = (struct gw_header){ "MCP-Protocol-Version", gh_arena_strdup(m->a, proto) };
-        rq.url = conns[i].url;
-        rq.method = "DELETE";
-        rq.headers = h;
-        rq.nheaders = k;
-        rq.timeout_ms = gh_cfg.upstream_call_timeout_ms;
-        rq.on_message = ignore_msg;
-        rq.on_done = cancel_done;
-        gw_up_release(gw_up_start(&rq));
+        if (sid && gw_connector_auth_headers(m->a, &conns[i], m->who, &t.headers, &t.nheaders, &e) == 0)
+            gw_up_end_session(m->a, &t, sid, proto);
     }
 }
 

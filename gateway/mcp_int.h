@@ -190,6 +190,10 @@ int gw_up_prepare(struct gh_arena *a, struct gw_call_target *t, json_t *msg,
 /* One blocking request: the final response's message (borrowed from a). */
 json_t *gw_up_rpc_sync(struct gh_arena *a, struct gw_call_target *t, const char *method,
                        json_t *params, long *status, struct gh_err *e);
+/* DELETE of the upstream session sid (revision proto) at t's connector with
+ * t's headers; fire and forget.  t->s is not used. */
+void gw_up_end_session(struct gh_arena *a, const struct gw_call_target *t, const char *sid,
+                       const char *proto);
 
 /* ---------------------------------------------------------------- relay
  * (relay.c) Requests an upstream sends the client in the middle of a

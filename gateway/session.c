@@ -424,53 +424,19 @@ static const char SQL_OVER_LIMIT[] =
     "   ORDER BY last_seen_at DESC, created_at DESC OFFSET $4::int)"
     " RETURNING id_hash, upstreams";
 
-static void
-ended_msg(struct gw_up_xfer *x, json_t *msg, void *ctx)
-{
-    (void)x;
-    (void)msg;
-    (void)ctx;
-}
-
-static void
-ended_done(struct gw_up_xfer *x, void *ctx)
-{
-    (void)x;
-    (void)ctx;
-}
-
 /* DELETE of one upstream session (fire and forget). */
 static void
 end_upstream(struct gh_arena *a, struct gw_connector *conns, int nconns, const struct authz_credential *who,
              const char *connector_id, const char *sid, const char *proto)
 {
-    struct gw_connector *c = NULL;
-    struct gw_header *auth = NULL, *h;
-    struct gw_up_req rq = {0};
+    struct gw_call_target t = { NULL, NULL, NULL, 0 };
     struct gh_err e = {0};
-    int na = 0, k = 0;
 
-    for (int i = 0; i < nconns && c == NULL; i++)
+    for (int i = 0; i < nconns && t.c == NULL; i++)
         if (!strcmp(conns[i].id, connector_id))
-            c = &conns[i];
-    if (c == NULL || sid == NULL || gw_connector_auth_headers(a, c, who, &auth, &na, &e) < 0)
-        return;
-    h = gh_arena_alloc(a, sizeof(*h) * (size_t)(na + 2));
-    if (h == NULL)
-        return;
-    for (int j = 0; j < na; j++)
-        h[k++] = auth[j];
-    h[k++] = (struct gw_header){ "Mcp-Session-Id", gh_arena_strdup(a, sid) };
-    if (proto && strcmp(proto, GW_PROTO_2025_06_18) >= 0)
-        h[k++] = (struct gw_header){ "MCP-Protocol-Version", gh_arena_strdup(a, proto) };
-    rq.url = c->url;
-    rq.method = "DELETE";
-    rq.headers = h;
-    rq.nheaders = k;
-    rq.timeout_ms = gh_cfg.upstream_call_timeout_ms;
-    rq.on_message = ended_msg;
-    rq.on_done = ended_done;
-    gw_up_release(gw_up_start(&rq));
+            t.c = &conns[i];
+    if (t.c && sid && gw_connector_auth_headers(a, t.c, who, &t.headers, &t.nheaders, &e) == 0)
+        gw_up_end_session(a, &t, sid, proto);
 }
 
 static void evict(const char *id_hash);
