@@ -83,8 +83,10 @@ struct authz_cimd_doc {
 int  authz_cimd_fetch(const char *url, struct authz_cimd_doc *d, struct gh_err *e);
 /* First thing in a handler that looks up client_id: true when the request
  * needs a fetch and was handed to a fetch thread, which calls fn(r) again
- * once the fetch is over (then this returns false); the handler returns at
- * once.  False: go on here (no document, cached, or failed lately). */
+ * once the fetch is over (then this returns false), or when it was answered
+ * 429 (too many fresh documents named from its address); the handler
+ * returns at once.  False: go on here (no document, cached, or failed
+ * lately). */
 bool authz_cimd_offload(struct web_req *r, const char *client_id, web_handler_fn fn);
 /* On a cache miss: 0 when the fetch this request waited for stored the
  * document, else -1 with its error (a remembered failure, or 503). */

@@ -73,7 +73,7 @@ fetch_header(char *p, size_t size, size_t n, void *ctx)
     size_t len = size * n;
     char line[256];
 
-    if (len < sizeof(line) && !strncasecmp(p, "cache-control:", 14)) {
+    if (len >= 14 && len < sizeof(line) && !strncasecmp(p, "cache-control:", 14)) {
         char *m;
         memcpy(line, p, len);
         line[len] = '\0';
@@ -86,7 +86,21 @@ fetch_header(char *p, size_t size, size_t n, void *ctx)
     return len;
 }
 
-/* Private, loopback, link-local, unspecified, multicast, CGNAT. */
+static bool addr_private(const struct sockaddr *sa);
+
+/* The IPv4 address embedded at b (4 bytes) is private. */
+static bool
+v4_private(const unsigned char *b)
+{
+    struct sockaddr_in v4 = { .sin_family = AF_INET };
+
+    memcpy(&v4.sin_addr, b, 4);
+    return addr_private((struct sockaddr *)&v4);
+}
+
+/* Private, loopback, link-local, unspecified, multicast, CGNAT, benchmarking;
+ * in IPv6 also site-local, and an IPv4 address carried inside one
+ * (v4-mapped, v4-compatible, NAT64, 6to4) is judged as that address. */
 static bool
 addr_private(const struct sockaddr *sa)
 {
@@ -94,22 +108,26 @@ addr_private(const struct sockaddr *sa)
         uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
         return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xa9fe ||
                (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8 || (a >> 22) == (100 << 2 | 1) ||
-               (a >> 28) >= 0xe;
+               (a >> 17) == (198 << 7 | 18 >> 1) || (a >> 28) >= 0xe;
     }
     if (sa->sa_family == AF_INET6) {
         const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
         static const unsigned char zero[16];
+        static const unsigned char nat64[12] = { 0x00, 0x64, 0xff, 0x9b };
         if (!memcmp(b, zero, 15))
             return true;                                  /* :: and ::1 */
-        if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
-            return true;                                  /* link-local */
+        if (b[0] == 0xfe && (b[1] & 0x80) == 0x80)
+            return true;                                  /* link-local, site-local */
         if ((b[0] & 0xfe) == 0xfc || b[0] == 0xff)
             return true;                                  /* ULA, multicast */
-        if (!memcmp(b, zero, 10) && b[10] == 0xff && b[11] == 0xff) {
-            struct sockaddr_in v4 = { .sin_family = AF_INET };
-            memcpy(&v4.sin_addr, b + 12, 4);
-            return addr_private((struct sockaddr *)&v4);  /* v4-mapped */
-        }
+        if (!memcmp(b, zero, 10) && ((b[10] == 0xff && b[11] == 0xff) || (b[10] == 0 && b[11] == 0)))
+            return v4_private(b + 12);                    /* v4-mapped, v4-compatible */
+        if (!memcmp(b, nat64, 12))
+            return v4_private(b + 12);                    /* NAT64 64:ff9b::/96 */
+        if (!memcmp(b, nat64, 4) && b[4] == 0 && b[5] == 1)
+            return true;                                  /* local-use NAT64 64:ff9b:1::/48 */
+        if (b[0] == 0x20 && b[1] == 0x02)
+            return v4_private(b + 2);                     /* 6to4 */
         return false;
     }
     return true;
@@ -334,6 +352,7 @@ bool
 authz_cimd_offload(struct web_req *r, const char *client_id, web_handler_fn fn)
 {
     struct gh_arena *a = web_arena(r);
+    struct gh_err e = {0};
     struct waiter *w;
     struct job *j;
     bool posted = false;
@@ -342,6 +361,12 @@ authz_cimd_offload(struct web_req *r, const char *client_id, web_handler_fn fn)
         return false;           /* after its fetch, on the fetch thread; or not a document */
     if (authz_cimd_cached(a, client_id) || failure_known(a, client_id, NULL))
         return false;           /* answered without a fetch */
+    if (authz_rate_check(r, "cimd", gh_cfg.rate_cimd_per_min, &e) < 0) {
+        /* fresh URLs from one address would fill the fetch queue for
+         * everyone: each such request counts before it may start one */
+        web_reply_err(r, &e);
+        return true;
+    }
     w = gh_arena_alloc(a, sizeof(*w));
     if (w == NULL)
         return false;

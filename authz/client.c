@@ -667,8 +667,7 @@ managed_client(struct web_req *r, struct gh_err *e)
         return NULL;
     }
     if (!authz_client_id_ok(id, strlen(id))) {          /* no such client: RFC 7592 says 401 */
-        web_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-        gh_err_set(e, 401, "invalid_token", "The registration access token is not valid.", NULL);
+        token_invalid(r, e);
         return NULL;
     }
     gh_sha256_hex(hdr + 7, th);

@@ -116,6 +116,16 @@ param_n(struct web_req *r, const char *name, size_t *len)
     return !strcmp(web_method(r), "POST") ? web_form_n(r, name, len) : web_query_n(r, name, len);
 }
 
+/* The client_id named, if it is well-formed (else validate() refuses it). */
+static const char *
+client_named(struct web_req *r)
+{
+    size_t len;
+    const char *id = param_n(r, "client_id", &len);
+
+    return id && authz_client_id_ok(id, len) ? id : NULL;
+}
+
 static int
 param_count(struct web_req *r, const char *name)
 {
@@ -318,7 +328,7 @@ get_authorize(struct web_req *r)
     struct areq q = {0};
     struct authz_user *u;
 
-    if (authz_cimd_offload(r, param(r, "client_id"), get_authorize))
+    if (authz_cimd_offload(r, client_named(r), get_authorize))
         return 0;               /* its client metadata document is fetched first */
     if (validate(r, &q))
         return 0;
@@ -343,7 +353,7 @@ post_authorize(struct web_req *r)
 
     if (u == NULL)
         return error_page(r, 403, "Your session has ended. Start again from the application.");
-    if (authz_cimd_offload(r, param(r, "client_id"), post_authorize))
+    if (authz_cimd_offload(r, client_named(r), post_authorize))
         return 0;
     if (validate(r, &q))
         return 0;

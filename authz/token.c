@@ -620,7 +620,12 @@ introspect_pat(struct gh_arena *a, const char *hash, struct gh_err *e)
                   "username", db_val(res, 0, 1), "sub", db_val(res, 0, 0),
                   "aud", !strcmp(slug, "default") ? gh_config_url(a, "/mcp") : authz_agent_resource(a, slug),
                   "iat", (json_int_t)db_ll(res, 0, 3, 0), "iss", gh_cfg.public_url, "token_type", "Bearer");
-    if (j && db_val(res, 0, 2))
+    if (j == NULL) {
+        /* a live PAT must never read as inactive */
+        gh_err_set(e, 500, "server_error", "internal error", "introspection: cannot build the PAT's answer");
+        return NULL;
+    }
+    if (db_val(res, 0, 2))
         json_object_set_new(j, "exp", json_integer(db_ll(res, 0, 2, 0)));
     return j;
 }

@@ -111,6 +111,8 @@ static const struct cfg_row rows[] = {
       "Token endpoint requests per IP per minute before 429." },
     { "rate_login_per_min", "GATEHOUSE_RATE_LOGIN_PER_MIN", CFG_INT, F(rate_login_per_min), "60", 1, 100000,
       "Sign-in attempts per IP per minute before 429." },
+    { "rate_cimd_per_min", "GATEHOUSE_RATE_CIMD_PER_MIN", CFG_INT, F(rate_cimd_per_min), "30", 1, 100000,
+      "Requests per IP per minute that name a client metadata document not yet fetched (each may start a fetch) before 429." },
 };
 
 static const char *const type_names[] = { "string", "integer", "boolean", "level", "host:port", "url" };

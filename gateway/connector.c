@@ -420,7 +420,7 @@ gw_connector_auth_headers(struct gh_arena *a, const struct gw_connector *c,
     *n = 0;
     if (c->unavailable) {
         if (!gh_err_isset(e)) {
-            gh_err_set(e, 503, "unavailable", "", "its sealed headers cannot be opened");
+            gh_err_set(e, 503, "temporarily_unavailable", "", "its sealed headers cannot be opened");
             snprintf(e->msg, sizeof(e->msg),
                      "Connector '%s' is unavailable: its stored credentials cannot be read.", c->name);
         }

@@ -104,8 +104,9 @@ struct gw_audit {
 /* Queues the row for the next group commit and returns once it is
  * committed: no response may leave before its audit row is durable. */
 int  gw_audit_write(const struct gw_audit *row, struct gh_err *e);
-/* n rows queued together (one group commit, up to 512 rows) and one wait
- * for all of them: -1 with a 503 if any is not committed. */
+/* n rows queued together (usually one group commit; rows queued before them
+ * may push the last ones into the next) and one wait for all of them: -1
+ * with a 503 if any is not committed. */
 int  gw_audit_write_many(const struct gw_audit *rows, int n, struct gh_err *e);
 /* The same without waiting (for a response that is itself asynchronous):
  * done(ctx, 0) runs on the writer thread once the row is committed, or

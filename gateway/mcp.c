@@ -1494,6 +1494,7 @@ do_named(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const ch
     struct gh_err e = {0};
     const struct gw_entry *en;
     struct gw_connector *c;
+    const char *down;
     json_t *up;
 
     if (!json_is_object(params) || name == NULL) {
@@ -1517,9 +1518,9 @@ do_named(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const ch
     }
     en = gw_agg_find(&l, name);
     c = en ? conn_by_id(&l, en->connector_id) : NULL;
-    if (c == NULL && gw_agg_failed_owner(&l, name)) {
+    down = c == NULL ? gw_agg_failed_owner(&l, name) : NULL;
+    if (down) {
         /* its connector did not answer or cannot be called: say which */
-        const char *down = gw_agg_failed_owner(&l, name);
         char *msg = gh_arena_printf(m->a, "Connector '%s' is unavailable.", down);
         m->connector = down;
         m->decision = "deny";

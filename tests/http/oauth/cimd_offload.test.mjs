@@ -94,3 +94,36 @@ test('a metadata document that never arrives stalls nothing else (one server thr
   assert.equal(t.body.error, 'invalid_client');
   assert.equal(connections, 1, 'the failed document was not fetched again');
 });
+
+test('fresh metadata documents from one address are rate limited before they can start fetches (429, Retry-After)', async () => {
+  const lim = await startServer({ name: 'oauth-cimd-rate',
+    env: { GATEHOUSE_DEV_ALLOW_PRIVATE_CIMD: 'true', GATEHOUSE_RATE_CIMD_PER_MIN: '3' } });
+  try {
+    const before = connections;
+    const asked = async (i) => {
+      const q = new URLSearchParams({ response_type: 'code', client_id: `http://127.0.0.1:${docs.address().port}/c${i}.json?n=${i}`,
+        redirect_uri: CB, code_challenge: 'a'.repeat(43), code_challenge_method: 'S256' });
+      const res = await fetch(`${lim.url}/oauth/authorize?${q}`, { redirect: 'manual', signal: AbortSignal.timeout(500) }).catch(() => null);
+      if (res) await res.text();
+      return res;
+    };
+    // three fresh URLs are taken (their fetches hang: the requests are left waiting)
+    for (let i = 0; i < 3; i++) assert.equal(await asked(i), null, `request ${i} waits for its document`);
+    await until(() => connections === before + 3, 'three fetches');
+    // the fourth is refused at once and starts no fetch
+    const q = new URLSearchParams({ response_type: 'code', client_id: `http://127.0.0.1:${docs.address().port}/c9.json`,
+      redirect_uri: CB, code_challenge: 'a'.repeat(43), code_challenge_method: 'S256' });
+    const res = await fetch(`${lim.url}/oauth/authorize?${q}`, { redirect: 'manual' });
+    assert.equal(res.status, 429, await res.text());
+    assert.ok(Number(res.headers.get('retry-after')) > 0, 'Retry-After');
+    assert.equal(res.headers.get('location'), null, 'never a redirect');
+    const t = await token(lim, { grant_type: 'authorization_code', code: 'x', code_verifier: 'a'.repeat(43),
+      client_id: `http://127.0.0.1:${docs.address().port}/c10.json` });
+    assert.equal(t.status, 429, JSON.stringify(t.body));
+    assert.equal(t.body.error, 'slow_down');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(connections, before + 3, 'no fetch started for the refused ones');
+  } finally {
+    assert.equal(await lim.stop(), 0);
+  }
+});

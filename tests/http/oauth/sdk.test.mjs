@@ -201,7 +201,9 @@ test('private and loopback metadata documents are refused before connect by defa
       `https://[::1]:${(v6 ?? v4).port}/client.json`, 'https://10.1.2.3/client.json',
       'https://172.16.5.4/client.json', 'https://192.168.1.1/client.json', 'https://100.64.0.1/client.json',
       'https://169.254.169.254/latest/meta-data', 'https://[fe80::1]/client.json', 'https://[fd00::1]/client.json',
-      'https://[::ffff:10.0.0.1]/client.json']) {
+      'https://[::ffff:10.0.0.1]/client.json', 'https://[::a00:1]/client.json', 'https://[64:ff9b::a00:1]/client.json',
+      'https://[64:ff9b:1::1]/client.json', 'https://[2002:a00:1::1]/client.json', 'https://[fec0::1]/client.json',
+      'https://198.18.0.1/client.json']) {
       const r = await authorize(id);
       assert.equal(r.status, 400, id);
       assert.equal(r.location, null, id);
