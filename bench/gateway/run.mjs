@@ -187,12 +187,18 @@ async function main() {
   await srv2.stop();
   await cluster2.stop();
 
-  // resident memory with SESSIONS open sessions
+  // resident memory with SESSIONS open sessions, spread over members (one
+  // member holds at most GATEHOUSE_MCP_SESSIONS_PER_MEMBER, 256 by default)
+  const PER_MEMBER = 200;
+  const pats = Array.from({ length: Math.ceil(SESSIONS / PER_MEMBER) }, (_, i) => {
+    const m = createUser(srv, {});
+    return gatehouse(srv, ['pat', 'create', '--email', m.email, '--agent', 'default', '--name', `mem${i}`]).stdout.trim();
+  });
   const before = rssKiB(srv.proc.pid);
   let next = 0;
   const t0 = performance.now();
   await Promise.all(Array.from({ length: 16 }, async () => {
-    while (next < SESSIONS) { next++; await openSession(ghUrl, pat); }
+    while (next < SESSIONS) { const i = next++; await openSession(ghUrl, pats[Math.floor(i / PER_MEMBER)]); }
   }));
   const openMs = performance.now() - t0;
   const afterOpen = rssKiB(srv.proc.pid);
