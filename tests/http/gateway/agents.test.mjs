@@ -14,7 +14,7 @@ import { startServer, startFixture, gatehouse, secret } from '../../harness/inde
 import { signedIn, fullFlow, token as oauthToken } from '../oauth/lib.mjs';
 import {
   member, addConnector, connectorCmd, sdkClient, listAll, post, rawSession, modern, modernMsg, modernHeaders,
-  toolText, auditRows, AuditLog, LEGACY,
+  toolText, auditRows, AuditLog, LEGACY, rejects,
 } from './lib.mjs';
 
 let srv, upA, upB, user, pats;
@@ -56,13 +56,6 @@ after(async () => {
   if (srv) assert.equal(await srv.stop(), 0);
 });
 
-async function rejects(promise) {
-  try {
-    return { result: await promise };
-  } catch (e) {
-    return { error: e };
-  }
-}
 
 /* Resolves with the message p resolves with, or null if none came within ms. */
 async function within(p, ms) {

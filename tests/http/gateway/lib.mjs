@@ -258,3 +258,12 @@ export async function eventually(pred, { timeoutMs = 30000, what = 'condition' }
 }
 
 export function toolText(r) { return (r.content ?? []).filter((c) => c.type === 'text').map((c) => c.text).join('\n'); }
+
+/* The outcome of a promise that may reject: { result } or { error }. */
+export async function rejects(promise) {
+  try {
+    return { result: await promise };
+  } catch (e) {
+    return { error: e };
+  }
+}

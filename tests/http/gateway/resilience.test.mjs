@@ -8,7 +8,7 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startServer, startCluster, startFixture, sleep } from '../../harness/index.mjs';
 import {
   member, addConnector, connectorCmd, sdkClient, listAll, post, rawSession, modern, toolText, serverKey,
-  AuditLog, LEGACY, eventually,
+  AuditLog, LEGACY, eventually, rejects,
 } from './lib.mjs';
 
 const IDLE_SECONDS = 60; // the setting's minimum
@@ -50,14 +50,6 @@ after(async () => {
   await cluster?.stop();
 });
 
-async function rejects(promise) {
-  try {
-    const r = await promise;
-    return { result: r };
-  } catch (e) {
-    return { error: e };
-  }
-}
 
 test('Gatehouse restarted mid-session: the same session goes on', async () => {
   const { client, transport } = await sdkClient(srv, user.pat);

@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startServer, startFixture, startEverything } from '../../harness/index.mjs';
-import { member, addConnector, sdkClient, listAll, rawSession, modern, toolText, AuditLog } from './lib.mjs';
+import { member, addConnector, sdkClient, listAll, rawSession, modern, toolText, AuditLog, rejects } from './lib.mjs';
 
 let srv, alpha, left, right, everything, user, sdk;
 const audit = new AuditLog();
@@ -43,13 +43,6 @@ after(async () => {
   if (srv) assert.equal(await srv.stop(), 0);
 });
 
-async function rejects(promise) {
-  try {
-    return { result: await promise };
-  } catch (e) {
-    return { error: e };
-  }
-}
 
 test('completion/complete with ref/prompt: the aggregated prompt name reaches server-everything, its values come back', async () => {
   const { client } = sdk;
