@@ -624,8 +624,10 @@ gw_session_get(struct gh_arena *a, const char *wire_id, const struct authz_crede
         pthread_mutex_lock(&s->lock);
         stale = gh_time_s() - s->last_seen > gh_cfg.mcp_session_idle_seconds;
         pthread_mutex_unlock(&s->lock);
-        if (stale) {
-            /* another process may have kept it alive: the row decides */
+        /* a deletion elsewhere reaches us by NOTIFY: while the listener is
+         * not live we cannot know of one, so the row decides then too */
+        if (stale || !db_listener_live()) {
+            /* another process may have kept it alive (or ended it): the row decides */
             struct gw_session *fresh = load(a, hash, who->agent.slug, e);
             if (fresh == NULL) {
                 pthread_mutex_lock(&cache_lock);
