@@ -370,72 +370,36 @@ gw_audit_submit(const struct gw_audit *row, const char *request_id, gw_audit_don
     return 0;
 }
 
-int
-gw_audit_write(const struct gw_audit *row, struct gh_err *e)
+static int
+unavailable(struct gh_err *e, const char *detail)
 {
-    struct pending p = {
-        .row = row,
-        .request_id = row->request_id ? row->request_id : gh_log_request_id(),
-        .at_us = 0,
-    };
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    p.at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-    pthread_mutex_lock(&q.lock);
-    if (!q.running || q.stopping) {
-        pthread_mutex_unlock(&q.lock);
-        gh_err_set(e, 503, "temporarily_unavailable", "the audit log is unavailable",
-                   "audit writer not running");
-        e->retry_after = 2;
-        return -1;
-    }
-    *q.tail = &p;
-    q.tail = &p.next;
-    pthread_cond_signal(&q.work);
-    while (p.state == 0)
-        pthread_cond_wait(&q.done, &q.lock);
-    pthread_mutex_unlock(&q.lock);
-    if (p.state < 0) {
-        gh_err_set(e, 503, "temporarily_unavailable", "the audit log is unavailable",
-                   "audit row not committed");
-        e->retry_after = 2;
-        return -1;
-    }
-    return 0;
+    gh_err_set(e, 503, "temporarily_unavailable", "the audit log is unavailable", "%s", detail);
+    e->retry_after = 2;
+    return -1;
 }
 
-int
-gw_audit_write_many(const struct gw_audit *rows, int n, struct gh_err *e)
+/* Queues p[0..n-1] at once (the writer takes them in one COPY, up to
+ * BATCH_MAX, unless rows queued before them fill it) and waits until each
+ * is committed or failed. */
+static int
+queue_and_wait(struct pending *p, int n, struct gh_err *e)
 {
-    struct pending *p;
     struct timespec ts;
     int64_t at_us;
     bool waiting = true, failed = false;
 
-    if (n <= 0)
-        return 0;
-    p = calloc((size_t)n, sizeof(*p));
-    if (p == NULL)
-        return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
     clock_gettime(CLOCK_REALTIME, &ts);
     at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     for (int i = 0; i < n; i++) {
-        p[i].row = &rows[i];
-        p[i].request_id = rows[i].request_id ? rows[i].request_id : gh_log_request_id();
+        p[i].request_id = p[i].row->request_id ? p[i].row->request_id : gh_log_request_id();
         p[i].at_us = at_us;
         p[i].next = i + 1 < n ? &p[i + 1] : NULL;
     }
     pthread_mutex_lock(&q.lock);
     if (!q.running || q.stopping) {
         pthread_mutex_unlock(&q.lock);
-        free(p);
-        gh_err_set(e, 503, "temporarily_unavailable", "the audit log is unavailable",
-                   "audit writer not running");
-        e->retry_after = 2;
-        return -1;
+        return unavailable(e, "audit writer not running");
     }
-    /* all of them at once: the writer takes them in one COPY (up to BATCH_MAX) */
     *q.tail = &p[0];
     q.tail = &p[n - 1].next;
     pthread_cond_signal(&q.work);
@@ -449,14 +413,33 @@ gw_audit_write_many(const struct gw_audit *rows, int n, struct gh_err *e)
     pthread_mutex_unlock(&q.lock);
     for (int i = 0; i < n; i++)
         failed = failed || p[i].state < 0;
+    return failed ? unavailable(e, "audit row not committed") : 0;
+}
+
+int
+gw_audit_write(const struct gw_audit *row, struct gh_err *e)
+{
+    struct pending p = { .row = row };
+
+    return queue_and_wait(&p, 1, e);
+}
+
+int
+gw_audit_write_many(const struct gw_audit *rows, int n, struct gh_err *e)
+{
+    struct pending *p;
+    int rc;
+
+    if (n <= 0)
+        return 0;
+    p = calloc((size_t)n, sizeof(*p));
+    if (p == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
+    for (int i = 0; i < n; i++)
+        p[i].row = &rows[i];
+    rc = queue_and_wait(p, n, e);
     free(p);
-    if (failed) {
-        gh_err_set(e, 503, "temporarily_unavailable", "the audit log is unavailable",
-                   "audit rows not committed");
-        e->retry_after = 2;
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 int

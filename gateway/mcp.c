@@ -118,26 +118,34 @@ session_put_cb(void *p)
  * -1 when it could not be: a request that would do something then answers
  * audit_unavailable() instead and does nothing; a refusal goes out as it is
  * (it did nothing either way, and the failure is logged). */
-static int
-audit(struct mreq *m, const char *method)
+static void
+audit_row(const struct mreq *m, const char *method, const char *decision, const char *message,
+          struct gw_audit *row)
 {
-    struct gw_audit row = {
+    *row = (struct gw_audit){
         .who = m->who,
         .agent_id = m->who->agent.id,
         .session_id = m->s && !m->stateless ? m->s->id_hash : NULL,
         .method = method ? method : "(invalid)",
         .tool = m->tool,
         .connector = m->connector,
-        .decision = m->decision ? m->decision : "allow",
+        .decision = decision ? decision : "allow",
         /* until the policy engine decides per method, what it allows says so */
-        .message = m->message ? m->message : (m->decision && strcmp(m->decision, "allow") ? NULL : GW_ALLOW_MESSAGE),
+        .message = message ? message : (decision && strcmp(decision, "allow") ? NULL : GW_ALLOW_MESSAGE),
         .policy_ids = m->policy_ids,
         .policy_versions = m->policy_versions,
         .upstream_status = m->upstream_status,
         .duration_us = gh_now_us() - m->start_us,
     };
+}
+
+static int
+audit(struct mreq *m, const char *method)
+{
+    struct gw_audit row;
     struct gh_err e = {0};
 
+    audit_row(m, method, m->decision, m->message, &row);
     if (gw_audit_write(&row, &e) < 0) {
         GH_LOG(ERROR, "gw_audit", "audit row not written: %s", e.detail[0] ? e.detail : e.msg);
         return -1;
@@ -2064,21 +2072,6 @@ check_version_header(struct mreq *m, const char *method, json_t *id)
  * GATEHOUSE_MCP_BATCH_MAX messages; the audit rows of the answered ones go
  * to the writer together, one group commit and one wait for the batch. */
 
-/* The audit row of one item of the batch (m->start_us: when it began). */
-static void
-batch_row(struct mreq *m, struct gw_audit *row, const char *method, const char *decision, const char *message)
-{
-    *row = (struct gw_audit){
-        .who = m->who,
-        .agent_id = m->who->agent.id,
-        .session_id = m->s->id_hash,
-        .method = method ? method : "(invalid)",
-        .decision = decision ? decision : "allow",
-        .message = message ? message : (decision ? NULL : GW_ALLOW_MESSAGE),
-        .duration_us = gh_now_us() - m->start_us,
-    };
-}
-
 /* tools/list inside a batch: the whole list (no paging in a batch). */
 static json_t *
 batch_tools(struct mreq *m, json_t *id, const char **why)
@@ -2142,23 +2135,23 @@ do_batch(struct mreq *m, json_t *batch)
 
         m->start_us = gh_now_us();
         if (!json_is_object(msg) || (method == NULL && id == NULL)) {
-            batch_row(m, &rows[nrows++], method, "deny", "invalid request");
+            audit_row(m, method, "deny", "invalid request", &rows[nrows++]);
             json_array_append_new(out, rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid request.", NULL));
             continue;
         }
         if (method == NULL || id == NULL)
             continue;       /* notifications and responses: nothing to answer */
         if (!valid_id(id)) {
-            batch_row(m, &rows[nrows++], method, "deny", "invalid id");
+            audit_row(m, method, "deny", "invalid id", &rows[nrows++]);
             json_array_append_new(out, rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid id.", NULL));
         } else if (!strcmp(method, "ping")) {
-            batch_row(m, &rows[nrows++], method, NULL, NULL);
+            audit_row(m, method, NULL, NULL, &rows[nrows++]);
             json_array_append_new(out, rpc_result(id, json_object()));
         } else if (!strcmp(method, "tools/list")) {
             json_array_append_new(out, batch_tools(m, id, &why));
-            batch_row(m, &rows[nrows++], method, NULL, why);
+            audit_row(m, method, NULL, why, &rows[nrows++]);
         } else {
-            batch_row(m, &rows[nrows++], method, "deny", "not available in a batch");
+            audit_row(m, method, "deny", "not available in a batch", &rows[nrows++]);
             json_array_append_new(out, rpc_error(id, GW_RPC_INVALID_REQUEST,
                                                  "Only ping and tools/list are served inside a batch.", NULL));
         }
