@@ -6,6 +6,7 @@
 #include "core/core.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,12 +65,25 @@ gh_hex_decode(const char *in, unsigned char *out, size_t outlen)
     return 0;
 }
 
+/* SHA-256 is fetched from the provider once: EVP_sha256() would make
+ * EVP_Digest look the implementation up again on every call (OpenSSL 3),
+ * and a token is hashed on every authenticated request. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void
 gh_sha256(const void *in, size_t n, unsigned char out[32])
 {
     unsigned int len = 32;
 
-    EVP_Digest(in, n, out, &len, EVP_sha256(), NULL);
+    pthread_once(&sha256_once, sha256_fetch);
+    EVP_Digest(in, n, out, &len, sha256_md ? sha256_md : EVP_sha256(), NULL);
 }
 
 void

@@ -4,16 +4,23 @@
  * incremental SSE parser hands each event on as it arrives, and a small
  * worker pool runs the blocking steps that I/O callbacks must not.
  *
- * Commands reach the I/O thread through a locked queue and
- * curl_multi_wakeup(); a transfer's callbacks run on the I/O thread only.
+ * Commands reach the I/O thread through a locked queue and an eventfd; a
+ * transfer's callbacks run on the I/O thread only.  The thread drives curl
+ * with curl_multi_socket_action() on its own epoll set, so an event costs
+ * the work of the one transfer it concerns (curl_multi_perform() would
+ * visit, and poll, every transfer in progress each time).
  * A transfer has two references: the caller's (gw_up_release) and the I/O
  * thread's (dropped after on_done), so a cancel racing the end is safe.
  */
 #include "gateway/mcp_int.h"
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #define BODY_MAX ((size_t)16 << 20)     /* one upstream JSON answer */
 #define EASY_SPARE 128                  /* reusable easy handles kept */
@@ -268,6 +275,9 @@ struct gw_up_xfer {
 static struct {
     pthread_mutex_t    lock;
     CURLM             *multi;
+    int                epfd;        /* curl's sockets and the wake-up eventfd */
+    int                wakefd;
+    long long          timer_at_us; /* curl's timeout, -1: none (I/O thread) */
     pthread_t          th;
     bool               running, stop;
     struct gw_up_xfer *start_q;     /* to add */
@@ -277,7 +287,7 @@ static struct {
     long long          next_id;
     CURL              *spare[EASY_SPARE];   /* finished handles, reset, for reuse */
     int                nspare;
-} io = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} io = { .lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .wakefd = -1 };
 
 /* An easy handle keeps its buffers between transfers: a finished one is
  * reset (every option back to its default, nothing of the last request
@@ -407,6 +417,16 @@ on_header(char *buf, size_t size, size_t nitems, void *ud)
     return n;
 }
 
+static void
+io_wake(void)
+{
+    uint64_t one = 1;
+
+    if (write(io.wakefd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is full, the thread has a wake-up pending */
+    }
+}
+
 struct gw_up_xfer *
 gw_up_start(const struct gw_up_req *rq)
 {
@@ -470,7 +490,7 @@ gw_up_start(const struct gw_up_req *rq)
     io.start_q = x;
     io.inflight++;
     pthread_mutex_unlock(&io.lock);
-    curl_multi_wakeup(io.multi);
+    io_wake();
     return x;
 fail:
     x->refs = 1;
@@ -498,7 +518,7 @@ gw_up_cancel(struct gw_up_xfer *x)
         *p = x;
     }
     pthread_mutex_unlock(&io.lock);
-    curl_multi_wakeup(io.multi);
+    io_wake();
 }
 
 void gw_up_release(struct gw_up_xfer *x) { if (x) xfer_unref(x); }
@@ -564,14 +584,66 @@ finish(struct gw_up_xfer *x, CURLcode rc)
     xfer_unref(x);
 }
 
+/* curl's socket callback: keep the epoll set to what curl waits for (a
+ * socket curl has assigned a non-NULL pointer to is in the set). */
+static int
+on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp)
+{
+    struct epoll_event ev = { .data.fd = fd };
+    int op = sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+
+    (void)easy;
+    (void)ud;
+    if (what == CURL_POLL_REMOVE) {
+        if (sockp) {
+            (void)epoll_ctl(io.epfd, EPOLL_CTL_DEL, fd, NULL);
+            curl_multi_assign(io.multi, fd, NULL);
+        }
+        return 0;
+    }
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    if (epoll_ctl(io.epfd, op, fd, &ev) < 0) {
+        GH_LOG(ERROR, "gw_upstream", "epoll_ctl: %s", strerror(errno));
+        return -1;
+    }
+    if (op == EPOLL_CTL_ADD)
+        curl_multi_assign(io.multi, fd, &io);   /* any non-NULL mark */
+    return 0;
+}
+
+/* curl's timer callback: when curl next wants CURL_SOCKET_TIMEOUT. */
+static int
+on_timer(CURLM *multi, long timeout_ms, void *ud)
+{
+    (void)multi;
+    (void)ud;
+    io.timer_at_us = timeout_ms < 0 ? -1 : gh_now_us() + timeout_ms * 1000LL;
+    return 0;
+}
+
+static void
+reap(void)
+{
+    CURLMsg *msg;
+    int nq;
+
+    while ((msg = curl_multi_info_read(io.multi, &nq)) != NULL) {
+        struct gw_up_xfer *x;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        finish(x, msg->data.result);
+    }
+}
+
 static void *
 io_main(void *arg)
 {
     (void)arg;
     for (;;) {
         struct gw_up_xfer *start, *cancel;
-        int running, nq;
-        CURLMsg *msg;
+        struct epoll_event ev[64];
+        int running, n, wait_ms = 1000;
         bool stop;
 
         pthread_mutex_lock(&io.lock);
@@ -583,7 +655,7 @@ io_main(void *arg)
         pthread_mutex_unlock(&io.lock);
 
         while (start) {
-            struct gw_up_xfer *n = start->qnext;
+            struct gw_up_xfer *nx = start->qnext;
             start->qnext = NULL;
             if (curl_multi_add_handle(io.multi, start->easy) != CURLM_OK) {
                 start->failed = true;
@@ -596,29 +668,49 @@ io_main(void *arg)
                     io.active->aprev = start;
                 io.active = start;
             }
-            start = n;
+            start = nx;
         }
         while (cancel) {
-            struct gw_up_xfer *n = cancel->cnext;
+            struct gw_up_xfer *nx = cancel->cnext;
             cancel->cnext = NULL;
             if (cancel->active) {
                 cancel->cancelled = true;
                 finish(cancel, CURLE_ABORTED_BY_CALLBACK);
             }
             xfer_unref(cancel);          /* the queue's reference */
-            cancel = n;
+            cancel = nx;
         }
         if (stop)
             break;
-        curl_multi_perform(io.multi, &running);
-        while ((msg = curl_multi_info_read(io.multi, &nq)) != NULL) {
-            struct gw_up_xfer *x;
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            finish(x, msg->data.result);
+        if (io.timer_at_us >= 0) {
+            long long left = io.timer_at_us - gh_now_us();
+            wait_ms = left <= 0 ? 0 : (int)((left + 999) / 1000);
+            if (wait_ms > 1000)
+                wait_ms = 1000;
         }
-        curl_multi_poll(io.multi, NULL, 0, 1000, NULL);
+        n = epoll_wait(io.epfd, ev, (int)(sizeof(ev) / sizeof(ev[0])), wait_ms);
+        for (int i = 0; i < n; i++) {
+            int mask = 0;
+            if (ev[i].data.fd == io.wakefd) {
+                uint64_t v;
+                if (read(io.wakefd, &v, sizeof(v)) < 0) {
+                    /* EAGAIN: another read took it */
+                }
+                continue;
+            }
+            if (ev[i].events & EPOLLIN)
+                mask |= CURL_CSELECT_IN;
+            if (ev[i].events & EPOLLOUT)
+                mask |= CURL_CSELECT_OUT;
+            if (ev[i].events & (EPOLLERR | EPOLLHUP))
+                mask |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(io.multi, ev[i].data.fd, mask, &running);
+        }
+        if (io.timer_at_us >= 0 && gh_now_us() >= io.timer_at_us) {
+            io.timer_at_us = -1;
+            curl_multi_socket_action(io.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        reap();
     }
     return NULL;
 }
@@ -632,6 +724,18 @@ gw_up_init(struct gh_err *e)
     if (io.multi == NULL)
         return gh_err_set(e, 500, "server_error", "", "curl_multi_init failed");
     curl_multi_setopt(io.multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+    /* keep idle connections for reuse: by default the cache holds only
+     * 4x the transfers in progress, so a dip in load closes connections a
+     * moment later opened again (a new upstream connection per ~20 calls) */
+    curl_multi_setopt(io.multi, CURLMOPT_MAXCONNECTS, 256L);
+    curl_multi_setopt(io.multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(io.multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    io.timer_at_us = -1;
+    io.epfd = epoll_create1(EPOLL_CLOEXEC);
+    io.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (io.epfd < 0 || io.wakefd < 0 ||
+        epoll_ctl(io.epfd, EPOLL_CTL_ADD, io.wakefd, &(struct epoll_event){ .events = EPOLLIN, .data.fd = io.wakefd }) < 0)
+        return gh_err_set(e, 500, "server_error", "", "cannot set up the upstream I/O thread's epoll");
     io.stop = false;
     if (pthread_create(&io.th, NULL, io_main, NULL) != 0)
         return gh_err_set(e, 500, "server_error", "", "cannot start the upstream I/O thread");
@@ -661,7 +765,7 @@ gw_up_stop(void)
     pthread_mutex_lock(&io.lock);
     io.stop = true;
     pthread_mutex_unlock(&io.lock);
-    curl_multi_wakeup(io.multi);
+    io_wake();
     pthread_join(io.th, NULL);
     pthread_mutex_lock(&io.lock);
     io.running = false;
@@ -687,5 +791,8 @@ gw_up_stop(void)
         curl_easy_cleanup(io.spare[--io.nspare]);
     curl_multi_cleanup(io.multi);
     io.multi = NULL;
+    close(io.epfd);
+    close(io.wakefd);
+    io.epfd = io.wakefd = -1;
     curl_global_cleanup();
 }

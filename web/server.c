@@ -982,13 +982,19 @@ web_server_stop(void)
         if (waited % 10 == 0)
             web_streams_shutdown();
     }
-    /* an offloaded handler still running holds a suspended connection,
-     * which MHD must not meet when it stops: its own timeouts end it */
-    while (__atomic_load_n(&offloads, __ATOMIC_SEQ_CST) > 0 && waited < 1200) {
+    /* An offloaded handler still running holds a suspended connection and
+     * will resume it: MHD must not be stopped (its connections freed) under
+     * it.  Each such handler is bounded by its own timeouts (the upstream
+     * connect and call timeouts, the 5 s client metadata budget), so this
+     * waits for them however long they take rather than free memory they
+     * are about to touch. */
+    for (long n; (n = __atomic_load_n(&offloads, __ATOMIC_SEQ_CST)) > 0;) {
         usleep(100 * 1000);
         waited++;
         if (waited % 10 == 0)
             web_streams_shutdown();
+        if (waited % 100 == 0)
+            GH_LOG(WARN, "shutdown", "waiting for %ld offloaded request(s) to end", n);
     }
     MHD_stop_daemon(daemon_);
     daemon_ = NULL;
