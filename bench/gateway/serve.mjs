@@ -12,7 +12,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const up = spawn(process.execPath, [path.join(here, 'fast-upstream.mjs'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
 const upPort = await new Promise((resolve) => up.stdout.once('data', (d) => resolve(JSON.parse(String(d)).port)));
 const cluster = await startCluster({ durable: !process.argv.includes('--nofsync') });
-const srv = await startServer({ cluster, name: 'bench-gateway-serve', env: { GATEHOUSE_LOG_LEVEL: 'info', ...(process.env.GH_SERVER_PRELOAD ? { LD_PRELOAD: process.env.GH_SERVER_PRELOAD } : {}) } });
+const srv = await startServer({ cluster, name: 'bench-gateway-serve', env: { GATEHOUSE_LOG_LEVEL: 'info' } });
 const u = createUser(srv, {});
 const pat = gatehouse(srv, ['pat', 'create', '--email', u.email, '--agent', 'default', '--name', 'bench']).stdout.trim();
 gatehouse(srv, ['connector', 'add', '--agent', 'default', '--name', 'fast', '--url', `http://127.0.0.1:${upPort}/mcp`]);
