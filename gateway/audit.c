@@ -10,6 +10,14 @@
  * rows are retried one by one so one odd row cannot fail its neighbours;
  * if the database is gone, every waiter of the batch gets a 503 and its
  * caller answers with that instead of a response without an audit row.
+ *
+ * A failed row of a request the upstream already has (gw_audit.acted: a
+ * forwarded call the gateway cannot take back) is also *held*: its COPY
+ * line, with its own time, waits in memory (at most HELD_MAX bytes) and is
+ * written once the log takes rows again (retried every HELD_RETRY_MS), so
+ * the log misses no call that happened.  If the connection broke just as
+ * such a batch committed, a held row may be written twice; a row that does
+ * not fit, or is still held at shutdown, is reported in the server log.
  */
 #include "gateway/gw_int.h"
 #include <pthread.h>
@@ -21,6 +29,8 @@
 #define BATCH_MAX   512
 #define FIELD_MAX   1024        /* bytes per text field; longer values are cut */
 #define MESSAGE_MAX 2048
+#define HELD_MAX    ((size_t)8 << 20)
+#define HELD_RETRY_MS 2000
 
 static const char COPY_SQL[] =
     "COPY audit_events (at, agent_id, agent_slug, user_id, user_email, credential_kind, key_suffix,"
@@ -52,6 +62,13 @@ static struct {
     .done = PTHREAD_COND_INITIALIZER,
     .tail = &q.head,
 };
+
+/* held rows (writer thread only) */
+static struct {
+    char  *buf;
+    size_t len, cap;
+    int    rows;
+} held;
 
 static atomic_long n_batches, n_rows;
 
@@ -200,10 +217,10 @@ put_row(const struct pending *p)
            put_int(r->duration_us, r->duration_us < 0, true);
 }
 
-/* One COPY of the buffer.  *sent tells whether the data left (after that
- * a failure is ambiguous and must not be retried). */
+/* One COPY of buf.  *sent tells whether the data left (after that a
+ * failure is ambiguous and must not be retried). */
 static int
-copy_buf(PGconn *pg, bool *sent, char *detail, size_t dlen)
+copy_buf(PGconn *pg, const char *buf, size_t len, bool *sent, char *detail, size_t dlen)
 {
     PGresult *res = PQexec(pg, COPY_SQL);
     int rc = 0;
@@ -216,7 +233,7 @@ copy_buf(PGconn *pg, bool *sent, char *detail, size_t dlen)
     }
     PQclear(res);
     *sent = true;
-    if (PQputCopyData(pg, q.buf, (int)q.len) != 1 || PQputCopyEnd(pg, NULL) != 1) {
+    if (PQputCopyData(pg, buf, (int)len) != 1 || PQputCopyEnd(pg, NULL) != 1) {
         snprintf(detail, dlen, "COPY data: %s", PQerrorMessage(pg));
         rc = -1;
     }
@@ -244,13 +261,13 @@ write_rows(struct db_conn *c, struct pending **rows, int n)
             snprintf(detail, sizeof(detail), "out of memory");
             goto out;
         }
-    rc = copy_buf(db_pg(c), &sent, detail, sizeof(detail));
+    rc = copy_buf(db_pg(c), q.buf, q.len, &sent, detail, sizeof(detail));
     if (rc < 0 && !sent && PQstatus(db_pg(c)) != CONNECTION_OK) {
         /* a pooled connection that died with a restarted server: nothing
          * was sent, so one retry on a fresh connection is safe */
         PQreset(db_pg(c));
         if (PQstatus(db_pg(c)) == CONNECTION_OK)
-            rc = copy_buf(db_pg(c), &sent, detail, sizeof(detail));
+            rc = copy_buf(db_pg(c), q.buf, q.len, &sent, detail, sizeof(detail));
     }
 out:
     detail[strcspn(detail, "\n")] = '\0';
@@ -261,6 +278,82 @@ out:
         GH_LOG(ERROR, "audit_write", "%d audit row(s) not written: %s", n, detail);
     }
     return rc;
+}
+
+static void
+row_lost(const struct pending *p, const char *why)
+{
+    const struct gw_audit *r = p->row;
+
+    GH_LOG(ERROR, "audit_write", "audit row of request %s (%s%s%s, connector %s) lost: %s",
+           p->request_id ? p->request_id : "-", r->method, r->tool ? " " : "", r->tool ? r->tool : "",
+           r->connector ? r->connector : "-", why);
+}
+
+/* Keeps the COPY line of a failed row whose request the upstream already
+ * has, for retry_held().  q.buf is the writer's scratch: the line is
+ * formatted past its end and copied out. */
+static void
+hold(const struct pending *p)
+{
+    size_t mark = q.len, n;
+
+    if (!put_row(p)) {
+        q.len = mark;
+        row_lost(p, "out of memory");
+        return;
+    }
+    n = q.len - mark;
+    if (held.len + n > HELD_MAX) {
+        q.len = mark;
+        row_lost(p, "too many rows held already");
+        return;
+    }
+    if (held.len + n > held.cap) {
+        size_t cap = held.cap ? held.cap : 16 * 1024;
+        char *nb;
+        while (cap < held.len + n)
+            cap *= 2;
+        if ((nb = realloc(held.buf, cap)) == NULL) {
+            q.len = mark;
+            row_lost(p, "out of memory");
+            return;
+        }
+        held.buf = nb;
+        held.cap = cap;
+    }
+    memcpy(held.buf + held.len, q.buf + mark, n);
+    held.len += n;
+    held.rows++;
+    q.len = mark;
+    GH_LOG(WARN, "audit_write", "audit row of request %s (%s, reached connector %s) held until the log takes rows again",
+           p->request_id ? p->request_id : "-", p->row->method, p->row->connector ? p->row->connector : "-");
+}
+
+/* Writes the held rows in one COPY; 0 when none are left. */
+static int
+retry_held(void)
+{
+    struct gh_err e = {0};
+    struct db_conn *c;
+    char detail[256] = "";
+    bool sent;
+    int rc;
+
+    if (held.rows == 0)
+        return 0;
+    if ((c = db_get(&e)) == NULL)
+        return -1;
+    rc = copy_buf(db_pg(c), held.buf, held.len, &sent, detail, sizeof(detail));
+    db_put(c);
+    if (rc < 0)
+        return -1;
+    GH_LOG(INFO, "audit_write", "%d held audit row(s) written", held.rows);
+    atomic_fetch_add(&n_batches, 1);
+    atomic_fetch_add(&n_rows, held.rows);
+    held.len = 0;
+    held.rows = 0;
+    return 0;
 }
 
 /* Writes the batch; result[i] is 1 (committed) or -1.  The nodes are only
@@ -288,6 +381,8 @@ write_batch(struct pending **rows, int n, int *result)
             result[i] = write_rows(c, rows + i, 1) == 0 ? 1 : -1;
     }
     db_put(c);
+    if (rc == 0 && held.rows > 0)
+        (void)retry_held();             /* the log takes rows again */
 }
 
 static void *
@@ -301,8 +396,20 @@ writer_main(void *arg)
     for (;;) {
         int n = 0;
 
-        while (q.head == NULL && !q.stopping)
-            pthread_cond_wait(&q.work, &q.lock);
+        while (q.head == NULL && !q.stopping) {
+            if (held.rows == 0) {
+                pthread_cond_wait(&q.work, &q.lock);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += HELD_RETRY_MS / 1000;
+            if (pthread_cond_timedwait(&q.work, &q.lock, &until) != 0 && q.head == NULL && !q.stopping) {
+                pthread_mutex_unlock(&q.lock);
+                (void)retry_held();
+                pthread_mutex_lock(&q.lock);
+            }
+        }
         if (q.head == NULL)
             break;                          /* stopping, and everything flushed */
         while (q.head && n < BATCH_MAX) {
@@ -314,6 +421,9 @@ writer_main(void *arg)
         pthread_mutex_unlock(&q.lock);
 
         write_batch(batch, n, result);
+        for (int i = 0; i < n; i++)
+            if (result[i] < 0 && batch[i]->row->acted)
+                hold(batch[i]);
 
         pthread_mutex_lock(&q.lock);
         {
@@ -340,6 +450,13 @@ writer_main(void *arg)
         }
     }
     pthread_mutex_unlock(&q.lock);
+    if (retry_held() < 0)
+        GH_LOG(ERROR, "audit_write", "%d held audit row(s) of calls that reached an upstream lost at shutdown"
+               " (each was named in a log line when it was held)", held.rows);
+    free(held.buf);
+    held.buf = NULL;
+    held.len = held.cap = 0;
+    held.rows = 0;
     return NULL;
 }
 

@@ -99,6 +99,9 @@ struct gw_audit {
     int64_t     duration_us;
     const char *policy_versions;/* comma list matching policy_ids, NULL when none */
     const char *request_id;     /* NULL: the calling thread's request id */
+    bool        acted;          /* the upstream already has the request: a row
+                                 * that cannot be committed is held and retried
+                                 * (the client still gets the 503) */
 };
 
 /* Queues the row for the next group commit and returns once it is

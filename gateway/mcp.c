@@ -890,6 +890,7 @@ struct fwd {
     char        *method, *tool, *request_id, *policy_ids, *policy_versions;
     int64_t      start_us;
     int          upstream_status;
+    bool         reached;           /* the upstream has had the request */
     char        *message;
     struct gw_audit row;            /* submitted at the end */
 };
@@ -990,6 +991,7 @@ fwd_conclude(struct fwd *f, json_t *final)
         .upstream_status = f->upstream_status,
         .duration_us = gh_now_us() - f->start_us,
         .request_id = f->request_id,
+        .acted = f->reached || f->upstream_status > 0,
     };
     if (gw_audit_submit(&f->row, f->request_id, fwd_audited, f) < 0) {
         struct gh_err e = {0};
@@ -1115,6 +1117,9 @@ fwd_on_done(struct gw_up_xfer *x, void *ctx)
     bool gone;
 
     f->upstream_status = (int)st;
+    /* an answer, or a timeout after the request went out: it may have acted */
+    if (st > 0 || (gw_up_timed_out(x) && !gw_up_connect_failed(x)))
+        f->reached = true;
     pthread_mutex_lock(&f->ch.lock);
     gone = f->ch.gone;
     pthread_mutex_unlock(&f->ch.lock);

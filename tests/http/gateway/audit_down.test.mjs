@@ -2,12 +2,15 @@
 // take rows, the requests that would do something (open a stream, end a
 // session, pass a cancellation on, call a tool, answer a list) answer 503
 // or a JSON-RPC error and do nothing; once it takes rows again, all works.
+// A forwarded call the upstream already had when its row failed cannot be
+// taken back: its row is held and written, with its own time, once the log
+// takes rows again; the refusals, which did nothing, leave no row.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, startFixture } from '../../harness/index.mjs';
-import { member, addConnector, post, rawSession, LEGACY } from './lib.mjs';
+import { startServer, startFixture, sleep } from '../../harness/index.mjs';
+import { member, addConnector, post, rawSession, eventually, LEGACY } from './lib.mjs';
 
-let srv, alpha, user;
+let srv, alpha, user, heldRid, downUntil;
 const FAIL_ON = `CREATE FUNCTION gh_test_audit_down() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN RAISE EXCEPTION 'audit log down (test)'; END $$;
   CREATE TRIGGER gh_test_audit_down BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION gh_test_audit_down();`;
@@ -54,13 +57,29 @@ test('the audit log down: GET, DELETE, notifications, tools/call and lists are r
     const call = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'unaudited' } });
     assert.ok(call.body?.error, `tools/call answers an error: ${call.text}`);
     assert.doesNotMatch(call.text, /alpha: unaudited/, 'the upstream answer does not leave without its row');
+    assert.ok((await alpha.log()).some((e) => e.method === 'tools/call' && e.params?.arguments?.message === 'unaudited'),
+      'the upstream had the call (so it cannot be taken back)');
+    heldRid = call.headers.get('x-request-id');
+    assert.match(heldRid ?? '', /^[0-9a-f]{16}$/);
     const list = await s.call('tools/list', {});
     assert.ok(list.body?.error, `tools/list answers an error: ${list.text}`);
     assert.equal(list.body?.result, undefined);
+    // still down a while later (the held row is retried every 2 s): nothing written
+    await sleep(2500);
+    assert.equal(Number(srv.cluster.sql('SELECT count(*) FROM audit_events')), rows, 'no row was written while it was down');
   } finally {
+    downUntil = srv.cluster.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')");
     srv.cluster.sql(FAIL_OFF);
   }
-  assert.equal(Number(srv.cluster.sql('SELECT count(*) FROM audit_events')), rows, 'no row was written while it was down');
+  // the held row of the call the upstream had: written once, with the call's own time
+  const held = await eventually(() => {
+    const r = srv.cluster.sql(`SELECT method || '|' || tool || '|' || connector || '|' || upstream_status || '|' ||
+      (at < '${downUntil}+00'::timestamptz) FROM audit_events WHERE request_id = '${heldRid}'`);
+    return r ? r : null;
+  }, { what: 'the held audit row' });
+  assert.equal(held, 'tools/call|alpha__echo|alpha|200|true');
+  assert.equal(Number(srv.cluster.sql('SELECT count(*) FROM audit_events')), rows + 1,
+    'only the call the upstream had is written: the refusals did nothing and leave no row');
 
   // the DELETE did nothing: the session goes on, and everything is audited again
   const again = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'back' } });
@@ -72,5 +91,5 @@ test('the audit log down: GET, DELETE, notifications, tools/call and lists are r
   await g.sse.cancel();
   const d = await post(srv, undefined, { method: 'DELETE', token: user.pat, session: s.session, version: LEGACY });
   assert.ok([200, 204].includes(d.status), `DELETE: ${d.status}`);
-  assert.ok(Number(srv.cluster.sql('SELECT count(*) FROM audit_events')) >= rows + 3);
+  assert.ok(Number(srv.cluster.sql('SELECT count(*) FROM audit_events')) >= rows + 4);
 });
