@@ -234,9 +234,16 @@ web_stream_abandoned(struct web_req *r)
     finished(s);
 }
 
+/* The resume itself comes after the unlock: MHD's thread wakes at once and
+ * its first step (web_stream_resumed) takes s->lock, which it would find
+ * still held.  Whoever clears `suspended` under the lock is the one caller
+ * that resumes, and a suspended connection cannot end (nor be freed) until
+ * it is resumed, so conn stays valid meanwhile. */
 void
 web_stream_wake(struct web_stream *s)
 {
+    struct MHD_Connection *resume = NULL;
+
     if (s == NULL)
         return;
     pthread_mutex_lock(&s->lock);
@@ -244,9 +251,11 @@ web_stream_wake(struct web_stream *s)
         s->wake_pending = true;     /* the offloaded handler still runs */
     } else if (s->suspended && !s->finished) {
         s->suspended = false;
-        MHD_resume_connection(s->conn);
+        resume = s->conn;
     }
     pthread_mutex_unlock(&s->lock);
+    if (resume)
+        MHD_resume_connection(resume);
 }
 
 bool
@@ -260,13 +269,17 @@ web_stream_held(struct web_req *r)
 void
 web_stream_release_hold(struct web_stream *s)
 {
+    struct MHD_Connection *resume = NULL;
+
     pthread_mutex_lock(&s->lock);
     s->held = false;
     if (s->wake_pending && s->suspended && !s->finished) {
         s->suspended = false;
-        MHD_resume_connection(s->conn);
+        resume = s->conn;           /* after the unlock, as in web_stream_wake */
     }
     pthread_mutex_unlock(&s->lock);
+    if (resume)
+        MHD_resume_connection(resume);
 }
 
 void
