@@ -381,8 +381,6 @@ write_batch(struct pending **rows, int n, int *result)
             result[i] = write_rows(c, rows + i, 1) == 0 ? 1 : -1;
     }
     db_put(c);
-    if (rc == 0 && held.rows > 0)
-        (void)retry_held();             /* the log takes rows again */
 }
 
 static void *
@@ -421,9 +419,12 @@ writer_main(void *arg)
         pthread_mutex_unlock(&q.lock);
 
         write_batch(batch, n, result);
-        for (int i = 0; i < n; i++)
+        bool took = false;                  /* the log took rows */
+        for (int i = 0; i < n; i++) {
+            took = took || result[i] > 0;
             if (result[i] < 0 && batch[i]->row->acted)
                 hold(batch[i]);
+        }
 
         pthread_mutex_lock(&q.lock);
         {
@@ -446,6 +447,10 @@ writer_main(void *arg)
                 async[i]->done(async[i]->ctx, async[i]->state > 0 ? 0 : -1);
                 free(async[i]);
             }
+            /* the log takes rows again: the held ones now, after this
+             * batch's replies have gone */
+            if (took && held.rows > 0)
+                (void)retry_held();
             pthread_mutex_lock(&q.lock);
         }
     }

@@ -1117,8 +1117,9 @@ fwd_on_done(struct gw_up_xfer *x, void *ctx)
     bool gone;
 
     f->upstream_status = (int)st;
-    /* an answer, or a timeout after the request went out: it may have acted */
-    if (st > 0 || (gw_up_timed_out(x) && !gw_up_connect_failed(x)))
+    /* an answer, or the request went out (then a timeout, a cancel or a
+     * broken connection): the upstream may have acted on it */
+    if (st > 0 || gw_up_sent(x))
         f->reached = true;
     pthread_mutex_lock(&f->ch.lock);
     gone = f->ch.gone;

@@ -90,6 +90,7 @@ const char *gw_up_session_id(const struct gw_up_xfer *x);    /* Mcp-Session-Id a
 bool        gw_up_timed_out(const struct gw_up_xfer *x);
 bool        gw_up_failed(const struct gw_up_xfer *x);        /* no HTTP answer at all */
 bool        gw_up_connect_failed(const struct gw_up_xfer *x);
+bool        gw_up_sent(const struct gw_up_xfer *x);          /* the request went out */
 const char *gw_up_error(const struct gw_up_xfer *x);         /* short, client-safe */
 
 int  gw_up_init(struct gh_err *e);

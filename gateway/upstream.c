@@ -263,6 +263,7 @@ struct gw_up_xfer {
     char               *json;  size_t json_len, json_cap;
     struct gw_sse       sse_p;
     bool                too_big, timed_out, failed, connect_failed, cancelled;
+    bool                sent;       /* the request went out (whole or in part) */
     char                error[160];
     int                 refs;
     struct gw_up_xfer  *qnext;      /* start queue */
@@ -527,6 +528,7 @@ const char *gw_up_session_id(const struct gw_up_xfer *x) { return x->session_id;
 bool gw_up_timed_out(const struct gw_up_xfer *x) { return x->timed_out; }
 bool gw_up_failed(const struct gw_up_xfer *x) { return x->failed; }
 bool gw_up_connect_failed(const struct gw_up_xfer *x) { return x->connect_failed; }
+bool gw_up_sent(const struct gw_up_xfer *x) { return x->sent; }
 const char *gw_up_error(const struct gw_up_xfer *x) { return x->error; }
 long gw_up_inflight(void) { return __atomic_load_n(&io.inflight, __ATOMIC_RELAXED); }
 
@@ -554,6 +556,11 @@ finish(struct gw_up_xfer *x, CURLcode rc)
     }
     x->active = false;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    {
+        long req_bytes = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &req_bytes);
+        x->sent = req_bytes > 0;
+    }
     if (x->cancelled) {
         snprintf(x->error, sizeof(x->error), "cancelled");
         x->failed = x->status == 0;
@@ -585,7 +592,10 @@ finish(struct gw_up_xfer *x, CURLcode rc)
 }
 
 /* curl's socket callback: keep the epoll set to what curl waits for (a
- * socket curl has assigned a non-NULL pointer to is in the set). */
+ * socket curl has assigned a non-NULL pointer to is in the set).  It never
+ * returns an error: curl would then fail the whole multi handle, every
+ * transfer of every connector; a socket that cannot be watched costs only
+ * its own transfer, which ends at its timeout. */
 static int
 on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp)
 {
@@ -603,11 +613,14 @@ on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp)
     }
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
     if (epoll_ctl(io.epfd, op, fd, &ev) < 0) {
-        GH_LOG(ERROR, "gw_upstream", "epoll_ctl: %s", strerror(errno));
-        return -1;
+        /* the set and our mark disagree: do what the set needs */
+        int again = errno == EEXIST ? EPOLL_CTL_MOD : errno == ENOENT ? EPOLL_CTL_ADD : -1;
+        if (again < 0 || epoll_ctl(io.epfd, again, fd, &ev) < 0) {
+            GH_LOG(ERROR, "gw_upstream", "cannot watch an upstream socket (epoll_ctl: %s)", strerror(errno));
+            return 0;
+        }
     }
-    if (op == EPOLL_CTL_ADD)
-        curl_multi_assign(io.multi, fd, &io);   /* any non-NULL mark */
+    curl_multi_assign(io.multi, fd, &io);   /* any non-NULL mark */
     return 0;
 }
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { startServer, startFixture, sleep } from '../../harness/index.mjs';
 import { member, addConnector, post, rawSession, eventually, LEGACY } from './lib.mjs';
 
-let srv, alpha, user, heldRid, downUntil;
+let srv, alpha, beta, user, heldRid, timedOutRid, downUntil;
 const FAIL_ON = `CREATE FUNCTION gh_test_audit_down() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN RAISE EXCEPTION 'audit log down (test)'; END $$;
   CREATE TRIGGER gh_test_audit_down BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION gh_test_audit_down();`;
@@ -18,13 +18,17 @@ const FAIL_OFF = 'DROP TRIGGER gh_test_audit_down ON audit_events; DROP FUNCTION
 
 before(async () => {
   alpha = await startFixture({ name: 'alpha', tools: ['echo'] });
-  srv = await startServer({ name: 'gw-audit-down' });
+  // plain JSON replies: no status line before the answer (a timed-out call has none)
+  beta = await startFixture({ name: 'beta', json: true, tools: ['slow'] });
+  srv = await startServer({ name: 'gw-audit-down', env: { GATEHOUSE_UPSTREAM_CALL_TIMEOUT_MS: '1500' } });
   addConnector(srv, { name: 'alpha', url: alpha.url });
+  addConnector(srv, { name: 'beta', url: beta.url });
   user = member(srv);
 });
 
 after(async () => {
   await alpha?.stop();
+  await beta?.stop();
   if (srv) assert.equal(await srv.stop(), 0);
 });
 
@@ -61,6 +65,11 @@ test('the audit log down: GET, DELETE, notifications, tools/call and lists are r
       'the upstream had the call (so it cannot be taken back)');
     heldRid = call.headers.get('x-request-id');
     assert.match(heldRid ?? '', /^[0-9a-f]{16}$/);
+    // a call that went out and timed out before any answer: it may have acted, so it is held too
+    const slow = await s.call('tools/call', { name: 'beta__slow', arguments: { ms: 4000 } });
+    assert.ok(slow.body?.error, `the timed-out call answers an error: ${slow.text}`);
+    assert.ok((await beta.log()).some((e) => e.event === 'slow-start'), 'the upstream had the timed-out call');
+    timedOutRid = slow.headers.get('x-request-id');
     const list = await s.call('tools/list', {});
     assert.ok(list.body?.error, `tools/list answers an error: ${list.text}`);
     assert.equal(list.body?.result, undefined);
@@ -78,7 +87,10 @@ test('the audit log down: GET, DELETE, notifications, tools/call and lists are r
     return r ? r : null;
   }, { what: 'the held audit row' });
   assert.equal(held, 'tools/call|alpha__echo|alpha|200|true');
-  assert.equal(Number(srv.cluster.sql('SELECT count(*) FROM audit_events')), rows + 1,
+  const timedOut = await eventually(() => srv.cluster.sql(`SELECT method || '|' || tool || '|' || coalesce(upstream_status::text, 'none')
+    FROM audit_events WHERE request_id = '${timedOutRid}'`) || null, { what: 'the held row of the timed-out call' });
+  assert.equal(timedOut, 'tools/call|beta__slow|none');
+  assert.equal(Number(srv.cluster.sql('SELECT count(*) FROM audit_events')), rows + 2,
     'only the call the upstream had is written: the refusals did nothing and leave no row');
 
   // the DELETE did nothing: the session goes on, and everything is audited again
