@@ -9,7 +9,9 @@
 //       commit costs;
 // at a few concurrency levels; then Gatehouse's resident memory with N open
 // MCP sessions.
-//   node bench/gateway/run.mjs [--seconds 10] [--levels 1,8,64] [--sessions 10000]
+//   node bench/gateway/run.mjs [--seconds 10] [--levels 1,8,64] [--rounds 1] [--sessions 10000]
+// With --rounds N the targets take turns N times at each level and each
+// figure is the median round's (a shared machine's load moves between runs).
 // GATEHOUSE_BIN picks the binary (default build/gatehouse).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,6 +24,7 @@ const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filt
 const SECONDS = Number(args.seconds ?? 10);
 const LEVELS = (args.levels ?? '1,8,64').split(',').map(Number);
 const SESSIONS = Number(args.sessions ?? 10000);
+const ROUNDS = Math.max(1, Number(args.rounds ?? 1));
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-gw-'));
 const children = [];
@@ -141,7 +144,7 @@ const fmt = (us) => (us / 1000).toFixed(2);
 async function main() {
   const date = new Date().toISOString();
   const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1];
-  console.log(`# ${date}, ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB; binary ${gatehouseBin}`);
+  console.log(`# ${date}, ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB; binary ${gatehouseBin}; load average ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   const { port: upPort, pid: upPid } = await startFast();
   const { port: ngPort, pid: ngPid } = await startNginx(upPort);
   const pgPid = (c) => Number(fs.readFileSync(path.join(c.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -175,14 +178,23 @@ async function main() {
   const rows = [];
   for (const c of LEVELS) {
     const r = {};
-    for (const [name, url, env, procs] of targets) {
-      r[name] = wrk(url, c, SECONDS, env, procs);
-      const x = r[name];
-      console.log(`c=${c} ${name}: ${x.rps.toFixed(0)} req/s p50 ${fmt(x.p50_us)} ms p99 ${fmt(x.p99_us)} ms` +
-        (x.non2xx || x.errors || x.wrong ? ` (non-2xx ${x.non2xx}, socket errors ${x.errors}, wrong ${x.wrong})` : ''));
+    const runs = Object.fromEntries(targets.map(([name]) => [name, []]));
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [name, url, env, procs] of targets) {
+        const x = wrk(url, c, SECONDS, env, procs);
+        runs[name].push(x);
+        console.log(`c=${c} round ${round} ${name}: ${x.rps.toFixed(0)} req/s p50 ${fmt(x.p50_us)} ms p99 ${fmt(x.p99_us)} ms` +
+          (x.non2xx || x.errors || x.wrong ? ` (non-2xx ${x.non2xx}, socket errors ${x.errors}, wrong ${x.wrong})` : ''));
+      }
+    }
+    // each target's median round (by req/s), with every round's req/s beside it
+    for (const [name, xs] of Object.entries(runs)) {
+      const sorted = [...xs].sort((a, b) => a.rps - b.rps);
+      r[name] = { ...sorted[Math.floor((sorted.length - 1) / 2)], rounds: xs.map((x) => x.rps) };
     }
     rows.push([c, r]);
   }
+  const loadEnd = os.loadavg();
   const auditRows = Number(cluster.sql('SELECT count(*) FROM audit_events'));
   await srv2.stop();
   await cluster2.stop();
@@ -204,14 +216,15 @@ async function main() {
   const afterOpen = rssKiB(srv.proc.pid);
   const stored = Number(cluster.sql('SELECT count(*) FROM mcp_sessions'));
 
-  console.log('\n| concurrency | target | req/s | p50 ms | p99 ms | added p50 vs direct ms | added p99 vs direct ms |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log(`\n${ROUNDS > 1 ? `median of ${ROUNDS} rounds` : 'one round'} per target and level`);
+  console.log('\n| concurrency | target | req/s | p50 ms | p99 ms | added p50 vs direct ms | added p99 vs direct ms | req/s per round |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const [c, r] of rows) {
     for (const name of ['direct', 'nginx', 'gatehouse', 'gatehouse-nofsync']) {
       const x = r[name];
       const add50 = name === 'direct' ? '' : fmt(x.p50_us - r.direct.p50_us);
       const add99 = name === 'direct' ? '' : fmt(x.p99_us - r.direct.p99_us);
-      console.log(`| ${c} | ${name} | ${x.rps.toFixed(0)} | ${fmt(x.p50_us)} | ${fmt(x.p99_us)} | ${add50} | ${add99} |`);
+      console.log(`| ${c} | ${name} | ${x.rps.toFixed(0)} | ${fmt(x.p50_us)} | ${fmt(x.p99_us)} | ${add50} | ${add99} | ${x.rounds.map((v) => v.toFixed(0)).join(' / ')} |`);
     }
   }
   console.log('\n| concurrency | Gatehouse added p50 / nginx added p50 (target <= 1.5) | Gatehouse req/s / nginx req/s (target >= 0.60) | same, fsync off: added p50 ratio | same, fsync off: req/s ratio |');
@@ -233,6 +246,7 @@ async function main() {
     }
   }
   console.log(`\naudit rows written during the run: ${auditRows}`);
+  console.log(`load average at the end of the timed runs: ${loadEnd.map((v) => v.toFixed(2)).join(' ')}`);
   console.log(`\nmemory: RSS ${(before / 1024).toFixed(1)} MiB before, ${(afterOpen / 1024).toFixed(1)} MiB with ${SESSIONS} more open sessions ` +
     `(${stored} rows in mcp_sessions; +${(((afterOpen - before) * 1024) / SESSIONS).toFixed(0)} bytes per session; opened in ${(openMs / 1000).toFixed(1)} s)`);
 
