@@ -4,7 +4,9 @@
  * A request thread queues its row (a node on its own stack: no allocation)
  * and sleeps until the writer thread has committed the batch holding it.
  * The writer takes everything queued, up to BATCH_MAX rows, and writes them
- * with one COPY — one statement, one transaction — then wakes the waiters.
+ * with one COPY — one statement, one transaction — then wakes the waiters;
+ * a batch of one row (an idle server's every call) is one INSERT instead,
+ * one round trip to PostgreSQL where a COPY takes two.
  * Under load the batches grow by themselves: while one commits, the next
  * one queues.  If a batch fails on bad data (the connection still up), its
  * rows are retried one by one so one odd row cannot fail its neighbours;
@@ -30,8 +32,14 @@
 #define FIELD_MAX   1024        /* bytes per text field; longer values are cut */
 #define MESSAGE_MAX 2048
 #define HELD_MAX    ((size_t)8 << 20)
+#define NCOLS       20          /* audit_events columns written */
 #define HELD_RETRY_MS 2000
 
+static const char INSERT_SQL[] =
+    "INSERT INTO audit_events (at, agent_id, agent_slug, user_id, user_email, credential_kind, key_suffix,"
+    " client_id, client_name, session_id, request_id, method, tool, connector, decision, policy_ids,"
+    " policy_versions, message, upstream_status, duration_us)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 static const char COPY_SQL[] =
     "COPY audit_events (at, agent_id, agent_slug, user_id, user_email, credential_kind, key_suffix,"
     " client_id, client_name, session_id, request_id, method, tool, connector, decision, policy_ids,"
@@ -56,6 +64,11 @@ static struct {
     pthread_t       thread;
     char           *buf;        /* the writer's COPY buffer, reused */
     size_t          len, cap;
+    /* one-row batches: put_row writes each value NUL-terminated and notes
+     * where it starts (-1: NULL) for an INSERT's parameters instead */
+    bool            as_params;
+    long            param_off[NCOLS];
+    int             nparams;
 } q = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .work = PTHREAD_COND_INITIALIZER,
@@ -127,8 +140,17 @@ utf8_len(const unsigned char *s)
     return 0;
 }
 
-/* One text column: escaped for COPY, invalid UTF-8 replaced by '?', cut at
- * max bytes on a character boundary.  NULL is \N. */
+/* Where the next value starts, as an INSERT parameter (-1: NULL). */
+static void
+param_mark(bool null)
+{
+    if (q.nparams < NCOLS)
+        q.param_off[q.nparams++] = null ? -1 : (long)q.len;
+}
+
+/* One text column: escaped for COPY (or, for an INSERT's parameter, as it
+ * is and NUL-terminated), invalid UTF-8 replaced by '?', cut at max bytes
+ * on a character boundary.  NULL is \N (a NULL parameter). */
 static bool
 put_text(const char *s, size_t max, bool last)
 {
@@ -137,6 +159,11 @@ put_text(const char *s, size_t max, bool last)
 
     if (!reserve(2 * max + 4))
         return false;
+    if (q.as_params) {
+        param_mark(s == NULL);
+        if (s == NULL)
+            return true;
+    }
     if (s == NULL) {
         memcpy(q.buf + q.len, "\\N", 2);
         q.len += 2;
@@ -151,7 +178,7 @@ put_text(const char *s, size_t max, bool last)
                 p++;
                 continue;
             }
-            if (n == 1 && (*p == '\\' || *p == '\t' || *p == '\n' || *p == '\r')) {
+            if (n == 1 && !q.as_params && (*p == '\\' || *p == '\t' || *p == '\n' || *p == '\r')) {
                 q.buf[q.len++] = '\\';
                 q.buf[q.len++] = *p == '\\' ? '\\' : *p == '\t' ? 't' : *p == '\n' ? 'n' : 'r';
             } else {
@@ -162,7 +189,7 @@ put_text(const char *s, size_t max, bool last)
             p += n;
         }
     }
-    q.buf[q.len++] = last ? '\n' : '\t';
+    q.buf[q.len++] = q.as_params ? '\0' : last ? '\n' : '\t';
     return true;
 }
 
@@ -171,6 +198,12 @@ put_int(long long v, bool null, bool last)
 {
     if (!reserve(24))
         return false;
+    if (q.as_params) {
+        param_mark(null);
+        if (!null)
+            q.len += (size_t)snprintf(q.buf + q.len, 24, "%lld", v) + 1;   /* with its NUL */
+        return true;
+    }
     if (null)
         q.len += (size_t)snprintf(q.buf + q.len, 24, "\\N%c", last ? '\n' : '\t');
     else
@@ -247,7 +280,42 @@ copy_buf(PGconn *pg, const char *buf, size_t len, bool *sent, char *detail, size
     return rc;
 }
 
-/* Writes n rows in one transaction (one COPY). */
+/* One row as one INSERT (PQsendQueryParams: statement and values in one
+ * message, so one round trip where a COPY takes two); the values are the
+ * NUL-terminated ones at q.param_off.  *sent as for copy_buf. */
+static int
+insert_one(PGconn *pg, bool *sent, char *detail, size_t dlen)
+{
+    const char *values[NCOLS];
+    PGresult *res;
+    int rc = 0;
+
+    for (int i = 0; i < NCOLS; i++)
+        values[i] = q.param_off[i] < 0 ? NULL : q.buf + q.param_off[i];
+    *sent = false;
+    if (!PQsendQueryParams(pg, INSERT_SQL, NCOLS, NULL, values, NULL, NULL, 0)) {
+        snprintf(detail, dlen, "INSERT: %s", PQerrorMessage(pg));
+        return -1;
+    }
+    *sent = true;
+    while ((res = PQgetResult(pg)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+            snprintf(detail, dlen, "INSERT: %s", PQresultErrorMessage(res));
+            rc = -1;
+        }
+        PQclear(res);
+    }
+    return rc;
+}
+
+/* Writes n rows in one transaction: one INSERT for one row (an idle
+ * server's every call), one COPY for more. */
+static int
+write_once(PGconn *pg, int n, bool *sent, char *detail, size_t dlen)
+{
+    return n == 1 ? insert_one(pg, sent, detail, dlen) : copy_buf(pg, q.buf, q.len, sent, detail, dlen);
+}
+
 static int
 write_rows(struct db_conn *c, struct pending **rows, int n)
 {
@@ -256,20 +324,23 @@ write_rows(struct db_conn *c, struct pending **rows, int n)
     int rc = -1;
 
     q.len = 0;
+    q.nparams = 0;
+    q.as_params = n == 1;
     for (int i = 0; i < n; i++)
         if (!put_row(rows[i])) {
             snprintf(detail, sizeof(detail), "out of memory");
             goto out;
         }
-    rc = copy_buf(db_pg(c), q.buf, q.len, &sent, detail, sizeof(detail));
+    rc = write_once(db_pg(c), n, &sent, detail, sizeof(detail));
     if (rc < 0 && !sent && PQstatus(db_pg(c)) != CONNECTION_OK) {
         /* a pooled connection that died with a restarted server: nothing
          * was sent, so one retry on a fresh connection is safe */
         PQreset(db_pg(c));
         if (PQstatus(db_pg(c)) == CONNECTION_OK)
-            rc = copy_buf(db_pg(c), q.buf, q.len, &sent, detail, sizeof(detail));
+            rc = write_once(db_pg(c), n, &sent, detail, sizeof(detail));
     }
 out:
+    q.as_params = false;            /* hold() formats COPY lines */
     detail[strcspn(detail, "\n")] = '\0';
     if (rc == 0) {
         atomic_fetch_add(&n_batches, 1);

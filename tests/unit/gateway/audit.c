@@ -155,6 +155,19 @@ test_fields_roundtrip(void)
         UNIT_TRUE(db_bool(res, 0, 14));
         UNIT_TRUE(db_bool(res, 0, 15));
     }
+    /* the same row twice in one batch goes by COPY (one row alone by
+     * INSERT): both store the same values */
+    {
+        struct gw_audit two[2] = { row, row };
+        two[0].session_id = two[1].session_id = "rt-2";
+        UNIT_EQ_INT(gw_audit_write_many(two, 2, &e), 0);
+        UNIT_EQ_INT(count_where("SELECT count(*) FROM audit_events a JOIN audit_events b ON b.session_id = 'rt-1'"
+                                " WHERE a.session_id = 'rt-2' AND a.message = b.message AND a.connector = b.connector"
+                                " AND a.tool = b.tool AND a.key_suffix = b.key_suffix AND a.user_id = b.user_id"
+                                " AND a.upstream_status IS NULL AND a.duration_us = b.duration_us"
+                                " AND a.policy_versions = b.policy_versions AND a.client_id IS NULL", NULL), 2);
+        UNIT_TRUE(gw_audit_batches_total() > 0);
+    }
     gh_arena_free(a);
 }
 
