@@ -250,6 +250,23 @@ put_row(const struct pending *p)
            put_int(r->duration_us, r->duration_us < 0, true);
 }
 
+/* Reads a statement's results to the end; rc, or -1 with the first error
+ * in detail if one failed. */
+static int
+finish_results(PGconn *pg, const char *what, int rc, char *detail, size_t dlen)
+{
+    PGresult *res;
+
+    while ((res = PQgetResult(pg)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+            snprintf(detail, dlen, "%s: %s", what, PQresultErrorMessage(res));
+            rc = -1;
+        }
+        PQclear(res);
+    }
+    return rc;
+}
+
 /* One COPY of buf.  *sent tells whether the data left (after that a
  * failure is ambiguous and must not be retried). */
 static int
@@ -270,14 +287,7 @@ copy_buf(PGconn *pg, const char *buf, size_t len, bool *sent, char *detail, size
         snprintf(detail, dlen, "COPY data: %s", PQerrorMessage(pg));
         rc = -1;
     }
-    while ((res = PQgetResult(pg)) != NULL) {
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
-            snprintf(detail, dlen, "COPY: %s", PQresultErrorMessage(res));
-            rc = -1;
-        }
-        PQclear(res);
-    }
-    return rc;
+    return finish_results(pg, "COPY", rc, detail, dlen);
 }
 
 /* One row as one INSERT (PQsendQueryParams: statement and values in one
@@ -287,8 +297,6 @@ static int
 insert_one(PGconn *pg, bool *sent, char *detail, size_t dlen)
 {
     const char *values[NCOLS];
-    PGresult *res;
-    int rc = 0;
 
     for (int i = 0; i < NCOLS; i++)
         values[i] = q.param_off[i] < 0 ? NULL : q.buf + q.param_off[i];
@@ -298,14 +306,7 @@ insert_one(PGconn *pg, bool *sent, char *detail, size_t dlen)
         return -1;
     }
     *sent = true;
-    while ((res = PQgetResult(pg)) != NULL) {
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
-            snprintf(detail, dlen, "INSERT: %s", PQresultErrorMessage(res));
-            rc = -1;
-        }
-        PQclear(res);
-    }
-    return rc;
+    return finish_results(pg, "INSERT", 0, detail, dlen);
 }
 
 /* Writes n rows in one transaction: one INSERT for one row (an idle
