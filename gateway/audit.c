@@ -99,20 +99,28 @@ gw_audit_rows_total(void)
 
 /* ---- the COPY text format */
 
+/* Room for `need` bytes in a growing buffer (doubling from `first`). */
+static bool
+buf_room(char **buf, size_t *cap, size_t need, size_t first)
+{
+    size_t nc = *cap ? *cap : first;
+    char *p;
+
+    if (need <= *cap)
+        return true;
+    while (nc < need)
+        nc *= 2;
+    if ((p = realloc(*buf, nc)) == NULL)
+        return false;
+    *buf = p;
+    *cap = nc;
+    return true;
+}
+
 static bool
 reserve(size_t more)
 {
-    if (q.len + more <= q.cap)
-        return true;
-    size_t cap = q.cap ? q.cap : 64 * 1024;
-    while (cap < q.len + more)
-        cap *= 2;
-    char *p = realloc(q.buf, cap);
-    if (p == NULL)
-        return false;
-    q.buf = p;
-    q.cap = cap;
-    return true;
+    return buf_room(&q.buf, &q.cap, q.len + more, 64 * 1024);
 }
 
 /* Length of the valid UTF-8 sequence at s, 0 when invalid. */
@@ -369,37 +377,27 @@ static void
 hold(const struct pending *p)
 {
     size_t mark = q.len, n;
+    const char *why = "out of memory";
 
-    if (!put_row(p)) {
-        q.len = mark;
-        row_lost(p, "out of memory");
-        return;
-    }
+    if (!put_row(p))
+        goto lost;
     n = q.len - mark;
     if (held.len + n > HELD_MAX) {
-        q.len = mark;
-        row_lost(p, "too many rows held already");
-        return;
+        why = "too many rows held already";
+        goto lost;
     }
-    if (held.len + n > held.cap) {
-        size_t cap = held.cap ? held.cap : 16 * 1024;
-        char *nb;
-        while (cap < held.len + n)
-            cap *= 2;
-        if ((nb = realloc(held.buf, cap)) == NULL) {
-            q.len = mark;
-            row_lost(p, "out of memory");
-            return;
-        }
-        held.buf = nb;
-        held.cap = cap;
-    }
+    if (!buf_room(&held.buf, &held.cap, held.len + n, 16 * 1024))
+        goto lost;
     memcpy(held.buf + held.len, q.buf + mark, n);
     held.len += n;
     held.rows++;
     q.len = mark;
     GH_LOG(WARN, "audit_write", "audit row of request %s (%s, reached connector %s) held until the log takes rows again",
            p->request_id ? p->request_id : "-", p->row->method, p->row->connector ? p->row->connector : "-");
+    return;
+lost:
+    q.len = mark;
+    row_lost(p, why);
 }
 
 /* Writes the held rows in one COPY; 0 when none are left. */

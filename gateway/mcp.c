@@ -991,7 +991,7 @@ fwd_conclude(struct fwd *f, json_t *final)
         .upstream_status = f->upstream_status,
         .duration_us = gh_now_us() - f->start_us,
         .request_id = f->request_id,
-        .acted = f->reached || f->upstream_status > 0,
+        .acted = f->reached,
     };
     if (gw_audit_submit(&f->row, f->request_id, fwd_audited, f) < 0) {
         struct gh_err e = {0};
@@ -1036,6 +1036,7 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
         if (f->stateless)
             stateless_result(res, f->method);
         f->upstream_status = (int)gw_up_status(x);
+        f->reached = true;
         fwd_conclude(f, out);
         return;
     }
