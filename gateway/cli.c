@@ -67,7 +67,7 @@ list(struct gh_arena *a, const char *agent, struct gh_err *e)
     printf("%-16s %-32s %-8s %-40s %s\n", "AGENT", "NAME", "STATUS", "URL", "HEADERS");
     for (int i = 0; i < n; i++) {
         printf("%-16s %-32s %-8s %-40s ", cs[i].agent_slug, cs[i].name, cs[i].enabled ? "enabled" : "disabled",
-               cs[i].url);
+               gw_connector_url_shown(a, cs[i].url));
         for (int k = 0; k < cs[i].nheader_names; k++)
             printf("%s%s", k ? "," : "", cs[i].header_names[k]);
         printf("%s\n", cs[i].nheader_names ? "" : "-");

@@ -48,6 +48,38 @@ gw_connector_name_check(const char *name, struct gh_err *e)
     return 0;
 }
 
+const char *
+gw_connector_url_shown(struct gh_arena *a, const char *url)
+{
+    const char *q = strchr(url, '?'), *p;
+    char *out, *o;
+
+    if (q == NULL)
+        return url;
+    /* each value of n bytes becomes 3: at most 3 more bytes a parameter */
+    out = gh_arena_alloc(a, strlen(url) + 3 * (strlen(q) + 1) + 1);
+    if (out == NULL)
+        return "(not shown)";
+    o = out;
+    memcpy(o, url, (size_t)(q - url) + 1);
+    o += q - url + 1;
+    for (p = q + 1; *p;) {
+        size_t name = strcspn(p, "=&");
+        memcpy(o, p, name);
+        o += name;
+        p += name;
+        if (*p == '=') {
+            memcpy(o, "=***", 4);
+            o += 4;
+            p += strcspn(p, "&");
+        }
+        if (*p == '&')
+            *o++ = *p++;
+    }
+    *o = '\0';
+    return out;
+}
+
 int
 gw_connector_url_check(const char *url, struct gh_err *e)
 {

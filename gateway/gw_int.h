@@ -83,6 +83,9 @@ int gw_header_parse(struct gh_arena *a, const char *line, struct gw_header *out,
 /* Validation alone (0, or -1 with a 400 in e). */
 int gw_connector_name_check(const char *name, struct gh_err *e);
 int gw_connector_url_check(const char *url, struct gh_err *e);
+/* The URL as `connector list` and the pages show it: every query value
+ * (where an upstream may take an API key) replaced by "***", names kept. */
+const char *gw_connector_url_shown(struct gh_arena *a, const char *url);
 
 /* ---------------------------------------------------------------- audit */
 struct gw_audit {

@@ -99,7 +99,7 @@ connectors_page(struct web_req *r, struct authz_user *u, int status, const char 
             "%s<tr data-connector=\"%s/%s\"><td>%s</td><td><code>%s</code></td><td>%s</td><td>%s</td>"
             "<td>%s</td><td>%s</td><td>%s</td></tr>", rows,
             esc(a, cs[i].agent_slug), esc(a, cs[i].name), esc(a, cs[i].agent_slug), esc(a, cs[i].name),
-            esc(a, cs[i].url), cs[i].enabled ? "enabled" : "<span class=\"muted\">disabled</span>",
+            esc(a, gw_connector_url_shown(a, cs[i].url)), cs[i].enabled ? "enabled" : "<span class=\"muted\">disabled</span>",
             cs[i].nheader_names ? names : "<span class=\"muted\">none</span>", esc(a, cs[i].created_at),
             toggle_button(r, &cs[i]));
     }

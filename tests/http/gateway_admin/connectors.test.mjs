@@ -76,13 +76,18 @@ test('connector add stores header values sealed; list shows names, URL, status a
   assert.ok(!serverLog().includes(apiKey) && !serverLog().includes(token));
 });
 
-test('connector list without --agent lists every agent; a connector without headers shows "-"', () => {
+test('connector list without --agent lists every agent; a connector without headers shows "-"; query values are masked', () => {
   assert.equal(gatehouse(srv, ['connector', 'add', '--agent', 'default', '--name', 'plain', '--url',
     'http://127.0.0.1:9/mcp']).code, 0);
+  const key = secret(`query-key-${Math.random().toString(36).slice(2)}`);
+  assert.equal(gatehouse(srv, ['connector', 'add', '--agent', 'default', '--name', 'keyed', '--url',
+    `http://127.0.0.1:9/mcp?profile=p1&api_key=${key}`]).code, 0);
   const l = gatehouse(srv, ['connector', 'list']);
   assert.equal(l.code, 0, l.stderr);
   assert.match(l.stdout, /^AGENT\s+NAME\s+STATUS\s+URL\s+HEADERS$/m);
   assert.match(l.stdout, /^default\s+plain\s+enabled\s+http:\/\/127\.0\.0\.1:9\/mcp\s+-$/m);
+  assert.match(l.stdout, /^default\s+keyed\s+enabled\s+http:\/\/127\.0\.0\.1:9\/mcp\?profile=\*\*\*&api_key=\*\*\*\s+-$/m);
+  assert.ok(!l.stdout.includes(key));
   assert.match(l.stdout, /^gw-admin\s+github\s+/m);
   const unknown = gatehouse(srv, ['connector', 'list', '--agent', 'no-such-agent']);
   assert.equal(unknown.code, 1);
@@ -180,6 +185,9 @@ test('/admin/connectors: admins only; add with headers (write-only), refusals re
   assert.match(html, /Connector linear added\./);
   assert.match(html, /data-connector="gw-admin\/linear"><td>gw-admin<\/td><td><code>linear<\/code><\/td><td>https:\/\/mcp\.linear\.example\.test\/mcp<\/td><td>enabled<\/td><td><code>Authorization<\/code> <code>X-Team<\/code><\/td>/);
   assert.ok(!html.includes(value) && !html.includes('core-team-1'));
+  // a query value (where an upstream may take an API key) is masked here as in `connector list`
+  assert.match(html, /<td>http:\/\/127\.0\.0\.1:9\/mcp\?profile=\*\*\*&amp;api_key=\*\*\*<\/td>/);
+  assert.ok(!html.includes('query-key-'));
 
   // a refusal keeps agent, name and URL but never the header values
   res = await c.form('/admin/connectors', '/admin/connectors', {

@@ -63,6 +63,21 @@ test_urls(void)
 }
 
 static void
+test_url_shown(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+
+    UNIT_EQ_STR(gw_connector_url_shown(a, "https://mcp.example.test/mcp"), "https://mcp.example.test/mcp");
+    UNIT_EQ_STR(gw_connector_url_shown(a, "https://x.test/mcp?api_key=s3cr3t"), "https://x.test/mcp?api_key=***");
+    UNIT_EQ_STR(gw_connector_url_shown(a, "https://x.test/?a=1&b=&flag&c=x%3Dy=z"),
+                "https://x.test/?a=***&b=***&flag&c=***");
+    UNIT_EQ_STR(gw_connector_url_shown(a, "https://x.test/?"), "https://x.test/?");
+    UNIT_EQ_STR(gw_connector_url_shown(a, "https://x.test/?&&=v&"), "https://x.test/?&&=***&");
+    UNIT_EQ_STR(gw_connector_url_shown(a, "https://x.test/?=&=&=&="), "https://x.test/?=***&=***&=***&=***");
+    gh_arena_free(a);
+}
+
+static void
 test_header_parse(void)
 {
     struct gh_arena *a = gh_arena_new(0);
@@ -255,6 +270,7 @@ main(void)
 {
     UNIT_RUN(test_names);
     UNIT_RUN(test_urls);
+    UNIT_RUN(test_url_shown);
     UNIT_RUN(test_header_parse);
     setenv("GATEHOUSE_SERVER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
     if (unit_db_start("connector") < 0)
