@@ -120,17 +120,6 @@ static int parse_v4(const char *s, size_t n, uint8_t addr[4])
 	return seg == 4 ? 0 : -1;
 }
 
-static int hexval(char c)
-{
-	if (isdig(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Colon-separated hex groups; empty string is zero groups. */
 static int v6_groups(const char *s, size_t n, uint16_t *g, int max)
 {
@@ -145,7 +134,7 @@ static int v6_groups(const char *s, size_t n, uint16_t *g, int max)
 				return -1;
 			unsigned v = 0;
 			for (size_t k = start; k < i; k++) {
-				int h = hexval(s[k]);
+				int h = cedar_hexval(s[k]);
 				if (h < 0)
 					return -1;
 				v = v * 16 + (unsigned)h;

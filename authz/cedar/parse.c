@@ -245,17 +245,6 @@ static int put_utf8(char *o, uint32_t cp)
 	return 4;
 }
 
-static int hexd(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Unescapes t into bytes; in pattern mode `*` is a wildcard (-1 in pat)
  * and `\*` a literal star. Returns the length, or -1 after reporting. */
 static long unescape(struct parser *p, const struct tok *t, char **out, int16_t **pat)
@@ -294,8 +283,8 @@ static long unescape(struct parser *p, const struct tok *t, char **out, int16_t 
 			buf[0] = '*';
 			break;
 		case 'x': {
-			int h1 = i + 1 < t->n ? hexd(t->s[i + 1]) : -1;
-			int h2 = i + 2 < t->n ? hexd(t->s[i + 2]) : -1;
+			int h1 = i + 1 < t->n ? cedar_hexval(t->s[i + 1]) : -1;
+			int h2 = i + 2 < t->n ? cedar_hexval(t->s[i + 2]) : -1;
 			if (h1 < 0 || h2 < 0 || h1 > 7)
 				goto bad;
 			buf[0] = (char)(h1 * 16 + h2);
@@ -313,7 +302,7 @@ static long unescape(struct parser *p, const struct tok *t, char **out, int16_t 
 					j++;
 					continue;
 				}
-				int h = hexd(t->s[j]);
+				int h = cedar_hexval(t->s[j]);
 				if (h < 0 || ++nd > 6)
 					goto bad;
 				cp = cp * 16 + (uint32_t)h;
