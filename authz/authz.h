@@ -69,11 +69,29 @@ struct authz_credential {
     struct authz_agent agent;
     int64_t expires_at;      /* unix seconds; 0 = never (PAT without expiry) */
 };
+/* Per-IP budgets (authz/ratelimit.c): a token bucket of per_min requests a
+ * minute for each (bucket, client IP).  0 when this request is within it,
+ * else -1 with a 429 slow_down and Retry-After in e. */
+int authz_rate_check(struct web_req *r, const char *bucket, long per_min, struct gh_err *e);
+
+/* Why a request to an MCP endpoint was not authenticated, for the caller's
+ * audit row and reply: e (401 with WWW-Authenticate already added to the
+ * request's headers, 403 insufficient_scope, 404 for an unknown agent, 5xx),
+ * the agent when it exists, the credential when the token is live but for
+ * another agent or without the mcp scope, and the kind ("pat" | "oauth") an
+ * unknown token claims by its prefix. */
+struct authz_mcp_refusal {
+    struct gh_err            e;
+    struct authz_agent      *agent;
+    struct authz_credential *who;
+    const char              *claimed_kind;
+};
 /* Authenticates the Bearer token of a request to agent `slug`'s MCP
- * endpoint.  On failure the reply (401 with WWW-Authenticate, or 404 for
- * an unknown agent) has been sent and NULL is returned. Allocates from
- * the request arena. */
-struct authz_credential *authz_mcp_authenticate(struct web_req *r, const char *slug);
+ * endpoint.  On failure NULL, *no says why and nothing has been sent: the
+ * caller replies (web_reply_err(r, &no->e)).  Allocates from the request
+ * arena. */
+struct authz_credential *authz_mcp_authenticate(struct web_req *r, const char *slug,
+                                                struct authz_mcp_refusal *no);
 
 /* Flushes this process's credential and agent caches (authz/credcache.c).
  * Call right after a statement that revokes or disables anything a

@@ -93,11 +93,10 @@ bool authz_cimd_offload(struct web_req *r, const char *client_id, web_handler_fn
 int  authz_cimd_outcome(struct gh_arena *a, const char *url, struct gh_err *e);
 void authz_cimd_stop(void);
 
-/* ratelimit.c — per-IP token buckets of per_min a minute, in memory.
- * authz_rate_take: 0 when the request keyed by `key` is taken at `now_us`
- * (monotonic), else the whole seconds until it would be. */
+/* ratelimit.c (authz_rate_check in authz.h): 0 when the request keyed by
+ * `key` is taken at `now_us` (monotonic), else the whole seconds until it
+ * would be. */
 int authz_rate_take(const unsigned char key[16], long per_min, int64_t now_us);
-int authz_rate_check(struct web_req *r, const char *bucket, long per_min, struct gh_err *e);
 
 /* token.c */
 struct authz_pair {

@@ -98,32 +98,31 @@ credential_lookup(struct gh_arena *a, bool pat, const char *hash, struct gh_err 
 }
 
 struct authz_credential *
-authz_mcp_authenticate(struct web_req *r, const char *slug)
+authz_mcp_authenticate(struct web_req *r, const char *slug, struct authz_mcp_refusal *no)
 {
     struct gh_arena *a = web_arena(r);
     const char *hdr = web_header(r, "Authorization"), *token;
     struct authz_credential *cr;
-    struct authz_agent *ag;
-    struct gh_err e = {0};
     bool pat;
     char hash[65];
 
+    *no = (struct authz_mcp_refusal){0};
     if (slug == NULL)
         slug = "default";
-    ag = authz_agent_by_slug(a, slug, &e);
-    if (ag == NULL) {
-        web_reply_err(r, &e);
+    no->agent = authz_agent_by_slug(a, slug, &no->e);
+    if (no->agent == NULL)
         return NULL;
-    }
     if (hdr == NULL || strncasecmp(hdr, "Bearer ", 7)) {
         challenge(r, slug, NULL);
-        gh_err_set(&e, 401, "unauthorized", "Authentication required.", NULL);
-        goto fail;
+        gh_err_set(&no->e, 401, "unauthorized", "Authentication required.", NULL);
+        return NULL;
     }
     token = hdr + 7;
     while (*token == ' ')
         token++;
     pat = gh_str_has_prefix(token, "gth_pat_");
+    if (pat || gh_str_has_prefix(token, "gth_oat_"))
+        no->claimed_kind = pat ? "pat" : "oauth";
     if (!(gh_str_has_prefix(token, "gth_oat_") || (pat && authz_pat_checksum_ok(token))))
         goto invalid;
     gh_sha256_hex(token, hash);
@@ -132,31 +131,28 @@ authz_mcp_authenticate(struct web_req *r, const char *slug)
         /* the generation before the query: a revocation committed while
          * we ask flushes it, and then this answer is not stored */
         uint64_t gen = authz_credcache_gen();
-        cr = credential_lookup(a, pat, hash, &e);
-        if (cr == NULL && e.status) {
-            web_reply_err(r, &e);
+        cr = credential_lookup(a, pat, hash, &no->e);
+        if (cr == NULL && no->e.status)
             return NULL;
-        }
         if (cr == NULL)
             goto invalid;
         authz_credcache_put(hash, cr, gen);
     }
-    if (cr->agent.slug == NULL || strcmp(cr->agent.slug, ag->slug))
-        goto invalid;          /* another agent's */
+    if (cr->agent.slug == NULL || strcmp(cr->agent.slug, no->agent->slug)) {
+        no->who = cr;          /* another agent's */
+        goto invalid;
+    }
     if (!has_scope(cr->scope, "mcp")) {
-        web_add_header(r, "WWW-Authenticate",
-                       "Bearer error=\"insufficient_scope\", scope=\"mcp\"");
-        gh_err_set(&e, 403, "insufficient_scope", "The token lacks the mcp scope.", NULL);
-        web_reply_err(r, &e);
+        no->who = cr;
+        web_add_header(r, "WWW-Authenticate", "Bearer error=\"insufficient_scope\", scope=\"mcp\"");
+        gh_err_set(&no->e, 403, "insufficient_scope", "The token lacks the mcp scope.", NULL);
         return NULL;
     }
     authz_touch(pat ? 'p' : 'g', pat ? cr->token_id : cr->grant_id);
     return cr;
 invalid:
     challenge(r, slug, "invalid_token");
-    gh_err_clear(&e);
-    gh_err_set(&e, 401, "invalid_token", "The access token is invalid, expired or revoked.", NULL);
-fail:
-    web_reply_err(r, &e);
+    gh_err_clear(&no->e);
+    gh_err_set(&no->e, 401, "invalid_token", "The access token is invalid, expired or revoked.", NULL);
     return NULL;
 }

@@ -113,6 +113,8 @@ static const struct cfg_row rows[] = {
       "Sign-in attempts per IP per minute before 429." },
     { "rate_cimd_per_min", "GATEHOUSE_RATE_CIMD_PER_MIN", CFG_INT, F(rate_cimd_per_min), "30", 1, 100000,
       "Requests per IP per minute that name a client metadata document not yet fetched (each may start a fetch) before 429." },
+    { "rate_mcp_refused_per_min", "GATEHOUSE_RATE_MCP_REFUSED_PER_MIN", CFG_INT, F(rate_mcp_refused_per_min), "120", 1, 1000000,
+      "MCP requests per IP per minute refused before authentication (no or bad token, Host, Origin) that each write an audit row; past it 429 without a row (the access log still has each)." },
 };
 
 static const char *const type_names[] = { "string", "integer", "boolean", "level", "host:port", "url" };

@@ -116,6 +116,7 @@ struct gh_config {
     long  rate_token_per_min;
     long  rate_login_per_min;
     long  rate_cimd_per_min;
+    long  rate_mcp_refused_per_min;
     long  auth_cache_entries;   /* 0 = hot-path caches off */
 };
 

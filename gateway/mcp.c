@@ -236,26 +236,38 @@ host_allowed(const char *hostport)
     }
 }
 
+static const char *slug_of(struct web_req *r);
+static bool audit_refusal(struct web_req *r, const struct authz_agent *ag, const struct authz_credential *who,
+                          const char *claimed_kind, const char *message);
+
 /* 0 when fine; otherwise the reply has been sent. */
 static int
 check_rebinding(struct web_req *r)
 {
     const char *host = web_header(r, "Host"), *origin = web_header(r, "Origin");
+    const char *why = NULL;
+    int status = 0;
 
     if (host == NULL || !host_allowed(host)) {
-        reply_rpc_error(r, 421, NULL, GW_RPC_INVALID_REQUEST, "Host not allowed.", NULL);
-        return -1;
-    }
-    if (origin) {
+        status = 421;
+        why = "Host not allowed.";
+    } else if (origin) {
         const char *u = strstr(origin, "://");
         bool ok = u && !strchr(u + 3, '/') && host_allowed(u + 3) &&
                   (!strncmp(origin, "http://", 7) || !strncmp(origin, "https://", 8));
         if (!ok) {
-            reply_rpc_error(r, 403, NULL, GW_RPC_INVALID_REQUEST, "Origin not allowed.", NULL);
-            return -1;
+            status = 403;
+            why = "Origin not allowed.";
         }
     }
-    return 0;
+    if (why == NULL)
+        return 0;
+    {
+        struct gh_err e = {0};
+        if (audit_refusal(r, authz_agent_by_slug(web_arena(r), slug_of(r), &e), NULL, NULL, why))
+            reply_rpc_error(r, status, NULL, GW_RPC_INVALID_REQUEST, why, NULL);
+    }
+    return -1;
 }
 
 /* ---------------------------------------------------------------- authentication */
@@ -292,7 +304,56 @@ authenticate(struct web_req *r)
         cr->agent = *ag;
         return cr;
     }
-    return authz_mcp_authenticate(r, slug_of(r));
+    {
+        struct authz_mcp_refusal no;
+        const struct authz_credential *who = authz_mcp_authenticate(r, slug_of(r), &no);
+        if (who == NULL && (no.e.status >= 500 ||
+                            audit_refusal(r, no.agent, no.who, no.claimed_kind, no.e.msg)))
+            web_reply_err(r, &no.e);
+        return who;
+    }
+}
+
+/* A request refused before it is authenticated (Host, Origin, no token, a
+ * bad one, one of another agent or without the mcp scope) writes its audit
+ * row like any other, under the agent its path names, before the refusal
+ * leaves: the member when the token is live, else only the kind an unknown
+ * token claims; the method is the HTTP one (the body of an unauthenticated
+ * request is not read).  Those rows are budgeted per client IP
+ * (rate_mcp_refused_per_min): past it the answer is a 429 and only the
+ * access log has the request, so a flood of bad tokens cannot fill the
+ * table.  No row for an unknown agent (a 404 like any unknown path).
+ * true when the caller sends its refusal; false when the 429 went instead. */
+static bool
+audit_refusal(struct web_req *r, const struct authz_agent *ag, const struct authz_credential *who,
+              const char *claimed_kind, const char *message)
+{
+    struct authz_credential as = {0};
+    struct gw_audit row;
+    struct gh_err e = {0};
+
+    if (ag == NULL)
+        return true;
+    if (authz_rate_check(r, "mcp_refused", gh_cfg.rate_mcp_refused_per_min, &e) < 0) {
+        web_reply_err(r, &e);
+        return false;
+    }
+    if (who)
+        as = *who;
+    else
+        as.kind = claimed_kind;
+    as.agent = *ag;     /* the row names the agent asked, not the token's */
+    row = (struct gw_audit){
+        .who = &as,
+        .agent_id = ag->id,
+        .method = web_method(r),
+        .decision = "deny",
+        .message = message,
+        .duration_us = -1,
+    };
+    if (gw_audit_write(&row, &e) < 0)
+        GH_LOG(ERROR, "gw_audit", "audit row of a refusal not written: %s", e.detail[0] ? e.detail : e.msg);
+    return true;
 }
 
 /* ---------------------------------------------------------------- downstream SSE channels

@@ -3,6 +3,7 @@
 // HTTP (JSON or SSE replies, read incrementally); the audit check.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import http from 'node:http';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createUser, gatehouse, secret, sleep } from '../../harness/index.mjs';
@@ -142,6 +143,26 @@ export async function post(srv, msg, opts = {}) {
   });
   if (opts.stream) return { status: res.status, headers: res.headers, res, sse: sseReader(res) };
   return readReply(res);
+}
+
+/* A request through node:http, which lets a test set Host itself:
+ * { status, headers, text, body (parsed JSON or null) }. */
+export function rawRequest(srv, path, { method = 'POST', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: srv.port, path, method, headers }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, headers: res.headers, text, body: json });
+      });
+    });
+    req.on('error', reject);
+    if (body) req.write(body);
+    req.end();
+  });
 }
 
 export async function readReply(res) {

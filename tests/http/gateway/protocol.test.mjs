@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startServer, startFixture, freePort } from '../../harness/index.mjs';
-import { member, addConnector, post, rawSession, toolText, AuditLog, LEGACY, ACCEPT_BOTH } from './lib.mjs';
+import { member, addConnector, post, rawSession, rawRequest, toolText, AuditLog, LEGACY, ACCEPT_BOTH } from './lib.mjs';
 
 let srv, alpha, user, other;
 const audit = new AuditLog();
@@ -29,23 +29,7 @@ after(async () => {
 });
 
 /* node:http, for the headers fetch will not let us set (Host). */
-function rawHttp(path, { method = 'POST', headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: srv.port, path, method, headers }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, body: json });
-      });
-    });
-    req.on('error', reject);
-    if (body) req.write(body);
-    req.end();
-  });
-}
+const rawHttp = (path, opts) => rawRequest(srv, path, opts);
 
 const initMsg = { jsonrpc: '2.0', id: 1, method: 'initialize',
   params: { protocolVersion: LEGACY, capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
