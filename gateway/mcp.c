@@ -236,82 +236,13 @@ host_allowed(const char *hostport)
     }
 }
 
-static const char *slug_of(struct web_req *r);
-static bool audit_refusal(struct web_req *r, const struct authz_agent *ag, const struct authz_credential *who,
-                          const char *claimed_kind, const char *message);
-
-/* 0 when fine; otherwise the reply has been sent. */
-static int
-check_rebinding(struct web_req *r)
-{
-    const char *host = web_header(r, "Host"), *origin = web_header(r, "Origin");
-    const char *why = NULL;
-    int status = 0;
-
-    if (host == NULL || !host_allowed(host)) {
-        status = 421;
-        why = "Host not allowed.";
-    } else if (origin) {
-        const char *u = strstr(origin, "://");
-        bool ok = u && !strchr(u + 3, '/') && host_allowed(u + 3) &&
-                  (!strncmp(origin, "http://", 7) || !strncmp(origin, "https://", 8));
-        if (!ok) {
-            status = 403;
-            why = "Origin not allowed.";
-        }
-    }
-    if (why == NULL)
-        return 0;
-    {
-        struct gh_err e = {0};
-        if (audit_refusal(r, authz_agent_by_slug(web_arena(r), slug_of(r), &e), NULL, NULL, why))
-            reply_rpc_error(r, status, NULL, GW_RPC_INVALID_REQUEST, why, NULL);
-    }
-    return -1;
-}
-
-/* ---------------------------------------------------------------- authentication */
+/* ---------------------------------------------------------------- refusals before authentication */
 
 static const char *
 slug_of(struct web_req *r)
 {
     const char *slug = web_path_param(r, 0);
     return slug && *slug ? slug : "default";
-}
-
-static const struct authz_credential *
-authenticate(struct web_req *r)
-{
-    struct gh_arena *a = web_arena(r);
-
-    if (gh_cfg.test_unauthenticated_mcp && web_header(r, "Authorization") == NULL) {
-        struct gh_err e = {0};
-        struct authz_agent *ag = authz_agent_by_slug(a, slug_of(r), &e);
-        struct authz_credential *cr;
-        if (ag == NULL) {
-            web_reply_err(r, &e);
-            return NULL;
-        }
-        cr = gh_arena_alloc(a, sizeof(*cr));
-        if (cr == NULL) {
-            gh_err_set(&e, 500, "server_error", "internal error", "out of memory");
-            web_reply_err(r, &e);
-            return NULL;
-        }
-        cr->kind = "test";
-        cr->client_name = "unauthenticated test mode";
-        cr->scope = "mcp";
-        cr->agent = *ag;
-        return cr;
-    }
-    {
-        struct authz_mcp_refusal no;
-        const struct authz_credential *who = authz_mcp_authenticate(r, slug_of(r), &no);
-        if (who == NULL && (no.e.status >= 500 ||
-                            audit_refusal(r, no.agent, no.who, no.claimed_kind, no.e.msg)))
-            web_reply_err(r, &no.e);
-        return who;
-    }
 }
 
 /* A request refused before it is authenticated (Host, Origin, no token, a
@@ -354,6 +285,69 @@ audit_refusal(struct web_req *r, const struct authz_agent *ag, const struct auth
     if (gw_audit_write(&row, &e) < 0)
         GH_LOG(ERROR, "gw_audit", "audit row of a refusal not written: %s", e.detail[0] ? e.detail : e.msg);
     return true;
+}
+
+/* 0 when fine; otherwise the reply has been sent. */
+static int
+check_rebinding(struct web_req *r)
+{
+    const char *host = web_header(r, "Host"), *origin = web_header(r, "Origin");
+    const char *why = NULL;
+    struct gh_err e = {0};
+    int status = 0;
+
+    if (host == NULL || !host_allowed(host)) {
+        status = 421;
+        why = "Host not allowed.";
+    } else if (origin) {
+        const char *u = strstr(origin, "://");
+        bool ok = u && !strchr(u + 3, '/') && host_allowed(u + 3) &&
+                  (!strncmp(origin, "http://", 7) || !strncmp(origin, "https://", 8));
+        if (!ok) {
+            status = 403;
+            why = "Origin not allowed.";
+        }
+    }
+    if (why == NULL)
+        return 0;
+    if (audit_refusal(r, authz_agent_by_slug(web_arena(r), slug_of(r), &e), NULL, NULL, why))
+        reply_rpc_error(r, status, NULL, GW_RPC_INVALID_REQUEST, why, NULL);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- authentication */
+
+static const struct authz_credential *
+authenticate(struct web_req *r)
+{
+    struct gh_arena *a = web_arena(r);
+    const struct authz_credential *who;
+    struct authz_mcp_refusal no;
+
+    if (gh_cfg.test_unauthenticated_mcp && web_header(r, "Authorization") == NULL) {
+        struct gh_err e = {0};
+        struct authz_agent *ag = authz_agent_by_slug(a, slug_of(r), &e);
+        struct authz_credential *cr;
+        if (ag == NULL) {
+            web_reply_err(r, &e);
+            return NULL;
+        }
+        cr = gh_arena_alloc(a, sizeof(*cr));
+        if (cr == NULL) {
+            gh_err_set(&e, 500, "server_error", "internal error", "out of memory");
+            web_reply_err(r, &e);
+            return NULL;
+        }
+        cr->kind = "test";
+        cr->client_name = "unauthenticated test mode";
+        cr->scope = "mcp";
+        cr->agent = *ag;
+        return cr;
+    }
+    who = authz_mcp_authenticate(r, slug_of(r), &no);
+    if (who == NULL && (no.e.status >= 500 || audit_refusal(r, no.agent, no.who, no.claimed_kind, no.e.msg)))
+        web_reply_err(r, &no.e);
+    return who;
 }
 
 /* ---------------------------------------------------------------- downstream SSE channels
