@@ -18,8 +18,10 @@
  * line, with its own time, waits in memory (at most HELD_MAX bytes) and is
  * written once the log takes rows again (retried every HELD_RETRY_MS), so
  * the log misses no call that happened.  If the connection broke just as
- * such a batch committed, a held row may be written twice; a row that does
- * not fit, or is still held at shutdown, is reported in the server log.
+ * such a batch committed, its rows are in the log already: the retry goes
+ * through a temporary table and inserts only the rows the log lacks, so
+ * none is written twice.  A row that does not fit, or is still held at
+ * shutdown, is reported in the server log.
  */
 #include "gateway/gw_int.h"
 #include <pthread.h>
@@ -35,15 +37,26 @@
 #define NCOLS       20          /* audit_events columns written */
 #define HELD_RETRY_MS 2000
 
+#define COLS "at, agent_id, agent_slug, user_id, user_email, credential_kind, key_suffix, client_id," \
+             " client_name, session_id, request_id, method, tool, connector, decision, policy_ids," \
+             " policy_versions, message, upstream_status, duration_us"
 static const char INSERT_SQL[] =
-    "INSERT INTO audit_events (at, agent_id, agent_slug, user_id, user_email, credential_kind, key_suffix,"
-    " client_id, client_name, session_id, request_id, method, tool, connector, decision, policy_ids,"
-    " policy_versions, message, upstream_status, duration_us)"
+    "INSERT INTO audit_events (" COLS ")"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
-static const char COPY_SQL[] =
-    "COPY audit_events (at, agent_id, agent_slug, user_id, user_email, credential_kind, key_suffix,"
-    " client_id, client_name, session_id, request_id, method, tool, connector, decision, policy_ids,"
-    " policy_versions, message, upstream_status, duration_us) FROM STDIN";
+static const char COPY_SQL[] = "COPY audit_events (" COLS ") FROM STDIN";
+/* Held rows go through a temporary table and are inserted unless the log
+ * has them already: the batch that failed may have committed just as its
+ * connection broke.  A row is known by its time (microseconds), request
+ * id, method, tool and connector; rows of one batch commit together, so
+ * either all of a held batch's rows are there or none. */
+static const char HELD_BEGIN_SQL[] =
+    "BEGIN; CREATE TEMP TABLE gh_audit_held ON COMMIT DROP AS SELECT " COLS " FROM audit_events WITH NO DATA";
+static const char HELD_COPY_SQL[] = "COPY gh_audit_held (" COLS ") FROM STDIN";
+static const char HELD_MERGE_SQL[] =
+    "INSERT INTO audit_events (" COLS ") SELECT " COLS " FROM gh_audit_held h"
+    " WHERE NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.at = h.at"
+    "   AND a.request_id IS NOT DISTINCT FROM h.request_id AND a.method IS NOT DISTINCT FROM h.method"
+    "   AND a.tool IS NOT DISTINCT FROM h.tool AND a.connector IS NOT DISTINCT FROM h.connector)";
 
 struct pending {
     const struct gw_audit *row;
@@ -275,12 +288,12 @@ finish_results(PGconn *pg, const char *what, int rc, char *detail, size_t dlen)
     return rc;
 }
 
-/* One COPY of buf.  *sent tells whether the data left (after that a
- * failure is ambiguous and must not be retried). */
+/* One COPY (`sql`) of buf.  *sent tells whether the data left (after that
+ * a failure is ambiguous and must not be retried). */
 static int
-copy_buf(PGconn *pg, const char *buf, size_t len, bool *sent, char *detail, size_t dlen)
+copy_buf(PGconn *pg, const char *sql, const char *buf, size_t len, bool *sent, char *detail, size_t dlen)
 {
-    PGresult *res = PQexec(pg, COPY_SQL);
+    PGresult *res = PQexec(pg, sql);
     int rc = 0;
 
     *sent = false;
@@ -322,7 +335,7 @@ insert_one(PGconn *pg, bool *sent, char *detail, size_t dlen)
 static int
 write_once(PGconn *pg, int n, bool *sent, char *detail, size_t dlen)
 {
-    return n == 1 ? insert_one(pg, sent, detail, dlen) : copy_buf(pg, q.buf, q.len, sent, detail, dlen);
+    return n == 1 ? insert_one(pg, sent, detail, dlen) : copy_buf(pg, COPY_SQL, q.buf, q.len, sent, detail, dlen);
 }
 
 static int
@@ -400,27 +413,55 @@ lost:
     row_lost(p, why);
 }
 
-/* Writes the held rows in one COPY; 0 when none are left. */
+/* One statement of retry_held's transaction: true when it did what it
+ * should; *n gets the rows it affected. */
+static bool
+held_step(PGconn *pg, const char *sql, long *n, char *detail, size_t dlen)
+{
+    PGresult *res = PQexec(pg, sql);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+    if (!ok)
+        snprintf(detail, dlen, "%.40s: %s", sql, PQresultErrorMessage(res));
+    else if (n)
+        *n = atol(PQcmdTuples(res));
+    PQclear(res);
+    return ok;
+}
+
+/* Writes the held rows that the log does not have yet, in one
+ * transaction; 0 when none are left. */
 static int
 retry_held(void)
 {
     struct gh_err e = {0};
     struct db_conn *c;
+    PGconn *pg;
     char detail[256] = "";
-    bool sent;
-    int rc;
+    long written = 0;
+    bool sent, ok;
 
     if (held.rows == 0)
         return 0;
     if ((c = db_get(&e)) == NULL)
         return -1;
-    rc = copy_buf(db_pg(c), held.buf, held.len, &sent, detail, sizeof(detail));
+    pg = db_pg(c);
+    ok = held_step(pg, HELD_BEGIN_SQL, NULL, detail, sizeof(detail)) &&
+         copy_buf(pg, HELD_COPY_SQL, held.buf, held.len, &sent, detail, sizeof(detail)) == 0 &&
+         held_step(pg, HELD_MERGE_SQL, &written, detail, sizeof(detail)) &&
+         held_step(pg, "COMMIT", NULL, detail, sizeof(detail));
+    if (!ok && PQstatus(pg) == CONNECTION_OK)
+        PQclear(PQexec(pg, "ROLLBACK"));
     db_put(c);
-    if (rc < 0)
+    if (!ok) {
+        detail[strcspn(detail, "\n")] = '\0';
+        GH_LOG(DEBUG, "audit_write", "%d held audit row(s) still not written: %s", held.rows, detail);
         return -1;
-    GH_LOG(INFO, "audit_write", "%d held audit row(s) written", held.rows);
+    }
+    GH_LOG(INFO, "audit_write", "%d held audit row(s) written, %ld of them already in the log", held.rows,
+           held.rows - written);
     atomic_fetch_add(&n_batches, 1);
-    atomic_fetch_add(&n_rows, held.rows);
+    atomic_fetch_add(&n_rows, written);
     held.len = 0;
     held.rows = 0;
     return 0;
