@@ -20,15 +20,21 @@
  * the log misses no call that happened.  If the connection broke just as
  * such a batch committed, its rows are in the log already: the retry goes
  * through a temporary table and inserts only the rows the log lacks, so
- * none is written twice.  A row that does not fit, or is still held at
- * shutdown, is reported in the server log.
+ * none is written twice.  Rows still held at shutdown are saved to
+ * <data_dir>/audit-held-<pid>.rows (0600) and taken up by the next
+ * process that starts on that folder, through the same retry; a row that
+ * does not fit in memory, or cannot be saved, is reported in the server log.
  */
 #include "gateway/gw_int.h"
+#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BATCH_MAX   512
 #define FIELD_MAX   1024        /* bytes per text field; longer values are cut */
@@ -50,7 +56,8 @@ static const char COPY_SQL[] = "COPY audit_events (" COLS ") FROM STDIN";
  * id, method, tool and connector; rows of one batch commit together, so
  * either all of a held batch's rows are there or none. */
 static const char HELD_BEGIN_SQL[] =
-    "BEGIN; CREATE TEMP TABLE gh_audit_held ON COMMIT DROP AS SELECT " COLS " FROM audit_events WITH NO DATA";
+    "BEGIN; SELECT pg_advisory_xact_lock(7140365317);"   /* one merge at a time, across processes */
+    " CREATE TEMP TABLE gh_audit_held ON COMMIT DROP AS SELECT " COLS " FROM audit_events WITH NO DATA";
 static const char HELD_COPY_SQL[] = "COPY gh_audit_held (" COLS ") FROM STDIN";
 static const char HELD_MERGE_SQL[] =
     "INSERT INTO audit_events (" COLS ") SELECT " COLS " FROM gh_audit_held h"
@@ -90,10 +97,13 @@ static struct {
 };
 
 /* held rows (writer thread only) */
+#define SPOOL_FILES_MAX 32
 static struct {
     char  *buf;
     size_t len, cap;
     int    rows;
+    char  *files[SPOOL_FILES_MAX];  /* spool files taken up: removed once written */
+    int    nfiles;
 } held;
 
 static atomic_long n_batches, n_rows;
@@ -413,6 +423,121 @@ lost:
     row_lost(p, why);
 }
 
+/* ---------------------------------------------------------------- the spool
+ * Rows still held at shutdown go to <data_dir>/audit-held-<pid>.rows (the
+ * COPY lines as held, 0600, written to a .tmp and renamed); the next
+ * writer to start on that folder takes them up and writes them through
+ * retry_held, whose merge skips rows already in the log, and removes the
+ * files once that committed. */
+
+#define SPOOL_PREFIX "audit-held-"
+#define SPOOL_SUFFIX ".rows"
+
+/* Every line has the columns of a row: a damaged file must not block the
+ * held rows behind it. */
+static int
+spool_rows(const char *buf, size_t len)
+{
+    int rows = 0, tabs = 0;
+
+    if (len == 0 || buf[len - 1] != '\n')
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] == '\t') {
+            tabs++;
+        } else if (buf[i] == '\n') {
+            if (tabs != NCOLS - 1)
+                return -1;
+            tabs = 0;
+            rows++;
+        }
+    }
+    return rows;
+}
+
+static void
+spool_take_up(void)
+{
+    DIR *d = opendir(gh_cfg.data_dir);
+    struct dirent *de;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL && held.nfiles < SPOOL_FILES_MAX) {
+        size_t nl = strlen(de->d_name), sl = strlen(SPOOL_SUFFIX);
+        char path[4096];
+        FILE *f = NULL;
+        long size;
+        int rows;
+
+        if (strncmp(de->d_name, SPOOL_PREFIX, strlen(SPOOL_PREFIX)) || nl <= sl ||
+            strcmp(de->d_name + nl - sl, SPOOL_SUFFIX))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", gh_cfg.data_dir, de->d_name);
+        if ((f = fopen(path, "rb")) == NULL || fseek(f, 0, SEEK_END) < 0 || (size = ftell(f)) <= 0 ||
+            fseek(f, 0, SEEK_SET) < 0 || held.len + (size_t)size > HELD_MAX ||
+            !buf_room(&held.buf, &held.cap, held.len + (size_t)size, 16 * 1024) ||
+            fread(held.buf + held.len, 1, (size_t)size, f) != (size_t)size ||
+            (rows = spool_rows(held.buf + held.len, (size_t)size)) < 0 ||
+            (held.files[held.nfiles] = strdup(path)) == NULL) {
+            GH_LOG(ERROR, "audit_write", "held audit rows in %s not taken up (unreadable, damaged or too large);"
+                   " left in place", path);
+            if (f)
+                fclose(f);
+            continue;
+        }
+        fclose(f);
+        held.nfiles++;
+        held.len += (size_t)size;
+        held.rows += rows;
+        GH_LOG(WARN, "audit_write", "%d held audit row(s) of an earlier process taken up from %s", rows, path);
+    }
+    closedir(d);
+}
+
+/* Lets go of the files taken up; with `remove` (their rows are in the log,
+ * or in the file `keep` now) they are deleted, but for `keep`. */
+static void
+spool_release(bool remove, const char *keep)
+{
+    for (int i = 0; i < held.nfiles; i++) {
+        if (remove && (keep == NULL || strcmp(held.files[i], keep)) && unlink(held.files[i]) < 0)
+            GH_LOG(WARN, "audit_write", "cannot remove %s (its rows are in the log)", held.files[i]);
+        free(held.files[i]);
+    }
+    held.nfiles = 0;
+}
+
+/* At shutdown, with rows still held: 0 when they are saved. */
+static int
+spool_save(void)
+{
+    char path[4096], tmp[4104];
+    size_t off = 0;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/" SPOOL_PREFIX "%ld" SPOOL_SUFFIX, gh_cfg.data_dir, (long)getpid());
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+        return -1;
+    while (off < held.len) {
+        ssize_t w = write(fd, held.buf + off, held.len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    if (off < held.len || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        if (off < held.len)
+            close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    GH_LOG(WARN, "audit_write", "%d held audit row(s) saved to %s: the next start on this data folder writes them",
+           held.rows, path);
+    spool_release(true, path);     /* what was taken up is in this file now */
+    return 0;
+}
+
 /* One statement of retry_held's transaction: true when it did what it
  * should; *n gets the rows it affected. */
 static bool
@@ -464,6 +589,7 @@ retry_held(void)
     atomic_fetch_add(&n_rows, written);
     held.len = 0;
     held.rows = 0;
+    spool_release(true, NULL);
     return 0;
 }
 
@@ -501,6 +627,8 @@ writer_main(void *arg)
     int result[BATCH_MAX];
 
     gh_log_context(NULL, "audit");
+    spool_take_up();
+    (void)retry_held();
     pthread_mutex_lock(&q.lock);
     for (;;) {
         int n = 0;
@@ -566,9 +694,11 @@ writer_main(void *arg)
         }
     }
     pthread_mutex_unlock(&q.lock);
-    if (retry_held() < 0)
-        GH_LOG(ERROR, "audit_write", "%d held audit row(s) of calls that reached an upstream lost at shutdown"
-               " (each was named in a log line when it was held)", held.rows);
+    if (retry_held() < 0 && spool_save() < 0)
+        GH_LOG(ERROR, "audit_write", "%d held audit row(s) of calls that reached an upstream lost at shutdown:"
+               " cannot save them in %s (each was named in a log line when it was held)", held.rows,
+               gh_cfg.data_dir);
+    spool_release(false, NULL);     /* a file whose rows are not written stays */
     free(held.buf);
     held.buf = NULL;
     held.len = held.cap = 0;

@@ -4,9 +4,13 @@
 // or a JSON-RPC error and do nothing; once it takes rows again, all works.
 // A forwarded call the upstream already had when its row failed cannot be
 // taken back: its row is held and written, with its own time, once the log
-// takes rows again; the refusals, which did nothing, leave no row.
+// takes rows again; the refusals, which did nothing, leave no row. Rows
+// still held at shutdown are saved in the data folder (0600) and written by
+// the next process that starts on it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { startServer, startFixture, sleep } from '../../harness/index.mjs';
 import { member, addConnector, post, rawSession, eventually, LEGACY } from './lib.mjs';
 
@@ -104,4 +108,31 @@ test('the audit log down: GET, DELETE, notifications, tools/call and lists are r
   const d = await post(srv, undefined, { method: 'DELETE', token: user.pat, session: s.session, version: LEGACY });
   assert.ok([200, 204].includes(d.status), `DELETE: ${d.status}`);
   assert.ok(Number(srv.cluster.sql('SELECT count(*) FROM audit_events')) >= rows + 4);
+});
+
+test('rows still held at shutdown are saved in the data folder and written by the next start, once', async () => {
+  const s = await rawSession(srv, user.pat);
+  srv.cluster.sql(FAIL_ON);
+  let rid, spool;
+  try {
+    const call = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'at shutdown' } });
+    assert.ok(call.body?.error, `tools/call answers an error: ${call.text}`);
+    rid = call.headers.get('x-request-id');
+    assert.equal(await srv.stopProcess(), 0, 'a clean exit');
+    const files = fs.readdirSync(srv.dataDir).filter((f) => /^audit-held-\d+\.rows$/.test(f));
+    assert.equal(files.length, 1, `one spool file: ${files}`);
+    spool = path.join(srv.dataDir, files[0]);
+    assert.equal(fs.statSync(spool).mode & 0o777, 0o600, 'readable by the server only');
+    assert.match(fs.readFileSync(spool, 'utf8'), new RegExp(`\\t${rid}\\ttools/call\\talpha__echo\\t`));
+    assert.match(fs.readFileSync(srv.logFile, 'utf8'), /1 held audit row\(s\) saved to .*audit-held-\d+\.rows/);
+  } finally {
+    srv.cluster.sql(FAIL_OFF);
+  }
+  assert.equal(srv.cluster.sql(`SELECT count(*) FROM audit_events WHERE request_id = '${rid}'`), '0');
+  await srv.start();
+  const row = await eventually(() => srv.cluster.sql(`SELECT tool || '|' || upstream_status FROM audit_events
+    WHERE request_id = '${rid}'`) || null, { what: 'the saved row written by the next start' });
+  assert.equal(row, 'alpha__echo|200');
+  await eventually(() => !fs.existsSync(spool), { what: 'the spool file removed once written' });
+  assert.equal(srv.cluster.sql(`SELECT count(*) FROM audit_events WHERE request_id = '${rid}'`), '1');
 });
