@@ -514,6 +514,7 @@ spool_save(void)
 {
     char path[4096], tmp[4104];
     size_t off = 0;
+    bool ok;
     int fd;
 
     snprintf(path, sizeof(path), "%s/" SPOOL_PREFIX "%ld" SPOOL_SUFFIX, gh_cfg.data_dir, (long)getpid());
@@ -526,9 +527,10 @@ spool_save(void)
             break;
         off += (size_t)w;
     }
-    if (off < held.len || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
-        if (off < held.len)
-            close(fd);
+    ok = off == held.len && fsync(fd) == 0;
+    if (close(fd) < 0)
+        ok = false;
+    if (!ok || rename(tmp, path) < 0) {
         unlink(tmp);
         return -1;
     }

@@ -129,10 +129,15 @@ test('rows still held at shutdown are saved in the data folder and written by th
     srv.cluster.sql(FAIL_OFF);
   }
   assert.equal(srv.cluster.sql(`SELECT count(*) FROM audit_events WHERE request_id = '${rid}'`), '0');
+  // a damaged file beside it is left in place, and does not hold the good one back
+  const damaged = path.join(srv.dataDir, 'audit-held-1.rows');
+  fs.writeFileSync(damaged, 'not\ta\trow\n', { mode: 0o600 });
   await srv.start();
   const row = await eventually(() => srv.cluster.sql(`SELECT tool || '|' || upstream_status FROM audit_events
     WHERE request_id = '${rid}'`) || null, { what: 'the saved row written by the next start' });
   assert.equal(row, 'alpha__echo|200');
   await eventually(() => !fs.existsSync(spool), { what: 'the spool file removed once written' });
+  assert.ok(fs.existsSync(damaged), 'the damaged file stays');
+  assert.match(fs.readFileSync(srv.logFile, 'utf8'), /held audit rows in .*audit-held-1\.rows not taken up/);
   assert.equal(srv.cluster.sql(`SELECT count(*) FROM audit_events WHERE request_id = '${rid}'`), '1');
 });
