@@ -27,6 +27,7 @@
  */
 #include "gateway/gw_int.h"
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -501,7 +502,8 @@ static void
 spool_release(bool remove, const char *keep)
 {
     for (int i = 0; i < held.nfiles; i++) {
-        if (remove && (keep == NULL || strcmp(held.files[i], keep)) && unlink(held.files[i]) < 0)
+        if (remove && (keep == NULL || strcmp(held.files[i], keep)) && unlink(held.files[i]) < 0 &&
+            errno != ENOENT)    /* another process that took it up too removed it */
             GH_LOG(WARN, "audit_write", "cannot remove %s (its rows are in the log)", held.files[i]);
         free(held.files[i]);
     }
