@@ -36,7 +36,7 @@ static const struct cfg_row rows[] = {
     { "public_url", "GATEHOUSE_PUBLIC_URL", CFG_URL, F(public_url), "http://127.0.0.1:8080", 0, 0,
       "External base URL; the OAuth issuer and every absolute URL derive from it." },
     { "data_dir", "GATEHOUSE_DATA_DIR", CFG_STR, F(data_dir), "./var", 0, 0,
-      "Folder for the embedded PostgreSQL cluster, the generated server key and audit rows held at shutdown (audit-held-*.rows)." },
+      "Folder for the embedded PostgreSQL cluster, the generated server key and the spool of audit rows held while the database refused them (audit-held-*.rows)." },
     { "database_url", "GATEHOUSE_DATABASE_URL", CFG_STR, F(database_url), "", 0, 0,
       "libpq connection string; empty runs the embedded cluster under data_dir." },
     { "log_level", "GATEHOUSE_LOG_LEVEL", CFG_LEVEL, F(log_level), "info", 0, 0,

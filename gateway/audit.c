@@ -20,15 +20,18 @@
  * the log misses no call that happened.  If the connection broke just as
  * such a batch committed, its rows are in the log already: the retry goes
  * through a temporary table and inserts only the rows the log lacks, so
- * none is written twice.  Rows still held at shutdown are saved to
- * <data_dir>/audit-held-<pid>.rows (0600) and taken up by the next
- * process that starts on that folder, through the same retry; a row that
- * does not fit in memory, or cannot be saved, is reported in the server log.
+ * none is written twice.  Each held row is also appended, and synced
+ * before the replies go, to this process's spool file in the data folder:
+ * rows still held when the process ends — at shutdown or in a crash — are
+ * taken up by the next process that starts on that folder, through the
+ * same retry.  A row that does not fit in memory is reported in the log.
  */
 #include "gateway/gw_int.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdatomic.h>
@@ -103,9 +106,15 @@ static struct {
     char  *buf;
     size_t len, cap;
     int    rows;
-    char  *files[SPOOL_FILES_MAX];  /* spool files taken up: removed once written */
-    int    nfiles;
-} held;
+    int    fd;                  /* this process's spool file, -1 while none */
+    char   path[4096];
+    bool   unsynced;
+    struct spooled {            /* earlier processes' files taken up, locked */
+        int   fd;
+        char *path;
+    } taken[SPOOL_FILES_MAX];
+    int    ntaken;
+} held = { .fd = -1 };
 
 static atomic_long n_batches, n_rows;
 
@@ -394,6 +403,176 @@ row_lost(const struct pending *p, const char *why)
            r->connector ? r->connector : "-", why);
 }
 
+/* ---------------------------------------------------------------- the spool
+ * A held row is in memory and in <data_dir>/audit-held-<pid>-<n>.rows
+ * (COPY lines, 0600, appended, fdatasync'd before the batch's replies go,
+ * flock'd while this process lives).  A process that starts takes up
+ * every such file no live process holds — left by a shutdown with the log
+ * still down, or by a crash — and writes its rows through retry_held,
+ * whose merge skips rows already in the log; once that has committed the
+ * files are removed. */
+
+#define SPOOL_PREFIX "audit-held-"
+#define SPOOL_SUFFIX ".rows"
+
+/* The rows of a spool file's complete lines (*used: their bytes; a last
+ * line cut short by a crash or a full disk is left out), or -1 when a
+ * line lacks the columns of a row: a damaged file must not block the
+ * held rows behind it. */
+static int
+spool_rows(const char *buf, size_t len, size_t *used)
+{
+    int rows = 0, tabs = 0;
+
+    *used = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] == '\t') {
+            tabs++;
+        } else if (buf[i] == '\n') {
+            if (tabs != NCOLS - 1)
+                return -1;
+            tabs = 0;
+            rows++;
+            *used = i + 1;
+        }
+    }
+    return rows;
+}
+
+static bool
+write_all(int fd, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        buf += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static void
+spool_append(const char *line, size_t n)
+{
+    static unsigned serial;
+    static bool broken;         /* after a failed write nothing is appended behind it */
+
+    if (broken)
+        return;
+    if (held.fd < 0) {
+        snprintf(held.path, sizeof(held.path), "%s/" SPOOL_PREFIX "%ld-%u" SPOOL_SUFFIX, gh_cfg.data_dir,
+                 (long)getpid(), serial++);
+        (void)mkdir(gh_cfg.data_dir, 0700);    /* with an external database it may not exist yet */
+        held.fd = open(held.path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+        if (held.fd >= 0 && flock(held.fd, LOCK_EX | LOCK_NB) < 0) {
+            close(held.fd);
+            unlink(held.path);
+            held.fd = -1;
+        }
+    }
+    if (held.fd < 0 || !write_all(held.fd, line, n)) {
+        GH_LOG(ERROR, "audit_write", "held audit rows cannot be kept in %s: from now on they are in memory"
+               " only and a crash would lose them", gh_cfg.data_dir);
+        broken = true;
+        return;
+    }
+    held.unsynced = true;
+}
+
+static void
+spool_sync(void)
+{
+    if (held.fd >= 0 && held.unsynced && fdatasync(held.fd) < 0)
+        GH_LOG(ERROR, "audit_write", "cannot sync %s: a crash could lose the rows held in it", held.path);
+    held.unsynced = false;
+}
+
+/* Reads one earlier process's file into the held rows; false (the file
+ * left as it is) when it is locked by a live process, gone, damaged or
+ * too large. */
+static bool
+spool_take(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rows;
+    size_t size, used;
+
+    if (fd < 0)
+        return false;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 || st.st_nlink == 0 || st.st_size <= 0) {
+        close(fd);      /* a live process's, or removed meanwhile */
+        return false;
+    }
+    size = (size_t)st.st_size;
+    if (held.len + size > HELD_MAX || !buf_room(&held.buf, &held.cap, held.len + size, 16 * 1024) ||
+        read(fd, held.buf + held.len, size) != (ssize_t)size ||
+        (rows = spool_rows(held.buf + held.len, size, &used)) < 0 ||
+        (held.taken[held.ntaken].path = strdup(path)) == NULL) {
+        GH_LOG(ERROR, "audit_write", "held audit rows in %s not taken up (unreadable, damaged or too large);"
+               " left in place", path);
+        close(fd);
+        return false;
+    }
+    if (rows == 0) {
+        GH_LOG(WARN, "audit_write", "%s holds no complete audit row: removed", path);
+        free(held.taken[held.ntaken].path);
+        unlink(path);
+        close(fd);
+        return false;
+    }
+    held.taken[held.ntaken++].fd = fd;
+    held.len += used;
+    held.rows += rows;
+    GH_LOG(WARN, "audit_write", "%d held audit row(s) of an earlier process taken up from %s%s", rows, path,
+           used < size ? " (an incomplete last line left out)" : "");
+    return true;
+}
+
+static void
+spool_take_up(void)
+{
+    DIR *d = opendir(gh_cfg.data_dir);
+    struct dirent *de;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL && held.ntaken < SPOOL_FILES_MAX) {
+        size_t nl = strlen(de->d_name), sl = strlen(SPOOL_SUFFIX);
+        char path[4096];
+
+        if (strncmp(de->d_name, SPOOL_PREFIX, strlen(SPOOL_PREFIX)) || nl <= sl ||
+            strcmp(de->d_name + nl - sl, SPOOL_SUFFIX))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", gh_cfg.data_dir, de->d_name);
+        (void)spool_take(path);
+    }
+    closedir(d);
+}
+
+/* Closes every spool file; `remove` (their rows are in the log) deletes
+ * them first.  Without it they stay for the next process. */
+static void
+spool_close(bool remove)
+{
+    for (int i = 0; i < held.ntaken; i++) {
+        if (remove && unlink(held.taken[i].path) < 0 && errno != ENOENT)
+            GH_LOG(WARN, "audit_write", "cannot remove %s (its rows are in the log)", held.taken[i].path);
+        close(held.taken[i].fd);
+        free(held.taken[i].path);
+    }
+    held.ntaken = 0;
+    if (held.fd >= 0) {
+        if (remove && unlink(held.path) < 0)
+            GH_LOG(WARN, "audit_write", "cannot remove %s (its rows are in the log)", held.path);
+        close(held.fd);
+        held.fd = -1;
+    }
+    held.unsynced = false;
+}
+
 /* Keeps the COPY line of a failed row whose request the upstream already
  * has, for retry_held().  q.buf is the writer's scratch: the line is
  * formatted past its end and copied out. */
@@ -413,6 +592,7 @@ hold(const struct pending *p)
     if (!buf_room(&held.buf, &held.cap, held.len + n, 16 * 1024))
         goto lost;
     memcpy(held.buf + held.len, q.buf + mark, n);
+    spool_append(held.buf + held.len, n);
     held.len += n;
     held.rows++;
     q.len = mark;
@@ -422,124 +602,6 @@ hold(const struct pending *p)
 lost:
     q.len = mark;
     row_lost(p, why);
-}
-
-/* ---------------------------------------------------------------- the spool
- * Rows still held at shutdown go to <data_dir>/audit-held-<pid>.rows (the
- * COPY lines as held, 0600, written to a .tmp and renamed); the next
- * writer to start on that folder takes them up and writes them through
- * retry_held, whose merge skips rows already in the log, and removes the
- * files once that committed. */
-
-#define SPOOL_PREFIX "audit-held-"
-#define SPOOL_SUFFIX ".rows"
-
-/* Every line has the columns of a row: a damaged file must not block the
- * held rows behind it. */
-static int
-spool_rows(const char *buf, size_t len)
-{
-    int rows = 0, tabs = 0;
-
-    if (len == 0 || buf[len - 1] != '\n')
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] == '\t') {
-            tabs++;
-        } else if (buf[i] == '\n') {
-            if (tabs != NCOLS - 1)
-                return -1;
-            tabs = 0;
-            rows++;
-        }
-    }
-    return rows;
-}
-
-static void
-spool_take_up(void)
-{
-    DIR *d = opendir(gh_cfg.data_dir);
-    struct dirent *de;
-
-    if (d == NULL)
-        return;
-    while ((de = readdir(d)) != NULL && held.nfiles < SPOOL_FILES_MAX) {
-        size_t nl = strlen(de->d_name), sl = strlen(SPOOL_SUFFIX);
-        char path[4096];
-        FILE *f = NULL;
-        long size;
-        int rows;
-
-        if (strncmp(de->d_name, SPOOL_PREFIX, strlen(SPOOL_PREFIX)) || nl <= sl ||
-            strcmp(de->d_name + nl - sl, SPOOL_SUFFIX))
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", gh_cfg.data_dir, de->d_name);
-        if ((f = fopen(path, "rb")) == NULL || fseek(f, 0, SEEK_END) < 0 || (size = ftell(f)) <= 0 ||
-            fseek(f, 0, SEEK_SET) < 0 || held.len + (size_t)size > HELD_MAX ||
-            !buf_room(&held.buf, &held.cap, held.len + (size_t)size, 16 * 1024) ||
-            fread(held.buf + held.len, 1, (size_t)size, f) != (size_t)size ||
-            (rows = spool_rows(held.buf + held.len, (size_t)size)) < 0 ||
-            (held.files[held.nfiles] = strdup(path)) == NULL) {
-            GH_LOG(ERROR, "audit_write", "held audit rows in %s not taken up (unreadable, damaged or too large);"
-                   " left in place", path);
-            if (f)
-                fclose(f);
-            continue;
-        }
-        fclose(f);
-        held.nfiles++;
-        held.len += (size_t)size;
-        held.rows += rows;
-        GH_LOG(WARN, "audit_write", "%d held audit row(s) of an earlier process taken up from %s", rows, path);
-    }
-    closedir(d);
-}
-
-/* Lets go of the files taken up; with `remove` (their rows are in the log,
- * or in the file `keep` now) they are deleted, but for `keep`. */
-static void
-spool_release(bool remove, const char *keep)
-{
-    for (int i = 0; i < held.nfiles; i++) {
-        if (remove && (keep == NULL || strcmp(held.files[i], keep)) && unlink(held.files[i]) < 0 &&
-            errno != ENOENT)    /* another process that took it up too removed it */
-            GH_LOG(WARN, "audit_write", "cannot remove %s (its rows are in the log)", held.files[i]);
-        free(held.files[i]);
-    }
-    held.nfiles = 0;
-}
-
-/* At shutdown, with rows still held: 0 when they are saved. */
-static int
-spool_save(void)
-{
-    char path[4096], tmp[4104];
-    size_t off = 0;
-    bool ok;
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/" SPOOL_PREFIX "%ld" SPOOL_SUFFIX, gh_cfg.data_dir, (long)getpid());
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-        return -1;
-    while (off < held.len) {
-        ssize_t w = write(fd, held.buf + off, held.len - off);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    ok = off == held.len && fsync(fd) == 0;
-    if (close(fd) < 0)
-        ok = false;
-    if (!ok || rename(tmp, path) < 0) {
-        unlink(tmp);
-        return -1;
-    }
-    GH_LOG(WARN, "audit_write", "%d held audit row(s) saved to %s: the next start on this data folder writes them",
-           held.rows, path);
-    spool_release(true, path);     /* what was taken up is in this file now */
-    return 0;
 }
 
 /* One statement of retry_held's transaction: true when it did what it
@@ -593,7 +655,7 @@ retry_held(void)
     atomic_fetch_add(&n_rows, written);
     held.len = 0;
     held.rows = 0;
-    spool_release(true, NULL);
+    spool_close(true);
     return 0;
 }
 
@@ -668,6 +730,7 @@ writer_main(void *arg)
             if (result[i] < 0 && batch[i]->row->acted)
                 hold(batch[i]);
         }
+        spool_sync();
 
         pthread_mutex_lock(&q.lock);
         {
@@ -698,11 +761,11 @@ writer_main(void *arg)
         }
     }
     pthread_mutex_unlock(&q.lock);
-    if (retry_held() < 0 && spool_save() < 0)
-        GH_LOG(ERROR, "audit_write", "%d held audit row(s) of calls that reached an upstream lost at shutdown:"
-               " cannot save them in %s (each was named in a log line when it was held)", held.rows,
-               gh_cfg.data_dir);
-    spool_release(false, NULL);     /* a file whose rows are not written stays */
+    if (retry_held() < 0)
+        GH_LOG(WARN, "audit_write", "%d held audit row(s) not written at shutdown: they stay in %s for the next"
+               " process that starts on it", held.rows, gh_cfg.data_dir);
+    spool_sync();
+    spool_close(false);
     free(held.buf);
     held.buf = NULL;
     held.len = held.cap = 0;
