@@ -183,6 +183,9 @@ test("OAuth at an agent: its token works there only; a token refreshed down to o
   const elsewhere = await modern(srv, d.tokens.access_token, 'o1', 'tools/list', {}, { path: path('beta') });
   assert.equal(elsewhere.status, 401, elsewhere.text);
   assert.match(elsewhere.headers.get('www-authenticate'), /error="invalid_token"/);
+  // refused before authentication, and still audited: under the agent asked, naming the member
+  const INVALID = 'The access token is invalid, expired or revoked.';
+  auditBeta.expect({ method: 'POST', kind: 'oauth', decision: 'deny', message: INVALID });
 
   // narrowing the scope at refresh is allowed, and then the token lacks mcp
   const narrow = await oauthToken(srv, { grant_type: 'refresh_token', refresh_token: d.tokens.refresh_token,
@@ -199,10 +202,19 @@ test("OAuth at an agent: its token works there only; a token refreshed down to o
     assert.equal(res.status, 403, res.text);
     assert.equal(res.headers.get('www-authenticate'), 'Bearer error="insufficient_scope", scope="mcp"');
     assert.equal(res.body?.error, 'insufficient_scope', res.text);
+    auditAlpha.expect({ method: 'POST', kind: 'oauth', decision: 'deny', message: 'The token lacks the mcp scope.' });
   }
   // the same token at another agent is not its agent's at all
   const other = await modern(srv, narrow.body.access_token, 'o3', 'tools/list', {}, { path: path('beta') });
   assert.equal(other.status, 401, other.text);
+  auditBeta.expect({ method: 'POST', kind: 'oauth', decision: 'deny', message: INVALID });
+  const refused = auditRows(srv, "decision = 'deny' AND message = 'The token lacks the mcp scope.'").map((r) => r.raw);
+  assert.equal(refused.length, 2);
+  for (const r of refused) {
+    assert.equal(r.user_email, user.email);
+    assert.equal(r.agent_slug, 'alpha');
+    assert.match(r.key_suffix ?? '', /^[0-9a-f]{6}$/);
+  }
 });
 
 test("enabling/disabling beta's connector notifies beta's sessions only: alpha's GET stream and listen stay quiet", async () => {
