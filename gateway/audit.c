@@ -109,6 +109,7 @@ static struct {
     int    fd;                  /* this process's spool file, -1 while none */
     char   path[4096];
     bool   unsynced;
+    bool   spool_broken;        /* a write failed: rows held since are in memory only */
     struct spooled {            /* earlier processes' files taken up, locked */
         int   fd;
         char *path;
@@ -458,9 +459,8 @@ static void
 spool_append(const char *line, size_t n)
 {
     static unsigned serial;
-    static bool broken;         /* after a failed write nothing is appended behind it */
 
-    if (broken)
+    if (held.spool_broken)      /* nothing is appended behind a failed write */
         return;
     if (held.fd < 0) {
         snprintf(held.path, sizeof(held.path), "%s/" SPOOL_PREFIX "%ld-%u" SPOOL_SUFFIX, gh_cfg.data_dir,
@@ -476,7 +476,7 @@ spool_append(const char *line, size_t n)
     if (held.fd < 0 || !write_all(held.fd, line, n)) {
         GH_LOG(ERROR, "audit_write", "held audit rows cannot be kept in %s: from now on they are in memory"
                " only and a crash would lose them", gh_cfg.data_dir);
-        broken = true;
+        held.spool_broken = true;
         return;
     }
     held.unsynced = true;
@@ -490,10 +490,9 @@ spool_sync(void)
     held.unsynced = false;
 }
 
-/* Reads one earlier process's file into the held rows; false (the file
- * left as it is) when it is locked by a live process, gone, damaged or
- * too large. */
-static bool
+/* Reads one earlier process's file into the held rows; leaves it as it is
+ * when a live process holds it, or it is gone, damaged or too large. */
+static void
 spool_take(const char *path)
 {
     struct stat st;
@@ -501,10 +500,10 @@ spool_take(const char *path)
     size_t size, used;
 
     if (fd < 0)
-        return false;
+        return;
     if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 || st.st_nlink == 0 || st.st_size <= 0) {
         close(fd);      /* a live process's, or removed meanwhile */
-        return false;
+        return;
     }
     size = (size_t)st.st_size;
     if (held.len + size > HELD_MAX || !buf_room(&held.buf, &held.cap, held.len + size, 16 * 1024) ||
@@ -514,21 +513,20 @@ spool_take(const char *path)
         GH_LOG(ERROR, "audit_write", "held audit rows in %s not taken up (unreadable, damaged or too large);"
                " left in place", path);
         close(fd);
-        return false;
+        return;
     }
     if (rows == 0) {
         GH_LOG(WARN, "audit_write", "%s holds no complete audit row: removed", path);
         free(held.taken[held.ntaken].path);
         unlink(path);
         close(fd);
-        return false;
+        return;
     }
     held.taken[held.ntaken++].fd = fd;
     held.len += used;
     held.rows += rows;
     GH_LOG(WARN, "audit_write", "%d held audit row(s) of an earlier process taken up from %s%s", rows, path,
            used < size ? " (an incomplete last line left out)" : "");
-    return true;
 }
 
 static void
@@ -547,7 +545,7 @@ spool_take_up(void)
             strcmp(de->d_name + nl - sl, SPOOL_SUFFIX))
             continue;
         snprintf(path, sizeof(path), "%s/%s", gh_cfg.data_dir, de->d_name);
-        (void)spool_take(path);
+        spool_take(path);
     }
     closedir(d);
 }
@@ -761,11 +759,14 @@ writer_main(void *arg)
         }
     }
     pthread_mutex_unlock(&q.lock);
-    if (retry_held() < 0)
+    if (retry_held() < 0 && held.spool_broken)
+        GH_LOG(ERROR, "audit_write", "%d held audit row(s) not written at shutdown, and not all of them are in"
+               " %s (a write there failed): those are lost (each was named when it was held)", held.rows,
+               gh_cfg.data_dir);
+    else if (held.rows > 0)
         GH_LOG(WARN, "audit_write", "%d held audit row(s) not written at shutdown: they stay in %s for the next"
                " process that starts on it", held.rows, gh_cfg.data_dir);
-    spool_sync();
-    spool_close(false);
+    spool_close(false);     /* synced as each batch's rows were held */
     free(held.buf);
     held.buf = NULL;
     held.len = held.cap = 0;
