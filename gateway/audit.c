@@ -19,8 +19,8 @@
  * written once the log takes rows again (retried every HELD_RETRY_MS), so
  * the log misses no call that happened.  If the connection broke just as
  * such a batch committed, its rows are in the log already: the retry goes
- * through a temporary table and inserts only the rows the log lacks, so
- * none is written twice.  Each held row is also appended, and synced
+ * through the staging table audit_events_held and inserts only the rows
+ * the log lacks, so none is written twice.  Each held row is also appended, and synced
  * before the replies go, to this process's spool file in the data folder:
  * rows still held when the process ends — at shutdown or in a crash — are
  * taken up by the next process that starts on that folder, through the
@@ -54,20 +54,22 @@ static const char INSERT_SQL[] =
     "INSERT INTO audit_events (" COLS ")"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 static const char COPY_SQL[] = "COPY audit_events (" COLS ") FROM STDIN";
-/* Held rows go through a temporary table and are inserted unless the log
- * has them already: the batch that failed may have committed just as its
- * connection broke.  A row is known by its time (microseconds), request
- * id, method, tool and connector; rows of one batch commit together, so
- * either all of a held batch's rows are there or none. */
+/* Held rows go through the staging table audit_events_held (migration
+ * 032: no TEMP privilege needed) and are inserted unless the log has them
+ * already: the batch that failed may have committed just as its connection
+ * broke.  A row is known by its time (microseconds), request id, method,
+ * tool and connector; rows of one batch commit together, so either all of
+ * a held batch's rows are there or none.  The staging rows are deleted in
+ * the same transaction, which the advisory lock keeps to one at a time. */
 static const char HELD_BEGIN_SQL[] =
-    "BEGIN; SELECT pg_advisory_xact_lock(7140365317);"   /* one merge at a time, across processes */
-    " CREATE TEMP TABLE gh_audit_held ON COMMIT DROP AS SELECT " COLS " FROM audit_events WITH NO DATA";
-static const char HELD_COPY_SQL[] = "COPY gh_audit_held (" COLS ") FROM STDIN";
+    "BEGIN; SELECT pg_advisory_xact_lock(7140365317)";   /* one merge at a time, across processes */
+static const char HELD_COPY_SQL[] = "COPY audit_events_held (" COLS ") FROM STDIN";
 static const char HELD_MERGE_SQL[] =
-    "INSERT INTO audit_events (" COLS ") SELECT " COLS " FROM gh_audit_held h"
+    "INSERT INTO audit_events (" COLS ") SELECT " COLS " FROM audit_events_held h"
     " WHERE NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.at = h.at"
     "   AND a.request_id IS NOT DISTINCT FROM h.request_id AND a.method IS NOT DISTINCT FROM h.method"
     "   AND a.tool IS NOT DISTINCT FROM h.tool AND a.connector IS NOT DISTINCT FROM h.connector)";
+static const char HELD_CLEAR_SQL[] = "DELETE FROM audit_events_held";
 
 struct pending {
     const struct gw_audit *row;
@@ -608,7 +610,7 @@ static bool
 held_step(PGconn *pg, const char *sql, long *n, char *detail, size_t dlen)
 {
     PGresult *res = PQexec(pg, sql);
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
 
     if (!ok)
         snprintf(detail, dlen, "%.40s: %s", sql, PQresultErrorMessage(res));
@@ -638,6 +640,7 @@ retry_held(void)
     ok = held_step(pg, HELD_BEGIN_SQL, NULL, detail, sizeof(detail)) &&
          copy_buf(pg, HELD_COPY_SQL, held.buf, held.len, &sent, detail, sizeof(detail)) == 0 &&
          held_step(pg, HELD_MERGE_SQL, &written, detail, sizeof(detail)) &&
+         held_step(pg, HELD_CLEAR_SQL, NULL, detail, sizeof(detail)) &&
          held_step(pg, "COMMIT", NULL, detail, sizeof(detail));
     if (!ok && PQstatus(pg) == CONNECTION_OK)
         PQclear(PQexec(pg, "ROLLBACK"));

@@ -33,7 +33,7 @@ export async function startCluster({ durable = false } = {}) {
   if (asRoot) execFileSync('chown', ['postgres:postgres', dir]);
   const data = path.join(dir, 'data');
   const log = path.join(dir, 'postgres.log');
-  run(path.join(bin, 'initdb'), ['-D', data, '-U', 'gatehouse', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  run(path.join(bin, 'initdb'), ['-D', data, '-U', 'pgadmin', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const opts = `-c listen_addresses='' -c unix_socket_directories='${dir}' -c max_connections=200` +
     (durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off');
   const cluster = {
@@ -48,9 +48,10 @@ export async function startCluster({ durable = false } = {}) {
     stopServer(mode = 'fast') {
       run(path.join(bin, 'pg_ctl'), ['-D', data, '-m', mode, '-w', 'stop']);
     },
-    /* Runs SQL through psql (for setting up legacy data); returns stdout. */
-    sql(text) {
-      const r = spawnSync(path.join(bin, 'psql'), ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', dir, '-U', 'gatehouse', '-d', 'gatehouse', '-c', text], { encoding: 'utf8' });
+    /* Runs SQL through psql as Gatehouse's own role (for setting up legacy
+       data; what it creates belongs to that role); returns stdout. */
+    sql(text, { user = 'gatehouse', db = 'gatehouse' } = {}) {
+      const r = spawnSync(path.join(bin, 'psql'), ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', dir, '-U', user, '-d', db, '-c', text], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
       return r.stdout.trim();
     },
@@ -60,8 +61,14 @@ export async function startCluster({ durable = false } = {}) {
     },
   };
   cluster.start();
-  run(path.join(bin, 'createdb'), ['-h', dir, '-U', 'gatehouse', 'gatehouse']);
-  cluster.createdb = (name) => run(path.join(bin, 'createdb'), ['-h', dir, '-U', 'gatehouse', name]);
+  // Gatehouse connects as an ordinary role, as on a managed or hardened
+  // database: no superuser, the owner of its database, no TEMP privilege.
+  cluster.sql('CREATE ROLE gatehouse LOGIN', { user: 'pgadmin', db: 'postgres' });
+  cluster.createdb = (name) => {
+    run(path.join(bin, 'createdb'), ['-h', dir, '-U', 'pgadmin', '-O', 'gatehouse', name]);
+    cluster.sql(`REVOKE TEMP ON DATABASE "${name}" FROM PUBLIC, gatehouse`, { user: 'pgadmin', db: 'postgres' });
+  };
+  cluster.createdb('gatehouse');
   cluster.urlFor = (name) => `postgresql://gatehouse@/${name}?host=${encodeURIComponent(dir)}`;
   return cluster;
 }

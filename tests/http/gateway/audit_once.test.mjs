@@ -4,7 +4,8 @@
 // the moment PostgreSQL answers a tools/call's audit INSERT (it has
 // committed by then): the client gets the JSON-RPC error, the row is held
 // as one whose call the upstream had, and the retry finds it in the log
-// already. One row, not two.
+// already. One row, not two. Gatehouse's role is an ordinary one without
+// the TEMP privilege (the harness's default): the retry needs neither.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -48,6 +49,8 @@ after(async () => {
 });
 
 test('a row committed as its connection broke is held, and the retry does not write it twice', async () => {
+  assert.equal(cluster.sql("SELECT rolsuper::text || ' ' || has_database_privilege('gatehouse', 'TEMP')::text FROM pg_roles WHERE rolname = current_user"),
+    'false false', 'Gatehouse runs as an ordinary role without TEMP');
   const s = await rawSession(srv, user.pat);
   const warm = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'warm' } });
   assert.equal(warm.status, 200, warm.text);
