@@ -212,6 +212,10 @@ struct gw_relay_call {
     void      (*hold)(void *call, bool take);   /* a reference on the call */
 };
 #define GW_RELAY_MAX_PER_SESSION 16
+/* Refusals of upstream requests POSTed back and not yet answered, in all:
+ * past it an upstream's request goes unanswered (an upstream flooding a
+ * call with requests it never takes the answers to holds no more). */
+#define GW_RELAY_REFUSALS_MAX 64
 /* I/O thread: msg is a request from the upstream of rc.  Relayed to the
  * client, or answered to the upstream at once with a JSON-RPC error (the
  * client lacks the capability, a stateless caller, too many pending). */

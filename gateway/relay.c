@@ -18,8 +18,13 @@
  *
  * A stateless (2026-07-28) caller has no channel for this: its upstreams
  * get -32601 as before (input_required round trips are not built).
+ * Refusals are POSTed back too, at most GW_RELAY_REFUSALS_MAX at a time in
+ * all: an upstream that floods a call with requests and never takes the
+ * answers gets no more, so it cannot make the gateway hold a transfer (and
+ * a log line) per request.
  */
 #include "gateway/mcp_int.h"
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +45,9 @@ static struct {
 } R = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+
+static atomic_long refusals_in_flight;      /* POSTed, not answered yet */
+static atomic_long refusals_dropped;        /* not sent: too many in flight */
 
 static void
 boot_init(void)
@@ -112,10 +120,20 @@ posted_done(struct gw_up_xfer *x, void *ctx)
     free(connector);
 }
 
-/* POSTs one JSON-RPC response (result or error) to the upstream of rc, on
- * its session, under its own id.  Does not wait. */
 static void
-post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, json_t *error)
+refusal_done(struct gw_up_xfer *x, void *ctx)
+{
+    atomic_fetch_sub(&refusals_in_flight, 1);
+    posted_done(x, ctx);
+}
+
+/* POSTs one JSON-RPC response (result or error) to the upstream of rc, on
+ * its session, under its own id.  Does not wait.  done runs when the POST
+ * is over, whatever became of it (not when this returns false: nothing was
+ * sent). */
+static bool
+post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, json_t *error,
+              gw_up_done_fn done)
 {
     struct gh_arena *a = gh_arena_new(0);
     struct gw_call_target t = rc->t;
@@ -123,6 +141,7 @@ post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, jso
     struct gh_err e = {0};
     json_t *msg = json_pack("{s:s, s:O}", "jsonrpc", "2.0", "id", up_id);
     char *connector = NULL;
+    bool started = false;
 
     if (a == NULL || msg == NULL)
         goto out;
@@ -138,28 +157,46 @@ post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, jso
     if (connector == NULL)
         goto out;
     rq.on_message = posted_msg;
-    rq.on_done = posted_done;
+    rq.on_done = done;
     rq.ctx = connector;
     rq.timeout_ms = gh_cfg.upstream_call_timeout_ms;
     {
         struct gw_up_xfer *x = gw_up_start(&rq);
         if (x == NULL)
             free(connector);    /* on_done will not run */
+        started = x != NULL;
         gw_up_release(x);
     }
 out:
     json_decref(msg);
     gh_arena_free(a);
+    return started;
 }
 
-static void
+/* Answers the upstream's request with a JSON-RPC error, unless too many
+ * refusals are in flight already: false when it was not sent. */
+static bool
 refuse(const struct gw_relay_call *rc, json_t *up_id, int code, const char *text)
 {
-    json_t *err = json_pack("{s:i, s:s}", "code", code, "message", text);
+    json_t *err;
+    long dropped;
 
-    if (err)
-        post_upstream(rc, up_id, NULL, err);
+    if (atomic_fetch_add(&refusals_in_flight, 1) >= GW_RELAY_REFUSALS_MAX) {
+        atomic_fetch_sub(&refusals_in_flight, 1);
+        dropped = atomic_fetch_add(&refusals_dropped, 1);
+        if (dropped % 10000 == 0)
+            GH_LOG(WARN, "gw_relay", "connector %s: %d refusals of its requests are in flight already;"
+                   " its requests go unanswered (%ld so far)", rc->t.c->name, GW_RELAY_REFUSALS_MAX, dropped + 1);
+        return false;
+    }
+    err = json_pack("{s:i, s:s}", "code", code, "message", text);
+    if (err == NULL || !post_upstream(rc, up_id, NULL, err, refusal_done)) {
+        atomic_fetch_sub(&refusals_in_flight, 1);
+        json_decref(err);
+        return false;
+    }
     json_decref(err);
+    return true;
 }
 
 /* ---------------------------------------------------------------- capabilities */
@@ -290,8 +327,8 @@ gw_relay_request(const struct gw_relay_call *rc, json_t *msg)
     GH_LOG(INFO, "gw_relay", "connector %s asked the client for %s: relayed as %s", rc->t.c->name, method, rid);
     goto out;
 refused:
-    GH_LOG(INFO, "gw_relay", "connector %s asked the client for %s: refused (%s)", rc->t.c->name, method, why);
-    refuse(rc, up_id, code, why);
+    if (refuse(rc, up_id, code, why))
+        GH_LOG(INFO, "gw_relay", "connector %s asked the client for %s: refused (%s)", rc->t.c->name, method, why);
 out:
     json_decref(out);
     if (own)
@@ -351,7 +388,7 @@ gw_relay_response(struct gw_session *s, json_t *msg)
     }
     err = result ? NULL : client_error(json_object_get(msg, "error"));
     if (result || err)
-        post_upstream(&hit->rc, hit->up_id, result, err);
+        (void)post_upstream(&hit->rc, hit->up_id, result, err, posted_done);
     json_decref(err);
     GH_LOG(INFO, "gw_relay", "response to %s passed to connector %s", idv, hit->rc.t.c->name);
     relay_free(hit);
