@@ -106,6 +106,7 @@ struct mreq {
     const char *policy_ids;
     const char *policy_versions;
     int     upstream_status;
+    const char *new_session;        /* initialize: the id sent once its row is committed */
 };
 
 static void
@@ -797,6 +798,11 @@ struct areply {
     char        *strs[9];           /* what row points to */
     char        *body;
     json_t      *id;                /* the request's, for an error instead of body */
+    bool         unaudited;         /* the row could not be written: body is the error */
+    /* initialize: the new session, announced only with its row committed,
+     * else deleted again */
+    struct gw_session *s;
+    char        *session_wire;
 };
 
 static void
@@ -809,6 +815,9 @@ areply_free(struct chan *c)
         free(ar->strs[i]);
     free(ar->body);
     json_decref(ar->id);
+    if (ar->s)
+        gw_session_put(ar->s);
+    free(ar->session_wire);
     free(ar);
 }
 
@@ -827,6 +836,7 @@ areply_audited(void *ctx, int ok)
         json_decref(err);
     }
     pthread_mutex_lock(&ar->ch.lock);
+    ar->unaudited = ok < 0;
     ar->ch.ended = true;
     ws = ar->ch.ws;
     pthread_mutex_unlock(&ar->ch.lock);
@@ -834,16 +844,31 @@ areply_audited(void *ctx, int ok)
     chan_unref(&ar->ch);        /* the audit's reference */
 }
 
+/* A session created by initialize whose id was never sent: deleted again. */
+static void
+forget_session(struct gw_session *s)
+{
+    struct gh_err e = {0};
+
+    if (gw_session_delete(s, &e) < 0)
+        GH_LOG(WARN, "gw_session", "unannounced session not deleted: %s", e.detail[0] ? e.detail : e.msg);
+}
+
 /* On a server thread once the row is committed (or at shutdown, before). */
 static void
 areply_start(void *ctx, struct web_req *r)
 {
     struct areply *ar = ctx;
-    bool ready;
+    bool ready, unaudited;
 
     pthread_mutex_lock(&ar->ch.lock);
     ready = ar->ch.ended && ar->body;
+    unaudited = ar->unaudited;
     pthread_mutex_unlock(&ar->ch.lock);
+    if (ar->s && (!ready || unaudited))
+        forget_session(ar->s);  /* its initialize has no row, or no answer */
+    else if (ar->session_wire)
+        web_add_header(r, "Mcp-Session-Id", ar->session_wire);
     if (ready)
         web_reply(r, 200, "application/json", ar->body, strlen(ar->body));
     else
@@ -877,12 +902,19 @@ reply_audited(struct mreq *m, const char *method, json_t *id, json_t *result)
     if (body == NULL || ar == NULL) {
         free(body);
         free(ar);
+        if (m->new_session)
+            forget_session(m->s);
         audit(m, method);
         return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
     }
     chan_init(&ar->ch, 15 * 1000000LL, areply_free);
     ar->body = body;
     ar->id = json_incref(id);
+    if (m->new_session) {
+        gw_session_ref(m->s);
+        ar->s = m->s;
+        ar->session_wire = xstrdup(m->new_session);
+    }
     cred_dup(&ar->who, m->who);
     ar->row = (struct gw_audit){
         .who = &ar->who,
@@ -903,6 +935,8 @@ reply_audited(struct mreq *m, const char *method, json_t *id, json_t *result)
     ar->ch.refs++;              /* the stream's */
     if (web_reply_deferred(m->r, chan_read, &ar->ch, areply_done, areply_start, &ws) < 0) {
         ar->ch.refs--;
+        if (m->new_session)
+            forget_session(m->s);
         audit(m, method);
         chan_unref(&ar->ch);
         return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
@@ -1491,7 +1525,7 @@ do_initialize(struct mreq *m, json_t *id, json_t *params)
     res = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", v, "capabilities", capabilities(),
                     "serverInfo", server_info(), "instructions",
                     "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
-    web_add_header(m->r, "Mcp-Session-Id", wire);
+    m->new_session = wire;      /* sent with the reply once its row is committed */
     return reply_audited(m, "initialize", id, res);
 }
 

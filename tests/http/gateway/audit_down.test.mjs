@@ -1,7 +1,7 @@
 // No response before its audit row is committed: when the audit log cannot
 // take rows, the requests that would do something (open a stream, end a
-// session, pass a cancellation on, call a tool, answer a list) answer 503
-// or a JSON-RPC error and do nothing; once it takes rows again, all works.
+// session, pass a cancellation on, call a tool, answer a list, open a
+// session) answer 503 or a JSON-RPC error and do nothing; once it takes rows again, all works.
 // A forwarded call the upstream already had when its row failed cannot be
 // taken back: its row is held and written, with its own time, once the log
 // takes rows again; the refusals, which did nothing, leave no row. Held
@@ -78,6 +78,13 @@ test('the audit log down: GET, DELETE, notifications, tools/call and lists are r
     const list = await s.call('tools/list', {});
     assert.ok(list.body?.error, `tools/list answers an error: ${list.text}`);
     assert.equal(list.body?.result, undefined);
+    // an initialize without its row: no session is announced, none is kept
+    const sessions = srv.cluster.sql('SELECT count(*) FROM mcp_sessions');
+    const init = await post(srv, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: LEGACY,
+      capabilities: {}, clientInfo: { name: 'unaudited', version: '1' } } }, { token: user.pat });
+    assert.ok(init.body?.error, `initialize answers an error: ${init.text}`);
+    assert.equal(init.headers.get('mcp-session-id'), null, 'no session id without the row');
+    assert.equal(srv.cluster.sql('SELECT count(*) FROM mcp_sessions'), sessions, 'the session is not kept');
     // still down a while later (the held row is retried every 2 s): nothing written
     await sleep(2500);
     assert.equal(Number(srv.cluster.sql('SELECT count(*) FROM audit_events')), rows, 'no row was written while it was down');
