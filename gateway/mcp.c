@@ -1946,7 +1946,10 @@ struct offload {
     struct mreq m;
     const char *method;
     json_t     *id, *params;
+    json_t     *batch;              /* instead of method: a 2025-03-26 batch */
 };
+
+static int batch_run(struct mreq *m, json_t *batch);
 
 static bool
 may_block(struct mreq *m, const char *method)
@@ -1981,9 +1984,22 @@ offload_run(void *ctx)
     struct web_req *r = o->m.r;
 
     gh_log_context(web_request_id(r), web_route_pattern(r));
-    dispatch(&o->m, o->method, o->id, o->params);
+    if (o->batch)
+        batch_run(&o->m, o->batch);
+    else
+        dispatch(&o->m, o->method, o->id, o->params);
     gh_log_context(NULL, NULL);
     web_offload_end(r);         /* the last use of r (and of o, in its arena) */
+}
+
+/* Hands o to the offload pool: the connection waits without a server thread. */
+static int
+offload(struct offload *o)
+{
+    web_offload_begin(o->m.r);
+    if (gw_offload_post(offload_run, o) < 0)
+        offload_run(o);         /* stopping: here, then */
+    return 0;
 }
 
 static int
@@ -1993,11 +2009,8 @@ dispatch_or_offload(struct mreq *m, const char *method, json_t *id, json_t *para
 
     if (!may_block(m, method) || (o = gh_arena_alloc(m->a, sizeof(*o))) == NULL)
         return dispatch(m, method, id, params);
-    *o = (struct offload){ *m, method, id, params };
-    web_offload_begin(m->r);
-    if (gw_offload_post(offload_run, o) < 0)
-        offload_run(o);         /* stopping: here, then */
-    return 0;
+    *o = (struct offload){ *m, method, id, params, NULL };
+    return offload(o);
 }
 
 static bool
@@ -2197,13 +2210,14 @@ static int
 do_batch(struct mreq *m, json_t *batch)
 {
     size_t i, size = json_array_size(batch);
-    json_t *msg, *out;
-    struct gw_audit *rows;
-    struct gh_err e = {0};
-    int nrows = 0;
+    json_t *msg;
 
-    if (size == 0)
+    if (size == 0) {
+        m->decision = "deny";
+        m->message = "empty batch";
+        audit(m, "(batch)");
         return reply_rpc_error(m->r, 400, NULL, GW_RPC_INVALID_REQUEST, "Empty batch.", NULL);
+    }
     if (require_session(m, "(batch)", NULL) < 0 || check_version_header(m, "(batch)", NULL) < 0)
         return 0;
     if (size > (size_t)gh_cfg.mcp_batch_max) {
@@ -2221,6 +2235,30 @@ do_batch(struct mreq *m, json_t *batch)
         return reply_rpc_error(m->r, 400, NULL, GW_RPC_INVALID_REQUEST,
                                "JSON-RPC batches are not supported in this protocol revision.", NULL);
     }
+    /* a tools/list in it may wait for the upstreams: not on a server thread */
+    json_array_foreach(batch, i, msg) {
+        const char *method = json_is_object(msg) ? msg_method(msg) : NULL;
+        if (method && !strcmp(method, "tools/list") && may_block(m, method)) {
+            struct offload *o = gh_arena_alloc(m->a, sizeof(*o));
+            if (o == NULL)
+                break;
+            *o = (struct offload){ *m, NULL, NULL, NULL, batch };
+            return offload(o);
+        }
+    }
+    return batch_run(m, batch);
+}
+
+/* Answers the messages of a batch that passed do_batch's checks. */
+static int
+batch_run(struct mreq *m, json_t *batch)
+{
+    size_t i, size = json_array_size(batch);
+    json_t *msg, *out;
+    struct gw_audit *rows;
+    struct gh_err e = {0};
+    int nrows = 0;
+
     rows = gh_arena_alloc(m->a, sizeof(*rows) * size);
     out = gh_arena_json(m->a, json_array());
     if (rows == NULL || out == NULL)

@@ -3,12 +3,13 @@
 // (GATEHOUSE_HTTP_THREADS=1) and an upstream that accepts connections and
 // never answers, other clients' requests are answered while the first one
 // is still waiting; the first one then ends with the stuck connector listed
-// as unavailable, and both are audited.
+// as unavailable, and both are audited. The same for a tools/list inside a
+// 2025-03-26 batch.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startServer, startFixture } from '../../harness/index.mjs';
-import { member, addConnector, rawSession, auditRows } from './lib.mjs';
+import { member, addConnector, rawSession, auditRows, post } from './lib.mjs';
 
 let srv, alpha, stuck, user;
 const held = [];
@@ -79,4 +80,27 @@ test('a request waiting on a hung upstream does not stall the others (one server
   const rows = auditRows(srv, `method IN ('tools/list', 'ping')`);
   assert.equal(rows.filter((x) => x.method === 'tools/list').length, 2);
   assert.equal(rows.filter((x) => x.method === 'ping').length, 2);
+});
+
+test('a batch whose tools/list waits on a hung upstream does not stall the others either', async () => {
+  held.length = 0;
+  hang = true;
+  const old = await rawSession(srv, user.pat, { version: '2025-03-26' });
+  let done = false;
+  const batch = post(srv, [{ jsonrpc: '2.0', id: 1, method: 'ping' }, { jsonrpc: '2.0', id: 2, method: 'tools/list' }],
+    { token: user.pat, session: old.session, version: '2025-03-26' }).then((r) => { done = true; return r; });
+  await until(() => held.length > 0, 'the batch to reach the hung upstream');
+
+  const other = await rawSession(srv, user.pat);
+  const ping = await other.call('ping', {});
+  assert.equal(ping.status, 200, ping.text);
+  assert.equal(done, false, 'the batch is still waiting on the hung upstream');
+
+  hang = false;
+  for (const s of held) s.destroy();
+  const r = await batch;
+  assert.equal(r.status, 200, r.text);
+  const list = r.body.find((x) => x.id === 2);
+  assert.ok(list.result.tools.some((t) => t.name === 'alpha__echo'), r.text);
+  assert.deepEqual(list.result._meta['io.gatehouse/unavailableConnectors'], ['stuck']);
 });

@@ -129,6 +129,10 @@ test('bad JSON → 400 Parse error (-32700); not JSON-RPC → -32600; unknown me
     if (r.status !== 400 || r.body?.error?.code !== -32600) wrong.push(`${raw} → ${r.status} ${r.text}`);
   }
   assert.deepEqual(wrong, [], 'valid JSON that is not a JSON-RPC request → 400 Invalid Request (-32600)');
+  // an empty batch, like every request that reaches the gateway, has its row
+  const empty = await post(srv, undefined, { token: user.pat, session: s.session, version: LEGACY, raw: '[]' });
+  assert.equal(srv.cluster.sql(`SELECT method || '|' || decision || '|' || message FROM audit_events
+    WHERE request_id = '${empty.headers.get('x-request-id')}'`), '(batch)|deny|empty batch');
   const m = await s.call('no/such-method', {});
   assert.ok(m.body?.error, m.text);
   assert.equal(m.body.error.code, -32601);
