@@ -439,9 +439,9 @@ chan_unregister(struct chan *c)
         chan_unref(c);
 }
 
-/* Under c->lock. */
+/* Under c->lock: room for n more bytes, or -1 (nothing is queued then). */
 static int
-chan_put_locked(struct chan *c, const char *s, size_t n)
+chan_room_locked(struct chan *c, size_t n)
 {
     if (c->gone || c->ended)
         return -1;
@@ -460,6 +460,15 @@ chan_put_locked(struct chan *c, const char *s, size_t n)
         c->buf = nb;
         c->cap = nc;
     }
+    return 0;
+}
+
+/* Under c->lock. */
+static int
+chan_put_locked(struct chan *c, const char *s, size_t n)
+{
+    if (chan_room_locked(c, n) < 0)
+        return -1;
     memcpy(c->buf + c->len, s, n);
     c->len += n;
     c->last_us = gh_now_us();
@@ -489,7 +498,8 @@ chan_queue(struct chan *c, json_t *msg, bool end)
     pthread_mutex_unlock(&c->lock);
     js = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     pthread_mutex_lock(&c->lock);
-    if (js) {
+    if (js && chan_room_locked(c, 21 + strlen(js) + 2) == 0) {
+        /* the whole event or none of it: never half an event on the stream */
         chan_put_locked(c, "event: message\ndata: ", 21);
         chan_put_locked(c, js, strlen(js));
         chan_put_locked(c, "\n\n", 2);
