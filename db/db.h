@@ -31,6 +31,10 @@ int  db_server_key_check(struct gh_err *e);
 struct db_conn *db_get(struct gh_err *e);
 void db_put(struct db_conn *c);
 PGconn *db_pg(struct db_conn *c);
+/* Reconnects c (PQreset) and applies the session settings a new pooled
+ * connection gets (statement_timeout): true when it is connected again.
+ * Every reset of a pooled connection goes through here. */
+bool db_reset(struct db_conn *c);
 
 /* Parameterized statement; NULL params are SQL NULL.  Returns a result the
  * arena clears, or NULL with e set (503 when the server is unreachable). */

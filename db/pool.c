@@ -62,6 +62,14 @@ db_pool_close(void)
     pool.conninfo = NULL;
 }
 
+/* The settings every session of Gatehouse's runs with, after each connect
+ * and each reset: queries never hang forever on a wedged server. */
+static void
+session_setup(PGconn *pg)
+{
+    PQclear(PQexec(pg, "SET statement_timeout = '30s'"));
+}
+
 PGconn *
 db_connect_raw(struct gh_err *e)
 {
@@ -77,9 +85,18 @@ db_connect_raw(struct gh_err *e)
         e->retry_after = 2;
         return NULL;
     }
-    /* queries never hang forever on a wedged server */
-    PQclear(PQexec(pg, "SET statement_timeout = '30s'"));
+    session_setup(pg);
     return pg;
+}
+
+bool
+db_reset(struct db_conn *c)
+{
+    PQreset(c->pg);
+    if (PQstatus(c->pg) != CONNECTION_OK)
+        return false;
+    session_setup(c->pg);
+    return true;
 }
 
 struct db_conn *
@@ -168,9 +185,7 @@ db_execv(struct db_conn *c, struct gh_arena *a, struct gh_err *e,
      * the restart only while the server is really down. */
     if (st == PGRES_FATAL_ERROR && idle && PQstatus(c->pg) != CONNECTION_OK) {
         PQclear(res);
-        PQreset(c->pg);
-        if (PQstatus(c->pg) == CONNECTION_OK)
-            PQclear(PQexec(c->pg, "SET statement_timeout = '30s'"));
+        (void)db_reset(c);
         res = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
         st = PQresultStatus(res);
     }

@@ -25,6 +25,10 @@
  * rows still held when the process ends — at shutdown or in a crash — are
  * taken up by the next process that starts on that folder, through the
  * same retry.  A row that does not fit in memory is reported in the log.
+ * The retry waits (advisory lock) for audit commits still under way, so a
+ * batch whose connection broke mid-commit is not written twice; a held row
+ * the database refuses on its own is reported and dropped rather than
+ * blocking the others for good.
  */
 #include "gateway/gw_int.h"
 #include <dirent.h>
@@ -61,8 +65,15 @@ static const char COPY_SQL[] = "COPY audit_events (" COLS ") FROM STDIN";
  * tool and connector; rows of one batch commit together, so either all of
  * a held batch's rows are there or none.  The staging rows are deleted in
  * the same transaction, which the advisory lock keeps to one at a time. */
+/* The advisory lock also waits for every audit INSERT or COPY still
+ * committing: each takes it shared until its commit ends (migration 032's
+ * statement trigger), so a batch whose connection broke while its backend
+ * was still committing — and it may yet commit — is seen committed, or
+ * not at all, before NOT EXISTS looks.  A backend that is stuck only
+ * delays the merge: after lock_timeout it fails and is retried later. */
 static const char HELD_BEGIN_SQL[] =
-    "BEGIN; SELECT pg_advisory_xact_lock(7140365317)";   /* one merge at a time, across processes */
+    "BEGIN; SET LOCAL lock_timeout = '2s';"
+    " SELECT pg_advisory_xact_lock(7140365317)";   /* one merge at a time, across processes */
 static const char HELD_COPY_SQL[] = "COPY audit_events_held (" COLS ") FROM STDIN";
 static const char HELD_MERGE_SQL[] =
     "INSERT INTO audit_events (" COLS ") SELECT " COLS " FROM audit_events_held h"
@@ -111,7 +122,9 @@ static struct {
     int    fd;                  /* this process's spool file, -1 while none */
     char   path[4096];
     bool   unsynced;
-    bool   spool_broken;        /* a write failed: rows held since are in memory only */
+    bool   spool_broken;        /* a write or sync failed: rows held since are in memory
+                                 * only (until every held row is written) */
+    bool   log_takes;           /* the last batch of new rows committed */
     struct spooled {            /* earlier processes' files taken up, locked */
         int   fd;
         char *path;
@@ -120,6 +133,18 @@ static struct {
 } held = { .fd = -1 };
 
 static atomic_long n_batches, n_rows;
+
+/* SQLSTATE of the last statement that failed (writer thread only; "" when
+ * there was none, e.g. the connection failed) */
+static char err_state[6];
+
+static void
+note_error(const PGresult *res)
+{
+    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    snprintf(err_state, sizeof(err_state), "%s", st ? st : "");
+}
 
 long
 gw_audit_batches_total(void)
@@ -304,6 +329,7 @@ finish_results(PGconn *pg, const char *what, int rc, char *detail, size_t dlen)
     while ((res = PQgetResult(pg)) != NULL) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
             snprintf(detail, dlen, "%s: %s", what, PQresultErrorMessage(res));
+            note_error(res);
             rc = -1;
         }
         PQclear(res);
@@ -320,8 +346,10 @@ copy_buf(PGconn *pg, const char *sql, const char *buf, size_t len, bool *sent, c
     int rc = 0;
 
     *sent = false;
+    err_state[0] = '\0';
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         snprintf(detail, dlen, "COPY: %s", PQerrorMessage(pg));
+        note_error(res);
         PQclear(res);
         return -1;
     }
@@ -380,8 +408,7 @@ write_rows(struct db_conn *c, struct pending **rows, int n)
     if (rc < 0 && !sent && PQstatus(db_pg(c)) != CONNECTION_OK) {
         /* a pooled connection that died with a restarted server: nothing
          * was sent, so one retry on a fresh connection is safe */
-        PQreset(db_pg(c));
-        if (PQstatus(db_pg(c)) == CONNECTION_OK)
+        if (db_reset(c))
             rc = write_once(db_pg(c), n, &sent, detail, sizeof(detail));
     }
 out:
@@ -417,6 +444,7 @@ row_lost(const struct pending *p, const char *why)
 
 #define SPOOL_PREFIX "audit-held-"
 #define SPOOL_SUFFIX ".rows"
+#define SPOOL_OPEN_TRIES 100    /* serials tried for a name of our own */
 
 /* The rows of a spool file's complete lines (*used: their bytes; a last
  * line cut short by a crash or a full disk is left out), or -1 when a
@@ -457,39 +485,80 @@ write_all(int fd, const char *buf, size_t n)
     return true;
 }
 
-static void
-spool_append(const char *line, size_t n)
+/* Opens a new spool file of this process.  Its name takes the pid and the
+ * next serial; a name already taken — a file an earlier process with the
+ * same pid left (in a container the pid is the same at every start), still
+ * held or damaged — moves on to the next serial. */
+static bool
+spool_open(void)
 {
     static unsigned serial;
 
-    if (held.spool_broken)      /* nothing is appended behind a failed write */
-        return;
-    if (held.fd < 0) {
+    (void)mkdir(gh_cfg.data_dir, 0700);    /* with an external database it may not exist yet */
+    for (int tries = 0; tries < SPOOL_OPEN_TRIES; tries++) {
         snprintf(held.path, sizeof(held.path), "%s/" SPOOL_PREFIX "%ld-%u" SPOOL_SUFFIX, gh_cfg.data_dir,
                  (long)getpid(), serial++);
-        (void)mkdir(gh_cfg.data_dir, 0700);    /* with an external database it may not exist yet */
         held.fd = open(held.path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
-        if (held.fd >= 0 && flock(held.fd, LOCK_EX | LOCK_NB) < 0) {
-            close(held.fd);
-            unlink(held.path);
-            held.fd = -1;
-        }
+        if (held.fd < 0 && errno == EEXIST)
+            continue;
+        if (held.fd < 0)
+            return false;
+        if (flock(held.fd, LOCK_EX | LOCK_NB) == 0)
+            return true;
+        close(held.fd);                     /* not ours after all: another name */
+        unlink(held.path);
+        held.fd = -1;
     }
-    if (held.fd < 0 || !write_all(held.fd, line, n)) {
-        GH_LOG(ERROR, "audit_write", "held audit rows cannot be kept in %s: from now on they are in memory"
-               " only and a crash would lose them", gh_cfg.data_dir);
-        held.spool_broken = true;
+    return false;
+}
+
+static void
+spool_broke(const char *what)
+{
+    GH_LOG(ERROR, "audit_write", "held audit rows cannot be kept in %s (%s): from now on, until every held row"
+           " is written, they are in memory only and a crash would lose them", gh_cfg.data_dir, what);
+    held.spool_broken = true;
+}
+
+static void
+spool_append(const char *line, size_t n)
+{
+    if (held.spool_broken)      /* nothing is appended behind a failed write */
+        return;
+    if (held.fd < 0 && !spool_open()) {
+        spool_broke("no spool file could be created");
+        return;
+    }
+    if (!write_all(held.fd, line, n)) {
+        spool_broke("a write failed");
         return;
     }
     held.unsynced = true;
 }
 
+/* A failed sync breaks the spool like a failed write: the kernel may have
+ * dropped the pages, and a later sync would not report it again. */
 static void
 spool_sync(void)
 {
-    if (held.fd >= 0 && held.unsynced && fdatasync(held.fd) < 0)
-        GH_LOG(ERROR, "audit_write", "cannot sync %s: a crash could lose the rows held in it", held.path);
+    if (held.fd >= 0 && held.unsynced && !held.spool_broken && fdatasync(held.fd) < 0)
+        spool_broke("a sync failed");
     held.unsynced = false;
+}
+
+static bool
+read_all(int fd, char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = read(fd, buf, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        buf += r;
+        n -= (size_t)r;
+    }
+    return true;
 }
 
 /* Reads one earlier process's file into the held rows; leaves it as it is
@@ -509,7 +578,7 @@ spool_take(const char *path)
     }
     size = (size_t)st.st_size;
     if (held.len + size > HELD_MAX || !buf_room(&held.buf, &held.cap, held.len + size, 16 * 1024) ||
-        read(fd, held.buf + held.len, size) != (ssize_t)size ||
+        !read_all(fd, held.buf + held.len, size) ||
         (rows = spool_rows(held.buf + held.len, size, &used)) < 0 ||
         (held.taken[held.ntaken].path = strdup(path)) == NULL) {
         GH_LOG(ERROR, "audit_write", "held audit rows in %s not taken up (unreadable, damaged or too large);"
@@ -573,6 +642,52 @@ spool_close(bool remove)
     held.unsynced = false;
 }
 
+/* Some held rows went (written, or refused and reported) and others stay:
+ * the ones that stay go to a new spool file of this process, synced, and
+ * only then are the old files removed, so a crash in between leaves rows
+ * twice on disk (the merge writes them once), never none.  It also mends
+ * a broken spool.  If the new file fails, the old files stay. */
+static void
+spool_rewrite(void)
+{
+    struct spooled taken[SPOOL_FILES_MAX];
+    int fd = held.fd, ntaken = held.ntaken;
+    bool broken = held.spool_broken;
+    char path[sizeof(held.path)];
+
+    memcpy(path, held.path, sizeof(path));
+    memcpy(taken, held.taken, sizeof(taken[0]) * (size_t)ntaken);
+    held.fd = -1;
+    held.ntaken = 0;
+    held.spool_broken = false;
+    held.unsynced = false;
+    spool_append(held.buf, held.len);
+    spool_sync();
+    if (held.spool_broken) {
+        if (held.fd >= 0) {
+            unlink(held.path);
+            close(held.fd);
+        }
+        held.fd = fd;
+        memcpy(held.path, path, sizeof(path));
+        memcpy(held.taken, taken, sizeof(taken[0]) * (size_t)ntaken);
+        held.ntaken = ntaken;
+        held.spool_broken = broken;
+        return;
+    }
+    for (int i = 0; i < ntaken; i++) {
+        if (unlink(taken[i].path) < 0 && errno != ENOENT)
+            GH_LOG(WARN, "audit_write", "cannot remove %s (its rows are in %s)", taken[i].path, held.path);
+        close(taken[i].fd);
+        free(taken[i].path);
+    }
+    if (fd >= 0) {
+        if (unlink(path) < 0)
+            GH_LOG(WARN, "audit_write", "cannot remove %s (its rows are in %s)", path, held.path);
+        close(fd);
+    }
+}
+
 /* Keeps the COPY line of a failed row whose request the upstream already
  * has, for retry_held().  q.buf is the writer's scratch: the line is
  * formatted past its end and copied out. */
@@ -612,16 +727,124 @@ held_step(PGconn *pg, const char *sql, long *n, char *detail, size_t dlen)
     PGresult *res = PQexec(pg, sql);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
 
-    if (!ok)
+    if (!ok) {
         snprintf(detail, dlen, "%.40s: %s", sql, PQresultErrorMessage(res));
+        note_error(res);
+    }
     else if (n)
         *n = atol(PQcmdTuples(res));
     PQclear(res);
     return ok;
 }
 
+/* One merge of held COPY lines (buf, len) in one transaction: true when
+ * it committed; *written gets the rows the log lacked. */
+static bool
+held_merge(PGconn *pg, const char *buf, size_t len, long *written, char *detail, size_t dlen)
+{
+    bool sent, ok;
+
+    err_state[0] = '\0';
+    *written = 0;
+    ok = held_step(pg, HELD_BEGIN_SQL, NULL, detail, dlen) &&
+         copy_buf(pg, HELD_COPY_SQL, buf, len, &sent, detail, dlen) == 0 &&
+         held_step(pg, HELD_MERGE_SQL, written, detail, dlen) &&
+         held_step(pg, HELD_CLEAR_SQL, NULL, detail, dlen) &&
+         held_step(pg, "COMMIT", NULL, detail, dlen);
+    if (!ok && PQstatus(pg) == CONNECTION_OK)
+        PQclear(PQexec(pg, "ROLLBACK"));
+    detail[strcspn(detail, "\n")] = '\0';
+    return ok;
+}
+
+/* Errors that name the row, not the log's state: a data exception, a
+ * violated constraint, a trigger's RAISE, a refused change.  A lock or
+ * statement timeout, a lost connection, a full disk, a missing privilege
+ * say nothing about the row. */
+static bool
+row_refused(void)
+{
+    static const char *const classes[] = { "22", "23", "P0", "27", "09", "44" };
+
+    for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+        if (strncmp(err_state, classes[i], 2) == 0)
+            return true;
+    return false;
+}
+
+/* Column `col` of a held COPY line, as it is (escaped), for the log. */
+static void
+line_field(const char *line, size_t n, int col, char *out, size_t olen)
+{
+    size_t i = 0, k = 0;
+
+    for (int c = 0; c < col && i < n; i++)
+        if (line[i] == '\t')
+            c++;
+    while (i < n && line[i] != '\t' && line[i] != '\n' && k + 1 < olen)
+        out[k++] = line[i++];
+    out[k] = '\0';
+}
+
+static void
+held_lost(const char *line, size_t n, const char *why)
+{
+    char rid[72], method[64], tool[128], connector[128];
+
+    line_field(line, n, 10, rid, sizeof(rid));
+    line_field(line, n, 11, method, sizeof(method));
+    line_field(line, n, 12, tool, sizeof(tool));
+    line_field(line, n, 13, connector, sizeof(connector));
+    GH_LOG(ERROR, "audit_write", "held audit row of request %s (%s %s, connector %s) lost: the database refuses"
+           " it: %s", rid, method, tool, connector, why);
+}
+
+/* After the held rows' merge failed on a row the database refuses, with
+ * the connection up and the log taking new rows: one row refused every
+ * time must not hold back the others (nor, through the spool, every later
+ * process's).  Each row is merged on its own, the same way; a row refused
+ * on its own is reported and dropped; the rows left when the connection
+ * breaks or the log stops taking rows stay held.  Returns 0 when none are
+ * left. */
+static int
+retry_held_rows(PGconn *pg)
+{
+    size_t at = 0, keep = 0;
+    long written = 0, w;
+    int merged = 0, lost = 0, rows = 0;
+    bool going = true;
+    char detail[256];
+
+    while (at < held.len) {
+        const char *nl = memchr(held.buf + at, '\n', held.len - at);
+        size_t n = nl ? (size_t)(nl - (held.buf + at)) + 1 : held.len - at;
+
+        if (going && held_merge(pg, held.buf + at, n, &w, detail, sizeof(detail))) {
+            written += w;
+            merged++;
+        } else if (going && PQstatus(pg) == CONNECTION_OK && row_refused()) {
+            held_lost(held.buf + at, n, detail);
+            lost++;
+        } else {
+            going = false;                  /* this row and the rest stay held */
+            memmove(held.buf + keep, held.buf + at, n);
+            keep += n;
+            rows++;
+        }
+        at += n;
+    }
+    GH_LOG(INFO, "audit_write", "%d held audit row(s) written one at a time (%ld of them already in the log), %d"
+           " refused and lost, %d still held", merged, merged - written, lost, rows);
+    atomic_fetch_add(&n_batches, merged);
+    atomic_fetch_add(&n_rows, written);
+    held.len = keep;
+    held.rows = rows;
+    return rows == 0 ? 0 : -1;
+}
+
 /* Writes the held rows that the log does not have yet, in one
- * transaction; 0 when none are left. */
+ * transaction (or one by one when one of them is refused); 0 when none
+ * are left. */
 static int
 retry_held(void)
 {
@@ -630,34 +853,36 @@ retry_held(void)
     PGconn *pg;
     char detail[256] = "";
     long written = 0;
-    bool sent, ok;
+    int before = held.rows, rc = 0;
 
     if (held.rows == 0)
         return 0;
     if ((c = db_get(&e)) == NULL)
         return -1;
     pg = db_pg(c);
-    ok = held_step(pg, HELD_BEGIN_SQL, NULL, detail, sizeof(detail)) &&
-         copy_buf(pg, HELD_COPY_SQL, held.buf, held.len, &sent, detail, sizeof(detail)) == 0 &&
-         held_step(pg, HELD_MERGE_SQL, &written, detail, sizeof(detail)) &&
-         held_step(pg, HELD_CLEAR_SQL, NULL, detail, sizeof(detail)) &&
-         held_step(pg, "COMMIT", NULL, detail, sizeof(detail));
-    if (!ok && PQstatus(pg) == CONNECTION_OK)
-        PQclear(PQexec(pg, "ROLLBACK"));
-    db_put(c);
-    if (!ok) {
-        detail[strcspn(detail, "\n")] = '\0';
+    if (held_merge(pg, held.buf, held.len, &written, detail, sizeof(detail))) {
+        GH_LOG(INFO, "audit_write", "%d held audit row(s) written, %ld of them already in the log", held.rows,
+               held.rows - written);
+        atomic_fetch_add(&n_batches, 1);
+        atomic_fetch_add(&n_rows, written);
+        held.len = 0;
+        held.rows = 0;
+    } else if (PQstatus(pg) == CONNECTION_OK && held.log_takes && row_refused()) {
+        GH_LOG(WARN, "audit_write", "%d held audit row(s) not written together: %s; now one at a time", held.rows,
+               detail);
+        rc = retry_held_rows(pg);
+    } else {
         GH_LOG(DEBUG, "audit_write", "%d held audit row(s) still not written: %s", held.rows, detail);
-        return -1;
+        rc = -1;
     }
-    GH_LOG(INFO, "audit_write", "%d held audit row(s) written, %ld of them already in the log", held.rows,
-           held.rows - written);
-    atomic_fetch_add(&n_batches, 1);
-    atomic_fetch_add(&n_rows, written);
-    held.len = 0;
-    held.rows = 0;
-    spool_close(true);
-    return 0;
+    db_put(c);
+    if (held.rows == 0) {
+        spool_close(true);
+        held.spool_broken = false;          /* nothing held is missing from a spool file now */
+    } else if (held.rows < before) {
+        spool_rewrite();
+    }
+    return rc;
 }
 
 /* Writes the batch; result[i] is 1 (committed) or -1.  The nodes are only
@@ -732,6 +957,7 @@ writer_main(void *arg)
                 hold(batch[i]);
         }
         spool_sync();
+        held.log_takes = took;
 
         pthread_mutex_lock(&q.lock);
         {

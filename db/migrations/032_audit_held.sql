@@ -11,3 +11,20 @@ CREATE UNLOGGED TABLE audit_events_held AS
            client_name, session_id, request_id, method, tool, connector, decision, policy_ids,
            policy_versions, message, upstream_status, duration_us
     FROM audit_events WITH NO DATA;
+
+-- Every statement that inserts into audit_events (a batch's INSERT or COPY,
+-- the merge itself) holds this advisory lock shared until its transaction
+-- ends, i.e. until its commit has finished.  The merge of held rows takes
+-- it exclusively (audit.c, HELD_BEGIN_SQL), so it waits for every batch
+-- still committing — also one whose client connection already broke, and
+-- whose rows are therefore held — before it looks for the rows the log
+-- lacks: a held row is never written a second time by a merge that ran
+-- while its first commit was still under way.  A session's own exclusive
+-- lock does not conflict with its shared one.
+CREATE FUNCTION audit_events_commit_lock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(7140365317);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER audit_events_commit_lock BEFORE INSERT ON audit_events
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_events_commit_lock();

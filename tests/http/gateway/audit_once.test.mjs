@@ -6,6 +6,9 @@
 // as one whose call the upstream had, and the retry finds it in the log
 // already. One row, not two. Gatehouse's role is an ordinary one without
 // the TEMP privilege (the harness's default): the retry needs neither.
+// The connection may also break while PostgreSQL is still committing the
+// row (a slow fsync, synchronous replication): the retry waits for that
+// commit before it looks, and still writes the row once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -28,7 +31,7 @@ async function startProxy(socketPath) {
     proc.once('exit', (c) => reject(new Error(`pgcut exited ${c}`)));
   });
   lines.on('line', (l) => { if (l === 'cut') cuts++; });
-  return { port, proc, arm: () => proc.stdin.write('arm\n') };
+  return { port, proc, arm: () => proc.stdin.write('arm\n'), armSend: () => proc.stdin.write('arm-send\n') };
 }
 
 before(async () => {
@@ -73,4 +76,41 @@ test('a row committed as its connection broke is held, and the retry does not wr
   assert.equal(cluster.sql(`SELECT count(*) FROM audit_events WHERE request_id = '${rid}'`), '1', 'written once');
   assert.match(log(), /1 held audit row\(s\) written, 1 of them already in the log/);
   assert.equal(cluster.sql(`SELECT tool || '|' || upstream_status FROM audit_events WHERE request_id = '${rid}'`), 'alpha__echo|200');
+});
+
+test('a row whose commit is still running when its connection broke is not written a second time by the retry', async () => {
+  const s = await rawSession(srv, user.pat);
+  const warm = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'warm' } });
+  assert.equal(warm.status, 200, warm.text);
+  // the next tools/call row takes 3 s to insert (one row only: later ones do not sleep)
+  cluster.sql(`CREATE SEQUENCE gh_test_slow_once;
+    CREATE FUNCTION gh_test_slow_once() RETURNS trigger LANGUAGE plpgsql AS
+      $$ BEGIN IF NEW.tool = 'alpha__echo' AND nextval('gh_test_slow_once') = 1 THEN PERFORM pg_sleep(3); END IF;
+         RETURN NEW; END $$;
+    CREATE TRIGGER gh_test_slow_once BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION gh_test_slow_once();`);
+  try {
+    const log = () => fs.readFileSync(srv.logFile, 'utf8');
+    const logFrom = log().length;
+    const cutsBefore = cuts;
+    proxy.armSend();
+    await new Promise((r) => setTimeout(r, 100));   // the line reaches the proxy
+    const call = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'cut on send' } });
+    const cutAt = Date.now();
+    await eventually(() => cuts === cutsBefore + 1, { what: 'the connection cut as the INSERT went out' });
+    assert.ok(call.body?.error, `the call answers an error (its row's commit was not confirmed): ${call.text}`);
+    const rid = call.headers.get('x-request-id');
+    assert.match(rid ?? '', /^[0-9a-f]{16}$/);
+    assert.match(log().slice(logFrom), new RegExp(`audit row of request ${rid} .* held until the log takes rows again`));
+
+    // the log takes rows again at once: the retry runs while the first commit is still under way
+    const next = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'next' } });
+    assert.equal(next.status, 200, next.text);
+    await eventually(() => /1 held audit row\(s\) written/.test(log().slice(logFrom)), { what: 'the held row retried' });
+    // the orphaned INSERT has finished (and committed) by now
+    await new Promise((r) => setTimeout(r, Math.max(0, cutAt + 4000 - Date.now())));
+    assert.equal(cluster.sql(`SELECT count(*) FROM audit_events WHERE request_id = '${rid}'`), '1', 'written once');
+    assert.match(log().slice(logFrom), /1 held audit row\(s\) written, 1 of them already in the log/);
+  } finally {
+    cluster.sql('DROP TRIGGER gh_test_slow_once ON audit_events; DROP FUNCTION gh_test_slow_once(); DROP SEQUENCE gh_test_slow_once;');
+  }
 });

@@ -4,6 +4,8 @@
  */
 #include "tests/unit/unit_db.h"
 #include "gateway/gw_int.h"
+#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -235,6 +237,170 @@ test_bad_row_fails_alone(void)
     gh_arena_free(a);
 }
 
+/* ---- held rows and their spool files */
+
+/* Rows whose message is in unit_refused are refused by a trigger. */
+static void
+refuse(const char *message, bool on)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gh_err e = {0};
+
+    UNIT_TRUE(db_query(a, &e, on ? "INSERT INTO unit_refused VALUES ($1)" : "DELETE FROM unit_refused WHERE m = $1",
+                       1, message) != NULL);
+    gh_arena_free(a);
+}
+
+/* A row of a call the upstream had (so held when it fails). */
+static int
+write_acted(const char *rid, const char *message)
+{
+    struct gh_err e = {0};
+    struct gw_audit row = { .who = &WHO, .session_id = "held", .method = "tools/call", .tool = "fx__echo",
+                            .connector = "fx", .decision = "allow", .message = message, .request_id = rid,
+                            .upstream_status = 200, .acted = true };
+
+    return gw_audit_write(&row, &e);
+}
+
+/* This process's spool files (but `except`) holding `needle`; -1 when
+ * there are spool files of ours that do not hold it. */
+static int
+spool_files_with(const char *needle, const char *except)
+{
+    char prefix[64], path[512], text[8192];
+    DIR *d = opendir(unit_db_dir);
+    struct dirent *de;
+    int n = 0;
+
+    snprintf(prefix, sizeof(prefix), "audit-held-%ld-", (long)getpid());
+    while (d && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) || (except && strcmp(de->d_name, except) == 0))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", unit_db_dir, de->d_name);
+        FILE *f = fopen(path, "r");
+        size_t len = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        text[len] = '\0';
+        n = n < 0 ? n : strstr(text, needle) ? n + 1 : -1;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static bool
+eventually_count(const char *sql, const char *param, long long want)
+{
+    for (int i = 0; i < 150; i++) {
+        if (count_where(sql, param) == want)
+            return true;
+        usleep(100 * 1000);
+    }
+    return false;
+}
+
+static void
+test_held_setup(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gh_err e = {0};
+
+    UNIT_TRUE(db_query(a, &e, "CREATE TABLE unit_refused (m text)", 0) != NULL);
+    UNIT_TRUE(db_query(a, &e, "CREATE FUNCTION unit_refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+                              " BEGIN IF EXISTS (SELECT 1 FROM unit_refused WHERE m = NEW.message) THEN"
+                              " RAISE EXCEPTION 'refused row (test)'; END IF; RETURN NEW; END $$", 0) != NULL);
+    UNIT_TRUE(db_query(a, &e, "CREATE TRIGGER unit_refuse BEFORE INSERT ON audit_events"
+                              " FOR EACH ROW EXECUTE FUNCTION unit_refuse()", 0) != NULL);
+    gh_arena_free(a);
+}
+
+/* A file an earlier process with the same pid left (a container's pid is
+ * the same at every start), here a damaged one left in place, takes the
+ * spool's first name: the held row goes to the next name, not to memory
+ * only. */
+static void
+test_spool_name_taken(void)
+{
+    char damaged[512], name[64];
+    int fd;
+
+    snprintf(name, sizeof(name), "audit-held-%ld-0.rows", (long)getpid());
+    snprintf(damaged, sizeof(damaged), "%s/%s", unit_db_dir, name);
+    fd = open(damaged, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    UNIT_TRUE(fd >= 0 && write(fd, "not\ta\trow\n", 10) == 10);
+    close(fd);
+
+    refuse("spool-1", true);
+    UNIT_EQ_INT(write_acted("rid-spool-1", "spool-1"), -1);
+    /* synced in a file of its own before gw_audit_write returned */
+    UNIT_EQ_INT(spool_files_with("\trid-spool-1\ttools/call\tfx__echo\t", name), 1);
+    refuse("spool-1", false);
+    UNIT_TRUE(eventually_count("SELECT count(*) FROM audit_events WHERE request_id = $1", "rid-spool-1", 1));
+    for (int i = 0; i < 50 && spool_files_with("", name) != 0; i++)
+        usleep(100 * 1000);
+    UNIT_EQ_INT(spool_files_with("", name), 0);    /* written: its file removed, the damaged one left */
+    UNIT_TRUE(access(damaged, F_OK) == 0);
+    unlink(damaged);
+}
+
+/* One held row the database refuses every time does not hold back the
+ * others: once the log takes rows again, the held rows are merged one by
+ * one, the refused one is reported lost and dropped, the spool removed.
+ * While the log takes no rows at all, nothing held is dropped. */
+static void
+test_held_refused(void)
+{
+    char logpath[] = "/tmp/gh-unit-audit-log-XXXXXX", text[65536];
+    int logfd = mkstemp(logpath), saved = dup(2);
+    struct gh_err e = {0};
+    struct gw_audit fine = { .who = &WHO, .session_id = "fine", .method = "ping", .decision = "allow" };
+    FILE *f;
+    size_t len;
+
+    UNIT_TRUE(logfd >= 0 && saved >= 0);
+    fflush(stderr);
+    dup2(logfd, 2);
+    refuse("poison-held", true);
+    refuse("temp-held", true);
+    UNIT_EQ_INT(write_acted("rid-poison", "poison-held"), -1);
+    UNIT_EQ_INT(write_acted("rid-temp", "temp-held"), -1);
+    UNIT_EQ_INT(spool_files_with("\trid-poison\t", NULL), 1);
+    UNIT_EQ_INT(spool_files_with("\trid-temp\t", NULL), 1);
+    usleep(2500 * 1000);                /* a retry on the timer: the log took no row since, none dropped */
+    UNIT_EQ_INT(spool_files_with("\trid-poison\t", NULL), 1);
+    UNIT_EQ_INT(spool_files_with("\trid-temp\t", NULL), 1);
+
+    refuse("temp-held", false);
+    UNIT_EQ_INT(gw_audit_write(&fine, &e), 0);     /* the log takes rows: the held ones are retried */
+    UNIT_TRUE(eventually_count("SELECT count(*) FROM audit_events WHERE request_id = $1", "rid-temp", 1));
+    for (int i = 0; i < 50 && spool_files_with("", NULL) != 0; i++)
+        usleep(100 * 1000);
+    UNIT_EQ_INT(spool_files_with("", NULL), 0);
+    UNIT_EQ_INT(count_where("SELECT count(*) FROM audit_events WHERE request_id = $1", "rid-poison"), 0);
+    refuse("poison-held", false);
+
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    f = fopen(logpath, "r");
+    len = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+    text[len] = '\0';
+    if (f)
+        fclose(f);
+    fputs(text, stderr);
+    UNIT_TRUE(strstr(text, "held audit row of request rid-poison (tools/call fx__echo, connector fx) lost") != NULL);
+    UNIT_TRUE(strstr(text, "held audit row of request rid-temp") == NULL);
+    close(logfd);
+    unlink(logpath);
+    /* later held rows are not dropped with it */
+    refuse("later-held", true);
+    UNIT_EQ_INT(write_acted("rid-later", "later-held"), -1);
+    refuse("later-held", false);
+    UNIT_TRUE(eventually_count("SELECT count(*) FROM audit_events WHERE request_id = $1", "rid-later", 1));
+}
+
 static void
 test_database_down(void)
 {
@@ -279,6 +445,9 @@ main(void)
     UNIT_RUN(test_fields_roundtrip);
     UNIT_RUN(test_bad_row_alone);
     UNIT_RUN(test_bad_row_fails_alone);
+    UNIT_RUN(test_held_setup);
+    UNIT_RUN(test_spool_name_taken);
+    UNIT_RUN(test_held_refused);
     UNIT_RUN(test_database_down);
     UNIT_RUN(test_after_stop);
     return unit_db_stop();
