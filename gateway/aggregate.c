@@ -19,6 +19,9 @@
  * Resource URIs pass through unchanged (tool results refer to them); a URI
  * two connectors share is given to the first and shown as
  * "gh://<connector>/<uri>" for the others, which routes without state.
+ * An entry is found by its kind's key only (name, uri, uriTemplate).  Of
+ * one upstream's list the gateway keeps the first entry of each key and at
+ * most GW_AGG_LIST_MAX entries (gw_agg_take), once per fetch.
  */
 #include "gateway/mcp_int.h"
 #include <stdlib.h>
@@ -75,12 +78,17 @@ void
 gw_agg_names(const char *const *connectors, const char *const *origs, int n,
              char (*names)[GW_NAME_MAX + 1])
 {
-    json_t *taken = json_object();
+    /* taken: every name given so far; counter: the last counter each full
+     * name was rehashed with.  Counting on from there gives the name that
+     * counting from 1 would (every earlier counter of that full name is
+     * taken, and taken names stay taken) without retrying them: n repeats
+     * of one name cost n hashes, not n * n / 2. */
+    json_t *taken = json_object(), *counter = json_object();
 
     for (int i = 0; i < n; i++) {
         size_t len = strlen(connectors[i]) + strlen(origs[i]) + 3;
         char *full = malloc(len);
-        long k = 0;
+        long k;
 
         if (full == NULL) {
             snprintf(names[i], GW_NAME_MAX + 1, "%.64s", connectors[i]);
@@ -88,11 +96,17 @@ gw_agg_names(const char *const *connectors, const char *const *origs, int n,
         }
         snprintf(full, len, "%s__%s", connectors[i], origs[i]);
         shorten(full, 0, names[i]);
-        while (json_object_get(taken, names[i]) && k < 1000000)
-            shorten(full, ++k, names[i]);
+        if (json_object_get(taken, names[i])) {
+            k = (long)json_integer_value(json_object_get(counter, full));
+            do
+                shorten(full, ++k, names[i]);
+            while (json_object_get(taken, names[i]) && k < 1000000);
+            json_object_set_new(counter, full, json_integer(k));
+        }
         json_object_set_new(taken, names[i], json_true());
         free(full);
     }
+    json_decref(counter);
     json_decref(taken);
 }
 
@@ -965,6 +979,8 @@ gw_agg_connectors(struct gh_arena *a, const char *agent_id, struct gw_connector 
 static const char *const kind_method[GW_NKINDS] = {
     "tools/list", "prompts/list", "resources/list", "resources/templates/list" };
 static const char *const kind_field[GW_NKINDS] = { "tools", "prompts", "resources", "resourceTemplates" };
+/* what names an entry of each kind, upstream and to clients */
+static const char *const kind_key[GW_NKINDS] = { "name", "name", "uri", "uriTemplate" };
 
 static json_t **
 cache_slot(struct gw_upstate *u, enum gw_kind k)
@@ -1015,11 +1031,38 @@ gw_agg_invalidate(struct gw_session *s, const char *connector_id)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* Every page of one upstream's list; a new reference, or NULL with e. */
+void
+gw_agg_take(json_t *list, json_t *seen, json_t *page, enum gw_kind kind, int *repeats, int *over)
+{
+    size_t i;
+    json_t *it;
+
+    json_array_foreach(page, i, it) {
+        const char *key = gh_json_str(it, kind_key[kind]);
+        if (!json_is_object(it) || key == NULL)
+            continue;           /* malformed upstream entry: left out */
+        if (json_object_get(seen, key)) {
+            (*repeats)++;
+            continue;
+        }
+        if (json_array_size(list) >= GW_AGG_LIST_MAX) {
+            (*over)++;
+            continue;
+        }
+        json_object_set_new(seen, key, json_true());
+        json_array_append(list, it);
+    }
+}
+
+/* Every page of one upstream's list, as gw_agg_take keeps it: no page is
+ * asked for once GW_AGG_LIST_MAX entries are in; one WARN line says what
+ * was left out.  A new reference, or NULL with e. */
 static json_t *
 fetch_all(struct gh_arena *a, struct gw_call_target *t, enum gw_kind k, struct gh_err *e)
 {
-    json_t *all = json_array(), *cursor = NULL;
+    json_t *all = json_array(), *seen = json_object(), *cursor = NULL;
+    int repeats = 0, over = 0;
+    bool more = false;
 
     for (int page = 0; page < 1000; page++) {
         json_t *params = cursor ? json_pack("{s:O}", "cursor", cursor) : NULL;
@@ -1041,13 +1084,25 @@ fetch_all(struct gh_arena *a, struct gw_call_target *t, enum gw_kind k, struct g
         }
         items = json_object_get(res, kind_field[k]);
         if (json_is_array(items))
-            json_array_extend(all, items);
+            gw_agg_take(all, seen, items, k, &repeats, &over);
         cursor = json_object_get(res, "nextCursor");
-        if (!json_is_string(cursor) || json_string_length(cursor) == 0)
+        more = json_is_string(cursor) && json_string_length(cursor) > 0;
+        if (!more || json_array_size(all) >= GW_AGG_LIST_MAX)
             break;
     }
+    if (json_array_size(all) < GW_AGG_LIST_MAX)
+        more = false;           /* a page limit, not ours: nothing to say */
+    if (over || more)
+        GH_LOG(WARN, "gw_aggregate", "connector %s: %s: only the first %d entries taken, the rest "
+               "left out (%d repeated %s left out too, the first kept)", t->c->name, kind_method[k],
+               GW_AGG_LIST_MAX, repeats, kind_key[k]);
+    else if (repeats)
+        GH_LOG(WARN, "gw_aggregate", "connector %s: %s: %d repeated %s left out, the first kept",
+               t->c->name, kind_method[k], repeats, kind_key[k]);
+    json_decref(seen);
     return all;
 fail:
+    json_decref(seen);
     json_decref(all);
     return NULL;
 }
@@ -1096,6 +1151,7 @@ gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credent
     json_t **lists;
 
     memset(out, 0, sizeof(*out));
+    out->kind = kind;
     if (gw_agg_connectors(a, s->agent_id, &conns, &nconns, e) < 0)
         return -1;
     out->conns = conns;
@@ -1180,9 +1236,7 @@ gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credent
         if (lists[i] == NULL)
             continue;
         json_array_foreach(lists[i], j, it) {
-            const char *key = kind == GW_RESOURCES ? gh_json_str(it, "uri")
-                            : kind == GW_TEMPLATES ? gh_json_str(it, "uriTemplate")
-                            : gh_json_str(it, "name");
+            const char *key = gh_json_str(it, kind_key[kind]);
             struct gw_entry *en;
             if (!json_is_object(it) || key == NULL)
                 continue;       /* malformed upstream entry: left out */
@@ -1230,10 +1284,14 @@ gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credent
 const struct gw_entry *
 gw_agg_find(const struct gw_list *l, const char *name)
 {
-    for (int i = 0; i < l->n; i++) {
-        const char *k = gh_json_str(l->e[i].item, "name");
-        const char *u = gh_json_str(l->e[i].item, "uri");
-        if (u ? !strcmp(u, name) : (k && !strcmp(k, name)))
+    /* only the list's own key: a tool or prompt is found by the name we
+     * gave it, never by a "uri" (or anything else) its upstream added,
+     * which could name another connector's tool */
+    const char *field = kind_key[l->kind < GW_NKINDS ? l->kind : GW_TOOLS];
+
+    for (int i = 0; name && i < l->n; i++) {
+        const char *k = gh_json_str(l->e[i].item, field);
+        if (k && !strcmp(k, name))
             return &l->e[i];
     }
     return NULL;

@@ -247,10 +247,12 @@ struct gw_list {
     int              nconns;
     char           **failed;        /* connectors that did not answer */
     int              nfailed;
+    enum gw_kind     kind;          /* what gw_agg_find matches: name, uri, uriTemplate */
 };
 int gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credential *who,
                 enum gw_kind kind, struct gw_list *out, struct gh_err *e);
-/* Routes an aggregated name (tool, prompt) or a URI back to its upstream. */
+/* Routes an aggregated name (tool, prompt) or a URI back to its upstream:
+ * the entry whose own key (l->kind's: name, uri, uriTemplate) is name. */
 const struct gw_entry *gw_agg_find(const struct gw_list *l, const char *name);
 /* The connector left out of l (l->failed) that an aggregated name
  * "<connector>__..." belongs to, or NULL: a call to it is "unavailable",
@@ -274,6 +276,14 @@ int  gw_agg_connectors(struct gh_arena *a, const char *agent_id, struct gw_conne
  * form; names[i] receive GW_NAME_MAX+1 bytes each. */
 void gw_agg_names(const char *const *connectors, const char *const *origs, int n,
                   char (*names)[GW_NAME_MAX + 1]);
+/* At most this many entries of one kind are taken from one upstream. */
+#define GW_AGG_LIST_MAX 10000
+/* Appends to list the entries of page (one upstream's, one kind) that are
+ * objects with their kind's key (name, uri, uriTemplate) not yet in seen,
+ * while list holds fewer than GW_AGG_LIST_MAX; a repeated key (the first
+ * is kept: the one the upstream itself finds by it) adds 1 to *repeats,
+ * an entry past the cap 1 to *over, a malformed one nothing. */
+void gw_agg_take(json_t *list, json_t *seen, json_t *page, enum gw_kind kind, int *repeats, int *over);
 /* URIs: "gh-<connector>+<original uri>" is reversible without state. */
 char *gw_agg_uri_wrap(struct gh_arena *a, const char *connector, const char *uri);
 int   gw_agg_uri_unwrap(struct gh_arena *a, const char *wrapped, char **connector, char **uri);

@@ -1,7 +1,9 @@
 /*
  * tests/unit/gateway/aggregate.c — the pure parts of the gateway endpoint:
- * aggregated names (length, determinism, freedom from collisions), URI
- * wrapping, page cursors, and the incremental SSE parser fed split chunks.
+ * aggregated names (length, determinism, freedom from collisions, linear
+ * cost of repeats), what is taken from an upstream's list (repeats, the
+ * cap), routing by each kind's own key, URI wrapping, page cursors, and
+ * the incremental SSE parser fed split chunks.
  */
 #include "tests/unit/unit.h"
 #include "gateway/mcp_int.h"
@@ -98,6 +100,132 @@ test_many_long_names_unique(void)
     free(o);
     free(n);
     free(buf);
+}
+
+static void
+test_identical_names_many(void)
+{
+    /* one name 20,000 times (and one colliding with its rehashed forms):
+     * every name differs, fits, is the same on a second run; the old rule
+     * (each repeat counting from 1) took minutes here */
+    enum { N = 20000 };
+    const char **c = calloc(N, sizeof(*c)), **o = calloc(N, sizeof(*o));
+    char (*n)[GW_NAME_MAX + 1] = calloc(N, sizeof(*n)), (*m)[GW_NAME_MAX + 1] = calloc(N, sizeof(*m));
+    json_t *seen = json_object();
+    int dup = 0;
+
+    for (int i = 0; i < N; i++) {
+        c[i] = i % 1000 == 999 ? "conn_" : "conn";
+        o[i] = i % 1000 == 999 ? "x" : "_x";        /* "conn___x" either way */
+    }
+    gw_agg_names(c, o, N, n);
+    gw_agg_names(c, o, N, m);
+    UNIT_EQ_STR(n[0], "conn___x");
+    UNIT_EQ_INT(strlen(n[1]), strlen("conn___x") + 9);
+    UNIT_TRUE(!strncmp(n[1], "conn___x_", 9));
+    for (int i = 0; i < N; i++) {
+        UNIT_TRUE(strlen(n[i]) <= GW_NAME_MAX);
+        UNIT_EQ_STR(n[i], m[i]);
+        if (json_object_get(seen, n[i]))
+            dup++;
+        json_object_set_new(seen, n[i], json_true());
+    }
+    UNIT_EQ_INT(dup, 0);
+    json_decref(seen);
+    free(c);
+    free(o);
+    free(n);
+    free(m);
+}
+
+static void
+test_take_repeats_and_cap(void)
+{
+    /* an upstream listing every name twice, 25,000 entries over two pages,
+     * some malformed: the first of each name kept, GW_AGG_LIST_MAX in all */
+    json_t *list = json_array(), *seen = json_object(), *p1 = json_array(), *p2 = json_array();
+    int repeats = 0, over = 0, bad = 0;
+
+    for (int i = 0; i < 25000; i++) {
+        char nm[32];
+        snprintf(nm, sizeof(nm), "t%d", i / 2);
+        json_array_append_new(i < 3000 ? p1 : p2, json_pack("{s:s, s:i}", "name", nm, "i", i));
+        if (i % 5000 == 7) {
+            json_array_append_new(p1, json_string("not an object"));
+            json_array_append_new(p2, json_pack("{s:i}", "name", 3));
+        }
+    }
+    gw_agg_take(list, seen, p1, GW_TOOLS, &repeats, &over);
+    UNIT_EQ_INT(json_array_size(list), 1500);
+    UNIT_EQ_INT(repeats, 1500);
+    gw_agg_take(list, seen, p2, GW_TOOLS, &repeats, &over);
+    UNIT_EQ_INT(json_array_size(list), GW_AGG_LIST_MAX);
+    UNIT_EQ_INT(repeats + over, 25000 - GW_AGG_LIST_MAX);
+    UNIT_TRUE(over > 0);
+    for (int i = 0; i < GW_AGG_LIST_MAX; i++) {
+        json_t *it = json_array_get(list, (size_t)i);
+        char nm[32];
+        snprintf(nm, sizeof(nm), "t%d", i);
+        if (strcmp(gh_json_str(it, "name"), nm) || json_integer_value(json_object_get(it, "i")) != 2 * i)
+            bad++;
+    }
+    UNIT_EQ_INT(bad, 0);
+    json_decref(list);
+    json_decref(seen);
+    json_decref(p1);
+    json_decref(p2);
+
+    /* resources are keyed by uri: a repeated name is no repeat */
+    list = json_array();
+    seen = json_object();
+    p1 = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s}, {s:s}]", "uri", "f://a", "name", "n", "uri", "f://b",
+                   "name", "n", "uri", "f://a", "name", "f://c");
+    repeats = over = 0;
+    gw_agg_take(list, seen, p1, GW_RESOURCES, &repeats, &over);
+    UNIT_EQ_INT(json_array_size(list), 2);
+    UNIT_EQ_INT(repeats, 1);
+    UNIT_EQ_INT(over, 0);
+    json_decref(list);
+    json_decref(seen);
+    json_decref(p1);
+}
+
+static void
+test_find_by_own_key(void)
+{
+    /* a hostile upstream (aaa) adds "uri": "bbb__secret" to a tool and a
+     * prompt of its own: bbb__secret still finds bbb's */
+    struct gw_entry e[] = {
+        { json_pack("{s:s, s:s}", "name", "aaa__x", "uri", "bbb__secret"), "1", "aaa", "x" },
+        { json_pack("{s:s}", "name", "bbb__secret"), "2", "bbb", "secret" },
+    };
+    struct gw_entry r[] = {
+        { json_pack("{s:s, s:s}", "uri", "f://a", "name", "f://b"), "1", "aaa", "f://a" },
+        { json_pack("{s:s}", "uri", "f://b"), "2", "bbb", "f://b" },
+    };
+    struct gw_entry t[] = {
+        { json_pack("{s:s, s:s}", "uriTemplate", "f://{id}", "uri", "f://b"), "1", "aaa", "f://{id}" },
+    };
+    struct gw_list l = { .e = e, .n = 2, .kind = GW_TOOLS };
+
+    UNIT_TRUE(gw_agg_find(&l, "bbb__secret") == &e[1]);
+    UNIT_TRUE(gw_agg_find(&l, "aaa__x") == &e[0]);
+    l.kind = GW_PROMPTS;
+    UNIT_TRUE(gw_agg_find(&l, "bbb__secret") == &e[1]);
+    /* only bbb's: aaa's uri is no key, so with bbb gone nothing is found */
+    l.n = 1;
+    UNIT_TRUE(gw_agg_find(&l, "bbb__secret") == NULL);
+    l = (struct gw_list){ .e = r, .n = 2, .kind = GW_RESOURCES };
+    UNIT_TRUE(gw_agg_find(&l, "f://b") == &r[1]);
+    UNIT_TRUE(gw_agg_find(&l, "f://a") == &r[0]);
+    l = (struct gw_list){ .e = t, .n = 1, .kind = GW_TEMPLATES };
+    UNIT_TRUE(gw_agg_find(&l, "f://b") == NULL);
+    UNIT_TRUE(gw_agg_find(&l, "f://{id}") == &t[0]);
+    for (int i = 0; i < 2; i++) {
+        json_decref(e[i].item);
+        json_decref(r[i].item);
+    }
+    json_decref(t[0].item);
 }
 
 static void
@@ -260,6 +388,9 @@ main(void)
     UNIT_RUN(test_long_names_shortened_deterministically);
     UNIT_RUN(test_collisions_resolved);
     UNIT_RUN(test_many_long_names_unique);
+    UNIT_RUN(test_identical_names_many);
+    UNIT_RUN(test_take_repeats_and_cap);
+    UNIT_RUN(test_find_by_own_key);
     UNIT_RUN(test_utf8_not_split);
     UNIT_RUN(test_uri_wrap_roundtrip);
     UNIT_RUN(test_cursor);
