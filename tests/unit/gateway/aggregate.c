@@ -71,6 +71,23 @@ test_collisions_resolved(void)
     }
 }
 
+/* How many of names[0..n) repeat an earlier one; each is checked to fit. */
+static int
+names_repeated(char (*names)[GW_NAME_MAX + 1], int n)
+{
+    json_t *seen = json_object();
+    int dup = 0;
+
+    for (int i = 0; i < n; i++) {
+        UNIT_TRUE(strlen(names[i]) <= GW_NAME_MAX);
+        if (json_object_get(seen, names[i]))
+            dup++;
+        json_object_set_new(seen, names[i], json_true());
+    }
+    json_decref(seen);
+    return dup;
+}
+
 static void
 test_many_long_names_unique(void)
 {
@@ -78,8 +95,6 @@ test_many_long_names_unique(void)
     const char **c = calloc(N, sizeof(*c)), **o = calloc(N, sizeof(*o));
     char (*n)[GW_NAME_MAX + 1] = calloc(N, sizeof(*n));
     char (*buf)[128] = calloc(N, sizeof(*buf));
-    json_t *seen = json_object();
-    int dup = 0;
 
     for (int i = 0; i < N; i++) {
         /* long names that differ only past the kept prefix, and repeats */
@@ -88,14 +103,7 @@ test_many_long_names_unique(void)
         o[i] = buf[i];
     }
     gw_agg_names(c, o, N, n);
-    for (int i = 0; i < N; i++) {
-        UNIT_TRUE(strlen(n[i]) <= GW_NAME_MAX);
-        if (json_object_get(seen, n[i]))
-            dup++;
-        json_object_set_new(seen, n[i], json_true());
-    }
-    UNIT_EQ_INT(dup, 0);
-    json_decref(seen);
+    UNIT_EQ_INT(names_repeated(n, N), 0);
     free(c);
     free(o);
     free(n);
@@ -111,8 +119,6 @@ test_identical_names_many(void)
     enum { N = 20000 };
     const char **c = calloc(N, sizeof(*c)), **o = calloc(N, sizeof(*o));
     char (*n)[GW_NAME_MAX + 1] = calloc(N, sizeof(*n)), (*m)[GW_NAME_MAX + 1] = calloc(N, sizeof(*m));
-    json_t *seen = json_object();
-    int dup = 0;
 
     for (int i = 0; i < N; i++) {
         c[i] = i % 1000 == 999 ? "conn_" : "conn";
@@ -123,15 +129,9 @@ test_identical_names_many(void)
     UNIT_EQ_STR(n[0], "conn___x");
     UNIT_EQ_INT(strlen(n[1]), strlen("conn___x") + 9);
     UNIT_TRUE(!strncmp(n[1], "conn___x_", 9));
-    for (int i = 0; i < N; i++) {
-        UNIT_TRUE(strlen(n[i]) <= GW_NAME_MAX);
+    for (int i = 0; i < N; i++)
         UNIT_EQ_STR(n[i], m[i]);
-        if (json_object_get(seen, n[i]))
-            dup++;
-        json_object_set_new(seen, n[i], json_true());
-    }
-    UNIT_EQ_INT(dup, 0);
-    json_decref(seen);
+    UNIT_EQ_INT(names_repeated(n, N), 0);
     free(c);
     free(o);
     free(n);
