@@ -71,8 +71,12 @@ uri_parse(const char *s, struct uri *u)
         *h = (char)tolower((unsigned char)*h);
     if (*p == ':') {
         char *end;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || end != hend || port <= 0 || port > 65535)
+        long port;
+        /* digits only: strtol alone would take a sign and leading white space */
+        if (p + 1 == hend || strspn(p + 1, "0123456789") != (size_t)(hend - p - 1))
+            return false;
+        port = strtol(p + 1, &end, 10);
+        if (end != hend || port <= 0 || port > 65535)
             return false;
         u->port = (int)port;
     } else if (p != hend) {

@@ -109,6 +109,19 @@ verifier_ok(const char *v)
            strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") == n;
 }
 
+/* redirect_uri at the token endpoint (RFC 6749 4.1.3): the one of the
+ * authorization request, or — when that request had none and so used the
+ * client's only registered URI — none or that URI. */
+static bool
+redirect_same(const struct authz_client *cl, const char *stored, const char *given)
+{
+    json_t *uris = json_object_get(cl->metadata, "redirect_uris");
+
+    if (stored[0] != '\0' || given == NULL)
+        return !strcmp(stored, given ? given : "");
+    return json_array_size(uris) == 1 && json_is_string(json_array_get(uris, 0)) &&
+           !strcmp(json_string_value(json_array_get(uris, 0)), given);
+}
 static int
 grant_code(struct web_req *r, struct authz_client *cl, struct gh_err *e)
 {
@@ -161,7 +174,7 @@ grant_code(struct web_req *r, struct authz_client *cl, struct gh_err *e)
         gh_err_set(e, 400, "invalid_grant", "The authorization code was issued to another client.", NULL);
         goto rollback;
     }
-    if (strcmp(db_val(res, 0, 2), redirect ? redirect : "")) {
+    if (!redirect_same(cl, db_val(res, 0, 2), redirect)) {
         gh_err_set(e, 400, "invalid_grant", "redirect_uri does not match the authorization request.", NULL);
         goto rollback;
     }

@@ -335,6 +335,8 @@ form_parse(struct web_req *r)
             r->form[r->nform].value = eq ? form_decode(r->arena, eq + 1, (size_t)(stop - eq - 1),
                                                        &r->form[r->nform].vlen)
                                          : gh_arena_strdup(r->arena, "");
+            if (eq == NULL)
+                r->form[r->nform].vlen = 0;
             r->nform++;
         }
         s = stop + 1;
