@@ -2283,8 +2283,12 @@ batch_run(struct mreq *m, json_t *batch)
             json_array_append_new(out, rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid request.", NULL));
             continue;
         }
-        if (method == NULL || id == NULL)
-            continue;       /* notifications and responses: nothing to answer */
+        if (method == NULL || id == NULL) {
+            /* notifications and responses: nothing to answer; acted on
+             * (below) once their rows are committed, as when sent alone */
+            audit_row(m, method ? method : "(response)", NULL, NULL, &rows[nrows++]);
+            continue;
+        }
         if (!valid_id(id)) {
             audit_row(m, method, "deny", "invalid id", &rows[nrows++]);
             json_array_append_new(out, rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid id.", NULL));
@@ -2306,6 +2310,18 @@ batch_run(struct mreq *m, json_t *batch)
         if (e.retry_after)
             web_add_header(m->r, "Retry-After", gh_arena_printf(m->a, "%d", e.retry_after));
         return reply_rpc_error(m->r, 503, NULL, GW_RPC_INTERNAL, "The audit log is unavailable.", NULL);
+    }
+    json_array_foreach(batch, i, msg) {
+        const char *method = msg_method(msg);
+        json_t *id = json_object_get(msg, "id");
+
+        if (!json_is_object(msg) || (method == NULL) == (id == NULL))
+            continue;       /* a request (answered above) or invalid */
+        if (method && !strcmp(method, "notifications/cancelled"))
+            cancel_by_client(m->s, json_object_get(json_object_get(msg, "params"), "requestId"),
+                             gh_json_str(json_object_get(msg, "params"), "reason"));
+        if (method == NULL)
+            gw_relay_response(m->s, msg);
     }
     if (json_array_size(out) == 0)
         return web_reply(m->r, 202, NULL, "", 0);

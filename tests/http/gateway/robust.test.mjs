@@ -165,6 +165,15 @@ test('a 2025-03-26 batch holds at most GATEHOUSE_MCP_BATCH_MAX (64) messages; ev
   const after = auditRows(srv, `session_id = '${sha256(s.session)}'`);
   assert.equal(after.filter((r) => r.method === 'tools/list').length, 1);
   assert.equal(after.filter((r) => r.method === 'tools/call' && r.message === 'not available in a batch').length, 1);
+  // notifications and responses inside a batch have their rows too, as when sent alone
+  assert.equal(auditRows(srv, `request_id = '${mixed.headers.get('x-request-id')}' AND method = 'notifications/initialized'`).length, 1);
+  const quiet = await post(srv, [
+    { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'nothing-running', reason: 'test' } },
+    { jsonrpc: '2.0', id: 'gh-r-unknown-1', result: {} },
+  ], opts);
+  assert.equal(quiet.status, 202, quiet.text);
+  const last = auditRows(srv, `request_id = '${quiet.headers.get('x-request-id')}'`);
+  assert.deepEqual(last.map((r) => `${r.method}|${r.decision}`).sort(), ['(response)|allow', 'notifications/cancelled|allow']);
 });
 
 test('GATEHOUSE_MCP_SESSIONS_PER_MEMBER: an initialize beyond it ends the least recently seen session, like a DELETE', async () => {
