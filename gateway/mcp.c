@@ -483,6 +483,7 @@ static struct web_stream *
 chan_queue(struct chan *c, json_t *msg, bool end)
 {
     char *js;
+    size_t jl;
     struct web_stream *ws;
 
     pthread_mutex_lock(&c->lock);
@@ -498,10 +499,10 @@ chan_queue(struct chan *c, json_t *msg, bool end)
     pthread_mutex_unlock(&c->lock);
     js = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     pthread_mutex_lock(&c->lock);
-    if (js && chan_room_locked(c, 21 + strlen(js) + 2) == 0) {
+    if (js && chan_room_locked(c, 21 + (jl = strlen(js)) + 2) == 0) {
         /* the whole event or none of it: never half an event on the stream */
         chan_put_locked(c, "event: message\ndata: ", 21);
-        chan_put_locked(c, js, strlen(js));
+        chan_put_locked(c, js, jl);
         chan_put_locked(c, "\n\n", 2);
     }
     if (end)
@@ -1380,6 +1381,20 @@ cancel_by_client(struct gw_session *s, json_t *request_id, const char *reason)
         fwd_send_cancelled(hit, reason ? reason : "The client cancelled the request.");
     }
     chan_unref(&hit->ch);
+}
+
+/* A notification or a response from the client of s (msg, method NULL
+ * for a response), once its audit row is committed: a cancellation goes
+ * to the call it names, an answer to the relayed request it answers. */
+static void
+client_note(struct gw_session *s, const char *method, json_t *msg)
+{
+    json_t *params = json_object_get(msg, "params");
+
+    if (method && !strcmp(method, "notifications/cancelled"))
+        cancel_by_client(s, json_object_get(params, "requestId"), gh_json_str(params, "reason"));
+    if (method == NULL)
+        gw_relay_response(s, msg);
 }
 
 /* The client went away (or the response ended): stop the upstream work. */
@@ -2315,13 +2330,8 @@ batch_run(struct mreq *m, json_t *batch)
         const char *method = msg_method(msg);
         json_t *id = json_object_get(msg, "id");
 
-        if (!json_is_object(msg) || (method == NULL) == (id == NULL))
-            continue;       /* a request (answered above) or invalid */
-        if (method && !strcmp(method, "notifications/cancelled"))
-            cancel_by_client(m->s, json_object_get(json_object_get(msg, "params"), "requestId"),
-                             gh_json_str(json_object_get(msg, "params"), "reason"));
-        if (method == NULL)
-            gw_relay_response(m->s, msg);
+        if (json_is_object(msg) && (method == NULL) != (id == NULL))
+            client_note(m->s, method, msg);     /* not a request (answered above), not invalid */
     }
     if (json_array_size(out) == 0)
         return web_reply(m->r, 202, NULL, "", 0);
@@ -2423,10 +2433,7 @@ mcp_post(struct web_req *r)
         /* notifications and responses to us: accepted, nothing to say */
         if (audit(&m, method ? method : "(response)") < 0)
             return audit_unavailable(r, NULL);
-        if (method && !strcmp(method, "notifications/cancelled"))
-            cancel_by_client(m.s, json_object_get(params, "requestId"), gh_json_str(params, "reason"));
-        if (method == NULL)
-            gw_relay_response(m.s, body);       /* an answer to a relayed request, maybe */
+        client_note(m.s, method, body);
         return web_reply(r, 202, NULL, "", 0);
     }
     return dispatch_or_offload(&m, method, id, params);
