@@ -7,6 +7,9 @@
 //   (d) the same with a second Gatehouse on a cluster with fsync and
 //       synchronous_commit off — not a target, it shows what the durable audit
 //       commit costs;
+// then, on the durable cluster with no proxy at all, what one durable commit
+// of a row costs at each level (pgbench, one INSERT per transaction) and what
+// the disk takes per flush (pg_test_fsync): the floor under (c);
 // at a few concurrency levels; then Gatehouse's resident memory with N open
 // MCP sessions.
 //   node bench/gateway/run.mjs [--seconds 10] [--levels 1,8,64] [--rounds 1] [--sessions 10000]
@@ -134,6 +137,28 @@ async function openSession(url, pat) {
   return sid;
 }
 
+/* pgbench on the durable cluster: one INSERT of an audit-sized row per
+   transaction, `conns` clients, no proxy.  Returns { tps, lat_ms }. */
+function commitFloor(cluster, conns, seconds) {
+  const script = path.join(tmp, 'commit.sql');
+  fs.writeFileSync(script, "INSERT INTO bench_commit (body) VALUES (repeat('x', 600));\n");
+  const r = spawnSync(path.join(cluster.bin, 'pgbench'), ['-n', '-h', cluster.dir, '-U', 'gatehouse', '-c', String(conns),
+    '-j', String(Math.min(conns, os.cpus().length)), '-T', String(seconds), '-f', script, 'gatehouse'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`pgbench: ${r.stderr}`);
+  return {
+    tps: Number((r.stdout.match(/tps = ([\d.]+)/) || [])[1]),
+    lat_ms: Number((r.stdout.match(/latency average = ([\d.]+) ms/) || [])[1]),
+  };
+}
+
+/* pg_test_fsync in the cluster's folder: µs per flush of one 8 kB write, the
+   way PostgreSQL flushes its WAL by default on Linux (fdatasync). */
+function flushUs(cluster) {
+  const r = spawnSync(path.join(cluster.bin, 'pg_test_fsync'), ['-s', '1', '-f', path.join(cluster.dir, 'fsync-probe')], { encoding: 'utf8' });
+  const m = r.stdout.match(/one 8kB write[\s\S]*?fdatasync\s+[\d.]+ ops\/sec\s+(\d+) usecs\/op/);
+  return m ? Number(m[1]) : NaN;
+}
+
 function rssKiB(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m[1]);
@@ -174,6 +199,12 @@ async function main() {
   ];
   // warm-up (connections, caches, the upstream session)
   for (const [, url, env] of targets) wrk(url, 4, 2, env);
+  // the floor under (c): durable commits with no proxy, on the same cluster
+  cluster.sql('CREATE TABLE bench_commit (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), body text)');
+  cluster.sql('CHECKPOINT', { user: 'pgadmin' });
+  const floors = Object.fromEntries(LEVELS.map((c) => [c, commitFloor(cluster, c, Math.min(SECONDS, 5))]));
+  const flush = flushUs(cluster);
+  cluster.sql('DROP TABLE bench_commit');
 
   const rows = [];
   for (const c of LEVELS) {
@@ -233,6 +264,15 @@ async function main() {
     const ng = Math.max(1, r.nginx.p50_us - r.direct.p50_us);
     const ratio = (x) => `${((x.p50_us - r.direct.p50_us) / ng).toFixed(1)} | ${(x.rps / r.nginx.rps).toFixed(2)}`;
     console.log(`| ${c} | ${ratio(r.gatehouse)} | ${ratio(r['gatehouse-nofsync'])} |`);
+  }
+  console.log(`\nThe floor under a durable audit, on the same cluster with no proxy: pgbench, one INSERT of a 600-byte row per transaction (fsync on); the disk's flush (pg_test_fsync, one 8 kB write, fdatasync): ${flush} µs.`);
+  console.log('\nWhat the latency target asks at each level: Gatehouse\'s p50 may be the direct p50 plus 1.5x nginx\'s added p50; with c connections in a closed loop, a latency L means about c / L req/s (Little\'s law), so below saturation the target is a latency and at saturation it is a throughput.');
+  console.log('\n| concurrency | nginx added p50 ms | Gatehouse p50 the target allows ms | req/s that p50 means (c / p50) | as a share of nginx req/s | durable commits alone, one row per transaction: mean ms | the same: commits/s |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const [c, r] of rows) {
+    const allowUs = r.direct.p50_us + 1.5 * (r.nginx.p50_us - r.direct.p50_us);
+    const rps = c / (allowUs / 1e6);
+    console.log(`| ${c} | ${fmt(r.nginx.p50_us - r.direct.p50_us)} | ${fmt(allowUs)} | ${rps.toFixed(0)} | ${(rps / r.nginx.rps).toFixed(2)} | ${floors[c].lat_ms.toFixed(3)} | ${floors[c].tps.toFixed(0)} |`);
   }
   const us = (v) => (v === undefined || Number.isNaN(v) ? '' : v.toFixed(1));
   console.log('\nCPU time per call (user + system, µs; from /proc over each run):');

@@ -38,6 +38,7 @@ export async function startCluster({ durable = false } = {}) {
     (durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off');
   const cluster = {
     dir,
+    bin,
     url: `postgresql://gatehouse@/gatehouse?host=${encodeURIComponent(dir)}`,
     // the server key of every process on this cluster (startServer's default):
     // the database keeps a check of the first key used and refuses others
