@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -120,6 +121,34 @@ static const char SERVE_USAGE[] =
     "Runs the server. Settings come from GATEHOUSE_* variables or --config (see gatehouse --help).\n"
     "With no GATEHOUSE_DATABASE_URL, a private PostgreSQL cluster runs under GATEHOUSE_DATA_DIR.\n";
 
+/* Every client connection, GET stream, upstream transfer and database
+ * connection holds a descriptor, and service managers commonly start a
+ * process with a soft limit of 1,024 under a far higher hard one (systemd:
+ * 1024:524288): the server takes what the hard limit allows, as nginx's
+ * worker_rlimit_nofile or Go's runtime do, and says so. */
+#define OPEN_FILES_WARN 4096
+static void
+raise_open_files(void)
+{
+    struct rlimit rl;
+    rlim_t target, was;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    was = rl.rlim_cur;
+    /* an unlimited hard limit: the kernel's own default ceiling (nr_open) */
+    target = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)1 << 20 ? (rlim_t)1 << 20 : rl.rlim_max;
+    if (was != RLIM_INFINITY && was < target &&
+        setrlimit(RLIMIT_NOFILE, &(struct rlimit){ .rlim_cur = target, .rlim_max = rl.rlim_max }) == 0) {
+        GH_LOG(INFO, "open_files", "soft limit raised from %llu to %llu", (unsigned long long)was,
+               (unsigned long long)target);
+        was = target;
+    }
+    if (was < OPEN_FILES_WARN)
+        GH_LOG(WARN, "open_files", "at most %llu open files (the hard limit): each client connection, GET stream, "
+               "upstream transfer and database connection takes one", (unsigned long long)was);
+}
+
 int
 main_serve(int argc, char **argv, const char *config)
 {
@@ -138,6 +167,7 @@ main_serve(int argc, char **argv, const char *config)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_open_files();
 
     if (gh_server_key_init(&e) < 0 || db_init(&e) < 0)
         goto fail;

@@ -43,6 +43,8 @@ static const struct cfg_row rows[] = {
       "Lowest level logged: debug, info, warn or error." },
     { "http_threads", "GATEHOUSE_HTTP_THREADS", CFG_INT, F(http_threads), "4", 1, 256,
       "HTTP worker threads (libmicrohttpd thread pool with epoll)." },
+    { "http_max_connections", "GATEHOUSE_HTTP_MAX_CONNECTIONS", CFG_INT, F(http_max_connections), "0", 0, 1048576,
+      "Client connections served at once, open GET streams included; past it new connections wait in the listen queue. 0: half the open-files limit, which serve raises to its hard limit at start (the other half is for upstream transfers, the database and files)." },
     { "http_max_body", "GATEHOUSE_HTTP_MAX_BODY", CFG_INT, F(http_max_body), "1048576", 1024, 67108864,
       "Largest request body in bytes; larger is refused with 413." },
     { "http_max_header", "GATEHOUSE_HTTP_MAX_HEADER", CFG_INT, F(http_max_header), "16384", 4096, 1048576,

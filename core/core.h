@@ -82,6 +82,7 @@ struct gh_config {
     char *database_url;         /* empty = embedded cluster */
     char *log_level;
     long  http_threads;
+    long  http_max_connections;   /* 0: half the open-files limit */
     long  http_max_body;
     long  http_max_header;
     long  http_max_form;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -910,10 +911,29 @@ parse_listen(struct sockaddr_storage *ss, struct gh_err *e)
     return 0;
 }
 
+/* GATEHOUSE_HTTP_MAX_CONNECTIONS, or half the open-files limit: without
+ * it libmicrohttpd serves FD_SETSIZE - 4 (1,020) connections whatever the
+ * limit, and leaves the rest unanswered in the listen queue. */
+static unsigned
+max_connections(void)
+{
+    struct rlimit rl;
+    rlim_t n = 1020;
+
+    if (gh_cfg.http_max_connections > 0)
+        n = (rlim_t)gh_cfg.http_max_connections;
+    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        n = rl.rlim_cur / 2;
+    if (n < (rlim_t)gh_cfg.http_threads * 4)
+        n = (rlim_t)gh_cfg.http_threads * 4;
+    return n > 1048576 ? 1048576 : (unsigned)n;
+}
+
 int
 web_server_start(struct gh_err *e)
 {
     struct sockaddr_storage ss = {0};
+    unsigned conns = max_connections();
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
 
@@ -925,6 +945,7 @@ web_server_start(struct gh_err *e)
     daemon_ = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)gh_cfg.http_threads,
+                               MHD_OPTION_CONNECTION_LIMIT, conns,
                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)gh_cfg.http_max_header + 16384,
                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
@@ -936,7 +957,8 @@ web_server_start(struct gh_err *e)
         snprintf(e->msg, sizeof(e->msg), "cannot listen on %.64s (GATEHOUSE_LISTEN)", gh_cfg.listen);
         return -1;
     }
-    GH_LOG(INFO, "listening", "listening on %s, public URL %s", gh_cfg.listen, gh_cfg.public_url);
+    GH_LOG(INFO, "listening", "listening on %s, public URL %s, at most %u connections", gh_cfg.listen,
+           gh_cfg.public_url, conns);
     return 0;
 }
 

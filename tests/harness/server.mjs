@@ -44,11 +44,12 @@ function tail(file) {
 }
 
 /* Starts gatehouse serve.  Options: cluster (else one is started and owned),
- * env (extra GATEHOUSE_* settings), name (log file prefix), args.  The server
+ * env (extra GATEHOUSE_* settings), name (log file prefix), args, wrap (a
+ * command that execs the binary, e.g. ['prlimit', '--nofile=1024:4096', '--']).  The server
  * key is the cluster's (cluster.serverKey), so several processes and CLI runs
  * on one database agree; env.GATEHOUSE_SERVER_KEY overrides it ('' = the
  * key file in the data folder). */
-export async function startServer({ cluster, env = {}, name = 'server', args = [], readyTimeoutMs = 60000 } = {}) {
+export async function startServer({ cluster, env = {}, name = 'server', args = [], wrap = [], readyTimeoutMs = 60000 } = {}) {
   const ownCluster = !cluster;
   if (ownCluster) cluster = await startCluster();
   const port = env.GATEHOUSE_LISTEN ? Number(env.GATEHOUSE_LISTEN.split(':').pop()) : await freePort();
@@ -70,7 +71,8 @@ export async function startServer({ cluster, env = {}, name = 'server', args = [
       srv.logFile = logFileFor(name);
       const out = fs.openSync(srv.logFile, 'a');
       srv.stdout = '';
-      srv.proc = spawn(gatehouseBin, ['serve', ...args], { env: srv.env, stdio: ['ignore', 'pipe', out] });
+      const argv = [...wrap, gatehouseBin, 'serve', ...args];
+      srv.proc = spawn(argv[0], argv.slice(1), { env: srv.env, stdio: ['ignore', 'pipe', out] });
       fs.closeSync(out);
       live.add(srv.proc);
       srv.exited = new Promise((resolve) => srv.proc.on('exit', (code, sig) => { live.delete(srv.proc); resolve(code ?? sig); }));
