@@ -4,16 +4,21 @@
 // /profile/connections, an admin revoking a whole client — makes the very
 // next call 401; a change made by another process (a user disabled by the
 // CLI, a second instance sharing the database) as soon as its NOTIFY arrives.
+// The caches lean on the LISTEN connection: one lost silently (no FIN, no
+// reset: a NAT or firewall that dropped its state) must not leave a
+// process serving a revoked credential from memory for ever; nor one
+// killed outright (pg_terminate_backend), whose notifications sent while
+// it reconnects are lost.
 // /mcp answers whatever the gateway answers behind authentication: the
 // tests assert 401 against not-401.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startServer, createUser, gatehouse, secret, sleep } from '../harness/index.mjs';
+import { startServer, startPgCut, createUser, gatehouse, secret, sleep } from '../harness/index.mjs';
 import { fullFlow, signedIn, mcp } from './oauth/lib.mjs';
 
 const KEY = secret(crypto.randomBytes(32).toString('hex'));
-let srv, other;
+let srv, other, proxy, viaProxy;
 
 before(async () => {
   srv = await startServer({ name: 'authcache', env: { GATEHOUSE_SERVER_KEY: KEY } });
@@ -21,8 +26,14 @@ before(async () => {
   // tokens live 2 s, to see expiry honoured on cached entries
   other = await startServer({ name: 'authcache-b', cluster: srv.cluster,
     env: { GATEHOUSE_SERVER_KEY: KEY, GATEHOUSE_ACCESS_TOKEN_TTL: '2' } });
+  // a third, whose connections to the database pass through a TCP proxy
+  proxy = await startPgCut(srv.cluster);
+  viaProxy = await startServer({ name: 'authcache-c', cluster: srv.cluster,
+    env: { GATEHOUSE_SERVER_KEY: KEY, GATEHOUSE_DATABASE_URL: proxy.url } });
 });
 after(async () => {
+  assert.equal(await viaProxy.stop(), 0);
+  proxy.stop();
   assert.equal(await other.stop(), 0);
   assert.equal(await srv.stop(), 0);
 });
@@ -172,4 +183,44 @@ test('a cached access token stops working when it expires', async () => {
   assert.equal(d.tokens.expires_in, 2);
   await sleep(2100);
   assert.equal(await status(other, d.tokens.access_token), 401);
+});
+
+/* Revoked by someone else (psql here, as another instance or the CLI would):
+ * the row changes and PostgreSQL sends its NOTIFY. */
+function revokePats(email) {
+  srv.cluster.sql(`UPDATE pats SET revoked_at = now() WHERE revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE email = '${email}')`);
+}
+
+async function refusedWithin(s, tok, ms, what) {
+  const until = Date.now() + ms;
+  while (await status(s, tok) !== 401) {
+    assert.ok(Date.now() < until, what);
+    await sleep(100);
+  }
+}
+
+test('a LISTEN connection lost without a word: within seconds the cache steps aside and a revoked PAT is refused', async () => {
+  const u = createUser(srv, {});
+  const t = pat(srv, u.email);
+  await cachedCall(viaProxy, t);
+  assert.ok(await proxy.freezeListen() >= 1, 'the listener connection was frozen');
+  revokePats(u.email);      // its NOTIFY never reaches viaProxy
+  // the old listener heard nothing and stayed "live" for ever: the PAT
+  // (no expiry) was served from memory until the process restarted
+  await refusedWithin(viaProxy, t, 20000, 'a revoked PAT still accepted 20 s after its NOTIFY was lost');
+  // and the listener came back on a new connection: the cache serves again
+  const u2 = createUser(srv, {});
+  await cachedCall(viaProxy, pat(srv, u2.email));
+});
+
+test("the listener's connection killed (pg_terminate_backend), then a revocation: refused, and the cache serves again", async () => {
+  const u = createUser(srv, {});
+  const t = pat(srv, u.email);
+  await cachedCall(srv, t);
+  srv.cluster.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'gatehouse' AND pid <> pg_backend_pid()",
+    { user: 'pgadmin' });
+  revokePats(u.email);
+  // whether its NOTIFY found the listener back or not, the next call knows
+  await refusedWithin(srv, t, 5000, 'a revoked PAT still accepted after the listener was killed');
+  await cachedCall(srv, pat(srv, createUser(srv, {}).email));
 });
