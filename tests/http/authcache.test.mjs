@@ -15,13 +15,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { startServer, startPgCut, createUser, gatehouse, secret, sleep } from '../harness/index.mjs';
-import { fullFlow, signedIn, mcp } from './oauth/lib.mjs';
+import { fullFlow, signedIn, mcp, token } from './oauth/lib.mjs';
 
 const KEY = secret(crypto.randomBytes(32).toString('hex'));
 let srv, other, proxy, viaProxy;
 
 before(async () => {
-  srv = await startServer({ name: 'authcache', env: { GATEHOUSE_SERVER_KEY: KEY } });
+  // no grace window: a rotated refresh token presented again is a replay at once
+  srv = await startServer({ name: 'authcache', env: { GATEHOUSE_SERVER_KEY: KEY, GATEHOUSE_REFRESH_GRACE_SECONDS: '0' } });
   // a second instance on the same database and server key; its access
   // tokens live 2 s, to see expiry honoured on cached entries
   other = await startServer({ name: 'authcache-b', cluster: srv.cluster,
@@ -185,15 +186,53 @@ test('a cached access token stops working when it expires', async () => {
   assert.equal(await status(other, d.tokens.access_token), 401);
 });
 
+test('replays and RFC 7009 revocation stop cached access tokens at an agent endpoint: at once here, soon on the other instance', async () => {
+  assert.equal(gatehouse(srv, ['agent', 'add', '--slug', 'cache-replay', '--name', 'Replay']).code, 0);
+  const path = '/agents/cache-replay/mcp', resource = `${srv.url}${path}`;
+  const c = await signedIn(srv, createUser(srv, {}));
+  const cachedOnBoth = async (tok) => { await cachedCall(srv, tok, path); await cachedCall(other, tok, path); };
+  const refusedOnBoth = async (tok, what) => {
+    assert.equal(await status(srv, tok, path), 401, `${what}: the very next call here`);
+    await refusedWithin(other, tok, 5000, `${what}: still accepted by the other instance after 5 s`, path);
+  };
+
+  // a rotated refresh token presented again revokes its chain
+  const d = await fullFlow(srv, c, { meta: { client_name: 'Replayed Refresh' }, resource });
+  const form = { grant_type: 'refresh_token', refresh_token: d.tokens.refresh_token, client_id: d.client.client_id };
+  const r1 = await token(srv, form);
+  assert.equal(r1.status, 200, JSON.stringify(r1.body));
+  await cachedOnBoth(d.tokens.access_token);
+  await cachedOnBoth(r1.body.access_token);
+  assert.equal((await token(srv, form)).body.error, 'invalid_grant');
+  await refusedOnBoth(d.tokens.access_token, 'refresh replay, the first access token');
+  await refusedOnBoth(r1.body.access_token, 'refresh replay, the rotated access token');
+
+  // a code exchanged twice revokes what it issued
+  const e = await fullFlow(srv, c, { meta: { client_name: 'Replayed Code' }, resource });
+  await cachedOnBoth(e.tokens.access_token);
+  const again = await token(srv, { grant_type: 'authorization_code', code: e.code, redirect_uri: e.redirect,
+    code_verifier: e.verifier, client_id: e.client.client_id, resource });
+  assert.equal(again.body.error, 'invalid_grant');
+  await refusedOnBoth(e.tokens.access_token, 'code replay');
+
+  // RFC 7009 of the access token itself
+  const f = await fullFlow(srv, c, { meta: { client_name: 'Revoked Access' }, resource });
+  await cachedOnBoth(f.tokens.access_token);
+  const rv = await fetch(`${srv.url}/oauth/revoke`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token: f.tokens.access_token, client_id: f.client.client_id }) });
+  assert.equal(rv.status, 200);
+  await refusedOnBoth(f.tokens.access_token, '/oauth/revoke');
+});
+
 /* Revoked by someone else (psql here, as another instance or the CLI would):
  * the row changes and PostgreSQL sends its NOTIFY. */
 function revokePats(email) {
   srv.cluster.sql(`UPDATE pats SET revoked_at = now() WHERE revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE email = '${email}')`);
 }
 
-async function refusedWithin(s, tok, ms, what) {
+async function refusedWithin(s, tok, ms, what, path = '/mcp') {
   const until = Date.now() + ms;
-  while (await status(s, tok) !== 401) {
+  while (await status(s, tok, path) !== 401) {
     assert.ok(Date.now() < until, what);
     await sleep(100);
   }
