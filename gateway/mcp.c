@@ -798,7 +798,7 @@ listens_recheck(void *ctx)
     struct listener **ended = NULL;
     const char **kind = NULL, **id = NULL;
     bool *fallen = NULL;
-    int n = 0, cap = 0, nended = 0;
+    int n = 0, cap = 0, nfallen = 0, nended = 0;
 
     (void)ctx;
     __atomic_store_n(&recheck_queued, false, __ATOMIC_SEQ_CST);
@@ -825,17 +825,25 @@ listens_recheck(void *ctx)
     fallen = gh_arena_alloc(a, sizeof(*fallen) * (size_t)n);
     if (fallen == NULL || authz_credentials_fallen(a, kind, id, n, fallen, &e) < 0)
         goto failed;
+    /* the fallen ones (few) to the front */
+    for (int i = 0; i < n; i++)
+        if (fallen[i]) {
+            kind[nfallen] = kind[i];
+            id[nfallen++] = id[i];
+        }
+    if (nfallen == 0)
+        goto out;
     wake = gh_arena_alloc(a, sizeof(*wake) * (size_t)n);
     ended = gh_arena_alloc(a, sizeof(*ended) * (size_t)n);
     if (wake == NULL || ended == NULL)
         goto failed;
-    /* the streams named in the snapshot, by credential: those opened since
-     * were checked at their own authentication or queue their own pass */
+    /* the streams of those credentials: ones opened since the snapshot were
+     * checked at their own authentication or queue their own pass */
     pthread_mutex_lock(&lsn_lock);
     for (struct listener *l = listeners; l && nended < n; l = l->next) {
         bool gone = false;
-        for (int i = 0; i < n && !gone; i++)
-            gone = fallen[i] && !strcmp(id[i], l->cred_id) && !strcmp(kind[i], l->cred_kind);
+        for (int i = 0; i < nfallen && !gone; i++)
+            gone = !strcmp(id[i], l->cred_id) && !strcmp(kind[i], l->cred_kind);
         if (!gone)
             continue;
         pthread_mutex_lock(&l->ch.lock);
