@@ -99,6 +99,21 @@ struct authz_credential *authz_mcp_authenticate(struct web_req *r, const char *s
  * the database trigger's NOTIFY. */
 void authz_credentials_changed(const char *why);
 
+/* fn(ctx) runs after every change that may have revoked a credential: one
+ * made here (authz_credentials_changed), one another process announced,
+ * and after the database listener reconnected (changes may have been
+ * missed).  It runs on the changing thread or the listener thread: it must
+ * be quick and take none of the caller's locks.  Call at start-up. */
+int authz_credentials_watch(void (*fn)(void *ctx), void *ctx);
+
+/* For what outlives the request that authenticated it (a listen stream):
+ * of n credentials (kind[i] "oauth" | "pat", token id id[i]), which no
+ * longer stand — revoked, their grant revoked, their user disabled or
+ * deleted, their agent gone.  Expiry is not looked at.  fallen[i] is set
+ * for each; -1 when the database could not say (e). */
+int authz_credentials_fallen(struct gh_arena *a, const char *const *kind, const char *const *id, int n,
+                             bool *fallen, struct gh_err *e);
+
 /* Registers /login, /logout, /setup, /profile pages, the OAuth 2.1
  * authorization server and the token/connection pages. */
 int authz_register_routes(void);

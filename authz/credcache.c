@@ -15,6 +15,9 @@
  *  - A listener reconnect flushes (notifications were missed), and while
  *    the listener is down the caches neither serve nor store.
  * Only positive answers are cached: an unknown token is asked again.
+ * Whoever holds something else a credential opened (the gateway's listen
+ * streams) is told of each of those three kinds of change, after the
+ * flush: authz_credentials_watch().
  */
 #include "authz/authz_int.h"
 #include <stdio.h>
@@ -23,14 +26,53 @@
 
 #define CHANNEL "authz_credentials"
 #define AGENTS_MAX 4096
+#define WATCHERS_MAX 4
 
 static struct gh_cache *creds, *agents;
+static struct { void (*fn)(void *); void *ctx; } watchers[WATCHERS_MAX];
+static int nwatchers;
 
+/* The caches first: a watcher that asks again must not be answered from them. */
 static void
 flush_all(void)
 {
+    int n = __atomic_load_n(&nwatchers, __ATOMIC_ACQUIRE);
+
     gh_cache_flush(creds);
     gh_cache_flush(agents);
+    for (int i = 0; i < n; i++)
+        watchers[i].fn(watchers[i].ctx);
+}
+
+static void
+on_notify(const char *channel, const char *payload, void *ctx)
+{
+    (void)channel;
+    (void)payload;
+    (void)ctx;
+    flush_all();
+}
+
+static void
+on_reconnect(void *ctx)
+{
+    (void)ctx;
+    flush_all();
+}
+
+int
+authz_credentials_watch(void (*fn)(void *ctx), void *ctx)
+{
+    int n = __atomic_load_n(&nwatchers, __ATOMIC_ACQUIRE);
+
+    if (n == WATCHERS_MAX)
+        return -1;
+    if (n == 0 && (db_listen_reconnect_hook(on_reconnect, NULL) < 0 || db_listen(CHANNEL, on_notify, NULL) < 0))
+        return -1;
+    watchers[n].fn = fn;
+    watchers[n].ctx = ctx;
+    __atomic_store_n(&nwatchers, n + 1, __ATOMIC_RELEASE);
+    return 0;
 }
 
 static long hits(void) { return gh_cache_hits(creds); }

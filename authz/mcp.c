@@ -48,6 +48,19 @@ static const char SQL_PAT[] =
     " WHERE p.token_hash = $1 AND p.revoked_at IS NULL AND (p.expires_at IS NULL OR p.expires_at > now())"
     "   AND NOT u.disabled";
 
+/* The ordinals (1-based) of the credentials of $1 (kinds) and $2 (token
+ * ids) that SQL_ACCESS or SQL_PAT would refuse for anything but expiry. */
+static const char SQL_FALLEN[] =
+    "SELECT x.i FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS x(kind, id, i)"
+    " WHERE NOT CASE x.kind WHEN 'pat' THEN EXISTS ("
+    "   SELECT 1 FROM pats p JOIN users u ON u.id = p.user_id JOIN agents a ON a.id = p.agent_id"
+    "    WHERE p.id = x.id AND p.revoked_at IS NULL AND NOT u.disabled)"
+    " ELSE EXISTS ("
+    "   SELECT 1 FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
+    "     JOIN agents a ON a.id = g.agent_id JOIN oauth_clients c ON c.client_id = g.client_id"
+    "    WHERE t.id = x.id AND t.kind = 'access' AND t.revoked_at IS NULL AND g.revoked_at IS NULL"
+    "      AND NOT u.disabled) END";
+
 static char *
 dup(struct gh_arena *a, PGresult *res, int col)
 {
@@ -155,4 +168,41 @@ invalid:
     gh_err_clear(&no->e);
     gh_err_set(&no->e, 401, "invalid_token", "The access token is invalid, expired or revoked.", NULL);
     return NULL;
+}
+
+int
+authz_credentials_fallen(struct gh_arena *a, const char *const *kind, const char *const *id, int n,
+                         bool *fallen, struct gh_err *e)
+{
+    /* two array literals, "{pat,oauth,…}" and "{<uuid>,…}": both made of
+     * our own constants and row ids, each id checked all the same */
+    char *kinds = gh_arena_alloc(a, (size_t)n * 6 + 2), *ids = gh_arena_alloc(a, (size_t)n * 37 + 2);
+    size_t kl = 0, il = 0;
+    PGresult *res;
+
+    if (kinds == NULL || ids == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "arena full");
+    kinds[kl++] = ids[il++] = '{';
+    for (int i = 0; i < n; i++) {
+        const char *k = !strcmp(kind[i], "pat") ? "pat" : "oauth";
+        const char *v = gh_uuid_ok(id[i]) ? id[i] : "00000000-0000-0000-0000-000000000000";
+        if (i)
+            kinds[kl++] = ids[il++] = ',';
+        memcpy(kinds + kl, k, strlen(k));
+        kl += strlen(k);
+        memcpy(ids + il, v, 36);
+        il += 36;
+        fallen[i] = false;
+    }
+    kinds[kl++] = ids[il++] = '}';
+    kinds[kl] = ids[il] = '\0';
+    res = db_query(a, e, SQL_FALLEN, 2, kinds, ids);
+    if (res == NULL)
+        return -1;
+    for (int r = 0; r < PQntuples(res); r++) {
+        long long i = db_ll(res, r, 0, 0);
+        if (i >= 1 && i <= n)
+            fallen[i - 1] = true;
+    }
+    return 0;
 }

@@ -9,6 +9,15 @@
  * channel is being listened to right now (no invalidation can be missed),
  * and the reconnect hooks run after each (re)connect, before the listener
  * reports live again, since notifications sent meanwhile were lost.
+ *
+ * A connection can also die without a word — a NAT or firewall that
+ * dropped its state, a partition: no FIN, no reset, poll() never wakes,
+ * and every notification is lost while we would go on reporting live (the
+ * caches would serve a revoked credential for as long as the process
+ * runs).  So the listener asks its server something every PING_EVERY_MS;
+ * no answer within PING_WAIT_MS ends the connection (then reconnect,
+ * hooks).  Live therefore means "heard from the server within the last
+ * PING_EVERY_MS + PING_WAIT_MS".
  */
 #include "db/db_int.h"
 #include <poll.h>
@@ -19,6 +28,8 @@
 
 #define MAX_LISTENERS 32
 #define MAX_HOOKS 8
+#define PING_EVERY_MS 2000
+#define PING_WAIT_MS  3000
 
 struct listener {
     char         channel[64];
@@ -98,10 +109,28 @@ run_hooks(void)
         lsn.hook[i].fn(lsn.hook[i].ctx);
 }
 
+/* The answer of the ping in flight, if it is all there: 1 answered, 0 not
+ * yet, -1 the connection broke. */
+static int
+ping_answered(PGconn *pg)
+{
+    PGresult *r;
+    bool ok = true;
+
+    if (PQisBusy(pg))
+        return 0;
+    while ((r = PQgetResult(pg)) != NULL) {
+        ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+    }
+    return ok ? 1 : -1;
+}
+
 static void *
 listener_main(void *arg)
 {
     PGconn *pg = NULL;
+    int64_t ping_due = 0, ping_sent = 0;    /* microseconds; ping_sent 0: none in flight */
 
     (void)arg;
     while (!__atomic_load_n(&lsn.stop, __ATOMIC_ACQUIRE)) {
@@ -121,9 +150,11 @@ listener_main(void *arg)
             }
             /* whatever was sent while we were away is lost */
             run_hooks();
+            ping_sent = 0;
+            ping_due = gh_now_us() + PING_EVERY_MS * 1000LL;
             GH_LOG(DEBUG, "db_listen", "listener connected");
         }
-        if (__atomic_load_n(&lsn.dirty, __ATOMIC_ACQUIRE)) {
+        if (ping_sent == 0 && __atomic_load_n(&lsn.dirty, __ATOMIC_ACQUIRE)) {
             set_live(false);
             if (!listen_all(pg)) {
                 PQfinish(pg);
@@ -141,6 +172,32 @@ listener_main(void *arg)
         while ((n = PQnotifies(pg)) != NULL) {
             dispatch(n);
             PQfreemem(n);
+        }
+        if (ping_sent) {
+            int got = ping_answered(pg);
+            if (got == 0 && gh_now_us() - ping_sent > PING_WAIT_MS * 1000LL) {
+                GH_LOG(WARN, "db_listen", "no answer from the database in %d ms: reconnecting the listener",
+                       PING_WAIT_MS);
+                got = -1;
+            }
+            if (got < 0) {
+                set_live(false);
+                PQfinish(pg);
+                pg = NULL;
+                continue;
+            }
+            if (got > 0) {
+                ping_sent = 0;
+                ping_due = gh_now_us() + PING_EVERY_MS * 1000LL;
+            }
+        } else if (gh_now_us() >= ping_due) {
+            if (!PQsendQuery(pg, "SELECT 1")) {
+                set_live(false);
+                PQfinish(pg);
+                pg = NULL;
+                continue;
+            }
+            ping_sent = gh_now_us();
         }
     }
     set_live(false);

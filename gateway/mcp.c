@@ -107,6 +107,7 @@ struct mreq {
     const char *policy_versions;
     int     upstream_status;
     const char *new_session;        /* initialize: the id sent once its row is committed */
+    uint64_t cred_serial;           /* cred_serial before the credential was authenticated */
 };
 
 static void
@@ -318,12 +319,18 @@ check_rebinding(struct web_req *r)
 
 /* ---------------------------------------------------------------- authentication */
 
+static uint64_t cred_serial;        /* bumped by every credential change (see listens_recheck) */
+
+/* The request's credential, or NULL when the reply was sent.  *serial is
+ * cred_serial as it was before the credential was looked at. */
 static const struct authz_credential *
-authenticate(struct web_req *r)
+authenticate(struct web_req *r, uint64_t *serial)
 {
     struct gh_arena *a = web_arena(r);
     const struct authz_credential *who;
     struct authz_mcp_refusal no;
+
+    *serial = __atomic_load_n(&cred_serial, __ATOMIC_SEQ_CST);
 
     if (gh_cfg.test_unauthenticated_mcp && web_header(r, "Authorization") == NULL) {
         struct gh_err e = {0};
@@ -570,11 +577,15 @@ struct listener {
     char         user_id[40];       /* the member's ("" for the test identity) */
     json_t      *sub_id;            /* stateless: the listen request's id */
     bool         tools, prompts, resources;
+    char         cred_kind[8];      /* "pat" | "oauth" ("" for the test identity) */
+    char         cred_id[40];       /* its token id */
+    uint64_t     cred_serial;       /* cred_serial before it was authenticated */
     struct listener *next, *prev;
 };
 
 static pthread_mutex_t lsn_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct listener *listeners;
+static void listens_recheck_post(void);
 
 static void
 listener_free(struct chan *c)
@@ -719,6 +730,11 @@ listener_open(struct mreq *m, json_t *sub_id, json_t *filter)
     snprintf(l->user_id, sizeof(l->user_id), "%s", m->who->user_id ? m->who->user_id : "");
     if (!m->stateless)
         snprintf(l->id_hash, sizeof(l->id_hash), "%s", m->s->id_hash);
+    if (m->who->token_id && (!strcmp(m->who->kind, "pat") || !strcmp(m->who->kind, "oauth"))) {
+        snprintf(l->cred_kind, sizeof(l->cred_kind), "%s", m->who->kind);
+        snprintf(l->cred_id, sizeof(l->cred_id), "%s", m->who->token_id);
+    }
+    l->cred_serial = m->cred_serial;
     l->sub_id = json_incref(sub_id);
     l->tools = filter ? json_is_true(json_object_get(filter, "toolsListChanged")) : true;
     l->prompts = filter ? json_is_true(json_object_get(filter, "promptsListChanged")) : true;
@@ -754,8 +770,124 @@ listener_start(struct mreq *m, struct listener *l, json_t *ack)
         listeners->prev = l;
     listeners = l;
     pthread_mutex_unlock(&lsn_lock);
+    /* a change since the credential was looked at: a recheck that began
+     * before we were listed would have missed us */
+    if (l->cred_serial != __atomic_load_n(&cred_serial, __ATOMIC_SEQ_CST))
+        listens_recheck_post();
     chan_unref(&l->ch);     /* ours; the stream and registry keep it */
     return 0;
+}
+
+/* ---------------------------------------------------------------- listens of fallen credentials
+ * A listen stream (GET or subscriptions/listen) outlives the request that
+ * authenticated it.  After every change that may have revoked a credential
+ * (authz_credentials_watch: here, in another process, or missed while the
+ * database listener was away) a worker asks the database which of the
+ * open streams' credentials no longer stand and ends those streams; the
+ * client comes back with a credential that works, or not at all.  One
+ * pass at a time is queued; a change during a pass queues the next. */
+
+static bool recheck_queued, recheck_failed;
+
+static void
+listens_recheck(void *ctx)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gh_err e = {0};
+    struct web_stream **wake = NULL;
+    struct listener **ended = NULL;
+    const char **kind = NULL, **id = NULL;
+    bool *fallen = NULL;
+    int n = 0, cap = 0, nfallen = 0, nended = 0;
+
+    (void)ctx;
+    __atomic_store_n(&recheck_queued, false, __ATOMIC_SEQ_CST);
+    if (a == NULL)
+        goto failed;
+    pthread_mutex_lock(&lsn_lock);
+    for (struct listener *l = listeners; l; l = l->next)
+        cap += l->cred_id[0] != '\0';
+    kind = gh_arena_alloc(a, sizeof(*kind) * (size_t)(cap + 1));
+    id = gh_arena_alloc(a, sizeof(*id) * (size_t)(cap + 1));
+    for (struct listener *l = listeners; kind && id && l; l = l->next)
+        if (l->cred_id[0]) {
+            kind[n] = gh_arena_strdup(a, l->cred_kind);
+            id[n] = gh_arena_strdup(a, l->cred_id);
+            if (kind[n] == NULL || id[n] == NULL)
+                break;
+            n++;
+        }
+    pthread_mutex_unlock(&lsn_lock);
+    if (n < cap)
+        goto failed;
+    if (n == 0)
+        goto out;
+    fallen = gh_arena_alloc(a, sizeof(*fallen) * (size_t)n);
+    if (fallen == NULL || authz_credentials_fallen(a, kind, id, n, fallen, &e) < 0)
+        goto failed;
+    /* the fallen ones (few) to the front */
+    for (int i = 0; i < n; i++)
+        if (fallen[i]) {
+            kind[nfallen] = kind[i];
+            id[nfallen++] = id[i];
+        }
+    if (nfallen == 0)
+        goto out;
+    wake = gh_arena_alloc(a, sizeof(*wake) * (size_t)n);
+    ended = gh_arena_alloc(a, sizeof(*ended) * (size_t)n);
+    if (wake == NULL || ended == NULL)
+        goto failed;
+    /* the streams of those credentials: ones opened since the snapshot were
+     * checked at their own authentication or queue their own pass */
+    pthread_mutex_lock(&lsn_lock);
+    for (struct listener *l = listeners; l && nended < n; l = l->next) {
+        bool gone = false;
+        for (int i = 0; i < nfallen && !gone; i++)
+            gone = !strcmp(id[i], l->cred_id) && !strcmp(kind[i], l->cred_kind);
+        if (!gone)
+            continue;
+        pthread_mutex_lock(&l->ch.lock);
+        if (!l->ch.ended && !l->ch.gone) {
+            l->ch.ended = true;
+            l->ch.refs++;
+            wake[nended] = l->ch.ws;
+            ended[nended++] = l;
+        }
+        pthread_mutex_unlock(&l->ch.lock);
+    }
+    pthread_mutex_unlock(&lsn_lock);
+    /* woken holding none of our locks (see chan_queue) */
+    for (int i = 0; i < nended; i++) {
+        web_stream_wake(wake[i]);
+        chan_unref(&ended[i]->ch);
+    }
+    if (nended)
+        GH_LOG(INFO, "gw_listen", "%d listen stream(s) ended: their credential was revoked", nended);
+    goto out;
+failed:
+    /* the ticker queues the next attempt */
+    GH_LOG(WARN, "gw_listen", "cannot recheck the credentials of open streams: %s",
+           e.detail[0] ? e.detail : e.msg[0] ? e.msg : "out of memory");
+    __atomic_store_n(&recheck_failed, true, __ATOMIC_SEQ_CST);
+out:
+    gh_arena_free(a);
+}
+
+static void
+listens_recheck_post(void)
+{
+    if (__atomic_exchange_n(&recheck_queued, true, __ATOMIC_SEQ_CST))
+        return;
+    if (gw_work_post(listens_recheck, NULL) < 0)
+        __atomic_store_n(&recheck_queued, false, __ATOMIC_SEQ_CST);     /* stopping */
+}
+
+static void
+on_credentials_changed(void *ctx)
+{
+    (void)ctx;
+    __atomic_add_fetch(&cred_serial, 1, __ATOMIC_SEQ_CST);
+    listens_recheck_post();
 }
 
 /* ---------------------------------------------------------------- replies after their audit row
@@ -2342,6 +2474,7 @@ static int
 mcp_post(struct web_req *r)
 {
     const struct authz_credential *who;
+    uint64_t serial;
     struct mreq m;
     const char *ct, *method;
     json_t *body, *id, *params;
@@ -2350,9 +2483,10 @@ mcp_post(struct web_req *r)
     const char *raw;
     bool stateless;
 
-    if (check_rebinding(r) < 0 || (who = authenticate(r)) == NULL)
+    if (check_rebinding(r) < 0 || (who = authenticate(r, &serial)) == NULL)
         return 0;
     mreq_init(&m, r, who);
+    m.cred_serial = serial;
     ct = web_header(r, "Content-Type");
     if (ct == NULL || strncasecmp(ct, "application/json", 16) || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
         m.decision = "deny";
@@ -2443,12 +2577,14 @@ static int
 mcp_get(struct web_req *r)
 {
     const struct authz_credential *who;
+    uint64_t serial;
     struct mreq m;
     struct listener *l;
 
-    if (check_rebinding(r) < 0 || (who = authenticate(r)) == NULL)
+    if (check_rebinding(r) < 0 || (who = authenticate(r, &serial)) == NULL)
         return 0;
     mreq_init(&m, r, who);
+    m.cred_serial = serial;
     if (gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))) {
         m.decision = "deny";
         m.message = "GET in the stateless revision";
@@ -2503,12 +2639,14 @@ static int
 mcp_delete(struct web_req *r)
 {
     const struct authz_credential *who;
+    uint64_t serial;
     struct mreq m;
     struct gh_err e = {0};
 
-    if (check_rebinding(r) < 0 || (who = authenticate(r)) == NULL)
+    if (check_rebinding(r) < 0 || (who = authenticate(r, &serial)) == NULL)
         return 0;
     mreq_init(&m, r, who);
+    m.cred_serial = serial;
     if (gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))) {
         m.decision = "deny";
         m.message = "DELETE in the stateless revision";
@@ -2580,6 +2718,8 @@ tick_main(void *arg)
             break;
         pthread_mutex_unlock(&tick.lock);
         keepalives();
+        if (__atomic_exchange_n(&recheck_failed, false, __ATOMIC_SEQ_CST))
+            listens_recheck_post();
         if (gh_time_s() - last_expire >= 60) {
             last_expire = gh_time_s();
             gw_session_expire();
@@ -2625,6 +2765,10 @@ gw_mcp_register_routes(void)
         return -1;
     }
     db_listen(GW_CHANNEL_CONNECTORS, on_connectors, NULL);
+    if (authz_credentials_watch(on_credentials_changed, NULL) < 0) {
+        GH_LOG(ERROR, "gw_start", "cannot watch for revoked credentials");
+        return -1;
+    }
     if (gh_cfg.test_unauthenticated_mcp)
         GH_LOG(WARN, "gw_start", "GATEHOUSE_TEST_UNAUTHENTICATED_MCP is ON: the MCP endpoint admits "
                                  "requests WITHOUT credentials as a test identity. Never use this in production.");

@@ -9,6 +9,7 @@ export { Client, inputValue } from './http.mjs';
 export { secret } from './secrets.mjs';
 export { launchBrowser, screenshot } from './browser.mjs';
 export { startFixture, startEverything } from './upstream.mjs';
+export { startPgCut } from './pgcut.mjs';
 
 let users = 0;
 /* Creates an account through the CLI; the password is recorded as a secret. */

@@ -4,25 +4,37 @@
 // /profile/connections, an admin revoking a whole client — makes the very
 // next call 401; a change made by another process (a user disabled by the
 // CLI, a second instance sharing the database) as soon as its NOTIFY arrives.
+// The caches lean on the LISTEN connection: one lost silently (no FIN, no
+// reset: a NAT or firewall that dropped its state) must not leave a
+// process serving a revoked credential from memory for ever; nor one
+// killed outright (pg_terminate_backend), whose notifications sent while
+// it reconnects are lost.
 // /mcp answers whatever the gateway answers behind authentication: the
 // tests assert 401 against not-401.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startServer, createUser, gatehouse, secret, sleep } from '../harness/index.mjs';
-import { fullFlow, signedIn, mcp } from './oauth/lib.mjs';
+import { startServer, startPgCut, createUser, gatehouse, secret, sleep } from '../harness/index.mjs';
+import { fullFlow, signedIn, mcp, token } from './oauth/lib.mjs';
 
 const KEY = secret(crypto.randomBytes(32).toString('hex'));
-let srv, other;
+let srv, other, proxy, viaProxy;
 
 before(async () => {
-  srv = await startServer({ name: 'authcache', env: { GATEHOUSE_SERVER_KEY: KEY } });
+  // no grace window: a rotated refresh token presented again is a replay at once
+  srv = await startServer({ name: 'authcache', env: { GATEHOUSE_SERVER_KEY: KEY, GATEHOUSE_REFRESH_GRACE_SECONDS: '0' } });
   // a second instance on the same database and server key; its access
   // tokens live 2 s, to see expiry honoured on cached entries
   other = await startServer({ name: 'authcache-b', cluster: srv.cluster,
     env: { GATEHOUSE_SERVER_KEY: KEY, GATEHOUSE_ACCESS_TOKEN_TTL: '2' } });
+  // a third, whose connections to the database pass through a TCP proxy
+  proxy = await startPgCut(srv.cluster);
+  viaProxy = await startServer({ name: 'authcache-c', cluster: srv.cluster,
+    env: { GATEHOUSE_SERVER_KEY: KEY, GATEHOUSE_DATABASE_URL: proxy.url } });
 });
 after(async () => {
+  assert.equal(await viaProxy.stop(), 0);
+  proxy.stop();
   assert.equal(await other.stop(), 0);
   assert.equal(await srv.stop(), 0);
 });
@@ -172,4 +184,82 @@ test('a cached access token stops working when it expires', async () => {
   assert.equal(d.tokens.expires_in, 2);
   await sleep(2100);
   assert.equal(await status(other, d.tokens.access_token), 401);
+});
+
+test('replays and RFC 7009 revocation stop cached access tokens at an agent endpoint: at once here, soon on the other instance', async () => {
+  assert.equal(gatehouse(srv, ['agent', 'add', '--slug', 'cache-replay', '--name', 'Replay']).code, 0);
+  const path = '/agents/cache-replay/mcp', resource = `${srv.url}${path}`;
+  const c = await signedIn(srv, createUser(srv, {}));
+  const cachedOnBoth = async (tok) => { await cachedCall(srv, tok, path); await cachedCall(other, tok, path); };
+  const refusedOnBoth = async (tok, what) => {
+    assert.equal(await status(srv, tok, path), 401, `${what}: the very next call here`);
+    await refusedWithin(other, tok, 5000, `${what}: still accepted by the other instance after 5 s`, path);
+  };
+
+  // a rotated refresh token presented again revokes its chain
+  const d = await fullFlow(srv, c, { meta: { client_name: 'Replayed Refresh' }, resource });
+  const form = { grant_type: 'refresh_token', refresh_token: d.tokens.refresh_token, client_id: d.client.client_id };
+  const r1 = await token(srv, form);
+  assert.equal(r1.status, 200, JSON.stringify(r1.body));
+  await cachedOnBoth(d.tokens.access_token);
+  await cachedOnBoth(r1.body.access_token);
+  assert.equal((await token(srv, form)).body.error, 'invalid_grant');
+  await refusedOnBoth(d.tokens.access_token, 'refresh replay, the first access token');
+  await refusedOnBoth(r1.body.access_token, 'refresh replay, the rotated access token');
+
+  // a code exchanged twice revokes what it issued
+  const e = await fullFlow(srv, c, { meta: { client_name: 'Replayed Code' }, resource });
+  await cachedOnBoth(e.tokens.access_token);
+  const again = await token(srv, { grant_type: 'authorization_code', code: e.code, redirect_uri: e.redirect,
+    code_verifier: e.verifier, client_id: e.client.client_id, resource });
+  assert.equal(again.body.error, 'invalid_grant');
+  await refusedOnBoth(e.tokens.access_token, 'code replay');
+
+  // RFC 7009 of the access token itself
+  const f = await fullFlow(srv, c, { meta: { client_name: 'Revoked Access' }, resource });
+  await cachedOnBoth(f.tokens.access_token);
+  const rv = await fetch(`${srv.url}/oauth/revoke`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token: f.tokens.access_token, client_id: f.client.client_id }) });
+  assert.equal(rv.status, 200);
+  await refusedOnBoth(f.tokens.access_token, '/oauth/revoke');
+});
+
+/* Revoked by someone else (psql here, as another instance or the CLI would):
+ * the row changes and PostgreSQL sends its NOTIFY. */
+function revokePats(email) {
+  srv.cluster.sql(`UPDATE pats SET revoked_at = now() WHERE revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE email = '${email}')`);
+}
+
+async function refusedWithin(s, tok, ms, what, path = '/mcp') {
+  const until = Date.now() + ms;
+  while (await status(s, tok, path) !== 401) {
+    assert.ok(Date.now() < until, what);
+    await sleep(100);
+  }
+}
+
+test('a LISTEN connection lost without a word: within seconds the cache steps aside and a revoked PAT is refused', async () => {
+  const u = createUser(srv, {});
+  const t = pat(srv, u.email);
+  await cachedCall(viaProxy, t);
+  assert.ok(await proxy.freezeListen() >= 1, 'the listener connection was frozen');
+  revokePats(u.email);      // its NOTIFY never reaches viaProxy
+  // the old listener heard nothing and stayed "live" for ever: the PAT
+  // (no expiry) was served from memory until the process restarted
+  await refusedWithin(viaProxy, t, 20000, 'a revoked PAT still accepted 20 s after its NOTIFY was lost');
+  // and the listener came back on a new connection: the cache serves again
+  const u2 = createUser(srv, {});
+  await cachedCall(viaProxy, pat(srv, u2.email));
+});
+
+test("the listener's connection killed (pg_terminate_backend), then a revocation: refused, and the cache serves again", async () => {
+  const u = createUser(srv, {});
+  const t = pat(srv, u.email);
+  await cachedCall(srv, t);
+  srv.cluster.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'gatehouse' AND pid <> pg_backend_pid()",
+    { user: 'pgadmin' });
+  revokePats(u.email);
+  // whether its NOTIFY found the listener back or not, the next call knows
+  await refusedWithin(srv, t, 5000, 'a revoked PAT still accepted after the listener was killed');
+  await cachedCall(srv, pat(srv, createUser(srv, {}).email));
 });

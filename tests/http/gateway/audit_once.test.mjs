@@ -11,35 +11,18 @@
 // commit before it looks, and still writes the row once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import fs from 'node:fs';
-import readline from 'node:readline';
-import { startCluster, startServer, startFixture, sourceDir } from '../../harness/index.mjs';
+import { startCluster, startServer, startFixture, startPgCut } from '../../harness/index.mjs';
 import { member, addConnector, rawSession, eventually } from './lib.mjs';
 
 let cluster, proxy, srv, alpha, user;
-let cuts = 0;
-
-/* tests/fixtures/pgcut.mjs in front of the cluster's socket: { port, arm(), proc } */
-async function startProxy(socketPath) {
-  const proc = spawn(process.execPath, [path.join(sourceDir, 'tests/fixtures/pgcut.mjs'), socketPath],
-    { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = readline.createInterface({ input: proc.stdout });
-  const port = await new Promise((resolve, reject) => {
-    lines.once('line', (l) => resolve(JSON.parse(l).port));
-    proc.once('exit', (c) => reject(new Error(`pgcut exited ${c}`)));
-  });
-  lines.on('line', (l) => { if (l === 'cut') cuts++; });
-  return { port, proc, arm: () => proc.stdin.write('arm\n'), armSend: () => proc.stdin.write('arm-send\n') };
-}
 
 before(async () => {
   cluster = await startCluster();
-  proxy = await startProxy(path.join(cluster.dir, '.s.PGSQL.5432'));
+  proxy = await startPgCut(cluster);
   alpha = await startFixture({ name: 'alpha', tools: ['echo'] });
   srv = await startServer({ cluster, name: 'gw-audit-once', env: {
-    GATEHOUSE_DATABASE_URL: `postgresql://gatehouse@127.0.0.1:${proxy.port}/gatehouse?sslmode=disable` } });
+    GATEHOUSE_DATABASE_URL: proxy.url } });
   addConnector(srv, { name: 'alpha', url: alpha.url });
   user = member(srv);
 });
@@ -47,7 +30,7 @@ before(async () => {
 after(async () => {
   await alpha?.stop();
   if (srv) assert.equal(await srv.stop(), 0);
-  proxy?.proc.stdin.end();
+  proxy?.stop();
   await cluster?.stop();
 });
 
@@ -61,7 +44,7 @@ test('a row committed as its connection broke is held, and the retry does not wr
   proxy.arm();
   await new Promise((r) => setTimeout(r, 100));   // the line reaches the proxy
   const call = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'cut' } });
-  await eventually(() => cuts === 1, { what: 'the connection cut after the commit' });
+  await eventually(() => proxy.cuts === 1, { what: 'the connection cut after the commit' });
   assert.ok(call.body?.error, `the call answers an error (its row's commit was not confirmed): ${call.text}`);
   const rid = call.headers.get('x-request-id');
   assert.match(rid ?? '', /^[0-9a-f]{16}$/);
@@ -91,12 +74,12 @@ test('a row whose commit is still running when its connection broke is not writt
   try {
     const log = () => fs.readFileSync(srv.logFile, 'utf8');
     const logFrom = log().length;
-    const cutsBefore = cuts;
+    const cutsBefore = proxy.cuts;
     proxy.armSend();
     await new Promise((r) => setTimeout(r, 100));   // the line reaches the proxy
     const call = await s.call('tools/call', { name: 'alpha__echo', arguments: { message: 'cut on send' } });
     const cutAt = Date.now();
-    await eventually(() => cuts === cutsBefore + 1, { what: 'the connection cut as the INSERT went out' });
+    await eventually(() => proxy.cuts === cutsBefore + 1, { what: 'the connection cut as the INSERT went out' });
     assert.ok(call.body?.error, `the call answers an error (its row's commit was not confirmed): ${call.text}`);
     const rid = call.headers.get('x-request-id');
     assert.match(rid ?? '', /^[0-9a-f]{16}$/);
