@@ -789,16 +789,63 @@ listener_start(struct mreq *m, struct listener *l, json_t *ack)
 
 static bool recheck_queued, recheck_failed;
 
+/* Ends the listen streams that match() picks (called under lsn_lock); the
+ * clients see their stream close.  Returns how many were ended. */
+static int
+listens_end(bool (*match)(const struct listener *l, const void *ctx), const void *ctx)
+{
+    struct listener **ended = NULL;
+    int n = 0, cap = 0;
+
+    pthread_mutex_lock(&lsn_lock);
+    for (struct listener *l = listeners; l; l = l->next)
+        cap++;
+    if (cap)
+        ended = malloc(sizeof(*ended) * (size_t)cap);
+    for (struct listener *l = listeners; ended && l; l = l->next) {
+        if (!match(l, ctx))
+            continue;
+        pthread_mutex_lock(&l->ch.lock);
+        if (!l->ch.ended && !l->ch.gone) {
+            l->ch.ended = true;
+            l->ch.refs++;
+            ended[n++] = l;
+        }
+        pthread_mutex_unlock(&l->ch.lock);
+    }
+    pthread_mutex_unlock(&lsn_lock);
+    if (cap && ended == NULL)
+        GH_LOG(WARN, "gw_listen", "out of memory: listen streams not ended");
+    /* woken holding none of our locks (see chan_queue) */
+    for (int i = 0; i < n; i++) {
+        web_stream_wake(ended[i]->ch.ws);
+        chan_unref(&ended[i]->ch);
+    }
+    free(ended);
+    return n;
+}
+
+struct fallen { const char **kind, **id; int n; };
+
+static bool
+credential_fell(const struct listener *l, const void *ctx)
+{
+    const struct fallen *f = ctx;
+
+    for (int i = 0; i < f->n; i++)
+        if (!strcmp(f->id[i], l->cred_id) && !strcmp(f->kind[i], l->cred_kind))
+            return true;
+    return false;
+}
+
 static void
 listens_recheck(void *ctx)
 {
     struct gh_arena *a = gh_arena_new(0);
     struct gh_err e = {0};
-    struct web_stream **wake = NULL;
-    struct listener **ended = NULL;
     const char **kind = NULL, **id = NULL;
     bool *fallen = NULL;
-    int n = 0, cap = 0, nfallen = 0, nended = 0;
+    int n = 0, cap = 0, nfallen = 0, nended;
 
     (void)ctx;
     __atomic_store_n(&recheck_queued, false, __ATOMIC_SEQ_CST);
@@ -833,34 +880,9 @@ listens_recheck(void *ctx)
         }
     if (nfallen == 0)
         goto out;
-    wake = gh_arena_alloc(a, sizeof(*wake) * (size_t)n);
-    ended = gh_arena_alloc(a, sizeof(*ended) * (size_t)n);
-    if (wake == NULL || ended == NULL)
-        goto failed;
     /* the streams of those credentials: ones opened since the snapshot were
      * checked at their own authentication or queue their own pass */
-    pthread_mutex_lock(&lsn_lock);
-    for (struct listener *l = listeners; l && nended < n; l = l->next) {
-        bool gone = false;
-        for (int i = 0; i < nfallen && !gone; i++)
-            gone = !strcmp(id[i], l->cred_id) && !strcmp(kind[i], l->cred_kind);
-        if (!gone)
-            continue;
-        pthread_mutex_lock(&l->ch.lock);
-        if (!l->ch.ended && !l->ch.gone) {
-            l->ch.ended = true;
-            l->ch.refs++;
-            wake[nended] = l->ch.ws;
-            ended[nended++] = l;
-        }
-        pthread_mutex_unlock(&l->ch.lock);
-    }
-    pthread_mutex_unlock(&lsn_lock);
-    /* woken holding none of our locks (see chan_queue) */
-    for (int i = 0; i < nended; i++) {
-        web_stream_wake(wake[i]);
-        chan_unref(&ended[i]->ch);
-    }
+    nended = listens_end(credential_fell, &(struct fallen){ kind, id, nfallen });
     if (nended)
         GH_LOG(INFO, "gw_listen", "%d listen stream(s) ended: their credential was revoked", nended);
     goto out;
@@ -871,6 +893,21 @@ failed:
     __atomic_store_n(&recheck_failed, true, __ATOMIC_SEQ_CST);
 out:
     gh_arena_free(a);
+}
+
+static bool
+of_session(const struct listener *l, const void *ctx)
+{
+    return l->id_hash[0] && !strcmp(l->id_hash, ctx);
+}
+
+void
+gw_mcp_session_ended(const char *id_hash)
+{
+    int n = listens_end(of_session, id_hash);
+
+    if (n)
+        GH_LOG(INFO, "gw_listen", "%d GET stream(s) ended with their session", n);
 }
 
 static void

@@ -144,6 +144,9 @@ struct gw_session *gw_session_get(struct gh_arena *a, const char *wire_id,
 /* The implicit state of a stateless caller (never stored). */
 struct gw_session *gw_session_stateless(const struct authz_credential *who);
 int  gw_session_delete(struct gw_session *s, struct gh_err *e);
+/* mcp.c: a session ended (DELETE, the per-member limit, idle; here or in
+ * another process): its GET streams end too. */
+void gw_mcp_session_ended(const char *id_hash);
 void gw_session_ref(struct gw_session *s);
 void gw_session_put(struct gw_session *s);
 /* Drops idle sessions from the cache and their rows (the ticker, each minute). */

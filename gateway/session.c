@@ -391,8 +391,11 @@ static const char SQL_INSERT[] =
     "                          client_capabilities)"
     " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)";
 
+/* every process drops the swept sessions and ends their GET streams */
 static const char SQL_SWEEP[] =
-    "DELETE FROM mcp_sessions WHERE last_seen_at < now() - make_interval(secs => $1::int)";
+    "WITH d AS (DELETE FROM mcp_sessions WHERE last_seen_at < now() - make_interval(secs => $1::int)"
+    "  RETURNING id_hash)"
+    " SELECT pg_notify('" CHANNEL_SESSIONS "', id_hash) FROM d";
 
 static void
 sweep(struct gh_arena *a)
@@ -744,6 +747,7 @@ gw_session_delete(struct gw_session *s, struct gh_err *e)
     if (db_query(a, e, SQL_DELETE, 1, s->id_hash) == NULL)
         goto out;
     evict(s->id_hash);
+    gw_mcp_session_ended(s->id_hash);
     db_notify(CHANNEL_SESSIONS, s->id_hash, e);
     gh_err_clear(e);
     rc = 0;
@@ -757,8 +761,10 @@ on_notify(const char *channel, const char *payload, void *ctx)
 {
     (void)channel;
     (void)ctx;
-    if (payload && strlen(payload) == 64)
+    if (payload && strlen(payload) == 64) {
         evict(payload);
+        gw_mcp_session_ended(payload);
+    }
 }
 
 long
