@@ -157,6 +157,7 @@ static int
 header_check(const char *name, const char *value, struct gh_err *e)
 {
     size_t n = name ? strlen(name) : 0;
+    json_t *utf8;
 
     if (n == 0 || n > 128)
         return gh_err_set(e, 400, "invalid_request", "header needs a name: 'Name: value'", NULL);
@@ -174,6 +175,13 @@ header_check(const char *name, const char *value, struct gh_err *e)
         if ((*p < ' ' && *p != '\t') || *p == 0x7f)
             return gh_err_set(e, 400, "invalid_request",
                               "header value must not contain line breaks or control characters", NULL);
+    /* the values are sealed as a JSON array, whose strings are UTF-8:
+     * jansson refuses any other bytes, and the header would be left out */
+    utf8 = json_string(value);
+    if (utf8 == NULL)
+        return gh_err_set(e, 400, "invalid_request", "header value must be UTF-8 text", NULL);
+    gh_wipe((char *)json_string_value(utf8), json_string_length(utf8));     /* jansson's copy */
+    json_decref(utf8);
     return 0;
 }
 
@@ -548,9 +556,13 @@ gw_connector_add(struct gh_arena *a, const char *agent_slug, const char *name, c
                 gh_err_set(e, 400, "invalid_request", "the same header is given twice", NULL);
                 goto out;
             }
-        json_array_append_new(sealed_json, json_pack("{s:s,s:s}", "name", headers[i].name,
-                                                     "value", headers[i].value));
-        json_array_append_new(names, json_string(headers[i].name));
+        /* a header left out here would be listed but never sent */
+        if (json_array_append_new(sealed_json, json_pack("{s:s,s:s}", "name", headers[i].name,
+                                                         "value", headers[i].value)) < 0 ||
+            json_array_append_new(names, json_string(headers[i].name)) < 0) {
+            gh_err_set(e, 500, "server_error", "internal error", "connector headers: json");
+            goto out;
+        }
     }
     ag = authz_agent_by_slug(a, agent_slug, e);
     if (ag == NULL)

@@ -266,3 +266,22 @@ test('/admin/connectors: a NUL byte (%00) in any field is refused, not cut short
   assert.equal(srv.cluster.sql("SELECT enabled FROM connectors WHERE name = 'linear'"), 't');
   assert.ok(!serverLog().includes(value));
 });
+
+test('/admin/connectors: a header value that is not UTF-8 is refused, not left out of the sealed headers while listed', async () => {
+  const c = adminClient;
+  const before = connectorCount();
+  // %E9 alone is Latin-1 "é", not UTF-8: the value could not go into the sealed JSON
+  const page = await c.get('/admin/connectors');
+  await page.arrayBuffer();
+  const body = `csrf=${c.csrf}&agent=${AGENT}&name=latin1&url=${encodeURIComponent('https://x.example.test/')}` +
+    `&headers=${encodeURIComponent('Authorization: Bearer caf')}%E9${encodeURIComponent('\r\nX-Team: t1')}`;
+  const r = await c.post('/admin/connectors', body, { headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+  assert.equal(r.status, 400);
+  assert.match(await r.text(), /header value must be UTF-8 text/);
+  assert.equal(connectorCount(), before);
+  assert.equal(srv.cluster.sql("SELECT count(*) FROM connectors WHERE name = 'latin1'"), '0');
+  // the same value in UTF-8 is taken
+  const ok = await c.form('/admin/connectors', '/admin/connectors', {
+    agent: AGENT, name: 'utf8', url: 'https://x.example.test/', headers: 'Authorization: Bearer caf\u00e9\r\nX-Team: t1' });
+  assert.equal(ok.status, 303);
+});

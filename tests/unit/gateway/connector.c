@@ -99,6 +99,12 @@ test_header_parse(void)
     gh_err_clear(&e);
     UNIT_EQ_INT(gw_header_parse(a, "X-Key: a\x01", &h, &e), -1);
     gh_err_clear(&e);
+    /* sealed as JSON: bytes that are not UTF-8 would leave the header out */
+    UNIT_EQ_INT(gw_header_parse(a, "X-Key: caf\xe9", &h, &e), -1);
+    UNIT_EQ_STR(e.msg, "header value must be UTF-8 text");
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_header_parse(a, "X-Key: caf\xc3\xa9\tx", &h, &e), 0);
+    gh_err_clear(&e);
     UNIT_EQ_INT(gw_header_parse(a, "no colon", &h, &e), -1);
     gh_err_clear(&e);
     UNIT_EQ_INT(gw_header_parse(a, ": value", &h, &e), -1);
