@@ -72,7 +72,7 @@ static const struct cfg_row rows[] = {
     { "pg_run_as", "GATEHOUSE_PG_RUN_AS", CFG_STR, F(pg_run_as), "postgres", 0, 0,
       "Unprivileged user that runs the embedded cluster when Gatehouse runs as root." },
     { "server_key", "GATEHOUSE_SERVER_KEY", CFG_STR, F(server_key), "", 0, 0,
-      "64 hex digits: AES-256 key for secrets at rest; empty = generated into data_dir/server.key." },
+      "64 hex digits: AES-256 key for secrets at rest; empty = the key file data_dir/server.key, generated on first use (mode 0600; a key file open to other users, or not 64 hex digits, is refused)." },
     { "dev_allow_private_cimd", "GATEHOUSE_DEV_ALLOW_PRIVATE_CIMD", CFG_BOOL, F(dev_allow_private_cimd), "false", 0, 0,
       "Development only: let client metadata documents live on loopback/private addresses." },
     { "oauth_cimd_cache_max", "GATEHOUSE_OAUTH_CIMD_CACHE_MAX", CFG_INT, F(oauth_cimd_cache_max), "1000", 1, 1000000,

@@ -188,62 +188,158 @@ gh_wipe(void *p, size_t n)
 
 /* ---- server key */
 
+/* Reads the key file: a regular file that neither group nor others may
+ * read or write (as OpenSSH and PostgreSQL ask of a private key; the group
+ * may read when root owns it, PostgreSQL's exception for keys provisioned
+ * by root), holding 64 hex digits and at most trailing white space. */
+static int
+key_file_read(int fd, const char *path, unsigned char key[32], struct gh_err *e)
+{
+    char buf[128];
+    size_t len = 0;
+    struct stat st;
+    ssize_t got;
+    int rc = -1;
+
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        gh_err_set(e, 500, "config", "", "%s: not a regular file", path);
+        snprintf(e->msg, sizeof(e->msg), "the server key file %.180s is not a regular file", path);
+        goto out;
+    }
+    if ((st.st_mode & (S_IRWXO | S_IWGRP | S_IXGRP)) || ((st.st_mode & S_IRGRP) && st.st_uid != 0)) {
+        gh_err_set(e, 500, "config", "", "%s: mode %04o", path, (unsigned)(st.st_mode & 07777));
+        snprintf(e->msg, sizeof(e->msg),
+                 "the server key file %.150s is open to other users (mode %04o); chmod 600 it", path,
+                 (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    while (len < sizeof(buf) && (got = read(fd, buf + len, sizeof(buf) - len)) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int err = errno;
+            gh_err_set(e, 500, "config", "", "%s: %s", path, strerror(err));
+            snprintf(e->msg, sizeof(e->msg), "cannot read the server key file %.150s: %s", path, strerror(err));
+            goto out;
+        }
+        len += (size_t)got;
+    }
+    while (len > 64 && len < sizeof(buf) &&
+           (buf[len - 1] == ' ' || buf[len - 1] == '\t' || buf[len - 1] == '\r' || buf[len - 1] == '\n'))
+        len--;
+    if (len != 64 || (buf[64] = '\0', gh_hex_decode(buf, key, 32)) < 0) {
+        gh_err_set(e, 500, "config", "", "%s: bad contents", path);
+        snprintf(e->msg, sizeof(e->msg), "the server key file %.150s must hold 64 hex digits and nothing else",
+                 path);
+        goto out;
+    }
+    rc = 0;
+out:
+    gh_wipe(buf, sizeof(buf));
+    return rc;
+}
+
+/* Generates the key file so that it only ever appears whole: the key is
+ * written to a private temporary file and linked into place, which fails
+ * when another process (a concurrent first start) got there first; that
+ * key is read then.  *created: this process's key was linked. */
+static int
+key_file_create(const char *path, unsigned char key[32], bool *created, struct gh_err *e)
+{
+    char tmp[4200] = "", hex[65] = "";
+    unsigned char raw[32];
+    int fd = -1, rc = -1, err;
+
+    *created = false;
+    mkdir(gh_cfg.data_dir, 0755);
+    snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+    fd = mkostemp(tmp, O_CLOEXEC);      /* mode 0600 */
+    if (fd < 0) {
+        tmp[0] = '\0';
+        goto fail;
+    }
+    if (gh_random_bytes(raw, 32) < 0) {
+        errno = EIO;
+        goto fail;
+    }
+    gh_hex_encode(raw, 32, hex);
+    if (write(fd, hex, 64) != 64 || fsync(fd) < 0)
+        goto fail;
+    if (link(tmp, path) == 0) {
+        int dfd = open(gh_cfg.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);         /* the new name survives a crash too */
+            close(dfd);
+        }
+        memcpy(key, raw, 32);
+        *created = true;
+        rc = 0;
+        goto out;
+    }
+    if (errno != EEXIST)
+        goto fail;
+    close(fd);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        goto fail;
+    rc = key_file_read(fd, path, key, e);
+    goto out;
+fail:
+    err = errno;
+    gh_err_set(e, 500, "config", "", "%s: %s", tmp[0] ? tmp : path, strerror(err));
+    snprintf(e->msg, sizeof(e->msg), "cannot create the server key file %.150s: %s", path, strerror(err));
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp[0])
+        unlink(tmp);
+    gh_wipe(raw, sizeof(raw));
+    gh_wipe(hex, sizeof(hex));
+    return rc;
+}
+
 int
 gh_server_key_init(struct gh_err *e)
 {
-    char path[4096], hex[65] = "";
-    unsigned char raw[32];
+    char path[4096];
+    unsigned char key[32];
+    bool created = false;
     int fd = -1, rc = -1;
-    ssize_t got;
 
+    /* a key this call cannot load is no key: nothing is sealed with a stale one */
+    gh_wipe(server_key, sizeof(server_key));
+    server_key_set = false;
     if (gh_cfg.server_key && gh_cfg.server_key[0]) {
-        if (gh_hex_decode(gh_cfg.server_key, server_key, 32) < 0) {
-            gh_err_set(e, 400, "config", "GATEHOUSE_SERVER_KEY: expected 64 hex digits", NULL);
-            goto out;
-        }
-        server_key_set = true;
         snprintf(server_key_origin, sizeof(server_key_origin), "GATEHOUSE_SERVER_KEY");
-        rc = 0;
+        if (gh_hex_decode(gh_cfg.server_key, key, 32) < 0)
+            gh_err_set(e, 400, "config", "GATEHOUSE_SERVER_KEY: expected 64 hex digits", NULL);
+        else
+            rc = 0;
         goto out;
     }
     snprintf(path, sizeof(path), "%s/server.key", gh_cfg.data_dir);
     snprintf(server_key_origin, sizeof(server_key_origin), "the key file %s (GATEHOUSE_SERVER_KEY is not set)",
              path);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO put there is refused below, not waited on */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd >= 0) {
-        got = read(fd, hex, 64);
-        if (got != 64 || gh_hex_decode(hex, server_key, 32) < 0) {
-            gh_err_set(e, 500, "server_error", "the server key file is unreadable", "%s: bad contents", path);
-            goto out;
-        }
-        server_key_set = true;
-        rc = 0;
-        goto out;
+        rc = key_file_read(fd, path, key, e);
+    } else if (errno == ENOENT) {
+        rc = key_file_create(path, key, &created, e);
+    } else {
+        int err = errno;
+        gh_err_set(e, 500, "config", "", "%s: %s", path, strerror(err));
+        snprintf(e->msg, sizeof(e->msg), "cannot read the server key file %.150s: %s", path, strerror(err));
     }
-    if (errno != ENOENT) {
-        gh_err_set(e, 500, "server_error", "cannot read the server key", "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    mkdir(gh_cfg.data_dir, 0755);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || gh_random_bytes(raw, 32) < 0) {
-        gh_err_set(e, 500, "server_error", "cannot create the server key", "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    gh_hex_encode(raw, 32, hex);
-    if (write(fd, hex, 64) != 64 || fsync(fd) < 0) {
-        gh_err_set(e, 500, "server_error", "cannot write the server key", "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    memcpy(server_key, raw, 32);
-    server_key_set = true;
-    server_key_created = true;
-    rc = 0;
 out:
+    if (rc == 0) {
+        memcpy(server_key, key, 32);
+        server_key_set = true;
+        server_key_created = created;
+    }
     if (fd >= 0)
         close(fd);
-    gh_wipe(raw, sizeof(raw));
-    gh_wipe(hex, sizeof(hex));
+    gh_wipe(key, sizeof(key));
     return rc;
 }
 

@@ -3,7 +3,11 @@
  *
  * A connector's static credentials (header values) are sealed together as
  * one AES-256-GCM blob under the server key, a JSON array [{name, value}]
- * with "gw_connector:<id>" as associated data.  They are unsealed only into
+ * with "gw_connector:v2:<id>:<agent id>:<url>" as associated data: the
+ * blob opens only in its own row, for its own agent and URL, so no change
+ * made in the database alone (a blob copied to another row, a URL edited
+ * or swapped, a row moved to another agent) sends a credential anywhere
+ * but where the admin sent it.  They are unsealed only into
  * a request arena, for the upstream call, and never returned to the CLI or
  * the pages, nor logged.  gw_connector_auth_headers is the one place that
  * decides what credential goes upstream (per-member OAuth plugs in there).
@@ -153,6 +157,7 @@ static int
 header_check(const char *name, const char *value, struct gh_err *e)
 {
     size_t n = name ? strlen(name) : 0;
+    json_t *utf8;
 
     if (n == 0 || n > 128)
         return gh_err_set(e, 400, "invalid_request", "header needs a name: 'Name: value'", NULL);
@@ -170,6 +175,13 @@ header_check(const char *name, const char *value, struct gh_err *e)
         if ((*p < ' ' && *p != '\t') || *p == 0x7f)
             return gh_err_set(e, 400, "invalid_request",
                               "header value must not contain line breaks or control characters", NULL);
+    /* the values are sealed as a JSON array, whose strings are UTF-8:
+     * jansson refuses any other bytes, and the header would be left out */
+    utf8 = json_string(value);
+    if (utf8 == NULL)
+        return gh_err_set(e, 400, "invalid_request", "header value must be UTF-8 text", NULL);
+    gh_wipe((char *)json_string_value(utf8), json_string_length(utf8));     /* jansson's copy */
+    json_decref(utf8);
     return 0;
 }
 
@@ -217,7 +229,16 @@ uuid_v4(struct gh_arena *a)
 }
 
 static char *
-aad_of(struct gh_arena *a, const char *id)
+aad_of(struct gh_arena *a, const char *id, const char *agent_id, const char *url)
+{
+    /* the id and the agent id are uuids: the URL, last, cannot shift them */
+    return gh_arena_printf(a, "gw_connector:v2:%s:%s:%s", id, agent_id, url);
+}
+
+/* What builds before the URL and agent were bound sealed with: opened only
+ * by gw_connector_reseal_legacy, once, to seal the blob again bound. */
+static char *
+aad_legacy(struct gh_arena *a, const char *id)
 {
     return gh_arena_printf(a, "gw_connector:%s", id);
 }
@@ -264,7 +285,7 @@ unseal_headers(struct gh_arena *a, struct gw_connector *c, const char *sealed, s
     c->unavailable = false;
     if (sealed == NULL || !*sealed)
         return 0;
-    if (gh_unseal(a, sealed, aad_of(a, c->id), &pt, &n) < 0) {
+    if (gh_unseal(a, sealed, aad_of(a, c->id, c->agent_id, c->url), &pt, &n) < 0) {
         c->unavailable = true;
         goto out;
     }
@@ -431,7 +452,8 @@ gw_connectors_for_agent(struct gh_arena *a, const char *agent_id, struct gw_conn
         if (cs[i].unavailable)
             GH_LOG(WARN, "gw_connector",
                    "connector %s (%s) of agent %s: its sealed headers cannot be opened (another server key,"
-                   " or the stored value is damaged); left out of every list and call",
+                   " its URL or agent changed in the database, or the stored value is damaged); left out of"
+                   " every list and call",
                    cs[i].name, cs[i].id, cs[i].agent_slug);
     }
     cache_put(agent_id, cs, rows, gen);
@@ -534,9 +556,13 @@ gw_connector_add(struct gh_arena *a, const char *agent_slug, const char *name, c
                 gh_err_set(e, 400, "invalid_request", "the same header is given twice", NULL);
                 goto out;
             }
-        json_array_append_new(sealed_json, json_pack("{s:s,s:s}", "name", headers[i].name,
-                                                     "value", headers[i].value));
-        json_array_append_new(names, json_string(headers[i].name));
+        /* a header left out here would be listed but never sent */
+        if (json_array_append_new(sealed_json, json_pack("{s:s,s:s}", "name", headers[i].name,
+                                                         "value", headers[i].value)) < 0 ||
+            json_array_append_new(names, json_string(headers[i].name)) < 0) {
+            gh_err_set(e, 500, "server_error", "internal error", "connector headers: json");
+            goto out;
+        }
     }
     ag = authz_agent_by_slug(a, agent_slug, e);
     if (ag == NULL)
@@ -548,7 +574,7 @@ gw_connector_add(struct gh_arena *a, const char *agent_slug, const char *name, c
     }
     if (nheaders > 0) {
         plain = json_dumps(sealed_json, JSON_COMPACT);
-        sealed = plain ? gh_seal(a, plain, strlen(plain), aad_of(a, id)) : NULL;
+        sealed = plain ? gh_seal(a, plain, strlen(plain), aad_of(a, id, ag->id, url)) : NULL;
         if (sealed == NULL) {
             gh_err_set(e, 500, "server_error", "internal error", "sealing connector headers failed");
             goto out;
@@ -623,4 +649,68 @@ gw_connector_set_enabled(struct gh_arena *a, const char *agent_slug, const char 
            enabled ? "enabled" : "disabled");
     changed(ag->id);
     return 0;
+}
+
+/* Blobs sealed before the URL and agent were bound (associated data
+ * "gw_connector:<id>") are sealed again, bound to the row's agent and URL
+ * as they stand; at server start, before any call.  A blob that opens
+ * neither way is left as it is (its connector stays unavailable).  The
+ * UPDATE matches the old blob, so processes starting together change each
+ * row once. */
+int
+gw_connector_reseal_legacy(struct gh_err *e)
+{
+    static const char SQL_SEALED[] =
+        "SELECT c.id, c.agent_id, c.url, c.headers_sealed, c.name, ag.slug"
+        "  FROM connectors c JOIN agents ag ON ag.id = c.agent_id WHERE c.headers_sealed IS NOT NULL";
+    struct gh_arena *a = gh_arena_new(0), *ra = NULL;
+    PGresult *res;
+    int rc = -1;
+
+    if (a == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
+    res = db_query(a, e, SQL_SEALED, 0);
+    if (res == NULL)
+        goto out;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *id = db_val(res, i, 0), *agent_id = db_val(res, i, 1), *url = db_val(res, i, 2);
+        const char *old = db_val(res, i, 3), *sealed;
+        unsigned char *pt = NULL;
+        size_t n = 0;
+        PGresult *up;
+
+        gh_arena_free(ra);
+        ra = gh_arena_new(0);
+        if (ra == NULL) {
+            gh_err_set(e, 500, "server_error", "internal error", "out of memory");
+            goto out;
+        }
+        if (gh_unseal(ra, old, aad_of(ra, id, agent_id, url), &pt, &n) == 0) {
+            gh_wipe(pt, n);
+            continue;
+        }
+        if (gh_unseal(ra, old, aad_legacy(ra, id), &pt, &n) < 0)
+            continue;
+        sealed = gh_seal(ra, pt, n, aad_of(ra, id, agent_id, url));
+        gh_wipe(pt, n);
+        if (sealed == NULL) {
+            gh_err_set(e, 500, "server_error", "internal error", "sealing connector headers failed");
+            goto out;
+        }
+        up = db_query(ra, e, "UPDATE connectors SET headers_sealed = $3, updated_at = now()"
+                             " WHERE id = $1::uuid AND headers_sealed = $2 RETURNING id", 3, id, old, sealed);
+        if (up == NULL)
+            goto out;
+        if (PQntuples(up) == 1) {
+            GH_LOG(INFO, "connector_resealed", "connector %s (%s) of agent %s: its sealed headers are now bound"
+                   " to its agent and URL", db_val(res, i, 4), id, db_val(res, i, 5));
+            /* processes that started before read the row as unavailable */
+            changed(agent_id);
+        }
+    }
+    rc = 0;
+out:
+    gh_arena_free(ra);
+    gh_arena_free(a);
+    return rc;
 }

@@ -13,6 +13,11 @@ gw_register_routes(void)
         return -1;
     }
     gw_connector_cache_start();
+    if (gw_connector_reseal_legacy(&e) < 0) {
+        /* those connectors stay unavailable; the others serve */
+        GH_LOG(WARN, "gw_start", "connector headers not sealed again: %s", e.detail[0] ? e.detail : e.msg);
+        gh_err_clear(&e);
+    }
     web_metrics_register_gauge("gatehouse_mcp_relays_pending",
                                "Upstream requests relayed to a client and not answered yet.", gw_relay_pending);
     gw_pages_register_routes();

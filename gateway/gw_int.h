@@ -75,6 +75,9 @@ int gw_connector_add(struct gh_arena *a, const char *agent_slug, const char *nam
  * and name; headers are not unsealed, header_names are filled. */
 int gw_connector_list(struct gh_arena *a, const char *agent_slug,
                       struct gw_connector **out, int *n, struct gh_err *e);
+/* At server start: seals again, bound to the row's agent and URL, the
+ * header blobs that earlier builds sealed bound to the connector id only. */
+int gw_connector_reseal_legacy(struct gh_err *e);
 int gw_connector_set_enabled(struct gh_arena *a, const char *agent_slug, const char *name,
                              bool enabled, struct gh_err *e);
 /* Parses one "Name: value" line (CLI --header, a line of the page's form). */

@@ -148,6 +148,20 @@ get_connectors(struct web_req *r)
                            NULL, NULL, NULL);
 }
 
+/* A form field as a C string; *nul is set when it holds a NUL byte (sent
+ * as %00), which would otherwise cut it short unseen: a header value, a
+ * name or a URL other than the one typed. */
+static const char *
+form_field(struct web_req *r, const char *name, bool *nul)
+{
+    size_t len = 0;
+    const char *v = web_form_n(r, name, &len);
+
+    if (v && strlen(v) != len)
+        *nul = true;
+    return v;
+}
+
 /* Splits the textarea into header lines (CRLF or LF); blank lines skipped. */
 static int
 parse_header_lines(struct gh_arena *a, const char *text, struct gw_header *out, int *n, struct gh_err *e)
@@ -185,14 +199,18 @@ post_connectors(struct web_req *r)
     struct authz_user *u = authz_require_admin(r);
     struct gh_arena *a;
     struct gw_header hdr[GW_MAX_HEADERS] = {0};
-    const char *agent = web_form(r, "agent"), *name = web_form(r, "name"), *url = web_form(r, "url");
+    bool nul = false;
+    const char *agent = form_field(r, "agent", &nul), *name = form_field(r, "name", &nul);
+    const char *url = form_field(r, "url", &nul), *headers = form_field(r, "headers", &nul);
     struct gh_err e = {0};
     int n = 0, rc;
 
     if (u == NULL)
         return 0;
     a = web_arena(r);
-    if (parse_header_lines(a, web_form(r, "headers"), hdr, &n, &e) < 0 ||
+    if (nul)
+        gh_err_set(&e, 400, "invalid_request", "the form must not contain NUL characters", NULL);
+    if (nul || parse_header_lines(a, headers, hdr, &n, &e) < 0 ||
         gw_connector_add(a, agent ? agent : "", name, url, hdr, n, NULL, &e) < 0) {
         if (e.status >= 500)
             rc = web_reply_err(r, &e);
@@ -213,7 +231,8 @@ static int
 post_toggle(struct web_req *r)
 {
     struct authz_user *u = authz_require_admin(r);
-    const char *agent = web_form(r, "agent"), *name = web_form(r, "name");
+    bool nul = false;
+    const char *agent = form_field(r, "agent", &nul), *name = form_field(r, "name", &nul);
     bool on = !strcmp(web_path(r), "/admin/connectors/enable");
     struct gh_arena *a;
     struct gh_err e = {0};
@@ -221,7 +240,9 @@ post_toggle(struct web_req *r)
     if (u == NULL)
         return 0;
     a = web_arena(r);
-    if (gw_connector_set_enabled(a, agent ? agent : "", name, on, &e) < 0) {
+    if (nul)
+        gh_err_set(&e, 400, "invalid_request", "the form must not contain NUL characters", NULL);
+    if (nul || gw_connector_set_enabled(a, agent ? agent : "", name, on, &e) < 0) {
         if (e.status >= 500)
             return web_reply_err(r, &e);
         return connectors_page(r, u, e.status, e.msg, NULL, NULL, NULL, NULL);

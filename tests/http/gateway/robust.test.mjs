@@ -208,3 +208,69 @@ test('GATEHOUSE_MCP_SESSIONS_PER_MEMBER: an initialize beyond it ends the least 
   assert.equal((await o.call('ping', {})).status, 200);
   for (const s of [s2, s3, s4]) assert.equal((await s.call('ping', {})).status, 200);
 });
+
+test("a connector's sealed headers open only for its own agent and URL: a URL changed in the database sends them nowhere; an earlier build's blob is sealed again, bound, at start", async () => {
+  const gammaKey = secret(`gamma-key-${crypto.randomBytes(12).toString('hex')}`);
+  const gamma = await startFixture({ name: 'gamma', tools: ['echo'], requireHeader: { name: 'X-Api-Key', value: gammaKey } });
+  const notify = () => cluster.sql("SELECT pg_notify('gw_connectors', agent_id::text) FROM connectors WHERE name = 'gamma-b'");
+  // the NOTIFY reaches the server's listener on its own time: a new session until the list shows it
+  const sessionWhere = async (hasGamma) => {
+    for (let i = 0; ; i++) {
+      const s = await rawSession(srv, user.pat);
+      const list = await s.call('tools/list', {});
+      if (list.body.result.tools.some((t) => t.name.startsWith('gamma-b__')) === hasGamma || i >= 20) return s;
+      await fetch(`${srv.url}/mcp`, { method: 'DELETE', headers: { Authorization: `Bearer ${user.pat}`, 'Mcp-Session-Id': s.session, 'MCP-Protocol-Version': '2025-11-25' } });
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  };
+  const leaked = async () => (await alpha.log()).some((e) => Object.values(e.headers ?? {}).some((v) => String(v).includes(gammaKey)));
+  try {
+    addConnector(srv, { name: 'gamma-b', url: gamma.url, headers: [`X-Api-Key: ${gammaKey}`] });
+    let s = await rawSession(srv, user.pat);
+    let r = await s.call('tools/call', { name: 'gamma-b__echo', arguments: { message: 'hi' } });
+    assert.equal(toolText(r.body.result ?? {}), 'gamma: hi', r.text);
+
+    // pointed at another upstream (alpha) in the database alone
+    await alpha.resetLog();
+    cluster.sql(`UPDATE connectors SET url = '${alpha.url}' WHERE name = 'gamma-b'`);
+    notify();
+    s = await sessionWhere(false);
+    r = await s.call('tools/call', { name: 'gamma-b__echo', arguments: { message: 'x' } });
+    assert.equal(await leaked(), false, "gamma's key reached alpha");
+    assert.match(r.body.error?.message ?? '', /Connector 'gamma-b' is unavailable/, r.text);
+
+    // back where the admin put it: it works again
+    cluster.sql(`UPDATE connectors SET url = '${gamma.url}' WHERE name = 'gamma-b'`);
+    notify();
+    s = await sessionWhere(true);
+    r = await s.call('tools/call', { name: 'gamma-b__echo', arguments: { message: 'back' } });
+    assert.equal(toolText(r.body.result ?? {}), 'gamma: back', r.text);
+
+    // a blob as earlier builds sealed it (associated data "gw_connector:<id>")
+    const id = cluster.sql("SELECT id FROM connectors WHERE name = 'gamma-b'");
+    const iv = crypto.randomBytes(12);
+    const c = crypto.createCipheriv('aes-256-gcm', Buffer.from(cluster.serverKey, 'hex'), iv);
+    c.setAAD(Buffer.from(`gw_connector:${id}`));
+    const ct = Buffer.concat([c.update(JSON.stringify([{ name: 'X-Api-Key', value: gammaKey }])), c.final()]);
+    const legacy = secret(Buffer.concat([iv, c.getAuthTag(), ct]).toString('base64url'));
+    cluster.sql(`UPDATE connectors SET headers_sealed = '${legacy}' WHERE id = '${id}'`);
+    await srv.restart();
+    const now = cluster.sql(`SELECT headers_sealed FROM connectors WHERE id = '${id}'`);
+    secret(now);
+    assert.notEqual(now, legacy, 'sealed again at start');
+    assert.match(fs.readFileSync(srv.logFile, 'utf8'), /"msg":"connector gamma-b \([0-9a-f-]{36}\) of agent default: its sealed headers are now bound to its agent and URL"/);
+    s = await rawSession(srv, user.pat);
+    r = await s.call('tools/call', { name: 'gamma-b__echo', arguments: { message: 'resealed' } });
+    assert.equal(toolText(r.body.result ?? {}), 'gamma: resealed', r.text);
+    cluster.sql(`UPDATE connectors SET url = '${alpha.url}' WHERE id = '${id}'`);
+    await alpha.resetLog();
+    notify();
+    s = await sessionWhere(false);
+    r = await s.call('tools/call', { name: 'gamma-b__echo', arguments: { message: 'x' } });
+    assert.equal(await leaked(), false, "gamma's key reached alpha");
+    assert.match(r.body.error?.message ?? '', /Connector 'gamma-b' is unavailable/, r.text);
+  } finally {
+    assert.equal(gatehouse(srv, ['connector', 'disable', '--agent', 'default', '--name', 'gamma-b']).code, 0);
+    await gamma.stop();
+  }
+});

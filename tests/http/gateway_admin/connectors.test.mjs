@@ -237,3 +237,51 @@ test('/admin/connectors: admins only; add with headers (write-only), refusals re
   assert.ok(!l.stdout.includes(value));
   assert.ok(!serverLog().includes(value));
 });
+
+test('/admin/connectors: a NUL byte (%00) in any field is refused, not cut short into another value', async () => {
+  const c = adminClient;
+  const value = secret(`nul-secret-${Math.random().toString(36).slice(2)}`);
+  for (const fields of [
+    // the header value would have been stored as "Bearer nul-secret-…" and the next line dropped
+    { agent: AGENT, name: 'nulhdr', url: 'https://x.example.test/', headers: `Authorization: Bearer ${value}\0\r\nX-Team: t1` },
+    { agent: AGENT, name: 'nulname\0evil', url: 'https://x.example.test/' },
+    { agent: AGENT, name: 'nulurl', url: 'https://x.example.test/\0.evil.example.test' },
+    { agent: `${AGENT}\0x`, name: 'nulagent', url: 'https://x.example.test/' },
+  ]) {
+    const before = connectorCount();
+    const r = await c.form('/admin/connectors', '/admin/connectors', fields);
+    assert.equal(r.status, 400, JSON.stringify(fields));
+    const body = await r.text();
+    assert.match(body, /must not contain NUL characters/);
+    assert.ok(!body.includes(value), 'no header value in the page');
+    assert.equal(connectorCount(), before, JSON.stringify(fields));
+  }
+  assert.equal(srv.cluster.sql("SELECT count(*) FROM connectors WHERE name LIKE 'nul%'"), '0');
+
+  // enable/disable: "linear\0x" is not "linear"
+  assert.equal(srv.cluster.sql("SELECT enabled FROM connectors WHERE name = 'linear'"), 't');
+  const r = await c.form('/admin/connectors', '/admin/connectors/disable', { agent: AGENT, name: 'linear\0x' });
+  assert.equal(r.status, 400);
+  assert.match(await r.text(), /must not contain NUL characters/);
+  assert.equal(srv.cluster.sql("SELECT enabled FROM connectors WHERE name = 'linear'"), 't');
+  assert.ok(!serverLog().includes(value));
+});
+
+test('/admin/connectors: a header value that is not UTF-8 is refused, not left out of the sealed headers while listed', async () => {
+  const c = adminClient;
+  const before = connectorCount();
+  // %E9 alone is Latin-1 "é", not UTF-8: the value could not go into the sealed JSON
+  const page = await c.get('/admin/connectors');
+  await page.arrayBuffer();
+  const body = `csrf=${c.csrf}&agent=${AGENT}&name=latin1&url=${encodeURIComponent('https://x.example.test/')}` +
+    `&headers=${encodeURIComponent('Authorization: Bearer caf')}%E9${encodeURIComponent('\r\nX-Team: t1')}`;
+  const r = await c.post('/admin/connectors', body, { headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+  assert.equal(r.status, 400);
+  assert.match(await r.text(), /header value must be UTF-8 text/);
+  assert.equal(connectorCount(), before);
+  assert.equal(srv.cluster.sql("SELECT count(*) FROM connectors WHERE name = 'latin1'"), '0');
+  // the same value in UTF-8 is taken
+  const ok = await c.form('/admin/connectors', '/admin/connectors', {
+    agent: AGENT, name: 'utf8', url: 'https://x.example.test/', headers: 'Authorization: Bearer caf\u00e9\r\nX-Team: t1' });
+  assert.equal(ok.status, 303);
+});

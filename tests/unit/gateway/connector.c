@@ -99,6 +99,12 @@ test_header_parse(void)
     gh_err_clear(&e);
     UNIT_EQ_INT(gw_header_parse(a, "X-Key: a\x01", &h, &e), -1);
     gh_err_clear(&e);
+    /* sealed as JSON: bytes that are not UTF-8 would leave the header out */
+    UNIT_EQ_INT(gw_header_parse(a, "X-Key: caf\xe9", &h, &e), -1);
+    UNIT_EQ_STR(e.msg, "header value must be UTF-8 text");
+    gh_err_clear(&e);
+    UNIT_EQ_INT(gw_header_parse(a, "X-Key: caf\xc3\xa9\tx", &h, &e), 0);
+    gh_err_clear(&e);
     UNIT_EQ_INT(gw_header_parse(a, "no colon", &h, &e), -1);
     gh_err_clear(&e);
     UNIT_EQ_INT(gw_header_parse(a, ": value", &h, &e), -1);
@@ -184,6 +190,105 @@ test_for_agent(void)
         UNIT_TRUE(hs == NULL && nh == 0);
         UNIT_TRUE(strstr(e.msg, "secret") == NULL && strstr(e.detail, "secret") == NULL);
     }
+    gh_arena_free(a);
+}
+
+static struct gw_connector *
+find(struct gw_connector *cs, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(cs[i].name, name))
+            return &cs[i];
+    return NULL;
+}
+
+/* A blob opens only for its own row, agent and URL: no change made in the
+ * database alone sends a credential to another URL or agent's members.
+ * A blob sealed by an earlier build (bound to the id only) is sealed again,
+ * bound, by gw_connector_reseal_legacy. */
+static void
+test_bound_to_url_and_agent(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gw_header h1 = { "X-Key", "key-of-bound1" }, h2 = { "X-Key", "key-of-bound2" };
+    struct gw_connector *cs, *c;
+    struct gh_err e = {0};
+    const char *agent = "", *other = "", *id = "", *legacy, *before;
+    char *resealed = NULL;
+    PGresult *res;
+    int n = 0;
+
+    UNIT_EQ_INT(authz_agent_add("bind-a", "Bind A", false, &e), 0);
+    UNIT_EQ_INT(authz_agent_add("bind-b", "Bind B", false, &e), 0);
+    res = db_query(a, &e, "SELECT (SELECT id FROM agents WHERE slug = 'bind-a'), (SELECT id FROM agents WHERE slug = 'bind-b')", 0);
+    UNIT_TRUE(res != NULL);
+    if (res) {
+        agent = db_val(res, 0, 0);
+        other = db_val(res, 0, 1);
+    }
+    UNIT_EQ_INT(gw_connector_add(a, "bind-a", "bound1", "https://one.example.test/mcp", &h1, 1, NULL, &e), 0);
+    UNIT_EQ_INT(gw_connector_add(a, "bind-a", "bound2", "https://two.example.test/mcp", &h2, 1, NULL, &e), 0);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    UNIT_EQ_INT(n, 2);
+    c = find(cs, n, "bound1");
+    UNIT_TRUE(c && !c->unavailable && c->nheaders == 1 && !strcmp(c->headers[0].value, "key-of-bound1"));
+
+    /* the URLs swapped in the database: neither credential goes anywhere */
+    UNIT_TRUE(db_query(a, &e, "UPDATE connectors SET url = CASE name WHEN 'bound1' THEN 'https://two.example.test/mcp'"
+                              " ELSE 'https://one.example.test/mcp' END WHERE agent_id = $1::uuid", 1, agent) != NULL);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    UNIT_EQ_INT(n, 2);
+    for (int i = 0; i < n; i++)
+        UNIT_TRUE(cs[i].unavailable && cs[i].nheaders == 0);
+    /* one URL edited: the same */
+    UNIT_TRUE(db_query(a, &e, "UPDATE connectors SET url = CASE name WHEN 'bound1' THEN 'https://one.example.test/mcp'"
+                              " ELSE 'https://evil.example.test/mcp' END WHERE agent_id = $1::uuid", 1, agent) != NULL);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    c = find(cs, n, "bound1");
+    UNIT_TRUE(c && !c->unavailable && !strcmp(c->headers[0].value, "key-of-bound1"));
+    c = find(cs, n, "bound2");
+    UNIT_TRUE(c && c->unavailable && c->nheaders == 0);
+
+    /* moved to another agent: its members do not get the credential */
+    UNIT_TRUE(db_query(a, &e, "UPDATE connectors SET agent_id = $2::uuid WHERE agent_id = $1::uuid AND name = 'bound1'",
+                       2, agent, other) != NULL);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, other, &cs, &n, &e), 0);
+    UNIT_EQ_INT(n, 1);
+    UNIT_TRUE(n == 1 && cs[0].unavailable && cs[0].nheaders == 0);
+    UNIT_TRUE(db_query(a, &e, "UPDATE connectors SET agent_id = $1::uuid WHERE name = 'bound1'", 1, agent) != NULL);
+
+    /* an earlier build's blob (bound to the id only): unavailable until the
+     * start-up pass seals it again, bound; then it opens, and a second
+     * pass leaves it alone */
+    res = db_query(a, &e, "SELECT id FROM connectors WHERE agent_id = $1::uuid AND name = 'bound1'", 1, agent);
+    UNIT_TRUE(res && PQntuples(res) == 1);
+    if (res && PQntuples(res) == 1)
+        id = db_val(res, 0, 0);
+    legacy = gh_seal(a, "[{\"name\":\"X-Key\",\"value\":\"legacy-key\"}]", 39,
+                     gh_arena_printf(a, "gw_connector:%s", id));
+    UNIT_TRUE(legacy != NULL);
+    UNIT_TRUE(db_query(a, &e, "UPDATE connectors SET headers_sealed = $2 WHERE id = $1::uuid", 2, id, legacy) != NULL);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    c = find(cs, n, "bound1");
+    UNIT_TRUE(c && c->unavailable);
+    res = db_query(a, &e, "SELECT headers_sealed FROM connectors WHERE name = 'bound2' AND agent_id = $1::uuid", 1, agent);
+    before = res ? db_val(res, 0, 0) : NULL;
+    UNIT_EQ_INT(gw_connector_reseal_legacy(&e), 0);
+    UNIT_EQ_INT(gw_connectors_for_agent(a, agent, &cs, &n, &e), 0);
+    c = find(cs, n, "bound1");
+    UNIT_TRUE(c && !c->unavailable && c->nheaders == 1 && !strcmp(c->headers[0].value, "legacy-key"));
+    c = find(cs, n, "bound2");
+    UNIT_TRUE(c && c->unavailable);     /* opens neither way: left as it is */
+    res = db_query(a, &e, "SELECT headers_sealed FROM connectors WHERE name = 'bound2' AND agent_id = $1::uuid", 1, agent);
+    UNIT_EQ_STR(res ? db_val(res, 0, 0) : NULL, before);
+    res = db_query(a, &e, "SELECT headers_sealed FROM connectors WHERE id = $1::uuid", 1, id);
+    if (res) {
+        resealed = gh_arena_strdup(a, db_val(res, 0, 0));
+        UNIT_TRUE(strcmp(resealed, legacy) != 0);
+    }
+    UNIT_EQ_INT(gw_connector_reseal_legacy(&e), 0);
+    res = db_query(a, &e, "SELECT headers_sealed FROM connectors WHERE id = $1::uuid", 1, id);
+    UNIT_EQ_STR(res ? db_val(res, 0, 0) : NULL, resealed);
     gh_arena_free(a);
 }
 
@@ -276,6 +381,7 @@ main(void)
     if (unit_db_start("connector") < 0)
         return 1;
     UNIT_RUN(test_for_agent);
+    UNIT_RUN(test_bound_to_url_and_agent);
     UNIT_RUN(test_cache);
     return unit_db_stop();
 }
