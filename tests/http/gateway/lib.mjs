@@ -288,3 +288,29 @@ export async function rejects(promise) {
     return { error: e };
   }
 }
+
+/* A legacy session's GET stream (its reader); ctls collects the abort
+ * controllers the test's after() aborts. */
+export async function getStream(srv, token, session, ctls) {
+  const ctl = new AbortController();
+  ctls.push(ctl);
+  const g = await post(srv, undefined, { method: 'GET', token, session, version: LEGACY,
+    accept: 'text/event-stream', stream: true, signal: ctl.signal });
+  assert.equal(g.status, 200);
+  return g.sse;
+}
+
+/* The stream ends (whatever it still carried before) within ms. */
+export async function streamEnds(sse, ms, what) {
+  const timeout = new Promise((r) => setTimeout(() => r('open'), ms));
+  const drained = (async () => { while (await sse.next() !== null); return 'ended'; })();
+  assert.equal(await Promise.race([drained, timeout]), 'ended', what);
+}
+
+/* Every given stream still carries the agent's list_changed: the connector
+ * is disabled and enabled again through srv. */
+export async function carryListChanged(srv, connector, ...sses) {
+  connectorCmd(srv, 'disable', '--agent', 'default', '--name', connector);
+  connectorCmd(srv, 'enable', '--agent', 'default', '--name', connector);
+  for (const sse of sses) await sse.until((m) => m.method === 'notifications/tools/list_changed', 'list_changed on a kept stream');
+}

@@ -12,7 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, startServer, startFixture, createUser, gatehouse, secret } from '../../harness/index.mjs';
-import { member, addConnector, connectorCmd, post, rawSession, modernMsg, modernHeaders, LEGACY } from './lib.mjs';
+import { member, addConnector, post, rawSession, getStream, streamEnds, carryListChanged, modernMsg, modernHeaders, LEGACY } from './lib.mjs';
 import { signedIn, fullFlow } from '../oauth/lib.mjs';
 
 let cluster, srvA, srvB, alpha;
@@ -35,14 +35,6 @@ after(async () => {
   await cluster?.stop();
 });
 
-async function getStream(srv, token, session) {
-  const ctl = new AbortController();
-  streams.push(ctl);
-  const g = await post(srv, undefined, { method: 'GET', token, session, version: LEGACY,
-    accept: 'text/event-stream', stream: true, signal: ctl.signal });
-  assert.equal(g.status, 200);
-  return g.sse;
-}
 
 async function listen(srv, token, sub) {
   const ctl = new AbortController();
@@ -54,19 +46,7 @@ async function listen(srv, token, sub) {
   return s.sse;
 }
 
-/* The stream ends (whatever it still carried before) within ms. */
-async function ends(sse, ms, what) {
-  const timeout = new Promise((r) => setTimeout(() => r('open'), ms));
-  const drained = (async () => { while (await sse.next() !== null); return 'ended'; })();
-  assert.equal(await Promise.race([drained, timeout]), 'ended', what);
-}
 
-/* Every given stream still carries the agent's list_changed. */
-async function carry(...sses) {
-  connectorCmd(srvA, 'disable', '--agent', 'default', '--name', 'alpha');
-  connectorCmd(srvA, 'enable', '--agent', 'default', '--name', 'alpha');
-  for (const sse of sses) await sse.until((m) => m.method === 'notifications/tools/list_changed', 'list_changed on a kept stream');
-}
 
 function tokenIds(html) {
   return [...html.matchAll(/name="id" value="([0-9a-f-]{36})"/g)].map((m) => m[1]);
@@ -82,20 +62,20 @@ test('a PAT revoked at /profile/tokens ends its GET streams here at once; its se
   const other = member(srvA);
 
   const s = await rawSession(srvA, pat);
-  const revoked = await getStream(srvA, pat, s.session);
+  const revoked = await getStream(srvA, pat, s.session, streams);
   const sameMember = await listen(srvA, oauth, 'same-member');
-  const otherMember = await getStream(srvA, other.pat, (await rawSession(srvA, other.pat)).session);
-  await carry(revoked, sameMember, otherMember);
+  const otherMember = await getStream(srvA, other.pat, (await rawSession(srvA, other.pat)).session, streams);
+  await carryListChanged(srvA, 'alpha', revoked, sameMember, otherMember);
 
   const [id] = tokenIds(await (await c.get('/profile/tokens')).text());
   assert.equal((await c.form('/profile/tokens', '/profile/tokens/revoke', { id })).status, 303);
-  await ends(revoked, 3000, 'the GET stream of the revoked PAT is still open');
+  await streamEnds(revoked, 3000, 'the GET stream of the revoked PAT is still open');
 
   assert.equal((await s.call('tools/list', {})).status, 401, 'the revoked PAT on its session');
   const again = await post(srvA, { jsonrpc: '2.0', id: 9, method: 'tools/list', params: {} },
     { token: oauth, session: s.session, version: LEGACY });
   assert.equal(again.status, 200, `the session with the member's other credential: ${again.text}`);
-  await carry(sameMember, otherMember);
+  await carryListChanged(srvA, 'alpha', sameMember, otherMember);
 });
 
 test('an OAuth grant disconnected on one instance ends its listen and GET streams on the other', async () => {
@@ -105,23 +85,23 @@ test('an OAuth grant disconnected on one instance ends its listen and GET stream
   const other = member(srvA);
 
   const l = await listen(srvB, tok, 'revoked-listen');
-  const g = await getStream(srvB, tok, (await rawSession(srvB, tok)).session);
+  const g = await getStream(srvB, tok, (await rawSession(srvB, tok)).session, streams);
   const kept = await listen(srvB, other.pat, 'kept-listen');
-  await carry(l, g, kept);
+  await carryListChanged(srvA, 'alpha', l, g, kept);
 
   const grant = (await (await c.get('/profile/connections')).text()).match(/name="grant" value="([0-9a-f-]{36})"/)[1];
   assert.equal((await c.form('/profile/connections', '/profile/connections/revoke', { grant })).status, 303);
-  await ends(l, 5000, 'the listen stream of the disconnected grant is still open on the other instance');
-  await ends(g, 5000, 'the GET stream of the disconnected grant is still open on the other instance');
-  await carry(kept);
+  await streamEnds(l, 5000, 'the listen stream of the disconnected grant is still open on the other instance');
+  await streamEnds(g, 5000, 'the GET stream of the disconnected grant is still open on the other instance');
+  await carryListChanged(srvA, 'alpha', kept);
 });
 
 test('a user disabled with the CLI: their streams end, in every process', async () => {
   const u = member(srvA);
-  const a = await getStream(srvA, u.pat, (await rawSession(srvA, u.pat)).session);
+  const a = await getStream(srvA, u.pat, (await rawSession(srvA, u.pat)).session, streams);
   const b = await listen(srvB, u.pat, 'disabled-user');
-  await carry(a, b);
+  await carryListChanged(srvA, 'alpha', a, b);
   assert.equal(gatehouse(srvA, ['user', 'disable', '--email', u.email]).code, 0);
-  await ends(a, 5000, 'a disabled user\'s GET stream is still open');
-  await ends(b, 5000, 'a disabled user\'s listen stream is still open on the other instance');
+  await streamEnds(a, 5000, 'a disabled user\'s GET stream is still open');
+  await streamEnds(b, 5000, 'a disabled user\'s listen stream is still open on the other instance');
 });

@@ -20,9 +20,10 @@ show_timeout(struct db_conn *c, char *out, size_t len)
 }
 
 /* Ends c's server process from another connection, as a restarted or
- * administratively killed server would. */
+ * administratively killed server would; then, with wait, uses c until it
+ * has seen the end (else the pool finds out at c's next statement). */
 static void
-kill_backend(struct db_conn *c)
+kill_backend(struct db_conn *c, bool wait)
 {
     struct gh_err e = {0};
     PGconn *other = db_connect_raw(&e);
@@ -33,10 +34,10 @@ kill_backend(struct db_conn *c)
     if (other == NULL)
         return;
     snprintf(pid, sizeof(pid), "%d", PQbackendPID(db_pg(c)));
-    PQclear(PQexecParams(other, "SELECT pg_terminate_backend($1::int)", 1, NULL, params, NULL, NULL, 0));
+    /* returns once the process has ended (or after 5 s) */
+    PQclear(PQexecParams(other, "SELECT pg_terminate_backend($1::int, 5000)", 1, NULL, params, NULL, NULL, 0));
     PQfinish(other);
-    /* let the terminated process go before c is used again */
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; wait && i < 100; i++) {
         PGresult *r = PQexec(db_pg(c), "SELECT 1");
         ExecStatusType st = PQresultStatus(r);
 
@@ -45,6 +46,32 @@ kill_backend(struct db_conn *c)
             break;
         usleep(10000);
     }
+}
+
+/* A pooled connection whose server process is killed comes back, through
+ * reset() (db_reset, or db_execv's own retry when NULL), with the session
+ * settings and another server process. */
+static void
+check_comes_back(bool (*reset)(struct db_conn *c))
+{
+    struct gh_err e = {0};
+    struct db_conn *c = db_get(&e);
+    char v[32];
+    int before;
+
+    UNIT_TRUE(c != NULL);
+    if (c == NULL)
+        return;
+    before = PQbackendPID(db_pg(c));
+    kill_backend(c, reset != NULL);
+    if (reset) {
+        UNIT_TRUE(PQstatus(db_pg(c)) != CONNECTION_OK);
+        UNIT_TRUE(reset(c));
+    }
+    show_timeout(c, v, sizeof(v));
+    UNIT_EQ_STR(v, "30s");
+    UNIT_TRUE(PQbackendPID(db_pg(c)) != before);
+    db_put(c);
 }
 
 static void
@@ -65,58 +92,15 @@ test_new_connection_has_settings(void)
 static void
 test_reset_reapplies_settings(void)
 {
-    struct gh_err e = {0};
-    struct db_conn *c = db_get(&e);
-    char v[32];
-    int before;
-
-    UNIT_TRUE(c != NULL);
-    if (c == NULL)
-        return;
-    before = PQbackendPID(db_pg(c));
-    kill_backend(c);
-    UNIT_TRUE(PQstatus(db_pg(c)) != CONNECTION_OK);
-    UNIT_TRUE(db_reset(c));
-    UNIT_TRUE(PQbackendPID(db_pg(c)) != before);
-    show_timeout(c, v, sizeof(v));
-    UNIT_EQ_STR(v, "30s");
-    db_put(c);
+    check_comes_back(db_reset);
 }
 
+/* the server process ends while the connection is idle in the pool: its
+ * next statement is retried once on a new connection */
 static void
 test_exec_retry_reapplies_settings(void)
 {
-    struct gh_err e = {0};
-    struct db_conn *c = db_get(&e);
-    char v[32];
-    int before;
-
-    UNIT_TRUE(c != NULL);
-    if (c == NULL)
-        return;
-    before = PQbackendPID(db_pg(c));
-    /* the server process ends while the connection is idle in the pool:
-     * its next statement is retried once on a new connection */
-    {
-        struct gh_err e2 = {0};
-        PGconn *other = db_connect_raw(&e2);
-        char pid[16];
-        const char *params[1] = { pid };
-
-        UNIT_TRUE(other != NULL);
-        if (other == NULL) {
-            db_put(c);
-            return;
-        }
-        snprintf(pid, sizeof(pid), "%d", before);
-        PQclear(PQexecParams(other, "SELECT pg_terminate_backend($1::int, 5000)", 1, NULL, params, NULL,
-                             NULL, 0));
-        PQfinish(other);
-    }
-    show_timeout(c, v, sizeof(v));
-    UNIT_EQ_STR(v, "30s");
-    UNIT_TRUE(PQbackendPID(db_pg(c)) != before);
-    db_put(c);
+    check_comes_back(NULL);
 }
 
 int
