@@ -2324,6 +2324,32 @@ mreq_init(struct mreq *m, struct web_req *r, const struct authz_credential *who)
     m->start_us = gh_now_us();
 }
 
+/* What every request to the endpoint passes first, in this order: Host and
+ * Origin, the credential (refusals before authentication: audit_refusal),
+ * then a body over GATEHOUSE_HTTP_MAX_BODY, which the web layer leaves to
+ * us (WEB_OWN_413) because the request reached the gateway all the same:
+ * 413 with the member's row (the method is the HTTP one: the body is not
+ * read).  The credential with m ready, or NULL when the reply was sent. */
+static const struct authz_credential *
+mcp_begin(struct web_req *r, struct mreq *m)
+{
+    const struct authz_credential *who;
+    uint64_t serial;
+
+    if (check_rebinding(r) < 0 || (who = authenticate(r, &serial)) == NULL)
+        return NULL;
+    mreq_init(m, r, who);
+    m->cred_serial = serial;
+    if (web_body_too_large(r)) {
+        m->decision = "deny";
+        m->message = "request body too large";
+        audit(m, web_method(r));
+        reply_rpc_error(r, 413, NULL, GW_RPC_INVALID_REQUEST, "Request body too large.", NULL);
+        return NULL;
+    }
+    return who;
+}
+
 /* The session named by the Mcp-Session-Id header: 0, or the reply is sent. */
 static int
 require_session(struct mreq *m, const char *method, json_t *id)
@@ -2511,7 +2537,6 @@ static int
 mcp_post(struct web_req *r)
 {
     const struct authz_credential *who;
-    uint64_t serial;
     struct mreq m;
     const char *ct, *method;
     json_t *body, *id, *params;
@@ -2520,10 +2545,8 @@ mcp_post(struct web_req *r)
     const char *raw;
     bool stateless;
 
-    if (check_rebinding(r) < 0 || (who = authenticate(r, &serial)) == NULL)
+    if ((who = mcp_begin(r, &m)) == NULL)
         return 0;
-    mreq_init(&m, r, who);
-    m.cred_serial = serial;
     ct = web_header(r, "Content-Type");
     if (ct == NULL || strncasecmp(ct, "application/json", 16) || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
         m.decision = "deny";
@@ -2613,15 +2636,11 @@ mcp_post(struct web_req *r)
 static int
 mcp_get(struct web_req *r)
 {
-    const struct authz_credential *who;
-    uint64_t serial;
     struct mreq m;
     struct listener *l;
 
-    if (check_rebinding(r) < 0 || (who = authenticate(r, &serial)) == NULL)
+    if (mcp_begin(r, &m) == NULL)
         return 0;
-    mreq_init(&m, r, who);
-    m.cred_serial = serial;
     if (gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))) {
         m.decision = "deny";
         m.message = "GET in the stateless revision";
@@ -2675,15 +2694,11 @@ end_upstream_sessions(struct mreq *m)
 static int
 mcp_delete(struct web_req *r)
 {
-    const struct authz_credential *who;
-    uint64_t serial;
     struct mreq m;
     struct gh_err e = {0};
 
-    if (check_rebinding(r) < 0 || (who = authenticate(r, &serial)) == NULL)
+    if (mcp_begin(r, &m) == NULL)
         return 0;
-    mreq_init(&m, r, who);
-    m.cred_serial = serial;
     if (gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))) {
         m.decision = "deny";
         m.message = "DELETE in the stateless revision";
@@ -2699,6 +2714,30 @@ mcp_delete(struct web_req *r)
     if (gw_session_delete(m.s, &e) < 0)
         return reply_rpc_error(r, e.status ? e.status : 500, NULL, GW_RPC_INTERNAL, "Internal error.", NULL);
     return web_reply(r, 200, NULL, "", 0);
+}
+
+/* Every method comes here: one the endpoint does not serve (PUT, PATCH,
+ * HEAD, OPTIONS — a CORS preflight too) reached the gateway as much as a
+ * POST, so it passes the same checks and is refused with its row. */
+static int
+mcp_any(struct web_req *r)
+{
+    const char *method = web_method(r);
+    struct mreq m;
+
+    if (!strcmp(method, "POST"))
+        return mcp_post(r);
+    if (!strcmp(method, "GET"))
+        return mcp_get(r);
+    if (!strcmp(method, "DELETE"))
+        return mcp_delete(r);
+    if (mcp_begin(r, &m) == NULL)
+        return 0;
+    m.decision = "deny";
+    m.message = "method not allowed";
+    audit(&m, method);
+    web_add_header(r, "Allow", "GET, POST, DELETE");
+    return reply_rpc_error(r, 405, NULL, GW_RPC_INVALID_REQUEST, "Method not allowed.", NULL);
 }
 
 /* ---------------------------------------------------------------- background */
@@ -2809,11 +2848,8 @@ gw_mcp_register_routes(void)
     if (gh_cfg.test_unauthenticated_mcp)
         GH_LOG(WARN, "gw_start", "GATEHOUSE_TEST_UNAUTHENTICATED_MCP is ON: the MCP endpoint admits "
                                  "requests WITHOUT credentials as a test identity. Never use this in production.");
-    for (size_t i = 0; i < GH_ARRAY_LEN(pats); i++) {
-        web_route("POST", pats[i], WEB_API, mcp_post);
-        web_route("GET", pats[i], WEB_API, mcp_get);
-        web_route("DELETE", pats[i], WEB_API, mcp_delete);
-    }
+    for (size_t i = 0; i < GH_ARRAY_LEN(pats); i++)
+        web_route(NULL, pats[i], WEB_API | WEB_OWN_413, mcp_any);
     web_metrics_register_gauge("gatehouse_mcp_sessions_open", "MCP sessions held in this process.", g_sessions);
     web_metrics_register_gauge("gatehouse_mcp_upstream_inflight", "Upstream requests in flight.", g_inflight);
     tick.stop = false;
