@@ -2008,6 +2008,8 @@ static int
 do_set_level(struct mreq *m, json_t *id, json_t *params)
 {
     if (!json_is_string(json_object_get(params, "level"))) {
+        m->decision = "deny";
+        m->message = "invalid params";
         audit(m, "logging/setLevel");
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.level is required.", NULL);
     }
@@ -2034,6 +2036,8 @@ do_listen(struct mreq *m, json_t *id, json_t *params)
     json_t *ack, *agreed;
 
     if (filter && !json_is_object(filter)) {
+        m->decision = "deny";
+        m->message = "invalid params";
         audit(m, "subscriptions/listen");
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.notifications must be an object.", NULL);
     }

@@ -170,3 +170,48 @@ test('those refusals share the per-IP budget of refusals before authentication',
     assert.equal(await lim.stop(), 0);
   }
 });
+
+test('every JSON-RPC shape has exactly one row (a batch: one per member)', async () => {
+  const s = await rawSession(srv, user.pat);
+  const old = await rawSession(srv, user.pat, { version: '2025-03-26' });
+  const send = (rawBody, o = {}) => post(srv, undefined, { token: user.pat, session: s.session, version: LEGACY, raw: rawBody, ...o });
+  const deny = (method, message) => ({ method, message, decision: 'deny', user_email: user.email });
+  const cases = [
+    ['malformed JSON', () => send('{"jsonrpc": "2.0", "id": 1, "method": '), 400, deny('(invalid)', 'parse error')],
+    ['not an object', () => send('42'), 400, deny('(invalid)', 'invalid request')],
+    ['too deep', () => send(`${'['.repeat(5000)}${']'.repeat(5000)}`), 400, deny('(invalid)', 'parse error')],
+    ['a duplicated key', () => send('{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}'), 400, deny('(invalid)', 'parse error')],
+    ['an unknown method', () => send('{"jsonrpc":"2.0","id":3,"method":"no/such"}'), 200, deny('no/such', 'method not found')],
+    ['a notification', () => send('{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}'), 202,
+      { method: 'notifications/roots/list_changed', decision: 'allow' }],
+    ['a response', () => send('{"jsonrpc":"2.0","id":"nobody-asked","result":{}}'), 202, { method: '(response)', decision: 'allow' }],
+    ['null id', () => send('{"jsonrpc":"2.0","id":null,"method":"ping"}'), 400, deny('ping', 'null id')],
+    ['text/plain', () => send('{"jsonrpc":"2.0","id":4,"method":"ping"}', { headers: { 'Content-Type': 'text/plain' } }), 415,
+      deny('(invalid)', 'unsupported content type')],
+    ['Accept without SSE', () => send('{"jsonrpc":"2.0","id":5,"method":"ping"}', { accept: 'application/json' }), 406,
+      deny('(invalid)', 'not acceptable')],
+    ['a wrong MCP-Protocol-Version', () => send('{"jsonrpc":"2.0","id":6,"method":"ping"}', { version: '1999-01-01' }), 400,
+      deny('ping', 'unsupported protocol version')],
+    ['an unknown session', () => send('{"jsonrpc":"2.0","id":7,"method":"ping"}', { session: 'no-such-session-0123456789' }), 404,
+      deny('ping', 'unknown session')],
+    ['logging/setLevel without a level', () => send('{"jsonrpc":"2.0","id":8,"method":"logging/setLevel","params":{}}'), 200,
+      deny('logging/setLevel', 'invalid params')],
+    ['subscriptions/listen with a bad filter', () => modern(srv, user.pat, 9, 'subscriptions/listen', { notifications: 5 }), 200,
+      deny('subscriptions/listen', 'invalid params')],
+  ];
+  for (const [what, req, status, want] of cases) {
+    const r = await req();
+    assert.equal(r.status, status, `${what}: ${r.text}`);
+    oneRow(srv, r, want, what);
+  }
+  // a 2025-03-26 batch of valid and invalid members: one row each
+  const batch = [{ jsonrpc: '2.0', id: 1, method: 'ping' }, {}, 5, { jsonrpc: '2.0', method: 'notifications/progress', params: {} },
+    { jsonrpc: '2.0', id: 'x', result: {} }, { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+    { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'gh__echo', arguments: { message: 'in a batch' } } },
+    { jsonrpc: '2.0', id: 1, method: 'ping' }];
+  const b = await post(srv, batch, { token: user.pat, session: old.session, version: '2025-03-26' });
+  assert.equal(b.status, 200, b.text);
+  const rows = rowsOf(srv, b.headers.get('x-request-id'));
+  assert.deepEqual(rows.map((r) => `${r.method}|${r.decision}`), ['ping|allow', '(invalid)|deny', '(invalid)|deny',
+    'notifications/progress|allow', '(response)|allow', 'tools/list|allow', 'tools/call|deny', 'ping|allow']);
+});
