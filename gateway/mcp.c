@@ -1843,6 +1843,12 @@ do_named(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const ch
         /* the enforcement seam: once, here, before anything is forwarded */
         struct gw_decision d = {0};
         m->connector = c->name;
+        /* the row names the upstream's tool by its full name, not by the
+         * shortened or rehashed one a client may see, which only says
+         * which tool it is while the lists stay as they are */
+        m->tool = gh_arena_printf(m->a, "%s__%s", c->name, en->orig);
+        if (m->tool == NULL)
+            m->tool = name;
         if (gw_policy_decide(m->a, m->who, c, en->orig, json_object_get(params, "arguments"), &d, &e) < 0) {
             d.allow = false;
             d.decision = "deny";

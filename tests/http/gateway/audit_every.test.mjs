@@ -215,3 +215,28 @@ test('every JSON-RPC shape has exactly one row (a batch: one per member)', async
   assert.deepEqual(rows.map((r) => `${r.method}|${r.decision}`), ['ping|allow', '(invalid)|deny', '(invalid)|deny',
     'notifications/progress|allow', '(response)|allow', 'tools/list|allow', 'tools/call|deny', 'ping|allow']);
 });
+
+test("the row's fields: the full name of a shortened tool and its connector; the client of an OAuth token and of a PAT", async () => {
+  const s = await rawSession(srv, user.pat);
+  const list = await s.call('tools/list', {});
+  const shown = list.body.result.tools.map((t) => t.name).find((n) => n !== 'gh__echo');
+  assert.ok(shown && shown.length <= 64 && shown !== `gh__${LONG}`, `shortened: ${shown}`);
+  const r = await s.call('tools/call', { name: shown, arguments: {} });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(JSON.parse(r.body.result.content[0].text).tool, LONG, r.text);
+  oneRow(srv, r, { method: 'tools/call', connector: 'gh', tool: `gh__${LONG}`, decision: 'allow', upstream_status: 200 },
+    'a shortened tool');
+  const plain = await s.call('tools/call', { name: 'gh__echo', arguments: { message: 'hi' } });
+  oneRow(srv, plain, { tool: 'gh__echo', connector: 'gh', credential_kind: 'pat', client_id: null, client_name: 'gw-test' },
+    'a PAT');
+  const suffix = srv.cluster.sql(`SELECT right(id::text, 6) FROM pats WHERE name = 'gw-test' AND user_id =
+    (SELECT id FROM users WHERE email = '${user.email}')`);
+  assert.equal(rowsOf(srv, plain.headers.get('x-request-id'))[0].key_suffix, suffix);
+
+  const c = await signedIn(srv, user);
+  const d = await fullFlow(srv, c, { meta: { client_name: 'Audit Client' } });
+  const o = await modern(srv, d.tokens.access_token, 1, 'tools/call', { name: 'gh__echo', arguments: { message: 'oauth' } });
+  assert.equal(o.status, 200, o.text);
+  oneRow(srv, o, { credential_kind: 'oauth', client_id: d.client.client_id, client_name: 'Audit Client', tool: 'gh__echo',
+    connector: 'gh', session_id: null, user_email: user.email }, 'an OAuth token');
+});
