@@ -3,8 +3,8 @@
  * /agents/STAR/mcp, Streamable HTTP in both protocol generations.
  *
  * A POST is checked in this order: Host/Origin (DNS rebinding), the
- * credential, Content-Type and Accept, the JSON-RPC shape, then the
- * protocol generation: a request whose _meta carries a protocol version
+ * credential, the body limit, Content-Type and Accept, the JSON-RPC shape,
+ * then the protocol generation: a request whose _meta carries a protocol version
  * (or whose MCP-Protocol-Version header says 2026-07-28) is served
  * statelessly; anything else belongs to an initialize-made session.
  *
