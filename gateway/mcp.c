@@ -2322,6 +2322,22 @@ msg_method(json_t *msg)
     return gh_json_str(msg, "method");
 }
 
+/* Not a JSON-RPC message we take, alone or in a batch: not an object,
+ * jsonrpc not "2.0", a method that is not a string, an id neither a
+ * string, an integer nor null, neither method nor id, or a response
+ * without result or error. */
+static bool
+msg_invalid(json_t *msg)
+{
+    const char *method = msg_method(msg), *v = gh_json_str(msg, "jsonrpc");
+    json_t *id = json_object_get(msg, "id");
+
+    return !json_is_object(msg) || v == NULL || strcmp(v, "2.0") ||
+           (json_object_get(msg, "method") && method == NULL) || (id && !valid_id(id) && !json_is_null(id)) ||
+           (method == NULL && id == NULL) ||
+           (method == NULL && !json_object_get(msg, "result") && !json_object_get(msg, "error"));
+}
+
 /* ---------------------------------------------------------------- handlers */
 
 static void
@@ -2498,7 +2514,7 @@ batch_run(struct mreq *m, json_t *batch)
         json_t *id = json_object_get(msg, "id");
 
         m->start_us = gh_now_us();
-        if (!json_is_object(msg) || (method == NULL && id == NULL)) {
+        if (msg_invalid(msg)) {
             audit_row(m, method, "deny", "invalid request", &rows[nrows++]);
             json_array_append_new(out, rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid request.", NULL));
             continue;
@@ -2535,7 +2551,7 @@ batch_run(struct mreq *m, json_t *batch)
         const char *method = msg_method(msg);
         json_t *id = json_object_get(msg, "id");
 
-        if (json_is_object(msg) && (method == NULL) != (id == NULL))
+        if (!msg_invalid(msg) && (method == NULL) != (id == NULL))
             client_note(m->s, method, msg);     /* not a request (answered above), not invalid */
     }
     if (json_array_size(out) == 0)
@@ -2585,10 +2601,7 @@ mcp_post(struct web_req *r)
     method = msg_method(body);
     id = json_object_get(body, "id");
     params = json_object_get(body, "params");
-    if (!json_is_object(body) || strcmp(gh_json_str(body, "jsonrpc") ? gh_json_str(body, "jsonrpc") : "", "2.0") ||
-        (json_object_get(body, "method") && method == NULL) || (id && !valid_id(id) && !json_is_null(id)) ||
-        (method == NULL && id == NULL) ||
-        (method == NULL && !json_object_get(body, "result") && !json_object_get(body, "error"))) {
+    if (msg_invalid(body)) {
         m.decision = "deny";
         m.message = "invalid request";
         audit(&m, method);

@@ -8,7 +8,7 @@
 //   (Host/Origin, the credential: refusals before authentication have their
 //   rows, budgeted per IP), then get 413 / 405 with a row naming the member;
 // - every JSON-RPC shape: malformed, not an object, a batch of mixed members
-//   (a row per member), an unknown method, a notification, a response, too
+//   (a row per member; a member refused as it would be alone), an unknown method, a notification, a response, too
 //   deep, a duplicated key, 415, 406, a wrong protocol version, an unknown
 //   session, and invalid params of logging/setLevel and subscriptions/listen
 //   (denied, not "allow");
@@ -208,12 +208,18 @@ test('every JSON-RPC shape has exactly one row (a batch: one per member)', async
   const batch = [{ jsonrpc: '2.0', id: 1, method: 'ping' }, {}, 5, { jsonrpc: '2.0', method: 'notifications/progress', params: {} },
     { jsonrpc: '2.0', id: 'x', result: {} }, { jsonrpc: '2.0', id: 2, method: 'tools/list' },
     { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'gh__echo', arguments: { message: 'in a batch' } } },
-    { jsonrpc: '2.0', id: 1, method: 'ping' }];
+    { jsonrpc: '2.0', id: 1, method: 'ping' },
+    // what a message alone would be refused for is refused in a batch too: no "allowed response" of it
+    { jsonrpc: '2.0', id: 'gh-r-0' }, { jsonrpc: '1.0', id: 10, method: 'ping' }, { jsonrpc: '2.0', id: 11, method: 7 },
+    { id: 12, result: {} }];
   const b = await post(srv, batch, { token: user.pat, session: old.session, version: '2025-03-26' });
   assert.equal(b.status, 200, b.text);
   const rows = rowsOf(srv, b.headers.get('x-request-id'));
   assert.deepEqual(rows.map((r) => `${r.method}|${r.decision}`), ['ping|allow', '(invalid)|deny', '(invalid)|deny',
-    'notifications/progress|allow', '(response)|allow', 'tools/list|allow', 'tools/call|deny', 'ping|allow']);
+    'notifications/progress|allow', '(response)|allow', 'tools/list|allow', 'tools/call|deny', 'ping|allow',
+    '(invalid)|deny', 'ping|deny', '(invalid)|deny', '(invalid)|deny']);
+  const answers = b.body;
+  assert.equal(answers.filter((m) => m.error?.code === -32600 && m.id === null).length, 6, b.text);
 });
 
 test("the row's fields: the full name of a shortened tool and its connector; the client of an OAuth token and of a PAT", async () => {
