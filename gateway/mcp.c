@@ -2638,6 +2638,7 @@ mcp_post(struct web_req *r)
     if (method && !strcmp(method, "initialize")) {
         if (id == NULL) {
             m.decision = "deny";
+            m.message = "initialize without an id";
             audit(&m, method);
             return reply_rpc_error(r, 400, NULL, GW_RPC_INVALID_REQUEST, "initialize must be a request.", NULL);
         }

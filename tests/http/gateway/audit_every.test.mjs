@@ -186,6 +186,8 @@ test('every JSON-RPC shape has exactly one row (a batch: one per member)', async
       { method: 'notifications/roots/list_changed', decision: 'allow' }],
     ['a response', () => send('{"jsonrpc":"2.0","id":"nobody-asked","result":{}}'), 202, { method: '(response)', decision: 'allow' }],
     ['null id', () => send('{"jsonrpc":"2.0","id":null,"method":"ping"}'), 400, deny('ping', 'null id')],
+    ['initialize as a notification', () => send('{"jsonrpc":"2.0","method":"initialize","params":{}}', { session: undefined }), 400,
+      deny('initialize', 'initialize without an id')],
     ['text/plain', () => send('{"jsonrpc":"2.0","id":4,"method":"ping"}', { headers: { 'Content-Type': 'text/plain' } }), 415,
       deny('(invalid)', 'unsupported content type')],
     ['Accept without SSE', () => send('{"jsonrpc":"2.0","id":5,"method":"ping"}', { accept: 'application/json' }), 406,
