@@ -3,8 +3,8 @@
  * /agents/STAR/mcp, Streamable HTTP in both protocol generations.
  *
  * A POST is checked in this order: Host/Origin (DNS rebinding), the
- * credential, Content-Type and Accept, the JSON-RPC shape, then the
- * protocol generation: a request whose _meta carries a protocol version
+ * credential, the body limit, Content-Type and Accept, the JSON-RPC shape,
+ * then the protocol generation: a request whose _meta carries a protocol version
  * (or whose MCP-Protocol-Version header says 2026-07-28) is served
  * statelessly; anything else belongs to an initialize-made session.
  *
@@ -1843,6 +1843,12 @@ do_named(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const ch
         /* the enforcement seam: once, here, before anything is forwarded */
         struct gw_decision d = {0};
         m->connector = c->name;
+        /* the row names the upstream's tool by its full name, not by the
+         * shortened or rehashed one a client may see, which only says
+         * which tool it is while the lists stay as they are */
+        m->tool = gh_arena_printf(m->a, "%s__%s", c->name, en->orig);
+        if (m->tool == NULL)
+            m->tool = name;
         if (gw_policy_decide(m->a, m->who, c, en->orig, json_object_get(params, "arguments"), &d, &e) < 0) {
             d.allow = false;
             d.decision = "deny";
@@ -2008,6 +2014,8 @@ static int
 do_set_level(struct mreq *m, json_t *id, json_t *params)
 {
     if (!json_is_string(json_object_get(params, "level"))) {
+        m->decision = "deny";
+        m->message = "invalid params";
         audit(m, "logging/setLevel");
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.level is required.", NULL);
     }
@@ -2034,6 +2042,8 @@ do_listen(struct mreq *m, json_t *id, json_t *params)
     json_t *ack, *agreed;
 
     if (filter && !json_is_object(filter)) {
+        m->decision = "deny";
+        m->message = "invalid params";
         audit(m, "subscriptions/listen");
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.notifications must be an object.", NULL);
     }
@@ -2312,6 +2322,22 @@ msg_method(json_t *msg)
     return gh_json_str(msg, "method");
 }
 
+/* Not a JSON-RPC message we take, alone or in a batch: not an object,
+ * jsonrpc not "2.0", a method that is not a string, an id neither a
+ * string, an integer nor null, neither method nor id, or a response
+ * without result or error. */
+static bool
+msg_invalid(json_t *msg)
+{
+    const char *method = msg_method(msg), *v = gh_json_str(msg, "jsonrpc");
+    json_t *id = json_object_get(msg, "id");
+
+    return !json_is_object(msg) || v == NULL || strcmp(v, "2.0") ||
+           (json_object_get(msg, "method") && method == NULL) || (id && !valid_id(id) && !json_is_null(id)) ||
+           (method == NULL && id == NULL) ||
+           (method == NULL && !json_object_get(msg, "result") && !json_object_get(msg, "error"));
+}
+
 /* ---------------------------------------------------------------- handlers */
 
 static void
@@ -2322,6 +2348,32 @@ mreq_init(struct mreq *m, struct web_req *r, const struct authz_credential *who)
     m->a = web_arena(r);
     m->who = who;
     m->start_us = gh_now_us();
+}
+
+/* What every request to the endpoint passes first, in this order: Host and
+ * Origin, the credential (refusals before authentication: audit_refusal),
+ * then a body over GATEHOUSE_HTTP_MAX_BODY, which the web layer leaves to
+ * us (WEB_OWN_413) because the request reached the gateway all the same:
+ * 413 with the member's row (the method is the HTTP one: the body is not
+ * read).  The credential with m ready, or NULL when the reply was sent. */
+static const struct authz_credential *
+mcp_begin(struct web_req *r, struct mreq *m)
+{
+    const struct authz_credential *who;
+    uint64_t serial;
+
+    if (check_rebinding(r) < 0 || (who = authenticate(r, &serial)) == NULL)
+        return NULL;
+    mreq_init(m, r, who);
+    m->cred_serial = serial;
+    if (web_body_too_large(r)) {
+        m->decision = "deny";
+        m->message = "request body too large";
+        audit(m, web_method(r));
+        reply_rpc_error(r, 413, NULL, GW_RPC_INVALID_REQUEST, "Request body too large.", NULL);
+        return NULL;
+    }
+    return who;
 }
 
 /* The session named by the Mcp-Session-Id header: 0, or the reply is sent. */
@@ -2462,7 +2514,7 @@ batch_run(struct mreq *m, json_t *batch)
         json_t *id = json_object_get(msg, "id");
 
         m->start_us = gh_now_us();
-        if (!json_is_object(msg) || (method == NULL && id == NULL)) {
+        if (msg_invalid(msg)) {
             audit_row(m, method, "deny", "invalid request", &rows[nrows++]);
             json_array_append_new(out, rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid request.", NULL));
             continue;
@@ -2499,7 +2551,7 @@ batch_run(struct mreq *m, json_t *batch)
         const char *method = msg_method(msg);
         json_t *id = json_object_get(msg, "id");
 
-        if (json_is_object(msg) && (method == NULL) != (id == NULL))
+        if (!msg_invalid(msg) && (method == NULL) != (id == NULL))
             client_note(m->s, method, msg);     /* not a request (answered above), not invalid */
     }
     if (json_array_size(out) == 0)
@@ -2511,7 +2563,6 @@ static int
 mcp_post(struct web_req *r)
 {
     const struct authz_credential *who;
-    uint64_t serial;
     struct mreq m;
     const char *ct, *method;
     json_t *body, *id, *params;
@@ -2520,10 +2571,8 @@ mcp_post(struct web_req *r)
     const char *raw;
     bool stateless;
 
-    if (check_rebinding(r) < 0 || (who = authenticate(r, &serial)) == NULL)
+    if ((who = mcp_begin(r, &m)) == NULL)
         return 0;
-    mreq_init(&m, r, who);
-    m.cred_serial = serial;
     ct = web_header(r, "Content-Type");
     if (ct == NULL || strncasecmp(ct, "application/json", 16) || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
         m.decision = "deny";
@@ -2552,10 +2601,7 @@ mcp_post(struct web_req *r)
     method = msg_method(body);
     id = json_object_get(body, "id");
     params = json_object_get(body, "params");
-    if (!json_is_object(body) || strcmp(gh_json_str(body, "jsonrpc") ? gh_json_str(body, "jsonrpc") : "", "2.0") ||
-        (json_object_get(body, "method") && method == NULL) || (id && !valid_id(id) && !json_is_null(id)) ||
-        (method == NULL && id == NULL) ||
-        (method == NULL && !json_object_get(body, "result") && !json_object_get(body, "error"))) {
+    if (msg_invalid(body)) {
         m.decision = "deny";
         m.message = "invalid request";
         audit(&m, method);
@@ -2592,6 +2638,7 @@ mcp_post(struct web_req *r)
     if (method && !strcmp(method, "initialize")) {
         if (id == NULL) {
             m.decision = "deny";
+            m.message = "initialize without an id";
             audit(&m, method);
             return reply_rpc_error(r, 400, NULL, GW_RPC_INVALID_REQUEST, "initialize must be a request.", NULL);
         }
@@ -2613,15 +2660,11 @@ mcp_post(struct web_req *r)
 static int
 mcp_get(struct web_req *r)
 {
-    const struct authz_credential *who;
-    uint64_t serial;
     struct mreq m;
     struct listener *l;
 
-    if (check_rebinding(r) < 0 || (who = authenticate(r, &serial)) == NULL)
+    if (mcp_begin(r, &m) == NULL)
         return 0;
-    mreq_init(&m, r, who);
-    m.cred_serial = serial;
     if (gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))) {
         m.decision = "deny";
         m.message = "GET in the stateless revision";
@@ -2675,15 +2718,11 @@ end_upstream_sessions(struct mreq *m)
 static int
 mcp_delete(struct web_req *r)
 {
-    const struct authz_credential *who;
-    uint64_t serial;
     struct mreq m;
     struct gh_err e = {0};
 
-    if (check_rebinding(r) < 0 || (who = authenticate(r, &serial)) == NULL)
+    if (mcp_begin(r, &m) == NULL)
         return 0;
-    mreq_init(&m, r, who);
-    m.cred_serial = serial;
     if (gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))) {
         m.decision = "deny";
         m.message = "DELETE in the stateless revision";
@@ -2699,6 +2738,30 @@ mcp_delete(struct web_req *r)
     if (gw_session_delete(m.s, &e) < 0)
         return reply_rpc_error(r, e.status ? e.status : 500, NULL, GW_RPC_INTERNAL, "Internal error.", NULL);
     return web_reply(r, 200, NULL, "", 0);
+}
+
+/* Every method comes here: one the endpoint does not serve (PUT, PATCH,
+ * HEAD, OPTIONS — a CORS preflight too) reached the gateway as much as a
+ * POST, so it passes the same checks and is refused with its row. */
+static int
+mcp_any(struct web_req *r)
+{
+    const char *method = web_method(r);
+    struct mreq m;
+
+    if (!strcmp(method, "POST"))
+        return mcp_post(r);
+    if (!strcmp(method, "GET"))
+        return mcp_get(r);
+    if (!strcmp(method, "DELETE"))
+        return mcp_delete(r);
+    if (mcp_begin(r, &m) == NULL)
+        return 0;
+    m.decision = "deny";
+    m.message = "method not allowed";
+    audit(&m, method);
+    web_add_header(r, "Allow", "GET, POST, DELETE");
+    return reply_rpc_error(r, 405, NULL, GW_RPC_INVALID_REQUEST, "Method not allowed.", NULL);
 }
 
 /* ---------------------------------------------------------------- background */
@@ -2809,11 +2872,8 @@ gw_mcp_register_routes(void)
     if (gh_cfg.test_unauthenticated_mcp)
         GH_LOG(WARN, "gw_start", "GATEHOUSE_TEST_UNAUTHENTICATED_MCP is ON: the MCP endpoint admits "
                                  "requests WITHOUT credentials as a test identity. Never use this in production.");
-    for (size_t i = 0; i < GH_ARRAY_LEN(pats); i++) {
-        web_route("POST", pats[i], WEB_API, mcp_post);
-        web_route("GET", pats[i], WEB_API, mcp_get);
-        web_route("DELETE", pats[i], WEB_API, mcp_delete);
-    }
+    for (size_t i = 0; i < GH_ARRAY_LEN(pats); i++)
+        web_route(NULL, pats[i], WEB_API | WEB_OWN_413, mcp_any);
     web_metrics_register_gauge("gatehouse_mcp_sessions_open", "MCP sessions held in this process.", g_sessions);
     web_metrics_register_gauge("gatehouse_mcp_upstream_inflight", "Upstream requests in flight.", g_inflight);
     tick.stop = false;

@@ -273,6 +273,12 @@ web_body(struct web_req *r, size_t *len)
     return r->body ? r->body : "";
 }
 
+bool
+web_body_too_large(struct web_req *r)
+{
+    return r->too_large;
+}
+
 static int
 unhex(char c)
 {
@@ -736,7 +742,7 @@ dispatch(struct web_req *r)
         web_reply_err(r, &e);
         return;
     }
-    if (r->too_large) {
+    if (r->too_large && !(r->route->flags & WEB_OWN_413)) {
         gh_err_set(&e, 413, "invalid_request", "request body too large", NULL);
         web_reply_err(r, &e);
         return;
@@ -768,6 +774,17 @@ dispatch(struct web_req *r)
     }
 }
 
+/* Whether the route of r refuses a body over the limit itself. */
+static bool
+owns_413(struct web_req *r)
+{
+    bool mismatch;
+    char allow[128];
+    const struct web_route_def *rt = web_router_match(r, &mismatch, allow, sizeof(allow));
+
+    return rt && (rt->flags & WEB_OWN_413);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload, size_t *upload_size, void **con_cls)
@@ -792,6 +809,13 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
             r->too_large = true;
         } else if (cl && strtoull(cl, NULL, 10) > r->body_max) {
             struct gh_err e = {0};
+            r->too_large = true;
+            if (owns_413(r)) {
+                /* its handler refuses it, now, without the body */
+                dispatch(r);
+                gh_log_context(NULL, NULL);
+                return MHD_YES;
+            }
             gh_log_context(r->rid, "body_limit");
             gh_err_set(&e, 413, "invalid_request", "request body too large", NULL);
             web_reply_err(r, &e);

@@ -20,6 +20,9 @@ enum {
     WEB_CORS     = 1 << 2,  /* Access-Control-Allow-Origin: * without credentials */
     WEB_FRAMEOK  = 1 << 3,  /* reserved: no page may be framed today */
     WEB_NO_DB    = 1 << 4,  /* served even while the database is down */
+    WEB_OWN_413  = 1 << 5,  /* a body over the limit is the handler's to refuse
+                             * (web_body_too_large), not the web layer's: the
+                             * handler must answer it at once, without the body */
 };
 
 typedef int (*web_handler_fn)(struct web_req *r);
@@ -47,6 +50,9 @@ const char *web_query_n(struct web_req *r, const char *name, size_t *len);
 const char *web_header(struct web_req *r, const char *name);
 const char *web_cookie(struct web_req *r, const char *name);
 const char *web_body(struct web_req *r, size_t *len);   /* NUL-terminated */
+/* The body was over GATEHOUSE_HTTP_MAX_BODY (or _FORM): dropped, or never
+ * read when it declared 16 times that.  Only a WEB_OWN_413 route sees it. */
+bool web_body_too_large(struct web_req *r);
 const char *web_form(struct web_req *r, const char *name); /* urlencoded body field */
 const char *web_form_n(struct web_req *r, const char *name, size_t *len); /* as web_query_n */
 int web_form_count(struct web_req *r, const char *name);    /* duplicates => >1 */
