@@ -70,10 +70,19 @@ session_setup(PGconn *pg)
     PQclear(PQexec(pg, "SET statement_timeout = '30s'"));
 }
 
+/* Seconds a connection attempt may take, unless the URL names its own
+ * connect_timeout: without one libpq waits on a server that accepted the
+ * connection but never answers (a partition, a wedged proxy) for as long
+ * as TCP does, holding the request thread that needed a connection. */
+#define CONNECT_TIMEOUT_S "10"
+
 PGconn *
 db_connect_raw(struct gh_err *e)
 {
-    PGconn *pg = PQconnectdb(pool.conninfo);
+    /* the URL is expanded after the default, so its own value wins */
+    static const char *const keys[] = { "connect_timeout", "dbname", NULL };
+    const char *const vals[] = { CONNECT_TIMEOUT_S, pool.conninfo, NULL };
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
 
     if (PQstatus(pg) != CONNECTION_OK) {
         /* libpq's message may name the host but never carries a password */

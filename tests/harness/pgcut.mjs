@@ -5,6 +5,7 @@
 //   p.arm(), p.armSend()      lose one audit INSERT's answer / cut as it is sent
 //   p.cuts      how many connections it cut so far
 //   await p.freezeListen()    silence the LISTEN connections open now; resolves with their number
+//   await p.stall(), p.unstall()   leave every connection opened from now on unanswered / stop that
 //   p.stop()
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -19,17 +20,20 @@ export async function startPgCut(cluster) {
     lines.once('line', (l) => resolve(JSON.parse(l).port));
     proc.once('exit', (c) => reject(new Error(`pgcut exited ${c}`)));
   });
-  const frozen = [];
+  const frozen = [], stalled = [];
   const p = {
     port, proc, cuts: 0,
     url: `postgresql://gatehouse@127.0.0.1:${port}/gatehouse?sslmode=disable`,
     arm: () => proc.stdin.write('arm\n'),
     armSend: () => proc.stdin.write('arm-send\n'),
     freezeListen: () => new Promise((resolve) => { frozen.push(resolve); proc.stdin.write('freeze-listen\n'); }),
+    stall: () => new Promise((resolve) => { stalled.push(resolve); proc.stdin.write('stall\n'); }),
+    unstall: () => proc.stdin.write('unstall\n'),
     stop: () => proc.stdin.end(),
   };
   lines.on('line', (l) => {
     if (l === 'cut') p.cuts++;
+    if (l === 'stalled') stalled.shift()?.();
     const m = l.match(/^frozen (\d+)$/);
     if (m) frozen.shift()?.(Number(m[1]));
   });
