@@ -168,6 +168,7 @@ main_serve(int argc, char **argv, const char *config)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_open_files();
+    db_cluster_set_exclusive(true);
 
     if (gh_server_key_init(&e) < 0 || db_init(&e) < 0)
         goto fail;

@@ -5,6 +5,14 @@
  * PostgreSQL on <data_dir>/pg, listening only on a unix socket inside
  * <data_dir>/run, and stops it at shutdown.  PostgreSQL refuses to run as
  * root, so when Gatehouse is root the cluster runs as gh_cfg.pg_run_as.
+ *
+ * <data_dir>/gatehouse.lock says who owns the cluster: the process holding
+ * its flock started or adopted the cluster and stops it when it exits.  The
+ * kernel drops the lock however that process ends (SIGKILL, OOM), so a
+ * cluster found running by the next holder is an orphan and becomes its.
+ * `serve` must own the cluster and refuses a data folder another process
+ * holds; a CLI command that cannot take the lock uses the running cluster of
+ * whoever holds it and leaves it running.
  */
 #include "db/db_int.h"
 #include <errno.h>
@@ -15,13 +23,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static char cluster_pgdata[PATH_MAX];
 static char cluster_sock[PATH_MAX];
-static bool cluster_started;     /* we started it, so we stop it */
+static bool cluster_started;     /* we own it, so we stop it */
+static bool cluster_exclusive;   /* serve: own the cluster or refuse */
+static int  cluster_lock_fd = -1;
+
+#define CLUSTER_SERVE_WAIT_MS 10000   /* a CLI command that owns it for a moment */
+#define CLUSTER_CLI_WAIT_MS   60000   /* the owner's cluster is starting */
+
+void
+db_cluster_set_exclusive(bool exclusive)
+{
+    cluster_exclusive = exclusive;
+}
 
 /* Runs argv as the cluster's user with stdout/stderr to logfile; returns
  * the exit status or -1. */
@@ -90,9 +110,87 @@ make_owned_dir(const char *path, mode_t mode, struct gh_err *e)
     return 0;
 }
 
+static int
+run_quiet(char *const argv[])
+{
+    return run_as_owner(argv, "/dev/null");
+}
+
+static bool
+cluster_running(void)
+{
+    char bin[PATH_MAX];
+
+    snprintf(bin, sizeof(bin), "%s/pg_ctl", gh_cfg.pg_bin_dir);
+    char *argv[] = { bin, "status", "-D", cluster_pgdata, NULL };
+    return run_quiet(argv) == 0;
+}
+
+/* Takes <base>/gatehouse.lock, or for a CLI command finds the cluster of
+ * the process that holds it running.  Returns 1 when we own the cluster,
+ * 0 when we only use it, -1 with e set. */
+static int
+cluster_lock(const char *base, struct gh_err *e)
+{
+    char path[PATH_MAX], pid[32] = "";
+    int waited = 0, fd;
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "%s/gatehouse.lock", base);
+    /* close-on-exec: pg_ctl and postgres must not inherit the lock */
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return gh_err_set(e, 500, "server_error", "cannot open the data folder's lock file",
+                          "open %s: %s", path, strerror(errno));
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            char me[32];
+            int len = snprintf(me, sizeof(me), "%ld\n", (long)getpid());
+            if (ftruncate(fd, 0) == 0)
+                (void)!pwrite(fd, me, (size_t)len, 0);
+            cluster_lock_fd = fd;
+            return 1;
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            gh_err_set(e, 500, "server_error", "cannot lock the data folder",
+                       "flock %s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (!cluster_exclusive && cluster_running()) {
+            close(fd);
+            return 0;
+        }
+        if (waited >= (cluster_exclusive ? CLUSTER_SERVE_WAIT_MS : CLUSTER_CLI_WAIT_MS))
+            break;
+        usleep(200 * 1000);
+        waited += 200;
+    }
+    n = pread(fd, pid, sizeof(pid) - 1, 0);
+    pid[n > 0 ? n : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    close(fd);
+    gh_err_set(e, 500, "config", "", "flock %s: held by pid %s", path, pid);
+    snprintf(e->msg, sizeof(e->msg), cluster_exclusive ?
+             "the data folder %s is in use by another gatehouse process (pid %s); stop it, or give"
+             " this server its own GATEHOUSE_DATA_DIR" :
+             "the data folder %s is held by another gatehouse process (pid %s) whose database is"
+             " not running", base, pid[0] ? pid : "unknown");
+    return -1;
+}
+
+static void
+cluster_unlock(void)
+{
+    if (cluster_lock_fd >= 0)
+        close(cluster_lock_fd);    /* drops the flock */
+    cluster_lock_fd = -1;
+}
+
 int
 db_cluster_start(const char *data_dir, struct gh_err *e)
 {
+    int own;
     char base[PATH_MAX], bin[PATH_MAX], bin2[PATH_MAX], logf[PATH_MAX], opts[PATH_MAX + 128];
     char ver[PATH_MAX];
     struct stat st;
@@ -111,8 +209,14 @@ db_cluster_start(const char *data_dir, struct gh_err *e)
     if (strlen(cluster_sock) > 90)
         return gh_err_set(e, 500, "server_error", "the data folder path is too long for a unix socket",
                           "%s", cluster_sock);
-    if (make_owned_dir(cluster_pgdata, 0700, e) < 0 || make_owned_dir(cluster_sock, 0700, e) < 0)
+    if ((own = cluster_lock(base, e)) < 0)
         return -1;
+    if (own == 0) {
+        GH_LOG(INFO, "db_cluster", "using the embedded cluster of the running gatehouse process");
+        return 0;
+    }
+    if (make_owned_dir(cluster_pgdata, 0700, e) < 0 || make_owned_dir(cluster_sock, 0700, e) < 0)
+        goto fail;
 
     snprintf(ver, sizeof(ver), "%s/PG_VERSION", cluster_pgdata);
     if (stat(ver, &st) < 0) {
@@ -120,31 +224,37 @@ db_cluster_start(const char *data_dir, struct gh_err *e)
         char *argv[] = { bin, "-D", cluster_pgdata, "-U", "gatehouse", "--auth=trust",
                          "-E", "UTF8", "--locale=C", NULL };
         GH_LOG(INFO, "db_cluster", "initializing the embedded PostgreSQL cluster in %s", cluster_pgdata);
-        if (run_as_owner(argv, logf) != 0)
-            return gh_err_set(e, 500, "server_error", "initdb failed",
-                              "initdb -D %s failed; see %s", cluster_pgdata, logf);
+        if (run_as_owner(argv, logf) != 0) {
+            gh_err_set(e, 500, "server_error", "initdb failed",
+                       "initdb -D %s failed; see %s", cluster_pgdata, logf);
+            goto fail;
+        }
     }
 
     snprintf(bin2, sizeof(bin2), "%s/pg_ctl", gh_cfg.pg_bin_dir);
-    {
-        char *argv[] = { bin2, "status", "-D", cluster_pgdata, NULL };
-        if (run_as_owner(argv, "/dev/null") == 0) {
-            GH_LOG(INFO, "db_cluster", "the embedded cluster is already running; using it");
-            return 0;
-        }
+    if (cluster_running()) {
+        /* nobody held the lock: left behind by a process that died */
+        GH_LOG(WARN, "db_cluster", "adopting the embedded cluster a stopped gatehouse process left running");
+        cluster_started = true;
+        return 0;
     }
     snprintf(opts, sizeof(opts), "-c listen_addresses='' -c unix_socket_directories='%s' "
              "-c max_connections=200 -c fsync=on", cluster_sock);
     {
         char *argv[] = { bin2, "start", "-w", "-t", "60", "-D", cluster_pgdata, "-l", logf,
                          "-o", opts, NULL };
-        if (run_as_owner(argv, logf) != 0)
-            return gh_err_set(e, 500, "server_error", "the embedded PostgreSQL did not start",
-                              "pg_ctl start failed; see %s", logf);
+        if (run_as_owner(argv, logf) != 0) {
+            gh_err_set(e, 500, "server_error", "the embedded PostgreSQL did not start",
+                       "pg_ctl start failed; see %s", logf);
+            goto fail;
+        }
     }
     cluster_started = true;
     GH_LOG(INFO, "db_cluster", "embedded PostgreSQL started (socket in %s)", cluster_sock);
     return 0;
+fail:
+    cluster_unlock();
+    return -1;
 }
 
 const char *
@@ -158,8 +268,10 @@ db_cluster_stop(void)
 {
     char bin[PATH_MAX], logf[PATH_MAX];
 
-    if (!cluster_started)
+    if (!cluster_started) {
+        cluster_unlock();
         return;
+    }
     snprintf(bin, sizeof(bin), "%s/pg_ctl", gh_cfg.pg_bin_dir);
     snprintf(logf, sizeof(logf), "%s/../postgresql.log", cluster_pgdata);
     char *argv[] = { bin, "stop", "-w", "-m", "fast", "-D", cluster_pgdata, NULL };
@@ -168,4 +280,5 @@ db_cluster_stop(void)
     else
         GH_LOG(INFO, "db_cluster", "embedded PostgreSQL stopped");
     cluster_started = false;
+    cluster_unlock();
 }

@@ -74,6 +74,9 @@ void db_pool_stats(long *size, long *in_use, long *waits);
 
 /* Embedded cluster, also used by the test harness through `gatehouse`. */
 int  db_cluster_start(const char *data_dir, struct gh_err *e);
+/* serve: own the cluster (start or adopt it, stop it at exit) or refuse a
+ * data folder another gatehouse process holds; before db_init. */
+void db_cluster_set_exclusive(bool exclusive);
 void db_cluster_stop(void);
 
 #endif
