@@ -52,14 +52,14 @@ opts_parse(int argc, char **argv, const char *usage, const struct option *extra,
         } else if (c >= '0' && c <= '9') {
             vals[c - '0'] = optarg;
         } else {
-            fprintf(stderr, "gatehouse: invalid option '%s'\n%s", argv[optind - 1], usage);
+            main_bad_option(argv[optind - 1], usage);
             return 2;
         }
     }
     if (pos && optind < argc)
         *pos = argv[optind++];
     if (optind < argc) {
-        fprintf(stderr, "gatehouse: unexpected argument '%s'\n%s", argv[optind], usage);
+        main_extra_argument(usage);
         return 2;
     }
     return 0;

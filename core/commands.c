@@ -19,6 +19,26 @@
 #include <termios.h>
 #include <unistd.h>
 
+void
+main_bad_option(const char *arg, const char *usage_text)
+{
+    int len = !strncmp(arg, "--", 2) ? (int)strcspn(arg, "=") : arg[0] == '-' && arg[1] ? 2 : 0;
+
+    if (len > 64)
+        len = 64;
+    if (len)
+        fprintf(stderr, "gatehouse: invalid option '%.*s'\n%s", len, arg, usage_text);
+    else
+        fprintf(stderr, "gatehouse: invalid option\n%s", usage_text);
+}
+
+void
+main_extra_argument(const char *usage_text)
+{
+    fprintf(stderr, "gatehouse: unexpected argument (not shown: it may be a secret); quote a value "
+            "that holds spaces\n%s", usage_text);
+}
+
 int
 main_parse_opts(int argc, char **argv, const char *usage_text, const struct opt_spec *spec,
            int nspec, const char **config, int (*on)(int val, const char *arg, void *ctx), void *ctx)
@@ -43,12 +63,12 @@ main_parse_opts(int argc, char **argv, const char *usage_text, const struct opt_
             continue;
         }
         if (c == '?' || c == ':' || on == NULL || on(c, optarg, ctx) < 0) {
-            fprintf(stderr, "gatehouse: invalid option '%s'\n%s", argv[optind - 1], usage_text);
+            main_bad_option(argv[optind - 1], usage_text);
             return 2;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "gatehouse: unexpected argument '%s'\n%s", argv[optind], usage_text);
+        main_extra_argument(usage_text);
         return 2;
     }
     return 0;

@@ -91,7 +91,7 @@ main(int argc, char **argv)
             i += 2;
             continue;
         }
-        fprintf(stderr, "gatehouse: unknown option '%s'\n", argv[i]);
+        main_bad_option(argv[i], "");
         usage(stderr);
         return 2;
     }

@@ -26,6 +26,11 @@ int main_parse_opts(int argc, char **argv, const char *usage_text, const struct 
 
 int main_config(const char *file);
 int main_fail(const struct gh_err *e);
+/* Usage errors about one argument (exit code 2 is the caller's).  Neither
+ * shows a value: `--password=…`, `-pVALUE` or the words of an unquoted
+ * `--header Authorization: Bearer …` may be secrets, and stderr is logged. */
+void main_bad_option(const char *arg, const char *usage_text);
+void main_extra_argument(const char *usage_text);
 
 int main_serve(int argc, char **argv, const char *config);
 int main_migrate(int argc, char **argv, const char *config);
