@@ -11,22 +11,26 @@
 #include "core/main_int.h"
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 static const char USAGE[] =
     "Usage: gatehouse connector add --agent SLUG --name NAME --url URL [--header 'Name: value']...\n"
+    "                               [--headers-stdin]\n"
     "       gatehouse connector list [--agent SLUG]\n"
     "       gatehouse connector enable|disable --agent SLUG --name NAME\n"
     "A connector is an upstream MCP server (Streamable HTTP) behind an agent's endpoint; its tools\n"
     "appear as NAME__tool.  Header values (static credentials) are stored sealed under the server\n"
-    "key and are never shown again.\n";
+    "key and are never shown again.  --headers-stdin reads them from standard input, one 'Name: value'\n"
+    "a line, so that a credential is not in the command line other users can read (/proc/PID/cmdline).\n";
 
 struct cli_opts {
     const char *agent, *name, *url;
     const char *headers[GW_MAX_HEADERS + 1];
     int         nheaders;
     bool        too_many;
+    bool        headers_stdin;
 };
 
 static int
@@ -45,6 +49,7 @@ on_opt(int val, const char *arg, void *ctx)
         }
         o->headers[o->nheaders++] = arg;
         return 0;
+    case 'S': o->headers_stdin = true; return 0;
     }
     return -1;
 }
@@ -54,6 +59,38 @@ usage_error(const char *msg)
 {
     fprintf(stderr, "gatehouse: %s\n", msg);
     return 2;
+}
+
+/* Adds the 'Name: value' lines of standard input to hdr[*n..]; blank lines
+ * are skipped.  The line buffer is wiped: the values are credentials. */
+static int
+headers_from_stdin(struct gh_arena *a, struct gw_header *hdr, int *n, struct gh_err *e)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (strspn(line, " \t") == (size_t)len)
+            continue;
+        if (*n >= GW_MAX_HEADERS) {
+            rc = gh_err_set(e, 400, "invalid_request", "at most 16 headers per connector", NULL);
+            break;
+        }
+        if (gw_header_parse(a, line, &hdr[*n], e) < 0) {
+            rc = -1;
+            break;
+        }
+        (*n)++;
+    }
+    if (line) {
+        gh_wipe(line, cap);
+        free(line);
+    }
+    return rc;
 }
 
 static int
@@ -83,6 +120,7 @@ gw_cli_connector(int argc, char **argv)
         { "name", required_argument, 'n' },
         { "url", required_argument, 'u' },
         { "header", required_argument, 'H' },
+        { "headers-stdin", no_argument, 'S' },
     };
     struct cli_opts o = {0};
     struct gw_header hdr[GW_MAX_HEADERS] = {0};
@@ -105,7 +143,7 @@ gw_cli_connector(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : rc;
     if (!strcmp(sub, "list")) {
-        if (o.name || o.url || o.nheaders)
+        if (o.name || o.url || o.nheaders || o.headers_stdin)
             return usage_error("list takes only --agent");
     } else if (o.agent == NULL || o.name == NULL) {
         fprintf(stderr, "gatehouse: --agent and --name are required\n%s", USAGE);
@@ -113,7 +151,7 @@ gw_cli_connector(int argc, char **argv)
     } else if (!strcmp(sub, "add") && o.url == NULL) {
         fprintf(stderr, "gatehouse: --url is required\n%s", USAGE);
         return 2;
-    } else if (strcmp(sub, "add") && (o.url || o.nheaders)) {
+    } else if (strcmp(sub, "add") && (o.url || o.nheaders || o.headers_stdin)) {
         return usage_error("enable and disable take only --agent and --name");
     }
     if (o.too_many)
@@ -135,6 +173,17 @@ gw_cli_connector(int argc, char **argv)
                 gh_err_set(&e, 400, "invalid_request", "the same header is given twice", NULL);
                 goto usage;
             }
+    }
+    if (o.headers_stdin) {
+        int first = o.nheaders;
+        if (headers_from_stdin(a, hdr, &o.nheaders, &e) < 0)
+            goto usage;
+        for (int i = first; i < o.nheaders; i++)
+            for (int j = 0; j < i; j++)
+                if (!strcasecmp(hdr[i].name, hdr[j].name)) {
+                    gh_err_set(&e, 400, "invalid_request", "the same header is given twice", NULL);
+                    goto usage;
+                }
     }
 
     if (main_config(config) < 0) {
@@ -170,7 +219,7 @@ usage:
 fail:
     rc = main_fail(&e);
 out:
-    for (int i = 0; i < o.nheaders; i++)
+    for (int i = 0; i < GW_MAX_HEADERS; i++)   /* also one that failed its check */
         if (hdr[i].value)
             gh_wipe(hdr[i].value, strlen(hdr[i].value));
     if (db_open)

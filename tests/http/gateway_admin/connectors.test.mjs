@@ -76,6 +76,31 @@ test('connector add stores header values sealed; list shows names, URL, status a
   assert.ok(!serverLog().includes(apiKey) && !serverLog().includes(token));
 });
 
+test('connector add --headers-stdin: credentials from standard input, not the command line other users can read', () => {
+  const token = secret(`Bearer stdin-${Math.random().toString(36).slice(2)}-token`);
+  const apiKey = secret(`stdinkey-${Math.random().toString(36).slice(2)}-abcdef`);
+  const before = connectorCount();
+  const r = gatehouse(srv, ['connector', 'add', '--agent', AGENT, '--name', 'fromstdin', '--url',
+    'https://mcp.example.test/stdin', '--header', 'X-Plain: 1', '--headers-stdin'],
+  { input: `Authorization: ${token}\r\n\nX-Api-Key:${apiKey}\n` });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /added connector fromstdin to agent gw-admin \(3 header\(s\)/);
+  assert.ok(!r.stdout.includes(token) && !r.stderr.includes(apiKey));
+  const names = srv.cluster.sql(`SELECT array_to_string(header_names, ',') FROM connectors WHERE name = 'fromstdin'`);
+  assert.equal(names, 'X-Plain,Authorization,X-Api-Key');
+  // a bad line is refused before anything is written, without echoing it
+  const bad = gatehouse(srv, ['connector', 'add', '--agent', AGENT, '--name', 'badstdin', '--url',
+    'https://mcp.example.test/stdin', '--headers-stdin'], { input: `Authorization ${token}\n` });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /Name: value/);
+  assert.ok(!bad.stderr.includes(token));
+  const dup = gatehouse(srv, ['connector', 'add', '--agent', AGENT, '--name', 'badstdin', '--url',
+    'https://mcp.example.test/stdin', '--header', `authorization: ${token}`, '--headers-stdin'], { input: `Authorization: ${token}\n` });
+  assert.equal(dup.code, 2, dup.stderr);
+  assert.equal(connectorCount(), before + 1);
+  assert.equal(gatehouse(srv, ['connector', 'list', '--headers-stdin']).code, 2);
+});
+
 test('connector list without --agent lists every agent; a connector without headers shows "-"; query values are masked', () => {
   assert.equal(gatehouse(srv, ['connector', 'add', '--agent', 'default', '--name', 'plain', '--url',
     'http://127.0.0.1:9/mcp']).code, 0);
