@@ -179,6 +179,41 @@ cluster_lock(const char *base, struct gh_err *e)
     return -1;
 }
 
+/* Reads up to n-1 bytes of path from offset (negative: from the end). */
+static void
+read_part(const char *path, long offset, char *buf, size_t n)
+{
+    ssize_t got = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd >= 0) {
+        if (offset < 0)
+            offset = lseek(fd, 0, SEEK_END) + offset;
+        got = pread(fd, buf, n - 1, offset < 0 ? 0 : offset);
+        close(fd);
+    }
+    buf[got > 0 ? got : 0] = '\0';
+}
+
+/* pg_ctl start failed: the cause PostgreSQL wrote in its log, when it is
+ * one the operator fixes in Gatehouse's settings, else where to look. */
+static void
+start_failed(const char *ver_file, const char *logf, struct gh_err *e)
+{
+    char tail[4096], ver[16];
+
+    read_part(logf, -(long)sizeof(tail) + 1, tail, sizeof(tail));
+    read_part(ver_file, 0, ver, sizeof(ver));
+    ver[strcspn(ver, "\r\n")] = '\0';
+    gh_err_set(e, 500, "config", "", "pg_ctl start failed; see %s", logf);
+    if (strstr(tail, "incompatible with server"))
+        snprintf(e->msg, sizeof(e->msg), "the embedded cluster in %s was created by PostgreSQL %s, which"
+                 " the binaries in %s cannot run; set GATEHOUSE_PG_BIN_DIR to PostgreSQL %s's, or"
+                 " pg_upgrade the cluster", cluster_pgdata, ver, gh_cfg.pg_bin_dir, ver);
+    else
+        snprintf(e->msg, sizeof(e->msg), "the embedded PostgreSQL did not start; see %s", logf);
+}
+
 static void
 cluster_unlock(void)
 {
@@ -244,8 +279,7 @@ db_cluster_start(const char *data_dir, struct gh_err *e)
         char *argv[] = { bin2, "start", "-w", "-t", "60", "-D", cluster_pgdata, "-l", logf,
                          "-o", opts, NULL };
         if (run_as_owner(argv, logf) != 0) {
-            gh_err_set(e, 500, "server_error", "the embedded PostgreSQL did not start",
-                       "pg_ctl start failed; see %s", logf);
+            start_failed(ver, logf, e);
             goto fail;
         }
     }

@@ -106,3 +106,28 @@ test('a second serve on a data folder in use refuses with one line; the first ke
     await cleanup(data);
   }
 });
+
+test('a data folder initialised by another PostgreSQL major version: one line naming the fix, exit 1, nothing running', async () => {
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-pgver-'));
+  const port = await freePort();
+  const env = {
+    ...process.env, GATEHOUSE_DATABASE_URL: '', GATEHOUSE_DATA_DIR: data,
+    GATEHOUSE_LISTEN: `127.0.0.1:${port}`, GATEHOUSE_PUBLIC_URL: `http://127.0.0.1:${port}`,
+  };
+  try {
+    const init = gatehouse(env, ['user', 'list']);   // initdb, start, stop
+    assert.equal(init.code, 0, init.stderr);
+    assert.equal(postmasterPid(data), null);
+    const mine = fs.readFileSync(path.join(data, 'pg', 'PG_VERSION'), 'utf8').trim();
+    const other = String(Number(mine) - 1);
+    fs.writeFileSync(path.join(data, 'pg', 'PG_VERSION'), `${other}\n`);
+    const r = spawnSync(gatehouseBin, ['serve'], { env, encoding: 'utf8', timeout: 60000 });
+    assert.equal(r.status, 1, r.stderr);
+    const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('{'));
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], new RegExp(`created by PostgreSQL ${other}\\b.*GATEHOUSE_PG_BIN_DIR`));
+    assert.equal(postmasterPid(data), null, 'nothing left running');
+  } finally {
+    await cleanup(data);
+  }
+});
