@@ -198,6 +198,7 @@ main_serve(int argc, char **argv, const char *config)
     register_routes();
     if (web_server_start(&e) < 0)
         goto fail;
+    db_cluster_take_over();
     sigwait(&set, &sig);
     GH_LOG(INFO, "shutdown", "signal %d: draining requests", sig);
     web_server_stop();

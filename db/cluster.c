@@ -9,10 +9,11 @@
  * <data_dir>/gatehouse.lock says who owns the cluster: the process holding
  * its flock started or adopted the cluster and stops it when it exits.  The
  * kernel drops the lock however that process ends (SIGKILL, OOM), so a
- * cluster found running by the next holder is an orphan and becomes its.
- * `serve` must own the cluster and refuses a data folder another process
- * holds; a CLI command that cannot take the lock uses the running cluster of
- * whoever holds it and leaves it running.
+ * cluster found running by the next holder is an orphan: `serve` takes it
+ * over once it has started (it stops it at exit), a CLI command leaves it
+ * running.  `serve` must own the cluster and refuses a data folder another
+ * process holds; a CLI command that cannot take the lock uses the running
+ * cluster of whoever holds it and leaves it running.
  */
 #include "db/db_int.h"
 #include <errno.h>
@@ -32,6 +33,7 @@ static char cluster_pgdata[PATH_MAX];
 static char cluster_sock[PATH_MAX];
 static bool cluster_started;     /* we own it, so we stop it */
 static bool cluster_exclusive;   /* serve: own the cluster or refuse */
+static bool cluster_adopted;     /* found running with nobody owning it */
 static int  cluster_lock_fd = -1;
 
 #define CLUSTER_SERVE_WAIT_MS 10000   /* a CLI command that owns it for a moment */
@@ -268,9 +270,12 @@ db_cluster_start(const char *data_dir, struct gh_err *e)
 
     snprintf(bin2, sizeof(bin2), "%s/pg_ctl", gh_cfg.pg_bin_dir);
     if (cluster_running()) {
-        /* nobody held the lock: left behind by a process that died */
-        GH_LOG(WARN, "db_cluster", "adopting the embedded cluster a stopped gatehouse process left running");
-        cluster_started = true;
+        /* nobody held the lock: left behind by a process that died, or run
+         * by a gatehouse from before the lock.  serve takes it over once it
+         * is up (db_cluster_take_over); until then, and for a CLI command,
+         * it is left running as found. */
+        GH_LOG(WARN, "db_cluster", "the embedded cluster is already running without an owner; using it");
+        cluster_adopted = true;
         return 0;
     }
     snprintf(opts, sizeof(opts), "-c listen_addresses='' -c unix_socket_directories='%s' "
@@ -295,6 +300,16 @@ const char *
 db_cluster_socket_dir(void)
 {
     return cluster_sock;
+}
+
+void
+db_cluster_take_over(void)
+{
+    if (cluster_adopted && cluster_exclusive) {
+        GH_LOG(INFO, "db_cluster", "took over the embedded cluster; it stops with this server");
+        cluster_started = true;
+    }
+    cluster_adopted = false;
 }
 
 void

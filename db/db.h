@@ -77,6 +77,9 @@ int  db_cluster_start(const char *data_dir, struct gh_err *e);
 /* serve: own the cluster (start or adopt it, stop it at exit) or refuse a
  * data folder another gatehouse process holds; before db_init. */
 void db_cluster_set_exclusive(bool exclusive);
+/* serve has started: a cluster found running with no owner (a killed
+ * process's) is now this process's to stop at exit. */
+void db_cluster_take_over(void);
 void db_cluster_stop(void);
 
 #endif
