@@ -213,7 +213,8 @@ post_setup(struct web_req *r)
 {
     struct gh_arena *a = web_arena(r);
     const char *token = web_form(r, "token"), *email = web_form(r, "email");
-    const char *password = web_form(r, "password");
+    size_t plen = 0;
+    const char *password = web_form_n(r, "password", &plen);
     struct authz_user *u = NULL;
     struct gh_err e = {0};
     char hash[65];
@@ -221,6 +222,10 @@ post_setup(struct web_req *r)
 
     if (setup_token_check(r, token, &e) < 0)
         return web_reply_err(r, &e);
+    /* a NUL (%00) would cut the password short unseen: the account would
+     * get a shorter one than the one typed */
+    if (password && strlen(password) != plen)
+        return setup_form(r, 400, token, "The password must not contain NUL characters.");
     gh_sha256_hex(token, hash);
     /* claim the token first: two racing submissions cannot both succeed */
     res = db_query(a, &e, "UPDATE setup_tokens SET used_at = now() "

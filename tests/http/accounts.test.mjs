@@ -26,6 +26,11 @@ test('first start prints a one-time setup link that creates the admin once', asy
   const html = await page.text();
   assert.equal(inputValue(html, 'token'), m[2]);
   const email = 'admin@example.test', password = secret('admin-password-1234');
+  // a NUL byte would have cut the password short unseen (the account got 'admin-password-1234')
+  const nul = await c.post('/setup', { token: m[2], email, password: `${password}\0tail`, csrf: c.csrf });
+  assert.equal(nul.status, 400);
+  assert.match(await nul.text(), /must not contain NUL characters/);
+  assert.equal(gatehouse(srv, ['user', 'list']).stdout.includes(email), false, 'no account from the refused form');
   const res = await c.post('/setup', { token: m[2], email, password, csrf: c.csrf });
   assert.equal(res.status, 303);
   assert.equal(res.headers.get('location'), '/profile');
