@@ -219,6 +219,7 @@ struct gw_relay_call {
  * past it an upstream's request goes unanswered (an upstream flooding a
  * call with requests it never takes the answers to holds no more). */
 #define GW_RELAY_REFUSALS_MAX 64
+#define GW_RELAY_REFUSALS_PER_CONNECTOR 16   /* one flooding upstream leaves the rest to the others */
 /* I/O thread: msg is a request from the upstream of rc.  Relayed to the
  * client, or answered to the upstream at once with a JSON-RPC error (the
  * client lacks the capability, a stateless caller, too many pending). */

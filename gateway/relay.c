@@ -18,10 +18,11 @@
  *
  * A stateless (2026-07-28) caller has no channel for this: its upstreams
  * get -32601 as before (input_required round trips are not built).
- * Refusals are POSTed back too, at most GW_RELAY_REFUSALS_MAX at a time in
- * all: an upstream that floods a call with requests and never takes the
- * answers gets no more, so it cannot make the gateway hold a transfer (and
- * a log line) per request.
+ * Refusals are POSTed back too, at most GW_RELAY_REFUSALS_PER_CONNECTOR at
+ * a time per connector and GW_RELAY_REFUSALS_MAX in all: an upstream that
+ * floods a call with requests and never takes the answers gets no more, so
+ * it cannot make the gateway hold a transfer (and a log line) per request,
+ * nor leave the other connectors' requests unanswered.
  */
 #include "gateway/mcp_int.h"
 #include <stdatomic.h>
@@ -46,8 +47,56 @@ static struct {
 
 static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
 
-static atomic_long refusals_in_flight;      /* POSTed, not answered yet */
 static atomic_long refusals_dropped;        /* not sent: too many in flight */
+
+/* Refusals in flight, in all and per connector (by id; a connector with
+ * none in flight has no slot). */
+#define REFUSAL_SLOTS (GW_RELAY_REFUSALS_MAX + 1)
+static struct {
+    pthread_mutex_t lock;
+    long            total;
+    struct { char id[40]; long n; } slot[REFUSAL_SLOTS];
+} RF = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Takes one refusal in flight for connector id: false past either cap. */
+static bool
+refusal_take(const char *id)
+{
+    int free_slot = -1, i;
+    bool ok = false;
+
+    pthread_mutex_lock(&RF.lock);
+    for (i = 0; i < REFUSAL_SLOTS; i++) {
+        if (RF.slot[i].n > 0 && !strcmp(RF.slot[i].id, id))
+            break;
+        if (RF.slot[i].n == 0 && free_slot < 0)
+            free_slot = i;
+    }
+    if (i == REFUSAL_SLOTS && free_slot >= 0) {
+        i = free_slot;
+        snprintf(RF.slot[i].id, sizeof(RF.slot[i].id), "%s", id);
+    }
+    if (i < REFUSAL_SLOTS && RF.total < GW_RELAY_REFUSALS_MAX && RF.slot[i].n < GW_RELAY_REFUSALS_PER_CONNECTOR) {
+        RF.slot[i].n++;
+        RF.total++;
+        ok = true;
+    }
+    pthread_mutex_unlock(&RF.lock);
+    return ok;
+}
+
+static void
+refusal_give(const char *id)
+{
+    pthread_mutex_lock(&RF.lock);
+    for (int i = 0; i < REFUSAL_SLOTS; i++)
+        if (RF.slot[i].n > 0 && !strcmp(RF.slot[i].id, id)) {
+            RF.slot[i].n--;
+            RF.total--;
+            break;
+        }
+    pthread_mutex_unlock(&RF.lock);
+}
 
 static void
 boot_init(void)
@@ -108,22 +157,28 @@ posted_msg(struct gw_up_xfer *x, json_t *msg, void *ctx)
     (void)ctx;
 }
 
+/* What a POST to the upstream carries to its end: the connector. */
+struct posted {
+    char id[40];
+    char name[];
+};
+
 static void
 posted_done(struct gw_up_xfer *x, void *ctx)
 {
-    char *connector = ctx;
+    struct posted *p = ctx;
     long st = gw_up_status(x);
 
     if (st == 0 || st >= 300)
-        GH_LOG(WARN, "gw_relay", "connector %s did not take the answer to its request: %s", connector,
+        GH_LOG(WARN, "gw_relay", "connector %s did not take the answer to its request: %s", p->name,
                st ? "refused" : gw_up_error(x));
-    free(connector);
+    free(p);
 }
 
 static void
 refusal_done(struct gw_up_xfer *x, void *ctx)
 {
-    atomic_fetch_sub(&refusals_in_flight, 1);
+    refusal_give(((struct posted *)ctx)->id);
     posted_done(x, ctx);
 }
 
@@ -140,7 +195,7 @@ post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, jso
     struct gw_up_req rq = {0};
     struct gh_err e = {0};
     json_t *msg = json_pack("{s:s, s:O}", "jsonrpc", "2.0", "id", up_id);
-    char *connector = NULL;
+    struct posted *connector = NULL;
     bool started = false;
 
     if (a == NULL || msg == NULL)
@@ -153,9 +208,11 @@ post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, jso
         GH_LOG(WARN, "gw_relay", "connector %s: %s", t.c->name, e.detail[0] ? e.detail : e.msg);
         goto out;
     }
-    connector = strdup(t.c->name);
+    connector = malloc(sizeof(*connector) + strlen(t.c->name) + 1);
     if (connector == NULL)
         goto out;
+    snprintf(connector->id, sizeof(connector->id), "%s", t.c->id);
+    strcpy(connector->name, t.c->name);
     rq.on_message = posted_msg;
     rq.on_done = done;
     rq.ctx = connector;
@@ -174,24 +231,25 @@ out:
 }
 
 /* Answers the upstream's request with a JSON-RPC error, unless too many
- * refusals are in flight already: false when it was not sent. */
+ * refusals are in flight already, of this connector or in all: false when
+ * it was not sent. */
 static bool
 refuse(const struct gw_relay_call *rc, json_t *up_id, int code, const char *text)
 {
     json_t *err;
     long dropped;
 
-    if (atomic_fetch_add(&refusals_in_flight, 1) >= GW_RELAY_REFUSALS_MAX) {
-        atomic_fetch_sub(&refusals_in_flight, 1);
+    if (!refusal_take(rc->t.c->id)) {
         dropped = atomic_fetch_add(&refusals_dropped, 1);
         if (dropped % 10000 == 0)
-            GH_LOG(WARN, "gw_relay", "connector %s: %d refusals of its requests are in flight already;"
-                   " its requests go unanswered (%ld so far)", rc->t.c->name, GW_RELAY_REFUSALS_MAX, dropped + 1);
+            GH_LOG(WARN, "gw_relay", "connector %s: too many refusals in flight (%d of its own, %d in all at most);"
+                   " its requests go unanswered (%ld so far)", rc->t.c->name, GW_RELAY_REFUSALS_PER_CONNECTOR,
+                   GW_RELAY_REFUSALS_MAX, dropped + 1);
         return false;
     }
     err = json_pack("{s:i, s:s}", "code", code, "message", text);
     if (err == NULL || !post_upstream(rc, up_id, NULL, err, refusal_done)) {
-        atomic_fetch_sub(&refusals_in_flight, 1);
+        refusal_give(rc->t.c->id);
         json_decref(err);
         return false;
     }
