@@ -88,6 +88,19 @@ stateless_result(json_t *result, const char *method)
     }
 }
 
+/* 2026-07-28 (Error Codes): "Implementations of this protocol version MUST
+ * NOT emit these codes: -32002 — resource not found (2025-11-25 and
+ * earlier; replaced by -32602)".  A session-era upstream's -32002 reaches
+ * a stateless caller as -32602. */
+static void
+stateless_error(json_t *error)
+{
+    json_t *code = json_object_get(error, "code");
+
+    if (json_is_integer(code) && json_integer_value(code) == GW_RPC_RESOURCE_NOT_FOUND_LEGACY)
+        json_object_set_new(error, "code", json_integer(GW_RPC_INVALID_PARAMS));
+}
+
 /* ---------------------------------------------------------------- context */
 
 struct mreq {
@@ -1302,8 +1315,10 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
         }
         f->final_seen = true;
         json_object_set(out, "id", f->down_id);
-        if (f->stateless)
+        if (f->stateless) {
             stateless_result(res, f->method);
+            stateless_error(json_object_get(out, "error"));
+        }
         f->upstream_status = (int)gw_up_status(x);
         f->reached = true;
         fwd_conclude(f, out);
@@ -1927,7 +1942,10 @@ do_uri(struct mreq *m, json_t *id, json_t *params, const char *method)
         m->decision = "deny";
         m->message = "unknown resource";
         audit(m, method);
-        return reply_rpc_error(m->r, 200, id, -32002, "Resource not found.",
+        /* 2026-07-28 Resources, Error Handling: "servers MUST return a
+         * JSON-RPC error with code -32602"; the session revisions: -32002 */
+        return reply_rpc_error(m->r, 200, id, m->stateless ? GW_RPC_INVALID_PARAMS : GW_RPC_RESOURCE_NOT_FOUND_LEGACY,
+                               "Resource not found.",
                                json_pack("{s:s}", "uri", uri));
     }
     up = gh_arena_json(m->a, json_deep_copy(params));
