@@ -2096,11 +2096,18 @@ do_listen(struct mreq *m, json_t *id, json_t *params)
 static int
 do_discover(struct mreq *m, json_t *id)
 {
-    json_t *res = json_pack("{s:[s,s,s,s], s:o, s:{s:o}, s:s}", "supportedVersions",
-                            GW_PROTO_2026_07_28, GW_PROTO_2025_11_25, GW_PROTO_2025_06_18, GW_PROTO_2025_03_26,
-                            "capabilities", capabilities(), "_meta", "io.modelcontextprotocol/serverInfo",
-                            server_info(), "instructions",
-                            "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
+    json_t *caps = capabilities();
+    json_t *res;
+
+    /* "subscribe: whether the server supports resource-specific update
+     * notifications for resources requested through subscriptions/listen
+     * using the resourceSubscriptions filter": this listen does not */
+    json_object_del(json_object_get(caps, "resources"), "subscribe");
+    res = json_pack("{s:[s,s,s,s], s:o, s:{s:o}, s:s}", "supportedVersions",
+                    GW_PROTO_2026_07_28, GW_PROTO_2025_11_25, GW_PROTO_2025_06_18, GW_PROTO_2025_03_26,
+                    "capabilities", caps, "_meta", "io.modelcontextprotocol/serverInfo",
+                    server_info(), "instructions",
+                    "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
     return reply_audited(m, "server/discover", id, res);
 }
 
@@ -2117,6 +2124,16 @@ dispatch(struct mreq *m, const char *method, json_t *id, json_t *params)
         audit(m, method);
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params must be an object.", NULL);
     }
+    /* methods 2026-07-28 removed (Key Changes 4, 5: resources/subscribe and
+     * /unsubscribe replaced by subscriptions/listen; ping and
+     * logging/setLevel removed): not implemented in that revision, which
+     * says "If the server does not implement the requested RPC method, it
+     * MUST respond with 404 Not Found and a JSON-RPC error with code
+     * -32601".  Served, they would leave state behind on the member's
+     * shared upstream sessions that later stateless requests inherit. */
+    if (m->stateless && (!strcmp(method, "ping") || !strcmp(method, "logging/setLevel") ||
+                         !strcmp(method, "resources/subscribe") || !strcmp(method, "resources/unsubscribe")))
+        goto not_found;
     if (!strcmp(method, "ping"))
         return reply_audited(m, method, id, json_object());
     if (!strcmp(method, "tools/list"))
@@ -2148,6 +2165,7 @@ dispatch(struct mreq *m, const char *method, json_t *id, json_t *params)
         audit(m, method);
         return reply_rpc_error(m->r, 400, id, GW_RPC_INVALID_REQUEST, "The session is already initialized.", NULL);
     }
+not_found:
     m->decision = "deny";
     m->message = "method not found";
     audit(m, method);
