@@ -88,6 +88,19 @@ stateless_result(json_t *result, const char *method)
     }
 }
 
+/* 2026-07-28 (Error Codes): "Implementations of this protocol version MUST
+ * NOT emit these codes: -32002 — resource not found (2025-11-25 and
+ * earlier; replaced by -32602)".  A session-era upstream's -32002 reaches
+ * a stateless caller as -32602. */
+static void
+stateless_error(json_t *error)
+{
+    json_t *code = json_object_get(error, "code");
+
+    if (json_is_integer(code) && json_integer_value(code) == GW_RPC_RESOURCE_NOT_FOUND_LEGACY)
+        json_object_set_new(error, "code", json_integer(GW_RPC_INVALID_PARAMS));
+}
+
 /* ---------------------------------------------------------------- context */
 
 struct mreq {
@@ -1302,8 +1315,10 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
         }
         f->final_seen = true;
         json_object_set(out, "id", f->down_id);
-        if (f->stateless)
+        if (f->stateless) {
             stateless_result(res, f->method);
+            stateless_error(json_object_get(out, "error"));
+        }
         f->upstream_status = (int)gw_up_status(x);
         f->reached = true;
         fwd_conclude(f, out);
@@ -1927,7 +1942,10 @@ do_uri(struct mreq *m, json_t *id, json_t *params, const char *method)
         m->decision = "deny";
         m->message = "unknown resource";
         audit(m, method);
-        return reply_rpc_error(m->r, 200, id, -32002, "Resource not found.",
+        /* 2026-07-28 Resources, Error Handling: "servers MUST return a
+         * JSON-RPC error with code -32602"; the session revisions: -32002 */
+        return reply_rpc_error(m->r, 200, id, m->stateless ? GW_RPC_INVALID_PARAMS : GW_RPC_RESOURCE_NOT_FOUND_LEGACY,
+                               "Resource not found.",
                                json_pack("{s:s}", "uri", uri));
     }
     up = gh_arena_json(m->a, json_deep_copy(params));
@@ -2078,11 +2096,18 @@ do_listen(struct mreq *m, json_t *id, json_t *params)
 static int
 do_discover(struct mreq *m, json_t *id)
 {
-    json_t *res = json_pack("{s:[s,s,s,s], s:o, s:{s:o}, s:s}", "supportedVersions",
-                            GW_PROTO_2026_07_28, GW_PROTO_2025_11_25, GW_PROTO_2025_06_18, GW_PROTO_2025_03_26,
-                            "capabilities", capabilities(), "_meta", "io.modelcontextprotocol/serverInfo",
-                            server_info(), "instructions",
-                            "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
+    json_t *caps = capabilities();
+    json_t *res;
+
+    /* "subscribe: whether the server supports resource-specific update
+     * notifications for resources requested through subscriptions/listen
+     * using the resourceSubscriptions filter": this listen does not */
+    json_object_del(json_object_get(caps, "resources"), "subscribe");
+    res = json_pack("{s:[s,s,s,s], s:o, s:{s:o}, s:s}", "supportedVersions",
+                    GW_PROTO_2026_07_28, GW_PROTO_2025_11_25, GW_PROTO_2025_06_18, GW_PROTO_2025_03_26,
+                    "capabilities", caps, "_meta", "io.modelcontextprotocol/serverInfo",
+                    server_info(), "instructions",
+                    "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
     return reply_audited(m, "server/discover", id, res);
 }
 
@@ -2099,6 +2124,16 @@ dispatch(struct mreq *m, const char *method, json_t *id, json_t *params)
         audit(m, method);
         return reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params must be an object.", NULL);
     }
+    /* methods 2026-07-28 removed (Key Changes 4, 5: resources/subscribe and
+     * /unsubscribe replaced by subscriptions/listen; ping and
+     * logging/setLevel removed): not implemented in that revision, which
+     * says "If the server does not implement the requested RPC method, it
+     * MUST respond with 404 Not Found and a JSON-RPC error with code
+     * -32601".  Served, they would leave state behind on the member's
+     * shared upstream sessions that later stateless requests inherit. */
+    if (m->stateless && (!strcmp(method, "ping") || !strcmp(method, "logging/setLevel") ||
+                         !strcmp(method, "resources/subscribe") || !strcmp(method, "resources/unsubscribe")))
+        goto not_found;
     if (!strcmp(method, "ping"))
         return reply_audited(m, method, id, json_object());
     if (!strcmp(method, "tools/list"))
@@ -2130,6 +2165,7 @@ dispatch(struct mreq *m, const char *method, json_t *id, json_t *params)
         audit(m, method);
         return reply_rpc_error(m->r, 400, id, GW_RPC_INVALID_REQUEST, "The session is already initialized.", NULL);
     }
+not_found:
     m->decision = "deny";
     m->message = "method not found";
     audit(m, method);
@@ -2231,31 +2267,64 @@ valid_id(json_t *id)
     return json_is_string(id) || json_is_integer(id);
 }
 
-/* Decodes an Mcp-Name header value (plain, or =?base64?...?=); arena. */
-static char *
-header_value(struct gh_arena *a, const char *v)
+/* A header value as RFC 9110 allows it and the 2026-07-28 transport's
+ * Value Encoding asks of a plain value: visible ASCII, space and tab only
+ * (anything else must come Base64-encoded). */
+static bool
+header_chars_ok(const char *v)
 {
-    size_t n = strlen(v);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (!(*p == '\t' || (*p >= 0x20 && *p <= 0x7e)))
+            return false;
+    return true;
+}
+
+/* Decodes an Mcp-Name header value (plain, or =?base64?...?=) into the
+ * arena, its length in *len (a decoded value may hold a NUL byte, which
+ * must not end the comparison early).  NULL when the value holds a
+ * character no header value may, or its Base64 is not well formed: an
+ * alphabet of one kind, padding only at the end and only to a whole
+ * group of four, no bits left over.  An intermediary reading the header
+ * must not see a name other than the one checked here. */
+static char *
+header_value(struct gh_arena *a, const char *v, size_t *len)
+{
+    size_t n = strlen(v), pad = 0;
     unsigned char *out;
     size_t ol = 0;
     unsigned acc = 0;
-    int bits = 0;
+    int bits = 0, alpha = 0;     /* 1 standard (+/), 2 URL-safe (-_) */
 
-    if (!(n >= 11 && gh_str_has_prefix(v, "=?base64?") && !strcmp(v + n - 2, "?=")))
+    if (!header_chars_ok(v))
+        return NULL;
+    if (!(n >= 11 && gh_str_has_prefix(v, "=?base64?") && !strcmp(v + n - 2, "?="))) {
+        *len = n;
         return gh_arena_strdup(a, v);
+    }
     out = gh_arena_alloc(a, n);
     if (out == NULL)
         return NULL;
     for (size_t i = 9; i < n - 2; i++) {
         char ch = v[i];
-        int d;
+        int d, kind = 0;
+        if (ch == '=') {
+            pad++;
+            continue;
+        }
+        if (pad)                                        /* data after padding */
+            return NULL;
         if (ch >= 'A' && ch <= 'Z') d = ch - 'A';
         else if (ch >= 'a' && ch <= 'z') d = ch - 'a' + 26;
         else if (ch >= '0' && ch <= '9') d = ch - '0' + 52;
-        else if (ch == '+' || ch == '-') d = 62;
-        else if (ch == '/' || ch == '_') d = 63;
-        else if (ch == '=') break;
+        else if (ch == '+') d = 62, kind = 1;
+        else if (ch == '/') d = 63, kind = 1;
+        else if (ch == '-') d = 62, kind = 2;
+        else if (ch == '_') d = 63, kind = 2;
         else return NULL;
+        if (kind && alpha && kind != alpha)
+            return NULL;
+        if (kind)
+            alpha = kind;
         acc = ((acc << 6) | (unsigned)d) & 0xffffu;    /* at most 14 bits are pending */
         bits += 6;
         if (bits >= 8) {
@@ -2263,7 +2332,13 @@ header_value(struct gh_arena *a, const char *v)
             out[ol++] = (unsigned char)((acc >> bits) & 0xff);
         }
     }
+    /* the data alone (no padding) or padded to a multiple of four; the
+     * leftover bits of the last group zero; never a lone sextet */
+    if (pad > 2 || bits == 6 || (acc & ((1u << bits) - 1)) ||
+        (pad && (n - 11) % 4) || (pad && (size_t)bits / 2 != pad))
+        return NULL;
     out[ol] = '\0';
+    *len = ol;
     return (char *)out;
 }
 
@@ -2278,7 +2353,17 @@ check_stateless_headers(struct mreq *m, json_t *msg, const char *method, json_t 
     const char *why = NULL;
 
     (void)msg;
-    if (mv == NULL)
+    /* one field line each: a repeated header is a value an intermediary
+     * may read differently (the first, the last, or all joined) */
+    if (web_header_count(m->r, "MCP-Protocol-Version") > 1)
+        why = "MCP-Protocol-Version header repeated";
+    else if (web_header_count(m->r, "Mcp-Method") > 1)
+        why = "Mcp-Method header repeated";
+    else if (web_header_count(m->r, "Mcp-Name") > 1)
+        why = "Mcp-Name header repeated";
+    else if ((hv && !header_chars_ok(hv)) || (hm && !header_chars_ok(hm)))
+        why = "a header value holds a character header values may not";
+    else if (mv == NULL)
         why = "the request's _meta carries no io.modelcontextprotocol/protocolVersion";
     else if (hv == NULL)
         why = "MCP-Protocol-Version header missing";
@@ -2299,10 +2384,13 @@ check_stateless_headers(struct mreq *m, json_t *msg, const char *method, json_t 
     if (why == NULL && (!strcmp(method, "tools/call") || !strcmp(method, "prompts/get") ||
                         !strcmp(method, "resources/read"))) {
         const char *bn = gh_json_str(params, !strcmp(method, "resources/read") ? "uri" : "name");
-        char *dv = hn ? header_value(m->a, hn) : NULL;
+        size_t dl = 0;
+        char *dv = hn ? header_value(m->a, hn, &dl) : NULL;
         if (hn == NULL)
             why = "Mcp-Name header missing";
-        else if (dv == NULL || bn == NULL || strcmp(dv, bn))
+        else if (dv == NULL)
+            why = "Mcp-Name header is not a valid header value";
+        else if (bn == NULL || dl != strlen(bn) || memcmp(dv, bn, dl))
             why = "Mcp-Name header does not match the body";
     }
     if (why) {

@@ -259,6 +259,32 @@ web_header(struct web_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+struct hdr_count {
+    const char *name;
+    int         n;
+};
+
+static enum MHD_Result
+hdr_count_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct hdr_count *c = cls;
+
+    (void)kind;
+    (void)value;
+    if (key && !strcasecmp(key, c->name))
+        c->n++;
+    return MHD_YES;
+}
+
+int
+web_header_count(struct web_req *r, const char *name)
+{
+    struct hdr_count c = { name, 0 };
+
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, hdr_count_cb, &c);
+    return c.n;
+}
+
 const char *
 web_cookie(struct web_req *r, const char *name)
 {

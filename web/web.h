@@ -47,7 +47,8 @@ const char *web_query(struct web_req *r, const char *name);
 /* The same with the decoded length, which differs from strlen() when the
  * value holds a %00: the value as sent, for checking with gh_text_ok(). */
 const char *web_query_n(struct web_req *r, const char *name, size_t *len);
-const char *web_header(struct web_req *r, const char *name);
+const char *web_header(struct web_req *r, const char *name);   /* the first of its name */
+int web_header_count(struct web_req *r, const char *name);      /* field lines of that name */
 const char *web_cookie(struct web_req *r, const char *name);
 const char *web_body(struct web_req *r, size_t *len);   /* NUL-terminated */
 /* The body was over GATEHOUSE_HTTP_MAX_BODY (or _FORM): dropped, or never
