@@ -464,20 +464,13 @@ form_unescape(struct gh_arena *a, const char *s, size_t *len)
 static int
 basic_credentials(struct gh_arena *a, const char *hdr, const char **id, const char **secret)
 {
-    size_t n = strlen(hdr + 6);
-    unsigned char *raw = gh_arena_alloc(a, n + 4);
-    int len, rc = -1;
-    size_t idlen = 0;
+    unsigned char *raw;
+    size_t len = 0, idlen = 0;
+    int rc = -1;
     char *colon;
 
-    len = raw ? EVP_DecodeBlock(raw, (const unsigned char *)hdr + 6, (int)n) : -1;
-    if (len < 0)
-        return -1;
-    while (n > 0 && hdr[6 + n - 1] == '=' && len > 0) {   /* padding decoded as zeros */
-        len--;
-        n--;
-    }
-    raw[len] = '\0';
+    if (gh_b64_decode(a, hdr + 6, strlen(hdr + 6), &raw, &len) < 0 || strlen((char *)raw) != len)
+        return -1;          /* not Base64, or a NUL inside */
     colon = strchr((char *)raw, ':');
     if (colon == NULL)
         goto out;

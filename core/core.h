@@ -140,6 +140,11 @@ void gh_sha256(const void *in, size_t n, unsigned char out[32]);
 void gh_sha256_hex(const char *s, char out[65]);              /* of a C string */
 bool gh_ct_streq(const char *a, const char *b);               /* constant time */
 char *gh_b64url_encode(struct gh_arena *a, const unsigned char *in, size_t n);
+/* Base64 (RFC 4648 section 4) or base64url (section 5), one alphabet per
+ * value, padded or not, canonical only (padding only at the end and only
+ * to a whole group; unused bits zero): no two decoders read one value two
+ * ways.  *out is NUL-terminated in the arena (the data may hold NULs). */
+int  gh_b64_decode(struct gh_arena *a, const char *in, size_t n, unsigned char **out, size_t *outlen);
 /* Random token of nbytes rendered as lower-case hex, with a prefix. */
 char *gh_token_hex(struct gh_arena *a, const char *prefix, size_t nbytes);
 void gh_wipe(void *p, size_t n);

@@ -132,31 +132,51 @@ gh_b64url_encode(struct gh_arena *a, const unsigned char *in, size_t n)
 }
 
 static int
-b64url_decode(struct gh_arena *a, const char *in, unsigned char **out, size_t *outlen)
+sextet(char c)
 {
-    size_t n = strlen(in), padded = (n + 3) / 4 * 4;
-    char *tmp = gh_arena_alloc(a, padded + 1);
-    unsigned char *buf = gh_arena_alloc(a, padded / 4 * 3 + 1);
-    int len;
+    return c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
+         : c >= '0' && c <= '9' ? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
+}
 
-    if (tmp == NULL || buf == NULL || n % 4 == 1)
+int
+gh_b64_decode(struct gh_arena *a, const char *in, size_t n, unsigned char **out, size_t *outlen)
+{
+    size_t data = n, padded;
+    int kind = 0, len;
+    char *tmp;
+    unsigned char *buf;
+
+    while (data > 0 && in[data - 1] == '=')
+        data--;
+    /* padding completes the last group of four, or there is none */
+    if ((data < n && (n % 4 || n - data > 2)) || data % 4 == 1)
         return -1;
-    for (size_t i = 0; i < n; i++) {
+    padded = (data + 3) / 4 * 4;
+    tmp = gh_arena_alloc(a, padded + 1);
+    buf = gh_arena_alloc(a, padded / 4 * 3 + 1);
+    if (tmp == NULL || buf == NULL)
+        return -1;
+    for (size_t i = 0; i < data; i++) {
         char c = in[i];
-        if (c == '-')
-            c = '+';
-        else if (c == '_')
-            c = '/';
-        else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+        int k = c == '+' || c == '/' ? 1 : c == '-' || c == '_' ? 2 : 0;
+        if (k == 2)
+            c = c == '-' ? '+' : '/';
+        if (sextet(c) < 0 || (k && kind && k != kind))       /* '=' inside, another byte, two alphabets */
             return -1;
+        if (k)
+            kind = k;
         tmp[i] = c;
     }
-    for (size_t i = n; i < padded; i++)
+    /* canonical: the bits the last character carries beyond the data are zero */
+    if (data % 4 && (sextet(tmp[data - 1]) & (data % 4 == 2 ? 0x0f : 0x03)))
+        return -1;
+    for (size_t i = data; i < padded; i++)
         tmp[i] = '=';
     len = EVP_DecodeBlock(buf, (unsigned char *)tmp, (int)padded);
     if (len < 0)
         return -1;
-    *outlen = (size_t)len - (padded - n);
+    *outlen = (size_t)len - (padded - data);     /* EVP counts a padded group whole */
+    buf[*outlen] = '\0';
     *out = buf;
     return 0;
 }
@@ -422,7 +442,7 @@ gh_unseal(struct gh_arena *a, const char *sealed, const char *aad,
     size_t rawlen;
     int len = 0, fin = 0, rc = -1;
 
-    if (!server_key_set || b64url_decode(a, sealed, &raw, &rawlen) < 0 || rawlen < 28)
+    if (!server_key_set || gh_b64_decode(a, sealed, strlen(sealed), &raw, &rawlen) < 0 || rawlen < 28)
         return -1;
     out = gh_arena_alloc(a, rawlen - 28 + 1);
     ctx = EVP_CIPHER_CTX_new();

@@ -2282,18 +2282,14 @@ header_chars_ok(const char *v)
 /* Decodes an Mcp-Name header value (plain, or =?base64?...?=) into the
  * arena, its length in *len (a decoded value may hold a NUL byte, which
  * must not end the comparison early).  NULL when the value holds a
- * character no header value may, or its Base64 is not well formed: an
- * alphabet of one kind, padding only at the end and only to a whole
- * group of four, no bits left over.  An intermediary reading the header
- * must not see a name other than the one checked here. */
+ * character no header value may, or its Base64 is not canonical
+ * (gh_b64_decode): an intermediary reading the header must not see a name
+ * other than the one checked here. */
 static char *
 header_value(struct gh_arena *a, const char *v, size_t *len)
 {
-    size_t n = strlen(v), pad = 0;
+    size_t n = strlen(v);
     unsigned char *out;
-    size_t ol = 0;
-    unsigned acc = 0;
-    int bits = 0, alpha = 0;     /* 1 standard (+/), 2 URL-safe (-_) */
 
     if (!header_chars_ok(v))
         return NULL;
@@ -2301,45 +2297,7 @@ header_value(struct gh_arena *a, const char *v, size_t *len)
         *len = n;
         return gh_arena_strdup(a, v);
     }
-    out = gh_arena_alloc(a, n);
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 9; i < n - 2; i++) {
-        char ch = v[i];
-        int d, kind = 0;
-        if (ch == '=') {
-            pad++;
-            continue;
-        }
-        if (pad)                                        /* data after padding */
-            return NULL;
-        if (ch >= 'A' && ch <= 'Z') d = ch - 'A';
-        else if (ch >= 'a' && ch <= 'z') d = ch - 'a' + 26;
-        else if (ch >= '0' && ch <= '9') d = ch - '0' + 52;
-        else if (ch == '+') d = 62, kind = 1;
-        else if (ch == '/') d = 63, kind = 1;
-        else if (ch == '-') d = 62, kind = 2;
-        else if (ch == '_') d = 63, kind = 2;
-        else return NULL;
-        if (kind && alpha && kind != alpha)
-            return NULL;
-        if (kind)
-            alpha = kind;
-        acc = ((acc << 6) | (unsigned)d) & 0xffffu;    /* at most 14 bits are pending */
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[ol++] = (unsigned char)((acc >> bits) & 0xff);
-        }
-    }
-    /* the data alone (no padding) or padded to a multiple of four; the
-     * leftover bits of the last group zero; never a lone sextet */
-    if (pad > 2 || bits == 6 || (acc & ((1u << bits) - 1)) ||
-        (pad && (n - 11) % 4) || (pad && (size_t)bits / 2 != pad))
-        return NULL;
-    out[ol] = '\0';
-    *len = ol;
-    return (char *)out;
+    return gh_b64_decode(a, v + 9, n - 11, &out, len) == 0 ? (char *)out : NULL;
 }
 
 /* 2026-07-28: the mirrored headers must match the body. */

@@ -23,6 +23,54 @@ test_hex_roundtrip(void)
     UNIT_TRUE(gh_hex_decode("zz", out, 1) < 0);
 }
 
+/* gh_b64_decode of in: its bytes as a C string, or "(refused)". */
+static const char *
+b64d(struct gh_arena *a, const char *in, size_t *len)
+{
+    unsigned char *out;
+
+    return gh_b64_decode(a, in, strlen(in), &out, len) == 0 ? (const char *)out : "(refused)";
+}
+
+static void
+test_b64_decode_canonical_only(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    size_t n = 0;
+
+    UNIT_EQ_STR(b64d(a, "YWxwaGE=", &n), "alpha");            /* padded */
+    UNIT_EQ_INT(n, 5);
+    UNIT_EQ_STR(b64d(a, "YWxwaGE", &n), "alpha");             /* unpadded */
+    UNIT_EQ_STR(b64d(a, "YWxwaGFf", &n), "alpha_");
+    UNIT_EQ_STR(b64d(a, "-_8", &n), "\xfb\xff");              /* URL-safe */
+    UNIT_EQ_STR(b64d(a, "+/8=", &n), "\xfb\xff");             /* standard */
+    UNIT_EQ_STR(b64d(a, "", &n), "");
+    UNIT_EQ_INT(n, 0);
+    UNIT_EQ_STR(b64d(a, "YQBi", &n), "a");                    /* a NUL inside: the length tells */
+    UNIT_EQ_INT(n, 3);
+    UNIT_EQ_STR(b64d(a, "+_8", &n), "(refused)");              /* two alphabets */
+    UNIT_EQ_STR(b64d(a, "YQ==YQ==", &n), "(refused)");         /* data after padding */
+    UNIT_EQ_STR(b64d(a, "YWxwaGE==", &n), "(refused)");        /* padding past the group */
+    UNIT_EQ_STR(b64d(a, "YQ=", &n), "(refused)");              /* padding short of the group */
+    UNIT_EQ_STR(b64d(a, "YR==", &n), "(refused)");             /* unused bits set: also "a" elsewhere */
+    UNIT_EQ_STR(b64d(a, "YWJ", &n), "(refused)");
+    UNIT_EQ_STR(b64d(a, "YWxwa", &n), "(refused)");            /* a lone sextet */
+    UNIT_EQ_STR(b64d(a, "YW*x", &n), "(refused)");
+    UNIT_EQ_STR(b64d(a, "YW x", &n), "(refused)");
+    /* what the encoder writes, the decoder reads back */
+    for (size_t len = 0; len < 40; len++) {
+        unsigned char in[40], *out = NULL;
+        size_t got = 0;
+        for (size_t i = 0; i < len; i++)
+            in[i] = (unsigned char)(i * 37 + len);
+        const char *enc = gh_b64url_encode(a, in, len);
+        UNIT_EQ_INT(gh_b64_decode(a, enc, strlen(enc), &out, &got), 0);
+        UNIT_EQ_INT(got, len);
+        UNIT_TRUE(out != NULL && memcmp(out, in, len) == 0);
+    }
+    gh_arena_free(a);
+}
+
 static void
 test_b64url_no_padding(void)
 {
@@ -117,6 +165,7 @@ main(void)
     UNIT_RUN(test_sha256_known_vector);
     UNIT_RUN(test_hex_roundtrip);
     UNIT_RUN(test_b64url_no_padding);
+    UNIT_RUN(test_b64_decode_canonical_only);
     UNIT_RUN(test_ct_streq);
     UNIT_RUN(test_token_hex_is_random);
     UNIT_RUN(test_seal_roundtrip_and_tamper);
