@@ -112,12 +112,6 @@ make_owned_dir(const char *path, mode_t mode, struct gh_err *e)
     return 0;
 }
 
-static int
-run_quiet(char *const argv[])
-{
-    return run_as_owner(argv, "/dev/null");
-}
-
 static bool
 cluster_running(void)
 {
@@ -125,7 +119,7 @@ cluster_running(void)
 
     snprintf(bin, sizeof(bin), "%s/pg_ctl", gh_cfg.pg_bin_dir);
     char *argv[] = { bin, "status", "-D", cluster_pgdata, NULL };
-    return run_quiet(argv) == 0;
+    return run_as_owner(argv, "/dev/null") == 0;
 }
 
 /* Takes <base>/gatehouse.lock, or for a CLI command finds the cluster of
