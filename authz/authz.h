@@ -135,6 +135,12 @@ int authz_client_set_resource_server(const char *client_id, bool on, struct gh_e
 
 /* Writes coalesced last-used times to the database (also done every few
  * seconds by a background thread); call once at shutdown before db_shutdown. */
+/* Mail through GATEHOUSE_SMTP_URL (authz/mail.c): plain UTF-8 text to one
+ * address.  Blocks up to 10 s: call it where a short wait is acceptable.
+ * The body may hold a secret; it is never logged. */
+bool authz_mail_enabled(void);
+int  authz_mail_send(const char *to, const char *subject, const char *body, struct gh_err *e);
+
 void authz_shutdown(void);
 
 #endif

@@ -119,6 +119,8 @@ struct gh_config {
     long  rate_cimd_per_min;
     long  rate_mcp_refused_per_min;
     long  auth_cache_entries;   /* 0 = hot-path caches off */
+    char *smtp_url;             /* empty = no mail */
+    char *mail_from;            /* empty = gatehouse@<public host> */
 };
 
 extern struct gh_config gh_cfg;

@@ -10,6 +10,7 @@ export { secret } from './secrets.mjs';
 export { launchBrowser, screenshot } from './browser.mjs';
 export { startFixture, startEverything } from './upstream.mjs';
 export { startPgCut } from './pgcut.mjs';
+export { startSmtpSink } from './smtp.mjs';
 
 let users = 0;
 /* Creates an account through the CLI; the password is recorded as a secret. */
