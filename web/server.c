@@ -21,9 +21,13 @@ static struct MHD_Daemon *daemon_;
 static long inflight;
 static long offloads;           /* handlers running off the server threads */
 
+/* form-action: a page's forms post only here (an injected form cannot
+ * send a password elsewhere); a page whose form's answer redirects on
+ * (the consent page, to the client) names that target too:
+ * web_csp_form_target(). */
 static const char CSP[] =
     "default-src 'none'; style-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'";
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /* ------------------------------------------------------------ responses */
 
@@ -54,7 +58,11 @@ web_queue(struct web_req *r, int status, struct MHD_Response *resp)
      * "Origin: null" on our own form posts, which the Origin check refuses */
     MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-    MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+    if (r->form_target)
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                gh_arena_printf(r->arena, "%s %s", CSP, r->form_target));
+    else
+        MHD_add_response_header(resp, "Content-Security-Policy", CSP);
     if (gh_config_public_https())
         MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
     for (int i = 0; i < r->nhdrs; i++)
@@ -431,6 +439,39 @@ web_json_body(struct web_req *r, struct gh_err *e)
 
 /* ------------------------------------------------------------ CSRF */
 
+/* Over https the CSRF cookie is __Host-: only this origin, over TLS, with
+ * Path=/ and no Domain can set it, so a sibling subdomain or a plain-http
+ * man in the middle cannot plant a token of its choosing. */
+static const char *
+csrf_cookie_name(void)
+{
+    return gh_config_public_https() ? "__Host-gh_csrf" : "gh_csrf";
+}
+
+int
+web_csp_form_target(struct web_req *r, const char *url)
+{
+    const char *colon = url ? strchr(url, ':') : NULL;
+    size_t n;
+
+    if (colon == NULL)
+        return -1;
+    if (!strncasecmp(url, "https://", 8) || !strncasecmp(url, "http://", 7)) {
+        /* the origin: scheme://host[:port] */
+        n = (size_t)(colon - url) + 3 + strcspn(colon + 3, "/?#");
+    } else {
+        n = (size_t)(colon - url) + 1;      /* a private-use scheme: "cursor:" */
+    }
+    /* a source expression holds no blank, ';', ',' or quote (the redirect
+     * URI rules allow none; checked here all the same) */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= 0x20 || url[i] == ';' || url[i] == ',' || url[i] == '\'' ||
+            (unsigned char)url[i] >= 0x7f)
+            return -1;
+    r->form_target = gh_arena_strndup(r->arena, url, n);
+    return r->form_target ? 0 : -1;
+}
+
 const char *
 web_csrf_token(struct web_req *r)
 {
@@ -439,7 +480,7 @@ web_csrf_token(struct web_req *r)
 
     if (r->csrf)
         return r->csrf;
-    c = web_cookie(r, "gh_csrf");
+    c = web_cookie(r, csrf_cookie_name());
     if (c && strlen(c) == 64 && strspn(c, "0123456789abcdef") == 64) {
         r->csrf = c;
         return c;
@@ -447,7 +488,7 @@ web_csrf_token(struct web_req *r)
     t = gh_token_hex(r->arena, "", 32);
     if (t == NULL)
         return "";
-    web_set_cookie(r, "gh_csrf", t, 86400 * 7, true, "Strict");
+    web_set_cookie(r, csrf_cookie_name(), t, 86400 * 7, true, "Strict");
     r->csrf = t;
     return t;
 }
@@ -455,7 +496,7 @@ web_csrf_token(struct web_req *r)
 bool
 web_csrf_ok(struct web_req *r)
 {
-    const char *cookie = web_cookie(r, "gh_csrf");
+    const char *cookie = web_cookie(r, csrf_cookie_name());
     const char *field = web_form(r, "csrf");
 
     return cookie && field && strlen(cookie) == 64 && gh_ct_streq(cookie, field);

@@ -197,3 +197,31 @@ test('a legacy scrypt hash signs in and is re-hashed to argon2id', async () => {
   assert.match(stored, /^\$argon2id\$/);
   assert.equal((await new Client(srv.url).login(u.email, legacy)).status, 303, 'the new hash verifies');
 });
+
+test('over https the CSRF cookie is __Host-gh_csrf (Secure, Path=/, no Domain); a plain gh_csrf cookie is not taken', async () => {
+  const pub = 'https://gatehouse.test';
+  const s2 = await startServer({ cluster: srv.cluster, name: 'accounts-https', env: { GATEHOUSE_PUBLIC_URL: pub } });
+  try {
+    const res = await fetch(`${s2.url}/login`);
+    await res.arrayBuffer();
+    const set = res.headers.getSetCookie().find((c) => c.includes('csrf'));
+    assert.match(set ?? '', /^__Host-gh_csrf=[0-9a-f]{64}; Path=\/;.*; Secure/);
+    assert.doesNotMatch(set, /Domain=/i);
+    const tok = secret(set.split(';')[0].split('=')[1]);
+    const u = createUser(s2, {});
+    const login = (cookie) => fetch(`${s2.url}/login`, {
+      method: 'POST', redirect: 'manual',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: pub, Cookie: `${cookie}=${tok}` },
+      body: new URLSearchParams({ email: u.email, password: u.password, csrf: tok }),
+    });
+    const plain = await login('gh_csrf');
+    await plain.arrayBuffer();
+    assert.equal(plain.status, 403, 'a cookie without the prefix (which a sibling host could plant) is not the token');
+    const ok = await login('__Host-gh_csrf');
+    await ok.arrayBuffer();
+    assert.equal(ok.status, 303);
+    for (const c of ok.headers.getSetCookie()) if (c.startsWith('gh_session=')) secret(c.split(';')[0].slice(11));
+  } finally {
+    assert.equal(await s2.stop(), 0);
+  }
+});
