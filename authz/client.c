@@ -504,10 +504,16 @@ authz_client_auth(struct web_req *r, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
     const char *hdr = web_header(r, "Authorization"), *secret = web_form(r, "client_secret");
-    const char *method = "none", *id, *basic_id;
+    const char *method = "none", *id, *basic_id, *why = "unknown client";
     struct authz_client *c;
     size_t idlen;
     char hash[65];
+
+    if (web_header_count(r, "Authorization") > 1) {
+        /* a proxy that reads the last and we, the first, would disagree on the client */
+        gh_err_set(e, 400, "invalid_request", "The Authorization header may be sent once.", NULL);
+        return NULL;
+    }
 
     /* before any lookup: the database refuses text that is not UTF-8, and
      * a %00 would cut the id short */
@@ -521,8 +527,10 @@ authz_client_auth(struct web_req *r, struct gh_err *e)
             gh_err_set(e, 400, "invalid_request", "Use one client authentication method.", NULL);
             return NULL;
         }
-        if (basic_credentials(a, hdr, &basic_id, &secret) < 0)
+        if (basic_credentials(a, hdr, &basic_id, &secret) < 0) {
+            why = "malformed Basic credentials";
             goto bad;
+        }
         if (id && strcmp(id, basic_id)) {
             gh_err_set(e, 400, "invalid_request", "client_id does not match the Authorization header.", NULL);
             return NULL;
@@ -532,8 +540,10 @@ authz_client_auth(struct web_req *r, struct gh_err *e)
     } else if (secret) {
         method = "client_secret_post";
     }
-    if (id == NULL)
+    if (id == NULL) {
+        why = "no client_id";
         goto bad;
+    }
     c = authz_client_get(a, id, e);
     if (c == NULL) {
         if (e->status >= 500)
@@ -541,18 +551,23 @@ authz_client_auth(struct web_req *r, struct gh_err *e)
         gh_err_clear(e);
         goto bad;
     }
-    if (strcmp(c->auth_method, method))
+    if (strcmp(c->auth_method, method)) {
+        /* the operator's first question: which method the client registered */
+        why = gh_arena_printf(a, "client %s registered %s, presented %s", id, c->auth_method, method);
         goto bad;
+    }
     if (strcmp(method, "none")) {
         gh_sha256_hex(secret ? secret : "", hash);
-        if (c->secret_hash == NULL || !gh_ct_streq(hash, c->secret_hash))
+        if (c->secret_hash == NULL || !gh_ct_streq(hash, c->secret_hash)) {
+            why = gh_arena_printf(a, "client %s: wrong secret (%s)", id, method);
             goto bad;
+        }
     }
     return c;
 bad:
     if (hdr && !strncasecmp(hdr, "Basic ", 6))
         web_add_header(r, "WWW-Authenticate", "Basic realm=\"gatehouse\"");
-    gh_err_set(e, 401, "invalid_client", "Client authentication failed.", NULL);
+    gh_err_set(e, 401, "invalid_client", "Client authentication failed.", "%s", why ? why : "client authentication failed");
     return NULL;
 }
 
@@ -658,6 +673,11 @@ managed_client(struct web_req *r, struct gh_err *e)
     char th[65];
     PGresult *res;
 
+    if (web_header_count(r, "Authorization") > 1) {
+        web_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_request\"");
+        gh_err_set(e, 400, "invalid_request", "The Authorization header may be sent once.", NULL);
+        return NULL;
+    }
     if (hdr == NULL || strncasecmp(hdr, "Bearer ", 7) || id == NULL) {
         web_add_header(r, "WWW-Authenticate", "Bearer");
         gh_err_set(e, 401, "invalid_token", "A registration access token is required.", NULL);
