@@ -160,6 +160,26 @@ static const char *const STRING_FIELDS[] = { "client_name", "client_uri", "logo_
                                              "policy_uri", "software_id", "software_version",
                                              "scope", "jwks_uri" };
 
+/* A URL the consent page or a client list may link to (client_uri,
+ * logo_uri, policy_uri, tos_uri, jwks_uri): https, or http on a loopback
+ * host; never javascript:, data: or any other scheme a browser would run. */
+static bool
+link_uri_ok(const char *s)
+{
+    struct uri u;
+
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '\\' || *p == '<' || *p == '>' || *p == '"')
+            return false;
+    if (!uri_parse(s, &u) || !u.authority || !u.host[0])
+        return false;
+    return !strcmp(u.scheme, "https") || (!strcmp(u.scheme, "http") && loopback_host(u.host));
+}
+
+/* RFC 7591 contacts: a few addresses, not a place to store megabytes */
+#define CONTACTS_MAX    10
+#define CONTACT_LEN_MAX 320
+
 /* Validates client metadata (a registration body or a metadata document)
  * and returns the registered subset, or NULL with e set. */
 static json_t *
@@ -234,6 +254,12 @@ metadata_check(json_t *in, bool cimd, struct gh_err *e)
             continue;
         if (!json_is_string(v) || strlen(json_string_value(v)) > 2000)
             goto bad_meta;
+        if (strstr(STRING_FIELDS[i], "_uri") && !link_uri_ok(json_string_value(v))) {
+            gh_err_set(e, 400, "invalid_client_metadata", "", NULL);
+            snprintf(e->msg, sizeof(e->msg), "%s must be an https URL (http only on a loopback address).",
+                     STRING_FIELDS[i]);
+            goto bad;
+        }
         json_object_set(out, STRING_FIELDS[i], v);
     }
     v = json_object_get(in, "contacts");
@@ -242,8 +268,12 @@ metadata_check(json_t *in, bool cimd, struct gh_err *e)
         size_t k;
         if (!json_is_array(v))
             goto bad_meta;
+        if (json_array_size(v) > CONTACTS_MAX) {
+            gh_err_set(e, 400, "invalid_client_metadata", "contacts may list at most 10 addresses.", NULL);
+            goto bad;
+        }
         json_array_foreach(v, k, c)
-            if (!json_is_string(c))
+            if (!json_is_string(c) || strlen(json_string_value(c)) > CONTACT_LEN_MAX)
                 goto bad_meta;
         json_object_set(out, "contacts", v);
     }
