@@ -174,7 +174,7 @@ test('repeated failures throttle the account with 429 and Retry-After, and a dis
   const blocked = await c.form('/login', '/login', { email: u.email, password: u.password });
   assert.equal(blocked.status, 429);
   assert.ok(Number(blocked.headers.get('retry-after')) > 0);
-  assert.match(await blocked.text(), /Too many failed sign-in attempts/);
+  assert.match(await blocked.text(), /Too many failed sign-in attempts\. Try again in \d+ (seconds|minutes)\./);
 
   const v = createUser(srv, {});
   assert.equal(gatehouse(srv, ['user', 'disable', '--email', v.email]).code, 0);
@@ -223,5 +223,48 @@ test('over https the CSRF cookie is __Host-gh_csrf (Secure, Path=/, no Domain); 
     for (const c of ok.headers.getSetCookie()) if (c.startsWith('gh_session=')) secret(c.split(';')[0].slice(11));
   } finally {
     assert.equal(await s2.stop(), 0);
+  }
+});
+
+test('a guesser cannot lock the owner out: failures without the account\'s device cookie lock only browsers without one; the per-IP limit stays', async () => {
+  // a server and database of its own: the per-IP count is shared by every test of this file
+  const own = await startServer({ name: 'accounts-lockout', env: { GATEHOUSE_LOGIN_MAX_FAILURES: '3', GATEHOUSE_LOGIN_WINDOW_SECONDS: '600' } });
+  try {
+    const u = createUser(own, {});
+    const owner = new Client(own.url);
+    assert.equal((await owner.login(u.email, u.password)).status, 303);
+    assert.ok(owner.jar.get('gh_device'), 'a device cookie after signing in');
+    assert.equal((await owner.form('/profile', '/logout', {})).status, 303);
+
+    const guesser = new Client(own.url);
+    for (let i = 0; i < 3; i++) assert.equal((await guesser.login(u.email, `guess-${i}-password`)).status, 401);
+    const locked = await guesser.form('/login', '/login', { email: u.email, password: u.password });
+    assert.equal(locked.status, 429, 'the right password from an unknown browser waits');
+    const wait = Number(locked.headers.get('retry-after'));
+    assert.ok(wait > 500 && wait <= 600, `Retry-After ${wait}`);
+    assert.match(await locked.text(), /Try again in 10 minutes\./, 'the page says how long');
+    // a device cookie of another account, or a made-up one, is no key
+    const forged = new Client(own.url);
+    forged.jar.set('gh_device', 'ab'.repeat(32));
+    assert.equal((await forged.login(u.email, u.password)).status, 429);
+
+    // the owner's browser signs in all the same, and that does not reset the guesser's count
+    assert.equal((await owner.login(u.email, u.password)).status, 303, 'the owner is not locked out');
+    assert.equal((await guesser.login(u.email, u.password)).status, 429);
+
+    // the owner's own browser is locked by its own failures only
+    await owner.form('/profile', '/logout', {});
+    for (let i = 0; i < 3; i++) assert.equal((await owner.login(u.email, `typo-${i}-password`)).status, 401);
+    assert.equal((await owner.login(u.email, u.password)).status, 429);
+
+    // the per-IP limit (4 x 3 failures from one address, any account) still holds for everyone there
+    for (let i = 0; i < 6; i++) assert.equal((await guesser.login(`nobody-${i}@example.test`, 'wrong-password-x')).status, 401);
+    const other = createUser(own, {});
+    const ip = await new Client(own.url).form('/login', '/login', { email: other.email, password: other.password });
+    assert.equal(ip.status, 429);
+    assert.match(await ip.text(), /Try again in \d+ minutes/);
+    assert.equal(own.cluster.sql("SELECT count(*) FROM login_devices WHERE token_hash ~ '^[0-9a-f]{64}$'"), '1', 'one device, stored as a hash');
+  } finally {
+    assert.equal(await own.stop(), 0);
   }
 });
