@@ -878,7 +878,9 @@ framing_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     struct framing *f = cls;
 
     (void)kind;
-    f->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    if (value == NULL)
+        value = "";
+    f->bytes += strlen(key) + strlen(value) + 4;
     /* RFC 9112 §5.1: whitespace before the colon is a 400, as any name
      * that is not a token: a proxy may trim it and see another field */
     if (!key[0] || strspn(key, TCHAR) != strlen(key))
