@@ -22,7 +22,7 @@ static long inflight;
 static long offloads;           /* handlers running off the server threads */
 
 static const char CSP[] =
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'none'";
 
 /* ------------------------------------------------------------ responses */
