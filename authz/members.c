@@ -184,16 +184,21 @@ static const struct transition TRANSITIONS[] = {
 };
 
 /* $1 agent, $2 email, $3 new state, $4 actor, $5 states left, $6 guard,
- * $7 revoke.  The count in the guard is of the statement's snapshot. */
+ * $7 revoke.  The count in the guard is of the statement's snapshot.  An
+ * approved row always names its account: an invite withdrawn before use
+ * is approved only when an account has its email. */
 static const char SQL_TRANSITION[] =
     "WITH m AS ("
     "  UPDATE agent_members SET state = $3, updated_at = now(),"
+    "         user_id = coalesce(user_id, (SELECT u.id FROM users u WHERE lower(u.email) = lower($2))),"
     "         role = CASE WHEN $3 = 'approved' THEN role ELSE 'member' END,"
     "         decided_by = CASE WHEN $3 IN ('approved', 'rejected') THEN $4::uuid ELSE decided_by END,"
     "         decided_at = CASE WHEN $3 IN ('approved', 'rejected') THEN now() ELSE decided_at END,"
     "         removed_by = CASE WHEN $3 = 'removed' THEN $4::uuid ELSE removed_by END,"
     "         removed_at = CASE WHEN $3 = 'removed' THEN now() ELSE removed_at END"
     "   WHERE agent_id = $1 AND lower(email) = lower($2) AND state = ANY ($5::text[])"
+    "     AND ($3 <> 'approved' OR user_id IS NOT NULL"
+    "          OR EXISTS (SELECT 1 FROM users u WHERE lower(u.email) = lower($2)))"
     "     AND NOT ($6 AND role = 'owner' AND state = 'approved' AND (SELECT count(*) FROM agent_members o"
     "              WHERE o.agent_id = $1 AND o.role = 'owner' AND o.state = 'approved') < 2)"
     "  RETURNING user_id),"

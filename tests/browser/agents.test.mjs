@@ -59,6 +59,7 @@ test('admin creates an agent, invites; the invitee signs in and accepts; the own
   const sent = await submit(op, 'form[action="/agents/support/members"] button[type=submit]:has-text("Invite")');
   assert.equal(sent.status(), 201);
   const link = secret(await op.textContent('#invite-link'));
+  secret(new URL(link).searchParams.get('token'));
   assert.match(link, /\/invite\?token=[0-9a-f]{64}$/);
   assert.match(await op.textContent('tr[data-email="' + invitee.email + '"]'), /invited/);
   await screenshot(op, 'members-invited');
@@ -178,6 +179,7 @@ test('an invite with no account: the invitee sets a password and is in', async (
   await page.check('input[name=approve_on_accept]');
   await submit(page, 'button:has-text("Invite")');
   const link = secret(await page.textContent('#invite-link'));
+  secret(new URL(link).searchParams.get('token'));
   await ctx.close();
 
   const guest = await browser.newContext();

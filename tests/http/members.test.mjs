@@ -37,6 +37,7 @@ function addAgent(slug, more = []) { cli(['agent', 'add', '--slug', slug, '--nam
 function invite(agent, email, more = []) {
   const r = cli(['member', 'invite', '--agent', agent, '--email', email, ...more]);
   const link = secret(r.stdout.trim());
+  secret(new URL(link).searchParams.get('token'));
   assert.match(r.stdout, /^http:\/\/127\.0\.0\.1:\d+\/invite\?token=[0-9a-f]{64}\n$/, 'the link alone on stdout');
   return link;
 }
@@ -84,7 +85,11 @@ function pat(email, agent) {
   return secret(cli(['pat', 'create', '--email', email, '--agent', agent, '--name', `p${Date.now()}`]).stdout.trim());
 }
 
-const linkIn = (html) => secret(html.match(/id="invite-link">([^<]+)</)[1].replace(/&amp;/g, '&'));
+function linkIn(html) {
+  const link = secret(html.match(/id="invite-link">([^<]+)</)[1].replace(/&amp;/g, '&'));
+  secret(new URL(link).searchParams.get('token'));
+  return link;
+}
 
 test('invite → pending → approved; the link is shown once and mailed; a pending member gets no PAT', async () => {
   addAgent('crm');
@@ -156,6 +161,10 @@ test('refused invites: forged, malformed, reused, revoked, expired, for another 
   assert.match(revoked.html, /withdrawn/);
   assert.equal(revoked.res.status, 410);
   assert.equal(states('inv')[someone.email], 'removed/member');
+  // an owner may still admit them directly: the row then names their account
+  cli(['member', 'approve', '--agent', 'inv', '--email', someone.email]);
+  assert.equal(states('inv')[someone.email], 'approved/member');
+  assert.equal((await call(srv, '/agents/inv/mcp', pat(someone.email, 'inv'))).status, 200);
 
   // expired
   const mine = invite('inv', u.email);
@@ -329,6 +338,13 @@ test('a non-member is refused at consent (access_denied) and at PAT creation', a
   assert.equal(new URL(res.headers.get('location')).searchParams.get('error'), 'access_denied');
   assert.equal(srv.cluster.sql(`SELECT count(*) FROM oauth_grants g JOIN users u ON u.id = g.user_id
                                 WHERE lower(u.email) = lower('${u.email}')`), '0');
+
+  // once admitted, the consent screen is there, naming the agent and its trust mode
+  cli(['member', 'approve', '--agent', 'default', '--email', u.email]);
+  const now = await c.get(`/oauth/authorize?${new URLSearchParams({ ...params, state: 'st2' })}`);
+  assert.equal(now.status, 200);
+  assert.match(await now.text(), /on the agent <strong>Default agent<\/strong> \(trusted\)/);
+  cli(['member', 'remove', '--agent', 'default', '--email', u.email]);
 
   const tokensPage = await (await c.get('/profile/tokens')).text();
   assert.doesNotMatch(tokensPage, /<option value="default"/);
