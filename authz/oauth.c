@@ -306,7 +306,7 @@ consent_page(struct web_req *r, struct authz_user *u, struct areq *q)
         scopes = gh_arena_printf(a, "%s<li>Stay connected when you are away (<code>offline_access</code>)</li>", scopes);
     body = gh_arena_printf(a,
         "<div class=\"card narrow\"><h1>Authorize %s</h1>"
-        "<p><strong>%s</strong> wants to act for you on the agent <strong>%s</strong>.</p>"
+        "<p><strong>%s</strong> wants to act for you on the agent <strong>%s</strong> (%s).</p>"
         "<p class=\"muted\">%s</p>"
         "<p>After your answer you go back to <strong>%s</strong>.</p>"
         "<h2>It will be able to</h2><ul>%s</ul>"
@@ -316,7 +316,8 @@ consent_page(struct web_req *r, struct authz_user *u, struct areq *q)
         "<div class=\"actions\"><button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>"
         "<button type=\"submit\" class=\"secondary\" name=\"decision\" value=\"deny\">Deny</button></div>"
         "</form></div>",
-        gh_html_escape(a, name), gh_html_escape(a, name), gh_html_escape(a, q->agent->name), kind,
+        gh_html_escape(a, name), gh_html_escape(a, name), gh_html_escape(a, q->agent->name),
+        q->agent->untrusted ? "untrusted" : "trusted", kind,
         gh_html_escape(a, redirect_host(a, q->target)), scopes, gh_html_escape(a, u->email),
         web_csrf_token(r), hidden);
     return web_reply_html(r, 200, authz_page(r, u, "Authorize access", body));
