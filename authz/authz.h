@@ -111,7 +111,7 @@ int authz_credentials_watch(void (*fn)(void *ctx), void *ctx);
 /* For what outlives the request that authenticated it (a listen stream):
  * of n credentials (kind[i] "oauth" | "pat", token id id[i]), which no
  * longer stand — revoked, their grant revoked, their user disabled or
- * deleted, their agent gone.  Expiry is not looked at.  fallen[i] is set
+ * deleted or no longer an approved member, their agent gone or disabled.  Expiry is not looked at.  fallen[i] is set
  * for each; -1 when the database could not say (e). */
 int authz_credentials_fallen(struct gh_arena *a, const char *const *kind, const char *const *id, int n,
                              bool *fallen, struct gh_err *e);

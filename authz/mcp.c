@@ -52,17 +52,19 @@ static const char SQL_PAT[] =
 
 /* The ordinals (1-based) of the credentials of $1 (kinds) and $2 (token
  * ids) that SQL_ACCESS or SQL_PAT would refuse for anything but expiry:
- * a member removed or rejected ends their streams too. */
+ * a member removed or rejected ends their streams too; and those of a
+ * disabled agent (the kill switch), whose requests the gateway refuses. */
 static const char SQL_FALLEN[] =
     "SELECT x.i FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS x(kind, id, i)"
     " WHERE NOT CASE x.kind WHEN 'pat' THEN EXISTS ("
     "   SELECT 1 FROM pats p JOIN users u ON u.id = p.user_id JOIN agents a ON a.id = p.agent_id"
-    "    WHERE p.id = x.id AND p.revoked_at IS NULL AND NOT u.disabled AND " AUTHZ_SQL_MEMBER("u", "a") ")"
+    "    WHERE p.id = x.id AND p.revoked_at IS NULL AND NOT u.disabled AND NOT a.disabled"
+    "      AND " AUTHZ_SQL_MEMBER("u", "a") ")"
     " ELSE EXISTS ("
     "   SELECT 1 FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
     "     JOIN agents a ON a.id = g.agent_id JOIN oauth_clients c ON c.client_id = g.client_id"
     "    WHERE t.id = x.id AND t.kind = 'access' AND t.revoked_at IS NULL AND g.revoked_at IS NULL"
-    "      AND NOT u.disabled AND " AUTHZ_SQL_MEMBER("u", "a") ") END";
+    "      AND NOT u.disabled AND NOT a.disabled AND " AUTHZ_SQL_MEMBER("u", "a") ") END";
 
 static char *
 dup(struct gh_arena *a, PGresult *res, int col)

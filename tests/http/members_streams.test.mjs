@@ -1,7 +1,8 @@
 // A member rejected or removed loses their open MCP streams too (issue 14):
 // the gateway's GET stream of a session and a 2026-07-28 listen stream end
 // on every process sharing the database, as for any fallen credential; a
-// member who stays keeps theirs.
+// member who stays keeps theirs.  The kill switch ends every stream of the
+// agent, and the same credentials open new ones once it is back on.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, startServer, startFixture, gatehouse } from '../harness/index.mjs';
@@ -50,4 +51,22 @@ test('a member removed with the CLI: their streams end in every process; another
   await streamEnds(a, 5000, 'a removed member\'s GET stream is still open');
   await streamEnds(b, 5000, 'a removed member\'s listen stream is still open on the other instance');
   await carryListChanged(srvA, 'alpha', kept);
+});
+
+test('the kill switch ends the agent\'s streams in every process; back on, the same PAT listens again', async () => {
+  const u = member(srvA, { name: 'killed' });
+  const a = await getStream(srvA, u.pat, (await rawSession(srvA, u.pat)).session, streams);
+  const b = await listen(srvB, u.pat, 'killed-listen');
+  await carryListChanged(srvA, 'alpha', a, b);
+  let r = gatehouse(srvA, ['agent', 'disable', '--slug', 'default']);
+  assert.equal(r.code, 0, r.stderr);
+  await streamEnds(a, 5000, 'a GET stream of a disabled agent is still open');
+  await streamEnds(b, 5000, 'a listen stream of a disabled agent is still open on the other instance');
+  r = gatehouse(srvA, ['agent', 'enable', '--slug', 'default']);
+  assert.equal(r.code, 0, r.stderr);
+  let again;
+  for (const end = Date.now() + 5000; ;) {
+    try { again = await listen(srvB, u.pat, 'back-on'); break; } catch (e) { if (Date.now() > end) throw e; }
+  }
+  await carryListChanged(srvA, 'alpha', again);
 });
