@@ -244,6 +244,19 @@ test('reject, remove, owners, leave: every transition; owner actions by a non-ow
     assert.equal(res.status, 303, action);
     assert.equal(states('team')[m1.email], want, action);
   }
+  // an owner (not an admin) runs the agent's settings and kill switch, not the admin pages
+  assert.equal((await oc.get('/agents/team/settings')).status, 200);
+  res = await oc.post('/agents/team/settings', { csrf: oc.csrf, action: 'disable' });
+  assert.equal(res.status, 303);
+  assert.match(cli(['agent', 'list']).stdout, /^team\t.*\tdisabled$/m);
+  res = await oc.post('/agents/team/settings', { csrf: oc.csrf, action: 'enable' });
+  assert.equal(res.status, 303);
+  assert.match(cli(['agent', 'list']).stdout, /^team\t.*\tenabled$/m);
+  assert.equal((await oc.get('/admin/agents')).status, 403);
+  res = await oc.post('/admin/agents', { csrf: oc.csrf, slug: 'mine', name: 'Mine', trust: 'trusted', timezone: 'UTC' });
+  assert.equal(res.status, 403);
+  assert.doesNotMatch(cli(['agent', 'list']).stdout, /^mine\t/m);
+
   // a plain member: their own row and Leave, no owner actions
   const mine = await (await c1.get('/agents/team/members')).text();
   assert.match(mine, /value="leave"/);
@@ -255,6 +268,9 @@ test('reject, remove, owners, leave: every transition; owner actions by a non-ow
   res = await c1.post('/agents/team/members', { csrf: c1.csrf, action: 'remove', email: owner.email });
   assert.equal(res.status, 403);
   assert.equal((await c1.get('/agents/team/settings')).status, 403);
+  res = await c1.post('/agents/team/settings', { csrf: c1.csrf, action: 'disable' });
+  assert.equal(res.status, 403);
+  assert.match(cli(['agent', 'list']).stdout, /^team\t.*\tenabled$/m);
   // a stranger sees nothing
   const c2 = await signedIn(srv, m2);
   assert.equal((await c2.get('/agents/team/members')).status, 403);
