@@ -281,7 +281,11 @@ authz_member_act(const struct authz_user *actor, const char *slug, const char *e
     int rc = -1;
 
     if (!strcmp(action, "leave")) {
-        if (actor == NULL || (ag = authz_agent_by_slug(a, slug, e)) == NULL)
+        if (actor == NULL) {
+            gh_err_set(e, 400, "invalid_request", "Only a signed-in member can leave an agent.", NULL);
+            goto out;
+        }
+        if ((ag = authz_agent_by_slug(a, slug, e)) == NULL)
             goto out;
         email = actor->email;
     } else if (!authz_email_ok(email)) {
