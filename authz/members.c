@@ -224,6 +224,30 @@ static const char SQL_ROLE[] =
     "            WHERE o.agent_id = $1 AND o.role = 'owner' AND o.state = 'approved') < 2)"
     " RETURNING 1";
 
+/* Runs sql after locking the agent's row, in one transaction: the
+ * last-owner guard counts the owners in the statement's snapshot, and
+ * without the lock two owners removed at once would each still see the
+ * other.  The result, or NULL with e set. */
+static PGresult *
+owner_locked(struct gh_arena *a, const char *agent_id, const char *sql, int n, const char *const *params,
+             struct gh_err *e)
+{
+    struct db_conn *c = db_get(e);
+    PGresult *res = NULL;
+
+    if (c == NULL || db_begin(c, e) < 0)
+        goto out;
+    if (!db_exec(c, a, e, "SELECT 1 FROM agents WHERE id = $1 FOR UPDATE", 1, agent_id) ||
+        (res = db_execv(c, a, e, sql, n, params)) == NULL || db_commit(c, e) < 0) {
+        db_rollback(c);
+        res = NULL;
+    }
+out:
+    if (c)
+        db_put(c);
+    return res;
+}
+
 /* Why nothing changed: the row's state names the refusal. */
 static int
 explain(struct gh_arena *a, const struct authz_agent *ag, const char *email, const char *action, struct gh_err *e)
@@ -249,8 +273,9 @@ transition(struct gh_arena *a, const struct authz_user *actor, const struct auth
            const struct transition *t, struct gh_err *e)
 {
     const char *who = actor ? actor->id : NULL;
-    PGresult *res = db_query(a, e, SQL_TRANSITION, 7, ag->id, email, t->to, who, t->from,
-                             t->last_owner_guard ? "true" : "false", t->revoke ? "true" : "false");
+    const char *params[] = { ag->id, email, t->to, who, t->from, t->last_owner_guard ? "true" : "false",
+                             t->revoke ? "true" : "false" };
+    PGresult *res = owner_locked(a, ag->id, SQL_TRANSITION, 7, params, e);
 
     if (res == NULL)
         return -1;
@@ -295,8 +320,9 @@ authz_member_act(const struct authz_user *actor, const char *slug, const char *e
         goto out;
     }
     if (!strcmp(action, "owner") || !strcmp(action, "unowner")) {
-        res = db_query(a, e, SQL_ROLE, 4, ag->id, email, !strcmp(action, "owner") ? "owner" : "member",
-                       actor ? actor->id : NULL);
+        const char *params[] = { ag->id, email, !strcmp(action, "owner") ? "owner" : "member",
+                                 actor ? actor->id : NULL };
+        res = owner_locked(a, ag->id, SQL_ROLE, 4, params, e);
         if (res == NULL || (PQntuples(res) == 0 && explain(a, ag, email, action, e) < 0))
             goto out;
         rc = 0;

@@ -450,3 +450,22 @@ test('migration 040 makes every holder of a live PAT or grant an approved member
     await cluster.stop();
   }
 });
+
+test('two owners leaving at the same moment: one of them stays the last owner', async () => {
+  const a = createUser(srv, { agents: [] });
+  const b = createUser(srv, { agents: [] });
+  const ca = await signedIn(srv, a), cb = await signedIn(srv, b);
+  for (let i = 0; i < 6; i++) {
+    const slug = `race-${i}`;
+    addAgent(slug);
+    for (const u of [a, b]) {
+      cli(['member', 'approve', '--agent', slug, '--email', u.email]);
+      cli(['member', 'owner', '--agent', slug, '--email', u.email, 'on']);
+    }
+    const got = await Promise.all([ca, cb].map((c) =>
+      c.post(`/agents/${slug}/members`, { csrf: c.csrf, action: 'leave' }).then((r) => r.status)));
+    assert.deepEqual(got.sort(), [303, 409], `round ${i}`);
+    const owners = Object.values(states(slug)).filter((v) => v === 'approved/owner');
+    assert.equal(owners.length, 1, `round ${i}`);
+  }
+});
