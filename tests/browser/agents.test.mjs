@@ -193,3 +193,29 @@ test('an invite with no account: the invitee sets a password and is in', async (
   assert.equal(await gp.locator('#agent-default').count(), 1);
   await guest.close();
 });
+
+test('consent by a non-member: a page naming the agent, and the way back takes access_denied to the app', async () => {
+  const u = createUser(srv, { agents: [] });
+  const reg = await (await fetch(`${srv.url}/oauth/register`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:9999/callback'], token_endpoint_auth_method: 'none',
+      client_name: 'Browser App' }),
+  })).json();
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  let landed;
+  await page.route('http://127.0.0.1:9999/**', (route) => { landed = route.request().url(); route.fulfill({ body: 'app' }); });
+  await signIn(page, u);
+  const q = new URLSearchParams({ response_type: 'code', client_id: reg.client_id, redirect_uri: 'http://127.0.0.1:9999/callback',
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 'b1' });
+  const res = await page.goto(`${srv.url}/oauth/authorize?${q}`);
+  assert.equal(res.status(), 403);
+  assert.match(await page.textContent('h1'), /You are not a member of Default agent/);
+  await screenshot(page, 'consent-not-member');
+  await page.click('#back');
+  await page.waitForURL(/127\.0\.0\.1:9999\/callback/);
+  const back = new URL(landed);
+  assert.equal(back.searchParams.get('error'), 'access_denied');
+  assert.equal(back.searchParams.get('state'), 'b1');
+  await ctx.close();
+});
