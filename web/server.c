@@ -21,12 +21,13 @@ static struct MHD_Daemon *daemon_;
 static long inflight;
 static long offloads;           /* handlers running off the server threads */
 
-/* form-action: a page's forms post only here (an injected form cannot
- * send a password elsewhere); a page whose form's answer redirects on
- * (the consent page, to the client) names that target too:
- * web_csp_form_target(). */
+/* script-src 'self': the console's one script file (the copy buttons of
+ * /agents), never inline script.  form-action: a page's forms post only
+ * here (an injected form cannot send a password elsewhere); a page whose
+ * form's answer redirects on (the consent page, to the client) names that
+ * target too: web_csp_form_target(). */
 static const char CSP[] =
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /* ------------------------------------------------------------ responses */
