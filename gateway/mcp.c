@@ -1172,9 +1172,9 @@ struct fwd {
     char        *method, *tool, *request_id, *policy_ids, *policy_versions;
     int64_t      start_us;
     int          upstream_status;
-    bool         reached;           /* the upstream has had the request */
     char        *message;
-    struct gw_audit row;            /* submitted at the end */
+    char         call_id[GW_AUDIT_CALL_ID_LEN + 1];  /* of its write-ahead row */
+    struct gw_audit row;            /* the outcome, submitted at the end */
 };
 
 static void
@@ -1251,15 +1251,12 @@ fwd_audited(void *ctx, int ok)
     fwd_release_final(f);
 }
 
-/* Any thread: the answer is known; audit, then send. */
+/* The call's audit row: written ahead by forward(), completed by
+ * fwd_conclude() with the outcome. */
 static void
-fwd_conclude(struct fwd *f, json_t *final)
+fwd_row(const struct fwd *f, struct gw_audit *row)
 {
-    pthread_mutex_lock(&f->ch.lock);
-    f->final = final;
-    f->ch.refs++;
-    pthread_mutex_unlock(&f->ch.lock);
-    f->row = (struct gw_audit){
+    *row = (struct gw_audit){
         .who = &f->who,
         .agent_id = f->who.agent.id,
         .session_id = f->stateless ? NULL : f->s->id_hash,
@@ -1270,11 +1267,26 @@ fwd_conclude(struct fwd *f, json_t *final)
         .policy_ids = f->policy_ids,
         .policy_versions = f->policy_versions,
         .message = f->message,
-        .upstream_status = f->upstream_status,
-        .duration_us = gh_now_us() - f->start_us,
         .request_id = f->request_id,
-        .acted = f->reached,
+        .call_id = f->call_id,
+        .duration_us = -1,
     };
+}
+
+/* Any thread: the answer is known; audit, then send. */
+static void
+fwd_conclude(struct fwd *f, json_t *final)
+{
+    pthread_mutex_lock(&f->ch.lock);
+    f->final = final;
+    f->ch.refs++;
+    pthread_mutex_unlock(&f->ch.lock);
+    fwd_row(f, &f->row);
+    f->row.outcome = true;
+    f->row.acted = true;            /* its row exists: the outcome is kept until written */
+    f->row.upstream_status = f->upstream_status;
+    f->row.duration_us = gh_now_us() - f->start_us;
+    f->row.upstream_error = final ? gh_json_str(json_object_get(final, "error"), "message") : "cancelled by the client";
     if (gw_audit_submit(&f->row, f->request_id, fwd_audited, f) < 0) {
         struct gh_err e = {0};
         fwd_audited(f, gw_audit_write(&f->row, &e));
@@ -1320,7 +1332,6 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
             stateless_error(json_object_get(out, "error"));
         }
         f->upstream_status = (int)gw_up_status(x);
-        f->reached = true;
         fwd_conclude(f, out);
         return;
     }
@@ -1402,10 +1413,6 @@ fwd_on_done(struct gw_up_xfer *x, void *ctx)
     bool gone;
 
     f->upstream_status = (int)st;
-    /* an answer, or the request went out (then a timeout, a cancel or a
-     * broken connection): the upstream may have acted on it */
-    if (st > 0 || gw_up_sent(x))
-        f->reached = true;
     pthread_mutex_lock(&f->ch.lock);
     gone = f->ch.gone;
     pthread_mutex_unlock(&f->ch.lock);
@@ -1660,6 +1667,12 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
     if (f->c.id == NULL || f->c.name == NULL || f->c.url == NULL || f->msg == NULL || f->hdrs == NULL) {
         chan_unref(&f->ch);
         return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+    }
+    /* write-ahead: nothing goes upstream before the call's row is durable */
+    fwd_row(f, &f->row);
+    if (gw_audit_call_id(f->call_id) < 0 || gw_audit_write(&f->row, &e) < 0) {
+        chan_unref(&f->ch);
+        return audit_unavailable(m->r, id);
     }
     pthread_mutex_lock(&f->ch.lock);
     f->ch.refs++;           /* the stream's */
