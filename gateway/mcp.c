@@ -1497,6 +1497,36 @@ out:
     gh_arena_free(a);
 }
 
+/* The writer thread (or forward's, the writer stopped): the call's
+ * write-ahead row is committed, so the call may go upstream — unless the
+ * client has left meanwhile (then its outcome says so); or it is not, and
+ * nothing goes: the client gets the error, the row no outcome. */
+static void
+fwd_ahead_done(void *ctx, int ok)
+{
+    struct fwd *f = ctx;
+    bool gone;
+
+    pthread_mutex_lock(&f->ch.lock);
+    gone = f->ch.gone;
+    if (ok < 0)
+        f->final_seen = true;
+    pthread_mutex_unlock(&f->ch.lock);
+    if (ok < 0) {
+        json_t *err = rpc_error(f->down_id, GW_RPC_INTERNAL, "The audit log is unavailable; nothing was done.", NULL);
+        GH_LOG(ERROR, "gw_audit", "write-ahead row of %s (request %s) not written: not forwarded", f->method,
+               f->request_id ? f->request_id : "-");
+        chan_send(&f->ch, err, true);
+        json_decref(err);
+    } else if (gone) {
+        f->final_seen = true;
+        fwd_error(f, "client disconnected");
+    } else {
+        fwd_start(f);
+    }
+    chan_unref(&f->ch);     /* the audit's reference */
+}
+
 static void
 cancel_done(struct gw_up_xfer *x, void *ctx)
 {
@@ -1668,9 +1698,7 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
         chan_unref(&f->ch);
         return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
     }
-    /* write-ahead: nothing goes upstream before the call's row is durable */
-    fwd_row(f, &f->row);
-    if (gw_audit_call_id(f->call_id) < 0 || gw_audit_write(&f->row, &e) < 0) {
+    if (gw_audit_call_id(f->call_id) < 0) {
         chan_unref(&f->ch);
         return audit_unavailable(m->r, id);
     }
@@ -1687,7 +1715,14 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
     f->ch.ws = ws;
     pthread_mutex_unlock(&f->ch.lock);
     chan_register(&f->ch);
-    fwd_start(f);
+    /* write-ahead: the call goes upstream once its row is committed
+     * (fwd_ahead_done), without this thread waiting for the commit */
+    fwd_row(f, &f->row);
+    pthread_mutex_lock(&f->ch.lock);
+    f->ch.refs++;           /* the audit's */
+    pthread_mutex_unlock(&f->ch.lock);
+    if (gw_audit_submit(&f->row, f->request_id, fwd_ahead_done, f) < 0)
+        fwd_ahead_done(f, -1);  /* the writer is not running */
     chan_unref(&f->ch);     /* ours */
     return 0;
 }
