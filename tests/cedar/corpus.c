@@ -1,7 +1,11 @@
-/* cedar-corpus ROOT SUBDIR [TESTS REQUESTS]: runs every integration test (*.json other than
- * *.entities.json) under ROOT/SUBDIR and compares decision, reasons and
+/* cedar-corpus [--validate] ROOT SUBDIR [TESTS REQUESTS]: runs every integration test
+ * (*.json other than *.entities.json) under ROOT/SUBDIR and compares decision, reasons and
  * errors for each request with the expected ones. Exit 1 on any mismatch,
  * skipped request, or (when given) other counts of tests and requests.
+ *
+ * With --validate it instead validates each test's policies against its
+ * schema and compares the verdict with the test's `shouldValidate`,
+ * printing agree / disagree / skipped (each skip with its reason).
  *
  * The hand-written tests write entity references in attributes as bare
  * {"type", "id"} objects and extension values as plain strings, relying on
@@ -127,7 +131,10 @@ static json_t *hint_entities(json_t *arr, const struct hints *h)
 
 struct stats {
 	long tests, requests, matched, mismatched, skipped, test_errors;
+	long v_agree, v_disagree, v_skipped;
 };
+
+static int validate_mode;
 
 static void print_list(const char *label, const char **v, size_t n)
 {
@@ -161,6 +168,54 @@ static const char *jv_cstr(cedar_arena *a, const struct cedar_jv *j)
 	return s ? s : "";
 }
 
+/* One test's validation verdict against its shouldValidate. */
+static void validate_test(const char *root, const char *path, const struct cedar_jv *t,
+			  cedar_policy_set *ps, const char *policies, cedar_arena *a,
+			  struct stats *st)
+{
+	char buf[4096];
+	struct cedar_err err = {0};
+	struct cedar_validation res;
+	const struct cedar_jv *sv = cedar_jv_get(t, "shouldValidate");
+	if (!sv || (sv->t != JV_TRUE && sv->t != JV_FALSE)) {
+		fprintf(stderr, "SKIP %s: no shouldValidate\n", path);
+		st->v_skipped++;
+		return;
+	}
+	if (cedar_policy_set_parse_file(ps, policies, "policy", &err)) {
+		fprintf(stderr, "SKIP %s: policies do not parse: %s\n", path, err.msg);
+		st->v_skipped++;
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%s/%s", root, jv_cstr(a, cedar_jv_get(t, "schema")));
+	cedar_schema *s = cedar_schema_parse_file(buf, CEDAR_SCHEMA_AUTO, &err);
+	int valid = 0;
+	if (s) {
+		if (cedar_validate(s, ps, a, &res, &err)) {
+			fprintf(stderr, "SKIP %s: validation failed to run: %s\n", path, err.msg);
+			st->v_skipped++;
+			cedar_schema_free(s);
+			return;
+		}
+		valid = res.n_errors == 0;
+	}
+	if (valid == (sv->t == JV_TRUE)) {
+		st->v_agree++;
+	} else {
+		st->v_disagree++;
+		if (st->v_disagree <= 60) {
+			fprintf(stderr, "DISAGREE %s: expected %s, got %s\n", path,
+				sv->t == JV_TRUE ? "valid" : "invalid", valid ? "valid" : "invalid");
+			if (!s)
+				fprintf(stderr, "    schema: %s\n", err.msg);
+			for (size_t i = 0; s && i < res.n_errors; i++)
+				fprintf(stderr, "    %s:%d:%d: %s\n", res.errors[i].policy,
+					res.errors[i].line, res.errors[i].col, res.errors[i].msg);
+		}
+	}
+	cedar_schema_free(s);
+}
+
 /* The test descriptor is read with the engine's own JSON reader: jansson
  * refuses keys holding U+0000, which the generated corpus uses in contexts.
  * The hand-written tests need the schema hints, applied on a jansson copy. */
@@ -185,6 +240,10 @@ static void run_test(const char *root, const char *path, int handwritten, struct
 	st->requests += reqs->n;
 	snprintf(buf, sizeof(buf), "%s/%s", root, jv_cstr(ta, cedar_jv_get(&t, "policies")));
 	ps = cedar_policy_set_new();
+	if (validate_mode) {
+		validate_test(root, path, &t, ps, buf, ta, st);
+		goto out;
+	}
 	if (cedar_policy_set_parse_file(ps, buf, "policy", &err)) {
 		fprintf(stderr, "SKIP %s: policies do not parse: %s (%u requests)\n", path, err.msg,
 			reqs->n);
@@ -321,14 +380,29 @@ static void run_dir(const char *root, const char *dir, int handwritten, struct s
 int main(int argc, char **argv)
 {
 	struct stats st = {0};
+	if (argc > 1 && !strcmp(argv[1], "--validate")) {
+		validate_mode = 1;
+		argv++;
+		argc--;
+	}
 	if (argc != 3 && argc != 5) {
-		fprintf(stderr, "usage: cedar-corpus ROOT SUBDIR [TESTS REQUESTS]\n");
+		fprintf(stderr, "usage: cedar-corpus [--validate] ROOT SUBDIR [TESTS REQUESTS]\n");
 		return 2;
 	}
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s/%s", argv[1], argv[2]);
 	int handwritten = strcmp(argv[2], "corpus-tests") != 0;
 	run_dir(argv[1], dir, handwritten, &st);
+	if (validate_mode) {
+		printf("cedar corpus %s validation: %ld tests: %ld agree, %ld disagree, "
+		       "%ld skipped, %ld unreadable tests\n", argv[2], st.tests, st.v_agree,
+		       st.v_disagree, st.v_skipped, st.test_errors);
+		if (argc == 5 && st.tests != atol(argv[3])) {
+			fprintf(stderr, "expected %s tests\n", argv[3]);
+			return 1;
+		}
+		return st.v_disagree || st.v_skipped || st.test_errors || !st.tests ? 1 : 0;
+	}
 	printf("cedar corpus %s: %ld tests, %ld requests: %ld matched, %ld mismatched, "
 	       "%ld skipped, %ld unreadable tests\n",
 	       argv[2], st.tests, st.requests, st.matched, st.mismatched, st.skipped,
