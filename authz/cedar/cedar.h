@@ -160,10 +160,16 @@ struct cedar_validation {
 	struct cedar_diag *warnings;  /* impossible policies */
 };
 
+/* A scope no action of the schema applies to is an error, as in Cedar
+ * before 4.x made it a warning (cedar-policy/cedar#2545); the official
+ * corpus still expects it. */
+#define CEDAR_VALIDATE_UNMATCHED_SCOPE_ERROR 1u
+
 /* Strict-mode validation of every policy and template of ps against s;
- * the arrays live in a. Returns 0 when validation ran (see n_errors). */
-int cedar_validate(const cedar_schema *s, const cedar_policy_set *ps, cedar_arena *a,
-		   struct cedar_validation *out, struct cedar_err *err);
+ * flags are CEDAR_VALIDATE_*; the arrays live in a. Returns 0 when
+ * validation ran (see n_errors). */
+int cedar_validate(const cedar_schema *s, const cedar_policy_set *ps, unsigned flags,
+		   cedar_arena *a, struct cedar_validation *out, struct cedar_err *err);
 /* A request against the schema: the action is declared, principal and
  * resource have types it applies to, the context has its context type.
  * 0 when it conforms, CEDAR_E_INPUT with the reason otherwise. */

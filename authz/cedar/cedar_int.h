@@ -506,5 +506,10 @@ const char *cedar_sb_qualify(cedar_arena *a, const char *ns, const char *name, s
 int cedar_schema_finish(struct cedar_sb *b, struct cedar_schema *s);
 int cedar_schema_parse_text(struct cedar_sb *b, const char *text, size_t len);
 int cedar_schema_parse_json(struct cedar_sb *b, const char *text, size_t len);
+/* validate_cli.c: `cedar validate`; 2 means a usage error. */
+int cedar_cli_validate(int argc, char **argv);
+/* conform.c: does record value v have record type t? why says what not. */
+int cedar_schema_record_conforms(const struct cedar_schema *s, const struct cedar_value *v,
+				 const struct cedar_type *t, char *why, size_t n);
 
 #endif

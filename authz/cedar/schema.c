@@ -585,9 +585,35 @@ static int finish_acts(struct res *r)
 	return 0;
 }
 
+static const char *last_part(const char *q)
+{
+	const char *l = strrchr(q, ':');
+	return l ? l + 1 : q;
+}
+
+/* Names Cedar keeps for itself: builtin type names cannot be common types,
+ * and `Action` is the action type of each namespace. */
+static int reserved_names(struct cedar_sb *b)
+{
+	static const char *const bt[] = {"Bool", "Boolean", "Entity", "Extension", "Long",
+					 "Record", "Set", "String", NULL};
+	for (uint32_t i = 0; i < b->ncts; i++)
+		for (size_t k = 0; bt[k]; k++)
+			if (!strcmp(last_part(b->cts[i].name), bt[k]))
+				return sfail(b, b->cts[i].line, b->cts[i].col,
+					     "`%s` is a reserved type name", bt[k]);
+	for (uint32_t i = 0; i < b->nets; i++)
+		if (!strcmp(last_part(b->ets[i].name), "Action"))
+			return sfail(b, b->ets[i].line, b->ets[i].col,
+				     "`Action` is reserved for the actions of a namespace");
+	return 0;
+}
+
 int cedar_schema_finish(struct cedar_sb *b, struct cedar_schema *s)
 {
 	struct res r = {b, s};
+	if (reserved_names(b))
+		return CEDAR_E_INPUT;
 	for (uint32_t i = 0; i < b->ncts; i++)
 		for (uint32_t j = 0; j < i; j++)
 			if (!strcmp(b->cts[i].name, b->cts[j].name))

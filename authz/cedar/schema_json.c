@@ -171,8 +171,10 @@ static int jentity(struct jp *p, const char *k, json_t *v)
 	if (en) {
 		size_t i;
 		json_t *s;
-		if (!json_is_array(en) || !json_array_size(en) || sh || tg)
-			return jfail(p, "`enum` must be a non-empty array, without shape or tags", k);
+		if (!json_is_array(en) || !json_array_size(en) || sh || tg ||
+		    json_object_get(v, "memberOfTypes"))
+			return jfail(p, "`enum` must be a non-empty array, without shape, tags "
+				     "or memberOfTypes", k);
 		e->is_enum = 1;
 		e->eids = cedar_alloc(b->a, json_array_size(en) * sizeof(*e->eids));
 		e->eidlens = cedar_alloc(b->a, json_array_size(en) * sizeof(*e->eidlens));
@@ -226,7 +228,8 @@ static int jaction(struct jp *p, const char *k, json_t *v)
 	if (at && !json_is_null(at)) {
 		json_t *ctx = json_object_get(at, "context");
 		a->applies = 1;
-		if (!json_is_object(at) ||
+		if (!json_is_object(at) || !json_object_get(at, "principalTypes") ||
+		    !json_object_get(at, "resourceTypes") ||
 		    jnames(p, json_object_get(at, "principalTypes"), &a->prin, &a->nprin, k) ||
 		    jnames(p, json_object_get(at, "resourceTypes"), &a->res, &a->nres, k))
 			return jfail(p, "bad `appliesTo`", k);
@@ -244,6 +247,8 @@ static int jnamespace(struct jp *p, const char *ns, json_t *v)
 	json_t *x;
 	if (!json_is_object(v) || only_keys(p, v, keys, ns[0] ? ns : "the empty namespace"))
 		return jfail(p, "a namespace must be an object", ns);
+	if (!strcmp(ns, "__cedar") || !strncmp(ns, "__cedar::", 9))
+		return jfail(p, "the `__cedar` namespace is reserved", NULL);
 	p->ns = dup(p, ns);
 	json_object_foreach(json_object_get(v, "entityTypes"), k, x)
 		if (jentity(p, k, x))

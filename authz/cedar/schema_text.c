@@ -11,6 +11,8 @@ struct sp {
 	struct cedar_lex lx;
 	struct cedar_sb *b;
 	const char *ns;
+	const char **nss;       /* namespaces declared so far */
+	uint32_t nns, capns;
 };
 
 #define CUR(p) ((p)->lx.cur)
@@ -292,6 +294,11 @@ static int entity_decl(struct sp *p)
 		if (ent_types(p, &proto.parents, &proto.npar))
 			return -1;
 	}
+	if (kw(p, "enum") && proto.npar) {
+		cedar_lex_fail(&p->lx, CUR(p).line, CUR(p).col,
+			       "an enumerated entity type cannot have parents");
+		return -1;
+	}
 	if (kw(p, "enum")) {
 		nx(p);
 		if (enum_ids(p, &proto))
@@ -388,6 +395,10 @@ static int applies_to(struct sp *p, struct cedar_sb_act *a)
 				return -1;
 		} else if (ent_types(p, seen == &seen_p ? &a->prin : &a->res,
 				     seen == &seen_p ? &a->nprin : &a->nres)) {
+			return -1;
+		} else if (!(seen == &seen_p ? a->nprin : a->nres)) {
+			/* As Cedar: an empty list here is a mistake; leave appliesTo out. */
+			cedar_lex_fail(&p->lx, t.line, t.col, "an empty type list is not allowed here");
 			return -1;
 		}
 		if (CUR(p).t != T_COMMA)
@@ -490,6 +501,26 @@ static int decl(struct sp *p)
 	return -1;
 }
 
+/* A namespace is declared once; `__cedar` is Cedar's own. */
+static int ns_declared(struct sp *p, const char *ns, struct cedar_tok at)
+{
+	if (!strcmp(ns, "__cedar") || !strncmp(ns, "__cedar::", 9)) {
+		cedar_lex_fail(&p->lx, at.line, at.col, "the `__cedar` namespace is reserved");
+		return 1;
+	}
+	for (uint32_t i = 0; i < p->nns; i++)
+		if (!strcmp(p->nss[i], ns)) {
+			cedar_lex_fail(&p->lx, at.line, at.col, "namespace declared twice");
+			return 1;
+		}
+	if (!(p->nss = cedar_sb_grow(p->lx.a, p->nss, p->nns, &p->capns, sizeof(*p->nss)))) {
+		oom(p);
+		return 1;
+	}
+	p->nss[p->nns++] = ns;
+	return 0;
+}
+
 int cedar_schema_parse_text(struct cedar_sb *b, const char *text, size_t len)
 {
 	struct sp p = {.b = b, .ns = ""};
@@ -503,8 +534,10 @@ int cedar_schema_parse_text(struct cedar_sb *b, const char *text, size_t len)
 			continue;
 		}
 		uint32_t n;
+		struct cedar_tok nt;
 		nx(&p);
-		if (!(p.ns = path(&p, &n, NULL)) || !want(&p, T_LC, "`{`"))
+		nt = CUR(&p);
+		if (!(p.ns = path(&p, &n, NULL)) || ns_declared(&p, p.ns, nt) || !want(&p, T_LC, "`{`"))
 			break;
 		while (!failed(&p) && CUR(&p).t != T_RC && CUR(&p).t != T_EOF)
 			if (decl(&p))

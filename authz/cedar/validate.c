@@ -791,16 +791,22 @@ static int add_diag(cedar_arena *a, struct cedar_diag **v, size_t *n, const stru
 	return 0;
 }
 
+#define UNMATCHED "no action in the schema applies to the principal and resource types " \
+	"this scope allows: the policy can never apply"
+
 /* Typechecks one policy in every environment; the first error is kept.
- * As in Cedar's Rust validator, a scope that no environment satisfies is an
- * error (the policy can never apply), while a condition that is false in
- * every environment is only a warning (*all_false). */
+ * A scope that no environment satisfies (*unmatched) and a condition false
+ * in every environment (*all_false) are warnings, as in Cedar since 4.x
+ * (cedar-policy/cedar#2545); before, the first was an error, which
+ * CEDAR_VALIDATE_UNMATCHED_SCOPE_ERROR restores. */
 static int validate_policy(const struct cedar_schema *s, const struct cedar_policy *p,
-			   cedar_arena *scratch, struct vctx *v, int *all_false)
+			   unsigned flags, cedar_arena *scratch, struct vctx *v, int *all_false,
+			   int *unmatched)
 {
 	struct cedar_expr *scope = NULL, *x = policy_expr(scratch, p, &scope);
 	int applies = 0;
 	*all_false = 1;
+	*unmatched = 0;
 	memset(v, 0, sizeof(*v));
 	v->a = scratch;
 	v->s = s;
@@ -825,14 +831,14 @@ static int validate_policy(const struct cedar_schema *s, const struct cedar_poli
 				*all_false &= r.t->b == CB_FF;
 			}
 	}
-	if (!applies)
-		return vfail(v, NULL, "%s", "the scope matches no action in the schema: no principal "
-			     "and resource types it allows apply to the actions it names");
+	*unmatched = !applies;
+	if (!applies && (flags & CEDAR_VALIDATE_UNMATCHED_SCOPE_ERROR))
+		return vfail(v, NULL, "%s", UNMATCHED);
 	return 0;
 }
 
-int cedar_validate(const cedar_schema *s, const cedar_policy_set *ps, cedar_arena *a,
-		   struct cedar_validation *out, struct cedar_err *err)
+int cedar_validate(const cedar_schema *s, const cedar_policy_set *ps, unsigned flags,
+		   cedar_arena *a, struct cedar_validation *out, struct cedar_err *err)
 {
 	size_t n;
 	struct cedar_policy *const *pol = cedar_policy_set_policies(ps, &n);
@@ -845,12 +851,15 @@ int cedar_validate(const cedar_schema *s, const cedar_policy_set *ps, cedar_aren
 	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct vctx v;
-		int all_false;
+		int all_false, unmatched;
 		cedar_arena_reset(scratch);
-		if (validate_policy(s, pol[i], scratch, &v, &all_false))
+		if (validate_policy(s, pol[i], flags, scratch, &v, &all_false, &unmatched))
 			rc = add_diag(a, &out->errors, &out->n_errors, pol[i],
 				      v.bad ? v.bad->line : pol[i]->line,
 				      v.bad ? v.bad->col : pol[i]->col, v.msg);
+		else if (unmatched)
+			rc = add_diag(a, &out->warnings, &out->n_warnings, pol[i], pol[i]->line,
+				      pol[i]->col, UNMATCHED);
 		else if (all_false)
 			rc = add_diag(a, &out->warnings, &out->n_warnings, pol[i], pol[i]->line,
 				      pol[i]->col, "policy is impossible: it is false for every "
