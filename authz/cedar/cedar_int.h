@@ -388,6 +388,7 @@ struct cedar_attr {
 struct cedar_ety {
 	const char *name;
 	uint32_t nlen;
+	uint32_t src;                    /* index of its declaration in the builder */
 	const struct cedar_type *attrs;  /* record; empty for enumerated types */
 	const struct cedar_type *tags;   /* NULL: no tags */
 	const char **eids;               /* enumerated entities, or NULL */
@@ -411,7 +412,7 @@ struct cedar_act {
 
 struct cedar_schema {
 	cedar_arena *a;
-	struct cedar_ety *ets;
+	struct cedar_ety *ets;           /* sorted by name */
 	size_t nets;
 	struct cedar_act *acts;
 	size_t nacts;

@@ -23,9 +23,17 @@ static int name_eq(const char *a, size_t an, const char *b, size_t bn)
 
 const struct cedar_ety *cedar_schema_ety(const struct cedar_schema *s, const char *name, size_t n)
 {
-	for (size_t i = 0; i < s->nets; i++)
-		if (name_eq(s->ets[i].name, s->ets[i].nlen, name, n))
-			return &s->ets[i];
+	size_t lo = 0, hi = s->nets;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = cedar_keycmp(s->ets[mid].name, s->ets[mid].nlen, name, (uint32_t)n);
+		if (!c)
+			return &s->ets[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
@@ -375,31 +383,38 @@ static const struct cedar_type *resolve(struct res *r, const struct cedar_sref *
 
 /* ---- hierarchies ------------------------------------------------------------ */
 
+/* Scratch for the ancestor walks, allocated once: a walk marks what it
+ * saw with its own stamp, so nothing is cleared between types. */
+struct walk {
+	uint32_t *stack, *stamp, *buf;
+};
+
 /* Transitive ancestors of entity type i, by depth-first search over the
  * declared parents (cycles are harmless: each type is visited once). */
 static int ety_ancestors(struct res *r, const struct cedar_ety ***par, const uint32_t *npar,
-			 uint32_t i)
+			 struct walk *w, uint32_t i)
 {
 	struct cedar_schema *s = r->s;
-	uint32_t n = 0, *stack = cedar_alloc(r->b->a, (s->nets + 1) * sizeof(*stack));
-	uint8_t *seen = cedar_alloc(r->b->a, s->nets + 1);
-	const char **anc = cedar_alloc(r->b->a, (s->nets + 1) * sizeof(*anc));
-	uint32_t *al = cedar_alloc(r->b->a, (s->nets + 1) * sizeof(*al)), na = 0;
-	if (!stack || !seen || !anc || !al)
-		return CEDAR_E_NOMEM;
-	stack[n++] = i;
+	uint32_t n = 0, na = 0;
+	w->stack[n++] = i;
 	while (n) {
-		uint32_t k = stack[--n];
-		const struct cedar_ety **pk = par[k];
+		uint32_t k = w->stack[--n];
 		for (uint32_t j = 0; j < npar[k]; j++) {
-			uint32_t pi = (uint32_t)(pk[j] - s->ets);
-			if (seen[pi])
+			uint32_t pi = (uint32_t)(par[k][j] - s->ets);
+			if (w->stamp[pi] == i + 1)
 				continue;
-			seen[pi] = 1;
-			anc[na] = pk[j]->name;
-			al[na++] = pk[j]->nlen;
-			stack[n++] = pi;
+			w->stamp[pi] = i + 1;
+			w->buf[na++] = pi;
+			w->stack[n++] = pi;
 		}
+	}
+	const char **anc = cedar_alloc(r->b->a, (na + 1) * sizeof(*anc));
+	uint32_t *al = cedar_alloc(r->b->a, (na + 1) * sizeof(*al));
+	if (!anc || !al)
+		return CEDAR_E_NOMEM;
+	for (uint32_t k = 0; k < na; k++) {
+		anc[k] = s->ets[w->buf[k]].name;
+		al[k] = s->ets[w->buf[k]].nlen;
 	}
 	s->ets[i].anc = anc;
 	s->ets[i].anclens = al;
@@ -407,6 +422,13 @@ static int ety_ancestors(struct res *r, const struct cedar_ety ***par, const uin
 	return 0;
 }
 
+static int ety_cmp(const void *x, const void *y)
+{
+	const struct cedar_ety *a = x, *b = y;
+	return cedar_keycmp(a->name, a->nlen, b->name, b->nlen);
+}
+
+/* Entity types are kept sorted by name, so lookups are binary searches. */
 static int finish_etys(struct res *r)
 {
 	struct cedar_sb *b = r->b;
@@ -415,10 +437,8 @@ static int finish_etys(struct res *r)
 	if (!s->ets)
 		return CEDAR_E_NOMEM;
 	for (uint32_t i = 0; i < b->nets; i++) {
-		if (cedar_schema_ety(s, b->ets[i].name, strlen(b->ets[i].name)))
-			return sfail(b, b->ets[i].line, b->ets[i].col,
-				     "entity type `%s` declared twice", b->ets[i].name);
 		struct cedar_ety *e = &s->ets[s->nets++];
+		e->src = i;
 		e->name = b->ets[i].name;
 		e->nlen = (uint32_t)strlen(e->name);
 		e->is_enum = b->ets[i].is_enum;
@@ -426,13 +446,21 @@ static int finish_etys(struct res *r)
 		e->eidlens = b->ets[i].eidlens;
 		e->neids = b->ets[i].neids;
 	}
+	qsort(s->ets, s->nets, sizeof(*s->ets), ety_cmp);
+	for (size_t i = 1; i < s->nets; i++)
+		if (!ety_cmp(&s->ets[i - 1], &s->ets[i])) {
+			const struct cedar_sb_ety *later = &b->ets[s->ets[i].src > s->ets[i - 1].src ?
+								   s->ets[i].src : s->ets[i - 1].src];
+			return sfail(b, later->line, later->col, "entity type `%s` declared twice",
+				     later->name);
+		}
 	const struct cedar_ety ***par = cedar_alloc(b->a, (s->nets + 1) * sizeof(*par));
 	uint32_t *npar = cedar_alloc(b->a, (s->nets + 1) * sizeof(*npar));
 	if (!par || !npar)
 		return CEDAR_E_NOMEM;
-	for (uint32_t i = 0; i < b->nets; i++) {
-		struct cedar_sb_ety *be = &b->ets[i];
+	for (uint32_t i = 0; i < s->nets; i++) {
 		struct cedar_ety *e = &s->ets[i];
+		struct cedar_sb_ety *be = &b->ets[e->src];
 		static const struct cedar_type empty = {.kind = CT_RECORD};
 		e->attrs = be->shape ? resolve(r, be->shape, 0) : &empty;
 		if (!e->attrs || (be->tags && !(e->tags = resolve(r, be->tags, 0))))
@@ -455,8 +483,13 @@ static int finish_etys(struct res *r)
 				par[i][npar[i]++] = pe;
 		}
 	}
+	struct walk w = {cedar_alloc(b->a, (s->nets + 1) * sizeof(uint32_t)),
+			 cedar_alloc(b->a, (s->nets + 1) * sizeof(uint32_t)),
+			 cedar_alloc(b->a, (s->nets + 1) * sizeof(uint32_t))};
+	if (!w.stack || !w.stamp || !w.buf)
+		return CEDAR_E_NOMEM;
 	for (uint32_t i = 0; i < s->nets; i++)
-		if (ety_ancestors(r, par, npar, i))
+		if (ety_ancestors(r, par, npar, &w, i))
 			return CEDAR_E_NOMEM;
 	return 0;
 }

@@ -667,22 +667,30 @@ static int tc(struct vctx *v, const struct cedar_expr *x, struct caps c, struct 
 
 /* ---- policies ------------------------------------------------------------------ */
 
+/* As deep as the evaluator goes; the typechecker and the capability
+ * comparisons recurse no deeper than this walk, which runs first. */
+#define MAX_VALIDATE_DEPTH 2000
+
 /* Lean's checkEntities: every entity literal and `is` type exists, even
  * where the typechecker would skip it. */
-static int check_entities(struct vctx *v, const struct cedar_expr *x)
+static int check_entities(struct vctx *v, const struct cedar_expr *x, int depth)
 {
 	if (!x)
 		return 0;
+	if (depth > MAX_VALIDATE_DEPTH)
+		return vfail(v, x, "expression nested too deeply to validate (more than %d levels)",
+			     MAX_VALIDATE_DEPTH);
 	if (x->op == X_LIT && x->lit.kind == CV_ENTITY && !uid_valid(v->s, x->lit.u.uid))
 		return vfail(v, x, "unknown entity %.*s::\"%.*s\"", clip(x->lit.u.uid->tlen),
 			     x->lit.u.uid->type, clip(x->lit.u.uid->idlen), x->lit.u.uid->id);
 	if (x->op == X_IS && !cedar_schema_ety(v->s, x->name, x->nlen) &&
 	    !action_type(v->s, x->name, x->nlen))
 		return vfail(v, x, "unknown entity type `%.*s`", clip(x->nlen), x->name);
-	if (check_entities(v, x->a) || check_entities(v, x->b) || check_entities(v, x->c))
+	if (check_entities(v, x->a, depth + 1) || check_entities(v, x->b, depth + 1) ||
+	    check_entities(v, x->c, depth + 1))
 		return -1;
 	for (uint32_t i = 0; x->args && i < x->n; i++)
-		if (check_entities(v, x->args[i]))
+		if (check_entities(v, x->args[i], depth + 1))
 			return -1;
 	return 0;
 }
@@ -812,7 +820,7 @@ static int validate_policy(const struct cedar_schema *s, const struct cedar_poli
 	v->s = s;
 	if (!x || !scope)
 		return vfail(v, NULL, "%s", "out of memory");
-	if (check_entities(v, x))
+	if (check_entities(v, x, 0))
 		return -1;
 	for (size_t i = 0; i < s->nacts; i++) {
 		const struct cedar_act *act = &s->acts[i];

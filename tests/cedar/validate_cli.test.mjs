@@ -153,3 +153,14 @@ test('--batch answers one JSON line per case; bad usage exits 2', () => {
   assert.equal(run(['--schema', 'x']).code, 2);
   assert.equal(run(['--batch', '-', '--schema', 'x']).code, 2);
 });
+
+test('a very deep expression is refused with a message, not a crash; duplicates are schema errors', () => {
+  const s = file('s.cedarschema', schema);
+  const deep = file('deep.cedar', `permit(principal, action, resource) when { ${Array(300000).fill('true').join(' && ')} };\n`);
+  let r = run(['--schema', s, '--policies', deep]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /policy0: expression nested too deeply to validate/);
+  r = run(['--schema', file('dup.cedarschema', 'entity B;\nentity A;\nentity B = { x: Long };\n'), '--policies', file('p.cedar', 'permit(principal, action, resource);\n')]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /dup\.cedarschema:3:8: entity type `B` declared twice/);
+});
