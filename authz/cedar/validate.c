@@ -667,6 +667,13 @@ static int tc(struct vctx *v, const struct cedar_expr *x, struct caps c, struct 
 
 /* ---- policies ------------------------------------------------------------------ */
 
+/* `Action` and `N::Action` name action types even where the schema declares
+ * no action, and the reference accepts them after `is`. */
+static int action_name(const char *n, uint32_t nl)
+{
+	return nl >= 6 && !memcmp(n + nl - 6, "Action", 6) && (nl == 6 || n[nl - 7] == ':');
+}
+
 /* As deep as the evaluator goes; the typechecker and the capability
  * comparisons recurse no deeper than this walk, which runs first. */
 #define MAX_VALIDATE_DEPTH 2000
@@ -684,7 +691,7 @@ static int check_entities(struct vctx *v, const struct cedar_expr *x, int depth)
 		return vfail(v, x, "unknown entity %.*s::\"%.*s\"", clip(x->lit.u.uid->tlen),
 			     x->lit.u.uid->type, clip(x->lit.u.uid->idlen), x->lit.u.uid->id);
 	if (x->op == X_IS && !cedar_schema_ety(v->s, x->name, x->nlen) &&
-	    !action_type(v->s, x->name, x->nlen))
+	    !action_type(v->s, x->name, x->nlen) && !action_name(x->name, x->nlen))
 		return vfail(v, x, "unknown entity type `%.*s`", clip(x->nlen), x->name);
 	if (check_entities(v, x->a, depth + 1) || check_entities(v, x->b, depth + 1) ||
 	    check_entities(v, x->c, depth + 1))

@@ -205,7 +205,7 @@ function expr(r, c, want, d) {
     return LITS.String(r);
   }
   if (deep) return r.pick(['true', 'false', `${LITS.Long(r)} < ${LITS.Long(r)}`]);
-  switch (r.int(17)) {
+  switch (r.int(18)) {
     case 0: return `${expr(r, c, 'Bool', d + 1)} && ${expr(r, c, 'Bool', d + 1)}`;
     case 1: return `(${expr(r, c, 'Bool', d + 1)} || ${expr(r, c, 'Bool', d + 1)})`;
     case 2: return `!(${expr(r, c, 'Bool', d + 1)})`;
@@ -241,6 +241,9 @@ function expr(r, c, want, d) {
       const p = pathOf(r, c, 'Ent');
       return p ? `${p.guard ? `${p.guard} && ` : ''}${p.text} ${r.pick(['==', 'in'])} ${r.pick(['principal', 'resource', entityLit(r, c)])}` : 'false';
     }
+    case 16: return r.pick(['action has n', 'action is Action', `action in ${actionLit(r, c)}`, '[principal, resource].contains(principal)',
+      '{a: 1} == {a: 1, b: 2}', '(if context has n then {a: 1} else {a: 2}).a > 0', '(if true then principal else resource) == principal',
+      `${actionLit(r, c)} in [${actionLit(r, c)}]`, 'principal in [resource]', '[1, 2] == [3]', `${entityLit(r, c)}.n > 1`]);
     default: return r.pick(['true', 'false', 'context == {}', `datetime("2024-01-01") < datetime(${q(r.pick(['2025-01-01', 'bad']))})`]);
   }
 }
