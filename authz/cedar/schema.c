@@ -289,9 +289,10 @@ static const struct cedar_ety *resolve_ety(struct res *r, const char *ns, const 
 	return e ? e : cedar_schema_ety(r->s, n, nl);
 }
 
-/* A type name: ns::N as a common type, then as an entity type; a builtin;
- * then N as a common type and as an entity type. `__cedar::N` is always
- * the builtin. */
+/* A type name: ns::N as a common type, then as an entity type; then N as a
+ * common type and as an entity type; then a builtin (so `type ipaddr = …`
+ * or `entity ipaddr` takes the name over). `__cedar::N` is always the
+ * builtin. */
 static const struct cedar_type *resolve_name(struct res *r, const struct cedar_sref *t, int depth)
 {
 	char nm[512];
@@ -310,13 +311,13 @@ static const struct cedar_type *resolve_name(struct res *r, const struct cedar_s
 		return common_type(r, c, depth);
 	if (q && (e = cedar_schema_ety(r->s, q, strlen(q))))
 		return entity_type(r, e);
-	const struct cedar_type *bt = qualified ? NULL : builtin(nm);
-	if (bt)
-		return bt;
 	if ((c = find_common(r->b, nm)))
 		return common_type(r, c, depth);
 	if ((e = cedar_schema_ety(r->s, nm, strlen(nm))))
 		return entity_type(r, e);
+	const struct cedar_type *bt = qualified ? NULL : builtin(nm);
+	if (bt)
+		return bt;
 	sfail(r->b, t->line, t->col, "undeclared type `%s`", nm);
 	return NULL;
 }
@@ -642,10 +643,33 @@ static int reserved_names(struct cedar_sb *b)
 	return 0;
 }
 
+/* A type declared in a namespace may not shadow one of the same name in
+ * the empty namespace (Cedar refuses the schema). */
+static int shadows(struct cedar_sb *b)
+{
+	for (uint32_t k = 0; k < b->nets + b->ncts; k++) {
+		const char *q = k < b->nets ? b->ets[k].name : b->cts[k - b->nets].name;
+		const char *ns = k < b->nets ? b->ets[k].ns : b->cts[k - b->nets].ns;
+		int line = k < b->nets ? b->ets[k].line : b->cts[k - b->nets].line;
+		int col = k < b->nets ? b->ets[k].col : b->cts[k - b->nets].col;
+		const char *base = last_part(q);
+		if (!ns || !*ns)
+			continue;
+		for (uint32_t j = 0; j < b->nets + b->ncts; j++) {
+			const char *o = j < b->nets ? b->ets[j].name : b->cts[j - b->nets].name;
+			const char *ons = j < b->nets ? b->ets[j].ns : b->cts[j - b->nets].ns;
+			if ((!ons || !*ons) && !strcmp(o, base))
+				return sfail(b, line, col, "`%s` shadows `%s` of the empty namespace",
+					     q, base);
+		}
+	}
+	return 0;
+}
+
 int cedar_schema_finish(struct cedar_sb *b, struct cedar_schema *s)
 {
 	struct res r = {b, s};
-	if (reserved_names(b))
+	if (reserved_names(b) || shadows(b))
 		return CEDAR_E_INPUT;
 	for (uint32_t i = 0; i < b->ncts; i++)
 		for (uint32_t j = 0; j < i; j++)

@@ -164,3 +164,16 @@ test('a very deep expression is refused with a message, not a crash; duplicates 
   assert.equal(r.code, 1);
   assert.match(r.err, /dup\.cedarschema:3:8: entity type `B` declared twice/);
 });
+
+test('names resolve as Cedar resolves them: declarations over builtins, no shadowing of the empty namespace', () => {
+  const p = (cond) => file('n.cedar', `permit(principal, action, resource) when { ${cond} };\n`);
+  const v = (s, cond) => run(['--schema', file('n.cedarschema', s), '--policies', p(cond)]);
+  const tail = 'action a appliesTo { principal: U, resource: U };';
+  assert.equal(v(`type ipaddr = Long; entity U = { x: ipaddr }; ${tail}`, 'principal.x > 1').code, 0);
+  assert.equal(v(`entity U = { x: ipaddr }; ${tail}`, 'principal.x.isLoopback()').code, 0);
+  assert.equal(v(`entity U = { x: ipaddr }; ${tail}`, 'principal.x > 1').code, 1);
+  assert.equal(v(`namespace N { type T = String; entity U = { x: T }; ${tail} }`, 'principal.x like "a*"').code, 0);
+  const r = v(`type T = Long; namespace N { type T = String; entity U = { x: T }; ${tail} }`, 'true');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /n\.cedarschema:1:35: `N::T` shadows `T` of the empty namespace/);
+});
