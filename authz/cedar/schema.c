@@ -430,7 +430,7 @@ static int ety_cmp(const void *x, const void *y)
 }
 
 /* Entity types are kept sorted by name, so lookups are binary searches. */
-static int finish_etys(struct res *r)
+static int declare_etys(struct res *r)
 {
 	struct cedar_sb *b = r->b;
 	struct cedar_schema *s = r->s;
@@ -455,40 +455,55 @@ static int finish_etys(struct res *r)
 			return sfail(b, later->line, later->col, "entity type `%s` declared twice",
 				     later->name);
 		}
+	return 0;
+}
+
+/* Shape, tags and parent types of entity type i. */
+static int ety_resolve(struct res *r, uint32_t i, const struct cedar_ety **par, uint32_t *npar)
+{
+	static const struct cedar_type empty = {.kind = CT_RECORD};
+	struct cedar_ety *e = &r->s->ets[i];
+	struct cedar_sb_ety *be = &r->b->ets[e->src];
+	e->attrs = be->shape ? resolve(r, be->shape, 0) : &empty;
+	if (!e->attrs || (be->tags && !(e->tags = resolve(r, be->tags, 0))))
+		return CEDAR_E_INPUT;
+	if (e->attrs->kind != CT_RECORD)
+		return sfail(r->b, be->line, be->col, "the shape of `%s` is not a record", e->name);
+	for (uint32_t j = 0; j < be->npar; j++) {
+		const struct cedar_sref *p = be->parents[j];
+		const struct cedar_ety *pe = resolve_ety(r, p->ns, p->name, p->nlen);
+		int dup = 0;
+		if (!pe)
+			return sfail(r->b, p->line, p->col, "undeclared entity type `%.*s`",
+				     (int)(p->nlen < 100 ? p->nlen : 100), p->name);
+		for (uint32_t k = 0; k < *npar; k++)
+			dup |= par[k] == pe;
+		if (!dup)
+			par[(*npar)++] = pe;
+	}
+	return 0;
+}
+
+static int finish_etys(struct res *r)
+{
+	struct cedar_sb *b = r->b;
+	struct cedar_schema *s = r->s;
+	int rc = declare_etys(r);
+	if (rc)
+		return rc;
 	const struct cedar_ety ***par = cedar_alloc(b->a, (s->nets + 1) * sizeof(*par));
 	uint32_t *npar = cedar_alloc(b->a, (s->nets + 1) * sizeof(*npar));
-	if (!par || !npar)
-		return CEDAR_E_NOMEM;
-	for (uint32_t i = 0; i < s->nets; i++) {
-		struct cedar_ety *e = &s->ets[i];
-		struct cedar_sb_ety *be = &b->ets[e->src];
-		static const struct cedar_type empty = {.kind = CT_RECORD};
-		e->attrs = be->shape ? resolve(r, be->shape, 0) : &empty;
-		if (!e->attrs || (be->tags && !(e->tags = resolve(r, be->tags, 0))))
-			return CEDAR_E_INPUT;
-		if (!(par[i] = cedar_alloc(b->a, (be->npar + 1) * sizeof(**par))))
-			return CEDAR_E_NOMEM;
-		if (e->attrs->kind != CT_RECORD)
-			return sfail(b, be->line, be->col, "the shape of `%s` is not a record",
-				     e->name);
-		for (uint32_t j = 0; j < be->npar; j++) {
-			const struct cedar_sref *p = be->parents[j];
-			const struct cedar_ety *pe = resolve_ety(r, p->ns, p->name, p->nlen);
-			if (!pe)
-				return sfail(b, p->line, p->col, "undeclared entity type `%.*s`",
-					     (int)(p->nlen < 100 ? p->nlen : 100), p->name);
-			int dup = 0;
-			for (uint32_t k = 0; k < npar[i]; k++)
-				dup |= par[i][k] == pe;
-			if (!dup)
-				par[i][npar[i]++] = pe;
-		}
-	}
 	struct walk w = {cedar_alloc(b->a, (s->nets + 1) * sizeof(uint32_t)),
 			 cedar_alloc(b->a, (s->nets + 1) * sizeof(uint32_t)),
 			 cedar_alloc(b->a, (s->nets + 1) * sizeof(uint32_t))};
-	if (!w.stack || !w.stamp || !w.buf)
+	if (!par || !npar || !w.stack || !w.stamp || !w.buf)
 		return CEDAR_E_NOMEM;
+	for (uint32_t i = 0; i < s->nets; i++) {
+		if (!(par[i] = cedar_alloc(b->a, (b->ets[s->ets[i].src].npar + 1) * sizeof(**par))))
+			return CEDAR_E_NOMEM;
+		if ((rc = ety_resolve(r, i, par[i], &npar[i])))
+			return rc;
+	}
 	for (uint32_t i = 0; i < s->nets; i++)
 		if (ety_ancestors(r, par, npar, &w, i))
 			return CEDAR_E_NOMEM;
@@ -537,7 +552,7 @@ static int act_types(struct res *r, struct cedar_sref **v, uint32_t n,
 	return 0;
 }
 
-static int finish_acts(struct res *r)
+static int declare_acts(struct res *r)
 {
 	struct cedar_sb *b = r->b;
 	struct cedar_schema *s = r->s;
@@ -549,33 +564,34 @@ static int finish_acts(struct res *r)
 		struct cedar_sb_act *ba = &b->acts[i];
 		struct cedar_sb_aref self = {.id = ba->id, .idlen = ba->idlen};
 		const struct cedar_uid *u = act_ref(r, ba, &self);
+		int idl = (int)(ba->idlen < 100 ? ba->idlen : 100);
 		if (!u)
 			return CEDAR_E_NOMEM;
 		if (cedar_schema_act(s, u))
-			return sfail(b, ba->line, ba->col, "action `%.*s` declared twice",
-				     (int)(ba->idlen < 100 ? ba->idlen : 100), ba->id);
+			return sfail(b, ba->line, ba->col, "action `%.*s` declared twice", idl, ba->id);
 		struct cedar_act *a = &s->acts[s->nacts++];
 		a->uid = u;
 		a->applies = ba->applies;
 		if (act_types(r, ba->prin, ba->nprin, &a->prin, &a->nprin) ||
 		    act_types(r, ba->res, ba->nres, &a->res, &a->nres))
 			return CEDAR_E_INPUT;
-		a->ctx = ba->ctx ? resolve(r, ba->ctx, 0) : &empty;
-		if (!a->ctx)
+		if (!(a->ctx = ba->ctx ? resolve(r, ba->ctx, 0) : &empty))
 			return CEDAR_E_INPUT;
 		if (a->ctx->kind != CT_RECORD)
 			return sfail(b, ba->line, ba->col, "the context of action `%.*s` is not a record",
-				     (int)(ba->idlen < 100 ? ba->idlen : 100), ba->id);
+				     idl, ba->id);
 	}
-	/* Parents, then the transitive closure by repeated passes (small). */
-	const struct cedar_uid ***par = cedar_alloc(b->a, (s->nacts + 1) * sizeof(*par));
-	if (!par)
-		return CEDAR_E_NOMEM;
+	return 0;
+}
+
+/* Each action's declared parents, as indexes into s->acts. */
+static int act_parents(struct res *r, uint32_t **par, uint32_t *npar)
+{
+	struct cedar_sb *b = r->b;
+	struct cedar_schema *s = r->s;
 	for (uint32_t i = 0; i < s->nacts; i++) {
 		struct cedar_sb_act *ba = &b->acts[i];
-		struct cedar_act *a = &s->acts[i];
-		a->anc = cedar_alloc(b->a, (s->nacts + 1) * sizeof(*a->anc));
-		if (!a->anc)
+		if (!(par[i] = cedar_alloc(b->a, (ba->npar + 1) * sizeof(**par))))
 			return CEDAR_E_NOMEM;
 		for (uint32_t j = 0; j < ba->npar; j++) {
 			const struct cedar_uid *pu = act_ref(r, ba, &ba->parents[j]);
@@ -584,38 +600,58 @@ static int finish_acts(struct res *r)
 				return sfail(b, ba->line, ba->col, "undeclared action `%.*s` in `in`",
 					     (int)(ba->parents[j].idlen < 100 ? ba->parents[j].idlen : 100),
 					     ba->parents[j].id);
-			int dup = 0;
-			for (uint32_t k = 0; k < a->nanc; k++)
-				dup |= a->anc[k] == pa->uid;
-			if (!dup)
-				a->anc[a->nanc++] = pa->uid;
+			par[i][npar[i]++] = (uint32_t)(pa - s->acts);
 		}
 	}
-	for (int changed = 1; changed;) {
-		changed = 0;
-		for (uint32_t i = 0; i < s->nacts; i++) {
-			struct cedar_act *a = &s->acts[i];
-			for (uint32_t j = 0; j < a->nanc; j++) {
-				const struct cedar_act *pa = cedar_schema_act(s, a->anc[j]);
-				for (uint32_t k = 0; pa && k < pa->nanc; k++) {
-					int have = 0;
-					for (uint32_t m = 0; m < a->nanc; m++)
-						have |= a->anc[m] == pa->anc[k];
-					if (!have) {
-						a->anc[a->nanc++] = pa->anc[k];
-						changed = 1;
-					}
-				}
+	return 0;
+}
+
+/* Transitive ancestors of every action by depth-first search; reaching
+ * the action itself is a cycle, which Cedar refuses. */
+static int finish_acts(struct res *r)
+{
+	struct cedar_sb *b = r->b;
+	struct cedar_schema *s = r->s;
+	int rc = declare_acts(r);
+	if (rc)
+		return rc;
+	uint32_t **par = cedar_alloc(b->a, (s->nacts + 1) * sizeof(*par));
+	uint32_t *npar = cedar_alloc(b->a, (s->nacts + 1) * sizeof(*npar));
+	struct walk w = {cedar_alloc(b->a, (s->nacts + 1) * sizeof(uint32_t)),
+			 cedar_alloc(b->a, (s->nacts + 1) * sizeof(uint32_t)),
+			 cedar_alloc(b->a, (s->nacts + 1) * sizeof(uint32_t))};
+	if (!par || !npar || !w.stack || !w.stamp || !w.buf)
+		return CEDAR_E_NOMEM;
+	if ((rc = act_parents(r, par, npar)))
+		return rc;
+	for (uint32_t i = 0; i < s->nacts; i++) {
+		uint32_t n = 0, na = 0;
+		w.stack[n++] = i;
+		while (n) {
+			uint32_t k = w.stack[--n];
+			for (uint32_t j = 0; j < npar[k]; j++) {
+				uint32_t pi = par[k][j];
+				if (pi == i)
+					return sfail(b, b->acts[i].line, b->acts[i].col,
+						     "action `%.*s` is its own ancestor",
+						     (int)(s->acts[i].uid->idlen < 100 ? s->acts[i].uid->idlen
+										       : 100),
+						     s->acts[i].uid->id);
+				if (w.stamp[pi] == i + 1)
+					continue;
+				w.stamp[pi] = i + 1;
+				w.buf[na++] = pi;
+				w.stack[n++] = pi;
 			}
 		}
+		const struct cedar_uid **anc = cedar_alloc(b->a, (na + 1) * sizeof(*anc));
+		if (!anc)
+			return CEDAR_E_NOMEM;
+		for (uint32_t k = 0; k < na; k++)
+			anc[k] = s->acts[w.buf[k]].uid;
+		s->acts[i].anc = anc;
+		s->acts[i].nanc = na;
 	}
-	for (uint32_t i = 0; i < s->nacts; i++)
-		for (uint32_t j = 0; j < s->acts[i].nanc; j++)
-			if (s->acts[i].anc[j] == s->acts[i].uid)
-				return sfail(b, b->acts[i].line, b->acts[i].col,
-					     "action `%.*s` is its own ancestor",
-					     (int)(s->acts[i].uid->idlen < 100 ? s->acts[i].uid->idlen : 100),
-					     s->acts[i].uid->id);
 	return 0;
 }
 

@@ -163,6 +163,13 @@ test('a very deep expression is refused with a message, not a crash; duplicates 
   r = run(['--schema', file('dup.cedarschema', 'entity B;\nentity A;\nentity B = { x: Long };\n'), '--policies', file('p.cedar', 'permit(principal, action, resource);\n')]);
   assert.equal(r.code, 1);
   assert.match(r.err, /dup\.cedarschema:3:8: entity type `B` declared twice/);
+  const acts = 'entity U;\naction "a" in ["b"];\naction "b" in ["c"];\naction "c" in ["X"] appliesTo { principal: U, resource: U };\n';
+  const pa = file('pa.cedar', 'permit(principal, action in Action::"a", resource);\npermit(principal, action in Action::"b", resource);\n');
+  r = run(['--schema', file('cyc.cedarschema', acts.replace('"X"', '"a"')), '--policies', pa]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /cyc\.cedarschema:2:8: action `a` is its own ancestor/);
+  r = run(['--schema', file('chain.cedarschema', acts.replace(' in ["X"]', '').replace('action "a" in ["b"]', 'action "a"')), '--policies', pa]);
+  assert.equal(r.code, 0, r.err);
 });
 
 test('names resolve as Cedar resolves them: declarations over builtins, no shadowing of the empty namespace', () => {
