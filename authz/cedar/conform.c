@@ -166,6 +166,22 @@ static int entity_conforms(const struct cedar_schema *s, const struct cedar_enti
 int cedar_validate_entities(const cedar_schema *s, cedar_entities *es, struct cedar_err *err)
 {
 	char why[220];
+	/* With a schema Cedar also refuses a cycle in the entity hierarchy:
+	 * an entity among its own ancestors. */
+	if (cedar_entities_prepare(es)) {
+		cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
+		return CEDAR_E_NOMEM;
+	}
+	for (size_t b = 0; b < es->nbuckets; b++)
+		for (const struct cedar_entity *en = es->buckets[b]; en; en = en->next)
+			for (uint32_t i = 0; i < en->nanc; i++)
+				if (cedar_uid_eq(en->anc[i], en->uid)) {
+					cedar_set_err(err, CEDAR_E_INPUT, 0, 0,
+						      "entity %.*s::\"%.*s\": the entity hierarchy has a cycle "
+						      "through it", clip(en->uid->tlen), en->uid->type,
+						      clip(en->uid->idlen), en->uid->id);
+					return CEDAR_E_INPUT;
+				}
 	for (size_t b = 0; b < es->nbuckets; b++)
 		for (const struct cedar_entity *en = es->buckets[b]; en; en = en->next)
 			if (!entity_conforms(s, en, why, sizeof(why))) {

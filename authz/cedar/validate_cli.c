@@ -85,7 +85,28 @@ static json_t *diags_json(const struct cedar_diag *d, size_t n)
 	return arr;
 }
 
-/* One case: {"schema": TEXT or JSON object, "policies": TEXT}. */
+/* Optional "entities" and "request" of a batch case against the schema:
+ * "ok", or why not. */
+static json_t *batch_data(const cedar_schema *s, const struct cedar_jv *et,
+			  const struct cedar_jv *rq, cedar_arena *a)
+{
+	struct cedar_err err = {0};
+	struct cedar_request req = {0};
+	cedar_entities *es = cedar_entities_new();
+	int rc = !es;
+	if (!rc && et && (et->t != JV_ARR ||
+			  cedar_entities_load_json_text(es, et->s, (size_t)et->i, &err) ||
+			  cedar_validate_entities(s, es, &err)))
+		rc = 1;
+	if (!rc && rq && (rq->t != JV_OBJ || cedar_json_request(a, rq->s, (size_t)rq->i, &req, &err) ||
+			  cedar_validate_request(s, &req, &err)))
+		rc = 1;
+	cedar_entities_free(es);
+	return json_string(rc ? (err.msg[0] ? err.msg : "bad entities or request") : "ok");
+}
+
+/* One case: {"schema": TEXT or JSON object, "policies": TEXT} and
+ * optionally "entities" and "request", answered in "data". */
 static json_t *batch_case(const char *line, size_t len, cedar_arena *a)
 {
 	struct cedar_err err = {0};
@@ -116,6 +137,9 @@ static json_t *batch_case(const char *line, size_t len, cedar_arena *a)
 	out = json_pack("{s:b,s:o,s:o}", "valid", res.n_errors == 0, "errors",
 			diags_json(res.errors, res.n_errors), "warnings",
 			diags_json(res.warnings, res.n_warnings));
+	const struct cedar_jv *et = cedar_jv_get(&j, "entities"), *rq = cedar_jv_get(&j, "request");
+	if (out && (et || rq))
+		json_object_set_new(out, "data", batch_data(s, et, rq, a));
 out:
 	if (!out)
 		out = json_pack("{s:s,s:s}", "error", err.msg, "stage", stage);

@@ -247,3 +247,72 @@ function expr(r, c, want, d) {
     default: return r.pick(['true', 'false', 'context == {}', `datetime("2024-01-01") < datetime(${q(r.pick(['2025-01-01', 'bad']))})`]);
   }
 }
+
+// ---- entities and a request for a schema -----------------------------------------
+// Values are written in Cedar's explicit JSON forms (__entity, __extn), so
+// they read the same with and without a schema; a few are perturbed
+// (missing or extra attribute, wrong type, wrong parent, unknown type or
+// enum id, tags where none are declared, request of the wrong types).
+
+const EXT = { ipaddr: ['ip', '10.0.0.1'], decimal: ['decimal', '1.25'], datetime: ['datetime', '2024-01-01'],
+  duration: ['duration', '1h30m'] };
+
+function value(r, c, t, bad) {
+  if (bad && r.chance(0.15)) return r.pick([1, 'x', true, [], {}]);
+  const ents = c.decls.filter((d) => d.kind === 'entity');
+  switch (t.k) {
+    case 'Long': return r.int(50);
+    case 'String': return r.pick(['', 'a', 'acme/x']);
+    case 'Bool': return r.chance(0.5);
+    case 'Set': return Array.from({ length: r.int(3) }, () => value(r, c, t.e, bad));
+    case 'Rec': return record(r, c, t.attrs, bad);
+    case 'Common': return value(r, c, c.decls.find((d) => d.kind === 'type').t, bad);
+    case 'Ext': return { __extn: { fn: EXT[t.name][0], arg: EXT[t.name][1] } };
+    default: {
+      const d = ents.find((e) => e.name === t.name);
+      const name = bad && r.chance(0.1) ? r.pick(ents).name : t.name;
+      return { __entity: { type: qual(c, name), id: d && d.enumIds ? r.pick(d.enumIds) : 'a' } };
+    }
+  }
+}
+
+function record(r, c, attrs, bad) {
+  const out = {};
+  for (const [a, x] of Object.entries(attrs || {})) {
+    if (!x.req && r.chance(0.5)) continue;
+    if (bad && x.req && r.chance(0.05)) continue;
+    out[a] = value(r, c, x.t, bad);
+  }
+  if (bad && r.chance(0.05)) out.zz = 1;
+  return out;
+}
+
+export function genData(seed, c) {
+  const r = rng(seed ^ 0x5eed);
+  const bad = r.chance(0.5);
+  const ents = c.decls.filter((d) => d.kind === 'entity');
+  const entities = [];
+  for (const d of ents) {
+    for (let k = r.int(2); k >= 0; k--) {
+      const id = d.enumIds ? (bad && r.chance(0.1) ? 'green' : d.enumIds[k % d.enumIds.length]) : `${'abc'[k]}`;
+      if (entities.some((e) => e.uid.type === qual(c, d.name) && e.uid.id === id)) continue;
+      const parents = (d.parents || []).filter(() => r.chance(0.5)).map((p) => ({ type: qual(c, p), id: 'a' }));
+      if (bad && r.chance(0.1)) parents.push({ type: qual(c, r.pick(ents).name), id: 'b' });
+      const e = { uid: { type: qual(c, bad && r.chance(0.03) ? 'Nope' : d.name), id }, attrs: d.enumIds ? {} : record(r, c, d.attrs, bad), parents };
+      if (d.tags) e.tags = { k: value(r, c, d.tags, bad) };
+      else if (bad && r.chance(0.05)) e.tags = { k: 'v' };
+      entities.push(e);
+    }
+  }
+  const acts = c.decls.filter((d) => d.kind === 'action' && d.applies && d.applies.p.length && d.applies.r.length);
+  if (!acts.length) return { entities };
+  const a = r.pick(acts);
+  const ty = (list) => (bad && r.chance(0.1) ? r.pick(ents).name : r.pick(list));
+  const uid = (name) => {
+    const d = ents.find((e) => e.name === name);
+    return { type: qual(c, name), id: d && d.enumIds ? d.enumIds[0] : 'a' };
+  };
+  const request = { principal: uid(ty(a.applies.p)), action: { type: qual(c, 'Action'), id: a.name },
+    resource: uid(ty(a.applies.r)), context: record(r, c, a.applies.ctx.attrs, bad) };
+  return { entities, request };
+}

@@ -125,6 +125,19 @@ test('entities and a request are checked against the schema', () => {
   assert.match(r.err, /attribute `readOnly`: expected __cedar::Bool/);
   r = run(['--schema', s, '--policies', p, '--entities', ents({ readOnly: true, destructive: false }, [{ type: 'Gh::User', id: 'alice' }])]);
   assert.match(r.err, /a parent of type `Gh::User` is not allowed/);
+  r = run(['--schema', s, '--policies', p, '--entities', file('cyc.json', JSON.stringify([
+    { uid: { type: 'Gh::Connector', id: 'a' }, attrs: {}, parents: [] },
+    { uid: { type: 'Gh::Tool', id: 't' }, attrs: { readOnly: true, destructive: false }, parents: [{ type: 'Gh::Connector', id: 'a' }] },
+    { uid: { type: 'Gh::Tool', id: 'u' }, attrs: { readOnly: true, destructive: false }, parents: [{ type: 'Gh::Tool', id: 'u' }] }]))]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /a parent of type `Gh::Tool` is not allowed|the entity hierarchy has a cycle/);
+  r = run(['--schema', file('loop.cedarschema', 'entity G in [G];\naction a appliesTo { principal: G, resource: G };\n'),
+    '--policies', file('any.cedar', 'permit(principal, action, resource);\n'),
+    '--entities', file('loop.json', JSON.stringify([
+      { uid: { type: 'G', id: 'x' }, attrs: {}, parents: [{ type: 'G', id: 'y' }] },
+      { uid: { type: 'G', id: 'y' }, attrs: {}, parents: [{ type: 'G', id: 'x' }] }]))]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /entity G::"[xy]": the entity hierarchy has a cycle through it/);
   r = run(['--schema', s, '--policies', p, '--request', req({ type: 'Gh::Connector', id: 'github' }, ctx)]);
   assert.equal(r.code, 1);
   assert.match(r.err, /action `tools\/call` does not apply to this principal type/);

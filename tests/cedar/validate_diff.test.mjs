@@ -4,13 +4,15 @@
 // verdicts (valid, invalid, or schema/policy refused) must agree. A
 // disagreement is shrunk (fewest policies, conditions and declarations)
 // and printed as a minimal reproducer.
-//   CEDAR_VDIFF_SEED (default 20261207), CEDAR_VDIFF_CASES (default 6000)
+// A second test does the same for entities and requests against the schemas.
+//   CEDAR_VDIFF_SEED (default 20261207), CEDAR_VDIFF_CASES (default 6000),
+//   CEDAR_VDIFF_DATA_CASES (default 2000)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { genSchemaCase, schemaText, schemaJson, policyText } from './gen_schema.mjs';
+import { genSchemaCase, genData, schemaText, schemaJson, policyText } from './gen_schema.mjs';
 
 const nodeModules = process.env.GH_NODE_MODULES || path.resolve(import.meta.dirname, '../../node_modules');
 const require = createRequire(path.join(nodeModules, 'x.js'));
@@ -98,4 +100,39 @@ test(`validator agrees with cedar-wasm on ${CASES} random schemas and policies (
   assert.ok((stats.valid || 0) > CASES / 10 && (stats.invalid || 0) > CASES / 10,
     `case mix too narrow: ${JSON.stringify(stats)}`);
   assert.equal(bad.length, 0, `${bad.length} disagreements (first seeds: ${bad.slice(0, 10).map((i) => SEED + i).join(', ')})`);
+});
+
+// Entities and requests against the same random schemas: cedar-wasm
+// authorizes with the schema and validateRequest, which refuses entities
+// or a request that do not conform; `validate --batch` answers "ok" or why.
+const DATA_CASES = Number(process.env.CEDAR_VDIFF_DATA_CASES || 2000);
+test(`entity and request checks agree with cedar-wasm on ${DATA_CASES} cases (seed ${SEED})`, () => {
+  const cases = [];
+  for (let i = 0; cases.length < DATA_CASES && i < DATA_CASES * 4; i++) {
+    const c = genSchemaCase(SEED + i);
+    if (reference({ ...c, policies: [] }).verdict.startsWith('refused')) continue;
+    const d = genData(SEED + i, c);
+    if (d.request) cases.push({ c, d, seed: SEED + i });
+  }
+  const input = cases.map(({ c, d }) => JSON.stringify({ schema: schemaOf(c), policies: '', entities: d.entities, request: d.request })).join('\n') + '\n';
+  const r = spawnSync(bin, ['cedar', 'validate', '--batch', '-'], { input, maxBuffer: 1 << 30 });
+  assert.equal(r.status, 0, `batch run failed: ${r.stderr}`);
+  const mine = r.stdout.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const stats = { conform: 0, refused: 0 };
+  const bad = [];
+  cases.forEach(({ c, d }, i) => {
+    const a = cedar.isAuthorized({ ...d.request, entities: d.entities, schema: schemaOf(c), validateRequest: true,
+      policies: { staticPolicies: 'permit(principal, action, resource);' } });
+    const ref = a.type === 'success';
+    stats[ref ? 'conform' : 'refused']++;
+    if (ref !== (mine[i].data === 'ok')) bad.push({ i, detail: a.type === 'success' ? '' : a.errors.map((e) => e.message).join('; ') });
+  });
+  console.log(`data cases ${cases.length}: ${JSON.stringify(stats)}; disagreements ${bad.length}`);
+  for (const { i, detail } of bad.slice(0, 10)) {
+    const { c, d, seed } = cases[i];
+    console.log(`--- disagreement, case seed ${seed}\nschema${c.json ? ' (JSON)' : ''}:\n${c.json ? JSON.stringify(schemaJson(c)) : schemaText(c)}\n` +
+      `entities: ${JSON.stringify(d.entities)}\nrequest: ${JSON.stringify(d.request)}\ngatehouse: ${mine[i].data}\ncedar-wasm: ${detail || 'ok'}`);
+  }
+  assert.ok(stats.conform > cases.length / 5 && stats.refused > cases.length / 10, `case mix too narrow: ${JSON.stringify(stats)}`);
+  assert.equal(bad.length, 0, `${bad.length} disagreements`);
 });
