@@ -5,8 +5,8 @@
 // disagreement is shrunk (fewest policies, conditions and declarations)
 // and printed as a minimal reproducer.
 // A second test does the same for entities and requests against the schemas.
-//   CEDAR_VDIFF_SEED (default 20261207), CEDAR_VDIFF_CASES (default 6000),
-//   CEDAR_VDIFF_DATA_CASES (default 2000)
+//   CEDAR_VDIFF_SEED (default 20261207), CEDAR_VDIFF_CASES (default 5000),
+//   CEDAR_VDIFF_DATA_CASES (default 1500)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -19,7 +19,7 @@ const require = createRequire(path.join(nodeModules, 'x.js'));
 const cedar = require('@cedar-policy/cedar-wasm/nodejs');
 const bin = process.env.GATEHOUSE_BIN || path.resolve(import.meta.dirname, '../../build/gatehouse');
 const SEED = Number(process.env.CEDAR_VDIFF_SEED || 20261207);
-const CASES = Number(process.env.CEDAR_VDIFF_CASES || 6000);
+const CASES = Number(process.env.CEDAR_VDIFF_CASES || 5000);
 
 const schemaOf = (c) => (c.json ? schemaJson(c) : schemaText(c));
 
@@ -105,7 +105,7 @@ test(`validator agrees with cedar-wasm on ${CASES} random schemas and policies (
 // Entities and requests against the same random schemas: cedar-wasm
 // authorizes with the schema and validateRequest, which refuses entities
 // or a request that do not conform; `validate --batch` answers "ok" or why.
-const DATA_CASES = Number(process.env.CEDAR_VDIFF_DATA_CASES || 2000);
+const DATA_CASES = Number(process.env.CEDAR_VDIFF_DATA_CASES || 1500);
 test(`entity and request checks agree with cedar-wasm on ${DATA_CASES} cases (seed ${SEED})`, () => {
   const cases = [];
   for (let i = 0; cases.length < DATA_CASES && i < DATA_CASES * 4; i++) {
