@@ -9,9 +9,15 @@
 /* pages.c */
 char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);
 /* throttle.c */
-int  authz_throttle_check(struct gh_arena *a, const char *email, const char *ip, struct gh_err *e);
-void authz_throttle_fail(struct gh_arena *a, const char *email, const char *ip);
-void authz_throttle_reset(struct gh_arena *a, const char *email);
+/* device: authz_throttle_device()'s hash of the browser's device cookie,
+ * or NULL; whether it belongs to the account is checked here */
+int  authz_throttle_check(struct gh_arena *a, const char *email, const char *ip, const char *device,
+                          struct gh_err *e);
+void authz_throttle_fail(struct gh_arena *a, const char *email, const char *ip, const char *device);
+void authz_throttle_reset(struct gh_arena *a, const char *email, const char *device);
+const char *authz_throttle_device(struct web_req *r);
+/* after a sign-in: a device cookie for this browser unless it has one of the account's */
+void authz_throttle_device_issue(struct web_req *r, const char *user_id, const char *device);
 /* session.c */
 int  authz_session_destroy(struct web_req *r);
 bool authz_local_path(const char *next);
@@ -27,6 +33,26 @@ char *authz_agent_resource(struct gh_arena *a, const char *slug);
 /* The same without asking the database whether the agent exists: the
  * canonical spelling and the slug, or NULL. */
 char *authz_resource_canon(struct gh_arena *a, const char *resource, char slug[64]);
+
+/* members.c — who may use an agent.  The SQL condition that user row
+ * alias u may use agent row alias ag: an admin, or an approved member. */
+#define AUTHZ_SQL_MEMBER(u, ag) \
+    "(" u ".role = 'admin' OR EXISTS (SELECT 1 FROM agent_members m WHERE m.agent_id = " ag ".id" \
+    " AND m.user_id = " u ".id AND m.state = 'approved'))"
+/* 1 when the user may use the agent (approved member or admin), 0 when
+ * not, -1 when the database could not say (e). */
+int  authz_member_ok(struct gh_arena *a, const char *user_id, const char *agent_id, struct gh_err *e);
+/* 0 when actor (NULL: the operator at the CLI) may administer the agent:
+ * an admin or one of its approved owners; else -1 with 403 in e. */
+int  authz_owner_check(struct gh_arena *a, const struct authz_user *actor, const struct authz_agent *ag,
+                       struct gh_err *e);
+/* An email address as a member is known by: 3-254 characters, one @, no
+ * spaces or control characters. */
+bool authz_email_ok(const char *email);
+/* Invite landing and acceptance (invite.c). */
+int  authz_invite_routes(void);
+/* The agents console: /agents, /agents/{slug}/members|settings, /admin/agents. */
+int  authz_agent_pages_routes(void);
 
 /* credcache.c — token hash -> credential and slug -> agent, flushed on
  * every credential change; read the generation before asking the database
