@@ -21,6 +21,7 @@ static const struct gh_command commands[] = {
     { "client",     main_client,     "OAuth clients: client introspection --client-id ID on|off (resource servers)" },
     { "config-doc", main_config_doc, "Print docs/CONFIGURATION.md, generated from the settings table" },
     { "connector",  main_connector,  "Upstream MCP servers of an agent: connector add|list|enable|disable" },
+    { "policy",     main_policy,     "Cedar policies of an agent: policy add|set|list|enable|disable|mode|history|test" },
     { "cedar",      main_cedar,      "Cedar policies: cedar check FILE | cedar authorize ... | cedar validate ..." },
 };
 
@@ -65,6 +66,21 @@ main_connector(int argc, char **argv, const char *config)
     }
     args[argc] = NULL;
     return gw_cli_connector(argc, args);
+}
+
+int
+main_policy(int argc, char **argv, const char *config)
+{
+    char *args[argc + 3];
+
+    for (int i = 0; i < argc; i++)
+        args[i] = argv[i];
+    if (config) {
+        args[argc++] = "--config";
+        args[argc++] = (char *)config;
+    }
+    args[argc] = NULL;
+    return gw_cli_policy(argc, args);
 }
 
 int

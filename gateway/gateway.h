@@ -18,5 +18,7 @@ void gw_shutdown(void);
 
 /* `gatehouse connector ...` */
 int  gw_cli_connector(int argc, char **argv);
+/* `gatehouse policy add|set|list|enable|disable|mode|history|test` */
+int  gw_cli_policy(int argc, char **argv);
 
 #endif
