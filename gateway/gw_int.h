@@ -151,12 +151,13 @@ int  gw_pages_register_routes(void);
 /* ---------------------------------------------------------------- policy */
 #define GW_CHANNEL_POLICIES "gw_policies"
 #define GW_POLICY_TEXT_MAX  65536   /* bytes of Cedar text in one policy */
+#define GW_POLICY_ALLOWED   "allowed by policy"   /* the audit message of an allowed call */
 
 struct gw_decision {
     bool        allow;
     const char *decision;       /* for the audit row: "allow" | "deny" */
     const char *policy_ids;     /* determining policies (and erroring forbids), comma list */
-    const char *message;        /* what the caller reads when denied */
+    const char *message;        /* what the caller reads when denied; GW_POLICY_ALLOWED */
     const char *policy_versions;/* matching policy_ids */
     const char *shadow;         /* what enforce + shadow would decide, "deny <id>@<v>,...";
                                  * NULL when the set has no shadow policy */

@@ -516,8 +516,8 @@ gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, struct g
     }
     rc = decide_with(a, p, ca, es, &req, out, e);
 out:
-    if (rc == 0 && !out->allow && out->message == NULL)
-        out->message = "denied by policy";
+    if (rc == 0 && out->message == NULL)
+        out->message = out->allow ? GW_POLICY_ALLOWED : "denied by policy";
     if (rc == 0 && !out->allow && call->session)
         count_denial(a, w->agent.id, call->session);
     cedar_entities_free(es);

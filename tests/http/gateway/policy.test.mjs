@@ -105,7 +105,7 @@ test('a new trusted agent starts with a visible permit-all, and its calls name i
   const c = await connect(srv, slug, member(slug));
   assert.deepEqual(await call(c, 'plain', { a: 1 }), { denied: false, text: JSON.stringify({ tool: 'plain', upstream: 'gh', args: { a: 1 } }) });
   const [row] = rows(slug, 'plain');
-  assert.equal(row.decision, 'allow');
+  assert.deepEqual([row.decision, row.message], ['allow', 'allowed by policy']);
   assert.equal(row.raw.policy_ids, policyId(slug, 'permit-all'));
   assert.equal(row.raw.policy_versions, '1');
 });

@@ -262,6 +262,6 @@ test('an OAuth access token works like a PAT', async () => {
   await o.client.close();
 });
 
-test('every call of this file has its audit row: allow (no policy engine)', async () => {
+test('every call of this file has its audit row, tools/call allowed by policy', async () => {
   audit.check(srv);
 });
