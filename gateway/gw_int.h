@@ -115,6 +115,7 @@ struct gw_audit {
     const char *call_id;        /* gw_audit_call_id(); NULL for a row written whole */
     bool        outcome;
     const char *upstream_error; /* with outcome: what went wrong, NULL when none */
+    const char *policy_shadow;  /* what shadow policies would decide, NULL when none */
 };
 
 #define GW_AUDIT_CALL_ID_LEN 32
