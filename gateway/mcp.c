@@ -142,6 +142,7 @@ struct mreq {
     const char *connector;
     const char *policy_ids;
     const char *policy_versions;
+    const char *policy_shadow;
     int     upstream_status;
     const char *new_session;        /* initialize: the id sent once its row is committed */
     uint64_t cred_serial;           /* cred_serial before the credential was authenticated */
@@ -173,6 +174,7 @@ audit_row(const struct mreq *m, const char *method, const char *decision, const 
         .message = message ? message : (decision && strcmp(decision, "allow") ? NULL : GW_ALLOW_MESSAGE),
         .policy_ids = m->policy_ids,
         .policy_versions = m->policy_versions,
+        .policy_shadow = m->policy_shadow,
         .upstream_status = m->upstream_status,
         .duration_us = gh_now_us() - m->start_us,
     };
@@ -1025,7 +1027,7 @@ struct areply {
     struct chan  ch;                /* first: an audited reply is a channel */
     struct authz_credential who;
     struct gw_audit row;
-    char        *strs[9];           /* what row points to */
+    char        *strs[10];          /* what row points to */
     char        *body;
     json_t      *id;                /* the request's, for an error instead of body */
     bool         unaudited;         /* the row could not be written: body is the error */
@@ -1164,6 +1166,7 @@ reply_audited(struct mreq *m, const char *method, json_t *id, json_t *result)
         .policy_ids = ar->strs[6] = xstrdup(m->policy_ids),
         .policy_versions = ar->strs[7] = xstrdup(m->policy_versions),
         .request_id = ar->strs[8] = xstrdup(web_request_id(m->r)),
+        .policy_shadow = ar->strs[9] = xstrdup(m->policy_shadow),
         .upstream_status = m->upstream_status,
         .duration_us = gh_now_us() - m->start_us,
     };
@@ -1211,7 +1214,7 @@ struct fwd {
     struct gw_up_xfer *x;
     /* audit */
     struct authz_credential who;
-    char        *method, *tool, *request_id, *policy_ids, *policy_versions;
+    char        *method, *tool, *request_id, *policy_ids, *policy_versions, *policy_shadow;
     int64_t      start_us;
     int          upstream_status;
     char        *message;
@@ -1248,6 +1251,7 @@ fwd_free(struct chan *c)
     free(f->request_id);
     free(f->policy_ids);
     free(f->policy_versions);
+    free(f->policy_shadow);
     free(f->message);
     free(f);
 }
@@ -1310,6 +1314,7 @@ fwd_row(const struct fwd *f, struct gw_audit *row)
         .decision = "allow",
         .policy_ids = f->policy_ids,
         .policy_versions = f->policy_versions,
+        .policy_shadow = f->policy_shadow,
         .message = f->message,
         .request_id = f->request_id,
         .call_id = f->call_id,
@@ -1715,6 +1720,7 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
     f->request_id = xstrdup(web_request_id(m->r));
     f->policy_ids = xstrdup(m->policy_ids);
     f->policy_versions = xstrdup(m->policy_versions);
+    f->policy_shadow = xstrdup(m->policy_shadow);
     f->c.id = xstrdup(c->id);
     f->c.name = xstrdup(c->name);
     f->c.url = xstrdup(c->url);
@@ -1973,6 +1979,7 @@ do_named(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const ch
         m->decision = d.decision ? d.decision : (d.allow ? "allow" : "deny");
         m->policy_ids = d.policy_ids;
         m->policy_versions = d.policy_versions;
+        m->policy_shadow = d.shadow;
         m->message = d.message;
         if (!d.allow) {
             json_t *res = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",

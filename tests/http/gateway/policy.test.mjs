@@ -228,8 +228,12 @@ test('a shadow policy is evaluated and never decides', async () => {
   const [row] = rows(slug, 'read_file');
   assert.equal(row.decision, 'allow');
   assert.equal(row.raw.policy_ids, policyId(slug, 'permit-all'), 'the shadow policy determined nothing');
+  assert.equal(row.raw.policy_shadow, `deny ${policyId(slug, 'strict')}@1`, 'what it would have decided');
+  assert.equal((await call(c, 'get_repo')).denied, false);
+  assert.equal(rows(slug, 'get_repo')[0].raw.policy_shadow, `allow ${policyId(slug, 'permit-all')}@1`);
   cli(['policy', 'mode', '--agent', slug, '--name', 'strict', '--mode', 'enforce']);
   assert.deepEqual(await call(c, 'read_file'), { denied: true, text: 'strict' });
+  assert.equal(rows(slug, 'read_file')[1].raw.policy_shadow, null, 'no shadow policy left');
 });
 
 test('bad policy text is refused with line:col and changes nothing', () => {
