@@ -330,6 +330,23 @@ build_context(cedar_arena *ca, const struct gw_policy_call *call, const struct f
     return ctx;
 }
 
+/* The hints the tool's annotations state, as they are: only the boolean
+ * ones present (a baseline that refuses what "says destructive" must not
+ * read MCP's defaults as a statement). */
+static cedar_value *
+stated_hints(cedar_arena *ca, json_t *ann, struct cedar_err *ce)
+{
+    static const char *const keys[] = { "readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint" };
+    cedar_value *rec = cedar_value_record_new(ca);
+
+    for (size_t i = 0; rec && i < GH_ARRAY_LEN(keys); i++) {
+        json_t *v = ann ? json_object_get(ann, keys[i]) : NULL;
+        if (json_is_boolean(v) && rec_set(ca, rec, keys[i], cedar_value_bool(ca, json_is_true(v)), ce) < 0)
+            return NULL;
+    }
+    return rec;
+}
+
 /* principal, action, resource and their entities. */
 static int
 build_request(cedar_arena *ca, cedar_entities *es, const struct gw_policy_call *call, const struct facts *f,
@@ -347,7 +364,8 @@ build_request(cedar_arena *ca, cedar_entities *es, const struct gw_policy_call *
         rec_set(ca, t, "readOnly", cedar_value_bool(ca, hint(call->annotations, "readOnlyHint", 0)), ce) < 0 ||
         rec_set(ca, t, "destructive", cedar_value_bool(ca, hint(call->annotations, "destructiveHint", 1)), ce) < 0 ||
         rec_set(ca, t, "idempotent", cedar_value_bool(ca, hint(call->annotations, "idempotentHint", 0)), ce) < 0 ||
-        rec_set(ca, t, "openWorld", cedar_value_bool(ca, hint(call->annotations, "openWorldHint", 1)), ce) < 0)
+        rec_set(ca, t, "openWorld", cedar_value_bool(ca, hint(call->annotations, "openWorldHint", 1)), ce) < 0 ||
+        rec_set(ca, t, "annotations", stated_hints(ca, call->annotations, ce), ce) < 0)
         return -1;
     parent = cedar_value_entity(ca, "Connector", call->connector);
     req->principal = cedar_value_entity(ca, "User", w->user_id);

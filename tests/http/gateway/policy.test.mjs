@@ -48,10 +48,12 @@ function cli(args, { ok = true } = {}) {
   return r;
 }
 
-/* A fresh agent with the fixture as connector `gh`. */
-function agent(slug, more = []) {
+/* A fresh agent with the fixture as connector `gh`, its seeded baseline
+ * disabled unless baseline (the cases below bring their own forbids). */
+function agent(slug, more = [], { baseline = false } = {}) {
   cli(['agent', 'add', '--slug', slug, '--name', `Agent ${slug}`, ...more]);
   addConnector(srv, { agent: slug, name: 'gh', url: up.url });
+  if (!baseline && !more.includes('--untrusted')) cli(['policy', 'disable', '--agent', slug, '--name', 'baseline-gh']);
   return slug;
 }
 
@@ -108,6 +110,24 @@ test('a new trusted agent starts with a visible permit-all, and its calls name i
   assert.deepEqual([row.decision, row.message], ['allow', 'allowed by policy']);
   assert.equal(row.raw.policy_ids, policyId(slug, 'permit-all'));
   assert.equal(row.raw.policy_versions, '1');
+});
+
+test('adding a connector seeds a visible baseline: tools that say destructive are refused', async () => {
+  const slug = agent('pol-seed', [], { baseline: true });
+  const id = policyId(slug, 'baseline-gh');
+  assert.match(cli(['policy', 'list', '--agent', slug]).stdout, /baseline-gh\s+enforce\s+enabled\s+1/);
+  assert.match(cli(['policy', 'history', '--agent', slug, '--name', 'baseline-gh']).stdout, /resource in Connector::"gh"/);
+  const c = await connect(srv, slug, member(slug));
+  const msg = 'Tools of gh that are marked destructive are not allowed on this agent.';
+  assert.deepEqual(await call(c, 'delete_repo'), { denied: true, text: msg });
+  assert.equal((await call(c, 'plain')).denied, false, 'no annotations: nothing stated, not refused by the baseline');
+  assert.equal((await call(c, 'read_file')).denied, false);
+  assert.equal(rows(slug, 'delete_repo')[0].raw.policy_ids, id);
+  cli(['policy', 'disable', '--agent', slug, '--name', 'baseline-gh']);
+  assert.equal((await call(c, 'delete_repo')).denied, false, 'editable: disabled, it no longer refuses');
+  // an untrusted agent's connector seeds nothing: its members' sets start empty
+  const u = agent('pol-seed-u', ['--untrusted']);
+  assert.equal(cli(['policy', 'list', '--agent', u]).stdout.trim().split('\n').length, 1);
 });
 
 test('forbid destructive tools for everyone with a custom message', async () => {
@@ -248,8 +268,9 @@ test('bad policy text is refused with line:col and changes nothing', () => {
   r = cli(['policy', 'mode', '--agent', slug, '--name', 'permit-all', '--mode', 'loud'], { ok: false });
   assert.match(r.stderr, /enforce or shadow/);
   const list = cli(['policy', 'list', '--agent', slug]).stdout.trim().split('\n');
-  assert.equal(list.length, 2);
+  assert.equal(list.length, 3);
   assert.match(list[1], /permit-all\s+enforce\s+enabled\s+1/);
+  assert.match(list[2], /baseline-gh\s+enforce\s+disabled\s+1/);
 });
 
 test('policy test: writes only Monday to Friday, 09:00 to 17:00 in the agent\'s time zone', () => {

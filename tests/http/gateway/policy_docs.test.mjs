@@ -10,7 +10,7 @@ import { gatehouse, sourceDir } from '../../harness/index.mjs';
 
 const schema = path.join(sourceDir, 'docs/gatehouse.cedarschema');
 const examples = [...fs.readFileSync(path.join(sourceDir, 'docs/POLICIES.md'), 'utf8')
-  .matchAll(/```cedar\n([^]*?)```/g)].map((m) => m[1]);
+  .matchAll(/```cedar\n([^]*?)```/g)].map((m) => m[1].replace(/^  /gm, ''));
 
 test('the worked examples parse, and validate against the schema', () => {
   assert.ok(examples.length >= 5, 'one example per case');
