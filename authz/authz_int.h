@@ -15,6 +15,40 @@ void authz_throttle_reset(struct gh_arena *a, const char *email);
 /* session.c */
 int  authz_session_destroy(struct web_req *r);
 bool authz_local_path(const char *next);
+/* authz_require_login that lets through a user who must enrol a second
+ * factor first: for the enrolment page only. */
+struct authz_user *authz_require_enrolling(struct web_req *r);
+/* The user of this request's session that waits for its second factor
+ * (ten minutes), or NULL (e set when the database failed). */
+struct authz_user *authz_session_pending(struct web_req *r, struct gh_err *e);
+
+/* totp.c — codes, the otpauth URI, its QR code, recovery codes */
+char *authz_totp_base32(struct gh_arena *a, const unsigned char *key, size_t n);
+bool  authz_totp_code_shape(const char *code);
+int   authz_totp_check(const unsigned char *key, size_t n, const char *code, int64_t *step);
+char *authz_totp_uri(struct gh_arena *a, const char *account, const char *b32);
+char *authz_totp_qr_svg(struct gh_arena *a, const char *text);
+char *authz_recovery_code_new(struct gh_arena *a);
+void  authz_recovery_code_hash(const char *typed, char out[65]);
+
+/* mfa.c — the second factor at sign-in, enrolment, the admin reset */
+/* true when GATEHOUSE_REQUIRE_MFA asks a user of this role for one */
+bool authz_mfa_required(const char *role);
+/* true when the user has a confirmed second factor (e set on a database error) */
+bool authz_mfa_enrolled(struct gh_arena *a, const char *user_id, struct gh_err *e);
+int  authz_mfa_routes(void);
+char *authz_mfa_aad(struct gh_arena *a, const char *user_id);
+/* A fresh TOTP key sealed under the server key; *b32 its text for the app. */
+char *authz_mfa_new_key(struct gh_arena *a, const char *user_id, char **b32);
+/* 0 when code is right for the sealed key at a step after last_step (NULL:
+ * none), *step set; 1 when not; -1 with e set. */
+int  authz_mfa_totp_ok(struct gh_arena *a, const char *user_id, const char *sealed, const char *last_step,
+                       const char *code, int64_t *step, struct gh_err *e);
+/* After the password passed: 1 when the user has a second factor and the
+ * reply (to /login/mfa) is sent, 0 to sign in now, -1 with e set. */
+int  authz_mfa_after_password(struct web_req *r, struct authz_user *u, const char *next, struct gh_err *e);
+/* security.c — /profile/security: second factor and the sessions list */
+int  authz_security_routes(void);
 
 /* agent.c */
 /* The agent a resource indicator names (RFC 8707): the default agent's

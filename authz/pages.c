@@ -90,6 +90,12 @@ post_login(struct web_req *r)
         }
         return login_form(r, e.status, e.msg, email, next);
     }
+    switch (authz_mfa_after_password(r, u, next, &e)) {
+    case 1:
+        return 0;               /* on to /login/mfa */
+    case -1:
+        return web_reply_err(r, &e);
+    }
     if (authz_session_create(r, u->id, &e) < 0)
         return web_reply_err(r, &e);
     GH_LOG(INFO, "login", "user %s signed in", u->id);
@@ -116,7 +122,8 @@ get_profile(struct web_req *r)
         "<div class=\"card\"><h1>Your profile</h1>"
         "<p>Signed in as <strong>%s</strong> (%s).</p>"
         "<ul><li><a href=\"/profile/connections\">Connected apps</a></li>"
-        "<li><a href=\"/profile/tokens\">Personal access tokens</a></li></ul></div>",
+        "<li><a href=\"/profile/tokens\">Personal access tokens</a></li>"
+        "<li><a href=\"/profile/security\">Security: two-step verification, signed-in browsers</a></li></ul></div>",
         gh_html_escape(a, u->email), gh_html_escape(a, u->role));
     return web_reply_html(r, 200, authz_page(r, u, "Profile", body));
 }
@@ -265,6 +272,7 @@ authz_register_routes(void)
     authz_token_routes();
     authz_pat_routes();
     authz_connections_routes();
+    authz_mfa_routes();
     authz_touch_start();
     authz_cache_start();
     return 0;

@@ -1,0 +1,249 @@
+// The second factor over HTTP: enrolment with a code, sign-in that stays
+// pending until a TOTP or recovery code passes, replay and reuse refused,
+// failures throttled, the admin reset, GATEHOUSE_REQUIRE_MFA, and the
+// signed-in browsers list of /profile/security.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, startCluster, Client, createUser, gatehouse, secret } from '../harness/index.mjs';
+import { totp } from './totp.mjs';
+
+let srv;
+before(async () => {
+  srv = await startServer({ name: 'mfa', env: { GATEHOUSE_LOGIN_MAX_FAILURES: '5', GATEHOUSE_LOGIN_WINDOW_SECONDS: '60' } });
+});
+after(async () => { assert.equal(await srv.stop(), 0); });
+
+async function text(res) { return res.text(); }
+
+/* Turns on the second factor for a signed-in client: { key, codes }. */
+export async function enrol(c) {
+  const start = await c.form('/profile/security', '/profile/security/totp', {});
+  assert.equal(start.status, 303);
+  const page = await text(await c.get('/profile/security'));
+  assert.match(page, /<svg class="qr"/, 'a QR code is shown');
+  const key = secret(page.match(/id="totp-key">([A-Z2-7]+)</)[1]);
+  assert.equal(key.length, 32, '20-byte key in base32');
+  const wrong = await c.post('/profile/security/totp/confirm', { code: totp(key, { offset: 5 }), csrf: c.csrf });
+  assert.equal(wrong.status, 400);
+  assert.match(await text(wrong), /That code is not right/);
+  const enrolCode = totp(key);
+  const ok = await c.post('/profile/security/totp/confirm', { code: enrolCode, csrf: c.csrf });
+  assert.equal(ok.status, 200);
+  const html = await text(ok);
+  const list = html.match(/<ul id="recovery-codes"[^>]*>(.*?)<\/ul>/)[1];
+  const codes = [...list.matchAll(/<code>([a-z0-9-]+)<\/code>/g)].map((m) => secret(m[1]));
+  assert.equal(codes.length, 10);
+  assert.equal(new Set(codes).size, 10);
+  return { key, codes, enrolCode };
+}
+
+/* Password step: resolves with the response (303 to /login/mfa when a second factor follows). */
+async function password(c, u, next) {
+  const res = await c.login(u.email, u.password, next);
+  assert.equal(res.status, 303);
+  return res;
+}
+
+async function code(c, value, next = '/profile') {
+  const page = await c.get(`/login/mfa?next=${encodeURIComponent(next)}`);
+  await page.arrayBuffer();
+  return c.post('/login/mfa', { code: value, next, csrf: c.csrf });
+}
+
+test('enrolment, then sign-in is pending until a code passes; codes work once', async () => {
+  const u = createUser(srv, {});
+  const c = new Client(srv.url);
+  await password(c, u);
+  const off = await text(await c.get('/profile/security'));
+  assert.match(off, /Two-step verification is <strong>off<\/strong>/);
+  const { key, codes, enrolCode } = await enrol(c);
+  assert.match(await text(await c.get('/profile/security')), /Two-step verification is <strong>on<\/strong>. 10 of/);
+
+  const fresh = new Client(srv.url);
+  const res = await password(fresh, u, '/profile/tokens');
+  assert.equal(res.headers.get('location'), '/login/mfa?next=%2Fprofile%2Ftokens');
+  const pendingCookie = fresh.jar.get('gh_session');
+  // the pending session is signed in to nothing
+  for (const path of ['/profile', '/profile/tokens', '/profile/security']) {
+    const p = await fresh.get(path);
+    assert.equal(p.status, 303, path);
+    assert.match(p.headers.get('location'), /^\/login\?next=/);
+  }
+  // the code of enrolment was used: refused
+  const replayEnrol = await code(fresh, enrolCode, '/profile/tokens');
+  assert.equal(replayEnrol.status, 401);
+  assert.match(await text(replayEnrol), /not right, or it has been used already/);
+
+  const good = totp(key, { offset: 1 });
+  const ok = await code(fresh, good, '/profile/tokens');
+  assert.equal(ok.status, 303);
+  assert.equal(ok.headers.get('location'), '/profile/tokens');
+  assert.notEqual(fresh.jar.get('gh_session'), pendingCookie, 'a new session id after the second factor');
+  assert.equal((await fresh.get('/profile/tokens')).status, 200);
+
+  // the same code again, on another sign-in: refused
+  const again = new Client(srv.url);
+  await password(again, u);
+  const replay = await code(again, good);
+  assert.equal(replay.status, 401);
+  assert.equal((await again.get('/profile')).status, 303, 'still not signed in');
+
+  // a recovery code signs in once, typed in capitals without the dash
+  const typed = codes[3].replace('-', '').toUpperCase();
+  const rec = await code(again, typed);
+  assert.equal(rec.status, 303);
+  assert.equal((await again.get('/profile')).status, 200);
+  const third = new Client(srv.url);
+  await password(third, u);
+  const reused = await code(third, codes[3]);
+  assert.equal(reused.status, 401);
+  assert.match(await text(await fresh.get('/profile/security')), /9 of your recovery codes are unused/);
+});
+
+test('bad input at /login/mfa changes nothing', async () => {
+  const anon = new Client(srv.url);
+  const none = await anon.form('/login', '/login/mfa', { code: '123456', next: '/profile' });
+  assert.equal(none.status, 303, 'no pending session: back to the password');
+  assert.equal(none.headers.get('location'), '/login');
+
+  const u = createUser(srv, {});
+  const c = new Client(srv.url);
+  await password(c, u);
+  const { key } = await enrol(c);
+  const d = new Client(srv.url);
+  await password(d, u);
+  for (const bad of ['', 'x'.repeat(40), '12345\u0001']) {
+    const r = await code(d, bad);
+    assert.equal(r.status, 400, JSON.stringify(bad));
+    assert.match(await text(r), /Enter the code/);
+  }
+  // no CSRF token: refused by the page rules
+  const noCsrf = await d.post('/login/mfa', { code: totp(key, { offset: 1 }), next: '/profile' });
+  assert.equal(noCsrf.status, 403);
+  const ok = await code(d, totp(key, { offset: 1 }));
+  assert.equal(ok.status, 303, 'the refusals above did not spend the code');
+});
+
+test('wrong codes count toward the sign-in throttle of the account', async () => {
+  const u = createUser(srv, {});
+  const c = new Client(srv.url);
+  await password(c, u);
+  const { key } = await enrol(c);
+  const d = new Client(srv.url);
+  await password(d, u);
+  for (let i = 0; i < 5; i++) {
+    const r = await code(d, String((Number(totp(key)) + 1 + i) % 1000000).padStart(6, '0'));
+    assert.equal(r.status, 401);
+  }
+  const locked = await code(d, totp(key, { offset: 1 }));
+  assert.equal(locked.status, 429);
+  assert.ok(Number(locked.headers.get('retry-after')) > 0);
+  // and the password too, for that account
+  const e = new Client(srv.url);
+  const pw = await e.login(u.email, u.password);
+  assert.equal(pw.status, 429);
+});
+
+test('an admin resets another user\'s second factor; a user may not', async () => {
+  const admin = createUser(srv, { admin: true });
+  const u = createUser(srv, {});
+  const c = new Client(srv.url);
+  await password(c, u);
+  await enrol(c);
+  const a = new Client(srv.url);
+  await password(a, admin);
+  const forbidden = await c.form('/profile/security', '/admin/users/mfa-reset', { email: admin.email });
+  assert.equal(forbidden.status, 403);
+  const unknown = await a.form('/profile/security', '/admin/users/mfa-reset', { email: 'nobody@example.test' });
+  assert.equal(unknown.status, 404);
+  const reset = await a.form('/profile/security', '/admin/users/mfa-reset', { email: u.email });
+  assert.equal(reset.status, 200);
+  assert.match(await text(reset), /second factor of that account is reset/);
+  assert.equal((await c.get('/profile')).status, 303, 'the user\'s sessions ended');
+  const again = new Client(srv.url);
+  const res = await password(again, u);
+  assert.equal(res.headers.get('location'), '/profile', 'the password alone signs in again');
+});
+
+test('signed-in browsers are listed and each can be signed out', async () => {
+  const u = createUser(srv, {});
+  const one = new Client(srv.url), two = new Client(srv.url);
+  await one.login(u.email, u.password);
+  await two.request('GET', '/login', { headers: { 'User-Agent': 'SecondBrowser/2.0 <b>' } }).then((r) => r.arrayBuffer());
+  await two.request('POST', '/login', {
+    body: { email: u.email, password: u.password, csrf: two.csrf },
+    headers: { 'User-Agent': 'SecondBrowser/2.0 <b>' },
+  });
+  const page = await text(await one.get('/profile/security'));
+  const rows = [...page.matchAll(/<tr><td>.*?<\/tr>/g)].map((m) => m[0]);
+  assert.equal(rows.length, 2);
+  assert.match(page, /SecondBrowser\/2\.0 &lt;b&gt;/);
+  assert.match(page, /127\.0\.0\.1/);
+  const other = rows.find((r) => r.includes('SecondBrowser'));
+  assert.doesNotMatch(other, /this browser/);
+  const ref = other.match(/name="session" value="([0-9a-f-]{36})"/)[1];
+
+  const bad = await one.post('/profile/security/sessions/end', { session: 'not-a-uuid', csrf: one.csrf });
+  assert.equal(bad.status, 400);
+  // another user cannot end it
+  const v = createUser(srv, {});
+  const eve = new Client(srv.url);
+  await eve.login(v.email, v.password);
+  const foreign = await eve.form('/profile/security', '/profile/security/sessions/end', { session: ref });
+  assert.equal(foreign.status, 404);
+  assert.equal((await two.get('/profile')).status, 200);
+
+  const end = await one.post('/profile/security/sessions/end', { session: ref, csrf: one.csrf });
+  assert.equal(end.status, 200);
+  assert.equal((await two.get('/profile')).status, 303, 'that browser is signed out');
+  assert.equal((await one.get('/profile')).status, 200, 'this one is not');
+  const mine = (await text(await one.get('/profile/security'))).match(/name="session" value="([0-9a-f-]{36})"/)[1];
+  const self = await one.post('/profile/security/sessions/end', { session: mine, csrf: one.csrf });
+  assert.equal(self.status, 303);
+  assert.equal(self.headers.get('location'), '/login');
+  assert.equal((await one.get('/profile')).status, 303);
+});
+
+test('GATEHOUSE_REQUIRE_MFA sends who must have a second factor to enrolment first', async () => {
+  const bad = gatehouse(srv, ['user', 'list'], { env: { GATEHOUSE_REQUIRE_MFA: 'sometimes' } });
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /GATEHOUSE_REQUIRE_MFA/);
+
+  const cluster = await startCluster();
+  const s = await startServer({ cluster, name: 'mfa-required', env: { GATEHOUSE_REQUIRE_MFA: 'admins' } });
+  try {
+    const admin = createUser(s, { admin: true });
+    const user = createUser(s, {});
+    const a = new Client(s.url);
+    await a.login(admin.email, admin.password);
+    for (const path of ['/profile', '/profile/tokens', '/admin/connections']) {
+      const r = await a.get(path);
+      assert.equal(r.status, 303, path);
+      assert.equal(r.headers.get('location'), '/profile/security', path);
+    }
+    const sec = await a.get('/profile/security');
+    assert.equal(sec.status, 200);
+    assert.match(await sec.text(), /requires two-step verification/);
+    await enrol(a);
+    assert.equal((await a.get('/profile')).status, 200, 'once enrolled, everything');
+
+    const u = new Client(s.url);
+    await u.login(user.email, user.password);
+    assert.equal((await u.get('/profile')).status, 200, 'admins only');
+  } finally {
+    assert.equal(await s.stop(), 0);
+    await cluster.stop();
+  }
+
+  const everyone = await startServer({ name: 'mfa-everyone', env: { GATEHOUSE_REQUIRE_MFA: 'everyone' } });
+  try {
+    const user = createUser(everyone, {});
+    const u = new Client(everyone.url);
+    await u.login(user.email, user.password);
+    const r = await u.get('/profile/connections');
+    assert.equal(r.status, 303);
+    assert.equal(r.headers.get('location'), '/profile/security');
+  } finally {
+    assert.equal(await everyone.stop(), 0);
+  }
+});
