@@ -47,6 +47,41 @@ int  authz_mfa_totp_ok(struct gh_arena *a, const char *user_id, const char *seal
 /* After the password passed: 1 when the user has a second factor and the
  * reply (to /login/mfa) is sent, 0 to sign in now, -1 with e set. */
 int  authz_mfa_after_password(struct web_req *r, struct authz_user *u, const char *next, struct gh_err *e);
+/* sso.c, sso_admin.c — single sign-on with one OpenID Connect provider */
+struct authz_sso {
+    char *name;              /* on the button */
+    char *issuer;
+    char *client_id;
+    char *secret_sealed;
+    char *domains;           /* comma-separated, lower case; empty: any */
+    bool  create_accounts;
+    bool  password_off;
+};
+/* The provider, or NULL: none set (or e set on a database error). */
+struct authz_sso *authz_sso_load(struct gh_arena *a, struct gh_err *e);
+char *authz_sso_secret(struct gh_arena *a, const struct authz_sso *p);
+bool  authz_sso_domain_ok(const struct authz_sso *p, const char *email);
+/* "Sign in with …" for the login page, or "" */
+char *authz_sso_button(struct web_req *r, const char *next);
+/* true when this account signs in with SSO only (the setting is on) */
+bool  authz_sso_password_refused(struct gh_arena *a, const char *user_id);
+/* drops the cached discovery document and keys (the settings changed) */
+void  authz_sso_forget(void);
+int   authz_sso_routes(void);
+int   authz_sso_admin_routes(void);
+/* idtoken.c */
+struct authz_idtoken_expect {
+    const char *issuer;
+    const char *client_id;
+    const char *nonce;
+    json_t     *jwks;
+};
+/* 0 and *claims (arena) when the ID token is signed (RS256/ES256) by a key
+ * of jwks and its claims hold; else -1 with e (code "unknown_kid" when no
+ * key of the JWKS has its kid). */
+int authz_idtoken_verify(struct gh_arena *a, const char *jwt, const struct authz_idtoken_expect *x,
+                         json_t **claims, struct gh_err *e);
+
 /* security.c — /profile/security: second factor and the sessions list */
 int  authz_security_routes(void);
 

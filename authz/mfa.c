@@ -150,7 +150,7 @@ authz_mfa_after_password(struct web_req *r, struct authz_user *u, const char *ne
         return 0;
     if (authz_session_begin(r, u->id, true, e) < 0)
         return -1;
-    GH_LOG(INFO, "login_password", "user %s passed the password, second factor next", u->id);
+    GH_LOG(INFO, "login_password", "user %s passed the first factor, second factor next", u->id);
     web_redirect(r, 303, gh_arena_printf(a, "/login/mfa?next=%s", gh_url_encode(a, next)));
     return 1;
 }

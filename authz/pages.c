@@ -39,10 +39,10 @@ login_form(struct web_req *r, int status, const char *error, const char *email, 
         "<input id=\"email\" type=\"email\" name=\"email\" value=\"%s\" autocomplete=\"username\" required autofocus>"
         "<label for=\"password\">Password</label>"
         "<input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required>"
-        "<div class=\"actions\"><button type=\"submit\">Sign in</button></div></form></div>",
+        "<div class=\"actions\"><button type=\"submit\">Sign in</button></div></form>%s</div>",
         error ? "<p class=\"error\" role=\"alert\">" : "", error ? gh_html_escape(a, error) : "",
         error ? "</p>" : "", web_csrf_token(r), gh_html_escape(a, next ? next : "/profile"),
-        gh_html_escape(a, email ? email : ""));
+        gh_html_escape(a, email ? email : ""), authz_sso_button(r, next));
 
     return web_reply_html(r, status, web_page(a, "Sign in", body));
 }
@@ -90,6 +90,8 @@ post_login(struct web_req *r)
         }
         return login_form(r, e.status, e.msg, email, next);
     }
+    if (authz_sso_password_refused(a, u->id))
+        return login_form(r, 403, "This account signs in with single sign-on.", email, next);
     switch (authz_mfa_after_password(r, u, next, &e)) {
     case 1:
         return 0;               /* on to /login/mfa */
@@ -273,6 +275,7 @@ authz_register_routes(void)
     authz_pat_routes();
     authz_connections_routes();
     authz_mfa_routes();
+    authz_sso_routes();
     authz_touch_start();
     authz_cache_start();
     return 0;

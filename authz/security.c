@@ -143,7 +143,7 @@ security_page(struct web_req *r, struct authz_user *u, int status, const char *e
     if (sessions == NULL)
         return web_reply_err(r, &e);
     return web_reply_html(r, status, authz_page(r, u, "Security",
-        gh_arena_printf(a, "<h1>Security</h1>%s%s%s%s%s", notice(a, "error", error), notice(a, "ok", ok),
+        gh_arena_printf(a, "<h1>Security</h1>%s%s%s%s%s", notice(a, "error", error), notice(a, "notice", ok),
                         mfa, sessions, admin_card(r, u))));
 }
 
