@@ -47,6 +47,11 @@ int  authz_mfa_totp_ok(struct gh_arena *a, const char *user_id, const char *seal
 /* After the password passed: 1 when the user has a second factor and the
  * reply (to /login/mfa) is sent, 0 to sign in now, -1 with e set. */
 int  authz_mfa_after_password(struct web_req *r, struct authz_user *u, const char *next, struct gh_err *e);
+/* worker.c — first thing in a handler that waits on another server: true
+ * when the request was handed to a worker thread, which calls fn(r) again
+ * (then this returns false), or answered 503; the handler returns at once. */
+bool  authz_offload(struct web_req *r, web_handler_fn fn);
+
 /* sso.c, sso_admin.c — single sign-on with one OpenID Connect provider */
 struct authz_sso {
     char *name;              /* on the button */
@@ -68,6 +73,10 @@ bool  authz_sso_password_refused(struct gh_arena *a, const char *user_id);
 /* drops the cached discovery document and keys (the settings changed) */
 void  authz_sso_forget(void);
 int   authz_sso_routes(void);
+/* signin_code.c — codes by mail; the login page's other ways in (SSO
+ * button, "email me a code") */
+char *authz_login_options(struct web_req *r, const char *next);
+int   authz_signin_code_routes(void);
 int   authz_sso_admin_routes(void);
 /* idtoken.c */
 struct authz_idtoken_expect {

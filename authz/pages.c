@@ -42,7 +42,7 @@ login_form(struct web_req *r, int status, const char *error, const char *email, 
         "<div class=\"actions\"><button type=\"submit\">Sign in</button></div></form>%s</div>",
         error ? "<p class=\"error\" role=\"alert\">" : "", error ? gh_html_escape(a, error) : "",
         error ? "</p>" : "", web_csrf_token(r), gh_html_escape(a, next ? next : "/profile"),
-        gh_html_escape(a, email ? email : ""), authz_sso_button(r, next));
+        gh_html_escape(a, email ? email : ""), authz_login_options(r, next));
 
     return web_reply_html(r, status, web_page(a, "Sign in", body));
 }
@@ -276,6 +276,7 @@ authz_register_routes(void)
     authz_connections_routes();
     authz_mfa_routes();
     authz_sso_routes();
+    authz_signin_code_routes();
     authz_touch_start();
     authz_cache_start();
     return 0;

@@ -14,19 +14,16 @@
  * The provider's discovery document and JWKS are cached in memory per
  * issuer; an ID token naming an unknown kid refetches the JWKS once (the
  * provider rotated its keys).  Every fetch runs off the server threads:
- * the two handlers are resumed on a short-lived worker thread
- * (web_offload_begin), at most SSO_WORKERS at once.
+ * the two handlers are resumed on a worker thread (worker.c).
  */
 #include "authz/authz_int.h"
 #include <curl/curl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #define SSO_COOKIE       "gh_sso"
 #define SSO_TTL          600        /* seconds a started sign-in stays good */
-#define SSO_WORKERS      16
 #define SSO_FETCH_MAX    (256 * 1024)
 #define SSO_TIMEOUT_MS   5000
 
@@ -231,70 +228,6 @@ keys(struct gh_arena *a, const char *issuer, json_t *meta, bool fresh, struct gh
     return jwks;
 }
 
-/* ------------------------------------------------------- worker threads */
-
-static atomic_int workers;
-static _Thread_local bool on_worker;
-
-struct job {
-    struct web_req *r;
-    web_handler_fn  fn;
-};
-
-static void *
-worker_main(void *arg)
-{
-    struct job *j = arg;
-
-    on_worker = true;
-    gh_log_context(web_request_id(j->r), web_route_pattern(j->r));
-    j->fn(j->r);
-    web_offload_end(j->r);          /* the last use of r */
-    gh_log_context(NULL, NULL);
-    free(j);
-    atomic_fetch_sub(&workers, 1);
-    return NULL;
-}
-
-/* true when the handler was handed to a worker (or answered 503): return. */
-static bool
-offload(struct web_req *r, web_handler_fn fn)
-{
-    struct gh_err e = {0};
-    struct job *j;
-    pthread_attr_t at;
-    pthread_t t;
-    bool ok;
-
-    if (on_worker)
-        return false;
-    j = malloc(sizeof(*j));
-    if (j == NULL || atomic_fetch_add(&workers, 1) >= SSO_WORKERS) {
-        if (j)
-            atomic_fetch_sub(&workers, 1);
-        free(j);
-        gh_err_set(&e, 503, "unavailable", "Too many sign-ins at once. Try again in a moment.", "SSO workers busy");
-        e.retry_after = 1;
-        web_reply_err(r, &e);
-        return true;
-    }
-    j->r = r;
-    j->fn = fn;
-    web_offload_begin(r);
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    ok = pthread_create(&t, &at, worker_main, j) == 0;
-    pthread_attr_destroy(&at);
-    if (!ok) {
-        atomic_fetch_sub(&workers, 1);
-        free(j);
-        gh_err_set(&e, 503, "unavailable", "Try again in a moment.", "SSO worker thread not started");
-        web_reply_err(r, &e);
-        web_offload_end(r);
-    }
-    return true;
-}
-
 /* ------------------------------------------------------------ sign-in */
 
 static int
@@ -322,7 +255,7 @@ get_sso_start(struct web_req *r)
     char *state, *nonce, *verifier, *sealed, hash[65], *url;
     json_t *meta;
 
-    if (offload(r, get_sso_start))
+    if (authz_offload(r, get_sso_start))
         return 0;
     if (!authz_local_path(next))
         next = "/profile";
@@ -496,7 +429,7 @@ get_sso_callback(struct web_req *r)
     json_t *meta, *claims = NULL;
     int rc = -1;
 
-    if (offload(r, get_sso_callback))
+    if (authz_offload(r, get_sso_callback))
         return 0;
     if (authz_rate_check(r, "login", gh_cfg.rate_login_per_min, &e) < 0 || attempt_take(r, &t, &e) < 0)
         goto out;

@@ -111,6 +111,8 @@ static const struct cfg_row rows[] = {
       "Sender address of the mail Gatehouse sends; empty: gatehouse@<host of public_url>." },
     { "require_mfa", "GATEHOUSE_REQUIRE_MFA", CFG_MFA, F(require_mfa), "none", 0, 0,
       "Who must have a second factor (an authenticator app): none, admins, owners (admins and agent owners) or everyone. A signed-in user who must and has none is sent to /profile/security to set one up before anything else." },
+    { "signin_code_ttl", "GATEHOUSE_SIGNIN_CODE_TTL", CFG_INT, F(signin_code_ttl), "600", 1, 3600,
+      "Seconds a sign-in code sent by mail stays good (codes are offered at /login when smtp_url is set)." },
     { "auth_cache_entries", "GATEHOUSE_AUTH_CACHE_ENTRIES", CFG_INT, F(auth_cache_entries), "10000", 0, 10000000,
       "Entries of each in-process cache on the MCP path (bearer credentials; agents and their connectors, at most 4096); 0 turns them off." },
     { "rate_register_per_min", "GATEHOUSE_RATE_REGISTER_PER_MIN", CFG_INT, F(rate_register_per_min), "60", 1, 100000,

@@ -4,8 +4,8 @@
 // signed-in browsers list of /profile/security.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, startCluster, Client, createUser, gatehouse, secret } from '../harness/index.mjs';
-import { totp } from './totp.mjs';
+import { startServer, startCluster, Client, createUser, gatehouse } from '../harness/index.mjs';
+import { totp, enrol } from './totp.mjs';
 
 let srv;
 before(async () => {
@@ -14,28 +14,6 @@ before(async () => {
 after(async () => { assert.equal(await srv.stop(), 0); });
 
 async function text(res) { return res.text(); }
-
-/* Turns on the second factor for a signed-in client: { key, codes }. */
-export async function enrol(c) {
-  const start = await c.form('/profile/security', '/profile/security/totp', {});
-  assert.equal(start.status, 303);
-  const page = await text(await c.get('/profile/security'));
-  assert.match(page, /<svg class="qr"/, 'a QR code is shown');
-  const key = secret(page.match(/id="totp-key">([A-Z2-7]+)</)[1]);
-  assert.equal(key.length, 32, '20-byte key in base32');
-  const wrong = await c.post('/profile/security/totp/confirm', { code: totp(key, { offset: 5 }), csrf: c.csrf });
-  assert.equal(wrong.status, 400);
-  assert.match(await text(wrong), /That code is not right/);
-  const enrolCode = totp(key);
-  const ok = await c.post('/profile/security/totp/confirm', { code: enrolCode, csrf: c.csrf });
-  assert.equal(ok.status, 200);
-  const html = await text(ok);
-  const list = html.match(/<ul id="recovery-codes"[^>]*>(.*?)<\/ul>/)[1];
-  const codes = [...list.matchAll(/<code>([a-z0-9-]+)<\/code>/g)].map((m) => secret(m[1]));
-  assert.equal(codes.length, 10);
-  assert.equal(new Set(codes).size, 10);
-  return { key, codes, enrolCode };
-}
 
 /* Password step: resolves with the response (303 to /login/mfa when a second factor follows). */
 async function password(c, u, next) {
