@@ -130,7 +130,7 @@ admin_card(struct web_req *r, struct authz_user *u)
         "<form method=\"post\" action=\"/admin/users/mfa-reset\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
         "<label for=\"reset-email\">Email</label><input id=\"reset-email\" type=\"email\" name=\"email\" required>"
         "<div class=\"actions\"><button class=\"secondary\" type=\"submit\">Reset second factor</button></div>"
-        "</form></div>", web_csrf_token(r));
+        "</form><p><a href=\"/admin/sso\">Single sign-on settings</a></p></div>", web_csrf_token(r));
 }
 
 static int

@@ -23,6 +23,7 @@ const accounts = {
 let srv, browser, idp, issuer, rsaKey, ecKey;
 let tamper = null;          // (claims, header) => id_token, applied to the next token response
 let jwksFetches = 0;
+let lastAlg = null;         // alg of the last ID token the provider issued
 
 async function privateJwk(alg, kid) {
   const { privateKey } = await jose.generateKeyPair(alg, { extractable: true });
@@ -61,6 +62,7 @@ before(async () => {
     await next();
     if (ctx.path === '/token' && ctx.body?.id_token) {
       secret(ctx.body.id_token);
+      lastAlg = JSON.parse(Buffer.from(ctx.body.id_token.split('.')[0], 'base64url')).alg;
       if (tamper) {
         const [h, p] = ctx.body.id_token.split('.').slice(0, 2).map((s) => JSON.parse(Buffer.from(s, 'base64url')));
         const t = tamper;
@@ -167,6 +169,7 @@ test('an admin sets the provider; users sign in with it; bad tokens, states and 
   await screenshot(page, 'sso-login-button');
   const ok = await ssoSignIn(page, 'alice', { button: true });
   assert.equal(ok.status(), 303);
+  assert.equal(lastAlg, 'RS256');
   assert.equal(new URL(page.url()).pathname, '/profile/tokens');
   await page.goto(`${srv.url}/profile`);
   assert.match(await page.textContent('body'), /alice@corp\.example/);
@@ -204,6 +207,7 @@ test('an admin sets the provider; users sign in with it; bad tokens, states and 
   const now = () => Math.floor(Date.now() / 1000);
   const cases = {
     'bad signature': async (p) => sign(p, { jwk: { ...(await privateJwk('RS256', 'rsa-1')) } }),
+    'bad ES256 signature': async (p) => sign(p, { jwk: await privateJwk('ES256', 'ec-1') }),
     'wrong audience': (p) => sign({ ...p, aud: 'someone-else' }),
     'another audience beside ours without azp': (p) => sign({ ...p, aud: [p.aud, 'someone-else'] }),
     'wrong azp': (p) => sign({ ...p, azp: 'someone-else' }),
@@ -243,6 +247,7 @@ test('an admin sets the provider; users sign in with it; bad tokens, states and 
   await configure(adminPage, { clientId: 'gatehouse-es', create: true, passwordOff: true, withSecret: false });
   const n2 = await n.context().newPage();
   assert.equal((await ssoSignIn(n2, 'newbie')).status(), 303);
+  assert.equal(lastAlg, 'ES256');
   await n2.goto(`${srv.url}/profile`);
   assert.match(await n2.textContent('body'), /newbie@corp\.example/);
   const pw = new Client(srv.url);
