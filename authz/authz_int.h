@@ -26,6 +26,8 @@ struct authz_user *authz_session_pending(struct web_req *r, struct gh_err *e);
 char *authz_totp_base32(struct gh_arena *a, const unsigned char *key, size_t n);
 bool  authz_totp_code_shape(const char *code);
 int   authz_totp_check(const unsigned char *key, size_t n, const char *code, int64_t *step);
+/* the same at a given time (unix seconds), for tests */
+int   authz_totp_check_at(const unsigned char *key, size_t n, const char *code, int64_t now, int64_t *step);
 char *authz_totp_uri(struct gh_arena *a, const char *account, const char *b32);
 char *authz_totp_qr_svg(struct gh_arena *a, const char *text);
 char *authz_recovery_code_new(struct gh_arena *a);

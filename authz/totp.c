@@ -60,13 +60,19 @@ authz_totp_code_shape(const char *code)
 int
 authz_totp_check(const unsigned char *key, size_t n, const char *code, int64_t *step)
 {
+    return authz_totp_check_at(key, n, code, (int64_t)time(NULL), step);
+}
+
+int
+authz_totp_check_at(const unsigned char *key, size_t n, const char *code, int64_t now, int64_t *step)
+{
     uint64_t counter = 0;
     int pos = 0, rc;
 
     if (!authz_totp_code_shape(code))
         return -1;
     pthread_once(&oath_once, oath_start);
-    rc = oath_totp_validate3((const char *)key, n, time(NULL), TOTP_STEP, 0, TOTP_DRIFT, &pos, &counter,
+    rc = oath_totp_validate3((const char *)key, n, (time_t)now, TOTP_STEP, 0, TOTP_DRIFT, &pos, &counter,
                              code);
     if (rc < 0)
         return -1;
