@@ -130,7 +130,9 @@ code_send(struct gh_arena *a, const char *email, struct gh_err *e)
     }
     code_hash(db_val(res, 0, 0), code, hash);
     snprintf(ttl, sizeof(ttl), "%ld", gh_cfg.signin_code_ttl);
-    if (!db_query(a, e, "UPDATE signin_codes SET used_at = now() WHERE user_id = $1 AND used_at IS NULL",
+    /* older codes retire; rows past the counting window go */
+    if (!db_query(a, e, "DELETE FROM signin_codes WHERE created_at < now() - interval '1 day'", 0) ||
+        !db_query(a, e, "UPDATE signin_codes SET used_at = now() WHERE user_id = $1 AND used_at IS NULL",
                   1, db_val(res, 0, 0)) ||
         !db_query(a, e, "INSERT INTO signin_codes (user_id, code_hash, expires_at)"
                         " VALUES ($1, $2, now() + make_interval(secs => $3::int))", 3, db_val(res, 0, 0), hash, ttl))

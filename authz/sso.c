@@ -234,9 +234,14 @@ static int
 fail(struct web_req *r, const struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
+    char ra[16];
 
     if (e->detail[0])
         GH_LOG(INFO, "sso_refused", "%s", e->detail);
+    if (e->retry_after) {
+        snprintf(ra, sizeof(ra), "%d", e->retry_after);
+        web_add_header(r, "Retry-After", ra);
+    }
     if (e->status >= 500 && e->status != 502 && e->status != 503)
         return web_reply_err(r, e);
     return web_reply_html(r, e->status, authz_page(r, NULL, "Sign-in failed", gh_arena_printf(a,
@@ -257,6 +262,8 @@ get_sso_start(struct web_req *r)
 
     if (authz_offload(r, get_sso_start))
         return 0;
+    if (authz_rate_check(r, "login", gh_cfg.rate_login_per_min, &e) < 0)    /* each start is a row */
+        return fail(r, &e);
     if (!authz_local_path(next))
         next = "/profile";
     p = authz_sso_load(a, &e);

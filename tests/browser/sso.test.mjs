@@ -282,4 +282,13 @@ test('the provider settings are for admins, and bad ones change nothing', async 
   assert.doesNotMatch(await (await new Client(srv.url).get('/login')).text(), /Sign in with/);
   const gone = await new Client(srv.url).get('/login/sso');
   assert.equal(gone.status, 404);
+  // each start stores a row: starts share the sign-in budget of the IP
+  let limited = null;
+  for (let i = 0; i < 80 && !limited; i++) {
+    const r = await new Client(srv.url).get('/login/sso');
+    await r.arrayBuffer();
+    if (r.status === 429) limited = r;
+  }
+  assert.ok(limited, 'refused past the per-IP sign-in budget');
+  assert.ok(Number(limited.headers.get('retry-after')) > 0);
 });
