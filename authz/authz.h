@@ -46,6 +46,11 @@ int authz_session_create(struct web_req *r, const char *user_id, struct gh_err *
  * the second factor passes (authz/mfa.c). */
 int authz_session_begin(struct web_req *r, const char *user_id, bool mfa_pending, struct gh_err *e);
 
+/* Clears the second factor (TOTP key, recovery codes) of the account with
+ * this email and ends its sessions, except those of by_user_id (the
+ * admin doing it; NULL from the command line).  404 for no such account. */
+int authz_mfa_reset(const char *email, const char *by_user_id, struct gh_err *e);
+
 /* ---- first-run setup: prints the one-time admin link when no admin exists */
 int authz_setup_announce(struct gh_err *e);
 

@@ -209,6 +209,35 @@ post_login_mfa(struct web_req *r)
 }
 
 int
+authz_mfa_reset(const char *email, const char *by_user_id, struct gh_err *e)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    PGresult *res;
+    int rc = -1;
+
+    res = db_query(a, e, "UPDATE users SET totp_secret = NULL, totp_enrolling = NULL, totp_last_step = NULL,"
+                         " updated_at = now() WHERE lower(email) = lower($1) RETURNING id::text", 1, email);
+    if (res == NULL)
+        goto out;
+    if (PQntuples(res) == 0) {
+        gh_err_set(e, 404, "not_found", "There is no account with that email.", NULL);
+        goto out;
+    }
+    /* its sessions end too (not the resetting admin's own): whoever held
+     * the account keeps nothing */
+    if (!db_query(a, e, "DELETE FROM recovery_codes WHERE user_id = $1", 1, db_val(res, 0, 0)) ||
+        !db_query(a, e, "DELETE FROM web_sessions WHERE user_id = $1 AND user_id IS DISTINCT FROM $2::uuid", 2,
+                  db_val(res, 0, 0), by_user_id))
+        goto out;
+    GH_LOG(INFO, "mfa_reset", "the second factor of user %s was reset%s%s", db_val(res, 0, 0),
+           by_user_id ? " by admin " : " from the command line", by_user_id ? by_user_id : "");
+    rc = 0;
+out:
+    gh_arena_free(a);
+    return rc;
+}
+
+int
 authz_mfa_routes(void)
 {
     web_route("GET", "/login/mfa", WEB_PAGE, get_login_mfa);

@@ -285,27 +285,15 @@ static int
 post_admin_mfa_reset(struct web_req *r)
 {
     struct authz_user *u = authz_require_admin(r);
-    struct gh_arena *a = web_arena(r);
     const char *email = web_form(r, "email");
     struct gh_err e = {0};
-    PGresult *res;
 
     if (u == NULL)
         return 0;
     if (email == NULL || !email[0] || !gh_text_ok(email, strlen(email)))
         return security_page(r, u, 400, "Enter the email of the account.", NULL);
-    res = db_query(a, &e, "UPDATE users SET totp_secret = NULL, totp_enrolling = NULL, totp_last_step = NULL,"
-                          " updated_at = now() WHERE lower(email) = lower($1) RETURNING id::text", 1, email);
-    if (res == NULL)
-        return web_reply_err(r, &e);
-    if (PQntuples(res) == 0)
-        return security_page(r, u, 404, "There is no account with that email.", NULL);
-    /* its sessions end too: whoever held the account keeps nothing */
-    if (!db_query(a, &e, "DELETE FROM recovery_codes WHERE user_id = $1", 1, db_val(res, 0, 0)) ||
-        !db_query(a, &e, "DELETE FROM web_sessions WHERE user_id = $1 AND user_id <> $2", 2,
-                  db_val(res, 0, 0), u->id))
-        return web_reply_err(r, &e);
-    GH_LOG(INFO, "mfa_reset", "admin %s reset the second factor of user %s", u->id, db_val(res, 0, 0));
+    if (authz_mfa_reset(email, u->id, &e) < 0)
+        return e.status == 404 ? security_page(r, u, 404, e.msg, NULL) : web_reply_err(r, &e);
     return security_page(r, u, 200, NULL, "The second factor of that account is reset.");
 }
 

@@ -141,6 +141,16 @@ test('an admin resets another user\'s second factor; a user may not', async () =
   const again = new Client(srv.url);
   const res = await password(again, u);
   assert.equal(res.headers.get('location'), '/profile', 'the password alone signs in again');
+
+  // the command line, for a lost authenticator of the only admin
+  const b = new Client(srv.url);
+  await password(b, admin);
+  await enrol(b);
+  const cli = gatehouse(srv, ['user', 'reset-mfa', '--email', admin.email]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.equal((await b.get('/profile')).status, 303, 'its sessions ended');
+  assert.equal((await password(new Client(srv.url), admin)).headers.get('location'), '/profile');
+  assert.notEqual(gatehouse(srv, ['user', 'reset-mfa', '--email', 'nobody@example.test']).code, 0);
 });
 
 test('signed-in browsers are listed and each can be signed out', async () => {
