@@ -164,6 +164,8 @@ session_agent(struct web_req *r)
     if (ua == NULL)
         return NULL;
     n = strnlen(ua, 200);
+    while (n > 0 && ua[n] && ((unsigned char)ua[n] & 0xc0) == 0x80)
+        n--;                    /* not inside a UTF-8 character */
     return gh_text_ok(ua, n) ? gh_arena_strndup(web_arena(r), ua, n) : NULL;
 }
 

@@ -162,8 +162,17 @@ test('signed-in browsers are listed and each can be signed out', async () => {
     body: { email: u.email, password: u.password, csrf: two.csrf },
     headers: { 'User-Agent': 'SecondBrowser/2.0 <b>' },
   });
+  // a long User-Agent is cut to 200 bytes, not inside a UTF-8 character
+  const three = new Client(srv.url);
+  const ua = Buffer.from(`${'x'.repeat(199)}éé`, 'utf8').toString('latin1');
+  await three.request('GET', '/login', { headers: { 'User-Agent': ua } }).then((r) => r.arrayBuffer());
+  await three.request('POST', '/login', {
+    body: { email: u.email, password: u.password, csrf: three.csrf }, headers: { 'User-Agent': ua },
+  });
   const page = await text(await one.get('/profile/security'));
-  const rows = [...page.matchAll(/<tr><td>.*?<\/tr>/g)].map((m) => m[0]);
+  assert.match(page, new RegExp(`<td class="ua">${'x'.repeat(199)}</td>`));
+  await three.post('/logout', { csrf: three.csrf });
+  const rows = [...(await text(await one.get('/profile/security'))).matchAll(/<tr><td>.*?<\/tr>/g)].map((m) => m[0]);
   assert.equal(rows.length, 2);
   assert.match(page, /SecondBrowser\/2\.0 &lt;b&gt;/);
   assert.match(page, /127\.0\.0\.1/);
