@@ -274,6 +274,8 @@ authz_register_routes(void)
     authz_token_routes();
     authz_pat_routes();
     authz_connections_routes();
+    authz_invite_routes();
+    authz_agent_pages_routes();
     authz_mfa_routes();
     authz_sso_routes();
     authz_signin_code_routes();
