@@ -34,8 +34,9 @@ char *authz_recovery_code_new(struct gh_arena *a);
 void  authz_recovery_code_hash(const char *typed, char out[65]);
 
 /* mfa.c — the second factor at sign-in, enrolment, the admin reset */
-/* true when GATEHOUSE_REQUIRE_MFA asks a user of this role for one */
-bool authz_mfa_required(const char *role);
+/* true when GATEHOUSE_REQUIRE_MFA asks a user of this role (and, for
+ * "owners", approved owner of an agent or not) for one */
+bool authz_mfa_required(const char *role, bool agent_owner);
 /* true when the user has a confirmed second factor (e set on a database error) */
 bool authz_mfa_enrolled(struct gh_arena *a, const char *user_id, struct gh_err *e);
 int  authz_mfa_routes(void);

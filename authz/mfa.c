@@ -16,17 +16,16 @@
 #define TOTP_KEY_BYTES 20
 
 bool
-authz_mfa_required(const char *role)
+authz_mfa_required(const char *role, bool agent_owner)
 {
     const char *p = gh_cfg.require_mfa ? gh_cfg.require_mfa : "none";
+    bool admin = !strcmp(role, "admin");
 
     if (!strcmp(p, "everyone"))
         return true;
-    /* admins act as owners of every agent; agent owners join this rule
-     * when memberships exist */
-    if (!strcmp(p, "admins") || !strcmp(p, "owners"))
-        return !strcmp(role, "admin");
-    return false;
+    if (!strcmp(p, "owners"))           /* admins act as owners of every agent */
+        return admin || agent_owner;
+    return !strcmp(p, "admins") && admin;
 }
 
 bool

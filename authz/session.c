@@ -11,7 +11,9 @@
 
 static const char SQL_SESSION_LOOKUP[] =
     "SELECT u.id, u.email, u.role, u.disabled,"
-    "       s.last_seen < now() - interval '60 seconds', u.totp_secret IS NULL"
+    "       s.last_seen < now() - interval '60 seconds', u.totp_secret IS NULL,"
+    "       u.totp_secret IS NULL AND EXISTS (SELECT 1 FROM agent_members m WHERE m.user_id = u.id"
+    "                                          AND m.state = 'approved' AND m.role = 'owner')"
     "  FROM web_sessions s JOIN users u ON u.id = s.user_id"
     " WHERE s.id_hash = $1 AND s.expires_at > now() AND NOT s.mfa_pending"
     "   AND s.last_seen > now() - make_interval(secs => $2::int)";
@@ -61,7 +63,7 @@ session_lookup(struct web_req *r, struct gh_err *e)
     u->id = gh_arena_strdup(a, db_val(res, 0, 0));
     u->email = gh_arena_strdup(a, db_val(res, 0, 1));
     u->role = gh_arena_strdup(a, db_val(res, 0, 2));
-    u->must_enrol = db_bool(res, 0, 5) && authz_mfa_required(u->role);
+    u->must_enrol = db_bool(res, 0, 5) && authz_mfa_required(u->role, db_bool(res, 0, 6));
     if (db_bool(res, 0, 4))
         db_query(a, e, "UPDATE web_sessions SET last_seen = now() WHERE id_hash = $1", 1, hash);
     web_set_user_data(r, u);

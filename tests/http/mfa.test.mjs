@@ -4,7 +4,7 @@
 // signed-in browsers list of /profile/security.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, startCluster, Client, createUser, gatehouse } from '../harness/index.mjs';
+import { startServer, startCluster, Client, createUser, gatehouse, secret } from '../harness/index.mjs';
 import { totp, enrol } from './totp.mjs';
 
 let srv;
@@ -230,6 +230,27 @@ test('GATEHOUSE_REQUIRE_MFA sends who must have a second factor to enrolment fir
   } finally {
     assert.equal(await s.stop(), 0);
     await cluster.stop();
+  }
+
+  const owners = await startServer({ name: 'mfa-owners', env: { GATEHOUSE_REQUIRE_MFA: 'owners' } });
+  try {
+    const owner = createUser(owners, {}), member = createUser(owners, {}), admin = createUser(owners, { admin: true });
+    for (const u of [owner, member]) {
+      const pat = gatehouse(owners, ['pat', 'create', '--email', u.email, '--agent', 'default', '--name', 'admit']);
+      assert.equal(pat.code, 0, pat.stderr);
+      secret(pat.stdout.trim());
+    }
+    const own = gatehouse(owners, ['member', 'owner', '--agent', 'default', '--email', owner.email, 'on']);
+    assert.equal(own.code, 0, own.stderr);
+    for (const [u, must] of [[owner, true], [admin, true], [member, false]]) {
+      const c = new Client(owners.url);
+      await c.login(u.email, u.password);
+      const r = await c.get('/profile');
+      assert.equal(r.status, must ? 303 : 200, u.email);
+      if (must) assert.equal(r.headers.get('location'), '/profile/security');
+    }
+  } finally {
+    assert.equal(await owners.stop(), 0);
   }
 
   const everyone = await startServer({ name: 'mfa-everyone', env: { GATEHOUSE_REQUIRE_MFA: 'everyone' } });
