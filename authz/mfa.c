@@ -183,7 +183,7 @@ post_login_mfa(struct web_req *r)
         return gh_err_isset(&e) ? web_reply_err(r, &e) : web_redirect(r, 303, "/login");
     code = web_form_n(r, "code", &len);
     if (authz_rate_check(r, "login", gh_cfg.rate_login_per_min, &e) < 0 ||
-        authz_throttle_check(a, u->email, web_client_ip(r), &e) < 0) {
+        authz_throttle_check(a, u->email, web_client_ip(r), authz_throttle_device(r), &e) < 0) {
         if (e.status >= 500)
             return web_reply_err(r, &e);
         snprintf(ra, sizeof(ra), "%d", e.retry_after);
@@ -196,13 +196,14 @@ post_login_mfa(struct web_req *r)
     if (v < 0)
         return web_reply_err(r, &e);
     if (v > 0) {
-        authz_throttle_fail(a, u->email, web_client_ip(r));
+        authz_throttle_fail(a, u->email, web_client_ip(r), authz_throttle_device(r));
         GH_LOG(INFO, "login_mfa_failed", "user %s: wrong or used second-factor code", u->id);
         return code_form(r, 401, "That code is not right, or it has been used already.", next);
     }
-    authz_throttle_reset(a, u->email);
+    authz_throttle_reset(a, u->email, authz_throttle_device(r));
     if (authz_session_create(r, u->id, &e) < 0)     /* a new id: the pending one is gone */
         return web_reply_err(r, &e);
+    authz_throttle_device_issue(r, u->id, authz_throttle_device(r));
     GH_LOG(INFO, "login", "user %s signed in with a second factor", u->id);
     return web_redirect(r, 303, next);
 }

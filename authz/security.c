@@ -214,7 +214,7 @@ post_totp_confirm(struct web_req *r)
 
     if (u == NULL)
         return 0;
-    if (authz_throttle_check(a, u->email, web_client_ip(r), &e) < 0)
+    if (authz_throttle_check(a, u->email, web_client_ip(r), authz_throttle_device(r), &e) < 0)
         return e.status >= 500 ? web_reply_err(r, &e) : security_page(r, u, 429, e.msg, NULL);
     res = db_query(a, &e, "SELECT totp_enrolling FROM users WHERE id = $1 AND totp_secret IS NULL", 1, u->id);
     if (res == NULL)
@@ -227,7 +227,7 @@ post_totp_confirm(struct web_req *r)
     if (v < 0)
         return web_reply_err(r, &e);
     if (v > 0) {
-        authz_throttle_fail(a, u->email, web_client_ip(r));
+        authz_throttle_fail(a, u->email, web_client_ip(r), authz_throttle_device(r));
         return security_page(r, u, 400, "That code is not right. Check the time on your device and try again.", NULL);
     }
     snprintf(step_s, sizeof(step_s), "%lld", (long long)step);

@@ -216,7 +216,7 @@ post_login_code_verify(struct web_req *r)
     if (email == NULL || !email[0] || strlen(email) > 320 || !gh_text_ok(email, strlen(email)))
         return email_form(r, 400, "Enter a valid email address.", next);
     if (authz_rate_check(r, "login", gh_cfg.rate_login_per_min, &e) < 0 ||
-        authz_throttle_check(a, email, web_client_ip(r), &e) < 0) {
+        authz_throttle_check(a, email, web_client_ip(r), authz_throttle_device(r), &e) < 0) {
         if (e.status >= 500)
             return web_reply_err(r, &e);
         snprintf(ra, sizeof(ra), "%d", e.retry_after);
@@ -229,11 +229,11 @@ post_login_code_verify(struct web_req *r)
     if (u == NULL && gh_err_isset(&e))
         return web_reply_err(r, &e);
     if (u == NULL) {
-        authz_throttle_fail(a, email, web_client_ip(r));
+        authz_throttle_fail(a, email, web_client_ip(r), authz_throttle_device(r));
         GH_LOG(INFO, "signin_code_failed", "wrong, used or expired sign-in code");
         return code_form(r, 401, "That code is not right, has expired or has been used.", email, next);
     }
-    authz_throttle_reset(a, email);
+    authz_throttle_reset(a, email, authz_throttle_device(r));
     if (authz_sso_password_refused(a, u->id))
         return code_form(r, 403, "This account signs in with single sign-on.", email, next);
     switch (authz_mfa_after_password(r, u, next, &e)) {
@@ -244,6 +244,7 @@ post_login_code_verify(struct web_req *r)
     }
     if (authz_session_create(r, u->id, &e) < 0)
         return web_reply_err(r, &e);
+    authz_throttle_device_issue(r, u->id, authz_throttle_device(r));
     GH_LOG(INFO, "login", "user %s signed in with a mailed code", u->id);
     return web_redirect(r, 303, next);
 }

@@ -461,6 +461,7 @@ get_sso_callback(struct web_req *r)
     }
     if (authz_session_create(r, u->id, &e) < 0)
         goto out;
+    authz_throttle_device_issue(r, u->id, authz_throttle_device(r));
     GH_LOG(INFO, "login", "user %s signed in with single sign-on", u->id);
     rc = web_redirect(r, 303, t.next);
 out:
