@@ -176,6 +176,7 @@ test('an admin sets the provider; users sign in with it; bad tokens, states and 
   await screenshot(page, 'sso-signed-in');
   assert.equal(jwksFetches, 1);
   const firstSession = (await page.context().cookies()).find((c) => c.name === 'gh_session').value;
+  assert.ok((await page.context().cookies()).find((c) => c.name === 'gh_device'), 'a device of the account');
 
   // the callback replayed: its state was used
   const replay = await page.goto(ok.url());

@@ -39,6 +39,7 @@ test('enrolment, then sign-in is pending until a code passes; codes work once', 
 
   const fresh = new Client(srv.url);
   const res = await password(fresh, u, '/profile/tokens');
+  assert.equal(fresh.jar.get('gh_device'), undefined, 'not after the password alone');
   assert.equal(res.headers.get('location'), '/login/mfa?next=%2Fprofile%2Ftokens');
   const pendingCookie = fresh.jar.get('gh_session');
   // the pending session is signed in to nothing
@@ -57,6 +58,7 @@ test('enrolment, then sign-in is pending until a code passes; codes work once', 
   assert.equal(ok.status, 303);
   assert.equal(ok.headers.get('location'), '/profile/tokens');
   assert.notEqual(fresh.jar.get('gh_session'), pendingCookie, 'a new session id after the second factor');
+  assert.ok(fresh.jar.get('gh_device'), 'the browser becomes a device of the account once signed in');
   assert.equal((await fresh.get('/profile/tokens')).status, 200);
 
   // the same code again, on another sign-in: refused

@@ -55,6 +55,7 @@ test('the login page offers a code by mail; a code signs in once', async () => {
   const ok = await verify(c, u.email, code);
   assert.equal(ok.status, 303);
   assert.equal(ok.headers.get('location'), '/profile/tokens');
+  assert.ok(c.jar.get('gh_device'), 'the browser becomes a device of the account');
   assert.equal((await c.get('/profile/tokens')).status, 200);
 
   const again = new Client(srv.url);
