@@ -1,5 +1,5 @@
 /*
- * gateway/cli.c — `gatehouse connector add|list|enable|disable`.
+ * cmd/connector.c — `gatehouse connector add|list|enable|disable`.
  *
  * Header values arrive on the command line (or from a wrapper script) and
  * go straight into the sealed column; they are never echoed, listed or
@@ -8,7 +8,7 @@
  * already taken) is a failure (exit 1).
  */
 #include "gateway/gw_int.h"
-#include "core/main_int.h"
+#include "cmd/main_int.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,10 +1,10 @@
 /*
- * core/main.c — the `gatehouse` binary: one table of subcommands.
+ * cmd/main.c — the `gatehouse` binary: one table of subcommands.
  *
  * Exit codes: 0 success, 2 usage error, 1 failure with a one-line reason
  * on stderr.
  */
-#include "core/main_int.h"
+#include "cmd/main_int.h"
 #include "gateway/gateway.h"
 #include <getopt.h>
 #include <stdio.h>
