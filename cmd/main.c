@@ -5,7 +5,6 @@
  * on stderr.
  */
 #include "cmd/main_int.h"
-#include "gateway/gateway.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,23 +46,6 @@ main_config(const char *file)
                 : !strcmp(gh_cfg.log_level, "warn") ? GH_LOG_WARN
                 : !strcmp(gh_cfg.log_level, "error") ? GH_LOG_ERROR : GH_LOG_INFO);
     return 0;
-}
-
-int
-main_connector(int argc, char **argv, const char *config)
-{
-    char *args[argc + 3];
-
-    /* a --config given before the command travels with the subcommand's
-     * own options */
-    for (int i = 0; i < argc; i++)
-        args[i] = argv[i];
-    if (config) {
-        args[argc++] = "--config";
-        args[argc++] = (char *)config;
-    }
-    args[argc] = NULL;
-    return gw_cli_connector(argc, args);
 }
 
 int
