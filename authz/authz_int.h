@@ -6,7 +6,7 @@
 
 #define AUTHZ_SESSION_COOKIE "gh_session"
 
-/* pages.c */
+/* frame.c: the page frame every signed-in page calls */
 char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);
 /* throttle.c */
 int  authz_throttle_check(struct gh_arena *a, const char *email, const char *ip, struct gh_err *e);

@@ -1,30 +1,12 @@
 /*
- * authz/pages.c — sign-in, sign-out, first-run setup and the profile page.
+ * authz/pages.c — sign-in, sign-out, first-run setup and the profile page,
+ * and the registrar of every authz route.
  */
 #include "authz/authz_int.h"
 #include <stdio.h>
 #include <string.h>
 
 #define SETUP_TTL "86400"
-
-char *
-authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body)
-{
-    struct gh_arena *a = web_arena(r);
-    char *nav = NULL;
-
-    if (u) {
-        bool admin = !strcmp(u->role, "admin");
-        nav = gh_arena_printf(a,
-            "<nav><a href=\"/profile\">Profile</a><a href=\"/profile/connections\">Connections</a>"
-            "<a href=\"/profile/tokens\">Tokens</a>%s</nav>"
-            "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-            "<span class=\"muted\">%s</span> <button class=\"secondary\" type=\"submit\">Sign out</button></form>",
-            admin ? "<a href=\"/admin/connections\">Admin</a>" : "",
-            web_csrf_token(r), gh_html_escape(a, u->email));
-    }
-    return web_page_nav(a, title, nav, body);
-}
 
 static int
 login_form(struct web_req *r, int status, const char *error, const char *email, const char *next)
