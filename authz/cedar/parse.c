@@ -283,8 +283,8 @@ static long unescape(struct parser *p, const struct tok *t, char **out, int16_t 
 			buf[0] = '*';
 			break;
 		case 'x': {
-			int h1 = i + 1 < t->n ? cedar_hexval(t->s[i + 1]) : -1;
-			int h2 = i + 2 < t->n ? cedar_hexval(t->s[i + 2]) : -1;
+			int h1 = i + 1 < t->n ? gh_hex_digit(t->s[i + 1]) : -1;
+			int h2 = i + 2 < t->n ? gh_hex_digit(t->s[i + 2]) : -1;
 			if (h1 < 0 || h2 < 0 || h1 > 7)
 				goto bad;
 			buf[0] = (char)(h1 * 16 + h2);
@@ -302,7 +302,7 @@ static long unescape(struct parser *p, const struct tok *t, char **out, int16_t 
 					j++;
 					continue;
 				}
-				int h = cedar_hexval(t->s[j]);
+				int h = gh_hex_digit(t->s[j]);
 				if (h < 0 || ++nd > 6)
 					goto bad;
 				cp = cp * 16 + (uint32_t)h;
