@@ -6,8 +6,6 @@
 
 #define AUTHZ_SESSION_COOKIE "gh_session"
 
-/* frame.c: the page frame every signed-in page calls */
-char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);
 /* throttle.c */
 int  authz_throttle_check(struct gh_arena *a, const char *email, const char *ip, struct gh_err *e);
 void authz_throttle_fail(struct gh_arena *a, const char *email, const char *ip);
@@ -74,6 +72,8 @@ bool authz_client_redirect_ok(struct authz_client *c, const char *uri);
 struct authz_client *authz_client_auth(struct web_req *r, struct gh_err *e);
 /* The client_id a token/revoke/introspect request names (form or Basic), or NULL. */
 const char *authz_client_named(struct web_req *r);
+/* admin_users.c: /admin/users */
+int authz_admin_users_routes(void);
 int authz_client_routes(void);
 void authz_client_reap(void);
 /* Client ID Metadata Documents: the URL rule (https with a path; http too

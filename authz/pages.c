@@ -78,6 +78,13 @@ post_login(struct web_req *r)
     return web_redirect(r, 303, next);
 }
 
+/* The console's front door: a signed-in person's agents, else sign-in. */
+static int
+get_root(struct web_req *r)
+{
+    return web_redirect(r, 303, authz_session_user(r) ? "/agents" : "/login");
+}
+
 static int
 post_logout(struct web_req *r)
 {
@@ -236,6 +243,7 @@ post_setup(struct web_req *r)
 int
 authz_register_routes(void)
 {
+    web_route("GET", "/", WEB_PAGE, get_root);
     web_route("GET", "/login", WEB_PAGE, get_login);
     web_route("POST", "/login", WEB_PAGE, post_login);
     web_route("POST", "/logout", WEB_PAGE, post_logout);
@@ -247,6 +255,7 @@ authz_register_routes(void)
     authz_token_routes();
     authz_pat_routes();
     authz_connections_routes();
+    authz_admin_users_routes();
     authz_touch_start();
     authz_cache_start();
     return 0;
