@@ -74,8 +74,12 @@ test('a member sees the same navigation on every page, without admin items', asy
     assert.equal(h.who, member.email);
     assert.equal(h.brand, '/');
   }
-  for (const path of ADMIN_PAGES)
+  for (const path of ADMIN_PAGES) {
     assert.equal((await page.goto(`${srv.url}${path}`)).status(), 403, `${path} refuses a member`);
+    assert.equal(await page.textContent('.error'), 'This page is for administrators.');
+    assert.deepEqual((await header(page)).nav, MEMBER_NAV, `the refusal of ${path} is a console page`);
+  }
+  await screenshot(page, 'console-member-refused');
   // the navigation is links, not decoration: following one lands on its page
   await page.goto(`${srv.url}/profile`);
   await Promise.all([page.waitForNavigation(), page.click('header nav a[href="/profile/tokens"]')]);
