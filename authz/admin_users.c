@@ -85,12 +85,21 @@ static int
 users_page(struct web_req *r, struct authz_user *me, int status, const char *notice, const char *error)
 {
     struct gh_arena *a = web_arena(r);
-    const char *q = web_query(r, "email");
+    size_t qlen = 0;
+    const char *q = web_query_n(r, "email", &qlen);
     struct gh_err e = {0};
     PGresult *res;
     char *rows, *body;
     int n;
 
+    /* the database refuses what is not text: a sentence, not a 500 */
+    if (q && !gh_text_ok(q, qlen)) {
+        q = NULL;
+        if (error == NULL) {
+            status = 400;
+            error = "Filter by text: the email filter held characters no email has.";
+        }
+    }
     q = q ? q : "";
     res = db_query(a, &e, "SELECT id, email, role, disabled, created_at::timestamp(0) FROM users"
                           " WHERE $1 = '' OR strpos(lower(email), lower($1)) > 0"
@@ -144,7 +153,8 @@ post_user_action(struct web_req *r)
 {
     struct authz_user *me = authz_require_admin(r);
     const struct user_action *act = action_named(web_path_param(r, 0));
-    const char *id = web_form(r, "user");
+    size_t idlen = 0;
+    const char *id = web_form_n(r, "user", &idlen);
     struct gh_arena *a;
     struct gh_err e = {0};
     PGresult *res;
@@ -158,6 +168,8 @@ post_user_action(struct web_req *r)
         gh_err_set(&e, 404, "not_found", "There is no such action on users.", NULL);
         return web_reply_err(r, &e);
     }
+    if (id && strlen(id) != idlen)         /* a %00 would cut the id short unseen */
+        id = NULL;
     res = gh_uuid_ok(id) ? db_query(a, &e, "SELECT email, role, disabled FROM users WHERE id = $1", 1, id) : NULL;
     if (gh_err_isset(&e))
         return web_reply_err(r, &e);

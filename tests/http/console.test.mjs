@@ -199,8 +199,15 @@ test('bad requests: no CSRF, an unknown or malformed user, an unknown action', a
   assert.match(unknown.body, /<nav aria-label="Console">/, 'the refusal is a page of the console');
   const malformed = await act(admin, 'disable', "x' OR 1=1 --", 400);
   assert.match(malformed.body, /There is no such user\./);
+  const cut = await act(admin, 'disable', `${userId(u.email)}\0tail`, 400);
+  assert.match(cut.body, /There is no such user\./);
   const missing = await admin.post('/admin/users/disable', { csrf: admin.csrf });
   assert.equal(missing.status, 400);
+  for (const bad of ['%00', '%FF%FE', '%0A'].map((q) => `/admin/users?email=${q}`)) {
+    const res = await admin.get(bad);
+    assert.equal(res.status, 400, bad);
+    assert.match(await res.text(), /<p class="error" role="alert">Filter by text: the email filter held characters no email has.<\/p>/);
+  }
   const action = await admin.post('/admin/users/delete', { user: userId(u.email), csrf: admin.csrf });
   assert.equal(action.status, 404);
   assert.equal(row(u.email), 'user f');
