@@ -68,7 +68,9 @@ web_page(struct gh_arena *a, const char *title, const char *body_html)
 
 /* ---- the console's navigation
  * One table: every signed-in page shows the items its viewer may use, in
- * this order, so no page grows a navigation of its own. */
+ * this order, so no page grows a navigation of its own.  An item for the
+ * owners of some agent is a row with NAV_OWNER: none yet, /admin/agents
+ * being for admins; the predicate is asked only when such a row is drawn. */
 
 enum nav_who {
     NAV_SIGNED_IN,      /* everyone signed in */
@@ -86,7 +88,7 @@ static const struct nav_item {
     { "/profile/connections", "Connections", NAV_SIGNED_IN },
     { "/profile/activity",    "Activity",    NAV_SIGNED_IN },
     { "/profile/security",    "Security",    NAV_SIGNED_IN },
-    { "/admin/agents",        "Agents",      NAV_OWNER },
+    { "/admin/agents",        "Agents",      NAV_ADMIN },
     { "/admin/users",         "Users",       NAV_ADMIN },
     { "/admin/connectors",    "Connectors",  NAV_ADMIN },
     { "/admin/connections",   "Connections", NAV_ADMIN },
