@@ -250,12 +250,12 @@ authz_register_routes(void)
     web_route("GET", "/setup", WEB_PAGE, get_setup);
     web_route("POST", "/setup", WEB_PAGE, post_setup);
     web_route("GET", "/profile", WEB_PAGE, get_profile);
+    authz_admin_users_routes();
     authz_oauth_routes();
     authz_client_routes();
     authz_token_routes();
     authz_pat_routes();
     authz_connections_routes();
-    authz_admin_users_routes();
     authz_touch_start();
     authz_cache_start();
     return 0;
