@@ -1,6 +1,7 @@
 /*
  * web/page.c — the common page layout, the console's one navigation and the
- * one stylesheet.  Pages carry no script; the CSP allows none.
+ * one stylesheet.  No inline script: the CSP allows scripts from the server
+ * only (script-src 'self').
  */
 #include "web/web_int.h"
 #include <string.h>
