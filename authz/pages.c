@@ -250,6 +250,8 @@ authz_register_routes(void)
     web_route("GET", "/setup", WEB_PAGE, get_setup);
     web_route("POST", "/setup", WEB_PAGE, post_setup);
     web_route("GET", "/profile", WEB_PAGE, get_profile);
+    /* the console's owner items follow agent ownership, which web/ cannot ask */
+    web_nav_owner_hook(authz_user_owns_any_agent);
     authz_admin_users_routes();
     authz_oauth_routes();
     authz_client_routes();

@@ -16,9 +16,14 @@ const ADMIN_NAV = [
   ['/admin/agents', 'Agents'], ['/admin/users', 'Users'], ['/admin/connectors', 'Connectors'],
   ['/admin/connections', 'Connections'], ['/admin/audit', 'Audit'],
 ];
-// Every signed-in page that exists today (the agent and security pages land with their own tests).
-const MEMBER_PAGES = ['/profile', '/profile/tokens', '/profile/connections', '/profile/activity'];
-const ADMIN_PAGES = ['/admin/users', '/admin/connectors', '/admin/connections', '/admin/audit'];
+// Every signed-in page there is (the security pages land with their own tests).
+const MEMBER_PAGES = ['/agents', '/agents/default/members', '/profile', '/profile/tokens', '/profile/connections',
+  '/profile/activity'];
+const ADMIN_PAGES = ['/admin/agents', '/admin/users', '/admin/connectors', '/admin/connections', '/admin/audit',
+  '/agents/default/settings'];
+// the nav item a page belongs to: its own, or the one its path is below
+const itemOf = (path) => [...MEMBER_NAV, ...ADMIN_NAV].map(([h]) => h)
+  .filter((h) => path === h || path.startsWith(`${h}/`));
 
 let srv, browser, admin, member;
 
@@ -70,11 +75,11 @@ test('a member sees the same navigation on every page, without admin items', asy
   for (const path of MEMBER_PAGES) {
     const h = await visit(page, path, `console-member${path.replaceAll('/', '-')}`);
     assert.deepEqual(h.nav, MEMBER_NAV, `nav on ${path}`);
-    assert.deepEqual(h.current, path === '/profile' ? [] : [path], `current item on ${path}`);
+    assert.deepEqual(h.current, itemOf(path), `current item on ${path}`);
     assert.equal(h.who, member.email);
     assert.equal(h.brand, '/');
   }
-  for (const path of ADMIN_PAGES) {
+  for (const path of ADMIN_PAGES.filter((p) => p.startsWith('/admin/'))) {
     assert.equal((await page.goto(`${srv.url}${path}`)).status(), 403, `${path} refuses a member`);
     assert.equal(await page.textContent('.error'), 'This page is for administrators.');
     assert.deepEqual((await header(page)).nav, MEMBER_NAV, `the refusal of ${path} is a console page`);
@@ -93,7 +98,7 @@ test('an admin sees the same navigation on every page, admin items included', as
   for (const path of [...MEMBER_PAGES, ...ADMIN_PAGES]) {
     const h = await visit(page, path, `console-admin${path.replaceAll('/', '-')}`);
     assert.deepEqual(h.nav, [...MEMBER_NAV, ...ADMIN_NAV], `nav on ${path}`);
-    assert.deepEqual(h.current, path === '/profile' ? [] : [path], `current item on ${path}`);
+    assert.deepEqual(h.current, itemOf(path), `current item on ${path}`);
     assert.equal(h.who, admin.email);
   }
   assert.equal(await page.textContent('header nav .group'), 'Admin');

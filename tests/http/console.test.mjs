@@ -48,14 +48,14 @@ test('/ sends a signed-in person to /agents and everyone else to /login', async 
 test('every page has the same navigation: admin items for admins only', async () => {
   const member = await signedIn(createUser(srv));
   const admin = await signedIn(createUser(srv, { admin: true }));
-  for (const path of ['/profile', '/profile/tokens', '/profile/connections', '/profile/activity']) {
+  for (const path of ['/agents', '/profile', '/profile/tokens', '/profile/connections', '/profile/activity']) {
     const m = await member.get(path);
     assert.equal(m.status, 200, path);
     assert.deepEqual(navOf(await m.text()), MEMBER_NAV, `member nav on ${path}`);
     const a = await admin.get(path);
     assert.deepEqual(navOf(await a.text()), [...MEMBER_NAV, ...ADMIN_NAV], `admin nav on ${path}`);
   }
-  for (const path of ['/admin/users', '/admin/connectors', '/admin/connections', '/admin/audit']) {
+  for (const path of ['/admin/agents', '/admin/users', '/admin/connectors', '/admin/connections', '/admin/audit']) {
     const a = await admin.get(path);
     assert.equal(a.status, 200, path);
     const html = await a.text();
@@ -64,6 +64,20 @@ test('every page has the same navigation: admin items for admins only', async ()
     const m = await member.get(path);
     assert.equal(m.status, 403, `${path} refuses a member`);
   }
+});
+
+test('an owner of an agent who is not an admin gets no admin item', async () => {
+  const owner = createUser(srv);
+  assert.equal(gatehouse(srv, ['member', 'owner', '--agent', 'default', '--email', owner.email, 'on']).code, 0);
+  const c = await signedIn(owner);
+  for (const path of ['/agents', '/agents/default/members', '/profile/tokens']) {
+    const res = await c.get(path);
+    assert.equal(res.status, 200, path);
+    assert.deepEqual(navOf(await res.text()), MEMBER_NAV, `owner nav on ${path}`);
+  }
+  const below = await (await c.get('/agents/default/settings')).text();
+  assert.match(below, /<a href="\/agents" aria-current="page">Agents<\/a>/, 'an agent\'s page marks Agents');
+  assert.equal((await c.get('/admin/agents')).status, 403);
 });
 
 test('/admin/users lists accounts; a member gets 403 and changes nothing', async () => {
