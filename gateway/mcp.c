@@ -62,6 +62,30 @@ reply_rpc_error(struct web_req *r, int status, json_t *id, int code, const char 
     return web_reply_json(r, status, rpc_error(id, code, msg, data));
 }
 
+/* A failure the caller may simply repeat (the database is away:
+ * e->retry_after) says so, in the error's data, which a streamed final
+ * message can carry too.  NULL for any other failure. */
+static json_t *
+retry_hint(const struct gh_err *e)
+{
+    return e->retry_after > 0 ? json_pack("{s:b, s:i}", "retryable", 1, "retryAfter", e->retry_after) : NULL;
+}
+
+/* A request the gateway could not serve for e: an outage (e->retry_after)
+ * is 503 with Retry-After and the hint, not a 200 the client takes for an
+ * answer; any other failure keeps the status the method gives it. */
+static int
+reply_failure(struct web_req *r, int status, json_t *id, const struct gh_err *e)
+{
+    if (e->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", e->retry_after);
+        web_add_header(r, "Retry-After", ra);
+        status = 503;
+    }
+    return reply_rpc_error(r, status, id, GW_RPC_INTERNAL, e->msg[0] ? e->msg : "Internal error.", retry_hint(e));
+}
+
 static json_t *
 rpc_result(json_t *id, json_t *result)
 {
@@ -366,8 +390,13 @@ authenticate(struct web_req *r, uint64_t *serial)
         return cr;
     }
     who = authz_mcp_authenticate(r, slug_of(r), &no);
-    if (who == NULL && (no.e.status >= 500 || audit_refusal(r, no.agent, no.who, no.claimed_kind, no.e.msg)))
+    if (who == NULL && no.e.status >= 500) {
+        /* the database is away: still a JSON-RPC answer, with when to come back */
+        GH_LOG(ERROR, "gw_auth", "%d: %s", no.e.status, no.e.detail[0] ? no.e.detail : no.e.msg);
+        reply_failure(r, no.e.status, NULL, &no.e);
+    } else if (who == NULL && audit_refusal(r, no.agent, no.who, no.claimed_kind, no.e.msg)) {
         web_reply_err(r, &no.e);
+    }
     if (who && who->agent.disabled) {
         /* the kill switch (authz_agent_set_disabled): refused and audited
          * under the member; their credentials stay for when it is back on */
@@ -1031,7 +1060,9 @@ areply_audited(void *ctx, int ok)
     if (ok < 0) {
         /* no answer leaves without its audit row: the client gets an error instead */
         GH_LOG(ERROR, "gw_audit", "audit row of %s not written", ar->row.method);
-        json_t *err = rpc_error(ar->id, GW_RPC_INTERNAL, "The audit log is unavailable.", NULL);
+        /* answered here, nothing was done upstream: the same request may be sent again */
+        json_t *err = rpc_error(ar->id, GW_RPC_INTERNAL, "The audit log is unavailable.",
+                                json_pack("{s:b, s:i}", "retryable", 1, "retryAfter", 2));
         free(ar->body);
         ar->body = json_dumps(err, JSON_COMPACT);
         json_decref(err);
@@ -1070,7 +1101,10 @@ areply_start(void *ctx, struct web_req *r)
         forget_session(ar->s);  /* its initialize has no row, or no answer */
     else if (ar->session_wire)
         web_add_header(r, "Mcp-Session-Id", ar->session_wire);
-    if (ready)
+    if (ready && unaudited) {
+        web_add_header(r, "Retry-After", "2");
+        web_reply(r, 503, "application/json", ar->body, strlen(ar->body));
+    } else if (ready)
         web_reply(r, 200, "application/json", ar->body, strlen(ar->body));
     else
         reply_rpc_error(r, 503, ar->id, GW_RPC_INTERNAL, "The server is shutting down.", NULL);
@@ -1251,8 +1285,10 @@ fwd_audited(void *ctx, int ok)
         GH_LOG(ERROR, "gw_audit", "audit row of %s not written", f->method);
         pthread_mutex_lock(&f->ch.lock);
         if (f->final) {
+            /* a call the upstream never had may be repeated; one it had, not blindly */
             json_decref(f->final);
-            f->final = rpc_error(f->down_id, GW_RPC_INTERNAL, "The audit log is unavailable.", NULL);
+            f->final = rpc_error(f->down_id, GW_RPC_INTERNAL, "The audit log is unavailable.",
+                                 json_pack("{s:b, s:i}", "retryable", !f->reached, "retryAfter", 2));
         }
         pthread_mutex_unlock(&f->ch.lock);
     }
@@ -1734,8 +1770,7 @@ do_initialize(struct mreq *m, json_t *id, json_t *params)
                               json_object_get(params, "capabilities"), &wire, &e);
     if (m->s == NULL) {
         audit(m, "initialize");
-        return reply_rpc_error(m->r, e.status ? e.status : 500, id, GW_RPC_INTERNAL,
-                               e.msg[0] ? e.msg : "Internal error.", NULL);
+        return reply_failure(m->r, e.status ? e.status : 500, id, &e);
     }
     gh_arena_defer(m->a, session_put_cb, m->s);
     m->proto = v;
@@ -1771,7 +1806,7 @@ do_list(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const cha
     if (gw_agg_list(m->a, m->s, m->who, kind, &l, &e) < 0) {
         m->message = e.msg;
         audit(m, method);
-        return reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+        return reply_failure(m->r, 200, id, &e);
     }
     items = json_array();
     for (int i = off; i < l.n && i < off + page; i++)
@@ -1835,7 +1870,7 @@ do_named(struct mreq *m, json_t *id, json_t *params, enum gw_kind kind, const ch
     if (gw_agg_list(m->a, m->s, m->who, kind, &l, &e) < 0) {
         m->message = e.msg;
         audit(m, method);
-        return reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+        return reply_failure(m->r, 200, id, &e);
     }
     en = gw_agg_find(&l, name);
     c = en ? conn_by_id(&l, en->connector_id) : NULL;
@@ -1916,7 +1951,7 @@ do_uri(struct mreq *m, json_t *id, json_t *params, const char *method)
     }
     if (gw_agg_list(m->a, m->s, m->who, GW_RESOURCES, &l, &e) < 0) {
         audit(m, method);
-        return reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+        return reply_failure(m->r, 200, id, &e);
     }
     en = gw_agg_find(&l, uri);
     if (en) {
@@ -1981,7 +2016,7 @@ do_complete(struct mreq *m, json_t *id, json_t *params)
         struct gw_connector *c;
         if (gw_agg_list(m->a, m->s, m->who, GW_PROMPTS, &l, &e) < 0) {
             audit(m, "completion/complete");
-            return reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+            return reply_failure(m->r, 200, id, &e);
         }
         en = gw_agg_find(&l, gh_json_str(ref, "name"));
         c = en ? conn_by_id(&l, en->connector_id) : NULL;
@@ -2378,8 +2413,10 @@ msg_method(json_t *msg)
 
 /* Not a JSON-RPC message we take, alone or in a batch: not an object,
  * jsonrpc not "2.0", a method that is not a string, an id neither a
- * string, an integer nor null, neither method nor id, or a response
- * without result or error. */
+ * string, an integer nor null, neither method nor id, a response
+ * without result or error, or one with both (JSON-RPC 2.0 §5: "Either
+ * the result member or error member MUST be included, but both members
+ * MUST NOT be included"). */
 static bool
 msg_invalid(json_t *msg)
 {
@@ -2389,7 +2426,8 @@ msg_invalid(json_t *msg)
     return !json_is_object(msg) || v == NULL || strcmp(v, "2.0") ||
            (json_object_get(msg, "method") && method == NULL) || (id && !valid_id(id) && !json_is_null(id)) ||
            (method == NULL && id == NULL) ||
-           (method == NULL && !json_object_get(msg, "result") && !json_object_get(msg, "error"));
+           (method == NULL && !json_object_get(msg, "result") && !json_object_get(msg, "error")) ||
+           (json_object_get(msg, "result") && json_object_get(msg, "error"));
 }
 
 /* ---------------------------------------------------------------- handlers */
@@ -2420,6 +2458,19 @@ mcp_begin(struct web_req *r, struct mreq *m)
         return NULL;
     mreq_init(m, r, who);
     m->cred_serial = serial;
+    /* one field line each: a proxy that reads the last of two and we, who
+     * read the first, would disagree on the session or the revision.  A
+     * POST's MCP-Protocol-Version is checked with its body (stateless:
+     * HeaderMismatch; else check_version_header). */
+    if (web_header_count(r, "Mcp-Session-Id") > 1 ||
+        (strcmp(web_method(r), "POST") && web_header_count(r, "MCP-Protocol-Version") > 1)) {
+        m->decision = "deny";
+        m->message = "repeated header";
+        audit(m, web_method(r));
+        reply_rpc_error(r, 400, NULL, GW_RPC_INVALID_REQUEST,
+                        "Mcp-Session-Id and MCP-Protocol-Version may each be sent once.", NULL);
+        return NULL;
+    }
     if (web_body_too_large(r)) {
         m->decision = "deny";
         m->message = "request body too large";
@@ -2449,9 +2500,10 @@ require_session(struct mreq *m, const char *method, json_t *id)
         m->decision = "deny";
         m->message = e.status == 404 ? "unknown session" : "session lookup failed";
         audit(m, method);
-        reply_rpc_error(m->r, e.status == 404 ? 404 : (e.status ? e.status : 500), id,
-                        e.status == 404 ? GW_RPC_INVALID_REQUEST : GW_RPC_INTERNAL,
-                        e.msg[0] ? e.msg : "Session not found.", NULL);
+        if (e.status == 404)
+            reply_rpc_error(m->r, 404, id, GW_RPC_INVALID_REQUEST, e.msg[0] ? e.msg : "Session not found.", NULL);
+        else
+            reply_failure(m->r, e.status ? e.status : 500, id, &e);
         return -1;
     }
     gh_arena_defer(m->a, session_put_cb, m->s);
@@ -2464,6 +2516,13 @@ check_version_header(struct mreq *m, const char *method, json_t *id)
 {
     const char *hv = web_header(m->r, "MCP-Protocol-Version");
 
+    if (web_header_count(m->r, "MCP-Protocol-Version") > 1) {
+        m->decision = "deny";
+        m->message = "repeated header";
+        audit(m, method);
+        reply_rpc_error(m->r, 400, id, GW_RPC_INVALID_REQUEST, "MCP-Protocol-Version may be sent once.", NULL);
+        return -1;
+    }
     if (hv && (!gw_proto_supported(hv) || gw_proto_is_stateless(hv))) {
         m->decision = "deny";
         m->message = "unsupported protocol version";
@@ -2790,7 +2849,7 @@ mcp_delete(struct web_req *r)
         return audit_unavailable(r, NULL);
     end_upstream_sessions(&m);
     if (gw_session_delete(m.s, &e) < 0)
-        return reply_rpc_error(r, e.status ? e.status : 500, NULL, GW_RPC_INTERNAL, "Internal error.", NULL);
+        return reply_failure(r, e.status ? e.status : 500, NULL, &e);
     return web_reply(r, 200, NULL, "", 0);
 }
 
