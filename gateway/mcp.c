@@ -1214,9 +1214,9 @@ struct fwd {
     char        *method, *tool, *request_id, *policy_ids, *policy_versions;
     int64_t      start_us;
     int          upstream_status;
-    bool         reached;           /* the upstream has had the request */
     char        *message;
-    struct gw_audit row;            /* submitted at the end */
+    char         call_id[GW_AUDIT_CALL_ID_LEN + 1];  /* of its write-ahead row */
+    struct gw_audit row;            /* the outcome, submitted at the end */
 };
 
 static void
@@ -1285,25 +1285,22 @@ fwd_audited(void *ctx, int ok)
         GH_LOG(ERROR, "gw_audit", "audit row of %s not written", f->method);
         pthread_mutex_lock(&f->ch.lock);
         if (f->final) {
-            /* a call the upstream never had may be repeated; one it had, not blindly */
+            /* its row was written ahead, so the upstream had the call: not to be repeated blindly */
             json_decref(f->final);
             f->final = rpc_error(f->down_id, GW_RPC_INTERNAL, "The audit log is unavailable.",
-                                 json_pack("{s:b, s:i}", "retryable", !f->reached, "retryAfter", 2));
+                                 json_pack("{s:b}", "retryable", 0));
         }
         pthread_mutex_unlock(&f->ch.lock);
     }
     fwd_release_final(f);
 }
 
-/* Any thread: the answer is known; audit, then send. */
+/* The call's audit row: written ahead by forward(), completed by
+ * fwd_conclude() with the outcome. */
 static void
-fwd_conclude(struct fwd *f, json_t *final)
+fwd_row(const struct fwd *f, struct gw_audit *row)
 {
-    pthread_mutex_lock(&f->ch.lock);
-    f->final = final;
-    f->ch.refs++;
-    pthread_mutex_unlock(&f->ch.lock);
-    f->row = (struct gw_audit){
+    *row = (struct gw_audit){
         .who = &f->who,
         .agent_id = f->who.agent.id,
         .session_id = f->stateless ? NULL : f->s->id_hash,
@@ -1314,11 +1311,26 @@ fwd_conclude(struct fwd *f, json_t *final)
         .policy_ids = f->policy_ids,
         .policy_versions = f->policy_versions,
         .message = f->message,
-        .upstream_status = f->upstream_status,
-        .duration_us = gh_now_us() - f->start_us,
         .request_id = f->request_id,
-        .acted = f->reached,
+        .call_id = f->call_id,
+        .duration_us = -1,
     };
+}
+
+/* Any thread: the answer is known; audit, then send. */
+static void
+fwd_conclude(struct fwd *f, json_t *final)
+{
+    pthread_mutex_lock(&f->ch.lock);
+    f->final = final;
+    f->ch.refs++;
+    pthread_mutex_unlock(&f->ch.lock);
+    fwd_row(f, &f->row);
+    f->row.outcome = true;
+    f->row.acted = true;            /* its row exists: the outcome is kept until written */
+    f->row.upstream_status = f->upstream_status;
+    f->row.duration_us = gh_now_us() - f->start_us;
+    f->row.upstream_error = final ? gh_json_str(json_object_get(final, "error"), "message") : "cancelled by the client";
     if (gw_audit_submit(&f->row, f->request_id, fwd_audited, f) < 0) {
         struct gh_err e = {0};
         fwd_audited(f, gw_audit_write(&f->row, &e));
@@ -1364,7 +1376,6 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
             stateless_error(json_object_get(out, "error"));
         }
         f->upstream_status = (int)gw_up_status(x);
-        f->reached = true;
         fwd_conclude(f, out);
         return;
     }
@@ -1446,10 +1457,6 @@ fwd_on_done(struct gw_up_xfer *x, void *ctx)
     bool gone;
 
     f->upstream_status = (int)st;
-    /* an answer, or the request went out (then a timeout, a cancel or a
-     * broken connection): the upstream may have acted on it */
-    if (st > 0 || gw_up_sent(x))
-        f->reached = true;
     pthread_mutex_lock(&f->ch.lock);
     gone = f->ch.gone;
     pthread_mutex_unlock(&f->ch.lock);
@@ -1532,6 +1539,36 @@ fwd_start(struct fwd *f)
         gw_up_cancel(x);        /* the client left while this one started */
 out:
     gh_arena_free(a);
+}
+
+/* The writer thread (or forward's, the writer stopped): the call's
+ * write-ahead row is committed, so the call may go upstream — unless the
+ * client has left meanwhile (then its outcome says so); or it is not, and
+ * nothing goes: the client gets the error, the row no outcome. */
+static void
+fwd_ahead_done(void *ctx, int ok)
+{
+    struct fwd *f = ctx;
+    bool gone;
+
+    pthread_mutex_lock(&f->ch.lock);
+    gone = f->ch.gone;
+    if (ok < 0)
+        f->final_seen = true;
+    pthread_mutex_unlock(&f->ch.lock);
+    if (ok < 0) {
+        json_t *err = rpc_error(f->down_id, GW_RPC_INTERNAL, "The audit log is unavailable; nothing was done.", NULL);
+        GH_LOG(ERROR, "gw_audit", "write-ahead row of %s (request %s) not written: not forwarded", f->method,
+               f->request_id ? f->request_id : "-");
+        chan_send(&f->ch, err, true);
+        json_decref(err);
+    } else if (gone) {
+        f->final_seen = true;
+        fwd_error(f, "client disconnected");
+    } else {
+        fwd_start(f);
+    }
+    chan_unref(&f->ch);     /* the audit's reference */
 }
 
 static void
@@ -1705,6 +1742,10 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
         chan_unref(&f->ch);
         return reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
     }
+    if (gw_audit_call_id(f->call_id) < 0) {
+        chan_unref(&f->ch);
+        return audit_unavailable(m->r, id);
+    }
     pthread_mutex_lock(&f->ch.lock);
     f->ch.refs++;           /* the stream's */
     f->ch.deferred = true;
@@ -1718,7 +1759,14 @@ forward(struct mreq *m, struct gw_connector *c, json_t *id, const char *method, 
     f->ch.ws = ws;
     pthread_mutex_unlock(&f->ch.lock);
     chan_register(&f->ch);
-    fwd_start(f);
+    /* write-ahead: the call goes upstream once its row is committed
+     * (fwd_ahead_done), without this thread waiting for the commit */
+    fwd_row(f, &f->row);
+    pthread_mutex_lock(&f->ch.lock);
+    f->ch.refs++;           /* the audit's */
+    pthread_mutex_unlock(&f->ch.lock);
+    if (gw_audit_submit(&f->row, f->request_id, fwd_ahead_done, f) < 0)
+        fwd_ahead_done(f, -1);  /* the writer is not running */
     chan_unref(&f->ch);     /* ours */
     return 0;
 }
