@@ -53,6 +53,10 @@ int authz_session_begin(struct web_req *r, const char *user_id, bool mfa_pending
  * admin doing it; NULL from the command line).  404 for no such account. */
 int authz_mfa_reset(const char *email, const char *by_user_id, struct gh_err *e);
 
+/* The page frame every signed-in page calls (authz/frame.c): the common
+ * layout with u's navigation (web_console_page); body is trusted HTML. */
+char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);
+
 /* ---- first-run setup: prints the one-time admin link when no admin exists */
 int authz_setup_announce(struct gh_err *e);
 

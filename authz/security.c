@@ -127,7 +127,7 @@ admin_card(struct web_req *r, struct authz_user *u)
         "<div class=\"card\"><h2>Reset another user's second factor</h2>"
         "<p class=\"muted\">For someone who lost their authenticator app and recovery codes: "
         "they sign in with the password alone and set it up again.</p>"
-        "<form method=\"post\" action=\"/admin/users/mfa-reset\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+        "<form method=\"post\" action=\"/admin/mfa-reset\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
         "<label for=\"reset-email\">Email</label><input id=\"reset-email\" type=\"email\" name=\"email\" required>"
         "<div class=\"actions\"><button class=\"secondary\" type=\"submit\">Reset second factor</button></div>"
         "</form><p><a href=\"/admin/sso\">Single sign-on settings</a></p></div>", web_csrf_token(r));
@@ -304,6 +304,6 @@ authz_security_routes(void)
     web_route("POST", "/profile/security/totp", WEB_PAGE, post_totp_start);
     web_route("POST", "/profile/security/totp/confirm", WEB_PAGE, post_totp_confirm);
     web_route("POST", "/profile/security/sessions/end", WEB_PAGE, post_session_end);
-    web_route("POST", "/admin/users/mfa-reset", WEB_PAGE, post_admin_mfa_reset);
+    web_route("POST", "/admin/mfa-reset", WEB_PAGE, post_admin_mfa_reset);
     return 0;
 }

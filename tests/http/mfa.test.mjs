@@ -132,11 +132,11 @@ test('an admin resets another user\'s second factor; a user may not', async () =
   await enrol(c);
   const a = new Client(srv.url);
   await password(a, admin);
-  const forbidden = await c.form('/profile/security', '/admin/users/mfa-reset', { email: admin.email });
+  const forbidden = await c.form('/profile/security', '/admin/mfa-reset', { email: admin.email });
   assert.equal(forbidden.status, 403);
-  const unknown = await a.form('/profile/security', '/admin/users/mfa-reset', { email: 'nobody@example.test' });
+  const unknown = await a.form('/profile/security', '/admin/mfa-reset', { email: 'nobody@example.test' });
   assert.equal(unknown.status, 404);
-  const reset = await a.form('/profile/security', '/admin/users/mfa-reset', { email: u.email });
+  const reset = await a.form('/profile/security', '/admin/mfa-reset', { email: u.email });
   assert.equal(reset.status, 200);
   assert.match(await text(reset), /second factor of that account is reset/);
   assert.equal((await c.get('/profile')).status, 303, 'the user\'s sessions ended');
