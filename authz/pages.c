@@ -1,30 +1,12 @@
 /*
- * authz/pages.c — sign-in, sign-out, first-run setup and the profile page.
+ * authz/pages.c — sign-in, sign-out, first-run setup and the profile page,
+ * and the registrar of every authz route.
  */
 #include "authz/authz_int.h"
 #include <stdio.h>
 #include <string.h>
 
 #define SETUP_TTL "86400"
-
-char *
-authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body)
-{
-    struct gh_arena *a = web_arena(r);
-    char *nav = NULL;
-
-    if (u) {
-        bool admin = !strcmp(u->role, "admin");
-        nav = gh_arena_printf(a,
-            "<nav><a href=\"/profile\">Profile</a><a href=\"/profile/connections\">Connections</a>"
-            "<a href=\"/profile/tokens\">Tokens</a>%s</nav>"
-            "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-            "<span class=\"muted\">%s</span> <button class=\"secondary\" type=\"submit\">Sign out</button></form>",
-            admin ? "<a href=\"/admin/connections\">Admin</a>" : "",
-            web_csrf_token(r), gh_html_escape(a, u->email));
-    }
-    return web_page_nav(a, title, nav, body);
-}
 
 static int
 login_form(struct web_req *r, int status, const char *error, const char *email, const char *next)
@@ -39,10 +21,10 @@ login_form(struct web_req *r, int status, const char *error, const char *email, 
         "<input id=\"email\" type=\"email\" name=\"email\" value=\"%s\" autocomplete=\"username\" required autofocus>"
         "<label for=\"password\">Password</label>"
         "<input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required>"
-        "<div class=\"actions\"><button type=\"submit\">Sign in</button></div></form></div>",
+        "<div class=\"actions\"><button type=\"submit\">Sign in</button></div></form>%s</div>",
         error ? "<p class=\"error\" role=\"alert\">" : "", error ? gh_html_escape(a, error) : "",
         error ? "</p>" : "", web_csrf_token(r), gh_html_escape(a, next ? next : "/profile"),
-        gh_html_escape(a, email ? email : ""));
+        gh_html_escape(a, email ? email : ""), authz_login_options(r, next));
 
     return web_reply_html(r, status, web_page(a, "Sign in", body));
 }
@@ -91,11 +73,26 @@ post_login(struct web_req *r)
         }
         return login_form(r, e.status, e.msg, email, next);
     }
+    if (authz_sso_password_refused(a, u->id))
+        return login_form(r, 403, "This account signs in with single sign-on.", email, next);
+    switch (authz_mfa_after_password(r, u, next, &e)) {
+    case 1:
+        return 0;               /* on to /login/mfa */
+    case -1:
+        return web_reply_err(r, &e);
+    }
     if (authz_session_create(r, u->id, &e) < 0)
         return web_reply_err(r, &e);
     authz_throttle_device_issue(r, u->id, device);
     GH_LOG(INFO, "login", "user %s signed in", u->id);
     return web_redirect(r, 303, next);
+}
+
+/* The console's front door: a signed-in person's agents, else sign-in. */
+static int
+get_root(struct web_req *r)
+{
+    return web_redirect(r, 303, authz_session_user(r) ? "/agents" : "/login");
 }
 
 static int
@@ -118,7 +115,8 @@ get_profile(struct web_req *r)
         "<div class=\"card\"><h1>Your profile</h1>"
         "<p>Signed in as <strong>%s</strong> (%s).</p>"
         "<ul><li><a href=\"/profile/connections\">Connected apps</a></li>"
-        "<li><a href=\"/profile/tokens\">Personal access tokens</a></li></ul></div>",
+        "<li><a href=\"/profile/tokens\">Personal access tokens</a></li>"
+        "<li><a href=\"/profile/security\">Security: two-step verification, signed-in browsers</a></li></ul></div>",
         gh_html_escape(a, u->email), gh_html_escape(a, u->role));
     return web_reply_html(r, 200, authz_page(r, u, "Profile", body));
 }
@@ -256,12 +254,16 @@ post_setup(struct web_req *r)
 int
 authz_register_routes(void)
 {
+    web_route("GET", "/", WEB_PAGE, get_root);
     web_route("GET", "/login", WEB_PAGE, get_login);
     web_route("POST", "/login", WEB_PAGE, post_login);
     web_route("POST", "/logout", WEB_PAGE, post_logout);
     web_route("GET", "/setup", WEB_PAGE, get_setup);
     web_route("POST", "/setup", WEB_PAGE, post_setup);
     web_route("GET", "/profile", WEB_PAGE, get_profile);
+    /* the console's owner items follow agent ownership, which web/ cannot ask */
+    web_nav_owner_hook(authz_user_owns_any_agent);
+    authz_admin_users_routes();
     authz_oauth_routes();
     authz_client_routes();
     authz_token_routes();
@@ -269,6 +271,9 @@ authz_register_routes(void)
     authz_connections_routes();
     authz_invite_routes();
     authz_agent_pages_routes();
+    authz_mfa_routes();
+    authz_sso_routes();
+    authz_signin_code_routes();
     authz_touch_start();
     authz_cache_start();
     return 0;

@@ -1,11 +1,13 @@
 /*
- * gateway/policy_cli.c — `gatehouse policy add|set|list|enable|disable|
+ * cmd/policy.c — `gatehouse policy add|set|list|enable|disable|
  * mode|history|test`.  Text comes from --file (or standard input with
  * --file -); `test` decides through gw_policy_decide, the gateway's own
  * code path, without counting toward any session.
  */
-#include "gateway/gw_int.h"
-#include "core/main_int.h"
+#include "cmd/main_int.h"
+#include "authz/authz.h"
+#include "db/db.h"
+#include "gateway/gateway.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,8 +211,8 @@ missing(const char *sub, const struct opts *o)
     return NULL;
 }
 
-int
-gw_cli_policy(int argc, char **argv)
+static int
+policy(int argc, char **argv)
 {
     static const struct opt_spec spec[] = {
         { "agent", required_argument, 'a' }, { "member", required_argument, 'm' },
@@ -255,4 +257,21 @@ gw_cli_policy(int argc, char **argv)
 out:
     gh_arena_free(a);
     return rc;
+}
+
+int
+main_policy(int argc, char **argv, const char *config)
+{
+    char *args[argc + 3];
+
+    /* a --config given before the command travels with the subcommand's
+     * own options */
+    for (int i = 0; i < argc; i++)
+        args[i] = argv[i];
+    if (config) {
+        args[argc++] = "--config";
+        args[argc++] = (char *)config;
+    }
+    args[argc] = NULL;
+    return policy(argc, args);
 }
