@@ -99,11 +99,17 @@ gw_policy_add(struct gh_arena *a, const char *agent, const char *member, const c
         return -1;
     res = db_query(a, e, sql, 5, agent_id, member_id, name, text, actor);
     if (res == NULL) {
-        if (strstr(e->detail, "policies_name"))
-            return gh_err_set(e, 409, "conflict", "A policy of that name exists: edit it (policy set).", NULL);
-        if (strstr(e->detail, "policies_name_check"))
+        /* the check constraint's name starts like the unique index's;
+         * either replaces the generic error (the first one set wins) */
+        bool bad_name = strstr(e->detail, "policies_name_check") != NULL;
+        bool taken = !bad_name && strstr(e->detail, "policies_name") != NULL;
+        if (bad_name || taken)
+            gh_err_clear(e);
+        if (bad_name)
             return gh_err_set(e, 400, "invalid_request",
                               "A policy name is 1 to 64 letters, digits, '.', '_' or '-'.", NULL);
+        if (taken)
+            return gh_err_set(e, 409, "conflict", "A policy of that name exists: edit it (policy set).", NULL);
         return -1;
     }
     out->id = gh_arena_strdup(a, db_val(res, 0, 0));

@@ -265,6 +265,12 @@ test('bad policy text is refused with line:col and changes nothing', () => {
   assert.match(r.stderr, /over 65536 bytes/);
   r = cli(['policy', 'set', '--agent', slug, '--name', 'permit-all', '--file', policyFile('b', 'forbid (')], { ok: false });
   assert.match(r.stderr, /1:9: /);
+  r = cli(['policy', 'add', '--agent', slug, '--name', 'permit-all', '--file', policyFile('d', 'permit (principal, action, resource);')], { ok: false });
+  assert.match(r.stderr, /A policy of that name exists/);
+  r = cli(['policy', 'add', '--agent', slug, '--name', 'no spaces', '--file', policyFile('d', 'permit (principal, action, resource);')], { ok: false });
+  assert.match(r.stderr, /A policy name is 1 to 64 letters/);
+  r = cli(['policy', 'set', '--agent', slug, '--name', 'nothing-here', '--file', policyFile('d', 'permit (principal, action, resource);')], { ok: false });
+  assert.match(r.stderr, /No policy of that name/);
   r = cli(['policy', 'mode', '--agent', slug, '--name', 'permit-all', '--mode', 'loud'], { ok: false });
   assert.match(r.stderr, /enforce or shadow/);
   const list = cli(['policy', 'list', '--agent', slug]).stdout.trim().split('\n');
