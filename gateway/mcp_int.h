@@ -1,14 +1,15 @@
 /*
- * gateway/mcp_int.h — what the endpoint's own parts share: mcp.c (the
- * Streamable HTTP endpoint), session.c (MCP sessions), upstream.c (the
- * libcurl client and its I/O thread), aggregate.c (merged lists, names),
- * relay.c (an upstream's requests to the client, and the answers back).
+ * gateway/mcp_int.h — what the lower parts of the endpoint share with it:
+ * session.c (MCP sessions), upsession.c (the upstream side of a session),
+ * aggregate.c (merged lists, names), relay.c (an upstream's requests to
+ * the client, and the answers back), upstream.c (the libcurl client and
+ * its I/O thread).  The endpoint's own files share endpoint_int.h.
  *
  * Threads: MHD's server threads run the handlers; one upstream I/O thread
  * drives every upstream transfer (curl multi); one small worker pool runs
  * the steps that block (an upstream handshake, an audit commit) for work
  * that started on the I/O thread; the db listener thread delivers NOTIFY;
- * an upkeep thread (aggregate.c, started on first need) reopens upstream
+ * an upkeep thread (upsession.c, started on first need) reopens upstream
  * streams after their backoff.
  */
 #ifndef GH_GW_MCP_INT_H
@@ -55,7 +56,7 @@ void gw_sse_free(struct gw_sse *p);
 /* ---------------------------------------------------------------- worker pool */
 typedef void (*gw_work_fn)(void *ctx);
 int  gw_work_post(gw_work_fn fn, void *ctx);
-/* A request's handling that may block (mcp.c, with web_offload_begin):
+/* A request's handling that may block (methods.c, with web_offload_begin):
  * its own pool, so that it can wait for steps posted with gw_work_post. */
 int  gw_offload_post(gw_work_fn fn, void *ctx);
 
@@ -145,7 +146,7 @@ struct gw_session *gw_session_get(struct gh_arena *a, const char *wire_id,
 /* The implicit state of a stateless caller (never stored). */
 struct gw_session *gw_session_stateless(const struct authz_credential *who);
 int  gw_session_delete(struct gw_session *s, struct gh_err *e);
-/* mcp.c: a session ended (DELETE, the per-member limit, idle; here or in
+/* listen.c: a session ended (DELETE, the per-member limit, idle; here or in
  * another process): its GET streams end too. */
 void gw_mcp_session_ended(const char *id_hash);
 void gw_session_ref(struct gw_session *s);
@@ -173,12 +174,12 @@ void gw_session_each(const char *agent_id, void (*fn)(struct gw_session *s, void
 
 /* ---------------------------------------------------------------- listeners
  * Server-to-client streams: the GET stream of a session, or a stateless
- * subscriptions/listen.  (mcp.c) */
+ * subscriptions/listen.  (listen.c) */
 void gw_notify_session(struct gw_session *s, const char *method, json_t *params);
 void gw_notify_agent(const char *agent_id, const char *method);
 
 /* ---------------------------------------------------------------- upstream MCP
- * (aggregate.c) The upstream side of one session: handshake, a request
+ * (upsession.c) The upstream side of one session: handshake, a request
  * with retry after a dropped upstream session, list fetching. */
 struct gw_call_target {
     struct gw_session   *s;

@@ -1,0 +1,143 @@
+/*
+ * gateway/endpoint_int.h — what the files of the MCP endpoint share, top
+ * to bottom (a file calls only those below it):
+ *
+ *   mcp.c      the endpoint: Host/Origin, authentication, request checks,
+ *              POST/GET/DELETE, the ticker
+ *   methods.c  the methods: dispatch, offloading, batches
+ *   call.c     a forwarded call          listen.c  listen streams
+ *   chan.c     replies, the audit row of a request, downstream channels
+ *   check.c    pure request checks (unit-tested)
+ *
+ * Below them: session.c, aggregate.c, relay.c, upstream.c (mcp_int.h).
+ */
+#ifndef GH_GW_ENDPOINT_INT_H
+#define GH_GW_ENDPOINT_INT_H
+
+#include "gateway/mcp_int.h"
+
+/* What an allowed row says until the policy engine decides per method. */
+#define GW_ALLOW_MESSAGE "allow (no policy engine)"
+
+/* ---------------------------------------------------------------- one request */
+struct gw_mreq {
+    struct web_req *r;
+    struct gh_arena *a;
+    const struct authz_credential *who;
+    struct gw_session *s;
+    bool    stateless;
+    const char *proto;
+    const char *method;             /* of the request being answered */
+    int64_t start_us;
+    const char *decision;           /* for the audit row */
+    const char *message;
+    const char *tool;
+    const char *connector;
+    const char *policy_ids;
+    const char *policy_versions;
+    int     upstream_status;
+    const char *new_session;        /* initialize: the id sent once its row is committed */
+    uint64_t cred_serial;           /* gw_listen_serial() before the credential was authenticated */
+};
+
+/* ---------------------------------------------------------------- check.c */
+bool gw_host_allowed(const char *hostport);
+bool gw_accepts(const char *accept, const char *type);
+bool gw_valid_id(json_t *id);
+/* Visible ASCII, space and tab only. */
+bool gw_header_chars_ok(const char *v);
+/* An Mcp-Name value (plain, or =?base64?…?= strictly decoded) into a, its
+ * length in *len; NULL when it is not a valid header value. */
+char *gw_header_value(struct gh_arena *a, const char *v, size_t *len);
+const char *gw_msg_method(json_t *msg);
+/* Not a JSON-RPC message we take, alone or in a batch. */
+bool gw_msg_invalid(json_t *msg);
+
+/* ---------------------------------------------------------------- chan.c: replies */
+json_t *gw_rpc_error(json_t *id, int code, const char *msg, json_t *data);
+json_t *gw_rpc_result(json_t *id, json_t *result);
+int  gw_reply_rpc_error(struct web_req *r, int status, json_t *id, int code, const char *msg, json_t *data);
+void gw_stateless_result(json_t *result, const char *method);
+void gw_stateless_error(json_t *error);
+/* 503 "nothing was done": the row of a request that would act is not written. */
+int  gw_reply_audit_down(struct web_req *r, json_t *id);
+/* An arena cleanup dropping a session reference. */
+void gw_session_put_cb(void *p);
+/* The row of m (for gw_audit_write_many), and the row written now. */
+void gw_mreq_row(const struct gw_mreq *m, const char *method, const char *decision, const char *message,
+                 struct gw_audit *row);
+int  gw_mreq_audit(struct gw_mreq *m, const char *method);
+/* The 200 reply of a request answered here, sent once its row is committed. */
+int  gw_reply_audited(struct gw_mreq *m, const char *method, json_t *id, json_t *result);
+/* Heap copies of a credential, for work that outlives the request. */
+char *gw_xstrdup(const char *s);
+void gw_cred_dup(struct authz_credential *d, const struct authz_credential *w);
+void gw_cred_release(struct authz_credential *c);
+
+/* ---------------------------------------------------------------- chan.c: channels
+ * A channel is the producer side of one SSE response: a byte queue the
+ * reader drains.  Forwarded calls and listen streams are both channels;
+ * the ticker writes keep-alive comments so a vanished client is noticed
+ * even while the connection is parked. */
+struct gw_chan {
+    pthread_mutex_t     lock;
+    char               *buf;
+    size_t              len, off, cap;
+    bool                ended;      /* nothing more will be queued */
+    bool                gone;       /* done() ran: the response is over */
+    struct web_stream  *ws;
+    int                 refs;
+    int64_t             last_us;    /* last write */
+    int64_t             keepalive_us;
+    bool                is_fwd;     /* a forwarded call (call.c) */
+    bool                deferred;   /* web_reply_deferred: not begun yet */
+    json_t             *whole;      /* the one message of a reply that never streamed */
+    void              (*free_fn)(struct gw_chan *);
+    struct gw_chan     *next, *prev;    /* registry, for the ticker */
+};
+void gw_chan_init(struct gw_chan *c, int64_t keepalive_us, void (*free_fn)(struct gw_chan *));
+void gw_chan_unref(struct gw_chan *c);
+void gw_chan_register(struct gw_chan *c);
+void gw_chan_unregister(struct gw_chan *c);
+int  gw_chan_put_locked(struct gw_chan *c, const char *s, size_t n);
+/* Queues one SSE event; the stream to wake, woken holding none of our locks. */
+struct web_stream *gw_chan_queue(struct gw_chan *c, json_t *msg, bool end);
+void gw_chan_send(struct gw_chan *c, json_t *msg, bool end);
+void gw_chan_start(void *ctx, struct web_req *r);
+ssize_t gw_chan_read(void *ctx, char *buf, size_t max);
+struct gw_chan *gw_chan_find(bool (*match)(struct gw_chan *c, const void *ctx), const void *ctx);
+void gw_chan_keepalives(void);
+
+/* ---------------------------------------------------------------- listen.c */
+struct gw_listener {
+    struct gw_chan ch;              /* first: a listener is a channel */
+    char         agent_id[40];
+    char         id_hash[65];       /* session, or "" for a stateless listen */
+    char         user_id[40];       /* the member's ("" for the test identity) */
+    json_t      *sub_id;            /* stateless: the listen request's id */
+    bool         tools, prompts, resources;
+    char         cred_kind[8];      /* "pat" | "oauth" ("" for the test identity) */
+    char         cred_id[40];       /* its token id */
+    uint64_t     cred_serial;       /* gw_listen_serial() before it was authenticated */
+    struct gw_listener *next, *prev;
+};
+struct gw_listener *gw_listener_open(struct gw_mreq *m, json_t *sub_id, json_t *filter);
+int  gw_listener_start(struct gw_mreq *m, struct gw_listener *l, json_t *ack);
+/* Counts credential changes: a stream authenticated before one is rechecked. */
+uint64_t gw_listen_serial(void);
+void gw_listen_tick(void);          /* the ticker: retries a failed recheck */
+int  gw_listen_start(void);         /* watches for revoked credentials */
+
+/* ---------------------------------------------------------------- call.c */
+/* Forwards (method, params), already renamed for the upstream, to c and
+ * answers with the upstream's stream. */
+int  gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const char *method, json_t *params);
+/* A notification or response from the client of s, once its row is committed. */
+void gw_client_note(struct gw_session *s, const char *method, json_t *msg);
+
+/* ---------------------------------------------------------------- methods.c */
+int  gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params);
+int  gw_dispatch_or_offload(struct gw_mreq *m, const char *method, json_t *id, json_t *params);
+int  gw_batch_serve(struct gw_mreq *m, json_t *batch);
+
+#endif
