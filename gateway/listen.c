@@ -329,11 +329,12 @@ of_session(const struct gw_listener *l, const void *ctx)
     return l->id_hash[0] && !strcmp(l->id_hash, ctx);
 }
 
-void
-gw_mcp_session_ended(const char *id_hash)
+static void
+session_ended(const char *id_hash, void *ctx)
 {
     int n = listens_end(of_session, id_hash);
 
+    (void)ctx;
     if (n)
         GH_LOG(INFO, "gw_listen", "%d GET stream(s) ended with their session", n);
 }
@@ -371,5 +372,6 @@ gw_listen_tick(void)
 int
 gw_listen_start(void)
 {
+    gw_session_watch(session_ended, NULL);
     return authz_credentials_watch(on_credentials_changed, NULL);
 }

@@ -582,6 +582,17 @@ on_connectors(const char *channel, const char *payload, void *ctx)
     gw_notify_agent(payload, "notifications/resources/list_changed");
 }
 
+/* An upstream's own stream said something to session s: a changed list is
+ * fetched again, and the session's client hears it. */
+static void
+on_upstream_note(struct gw_session *s, const char *connector_id, const char *method, json_t *params,
+                 bool changed)
+{
+    if (changed)
+        gw_agg_invalidate(s, connector_id);
+    gw_notify_session(s, method, params);
+}
+
 static long g_sessions(void) { return gw_session_count(); }
 static long g_inflight(void) { return gw_up_inflight(); }
 
@@ -596,6 +607,7 @@ gw_mcp_register_routes(void)
         return -1;
     }
     db_listen(GW_CHANNEL_CONNECTORS, on_connectors, NULL);
+    gw_up_watch(on_upstream_note);
     if (gw_listen_start() < 0) {
         GH_LOG(ERROR, "gw_start", "cannot watch for revoked credentials");
         return -1;
@@ -624,7 +636,7 @@ gw_mcp_stop(void)
         pthread_join(tick.th, NULL);
         tick.running = false;
     }
-    gw_agg_upkeep_stop();       /* no stream reopened once the I/O thread stops */
+    gw_up_upkeep_stop();       /* no stream reopened once the I/O thread stops */
     gw_up_stop();
     gw_session_stop();
 }

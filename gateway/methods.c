@@ -42,6 +42,8 @@ gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params)
     const char *v = GW_PROTO_LATEST_SESSION;
     struct gh_err e = {0};
     char *wire = NULL;
+    struct gw_evicted_up *evicted = NULL;
+    int nevicted = 0;
     json_t *res;
 
     if (!json_is_object(params) || want == NULL) {
@@ -53,7 +55,8 @@ gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params)
     if (gw_proto_supported(want) && !gw_proto_is_stateless(want))
         v = want;
     m->s = gw_session_create(m->a, m->who, v, json_object_get(params, "clientInfo"),
-                              json_object_get(params, "capabilities"), &wire, &e);
+                             json_object_get(params, "capabilities"), &wire, &evicted, &nevicted, &e);
+    gw_up_end_evicted(m->a, m->who, evicted, nevicted);
     if (m->s == NULL) {
         gw_mreq_audit(m, "initialize");
         return gw_reply_rpc_error(m->r, e.status ? e.status : 500, id, GW_RPC_INTERNAL,

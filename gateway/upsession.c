@@ -257,16 +257,24 @@ struct lc_apply {
     bool changed;
 };
 
+/* Who hears what an upstream says on its own stream (gw_up_watch): the
+ * endpoint, which drops the cached lists and tells the session's client. */
+static gw_up_note_fn note_fn;
+
+void
+gw_up_watch(gw_up_note_fn fn)
+{
+    note_fn = fn;
+}
+
 static void
 lc_one(struct gw_session *s, void *ctx)
 {
     struct lc_apply *ap = ctx;
 
-    if (strcmp(s->id_hash, ap->l->id_hash))
+    if (strcmp(s->id_hash, ap->l->id_hash) || note_fn == NULL)
         return;
-    if (ap->changed)
-        gw_agg_invalidate(s, ap->l->connector_id);
-    gw_notify_session(s, ap->method, ap->params);
+    note_fn(s, ap->l->connector_id, ap->method, ap->params, ap->changed);
 }
 
 /* What an upstream says on its own stream: list changes (our cached lists
@@ -322,7 +330,7 @@ reopen(struct listen_ctx *l)
     if (!current)
         goto out;       /* a newer stream (or handshake) took its place */
     a = gh_arena_new(0);
-    if (a == NULL || gw_agg_connectors(a, s->agent_id, &conns, &n, &e) < 0)
+    if (a == NULL || gw_connectors_for_agent(a, s->agent_id, &conns, &n, &e) < 0)
         goto out;
     for (int i = 0; i < n && c == NULL; i++)
         if (!strcmp(conns[i].id, l->connector_id) && conns[i].enabled)
@@ -419,7 +427,7 @@ upkeep_schedule(struct listen_ctx *l)
 }
 
 void
-gw_agg_upkeep_stop(void)
+gw_up_upkeep_stop(void)
 {
     bool join;
 
@@ -545,6 +553,25 @@ listen_start(struct gh_arena *a, struct gw_call_target *t, int fails)
     }
 }
 
+/* What the gateway declares to an upstream at initialize: the capabilities
+ * the session's client declared that relay.c passes on. */
+json_t *
+gw_up_client_caps(const struct gw_session *s)
+{
+    json_t *out = json_object(), *c;
+
+    if (out == NULL || s->stateless || !json_is_object(s->client_caps))
+        return out;
+    if (json_is_object(c = json_object_get(s->client_caps, "sampling")))
+        json_object_set_new(out, "sampling", json_deep_copy(c));
+    if (json_is_object(c = json_object_get(s->client_caps, "elicitation")))
+        json_object_set_new(out, "elicitation", json_deep_copy(c));
+    /* the client's roots/list_changed is not passed on: no listChanged */
+    if (json_is_object(json_object_get(s->client_caps, "roots")))
+        json_object_set_new(out, "roots", json_object());
+    return out;
+}
+
 /* ---- handshake */
 
 /* DELETE of an upstream session we no longer use; nobody waits for it. */
@@ -568,6 +595,26 @@ gw_up_end_session(struct gh_arena *a, const struct gw_call_target *t, const char
     rq.nheaders = n;
     rq.timeout_ms = gh_cfg.upstream_call_timeout_ms;
     gw_up_release(gw_up_start(&rq));    /* no callbacks: nothing to hear */
+}
+
+void
+gw_up_end_evicted(struct gh_arena *a, const struct authz_credential *who, const struct gw_evicted_up *ev, int n)
+{
+    struct gw_connector *conns = NULL;
+    int nconns = 0;
+    struct gh_err e = {0};
+
+    if (n == 0 || gw_connectors_for_agent(a, who->agent.id, &conns, &nconns, &e) < 0)
+        return;     /* the upstream sessions then idle out on their own */
+    for (int i = 0; i < n; i++) {
+        struct gw_call_target t = { NULL, NULL, NULL, 0 };
+        struct gh_err he = {0};
+        for (int k = 0; k < nconns && t.c == NULL; k++)
+            if (!strcmp(conns[k].id, ev[i].connector_id))
+                t.c = &conns[k];
+        if (t.c && gw_connector_auth_headers(a, t.c, who, &t.headers, &t.nheaders, &he) == 0)
+            gw_up_end_session(a, &t, ev[i].sid, ev[i].proto);
+    }
 }
 
 static int
@@ -691,7 +738,7 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
     msg = gh_arena_json(a, json_pack("{s:s, s:O, s:s, s:{s:s, s:o, s:{s:s, s:s}}}",
                                      "jsonrpc", "2.0", "id", id, "method", "initialize", "params",
                                      "protocolVersion", GW_PROTO_LATEST_SESSION, "capabilities",
-                                     gw_relay_upstream_caps(t->s),
+                                     gw_up_client_caps(t->s),
                                      "clientInfo", "name", "gatehouse", "version", "0.1.0"));
     if (msg == NULL || gw_up_prepare(a, t, msg, &rq, e) < 0)
         return -1;
