@@ -111,6 +111,19 @@ gw_mreq_audit(struct gw_mreq *m, const char *method)
     return 0;
 }
 
+/* The one way a request is refused: its row (decision deny, why), then the
+ * JSON-RPC error.  A refusal goes out even when its row could not be
+ * written: it did nothing either way, and gw_mreq_audit logged the failure. */
+int
+gw_deny(struct gw_mreq *m, const char *method, const char *why, int status, json_t *id, int code,
+        const char *text, json_t *data)
+{
+    m->decision = "deny";
+    m->message = why;
+    gw_mreq_audit(m, method);
+    return gw_reply_rpc_error(m->r, status, id, code, text, data);
+}
+
 int
 gw_reply_audit_down(struct web_req *r, json_t *id)
 {

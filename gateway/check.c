@@ -27,6 +27,20 @@ gw_proto_is_stateless(const char *v)
     return v && !strcmp(v, GW_PROTO_2026_07_28);
 }
 
+unsigned
+gw_proto_rev(const char *v)
+{
+    static const struct { const char *v; unsigned bit; } revs[] = {
+        { GW_PROTO_2025_03_26, GW_REV_2025_03_26 }, { GW_PROTO_2025_06_18, GW_REV_2025_06_18 },
+        { GW_PROTO_2025_11_25, GW_REV_2025_11_25 }, { GW_PROTO_2026_07_28, GW_REV_2026_07_28 },
+    };
+
+    for (size_t i = 0; v && i < GH_ARRAY_LEN(revs); i++)
+        if (!strcmp(v, revs[i].v))
+            return revs[i].bit;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- Host / Origin */
 
 /* host[:port] or [v6][:port] -> lower-case host and port (may be ""). */
@@ -103,6 +117,16 @@ gw_host_allowed(const char *hostport)
     }
 }
 
+/* An Origin header: http or https, a host gw_host_allowed takes, no path. */
+bool
+gw_origin_allowed(const char *origin)
+{
+    const char *u = strstr(origin, "://");
+
+    return u && !strchr(u + 3, '/') && gw_host_allowed(u + 3) &&
+           (!strncmp(origin, "http://", 7) || !strncmp(origin, "https://", 8));
+}
+
 bool
 gw_accepts(const char *accept, const char *type)
 {
@@ -171,4 +195,56 @@ gw_msg_invalid(json_t *msg)
            (json_object_get(msg, "method") && method == NULL) || (id && !gw_valid_id(id) && !json_is_null(id)) ||
            (method == NULL && id == NULL) ||
            (method == NULL && !json_object_get(msg, "result") && !json_object_get(msg, "error"));
+}
+
+/* The 2026-07-28 transport's mirrored headers against the body, in the
+ * order a reader meets them: each header on one field line (a repeated one
+ * is a value an intermediary may read differently: the first, the last,
+ * or all joined), visible ASCII only, MCP-Protocol-Version equal to the
+ * _meta version, then Mcp-Method equal to the method and, for a method
+ * whose Mcp-Name mirrors a param (name_param), Mcp-Name (plain or strict
+ * Base64) equal to it byte for byte.  NULL when all agree; else why.  A
+ * _meta version we do not speak sets *unsupported instead. */
+const char *
+gw_stateless_check(struct gh_arena *a, const struct gw_stateless_hdrs *h, const char *method,
+                   json_t *params, const char *name_param, bool *unsupported)
+{
+    const char *mv = gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/protocolVersion");
+    const char *bn;
+    size_t dl = 0;
+    char *dv;
+
+    *unsupported = false;
+    if (h->nversion > 1)
+        return "MCP-Protocol-Version header repeated";
+    if (h->nmethod > 1)
+        return "Mcp-Method header repeated";
+    if (h->nname > 1)
+        return "Mcp-Name header repeated";
+    if ((h->version && !gw_header_chars_ok(h->version)) || (h->method && !gw_header_chars_ok(h->method)))
+        return "a header value holds a character header values may not";
+    if (mv == NULL)
+        return "the request's _meta carries no io.modelcontextprotocol/protocolVersion";
+    if (h->version == NULL)
+        return "MCP-Protocol-Version header missing";
+    if (strcmp(h->version, mv))
+        return "MCP-Protocol-Version header does not match _meta";
+    if (!gw_proto_supported(mv)) {
+        *unsupported = true;
+        return NULL;
+    }
+    if (h->method == NULL)
+        return "Mcp-Method header missing";
+    if (strcmp(h->method, method))
+        return "Mcp-Method header does not match the body";
+    if (name_param == NULL)
+        return NULL;
+    if (h->name == NULL)
+        return "Mcp-Name header missing";
+    if ((dv = gw_header_value(a, h->name, &dl)) == NULL)
+        return "Mcp-Name header is not a valid header value";
+    bn = gh_json_str(params, name_param);
+    if (bn == NULL || dl != strlen(bn) || memcmp(dv, bn, dl))
+        return "Mcp-Name header does not match the body";
+    return NULL;
 }

@@ -42,6 +42,7 @@ struct gw_mreq {
 
 /* ---------------------------------------------------------------- check.c */
 bool gw_host_allowed(const char *hostport);
+bool gw_origin_allowed(const char *origin);
 bool gw_accepts(const char *accept, const char *type);
 bool gw_valid_id(json_t *id);
 /* Visible ASCII, space and tab only. */
@@ -49,6 +50,16 @@ bool gw_header_chars_ok(const char *v);
 /* An Mcp-Name value (plain, or =?base64?…?= strictly decoded) into a, its
  * length in *len; NULL when it is not a valid header value. */
 char *gw_header_value(struct gh_arena *a, const char *v, size_t *len);
+/* The 2026-07-28 headers of a request: values (NULL when absent) and how
+ * many field lines each came on. */
+struct gw_stateless_hdrs {
+    const char *version, *method, *name;
+    int         nversion, nmethod, nname;
+};
+const char *gw_stateless_check(struct gh_arena *a, const struct gw_stateless_hdrs *h, const char *method,
+                               json_t *params, const char *name_param, bool *unsupported);
+/* The GW_REV_* bit of a revision we speak, 0 for any other. */
+unsigned gw_proto_rev(const char *proto);
 const char *gw_msg_method(json_t *msg);
 /* Not a JSON-RPC message we take, alone or in a batch. */
 bool gw_msg_invalid(json_t *msg);
@@ -59,6 +70,10 @@ json_t *gw_rpc_result(json_t *id, json_t *result);
 int  gw_reply_rpc_error(struct web_req *r, int status, json_t *id, int code, const char *msg, json_t *data);
 void gw_stateless_result(json_t *result, const char *method);
 void gw_stateless_error(json_t *error);
+/* Refuses m: its row (deny, why), then the JSON-RPC error (status, code,
+ * text, data).  Returns what the reply returned. */
+int  gw_deny(struct gw_mreq *m, const char *method, const char *why, int status, json_t *id, int code,
+             const char *text, json_t *data);
 /* 503 "nothing was done": the row of a request that would act is not written. */
 int  gw_reply_audit_down(struct web_req *r, json_t *id);
 /* An arena cleanup dropping a session reference. */
@@ -136,6 +151,40 @@ int  gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const cha
 void gw_client_note(struct gw_session *s, const char *method, json_t *msg);
 
 /* ---------------------------------------------------------------- methods.c */
+/* Revisions, a bit each: the ones a method exists in (gw_proto_rev). */
+enum {
+    GW_REV_2025_03_26 = 1 << 0,
+    GW_REV_2025_06_18 = 1 << 1,
+    GW_REV_2025_11_25 = 1 << 2,
+    GW_REV_2026_07_28 = 1 << 3,
+};
+#define GW_REV_SESSION (GW_REV_2025_03_26 | GW_REV_2025_06_18 | GW_REV_2025_11_25)
+#define GW_REV_ALL     (GW_REV_SESSION | GW_REV_2026_07_28)
+
+/* What a method may wait for before it is answered: such a request runs on
+ * the offload pool, not on a server thread. */
+enum gw_wait {
+    GW_WAIT_NONE,           /* answered from what is at hand */
+    GW_WAIT_LISTS,          /* handshakes, and the lists kind and also cached */
+    GW_WAIT_HANDSHAKES,     /* stateless: the member's upstream sessions */
+    GW_WAIT_UPSTREAMS,      /* a call to every upstream */
+};
+
+/* A row of the method table (methods.c). */
+struct gw_method {
+    const char   *name;
+    int         (*run)(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params);
+    unsigned      revs;         /* GW_REV_*: elsewhere "Method not found" */
+    enum gw_wait  wait;
+    enum gw_kind  kind, also;   /* the lists it reads */
+    /* its answer inside a 2025-03-26 batch; NULL: refused there */
+    json_t     *(*in_batch)(struct gw_mreq *m, json_t *id, const char **why);
+    const char   *mcp_name;     /* 2026-07-28: the param the Mcp-Name header mirrors */
+    const char   *action;       /* the policy action, for the methods gw_policy_decide sees */
+};
+/* The row of name if proto's revision has the method, else NULL. */
+const struct gw_method *gw_method_find(const char *name, const char *proto);
+
 int  gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params);
 int  gw_dispatch_or_offload(struct gw_mreq *m, const char *method, json_t *id, json_t *params);
 int  gw_batch_serve(struct gw_mreq *m, json_t *batch);

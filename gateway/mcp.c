@@ -85,14 +85,9 @@ check_rebinding(struct web_req *r)
     if (host == NULL || !gw_host_allowed(host)) {
         status = 421;
         why = "Host not allowed.";
-    } else if (origin) {
-        const char *u = strstr(origin, "://");
-        bool ok = u && !strchr(u + 3, '/') && gw_host_allowed(u + 3) &&
-                  (!strncmp(origin, "http://", 7) || !strncmp(origin, "https://", 8));
-        if (!ok) {
-            status = 403;
-            why = "Origin not allowed.";
-        }
+    } else if (origin && !gw_origin_allowed(origin)) {
+        status = 403;
+        why = "Origin not allowed.";
     }
     if (why == NULL)
         return 0;
@@ -140,66 +135,36 @@ authenticate(struct web_req *r, uint64_t *serial)
     return who;
 }
 
-/* 2026-07-28: the mirrored headers must match the body. */
+/* 2026-07-28: the mirrored headers must match the body (gw_stateless_check). */
 static int
-check_stateless_headers(struct gw_mreq *m, json_t *msg, const char *method, json_t *params, json_t *id)
+check_stateless_headers(struct gw_mreq *m, const char *method, json_t *params, json_t *id)
 {
-    const char *hv = web_header(m->r, "MCP-Protocol-Version");
+    const struct gw_method *mt = gw_method_find(method, GW_PROTO_2026_07_28);
+    struct gw_stateless_hdrs h = {
+        .version = web_header(m->r, "MCP-Protocol-Version"),
+        .method = web_header(m->r, "Mcp-Method"),
+        .name = web_header(m->r, "Mcp-Name"),
+        .nversion = web_header_count(m->r, "MCP-Protocol-Version"),
+        .nmethod = web_header_count(m->r, "Mcp-Method"),
+        .nname = web_header_count(m->r, "Mcp-Name"),
+    };
     const char *mv = gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/protocolVersion");
-    const char *hm = web_header(m->r, "Mcp-Method");
-    const char *hn = web_header(m->r, "Mcp-Name");
-    const char *why = NULL;
+    bool unsupported = false;
+    const char *why = gw_stateless_check(m->a, &h, method, params, mt ? mt->mcp_name : NULL, &unsupported);
+    char *text;
 
-    (void)msg;
-    /* one field line each: a repeated header is a value an intermediary
-     * may read differently (the first, the last, or all joined) */
-    if (web_header_count(m->r, "MCP-Protocol-Version") > 1)
-        why = "MCP-Protocol-Version header repeated";
-    else if (web_header_count(m->r, "Mcp-Method") > 1)
-        why = "Mcp-Method header repeated";
-    else if (web_header_count(m->r, "Mcp-Name") > 1)
-        why = "Mcp-Name header repeated";
-    else if ((hv && !gw_header_chars_ok(hv)) || (hm && !gw_header_chars_ok(hm)))
-        why = "a header value holds a character header values may not";
-    else if (mv == NULL)
-        why = "the request's _meta carries no io.modelcontextprotocol/protocolVersion";
-    else if (hv == NULL)
-        why = "MCP-Protocol-Version header missing";
-    else if (strcmp(hv, mv))
-        why = "MCP-Protocol-Version header does not match _meta";
-    if (why == NULL && !gw_proto_supported(mv)) {
-        m->decision = "deny";
-        m->message = "unsupported protocol version";
-        gw_mreq_audit(m, method);
-        gw_reply_rpc_error(m->r, 400, id, GW_RPC_UNSUPPORTED_VER, "Unsupported protocol version",
-                        json_pack("{s:[s,s,s,s], s:s}", "supported", GW_PROTO_2026_07_28,
-                                  GW_PROTO_2025_11_25, GW_PROTO_2025_06_18, GW_PROTO_2025_03_26,
-                                  "requested", mv));
+    if (unsupported) {
+        gw_deny(m, method, "unsupported protocol version", 400, id, GW_RPC_UNSUPPORTED_VER,
+                "Unsupported protocol version",
+                json_pack("{s:[s,s,s,s], s:s}", "supported", GW_PROTO_2026_07_28, GW_PROTO_2025_11_25,
+                          GW_PROTO_2025_06_18, GW_PROTO_2025_03_26, "requested", mv));
         return -1;
     }
-    if (why == NULL && (hm == NULL || strcmp(hm, method)))
-        why = hm ? "Mcp-Method header does not match the body" : "Mcp-Method header missing";
-    if (why == NULL && (!strcmp(method, "tools/call") || !strcmp(method, "prompts/get") ||
-                        !strcmp(method, "resources/read"))) {
-        const char *bn = gh_json_str(params, !strcmp(method, "resources/read") ? "uri" : "name");
-        size_t dl = 0;
-        char *dv = hn ? gw_header_value(m->a, hn, &dl) : NULL;
-        if (hn == NULL)
-            why = "Mcp-Name header missing";
-        else if (dv == NULL)
-            why = "Mcp-Name header is not a valid header value";
-        else if (bn == NULL || dl != strlen(bn) || memcmp(dv, bn, dl))
-            why = "Mcp-Name header does not match the body";
-    }
-    if (why) {
-        char *text = gh_arena_printf(m->a, "Header mismatch: %s", why);
-        m->decision = "deny";
-        m->message = text;
-        gw_mreq_audit(m, method);
-        gw_reply_rpc_error(m->r, 400, id, GW_RPC_HEADER_MISMATCH, text ? text : "Header mismatch", NULL);
-        return -1;
-    }
-    return 0;
+    if (why == NULL)
+        return 0;
+    text = gh_arena_printf(m->a, "Header mismatch: %s", why);
+    gw_deny(m, method, text, 400, id, GW_RPC_HEADER_MISMATCH, text ? text : "Header mismatch", NULL);
+    return -1;
 }
 
 
@@ -232,10 +197,8 @@ mcp_begin(struct web_req *r, struct gw_mreq *m)
     mreq_init(m, r, who);
     m->cred_serial = serial;
     if (web_body_too_large(r)) {
-        m->decision = "deny";
-        m->message = "request body too large";
-        gw_mreq_audit(m, web_method(r));
-        gw_reply_rpc_error(r, 413, NULL, GW_RPC_INVALID_REQUEST, "Request body too large.", NULL);
+        gw_deny(m, web_method(r), "request body too large", 413, NULL, GW_RPC_INVALID_REQUEST,
+                "Request body too large.", NULL);
         return NULL;
     }
     return who;
@@ -249,20 +212,16 @@ require_session(struct gw_mreq *m, const char *method, json_t *id)
     struct gh_err e = {0};
 
     if (sid == NULL) {
-        m->decision = "deny";
-        m->message = "missing session";
-        gw_mreq_audit(m, method);
-        gw_reply_rpc_error(m->r, 400, id, GW_RPC_INVALID_REQUEST, "Mcp-Session-Id header required.", NULL);
+        gw_deny(m, method, "missing session", 400, id, GW_RPC_INVALID_REQUEST,
+                "Mcp-Session-Id header required.", NULL);
         return -1;
     }
     m->s = gw_session_get(m->a, sid, m->who, &e);
     if (m->s == NULL) {
-        m->decision = "deny";
-        m->message = e.status == 404 ? "unknown session" : "session lookup failed";
-        gw_mreq_audit(m, method);
-        gw_reply_rpc_error(m->r, e.status == 404 ? 404 : (e.status ? e.status : 500), id,
-                        e.status == 404 ? GW_RPC_INVALID_REQUEST : GW_RPC_INTERNAL,
-                        e.msg[0] ? e.msg : "Session not found.", NULL);
+        gw_deny(m, method, e.status == 404 ? "unknown session" : "session lookup failed",
+                e.status == 404 ? 404 : (e.status ? e.status : 500), id,
+                e.status == 404 ? GW_RPC_INVALID_REQUEST : GW_RPC_INTERNAL,
+                e.msg[0] ? e.msg : "Session not found.", NULL);
         return -1;
     }
     gh_arena_defer(m->a, gw_session_put_cb, m->s);
@@ -276,12 +235,10 @@ check_version_header(struct gw_mreq *m, const char *method, json_t *id)
     const char *hv = web_header(m->r, "MCP-Protocol-Version");
 
     if (hv && (!gw_proto_supported(hv) || gw_proto_is_stateless(hv))) {
-        m->decision = "deny";
-        m->message = "unsupported protocol version";
-        gw_mreq_audit(m, method);
-        gw_reply_rpc_error(m->r, 400, id, GW_RPC_INVALID_REQUEST, "Unsupported MCP-Protocol-Version.",
-                        json_pack("{s:[s,s,s], s:s}", "supported", GW_PROTO_2025_11_25,
-                                  GW_PROTO_2025_06_18, GW_PROTO_2025_03_26, "requested", hv));
+        gw_deny(m, method, "unsupported protocol version", 400, id, GW_RPC_INVALID_REQUEST,
+                "Unsupported MCP-Protocol-Version.",
+                json_pack("{s:[s,s,s], s:s}", "supported", GW_PROTO_2025_11_25, GW_PROTO_2025_06_18,
+                          GW_PROTO_2025_03_26, "requested", hv));
         return -1;
     }
     return 0;
@@ -293,27 +250,18 @@ do_batch(struct gw_mreq *m, json_t *batch)
     size_t size = json_array_size(batch);
 
     if (size == 0) {
-        m->decision = "deny";
-        m->message = "empty batch";
-        gw_mreq_audit(m, "(batch)");
-        return gw_reply_rpc_error(m->r, 400, NULL, GW_RPC_INVALID_REQUEST, "Empty batch.", NULL);
+        return gw_deny(m, "(batch)", "empty batch", 400, NULL, GW_RPC_INVALID_REQUEST, "Empty batch.", NULL);
     }
     if (require_session(m, "(batch)", NULL) < 0 || check_version_header(m, "(batch)", NULL) < 0)
         return 0;
     if (size > (size_t)gh_cfg.mcp_batch_max) {
-        m->decision = "deny";
-        m->message = "batch too long";
-        gw_mreq_audit(m, "(batch)");
-        return gw_reply_rpc_error(m->r, 400, NULL, GW_RPC_INVALID_REQUEST,
-                               gh_arena_printf(m->a, "A batch may hold at most %ld messages.", gh_cfg.mcp_batch_max),
-                               json_pack("{s:I}", "maxBatchSize", (json_int_t)gh_cfg.mcp_batch_max));
+        return gw_deny(m, "(batch)", "batch too long", 400, NULL, GW_RPC_INVALID_REQUEST,
+                       gh_arena_printf(m->a, "A batch may hold at most %ld messages.", gh_cfg.mcp_batch_max),
+                       json_pack("{s:I}", "maxBatchSize", (json_int_t)gh_cfg.mcp_batch_max));
     }
     if (strcmp(m->s->proto, GW_PROTO_2025_03_26)) {
-        m->decision = "deny";
-        m->message = "batch in a revision without batches";
-        gw_mreq_audit(m, "(batch)");
-        return gw_reply_rpc_error(m->r, 400, NULL, GW_RPC_INVALID_REQUEST,
-                               "JSON-RPC batches are not supported in this protocol revision.", NULL);
+        return gw_deny(m, "(batch)", "batch in a revision without batches", 400, NULL, GW_RPC_INVALID_REQUEST,
+                       "JSON-RPC batches are not supported in this protocol revision.", NULL);
     }
     return gw_batch_serve(m, batch);
 }
@@ -336,26 +284,18 @@ mcp_post(struct web_req *r)
         return 0;
     ct = web_header(r, "Content-Type");
     if (ct == NULL || strncasecmp(ct, "application/json", 16) || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
-        m.decision = "deny";
-        m.message = "unsupported content type";
-        gw_mreq_audit(&m, NULL);
-        return gw_reply_rpc_error(r, 415, NULL, GW_RPC_INVALID_REQUEST, "Content-Type must be application/json.", NULL);
+        return gw_deny(&m, NULL, "unsupported content type", 415, NULL, GW_RPC_INVALID_REQUEST,
+                       "Content-Type must be application/json.", NULL);
     }
     if (!gw_accepts(web_header(r, "Accept"), "application/json") ||
         !gw_accepts(web_header(r, "Accept"), "text/event-stream")) {
-        m.decision = "deny";
-        m.message = "not acceptable";
-        gw_mreq_audit(&m, NULL);
-        return gw_reply_rpc_error(r, 406, NULL, GW_RPC_INVALID_REQUEST,
-                               "Accept must list application/json and text/event-stream.", NULL);
+        return gw_deny(&m, NULL, "not acceptable", 406, NULL, GW_RPC_INVALID_REQUEST,
+                       "Accept must list application/json and text/event-stream.", NULL);
     }
     raw = web_body(r, &len);
     body = gh_arena_json(m.a, json_loadb(raw, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je));
     if (body == NULL) {
-        m.decision = "deny";
-        m.message = "parse error";
-        gw_mreq_audit(&m, NULL);
-        return gw_reply_rpc_error(r, 400, NULL, GW_RPC_PARSE_ERROR, "Parse error.", NULL);
+        return gw_deny(&m, NULL, "parse error", 400, NULL, GW_RPC_PARSE_ERROR, "Parse error.", NULL);
     }
     if (json_is_array(body))
         return do_batch(&m, body);
@@ -363,16 +303,12 @@ mcp_post(struct web_req *r)
     id = json_object_get(body, "id");
     params = json_object_get(body, "params");
     if (gw_msg_invalid(body)) {
-        m.decision = "deny";
-        m.message = "invalid request";
-        gw_mreq_audit(&m, method);
-        return gw_reply_rpc_error(r, 400, gw_valid_id(id) ? id : NULL, GW_RPC_INVALID_REQUEST, "Invalid request.", NULL);
+        return gw_deny(&m, method, "invalid request", 400, gw_valid_id(id) ? id : NULL, GW_RPC_INVALID_REQUEST,
+                       "Invalid request.", NULL);
     }
     if (method && json_is_null(id)) {
-        m.decision = "deny";
-        m.message = "null id";
-        gw_mreq_audit(&m, method);
-        return gw_reply_rpc_error(r, 400, NULL, GW_RPC_INVALID_REQUEST, "A request id must be a string or an integer.", NULL);
+        return gw_deny(&m, method, "null id", 400, NULL, GW_RPC_INVALID_REQUEST,
+                       "A request id must be a string or an integer.", NULL);
     }
 
     stateless = method && strcmp(method, "initialize") &&
@@ -382,7 +318,7 @@ mcp_post(struct web_req *r)
     if (stateless) {
         m.stateless = true;
         m.proto = GW_PROTO_2026_07_28;
-        if (check_stateless_headers(&m, body, method, params, id) < 0)
+        if (check_stateless_headers(&m, method, params, id) < 0)
             return 0;
         if (id == NULL) {
             gw_mreq_audit(&m, method);
@@ -398,10 +334,8 @@ mcp_post(struct web_req *r)
 
     if (method && !strcmp(method, "initialize")) {
         if (id == NULL) {
-            m.decision = "deny";
-            m.message = "initialize without an id";
-            gw_mreq_audit(&m, method);
-            return gw_reply_rpc_error(r, 400, NULL, GW_RPC_INVALID_REQUEST, "initialize must be a request.", NULL);
+            return gw_deny(&m, method, "initialize without an id", 400, NULL, GW_RPC_INVALID_REQUEST,
+                           "initialize must be a request.", NULL);
         }
         return gw_method_initialize(&m, id, params);
     }
@@ -427,17 +361,13 @@ mcp_get(struct web_req *r)
     if (mcp_begin(r, &m) == NULL)
         return 0;
     if (gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))) {
-        m.decision = "deny";
-        m.message = "GET in the stateless revision";
-        gw_mreq_audit(&m, "GET");
         web_add_header(r, "Allow", "POST");
-        return gw_reply_rpc_error(r, 405, NULL, GW_RPC_INVALID_REQUEST, "Method not allowed.", NULL);
+        return gw_deny(&m, "GET", "GET in the stateless revision", 405, NULL, GW_RPC_INVALID_REQUEST,
+                       "Method not allowed.", NULL);
     }
     if (!gw_accepts(web_header(r, "Accept"), "text/event-stream")) {
-        m.decision = "deny";
-        m.message = "not acceptable";
-        gw_mreq_audit(&m, "GET");
-        return gw_reply_rpc_error(r, 406, NULL, GW_RPC_INVALID_REQUEST, "Accept must list text/event-stream.", NULL);
+        return gw_deny(&m, "GET", "not acceptable", 406, NULL, GW_RPC_INVALID_REQUEST,
+                       "Accept must list text/event-stream.", NULL);
     }
     if (require_session(&m, "GET", NULL) < 0 || check_version_header(&m, "GET", NULL) < 0)
         return 0;
@@ -485,11 +415,9 @@ mcp_delete(struct web_req *r)
     if (mcp_begin(r, &m) == NULL)
         return 0;
     if (gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))) {
-        m.decision = "deny";
-        m.message = "DELETE in the stateless revision";
-        gw_mreq_audit(&m, "DELETE");
         web_add_header(r, "Allow", "POST");
-        return gw_reply_rpc_error(r, 405, NULL, GW_RPC_INVALID_REQUEST, "Method not allowed.", NULL);
+        return gw_deny(&m, "DELETE", "DELETE in the stateless revision", 405, NULL, GW_RPC_INVALID_REQUEST,
+                       "Method not allowed.", NULL);
     }
     if (require_session(&m, "DELETE", NULL) < 0)
         return 0;
@@ -518,11 +446,9 @@ mcp_any(struct web_req *r)
         return mcp_delete(r);
     if (mcp_begin(r, &m) == NULL)
         return 0;
-    m.decision = "deny";
-    m.message = "method not allowed";
-    gw_mreq_audit(&m, method);
     web_add_header(r, "Allow", "GET, POST, DELETE");
-    return gw_reply_rpc_error(r, 405, NULL, GW_RPC_INVALID_REQUEST, "Method not allowed.", NULL);
+    return gw_deny(&m, method, "method not allowed", 405, NULL, GW_RPC_INVALID_REQUEST, "Method not allowed.",
+                   NULL);
 }
 
 /* ---------------------------------------------------------------- background */

@@ -47,10 +47,8 @@ gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params)
     json_t *res;
 
     if (!json_is_object(params) || want == NULL) {
-        m->decision = "deny";
-        m->message = "initialize without protocolVersion";
-        gw_mreq_audit(m, "initialize");
-        return gw_reply_rpc_error(m->r, 400, id, GW_RPC_INVALID_PARAMS, "initialize needs params.protocolVersion.", NULL);
+        return gw_deny(m, "initialize", "initialize without protocolVersion", 400, id, GW_RPC_INVALID_PARAMS,
+                       "initialize needs params.protocolVersion.", NULL);
     }
     if (gw_proto_supported(want) && !gw_proto_is_stateless(want))
         v = want;
@@ -79,8 +77,10 @@ list_field(enum gw_kind k)
 }
 
 static int
-do_list(struct gw_mreq *m, json_t *id, json_t *params, enum gw_kind kind, const char *method)
+do_list(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
 {
+    enum gw_kind kind = mt->kind;
+    const char *method = mt->name;
     struct gw_list l;
     struct gh_err e = {0};
     const char *cursor = gh_json_str(params, "cursor");
@@ -88,10 +88,7 @@ do_list(struct gw_mreq *m, json_t *id, json_t *params, enum gw_kind kind, const 
     json_t *items, *res;
 
     if (json_object_get(params, "cursor") && (cursor == NULL || gw_agg_cursor_parse(cursor, &off) < 0)) {
-        m->decision = "deny";
-        m->message = "invalid cursor";
-        gw_mreq_audit(m, method);
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "Invalid cursor.", NULL);
+        return gw_deny(m, method, "invalid cursor", 200, id, GW_RPC_INVALID_PARAMS, "Invalid cursor.", NULL);
     }
     if (gw_agg_list(m->a, m->s, m->who, kind, &l, &e) < 0) {
         m->message = e.msg;
@@ -133,8 +130,10 @@ conn_by_name(struct gw_list *l, const char *name)
 
 /* tools/call and prompts/get: route by aggregated name. */
 static int
-do_named(struct gw_mreq *m, json_t *id, json_t *params, enum gw_kind kind, const char *method)
+do_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
 {
+    enum gw_kind kind = mt->kind;
+    const char *method = mt->name;
     const char *name = gh_json_str(params, "name");
     struct gw_list l;
     struct gh_err e = {0};
@@ -144,18 +143,14 @@ do_named(struct gw_mreq *m, json_t *id, json_t *params, enum gw_kind kind, const
     json_t *up;
 
     if (!json_is_object(params) || name == NULL) {
-        m->decision = "deny";
-        m->message = "missing name";
-        gw_mreq_audit(m, method);
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.name is required.", NULL);
+        return gw_deny(m, method, "missing name", 200, id, GW_RPC_INVALID_PARAMS, "params.name is required.",
+                       NULL);
     }
     if (kind == GW_TOOLS)
         m->tool = name;
     if (json_object_get(params, "arguments") && !json_is_object(json_object_get(params, "arguments"))) {
-        m->decision = "deny";
-        m->message = "arguments not an object";
-        gw_mreq_audit(m, method);
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.arguments must be an object.", NULL);
+        return gw_deny(m, method, "arguments not an object", 200, id, GW_RPC_INVALID_PARAMS,
+                       "params.arguments must be an object.", NULL);
     }
     if (gw_agg_list(m->a, m->s, m->who, kind, &l, &e) < 0) {
         m->message = e.msg;
@@ -169,11 +164,8 @@ do_named(struct gw_mreq *m, json_t *id, json_t *params, enum gw_kind kind, const
         /* its connector did not answer or cannot be called: say which */
         char *msg = gh_arena_printf(m->a, "Connector '%s' is unavailable.", down);
         m->connector = down;
-        m->decision = "deny";
-        m->message = "connector unavailable";
-        gw_mreq_audit(m, method);
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_UPSTREAM, msg ? msg : "Connector unavailable.",
-                               json_pack("{s:s}", "connector", down));
+        return gw_deny(m, method, "connector unavailable", 200, id, GW_RPC_UPSTREAM,
+                       msg ? msg : "Connector unavailable.", json_pack("{s:s}", "connector", down));
     }
     if (c == NULL) {
         char *msg = gh_arena_printf(m->a, "Unknown %s: %s", kind == GW_TOOLS ? "tool" : "prompt", name);
@@ -187,7 +179,7 @@ do_named(struct gw_mreq *m, json_t *id, json_t *params, enum gw_kind kind, const
                                                  "text", msg ? msg : "Unknown tool.", "isError", 1));
         return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, msg ? msg : "Unknown name.", NULL);
     }
-    if (kind == GW_TOOLS) {
+    if (mt->action) {
         /* the enforcement seam: once, here, before anything is forwarded */
         struct gw_decision d = {0};
         m->connector = c->name;
@@ -218,12 +210,13 @@ do_named(struct gw_mreq *m, json_t *id, json_t *params, enum gw_kind kind, const
     return gw_forward(m, c, id, method, up);
 }
 
-/* resources/read, resources/subscribe, resources/unsubscribe: route by URI.
+/* resources/read, resources/subscribe, resources/unsubscribe: route by URI
+ * (route_uri; completion/complete's ref/resource too).
  * A listed URI names its connector; "gh://<connector>/<uri>" does too; a
  * URI made from a template goes to the connector whose template's fixed
  * prefix fits best; with one connector there is nothing to choose. */
 static int
-do_uri(struct gw_mreq *m, json_t *id, json_t *params, const char *method)
+route_uri(struct gw_mreq *m, json_t *id, json_t *params, const char *method)
 {
     const char *uri = gh_json_str(params, "uri");
     struct gw_list l, tl;
@@ -234,10 +227,8 @@ do_uri(struct gw_mreq *m, json_t *id, json_t *params, const char *method)
     json_t *up;
 
     if (uri == NULL) {
-        m->decision = "deny";
-        m->message = "missing uri";
-        gw_mreq_audit(m, method);
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.uri is required.", NULL);
+        return gw_deny(m, method, "missing uri", 200, id, GW_RPC_INVALID_PARAMS, "params.uri is required.",
+                       NULL);
     }
     if (gw_agg_list(m->a, m->s, m->who, GW_RESOURCES, &l, &e) < 0) {
         gw_mreq_audit(m, method);
@@ -271,16 +262,12 @@ do_uri(struct gw_mreq *m, json_t *id, json_t *params, const char *method)
                 c = NULL;
         }
     }
-    if (c == NULL) {
-        m->decision = "deny";
-        m->message = "unknown resource";
-        gw_mreq_audit(m, method);
+    if (c == NULL)
         /* 2026-07-28 Resources, Error Handling: "servers MUST return a
          * JSON-RPC error with code -32602"; the session revisions: -32002 */
-        return gw_reply_rpc_error(m->r, 200, id, m->stateless ? GW_RPC_INVALID_PARAMS : GW_RPC_RESOURCE_NOT_FOUND_LEGACY,
-                               "Resource not found.",
-                               json_pack("{s:s}", "uri", uri));
-    }
+        return gw_deny(m, method, "unknown resource", 200, id,
+                       m->stateless ? GW_RPC_INVALID_PARAMS : GW_RPC_RESOURCE_NOT_FOUND_LEGACY,
+                       "Resource not found.", json_pack("{s:s}", "uri", uri));
     up = gh_arena_json(m->a, json_deep_copy(params));
     if (!strcmp(method, "completion/complete")) {
         json_object_del(up, "uri");
@@ -291,10 +278,16 @@ do_uri(struct gw_mreq *m, json_t *id, json_t *params, const char *method)
     return gw_forward(m, c, id, method, up);
 }
 
+static int
+do_uri(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
+{
+    return route_uri(m, id, params, mt->name);
+}
+
 /* completion/complete: the reference names a prompt or a resource (template),
  * which names the connector. */
 static int
-do_complete(struct gw_mreq *m, json_t *id, json_t *params)
+do_complete(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
 {
     json_t *ref = json_object_get(params, "ref"), *up;
     const char *type = gh_json_str(ref, "type");
@@ -311,10 +304,8 @@ do_complete(struct gw_mreq *m, json_t *id, json_t *params)
         en = gw_agg_find(&l, gh_json_str(ref, "name"));
         c = en ? conn_by_id(&l, en->connector_id) : NULL;
         if (c == NULL) {
-            m->decision = "deny";
-            m->message = "unknown prompt";
-            gw_mreq_audit(m, "completion/complete");
-            return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "Unknown prompt.", NULL);
+            return gw_deny(m, "completion/complete", "unknown prompt", 200, id, GW_RPC_INVALID_PARAMS,
+                           "Unknown prompt.", NULL);
         }
         up = gh_arena_json(m->a, json_deep_copy(params));
         json_object_set_new(json_object_get(up, "ref"), "name", json_string(en->orig));
@@ -324,12 +315,10 @@ do_complete(struct gw_mreq *m, json_t *id, json_t *params)
         /* the URI routing of resources/read, on a params object whose uri is the ref's */
         json_t *p = gh_arena_json(m->a, json_deep_copy(params));
         json_object_set_new(p, "uri", json_string(gh_json_str(ref, "uri")));
-        return do_uri(m, id, p, "completion/complete");
+        return route_uri(m, id, p, "completion/complete");
     }
-    m->decision = "deny";
-    m->message = "invalid ref";
-    gw_mreq_audit(m, "completion/complete");
-    return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.ref must name a prompt or a resource.", NULL);
+    return gw_deny(m, "completion/complete", "invalid ref", 200, id, GW_RPC_INVALID_PARAMS,
+                   "params.ref must name a prompt or a resource.", NULL);
 }
 
 /* fn(m, target, ctx) for every enabled connector of the request's agent
@@ -362,13 +351,11 @@ set_level_one(struct gw_mreq *m, struct gw_call_target *t, void *params)
 
 /* logging/setLevel: every connector of the session gets it. */
 static int
-do_set_level(struct gw_mreq *m, json_t *id, json_t *params)
+do_set_level(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
 {
     if (!json_is_string(json_object_get(params, "level"))) {
-        m->decision = "deny";
-        m->message = "invalid params";
-        gw_mreq_audit(m, "logging/setLevel");
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.level is required.", NULL);
+        return gw_deny(m, "logging/setLevel", "invalid params", 200, id, GW_RPC_INVALID_PARAMS,
+                       "params.level is required.", NULL);
     }
     each_upstream(m, set_level_one, params);
     return gw_reply_audited(m, "logging/setLevel", id, json_object());
@@ -386,17 +373,15 @@ listen_one(struct gw_mreq *m, struct gw_call_target *t, void *ctx)
 }
 
 static int
-do_listen(struct gw_mreq *m, json_t *id, json_t *params)
+do_listen(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
 {
     json_t *filter = json_object_get(params, "notifications");
     struct gw_listener *l;
     json_t *ack, *agreed;
 
     if (filter && !json_is_object(filter)) {
-        m->decision = "deny";
-        m->message = "invalid params";
-        gw_mreq_audit(m, "subscriptions/listen");
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params.notifications must be an object.", NULL);
+        return gw_deny(m, "subscriptions/listen", "invalid params", 200, id, GW_RPC_INVALID_PARAMS,
+                       "params.notifications must be an object.", NULL);
     }
     if (gw_mreq_audit(m, "subscriptions/listen") < 0)
         return gw_reply_audit_down(m->r, id);
@@ -427,7 +412,7 @@ do_listen(struct gw_mreq *m, json_t *id, json_t *params)
 }
 
 static int
-do_discover(struct gw_mreq *m, json_t *id)
+do_discover(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
 {
     json_t *caps = capabilities();
     json_t *res;
@@ -444,65 +429,90 @@ do_discover(struct gw_mreq *m, json_t *id)
     return gw_reply_audited(m, "server/discover", id, res);
 }
 
+static int
+do_ping(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
+{
+    (void)params;
+    return gw_reply_audited(m, mt->name, id, json_object());
+}
+
+static int
+do_reinit(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
+{
+    (void)params;
+    return gw_deny(m, mt->name, "already initialized", 400, id, GW_RPC_INVALID_REQUEST,
+                   "The session is already initialized.", NULL);
+}
+
+static json_t *batch_ping(struct gw_mreq *m, json_t *id, const char **why);
+static json_t *batch_tools(struct gw_mreq *m, json_t *id, const char **why);
+
+/* ---------------------------------------------------------------- the method table
+ * One row per MCP method: its handler, the revisions that have it (a
+ * method outside its revisions is "Method not found": 404 in 2026-07-28,
+ * which removed ping, logging/setLevel and resources/(un)subscribe, Key
+ * Changes 4 and 5 — served, they would leave state on the member's shared
+ * upstream sessions that later stateless requests inherit), what it may
+ * wait for (may_block), its answer inside a 2025-03-26 batch, the param
+ * the 2026-07-28 Mcp-Name header mirrors, and the policy action of the
+ * methods that pass the enforcement seam.  initialize is answered by the
+ * endpoint before dispatch (gw_method_initialize); its row refuses a
+ * second one. */
+
+#define SESS GW_REV_SESSION
+#define ALL  GW_REV_ALL
+#define NEW  GW_REV_2026_07_28
+#define NONE GW_WAIT_NONE
+#define LISTS GW_WAIT_LISTS
+static const struct gw_method methods[] = {
+    /* name                     handler       revs  waits for           lists it reads           batch        Mcp-Name action */
+    { "initialize",             do_reinit,    SESS, NONE,               GW_TOOLS, GW_TOOLS,         NULL,        NULL,  NULL },
+    { "ping",                   do_ping,      SESS, NONE,               GW_TOOLS, GW_TOOLS,         batch_ping,  NULL,  NULL },
+    { "tools/list",             do_list,      ALL,  LISTS,              GW_TOOLS, GW_TOOLS,         batch_tools, NULL,  NULL },
+    { "tools/call",             do_named,     ALL,  LISTS,              GW_TOOLS, GW_TOOLS,         NULL,        "name", "tools/call" },
+    { "prompts/list",           do_list,      ALL,  LISTS,              GW_PROMPTS, GW_PROMPTS,     NULL,        NULL,  NULL },
+    { "prompts/get",            do_named,     ALL,  LISTS,              GW_PROMPTS, GW_PROMPTS,     NULL,        "name", NULL },
+    { "resources/list",         do_list,      ALL,  LISTS,              GW_RESOURCES, GW_RESOURCES, NULL,        NULL,  NULL },
+    { "resources/templates/list", do_list,    ALL,  LISTS,              GW_TEMPLATES, GW_TEMPLATES, NULL,        NULL,  NULL },
+    { "resources/read",         do_uri,       ALL,  LISTS,              GW_RESOURCES, GW_TEMPLATES, NULL,        "uri", NULL },
+    { "resources/subscribe",    do_uri,       SESS, LISTS,              GW_RESOURCES, GW_TEMPLATES, NULL,        NULL,  NULL },
+    { "resources/unsubscribe",  do_uri,       SESS, LISTS,              GW_RESOURCES, GW_TEMPLATES, NULL,        NULL,  NULL },
+    { "completion/complete",    do_complete,  ALL,  LISTS,              GW_PROMPTS, GW_TEMPLATES,   NULL,        NULL,  NULL },
+    { "logging/setLevel",       do_set_level, SESS, GW_WAIT_UPSTREAMS,  GW_TOOLS, GW_TOOLS,         NULL,        NULL,  NULL },
+    { "server/discover",        do_discover,  NEW,  NONE,               GW_TOOLS, GW_TOOLS,         NULL,        NULL,  NULL },
+    { "subscriptions/listen",   do_listen,    NEW,  GW_WAIT_HANDSHAKES, GW_TOOLS, GW_TOOLS,         NULL,        NULL,  NULL },
+};
+#undef SESS
+#undef ALL
+#undef NEW
+#undef NONE
+#undef LISTS
+
+const struct gw_method *
+gw_method_find(const char *name, const char *proto)
+{
+    unsigned rev = gw_proto_rev(proto);
+
+    for (size_t i = 0; name && i < GH_ARRAY_LEN(methods); i++)
+        if (!strcmp(methods[i].name, name))
+            return methods[i].revs & rev ? &methods[i] : NULL;
+    return NULL;
+}
+
 /* One request (session or stateless; the session is in m->s). */
 static int
 dispatch(struct gw_mreq *m, const char *method, json_t *id, json_t *params)
 {
-    int nf_status = m->stateless ? 404 : 200;
+    const struct gw_method *mt = gw_method_find(method, m->proto);
 
     m->method = method;
-    if (params && !json_is_object(params)) {
-        m->decision = "deny";
-        m->message = "params not an object";
-        gw_mreq_audit(m, method);
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, "params must be an object.", NULL);
-    }
-    /* methods 2026-07-28 removed (Key Changes 4, 5: resources/subscribe and
-     * /unsubscribe replaced by subscriptions/listen; ping and
-     * logging/setLevel removed): not implemented in that revision, which
-     * says "If the server does not implement the requested RPC method, it
-     * MUST respond with 404 Not Found and a JSON-RPC error with code
-     * -32601".  Served, they would leave state behind on the member's
-     * shared upstream sessions that later stateless requests inherit. */
-    if (m->stateless && (!strcmp(method, "ping") || !strcmp(method, "logging/setLevel") ||
-                         !strcmp(method, "resources/subscribe") || !strcmp(method, "resources/unsubscribe")))
-        goto not_found;
-    if (!strcmp(method, "ping"))
-        return gw_reply_audited(m, method, id, json_object());
-    if (!strcmp(method, "tools/list"))
-        return do_list(m, id, params, GW_TOOLS, method);
-    if (!strcmp(method, "prompts/list"))
-        return do_list(m, id, params, GW_PROMPTS, method);
-    if (!strcmp(method, "resources/list"))
-        return do_list(m, id, params, GW_RESOURCES, method);
-    if (!strcmp(method, "resources/templates/list"))
-        return do_list(m, id, params, GW_TEMPLATES, method);
-    if (!strcmp(method, "tools/call"))
-        return do_named(m, id, params, GW_TOOLS, method);
-    if (!strcmp(method, "prompts/get"))
-        return do_named(m, id, params, GW_PROMPTS, method);
-    if (!strcmp(method, "resources/read") || !strcmp(method, "resources/subscribe") ||
-        !strcmp(method, "resources/unsubscribe"))
-        return do_uri(m, id, params, method);
-    if (!strcmp(method, "logging/setLevel"))
-        return do_set_level(m, id, params);
-    if (!strcmp(method, "completion/complete"))
-        return do_complete(m, id, params);
-    if (m->stateless && !strcmp(method, "server/discover"))
-        return do_discover(m, id);
-    if (m->stateless && !strcmp(method, "subscriptions/listen"))
-        return do_listen(m, id, params);
-    if (!strcmp(method, "initialize")) {
-        m->decision = "deny";
-        m->message = "already initialized";
-        gw_mreq_audit(m, method);
-        return gw_reply_rpc_error(m->r, 400, id, GW_RPC_INVALID_REQUEST, "The session is already initialized.", NULL);
-    }
-not_found:
-    m->decision = "deny";
-    m->message = "method not found";
-    gw_mreq_audit(m, method);
-    return gw_reply_rpc_error(m->r, nf_status, id, GW_RPC_METHOD_NOT_FOUND, "Method not found.", NULL);
+    if (params && !json_is_object(params))
+        return gw_deny(m, method, "params not an object", 200, id, GW_RPC_INVALID_PARAMS,
+                       "params must be an object.", NULL);
+    if (mt == NULL)
+        return gw_deny(m, method, "method not found", m->stateless ? 404 : 200, id, GW_RPC_METHOD_NOT_FOUND,
+                       "Method not found.", NULL);
+    return mt->run(m, mt, id, params);
 }
 
 /* ---------------------------------------------------------------- offloading
@@ -523,29 +533,18 @@ struct offload {
 static int batch_run(struct gw_mreq *m, json_t *batch);
 
 static bool
-may_block(struct gw_mreq *m, const char *method)
+may_block(struct gw_mreq *m, const struct gw_method *mt)
 {
-    static const struct { const char *method; enum gw_kind kind, also; } needs[] = {
-        { "tools/list", GW_TOOLS, GW_TOOLS },
-        { "tools/call", GW_TOOLS, GW_TOOLS },
-        { "prompts/list", GW_PROMPTS, GW_PROMPTS },
-        { "prompts/get", GW_PROMPTS, GW_PROMPTS },
-        { "resources/list", GW_RESOURCES, GW_RESOURCES },
-        { "resources/templates/list", GW_TEMPLATES, GW_TEMPLATES },
-        { "resources/read", GW_RESOURCES, GW_TEMPLATES },
-        { "resources/subscribe", GW_RESOURCES, GW_TEMPLATES },
-        { "resources/unsubscribe", GW_RESOURCES, GW_TEMPLATES },
-        { "completion/complete", GW_PROMPTS, GW_TEMPLATES },
-    };
-
-    if (!strcmp(method, "logging/setLevel"))
-        return true;            /* a call to every upstream */
-    if (!strcmp(method, "subscriptions/listen"))
-        return m->stateless && m->s && !gw_agg_warm(m->a, m->s, GW_NKINDS);   /* handshakes first */
-    for (size_t i = 0; i < GH_ARRAY_LEN(needs); i++)
-        if (!strcmp(method, needs[i].method))
-            return !gw_agg_warm(m->a, m->s, needs[i].kind) || !gw_agg_warm(m->a, m->s, needs[i].also);
-    return false;
+    switch (mt->wait) {
+    case GW_WAIT_UPSTREAMS:
+        return true;
+    case GW_WAIT_HANDSHAKES:
+        return m->stateless && m->s && !gw_agg_warm(m->a, m->s, GW_NKINDS);
+    case GW_WAIT_LISTS:
+        return !gw_agg_warm(m->a, m->s, mt->kind) || !gw_agg_warm(m->a, m->s, mt->also);
+    default:
+        return false;
+    }
 }
 
 static void
@@ -576,9 +575,10 @@ offload(struct offload *o)
 int
 gw_dispatch_or_offload(struct gw_mreq *m, const char *method, json_t *id, json_t *params)
 {
+    const struct gw_method *mt = gw_method_find(method, m->proto);
     struct offload *o;
 
-    if (!may_block(m, method) || (o = gh_arena_alloc(m->a, sizeof(*o))) == NULL)
+    if (mt == NULL || !may_block(m, mt) || (o = gh_arena_alloc(m->a, sizeof(*o))) == NULL)
         return dispatch(m, method, id, params);
     *o = (struct offload){ *m, method, id, params, NULL };
     return offload(o);
@@ -588,6 +588,14 @@ gw_dispatch_or_offload(struct gw_mreq *m, const char *method, json_t *id, json_t
  * forwarded ones are not streamed in a batch).  At most
  * GATEHOUSE_MCP_BATCH_MAX messages; the audit rows of the answered ones go
  * to the writer together, one group commit and one wait for the batch. */
+
+static json_t *
+batch_ping(struct gw_mreq *m, json_t *id, const char **why)
+{
+    (void)m;
+    (void)why;
+    return gw_rpc_result(id, json_object());
+}
 
 /* tools/list inside a batch: the whole list (no paging in a batch). */
 static json_t *
@@ -614,7 +622,6 @@ batch_tools(struct gw_mreq *m, json_t *id, const char **why)
     return gw_rpc_result(id, res);
 }
 
-
 static int
 batch_run(struct gw_mreq *m, json_t *batch)
 {
@@ -631,6 +638,7 @@ batch_run(struct gw_mreq *m, json_t *batch)
     json_array_foreach(batch, i, msg) {
         const char *method = gw_msg_method(msg), *why = NULL;
         json_t *id = json_object_get(msg, "id");
+        const struct gw_method *mt;
 
         m->start_us = gh_now_us();
         if (gw_msg_invalid(msg)) {
@@ -647,11 +655,8 @@ batch_run(struct gw_mreq *m, json_t *batch)
         if (!gw_valid_id(id)) {
             gw_mreq_row(m, method, "deny", "invalid id", &rows[nrows++]);
             json_array_append_new(out, gw_rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid id.", NULL));
-        } else if (!strcmp(method, "ping")) {
-            gw_mreq_row(m, method, NULL, NULL, &rows[nrows++]);
-            json_array_append_new(out, gw_rpc_result(id, json_object()));
-        } else if (!strcmp(method, "tools/list")) {
-            json_array_append_new(out, batch_tools(m, id, &why));
+        } else if ((mt = gw_method_find(method, m->proto)) && mt->in_batch) {
+            json_array_append_new(out, mt->in_batch(m, id, &why));
             gw_mreq_row(m, method, NULL, why, &rows[nrows++]);
         } else {
             gw_mreq_row(m, method, "deny", "not available in a batch", &rows[nrows++]);
@@ -678,9 +683,8 @@ batch_run(struct gw_mreq *m, json_t *batch)
     return web_reply_json(m->r, 200, json_incref(out));
 }
 
-
 /* A batch that passed the endpoint's checks: answered here, or on the
- * offload pool when a tools/list in it may wait for the upstreams. */
+ * offload pool when a method in it may wait for the upstreams. */
 int
 gw_batch_serve(struct gw_mreq *m, json_t *batch)
 {
@@ -688,8 +692,8 @@ gw_batch_serve(struct gw_mreq *m, json_t *batch)
     json_t *msg;
 
     json_array_foreach(batch, i, msg) {
-        const char *method = json_is_object(msg) ? gw_msg_method(msg) : NULL;
-        if (method && !strcmp(method, "tools/list") && may_block(m, method)) {
+        const struct gw_method *mt = gw_method_find(json_is_object(msg) ? gw_msg_method(msg) : NULL, m->proto);
+        if (mt && mt->in_batch && may_block(m, mt)) {
             struct offload *o = gh_arena_alloc(m->a, sizeof(*o));
             if (o == NULL)
                 break;
