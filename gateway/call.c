@@ -4,86 +4,135 @@
  * a retry after the upstream lost its session, cancellation by the client
  * or by its leaving, the relay of the upstream's own requests, and the
  * final message held until its audit row is committed.
+ *
+ * A call is one object (struct gw_call) that owns an arena: everything it
+ * copies from the request (connector, credentials, the row's strings) lives
+ * there and goes with it, the upstream credentials wiped first.  Its
+ * progress is one state, changed only by call_state() under the channel's
+ * lock, along the transitions gw_call_may() allows:
+ *
+ *   SENT ──404, session lost──▶ RETRY ──new handshake──▶ RESENT
+ *    │ │                          │ │                       │ │
+ *    │ └─client cancels / leaves──┼─┴──────────────────────┬┘ │
+ *    │                            │          CANCELLED, LEFT   │
+ *    └────────────────────────────┴──────────┬─────────────────┘
+ *                                            ▼
+ *                     ANSWERED (the outcome is known; its row is being
+ *                               committed) ──▶ DONE (the final message went)
  */
 #include "gateway/endpoint_int.h"
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- forwarded calls */
+/* ---------------------------------------------------------------- the call */
 
-struct fwd {
-    struct gw_chan  ch;                /* first: a forwarded call is a channel */
-    struct gw_session *s;
-    struct gw_connector c;          /* heap copies */
-    struct gw_header *hdrs;         /* credentials: wiped at free */
+struct gw_call {
+    struct gw_chan  ch;             /* first: a forwarded call is a channel */
+    struct gh_arena *a;             /* what the call owns; freed with it */
+    enum gw_call_state state;       /* under ch.lock, call_state() only */
+    struct gw_session *s;           /* referenced (a cleanup of a) */
+    struct gw_connector c;          /* copies in a */
+    struct gw_header *hdrs;         /* credentials: wiped by a's cleanups */
     int          nhdrs;
     json_t      *msg;               /* the upstream request (our id) */
     json_t      *down_id;
     json_t      *up_id;
-    char        *proto_up;          /* upstream revision at start */
+    char         proto_up[16];      /* upstream revision at (re)start, under ch.lock */
     bool         stateless;
     bool         no_logs;           /* stateless without a logLevel in _meta */
-    bool         retried;
-    bool         final_seen;        /* the upstream's response came */
-    bool         upstream_done;
-    bool         cancel_sent;
-    bool         client_cancelled;  /* notifications/cancelled from the client */
     json_t      *final;             /* waiting for its audit row */
     struct gw_up_xfer *x;
     /* audit */
     struct authz_credential who;
-    char        *method, *tool, *request_id, *policy_ids, *policy_versions;
+    const char  *method, *tool, *request_id, *policy_ids, *policy_versions, *message;
     int64_t      start_us;
     int          upstream_status;
     bool         reached;           /* the upstream has had the request */
-    char        *message;
     struct gw_audit row;            /* submitted at the end */
 };
 
-static void
-fwd_free(struct gw_chan *c)
+bool
+gw_call_may(enum gw_call_state from, enum gw_call_state to)
 {
-    struct fwd *f = (struct fwd *)c;
+    switch (from) {
+    case GW_CALL_SENT:
+        return to == GW_CALL_RETRY || to == GW_CALL_CANCELLED || to == GW_CALL_LEFT || to == GW_CALL_ANSWERED;
+    case GW_CALL_RETRY:
+    case GW_CALL_RESENT:
+        /* one retry: RESENT does not go back to RETRY */
+        return (from == GW_CALL_RETRY && to == GW_CALL_RESENT) || to == GW_CALL_CANCELLED ||
+               to == GW_CALL_LEFT || to == GW_CALL_ANSWERED;
+    case GW_CALL_CANCELLED:
+    case GW_CALL_LEFT:
+        return to == GW_CALL_ANSWERED;
+    case GW_CALL_ANSWERED:
+        return to == GW_CALL_DONE;
+    default:
+        return false;
+    }
+}
+
+/* The one place a call's state changes: false (and no change) when the
+ * call is not where `to` may follow. */
+static bool
+call_state(struct gw_call *f, enum gw_call_state to)
+{
+    bool ok;
+
+    pthread_mutex_lock(&f->ch.lock);
+    ok = gw_call_may(f->state, to);
+    if (ok)
+        f->state = to;
+    pthread_mutex_unlock(&f->ch.lock);
+    return ok;
+}
+
+static enum gw_call_state
+call_now(struct gw_call *f)
+{
+    enum gw_call_state st;
+
+    pthread_mutex_lock(&f->ch.lock);
+    st = f->state;
+    pthread_mutex_unlock(&f->ch.lock);
+    return st;
+}
+
+/* A 2026-07-28 upstream has no session to lose, and learns of a cancel from
+ * its closed stream alone. */
+static bool
+call_legacy(struct gw_call *f)
+{
+    bool legacy;
+
+    pthread_mutex_lock(&f->ch.lock);
+    legacy = strcmp(f->proto_up, GW_PROTO_2026_07_28) != 0;
+    pthread_mutex_unlock(&f->ch.lock);
+    return legacy;
+}
+
+static void
+call_free(struct gw_chan *c)
+{
+    struct gw_call *f = (struct gw_call *)c;
 
     gw_up_release(f->x);
-    gw_session_put(f->s);
-    free(f->c.id);
-    free(f->c.name);
-    free(f->c.url);
-    for (int i = 0; i < f->nhdrs; i++) {
-        free(f->hdrs[i].name);
-        if (f->hdrs[i].value) {
-            gh_wipe(f->hdrs[i].value, strlen(f->hdrs[i].value));
-            free(f->hdrs[i].value);
-        }
-    }
-    free(f->hdrs);
-    json_decref(f->msg);
-    json_decref(f->down_id);
-    json_decref(f->up_id);
     json_decref(f->final);
-    free(f->proto_up);
-    gw_cred_release(&f->who);
-    free(f->method);
-    free(f->tool);
-    free(f->request_id);
-    free(f->policy_ids);
-    free(f->policy_versions);
-    free(f->message);
+    gh_arena_free(f->a);
     free(f);
 }
 
-static void fwd_start(struct fwd *f);
-static void fwd_send_cancelled(struct fwd *f, const char *reason);
-static bool fwd_relay_send(void *call, json_t *msg);
-static void fwd_relay_hold(void *call, bool take);
+static void call_start(struct gw_call *f);
+static void call_send_cancelled(struct gw_call *f, const char *reason);
+static bool call_relay_send(void *call, json_t *msg);
+static void call_relay_hold(void *call, bool take);
 
 /* The final message goes once its audit row is committed: the row is
  * submitted to the group commit without a thread waiting for it, and the
  * writer thread lets the message go (or, with the writer stopped, this
  * thread writes and waits). */
 static void
-fwd_release_final(struct fwd *f)
+call_release_final(struct gw_call *f)
 {
     json_t *final;
 
@@ -91,15 +140,16 @@ fwd_release_final(struct fwd *f)
     final = f->final;
     f->final = NULL;
     pthread_mutex_unlock(&f->ch.lock);
+    call_state(f, GW_CALL_DONE);
     gw_chan_send(&f->ch, final, true);
     json_decref(final);
     gw_chan_unref(&f->ch);     /* the audit's reference */
 }
 
 static void
-fwd_audited(void *ctx, int ok)
+call_audited(void *ctx, int ok)
 {
-    struct fwd *f = ctx;
+    struct gw_call *f = ctx;
 
     if (ok < 0) {
         /* the upstream's answer does not leave without its audit row */
@@ -111,13 +161,18 @@ fwd_audited(void *ctx, int ok)
         }
         pthread_mutex_unlock(&f->ch.lock);
     }
-    fwd_release_final(f);
+    call_release_final(f);
 }
 
-/* Any thread: the answer is known; audit, then send. */
+/* Any thread: the answer is known (final, or NULL when none is due); audit,
+ * then send.  Once per call: a later outcome is dropped. */
 static void
-fwd_conclude(struct fwd *f, json_t *final)
+call_conclude(struct gw_call *f, json_t *final)
 {
+    if (!call_state(f, GW_CALL_ANSWERED)) {
+        json_decref(final);
+        return;
+    }
     pthread_mutex_lock(&f->ch.lock);
     f->final = final;
     f->ch.refs++;
@@ -138,16 +193,16 @@ fwd_conclude(struct fwd *f, json_t *final)
         .request_id = f->request_id,
         .acted = f->reached,
     };
-    if (gw_audit_submit(&f->row, f->request_id, fwd_audited, f) < 0) {
+    if (gw_audit_submit(&f->row, f->request_id, call_audited, f) < 0) {
         struct gh_err e = {0};
-        fwd_audited(f, gw_audit_write(&f->row, &e));
+        call_audited(f, gw_audit_write(&f->row, &e));
     }
 }
 
 /* The audit row keeps the decision's message (why the call was allowed);
  * what went wrong upstream goes to the log and to the client. */
 static void
-fwd_error(struct fwd *f, const char *text)
+call_error(struct gw_call *f, const char *text)
 {
     bool own = gh_log_request_id()[0] == '\0';   /* an I/O or worker thread */
 
@@ -156,27 +211,27 @@ fwd_error(struct fwd *f, const char *text)
     GH_LOG(WARN, "gw_forward", "%s %s: %s", f->method, f->tool ? f->tool : "", text);
     if (own)
         gh_log_context(NULL, NULL);
-    fwd_conclude(f, gw_rpc_error(f->down_id, GW_RPC_UPSTREAM, text, NULL));
+    call_conclude(f, gw_rpc_error(f->down_id, GW_RPC_UPSTREAM, text, NULL));
 }
 
 static void
-fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
+call_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
 {
-    struct fwd *f = ctx;
+    struct gw_call *f = ctx;
     json_t *id = json_object_get(msg, "id");
     const char *method = gh_json_str(msg, "method");
+    enum gw_call_state st = call_now(f);
 
-    if (f->final_seen)
+    if (st >= GW_CALL_ANSWERED)
         return;
     if (method == NULL && id && json_equal(id, f->up_id)) {
         /* msg was parsed for this call alone: it is ours to change */
         json_t *out = json_incref(msg);
         json_t *res = json_object_get(out, "result");
-        if (gw_up_status(x) == 404 && f->proto_up && strcmp(f->proto_up, GW_PROTO_2026_07_28) && !f->retried) {
+        if (gw_up_status(x) == 404 && gw_call_may(st, GW_CALL_RETRY) && call_legacy(f)) {
             json_decref(out);   /* the upstream lost its session: on_done redoes it */
             return;
         }
-        f->final_seen = true;
         json_object_set(out, "id", f->down_id);
         if (f->stateless) {
             gw_stateless_result(res, f->method);
@@ -184,7 +239,7 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
         }
         f->upstream_status = (int)gw_up_status(x);
         f->reached = true;
-        fwd_conclude(f, out);
+        call_conclude(f, out);
         return;
     }
     if (method && id == NULL) {
@@ -198,7 +253,7 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
     if (method && id) {
         /* a request from the upstream (sampling, elicitation, roots, ping) */
         struct gw_relay_call rc = { { f->s, &f->c, f->hdrs, f->nhdrs }, f->stateless, f->request_id,
-                                    f, fwd_relay_send, fwd_relay_hold };
+                                    f, call_relay_send, call_relay_hold };
         gw_relay_request(&rc, msg);
     }
 }
@@ -206,13 +261,13 @@ fwd_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
 /* How relay.c reaches a forwarded call: its stream while it is open, and a
  * reference while a relay waits for the client. */
 static bool
-fwd_relay_send(void *call, json_t *msg)
+call_relay_send(void *call, json_t *msg)
 {
-    struct fwd *f = call;
+    struct gw_call *f = call;
     bool open;
 
     pthread_mutex_lock(&f->ch.lock);
-    open = !f->ch.gone && !f->ch.ended && !f->final_seen;
+    open = !f->ch.gone && !f->ch.ended && f->state < GW_CALL_ANSWERED;
     pthread_mutex_unlock(&f->ch.lock);
     if (open && msg)
         gw_chan_send(&f->ch, msg, false);
@@ -220,9 +275,9 @@ fwd_relay_send(void *call, json_t *msg)
 }
 
 static void
-fwd_relay_hold(void *call, bool take)
+call_relay_hold(void *call, bool take)
 {
-    struct fwd *f = call;
+    struct gw_call *f = call;
 
     if (!take) {
         gw_chan_unref(&f->ch);
@@ -233,35 +288,55 @@ fwd_relay_hold(void *call, bool take)
     pthread_mutex_unlock(&f->ch.lock);
 }
 
+/* A worker: the new handshake after the upstream lost its session, then
+ * the call once more (unless the client cancelled or left meanwhile). */
 static void
-fwd_retry_work(void *ctx)
+call_retry_work(void *ctx)
 {
-    struct fwd *f = ctx;
+    struct gw_call *f = ctx;
     struct gh_arena *a = gh_arena_new(0);
     struct gw_call_target t = { f->s, &f->c, f->hdrs, f->nhdrs };
     struct gh_err e = {0};
 
-    if (a == NULL || gw_up_ensure(a, &t, true, &e) < 0) {
-        fwd_error(f, e.msg[0] ? e.msg : "Upstream unavailable.");
-    } else {
-        bool gone;
-        pthread_mutex_lock(&f->ch.lock);
-        gone = f->ch.gone;
-        pthread_mutex_unlock(&f->ch.lock);
-        if (gone)
-            fwd_error(f, "client disconnected");
-        else
-            fwd_start(f);
-    }
+    if (a == NULL || gw_up_ensure(a, &t, true, &e) < 0)
+        call_error(f, e.msg[0] ? e.msg : "Upstream unavailable.");
+    else if (call_state(f, GW_CALL_RESENT))
+        call_start(f);
+    else if (call_now(f) == GW_CALL_CANCELLED)
+        call_conclude(f, NULL);     /* no response is due, only the audit row */
+    else
+        call_error(f, "client disconnected");
     gh_arena_free(a);
     gw_chan_unref(&f->ch);     /* the work's reference */
 }
 
+/* What the client reads when the transfer ended without the upstream's
+ * answer (text, for the log and the error). */
 static void
-fwd_on_done(struct gw_up_xfer *x, void *ctx)
+call_failure(struct gw_call *f, struct gw_up_xfer *x, bool gone, char *text, size_t n)
 {
-    struct fwd *f = ctx;
     long st = gw_up_status(x);
+
+    if (gone)
+        snprintf(text, n, "client disconnected");
+    else if (gw_up_timed_out(x)) {
+        snprintf(text, n, "Upstream '%s' timed out.", f->c.name);
+        call_send_cancelled(f, "The gateway's call timeout passed.");
+    } else if (st >= 400)
+        snprintf(text, n, "Upstream '%s' answered HTTP %ld.", f->c.name, st);
+    else if (st == 0)
+        snprintf(text, n, "Upstream '%s' is unavailable.", f->c.name);
+    else
+        snprintf(text, n, "Upstream '%s' ended without an answer.", f->c.name);
+}
+
+static void
+call_on_done(struct gw_up_xfer *x, void *ctx)
+{
+    struct gw_call *f = ctx;
+    long st = gw_up_status(x);
+    enum gw_call_state now;
+    char text[200];
     bool gone;
 
     f->upstream_status = (int)st;
@@ -271,75 +346,62 @@ fwd_on_done(struct gw_up_xfer *x, void *ctx)
         f->reached = true;
     pthread_mutex_lock(&f->ch.lock);
     gone = f->ch.gone;
+    now = f->state;
     pthread_mutex_unlock(&f->ch.lock);
-    if (!f->final_seen) {
-        char text[200];
-        if (st == 404 && f->proto_up && strcmp(f->proto_up, GW_PROTO_2026_07_28) && !f->retried && !gone) {
-            /* the upstream dropped its session: new handshake, then again */
-            f->retried = true;
-            pthread_mutex_lock(&f->ch.lock);
-            f->ch.refs++;
-            pthread_mutex_unlock(&f->ch.lock);
-            if (gw_work_post(fwd_retry_work, f) == 0)
-                goto out;
-            gw_chan_unref(&f->ch);
-        }
-        if (f->client_cancelled) {
-            /* the client cancelled: no response is due, only the audit row */
-            f->final_seen = true;
-            fwd_conclude(f, NULL);
+    if (now >= GW_CALL_ANSWERED)
+        goto out;
+    if (st == 404 && !gone && call_legacy(f) && call_state(f, GW_CALL_RETRY)) {
+        /* the upstream dropped its session: new handshake, then again */
+        pthread_mutex_lock(&f->ch.lock);
+        f->ch.refs++;
+        pthread_mutex_unlock(&f->ch.lock);
+        if (gw_work_post(call_retry_work, f) == 0)
             goto out;
-        }
-        if (gone)
-            snprintf(text, sizeof(text), "client disconnected");
-        else if (gw_up_timed_out(x)) {
-            snprintf(text, sizeof(text), "Upstream '%s' timed out.", f->c.name);
-            fwd_send_cancelled(f, "The gateway's call timeout passed.");
-        }
-        else if (st >= 400)
-            snprintf(text, sizeof(text), "Upstream '%s' answered HTTP %ld.", f->c.name, st);
-        else if (st == 0)
-            snprintf(text, sizeof(text), "Upstream '%s' is unavailable.", f->c.name);
-        else
-            snprintf(text, sizeof(text), "Upstream '%s' ended without an answer.", f->c.name);
-        f->final_seen = true;
-        fwd_error(f, text);
+        gw_chan_unref(&f->ch);
     }
+    if (call_now(f) == GW_CALL_CANCELLED) {
+        /* the client cancelled: no response is due, only the audit row */
+        call_conclude(f, NULL);
+        goto out;
+    }
+    call_failure(f, x, gone, text, sizeof(text));
+    call_error(f, text);
 out:
     gw_chan_unref(&f->ch);     /* the transfer's reference */
 }
 
 static void
-fwd_start(struct fwd *f)
+call_start(struct gw_call *f)
 {
     struct gh_arena *a = gh_arena_new(0);
     struct gw_call_target t = { f->s, &f->c, f->hdrs, f->nhdrs };
     struct gw_up_req rq = {0};
     struct gh_err e = {0};
-    json_t *msg = f->msg;       /* gw_up_prepare copies it if it must change it */
     struct gw_up_xfer *x;
     struct gw_upstate *u;
+    char proto[16];
     bool gone;
 
-    if (a == NULL || msg == NULL || gw_up_prepare(a, &t, msg, &rq, &e) < 0) {
-        fwd_error(f, "Internal error.");
+    /* gw_up_prepare copies f->msg if it must change it */
+    if (a == NULL || f->msg == NULL || gw_up_prepare(a, &t, f->msg, &rq, &e) < 0) {
+        call_error(f, "Internal error.");
         goto out;
     }
     pthread_mutex_lock(&f->s->lock);
     u = gw_session_upstate(f->s, &f->c);
-    free(f->proto_up);
-    f->proto_up = gw_xstrdup(u ? u->proto : "");
+    snprintf(proto, sizeof(proto), "%s", u ? u->proto : "");
     pthread_mutex_unlock(&f->s->lock);
-    rq.on_message = fwd_on_message;
-    rq.on_done = fwd_on_done;
+    rq.on_message = call_on_message;
+    rq.on_done = call_on_done;
     rq.ctx = f;
     pthread_mutex_lock(&f->ch.lock);
+    memcpy(f->proto_up, proto, sizeof(proto));
     f->ch.refs++;           /* the transfer's */
     pthread_mutex_unlock(&f->ch.lock);
     x = gw_up_start(&rq);
     if (x == NULL) {
         gw_chan_unref(&f->ch);
-        fwd_error(f, "Internal error.");
+        call_error(f, "Internal error.");
         goto out;
     }
     pthread_mutex_lock(&f->ch.lock);
@@ -371,7 +433,7 @@ cancel_msg(struct gw_up_xfer *x, json_t *m, void *ctx)
 /* A legacy upstream learns of a cancel from notifications/cancelled (a
  * 2026-07-28 upstream from the closed stream alone).  Any thread. */
 static void
-fwd_send_cancelled(struct fwd *f, const char *reason)
+call_send_cancelled(struct gw_call *f, const char *reason)
 {
     struct gh_arena *a;
     struct gw_call_target t = { f->s, &f->c, f->hdrs, f->nhdrs };
@@ -379,7 +441,7 @@ fwd_send_cancelled(struct fwd *f, const char *reason)
     struct gh_err e = {0};
     json_t *note;
 
-    if (f->proto_up == NULL || !strcmp(f->proto_up, GW_PROTO_2026_07_28))
+    if (!call_legacy(f))
         return;
     a = gh_arena_new(0);
     note = json_pack("{s:s, s:s, s:{s:O, s:s}}", "jsonrpc", "2.0", "method", "notifications/cancelled",
@@ -399,9 +461,28 @@ static bool
 call_of(struct gw_chan *c, const void *ctx)
 {
     const struct call_key *key = ctx;
-    struct fwd *f = (struct fwd *)c;
+    struct gw_call *f = (struct gw_call *)c;
 
     return c->is_fwd && f->s == key->s && json_equal(f->down_id, key->down_id);
+}
+
+/* Stops a running call upstream (the client cancelled or left): false when
+ * it was no longer running, or was stopped already. */
+static bool
+call_stop(struct gw_call *f, enum gw_call_state why, const char *reason)
+{
+    struct gw_up_xfer *x;
+
+    if (!call_state(f, why))
+        return false;
+    pthread_mutex_lock(&f->ch.lock);
+    x = f->x;
+    pthread_mutex_unlock(&f->ch.lock);
+    if (x == NULL)
+        return false;
+    gw_up_cancel(x);
+    call_send_cancelled(f, reason);
+    return true;
 }
 
 /* notifications/cancelled from a session's client: the forwarded call with
@@ -409,25 +490,14 @@ call_of(struct gw_chan *c, const void *ctx)
 static void
 cancel_by_client(struct gw_session *s, json_t *request_id, const char *reason)
 {
-    struct fwd *hit = NULL;
-    struct gw_up_xfer *x = NULL;
-    bool go = false;
+    struct gw_call *hit;
 
     if (request_id == NULL)
         return;
-    hit = (struct fwd *)gw_chan_find(call_of, &(struct call_key){ s, request_id });
+    hit = (struct gw_call *)gw_chan_find(call_of, &(struct call_key){ s, request_id });
     if (hit == NULL)
         return;
-    pthread_mutex_lock(&hit->ch.lock);
-    if (!hit->final_seen && !hit->cancel_sent) {
-        hit->cancel_sent = hit->client_cancelled = go = true;
-        x = hit->x;
-    }
-    pthread_mutex_unlock(&hit->ch.lock);
-    if (go && x) {
-        gw_up_cancel(x);
-        fwd_send_cancelled(hit, reason ? reason : "The client cancelled the request.");
-    }
+    call_stop(hit, GW_CALL_CANCELLED, reason ? reason : "The client cancelled the request.");
     gw_chan_unref(&hit->ch);
 }
 
@@ -447,25 +517,74 @@ gw_client_note(struct gw_session *s, const char *method, json_t *msg)
 
 /* The client went away (or the response ended): stop the upstream work. */
 static void
-fwd_stream_done(void *ctx)
+call_stream_done(void *ctx)
 {
-    struct fwd *f = ctx;
-    struct gw_up_xfer *x;
-    bool cancel;
+    struct gw_call *f = ctx;
 
     pthread_mutex_lock(&f->ch.lock);
     f->ch.gone = true;
-    cancel = !f->final_seen && !f->cancel_sent;
-    f->cancel_sent = true;
-    x = f->x;
     pthread_mutex_unlock(&f->ch.lock);
     gw_chan_unregister(&f->ch);
-    if (cancel && x) {
-        gw_up_cancel(x);
-        fwd_send_cancelled(f, "The client disconnected.");
+    if (call_stop(f, GW_CALL_LEFT, "The client disconnected."))
         GH_LOG(INFO, "gw_forward", "client gone: upstream request to %s cancelled", f->c.name);
-    }
     gw_chan_unref(&f->ch);     /* the stream's reference */
+}
+
+static void
+wipe_cb(void *p)
+{
+    gh_wipe(p, strlen(p));
+}
+
+static char *
+call_str(struct gw_call *f, const char *s)
+{
+    return s ? gh_arena_strdup(f->a, s) : NULL;
+}
+
+/* The call's copies of what it needs from the request, in its arena: false
+ * when out of memory. */
+static bool
+call_fill(struct gw_call *f, struct gw_mreq *m, const struct gw_call_target *t, json_t *id,
+          const char *method, json_t *params)
+{
+    struct gh_arena *a = f->a;
+
+    gw_session_ref(m->s);       /* the call's own: it may outlive the request */
+    f->s = m->s;
+    if (gh_arena_defer(a, gw_session_put_cb, f->s) < 0) {
+        gw_session_put(f->s);
+        f->s = NULL;
+        return false;
+    }
+    f->c = (struct gw_connector){ .id = call_str(f, t->c->id), .name = call_str(f, t->c->name),
+                                  .url = call_str(f, t->c->url), .enabled = true };
+    f->hdrs = gh_arena_alloc(a, sizeof(*f->hdrs) * (size_t)(t->nheaders + 1));
+    for (int i = 0; f->hdrs && i < t->nheaders; i++) {
+        struct gw_header *h = &f->hdrs[f->nhdrs];
+        h->name = call_str(f, t->headers[i].name);
+        h->value = call_str(f, t->headers[i].value);
+        if (h->name == NULL || h->value == NULL || gh_arena_defer(a, wipe_cb, h->value) < 0)
+            return false;
+        f->nhdrs++;
+    }
+    f->up_id = gh_arena_json(a, gw_up_next_id());
+    f->down_id = gh_arena_json(a, json_incref(id));
+    f->msg = gh_arena_json(a, json_pack("{s:s, s:O, s:s, s:O}", "jsonrpc", "2.0", "id", f->up_id,
+                                        "method", method, "params", params));
+    f->stateless = m->stateless;
+    f->no_logs = m->stateless &&
+                 !gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/logLevel");
+    gw_cred_copy(a, &f->who, m->who);
+    f->request_id = call_str(f, web_request_id(m->r));
+    f->policy_ids = call_str(f, m->policy_ids);
+    f->policy_versions = call_str(f, m->policy_versions);
+    f->method = call_str(f, method);
+    f->tool = call_str(f, m->tool);
+    f->message = call_str(f, m->message ? m->message : GW_ALLOW_MESSAGE);
+    f->start_us = m->start_us;
+    return f->c.id && f->c.name && f->c.url && f->hdrs && f->up_id && f->msg && f->who.agent.id &&
+           f->method && f->message;
 }
 
 /* Forwards msg (already renamed for the upstream) and answers with the
@@ -476,9 +595,8 @@ gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const char *me
     struct gh_arena *a = m->a;
     struct gw_call_target t = { m->s, c, NULL, 0 };
     struct gh_err e = {0};
-    struct fwd *f;
+    struct gw_call *f;
     struct web_stream *ws = NULL;
-    const struct authz_credential *w = m->who;
 
     m->connector = c->name;
     if (gw_connector_auth_headers(a, c, m->who, &t.headers, &t.nheaders, &e) < 0 ||
@@ -489,39 +607,14 @@ gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const char *me
         return web_reply_json(m->r, 200, gw_rpc_error(id, GW_RPC_UPSTREAM, m->message, NULL));
     }
     f = calloc(1, sizeof(*f));
-    if (f == NULL)
+    if (f == NULL || (f->a = gh_arena_new(0)) == NULL) {
+        free(f);
         return gw_reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
-    gw_chan_init(&f->ch, 2 * 1000000LL, fwd_free);
-    f->ch.is_fwd = true;
-    f->s = m->s;
-    gw_session_ref(m->s);       /* the call's own: it may outlive the request */
-    f->request_id = gw_xstrdup(web_request_id(m->r));
-    f->policy_ids = gw_xstrdup(m->policy_ids);
-    f->policy_versions = gw_xstrdup(m->policy_versions);
-    f->c.id = gw_xstrdup(c->id);
-    f->c.name = gw_xstrdup(c->name);
-    f->c.url = gw_xstrdup(c->url);
-    f->c.agent_id = NULL;
-    f->c.enabled = true;
-    f->hdrs = calloc((size_t)t.nheaders + 1, sizeof(*f->hdrs));
-    for (int i = 0; f->hdrs && i < t.nheaders; i++) {
-        f->hdrs[i].name = gw_xstrdup(t.headers[i].name);
-        f->hdrs[i].value = gw_xstrdup(t.headers[i].value);
-        f->nhdrs++;
     }
-    f->up_id = gw_up_next_id();
-    f->down_id = json_incref(id);
-    f->msg = json_pack("{s:s, s:O, s:s, s:O}", "jsonrpc", "2.0", "id", f->up_id, "method", method,
-                       "params", params);
-    f->stateless = m->stateless;
-    f->no_logs = m->stateless &&
-                 !gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/logLevel");
-    gw_cred_dup(&f->who, w);
-    f->method = gw_xstrdup(method);
-    f->tool = gw_xstrdup(m->tool);
-    f->message = gw_xstrdup(m->message ? m->message : GW_ALLOW_MESSAGE);
-    f->start_us = m->start_us;
-    if (f->c.id == NULL || f->c.name == NULL || f->c.url == NULL || f->msg == NULL || f->hdrs == NULL) {
+    gw_chan_init(&f->ch, 2 * 1000000LL, call_free);
+    f->ch.is_fwd = true;
+    f->state = GW_CALL_SENT;
+    if (!call_fill(f, m, &t, id, method, params)) {
         gw_chan_unref(&f->ch);
         return gw_reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
     }
@@ -529,7 +622,7 @@ gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const char *me
     f->ch.refs++;           /* the stream's */
     f->ch.deferred = true;
     pthread_mutex_unlock(&f->ch.lock);
-    if (web_reply_deferred(m->r, gw_chan_read, &f->ch, fwd_stream_done, gw_chan_start, &ws) < 0) {
+    if (web_reply_deferred(m->r, gw_chan_read, &f->ch, call_stream_done, gw_chan_start, &ws) < 0) {
         f->ch.refs--;
         gw_chan_unref(&f->ch);
         return gw_reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
@@ -538,7 +631,7 @@ gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const char *me
     f->ch.ws = ws;
     pthread_mutex_unlock(&f->ch.lock);
     gw_chan_register(&f->ch);
-    fwd_start(f);
+    call_start(f);
     gw_chan_unref(&f->ch);     /* ours */
     return 0;
 }

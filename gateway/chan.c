@@ -322,55 +322,40 @@ gw_chan_read(void *ctx, char *buf, size_t max)
 }
 
 /* ---------------------------------------------------------------- replies after their audit row
- * The credential and the row's strings are copied: the response (and the
- * request arena) may end before the writer thread has formatted the row. */
+ * The credential and the row's strings are copied into the reply's own
+ * arena: the response (and the request arena) may end before the writer
+ * thread has formatted the row. */
 
-char *
-gw_xstrdup(const char *s)
+static char *
+astr(struct gh_arena *a, const char *s)
 {
-    return s ? strdup(s) : NULL;
+    return s ? gh_arena_strdup(a, s) : NULL;
 }
 
 void
-gw_cred_dup(struct authz_credential *d, const struct authz_credential *w)
+gw_cred_copy(struct gh_arena *a, struct authz_credential *d, const struct authz_credential *w)
 {
-    d->kind = gw_xstrdup(w->kind);
-    d->token_id = gw_xstrdup(w->token_id);
-    d->grant_id = gw_xstrdup(w->grant_id);
-    d->user_id = gw_xstrdup(w->user_id);
-    d->user_email = gw_xstrdup(w->user_email);
-    d->client_id = gw_xstrdup(w->client_id);
-    d->client_name = gw_xstrdup(w->client_name);
-    d->scope = gw_xstrdup(w->scope);
-    d->agent.id = gw_xstrdup(w->agent.id);
-    d->agent.slug = gw_xstrdup(w->agent.slug);
-    d->agent.name = gw_xstrdup(w->agent.name);
-    d->agent.untrusted = w->agent.untrusted;
-    d->expires_at = w->expires_at;
-}
-
-void
-gw_cred_release(struct authz_credential *c)
-{
-    free((char *)c->kind);
-    free(c->token_id);
-    free(c->grant_id);
-    free(c->user_id);
-    free(c->user_email);
-    free(c->client_id);
-    free(c->client_name);
-    free(c->scope);
-    free(c->agent.id);
-    free(c->agent.slug);
-    free(c->agent.name);
+    *d = (struct authz_credential){
+        .kind = astr(a, w->kind),
+        .token_id = astr(a, w->token_id),
+        .grant_id = astr(a, w->grant_id),
+        .user_id = astr(a, w->user_id),
+        .user_email = astr(a, w->user_email),
+        .client_id = astr(a, w->client_id),
+        .client_name = astr(a, w->client_name),
+        .scope = astr(a, w->scope),
+        .agent = { .id = astr(a, w->agent.id), .slug = astr(a, w->agent.slug),
+                   .name = astr(a, w->agent.name), .untrusted = w->agent.untrusted },
+        .expires_at = w->expires_at,
+    };
 }
 
 struct areply {
-    struct gw_chan  ch;                /* first: an audited reply is a channel */
+    struct gw_chan  ch;             /* first: an audited reply is a channel */
+    struct gh_arena *a;             /* the copies below; freed with the reply */
     struct authz_credential who;
     struct gw_audit row;
-    char        *strs[9];           /* what row points to */
-    char        *body;
+    char        *body;              /* malloc: replaced on the writer thread */
     json_t      *id;                /* the request's, for an error instead of body */
     bool         unaudited;         /* the row could not be written: body is the error */
     /* initialize: the new session, announced only with its row committed,
@@ -384,14 +369,8 @@ areply_free(struct gw_chan *c)
 {
     struct areply *ar = (struct areply *)c;
 
-    gw_cred_release(&ar->who);
-    for (size_t i = 0; i < GH_ARRAY_LEN(ar->strs); i++)
-        free(ar->strs[i]);
     free(ar->body);
-    json_decref(ar->id);
-    if (ar->s)
-        gw_session_put(ar->s);
-    free(ar->session_wire);
+    gh_arena_free(ar->a);
     free(ar);
 }
 
@@ -462,6 +441,42 @@ areply_done(void *ctx)
 
 /* The 200 reply to a request the gateway answered itself, sent once its
  * audit row is committed — without this thread waiting for the commit. */
+/* The reply's copy of what its row needs (ar->a): false when out of memory. */
+static bool
+areply_fill(struct areply *ar, struct gw_mreq *m, const char *method, json_t *id)
+{
+    struct gh_arena *a = ar->a;
+    const char *decision = m->decision ? m->decision : "allow";
+
+    ar->id = gh_arena_json(a, json_incref(id));
+    if (m->new_session) {
+        if (gh_arena_defer(a, gw_session_put_cb, m->s) < 0)
+            return false;
+        gw_session_ref(m->s);
+        ar->s = m->s;
+        ar->session_wire = astr(a, m->new_session);
+    }
+    gw_cred_copy(a, &ar->who, m->who);
+    ar->row = (struct gw_audit){
+        .who = &ar->who,
+        .agent_id = ar->who.agent.id,
+        .session_id = astr(a, m->s && !m->stateless ? m->s->id_hash : NULL),
+        .method = astr(a, method),
+        .tool = astr(a, m->tool),
+        .connector = astr(a, m->connector),
+        .decision = astr(a, decision),
+        .message = astr(a, m->message ? m->message : strcmp(decision, "allow") ? NULL : GW_ALLOW_MESSAGE),
+        .policy_ids = astr(a, m->policy_ids),
+        .policy_versions = astr(a, m->policy_versions),
+        .request_id = astr(a, web_request_id(m->r)),
+        .upstream_status = m->upstream_status,
+        .duration_us = gh_now_us() - m->start_us,
+    };
+    return ar->row.agent_id && ar->row.method && ar->row.decision && (!m->new_session || ar->session_wire);
+}
+
+/* The 200 reply to a request the gateway answered itself, sent once its
+ * audit row is committed — without this thread waiting for the commit. */
 int
 gw_reply_audited(struct gw_mreq *m, const char *method, json_t *id, json_t *result)
 {
@@ -473,7 +488,7 @@ gw_reply_audited(struct gw_mreq *m, const char *method, json_t *id, json_t *resu
         gw_stateless_result(result, m->method);
     body = json_dumps(gh_arena_json(m->a, gw_rpc_result(id, result)), JSON_COMPACT);
     ar = calloc(1, sizeof(*ar));
-    if (body == NULL || ar == NULL) {
+    if (body == NULL || ar == NULL || (ar->a = gh_arena_new(0)) == NULL) {
         free(body);
         free(ar);
         if (m->new_session)
@@ -483,29 +498,13 @@ gw_reply_audited(struct gw_mreq *m, const char *method, json_t *id, json_t *resu
     }
     gw_chan_init(&ar->ch, 15 * 1000000LL, areply_free);
     ar->body = body;
-    ar->id = json_incref(id);
-    if (m->new_session) {
-        gw_session_ref(m->s);
-        ar->s = m->s;
-        ar->session_wire = gw_xstrdup(m->new_session);
+    if (!areply_fill(ar, m, method, id)) {
+        gw_chan_unref(&ar->ch);
+        if (m->new_session)
+            forget_session(m->s);
+        gw_mreq_audit(m, method);
+        return gw_reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
     }
-    gw_cred_dup(&ar->who, m->who);
-    ar->row = (struct gw_audit){
-        .who = &ar->who,
-        .agent_id = ar->who.agent.id,
-        .session_id = ar->strs[0] = gw_xstrdup(m->s && !m->stateless ? m->s->id_hash : NULL),
-        .method = ar->strs[1] = gw_xstrdup(method),
-        .tool = ar->strs[2] = gw_xstrdup(m->tool),
-        .connector = ar->strs[3] = gw_xstrdup(m->connector),
-        .decision = ar->strs[4] = gw_xstrdup(m->decision ? m->decision : "allow"),
-        .message = ar->strs[5] = gw_xstrdup(m->message ? m->message
-                                         : (m->decision && strcmp(m->decision, "allow") ? NULL : GW_ALLOW_MESSAGE)),
-        .policy_ids = ar->strs[6] = gw_xstrdup(m->policy_ids),
-        .policy_versions = ar->strs[7] = gw_xstrdup(m->policy_versions),
-        .request_id = ar->strs[8] = gw_xstrdup(web_request_id(m->r)),
-        .upstream_status = m->upstream_status,
-        .duration_us = gh_now_us() - m->start_us,
-    };
     ar->ch.refs++;              /* the stream's */
     if (web_reply_deferred(m->r, gw_chan_read, &ar->ch, areply_done, areply_start, &ws) < 0) {
         ar->ch.refs--;

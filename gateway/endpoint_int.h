@@ -84,10 +84,8 @@ void gw_mreq_row(const struct gw_mreq *m, const char *method, const char *decisi
 int  gw_mreq_audit(struct gw_mreq *m, const char *method);
 /* The 200 reply of a request answered here, sent once its row is committed. */
 int  gw_reply_audited(struct gw_mreq *m, const char *method, json_t *id, json_t *result);
-/* Heap copies of a credential, for work that outlives the request. */
-char *gw_xstrdup(const char *s);
-void gw_cred_dup(struct authz_credential *d, const struct authz_credential *w);
-void gw_cred_release(struct authz_credential *c);
+/* A copy of a credential in a (an arena that outlives the request). */
+void gw_cred_copy(struct gh_arena *a, struct authz_credential *d, const struct authz_credential *w);
 
 /* ---------------------------------------------------------------- chan.c: channels
  * A channel is the producer side of one SSE response: a byte queue the
@@ -144,6 +142,18 @@ void gw_listen_tick(void);          /* the ticker: retries a failed recheck */
 int  gw_listen_start(void);         /* watches for revoked credentials */
 
 /* ---------------------------------------------------------------- call.c */
+/* A forwarded call's progress (call.c): one state, changed in one place. */
+enum gw_call_state {
+    GW_CALL_SENT,           /* the request is on its way to the upstream */
+    GW_CALL_RETRY,          /* the upstream lost its session: a new handshake */
+    GW_CALL_RESENT,         /* sent once more after it (no further retry) */
+    GW_CALL_CANCELLED,      /* the client cancelled: the upstream was told, no answer is due */
+    GW_CALL_LEFT,           /* the client went away: the upstream was told */
+    GW_CALL_ANSWERED,       /* the outcome is known; its audit row is being committed */
+    GW_CALL_DONE,           /* the final message went out (or none was due) */
+};
+/* Whether a call in state from may go to state to. */
+bool gw_call_may(enum gw_call_state from, enum gw_call_state to);
 /* Forwards (method, params), already renamed for the upstream, to c and
  * answers with the upstream's stream. */
 int  gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const char *method, json_t *params);
