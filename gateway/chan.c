@@ -124,6 +124,22 @@ gw_deny(struct gw_mreq *m, const char *method, const char *why, int status, json
     return gw_reply_rpc_error(m->r, status, id, code, text, data);
 }
 
+/* The same for a refusal MCP answers as a tool error (an unknown tool, a
+ * policy's deny): the row, then a result with isError. */
+int
+gw_deny_tool(struct gw_mreq *m, const char *method, const char *why, json_t *id, const char *text)
+{
+    json_t *res = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text, "isError", 1);
+
+    m->decision = "deny";
+    m->message = why;
+    gw_mreq_audit(m, method);
+    if (m->stateless)
+        gw_stateless_result(res, m->method);
+    web_add_header(m->r, "Cache-Control", "no-store");
+    return web_reply_json(m->r, 200, gw_rpc_result(id, res));
+}
+
 int
 gw_reply_audit_down(struct web_req *r, json_t *id)
 {

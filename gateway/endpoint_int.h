@@ -74,6 +74,8 @@ void gw_stateless_error(json_t *error);
  * text, data).  Returns what the reply returned. */
 int  gw_deny(struct gw_mreq *m, const char *method, const char *why, int status, json_t *id, int code,
              const char *text, json_t *data);
+/* A refusal answered as a tool error: its row, then {content, isError}. */
+int  gw_deny_tool(struct gw_mreq *m, const char *method, const char *why, json_t *id, const char *text);
 /* 503 "nothing was done": the row of a request that would act is not written. */
 int  gw_reply_audit_down(struct web_req *r, json_t *id);
 /* An arena cleanup dropping a session reference. */

@@ -26,15 +26,6 @@ server_info(void)
                      "version", "0.1.0");
 }
 
-static int
-reply_result(struct gw_mreq *m, json_t *id, json_t *result)
-{
-    if (m->stateless)
-        gw_stateless_result(result, m->method);
-    web_add_header(m->r, "Cache-Control", "no-store");
-    return web_reply_json(m->r, 200, gw_rpc_result(id, result));
-}
-
 int
 gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params)
 {
@@ -169,15 +160,11 @@ do_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *para
     }
     if (c == NULL) {
         char *msg = gh_arena_printf(m->a, "Unknown %s: %s", kind == GW_TOOLS ? "tool" : "prompt", name);
-        m->decision = "deny";
-        m->message = msg;
-        gw_mreq_audit(m, method);
         /* an unknown tool is a tool error (what the SDK servers answer, so a
          * client sees the same through the gateway); an unknown prompt is -32602 */
         if (kind == GW_TOOLS)
-            return reply_result(m, id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
-                                                 "text", msg ? msg : "Unknown tool.", "isError", 1));
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INVALID_PARAMS, msg ? msg : "Unknown name.", NULL);
+            return gw_deny_tool(m, method, msg, id, msg ? msg : "Unknown tool.");
+        return gw_deny(m, method, msg, 200, id, GW_RPC_INVALID_PARAMS, msg ? msg : "Unknown name.", NULL);
     }
     if (mt->action) {
         /* the enforcement seam: once, here, before anything is forwarded */
@@ -198,12 +185,8 @@ do_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *para
         m->policy_ids = d.policy_ids;
         m->policy_versions = d.policy_versions;
         m->message = d.message;
-        if (!d.allow) {
-            json_t *res = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
-                                    d.message ? d.message : "Denied by policy.", "isError", 1);
-            gw_mreq_audit(m, method);
-            return reply_result(m, id, res);
-        }
+        if (!d.allow)
+            return gw_deny_tool(m, method, d.message, id, d.message ? d.message : "Denied by policy.");
     }
     up = gh_arena_json(m->a, json_deep_copy(params));
     json_object_set_new(up, "name", json_string(en->orig));
