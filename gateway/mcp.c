@@ -8,19 +8,15 @@
  * (or whose MCP-Protocol-Version header says 2026-07-28) is served
  * statelessly; anything else belongs to an initialize-made session.
  *
- * Requests the gateway answers itself (initialize, ping, lists,
- * server/discover) get one JSON reply.  Requests forwarded to one
- * upstream (tools/call, prompts/get, resources/read) get an SSE stream fed
- * from the upstream I/O thread as each upstream message arrives: the
- * server thread returns at once and the connection is parked until there
- * are bytes (web_reply_stream).  The final message is held back until its
- * audit row is committed (a worker does the blocking write).
+ * The methods are methods.c's (its table); a forwarded call is call.c's,
+ * a listen stream listen.c's.  This file is the top of the gateway's
+ * stack: it also takes what the layers below report through their hooks
+ * (an upstream's own notifications, gw_up_watch) and runs the ticker.
  */
 #include "gateway/endpoint_int.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 /* ---------------------------------------------------------------- refusals before authentication */
 
