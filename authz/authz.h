@@ -52,6 +52,8 @@ struct authz_agent {
     char *slug;
     char *name;
     bool  untrusted;
+    bool  disabled;    /* the kill switch: every MCP request is refused */
+    char *timezone;    /* IANA name, "UTC" by default */
 };
 /* NULL with e->status 404 when there is no such agent. */
 struct authz_agent *authz_agent_by_slug(struct gh_arena *a, const char *slug, struct gh_err *e);
@@ -109,7 +111,7 @@ int authz_credentials_watch(void (*fn)(void *ctx), void *ctx);
 /* For what outlives the request that authenticated it (a listen stream):
  * of n credentials (kind[i] "oauth" | "pat", token id id[i]), which no
  * longer stand — revoked, their grant revoked, their user disabled or
- * deleted, their agent gone.  Expiry is not looked at.  fallen[i] is set
+ * deleted or no longer an approved member, their agent gone or disabled.  Expiry is not looked at.  fallen[i] is set
  * for each; -1 when the database could not say (e). */
 int authz_credentials_fallen(struct gh_arena *a, const char *const *kind, const char *const *id, int n,
                              bool *fallen, struct gh_err *e);
@@ -118,9 +120,39 @@ int authz_credentials_fallen(struct gh_arena *a, const char *const *kind, const 
  * authorization server and the token/connection pages. */
 int authz_register_routes(void);
 
-/* ---- agents and personal access tokens (CLI) */
+/* ---- agents and personal access tokens (CLI and pages).  actor: who
+ * acts, NULL for the operator at the CLI (who acts as an admin). */
 int authz_agent_add(const char *slug, const char *name, bool untrusted, struct gh_err *e);
+/* timezone NULL keeps it, else an IANA name PostgreSQL knows. */
+int authz_agent_create(const struct authz_user *actor, const char *slug, const char *name, bool untrusted,
+                       const char *timezone, struct gh_err *e);
 int authz_agent_list(FILE *out, struct gh_err *e);
+/* name / timezone NULL: unchanged. */
+int authz_agent_set(const struct authz_user *actor, const char *slug, const char *name, const char *timezone,
+                    struct gh_err *e);
+/* The kill switch: a disabled agent's MCP endpoint refuses every request
+ * (the gateway says so and audits it) and keeps every credential. */
+int authz_agent_set_disabled(const struct authz_user *actor, const char *slug, bool disabled, struct gh_err *e);
+/* Deletes the agent and with it every credential, member and connector. */
+int authz_agent_delete(const struct authz_user *actor, const char *slug, struct gh_err *e);
+/* For the navigation: whether the user owns any agent (admins own all). */
+bool authz_user_owns_any_agent(const char *user_id);
+
+/* ---- members (authz/members.c): invited -> pending -> approved | rejected,
+ * and removed; role owner or member.  Owner actions need an admin or an
+ * approved owner of the agent as actor (403). */
+/* Invites email; *link (malloc'd, caller frees) is the single-use link,
+ * the only copy of its secret; it is also mailed when mail is set up
+ * (*mailed says whether that worked). */
+int authz_member_invite(const struct authz_user *actor, const char *slug, const char *email,
+                        bool approve_on_accept, char **link, bool *mailed, struct gh_err *e);
+/* action: "approve" | "reject" | "remove" | "revoke" (an invite) | "owner"
+ * | "unowner" | "leave" (the actor's own membership; email ignored).
+ * Rejecting and removing revoke every PAT and OAuth grant the member holds
+ * for the agent, on every process at their next call. */
+int authz_member_act(const struct authz_user *actor, const char *slug, const char *email, const char *action,
+                     struct gh_err *e);
+int authz_member_list(FILE *out, const char *slug, struct gh_err *e);
 /* Creates a PAT for the user with this email; *token (malloc'd, caller
  * wipes and frees) is the only copy of the secret. expires_days 0 = never. */
 int authz_pat_create(const char *email, const char *agent_slug, const char *name,

@@ -28,6 +28,26 @@ char *authz_agent_resource(struct gh_arena *a, const char *slug);
  * canonical spelling and the slug, or NULL. */
 char *authz_resource_canon(struct gh_arena *a, const char *resource, char slug[64]);
 
+/* members.c — who may use an agent.  The SQL condition that user row
+ * alias u may use agent row alias ag: an admin, or an approved member. */
+#define AUTHZ_SQL_MEMBER(u, ag) \
+    "(" u ".role = 'admin' OR EXISTS (SELECT 1 FROM agent_members m WHERE m.agent_id = " ag ".id" \
+    " AND m.user_id = " u ".id AND m.state = 'approved'))"
+/* 1 when the user may use the agent (approved member or admin), 0 when
+ * not, -1 when the database could not say (e). */
+int  authz_member_ok(struct gh_arena *a, const char *user_id, const char *agent_id, struct gh_err *e);
+/* 0 when actor (NULL: the operator at the CLI) may administer the agent:
+ * an admin or one of its approved owners; else -1 with 403 in e. */
+int  authz_owner_check(struct gh_arena *a, const struct authz_user *actor, const struct authz_agent *ag,
+                       struct gh_err *e);
+/* An email address as a member is known by: 3-254 characters, one @, no
+ * spaces or control characters. */
+bool authz_email_ok(const char *email);
+/* Invite landing and acceptance (invite.c). */
+int  authz_invite_routes(void);
+/* The agents console: /agents, /agents/{slug}/members|settings, /admin/agents. */
+int  authz_agent_pages_routes(void);
+
 /* credcache.c — token hash -> credential and slug -> agent, flushed on
  * every credential change; read the generation before asking the database
  * and hand it to the put, which drops a lookup that raced a flush. */

@@ -102,7 +102,7 @@ authz_credentials_changed(const char *why)
 /* ---- credentials: kind, ids, names, scope and the agent, as strings */
 
 enum { C_KIND, C_TOKEN, C_GRANT, C_USER, C_EMAIL, C_CLIENT, C_CLIENT_NAME, C_SCOPE,
-       C_AGENT_ID, C_AGENT_SLUG, C_AGENT_NAME, C_AGENT_UNTRUSTED, C_EXPIRES, C_N };
+       C_AGENT_ID, C_AGENT_SLUG, C_AGENT_NAME, C_AGENT_UNTRUSTED, C_AGENT_DISABLED, C_AGENT_TZ, C_EXPIRES, C_N };
 
 uint64_t
 authz_credcache_gen(void)
@@ -117,7 +117,8 @@ authz_credcache_get(struct gh_arena *a, const char *token_hash)
     int n = 0;
     char **v = gh_cache_get(creds, a, token_hash, &n);
 
-    if (v == NULL || n != C_N || v[C_KIND] == NULL || v[C_AGENT_UNTRUSTED] == NULL || v[C_EXPIRES] == NULL ||
+    if (v == NULL || n != C_N || v[C_KIND] == NULL || v[C_AGENT_UNTRUSTED] == NULL || v[C_AGENT_DISABLED] == NULL ||
+        v[C_EXPIRES] == NULL ||
         (cr = gh_arena_alloc(a, sizeof(*cr))) == NULL)
         return NULL;
     cr->kind = !strcmp(v[C_KIND], "pat") ? "pat" : "oauth";
@@ -132,6 +133,8 @@ authz_credcache_get(struct gh_arena *a, const char *token_hash)
     cr->agent.slug = v[C_AGENT_SLUG];
     cr->agent.name = v[C_AGENT_NAME];
     cr->agent.untrusted = !strcmp(v[C_AGENT_UNTRUSTED], "1");
+    cr->agent.disabled = !strcmp(v[C_AGENT_DISABLED], "1");
+    cr->agent.timezone = v[C_AGENT_TZ];
     cr->expires_at = strtoll(v[C_EXPIRES], NULL, 10);
     return cr;
 }
@@ -145,6 +148,7 @@ authz_credcache_put(const char *token_hash, const struct authz_credential *cr, u
         [C_EMAIL] = cr->user_email, [C_CLIENT] = cr->client_id, [C_CLIENT_NAME] = cr->client_name,
         [C_SCOPE] = cr->scope, [C_AGENT_ID] = cr->agent.id, [C_AGENT_SLUG] = cr->agent.slug,
         [C_AGENT_NAME] = cr->agent.name, [C_AGENT_UNTRUSTED] = cr->agent.untrusted ? "1" : "0",
+        [C_AGENT_DISABLED] = cr->agent.disabled ? "1" : "0", [C_AGENT_TZ] = cr->agent.timezone,
         [C_EXPIRES] = exp,
     };
 
@@ -168,19 +172,22 @@ authz_agentcache_get(struct gh_arena *a, const char *slug)
     int n = 0;
     char **v = gh_cache_get(agents, a, slug, &n);
 
-    if (v == NULL || n != 4 || v[0] == NULL || v[1] == NULL || (ag = gh_arena_alloc(a, sizeof(*ag))) == NULL)
+    if (v == NULL || n != 6 || v[0] == NULL || v[1] == NULL || (ag = gh_arena_alloc(a, sizeof(*ag))) == NULL)
         return NULL;
     ag->id = v[0];
     ag->slug = v[1];
     ag->name = v[2];
     ag->untrusted = v[3] && !strcmp(v[3], "1");
+    ag->disabled = v[4] && !strcmp(v[4], "1");
+    ag->timezone = v[5];
     return ag;
 }
 
 void
 authz_agentcache_put(const struct authz_agent *ag, uint64_t gen)
 {
-    const char *v[4] = { ag->id, ag->slug, ag->name, ag->untrusted ? "1" : "0" };
+    const char *v[6] = { ag->id, ag->slug, ag->name, ag->untrusted ? "1" : "0", ag->disabled ? "1" : "0",
+                         ag->timezone };
 
-    gh_cache_put(agents, ag->slug, v, 4, 0, gen);
+    gh_cache_put(agents, ag->slug, v, 6, 0, gen);
 }

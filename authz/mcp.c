@@ -3,7 +3,8 @@
  *
  * On the gateway's per-call hot path: the credential cache (credcache.c)
  * first, else one indexed query (token_hash is unique) that also checks
- * expiry, revocation, the grant, the user and the agent; a PAT's checksum
+ * expiry, revocation, the grant, the user, the agent and that the user is
+ * still an approved member of it (or an admin); a PAT's checksum
  * is verified before either is asked.
  * Last-used times are coalesced in memory (token.c), not written here.
  */
@@ -35,31 +36,35 @@ challenge(struct web_req *r, const char *slug, const char *error)
  * (the next call asks the database), never late */
 static const char SQL_ACCESS[] =
     "SELECT t.id, t.grant_id, g.user_id, u.email, g.client_id, coalesce(c.client_name, g.client_id),"
-    "       t.scope, a.id, a.slug, a.name, a.untrusted, floor(extract(epoch from t.expires_at))::bigint"
+    "       t.scope, a.id, a.slug, a.name, a.untrusted, floor(extract(epoch from t.expires_at))::bigint,"
+    "       a.disabled, a.timezone"
     "  FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
     "  JOIN agents a ON a.id = g.agent_id JOIN oauth_clients c ON c.client_id = g.client_id"
     " WHERE t.token_hash = $1 AND t.kind = 'access' AND t.revoked_at IS NULL AND t.expires_at > now()"
-    "   AND g.revoked_at IS NULL AND NOT u.disabled";
+    "   AND g.revoked_at IS NULL AND NOT u.disabled AND " AUTHZ_SQL_MEMBER("u", "a");
 
 static const char SQL_PAT[] =
     "SELECT p.id, NULL, p.user_id, u.email, NULL, p.name, 'mcp', a.id, a.slug, a.name, a.untrusted,"
-    "       coalesce(floor(extract(epoch from p.expires_at))::bigint, 0)"
+    "       coalesce(floor(extract(epoch from p.expires_at))::bigint, 0), a.disabled, a.timezone"
     "  FROM pats p JOIN users u ON u.id = p.user_id JOIN agents a ON a.id = p.agent_id"
     " WHERE p.token_hash = $1 AND p.revoked_at IS NULL AND (p.expires_at IS NULL OR p.expires_at > now())"
-    "   AND NOT u.disabled";
+    "   AND NOT u.disabled AND " AUTHZ_SQL_MEMBER("u", "a");
 
 /* The ordinals (1-based) of the credentials of $1 (kinds) and $2 (token
- * ids) that SQL_ACCESS or SQL_PAT would refuse for anything but expiry. */
+ * ids) that SQL_ACCESS or SQL_PAT would refuse for anything but expiry:
+ * a member removed or rejected ends their streams too; and those of a
+ * disabled agent (the kill switch), whose requests the gateway refuses. */
 static const char SQL_FALLEN[] =
     "SELECT x.i FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS x(kind, id, i)"
     " WHERE NOT CASE x.kind WHEN 'pat' THEN EXISTS ("
     "   SELECT 1 FROM pats p JOIN users u ON u.id = p.user_id JOIN agents a ON a.id = p.agent_id"
-    "    WHERE p.id = x.id AND p.revoked_at IS NULL AND NOT u.disabled)"
+    "    WHERE p.id = x.id AND p.revoked_at IS NULL AND NOT u.disabled AND NOT a.disabled"
+    "      AND " AUTHZ_SQL_MEMBER("u", "a") ")"
     " ELSE EXISTS ("
     "   SELECT 1 FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id"
     "     JOIN agents a ON a.id = g.agent_id JOIN oauth_clients c ON c.client_id = g.client_id"
     "    WHERE t.id = x.id AND t.kind = 'access' AND t.revoked_at IS NULL AND g.revoked_at IS NULL"
-    "      AND NOT u.disabled) END";
+    "      AND NOT u.disabled AND NOT a.disabled AND " AUTHZ_SQL_MEMBER("u", "a") ") END";
 
 static char *
 dup(struct gh_arena *a, PGresult *res, int col)
@@ -107,6 +112,8 @@ credential_lookup(struct gh_arena *a, bool pat, const char *hash, struct gh_err 
     cr->agent.name = dup(a, res, 9);
     cr->agent.untrusted = db_bool(res, 0, 10);
     cr->expires_at = db_ll(res, 0, 11, 0);
+    cr->agent.disabled = db_bool(res, 0, 12);
+    cr->agent.timezone = dup(a, res, 13);
     return cr;
 }
 

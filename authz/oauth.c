@@ -306,7 +306,7 @@ consent_page(struct web_req *r, struct authz_user *u, struct areq *q)
         scopes = gh_arena_printf(a, "%s<li>Stay connected when you are away (<code>offline_access</code>)</li>", scopes);
     body = gh_arena_printf(a,
         "<div class=\"card narrow\"><h1>Authorize %s</h1>"
-        "<p><strong>%s</strong> wants to act for you on the agent <strong>%s</strong>.</p>"
+        "<p><strong>%s</strong> wants to act for you on the agent <strong>%s</strong> (%s).</p>"
         "<p class=\"muted\">%s</p>"
         "<p>After your answer you go back to <strong>%s</strong>.</p>"
         "<h2>It will be able to</h2><ul>%s</ul>"
@@ -316,10 +316,39 @@ consent_page(struct web_req *r, struct authz_user *u, struct areq *q)
         "<div class=\"actions\"><button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>"
         "<button type=\"submit\" class=\"secondary\" name=\"decision\" value=\"deny\">Deny</button></div>"
         "</form></div>",
-        gh_html_escape(a, name), gh_html_escape(a, name), gh_html_escape(a, q->agent->name), kind,
+        gh_html_escape(a, name), gh_html_escape(a, name), gh_html_escape(a, q->agent->name),
+        q->agent->untrusted ? "untrusted" : "trusted", kind,
         gh_html_escape(a, redirect_host(a, q->target)), scopes, gh_html_escape(a, u->email),
         web_csrf_token(r), hidden);
     return web_reply_html(r, 200, authz_page(r, u, "Authorize access", body));
+}
+
+/* Only an approved member (or an admin) may let a client act on an agent:
+ * anyone else reads which agent it is and how to ask for access, and
+ * their way back takes access_denied to the client. */
+static int
+not_member_page(struct web_req *r, struct authz_user *u, struct areq *q)
+{
+    struct gh_arena *a = web_arena(r);
+    char *back = gh_arena_printf(a, "error=access_denied&error_description=%s",
+                                 gh_url_encode(a, "The user is not a member of this agent."));
+    char *body;
+
+    if (q->state)
+        back = gh_arena_printf(a, "%s&state=%s", back, gh_url_encode(a, q->state));
+    back = with_params(a, q->target, gh_arena_printf(a, "%s&iss=%s", back, gh_url_encode(a, gh_cfg.public_url)));
+    body = gh_arena_printf(a,
+        "<div class=\"card narrow\"><h1>You are not a member of %s</h1>"
+        "<p>Signed in as <strong>%s</strong>, you may not use the agent <strong>%s</strong> yet, so no "
+        "application can act for you on it.</p>"
+        "<p>To ask for access, ask an owner of the agent or an administrator to invite you; "
+        "the invite arrives as a link for your email address.</p>"
+        "<div class=\"actions\"><a class=\"button secondary\" id=\"back\" href=\"%s\">Back to the application</a></div>"
+        "</div>",
+        gh_html_escape(a, q->agent->name), gh_html_escape(a, u->email), gh_html_escape(a, q->agent->name),
+        gh_html_escape(a, back));
+    GH_LOG(INFO, "consent_not_member", "user %s is not a member of agent %s", u->id, q->agent->slug);
+    return web_reply_html(r, 403, authz_page(r, u, "Not a member", body));
 }
 
 static int
@@ -327,6 +356,7 @@ get_authorize(struct web_req *r)
 {
     struct areq q = {0};
     struct authz_user *u;
+    struct gh_err e = {0};
 
     if (authz_cimd_offload(r, client_named(r), get_authorize))
         return 0;               /* its client metadata document is fetched first */
@@ -337,6 +367,10 @@ get_authorize(struct web_req *r)
         return 0;
     if (denied_recently(web_arena(r), u->id, q.client->client_id))
         return redirect_error(r, &q, "access_denied", "You denied this application a moment ago.");
+    switch (authz_member_ok(web_arena(r), u->id, q.agent->id, &e)) {
+    case -1: return web_reply_err(r, &e);
+    case 0:  return not_member_page(r, u, &q);
+    }
     return consent_page(r, u, &q);
 }
 
@@ -365,6 +399,10 @@ post_authorize(struct web_req *r)
                  3, u->id, q.client->client_id, ttl);
         GH_LOG(INFO, "consent_denied", "user %s denied client %s", u->id, q.client->client_id);
         return redirect_error(r, &q, "access_denied", "The user denied the request.");
+    }
+    switch (authz_member_ok(a, u->id, q.agent->id, &e)) {
+    case -1: return web_reply_err(r, &e);
+    case 0:  return redirect_error(r, &q, "access_denied", "The user is not a member of this agent.");
     }
     res = db_query(a, &e,
         "INSERT INTO oauth_grants (user_id, client_id, agent_id, scope) VALUES ($1, $2, $3, $4)"

@@ -265,6 +265,8 @@ authz_register_routes(void)
     authz_token_routes();
     authz_pat_routes();
     authz_connections_routes();
+    authz_invite_routes();
+    authz_agent_pages_routes();
     authz_touch_start();
     authz_cache_start();
     return 0;

@@ -105,6 +105,31 @@ pat_insert(struct gh_arena *a, const char *user_id, const char *agent_id, const 
     return t;
 }
 
+/* The operator at the CLI acts as an admin: a PAT for someone who has no
+ * membership of the agent admits them (as `member approve` would), so
+ * scripts that create PATs keep working; someone an owner rejected or
+ * removed stays out until approved again. */
+static int
+cli_admit(struct gh_arena *a, const char *user_id, const struct authz_agent *ag, struct gh_err *e)
+{
+    PGresult *res = db_query(a, e,
+        "WITH ins AS (INSERT INTO agent_members (agent_id, email, user_id, state, decided_at)"
+        "   SELECT $1, u.email, u.id, 'approved', now() FROM users u WHERE u.id = $2"
+        "   ON CONFLICT DO NOTHING RETURNING state)"
+        " SELECT state FROM ins UNION ALL"
+        " SELECT state FROM agent_members WHERE agent_id = $1 AND user_id = $2", 2, ag->id, user_id);
+
+    if (res == NULL)
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (!strcmp(db_val(res, i, 0), "approved"))
+            return 0;
+    if (authz_member_ok(a, user_id, ag->id, e) == 1)      /* an admin */
+        return 0;
+    return gh_err_set(e, 403, "forbidden", "This user is not an approved member of the agent "
+                      "(approve them first: gatehouse member approve).", NULL);
+}
+
 int
 authz_pat_create(const char *email, const char *agent_slug, const char *name, long days,
                  char **token, struct gh_err *e)
@@ -126,6 +151,8 @@ authz_pat_create(const char *email, const char *agent_slug, const char *name, lo
         gh_err_set(e, 404, "not_found", "No active user with this email.", NULL);
         goto out;
     }
+    if (cli_admit(a, db_val(res, 0, 0), ag, e) < 0)
+        goto out;
     t = pat_insert(a, db_val(res, 0, 0), ag->id, name, days, e);
     if (t == NULL)
         goto out;
@@ -154,7 +181,9 @@ tokens_page(struct web_req *r, struct authz_user *u, const char *fresh, const ch
         "       p.expires_at IS NOT NULL AND p.expires_at < now()"
         "  FROM pats p JOIN agents ag ON ag.id = p.agent_id"
         " WHERE p.user_id = $1 AND p.revoked_at IS NULL ORDER BY p.created_at DESC", 1, u->id);
-    agents = db_query(a, &e, "SELECT slug, name FROM agents ORDER BY slug = 'default' DESC, slug", 0);
+    /* only the agents the user may use: an approved member's, or every one for an admin */
+    agents = db_query(a, &e, "SELECT ag.slug, ag.name FROM agents ag, users u WHERE u.id = $1 AND "
+                             AUTHZ_SQL_MEMBER("u", "ag") " ORDER BY ag.slug = 'default' DESC, ag.slug", 1, u->id);
     if (res == NULL || agents == NULL)
         return web_reply_err(r, &e);
     for (int i = 0; i < PQntuples(res); i++)
@@ -218,6 +247,10 @@ post_tokens(struct web_req *r)
     ag = authz_agent_by_slug(a, web_form(r, "agent") ? web_form(r, "agent") : "default", &e);
     if (ag == NULL)
         return e.status >= 500 ? web_reply_err(r, &e) : tokens_page(r, u, NULL, "Choose an agent.");
+    switch (authz_member_ok(a, u->id, ag->id, &e)) {
+    case -1: return web_reply_err(r, &e);
+    case 0:  return tokens_page(r, u, NULL, "You are not a member of this agent: ask its owner to invite you.");
+    }
     t = pat_insert(a, u->id, ag->id, web_form(r, "name"), d, &e);
     if (t == NULL)
         return e.status >= 500 ? web_reply_err(r, &e) : tokens_page(r, u, NULL, e.msg);

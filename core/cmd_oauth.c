@@ -1,5 +1,5 @@
 /*
- * core/cmd_oauth.c — `gatehouse agent add|list`, `gatehouse pat create` and
+ * core/cmd_oauth.c — `gatehouse pat create` and
  * `gatehouse client introspection`.
  */
 #include "core/main_int.h"
@@ -9,11 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char AGENT_USAGE[] =
-    "Usage: gatehouse agent add --slug SLUG --name NAME [--untrusted]\n"
-    "       gatehouse agent list\n"
-    "An agent's MCP endpoint is {public URL}/agents/{slug}/mcp (the default agent also /mcp).\n";
 
 static const char PAT_USAGE[] =
     "Usage: gatehouse pat create --email EMAIL --agent SLUG --name NAME [--expires-days D]\n"
@@ -73,52 +68,6 @@ open_db(const char *config, struct gh_err *e)
     if (db_init(e) < 0 || db_migrate(e) < 0)
         return -1;
     return 0;
-}
-
-int
-main_agent(int argc, char **argv, const char *config)
-{
-    static const struct option o[] = {
-        { "slug", required_argument, NULL, '0' },
-        { "name", required_argument, NULL, '1' },
-        { "untrusted", no_argument, NULL, 'u' },
-    };
-    const char *vals[10] = {0};
-    struct gh_err e = {0};
-    bool untrusted = false;
-    int rc;
-
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fprintf(argc < 2 ? stderr : stdout, "%s", AGENT_USAGE);
-        return argc < 2 ? 2 : 0;
-    }
-    if (strcmp(argv[1], "add") && strcmp(argv[1], "list")) {
-        fprintf(stderr, "gatehouse: unknown agent command '%s'\n%s", argv[1], AGENT_USAGE);
-        return 2;
-    }
-    rc = opts_parse(argc - 1, argv + 1, AGENT_USAGE, o, 3, &config, vals, &untrusted, NULL);
-    if (rc)
-        return rc == 1 ? 0 : rc;
-    if (!strcmp(argv[1], "add") && (vals[0] == NULL || vals[1] == NULL)) {
-        fprintf(stderr, "gatehouse: --slug and --name are required\n%s", AGENT_USAGE);
-        return 2;
-    }
-    if (open_db(config, &e) < 0)
-        goto fail;
-    if (!strcmp(argv[1], "list")) {
-        if (authz_agent_list(stdout, &e) < 0)
-            goto fail;
-    } else {
-        if (authz_agent_add(vals[0], vals[1], untrusted, &e) < 0)
-            goto fail;
-        printf("created agent %s: %s/agents/%s/mcp\n", vals[0], gh_cfg.public_url, vals[0]);
-    }
-    db_shutdown();
-    return 0;
-fail:
-    rc = main_fail(&e);
-    db_shutdown();
-    return rc;
 }
 
 int

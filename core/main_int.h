@@ -36,7 +36,8 @@ int main_serve(int argc, char **argv, const char *config);
 int main_migrate(int argc, char **argv, const char *config);
 int main_user(int argc, char **argv, const char *config);
 int main_config_doc(int argc, char **argv, const char *config);
-int main_agent(int argc, char **argv, const char *config);
+int main_agent(int argc, char **argv, const char *config);    /* cmd_members.c */
+int main_member(int argc, char **argv, const char *config);
 int main_pat(int argc, char **argv, const char *config);
 int main_client(int argc, char **argv, const char *config);
 int main_cedar(int argc, char **argv, const char *config);

@@ -361,7 +361,8 @@ gw_cred_copy(struct gh_arena *a, struct authz_credential *d, const struct authz_
         .client_name = astr(a, w->client_name),
         .scope = astr(a, w->scope),
         .agent = { .id = astr(a, w->agent.id), .slug = astr(a, w->agent.slug),
-                   .name = astr(a, w->agent.name), .untrusted = w->agent.untrusted },
+                   .name = astr(a, w->agent.name), .untrusted = w->agent.untrusted,
+                   .disabled = w->agent.disabled, .timezone = astr(a, w->agent.timezone) },
         .expires_at = w->expires_at,
     };
 }

@@ -128,6 +128,14 @@ authenticate(struct web_req *r, uint64_t *serial)
     who = authz_mcp_authenticate(r, slug_of(r), &no);
     if (who == NULL && (no.e.status >= 500 || audit_refusal(r, no.agent, no.who, no.claimed_kind, no.e.msg)))
         web_reply_err(r, &no.e);
+    if (who && who->agent.disabled) {
+        /* the kill switch (authz_agent_set_disabled): refused and audited
+         * under the member; their credentials stay for when it is back on */
+        static const char off[] = "This agent was disabled by its owner.";
+        if (audit_refusal(r, &who->agent, who, NULL, off))
+            gw_reply_rpc_error(r, 403, NULL, GW_RPC_INVALID_REQUEST, off, NULL);
+        return NULL;
+    }
     return who;
 }
 

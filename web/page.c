@@ -1,6 +1,6 @@
 /*
- * web/page.c — the common page layout and the one stylesheet.  Pages carry
- * no script; the CSP allows none.
+ * web/page.c — the common page layout and the one stylesheet.  No inline
+ * script: the CSP allows scripts from the server only (script-src 'self').
  */
 #include "web/web_int.h"
 #include <string.h>

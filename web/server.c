@@ -21,8 +21,10 @@ static struct MHD_Daemon *daemon_;
 static long inflight;
 static long offloads;           /* handlers running off the server threads */
 
+/* script-src 'self': the console's one script file (the copy buttons of
+ * /agents), never inline script */
 static const char CSP[] =
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'none'";
 
 /* ------------------------------------------------------------ responses */

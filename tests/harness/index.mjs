@@ -13,8 +13,10 @@ export { startPgCut } from './pgcut.mjs';
 export { startSmtpSink } from './smtp.mjs';
 
 let users = 0;
-/* Creates an account through the CLI; the password is recorded as a secret. */
-export function createUser(srv, { email, password, admin = false } = {}) {
+/* Creates an account through the CLI; the password is recorded as a secret.
+   The account is made an approved member of each agent of `agents` (only an
+   approved member may use an agent); pass [] for someone who is not one. */
+export function createUser(srv, { email, password, admin = false, agents = ['default'] } = {}) {
   email ??= `user${++users}-${process.pid}@example.test`;
   password ??= secret(`pw-${Math.random().toString(36).slice(2)}-${Date.now()}`);
   secret(password);
@@ -22,5 +24,9 @@ export function createUser(srv, { email, password, admin = false } = {}) {
   if (admin) args.push('--admin');
   const r = gatehouse(srv, args, { input: password + '\n' });
   if (r.code !== 0) throw new Error(`user add failed (${r.code}): ${r.stderr}`);
+  for (const agent of agents) {
+    const m = gatehouse(srv, ['member', 'approve', '--agent', agent, '--email', email]);
+    if (m.code !== 0) throw new Error(`member approve failed (${m.code}): ${m.stderr}`);
+  }
   return { email, password };
 }

@@ -189,7 +189,7 @@ test('a cached access token stops working when it expires', async () => {
 test('replays and RFC 7009 revocation stop cached access tokens at an agent endpoint: at once here, soon on the other instance', async () => {
   assert.equal(gatehouse(srv, ['agent', 'add', '--slug', 'cache-replay', '--name', 'Replay']).code, 0);
   const path = '/agents/cache-replay/mcp', resource = `${srv.url}${path}`;
-  const c = await signedIn(srv, createUser(srv, {}));
+  const c = await signedIn(srv, createUser(srv, { agents: ['cache-replay'] }));
   const cachedOnBoth = async (tok) => { await cachedCall(srv, tok, path); await cachedCall(other, tok, path); };
   const refusedOnBoth = async (tok, what) => {
     assert.equal(await status(srv, tok, path), 401, `${what}: the very next call here`);

@@ -11,7 +11,7 @@ let srv, user, c;
 before(async () => {
   srv = await startServer({ name: 'oauth-mcpauth', env: { GATEHOUSE_ACCESS_TOKEN_TTL: '2' } });
   gatehouse(srv, ['agent', 'add', '--slug', 'other', '--name', 'Other agent']);
-  user = createUser(srv, {});
+  user = createUser(srv, { agents: ['default', 'other'] });
   c = await signedIn(srv, user);
 });
 after(async () => { assert.equal(await srv.stop(), 0); });

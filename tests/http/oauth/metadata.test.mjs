@@ -80,7 +80,7 @@ test('agent add/list; each agent has its MCP URL with a 401 challenge naming its
 
 test('a token works at its own agent only; /mcp and /agents/default/mcp are the same agent', async () => {
   gatehouse(srv, ['agent', 'add', '--slug', 'ops', '--name', 'Ops']);
-  const u = createUser(srv, {});
+  const u = createUser(srv, { agents: ['default', 'ops'] });
   const c = await signedIn(srv, u);
   const d = await fullFlow(srv, c, {});
   assert.equal((await mcp(srv, '/mcp', d.tokens.access_token)).status, 200);
