@@ -24,9 +24,11 @@ struct authz_user {
 int authz_user_add(const char *email, const char *password, bool admin, struct gh_err *e);
 int authz_user_disable(const char *email, struct gh_err *e);
 int authz_user_list(FILE *out, struct gh_err *e);
-/* Verifies a password (argon2id, or scrypt upgraded to argon2id on success). */
+/* Verifies a password (argon2id, or scrypt upgraded to argon2id on success),
+ * under the sign-in throttle; device: the hash of the browser's device
+ * cookie (authz/throttle.c) or NULL. */
 int authz_user_login(struct gh_arena *a, const char *email, const char *password,
-                     const char *ip, struct authz_user **out, struct gh_err *e);
+                     const char *ip, const char *device, struct authz_user **out, struct gh_err *e);
 
 /* ---- password hashing (PHC strings) */
 char *authz_password_hash(struct gh_arena *a, const char *password, struct gh_err *e);

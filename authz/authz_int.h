@@ -9,9 +9,15 @@
 /* pages.c */
 char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);
 /* throttle.c */
-int  authz_throttle_check(struct gh_arena *a, const char *email, const char *ip, struct gh_err *e);
-void authz_throttle_fail(struct gh_arena *a, const char *email, const char *ip);
-void authz_throttle_reset(struct gh_arena *a, const char *email);
+/* device: authz_throttle_device()'s hash of the browser's device cookie,
+ * or NULL; whether it belongs to the account is checked here */
+int  authz_throttle_check(struct gh_arena *a, const char *email, const char *ip, const char *device,
+                          struct gh_err *e);
+void authz_throttle_fail(struct gh_arena *a, const char *email, const char *ip, const char *device);
+void authz_throttle_reset(struct gh_arena *a, const char *email, const char *device);
+const char *authz_throttle_device(struct web_req *r);
+/* after a sign-in: a device cookie for this browser unless it has one of the account's */
+void authz_throttle_device_issue(struct web_req *r, const char *user_id, const char *device);
 /* session.c */
 int  authz_session_destroy(struct web_req *r);
 bool authz_local_path(const char *next);

@@ -160,6 +160,26 @@ static const char *const STRING_FIELDS[] = { "client_name", "client_uri", "logo_
                                              "policy_uri", "software_id", "software_version",
                                              "scope", "jwks_uri" };
 
+/* A URL the consent page or a client list may link to (client_uri,
+ * logo_uri, policy_uri, tos_uri, jwks_uri): https, or http on a loopback
+ * host; never javascript:, data: or any other scheme a browser would run. */
+static bool
+link_uri_ok(const char *s)
+{
+    struct uri u;
+
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '\\' || *p == '<' || *p == '>' || *p == '"')
+            return false;
+    if (!uri_parse(s, &u) || !u.authority || !u.host[0])
+        return false;
+    return !strcmp(u.scheme, "https") || (!strcmp(u.scheme, "http") && loopback_host(u.host));
+}
+
+/* RFC 7591 contacts: a few addresses, not a place to store megabytes */
+#define CONTACTS_MAX    10
+#define CONTACT_LEN_MAX 320
+
 /* Validates client metadata (a registration body or a metadata document)
  * and returns the registered subset, or NULL with e set. */
 static json_t *
@@ -234,6 +254,12 @@ metadata_check(json_t *in, bool cimd, struct gh_err *e)
             continue;
         if (!json_is_string(v) || strlen(json_string_value(v)) > 2000)
             goto bad_meta;
+        if (strstr(STRING_FIELDS[i], "_uri") && !link_uri_ok(json_string_value(v))) {
+            gh_err_set(e, 400, "invalid_client_metadata", "", NULL);
+            snprintf(e->msg, sizeof(e->msg), "%s must be an https URL (http only on a loopback address).",
+                     STRING_FIELDS[i]);
+            goto bad;
+        }
         json_object_set(out, STRING_FIELDS[i], v);
     }
     v = json_object_get(in, "contacts");
@@ -242,8 +268,12 @@ metadata_check(json_t *in, bool cimd, struct gh_err *e)
         size_t k;
         if (!json_is_array(v))
             goto bad_meta;
+        if (json_array_size(v) > CONTACTS_MAX) {
+            gh_err_set(e, 400, "invalid_client_metadata", "contacts may list at most 10 addresses.", NULL);
+            goto bad;
+        }
         json_array_foreach(v, k, c)
-            if (!json_is_string(c))
+            if (!json_is_string(c) || strlen(json_string_value(c)) > CONTACT_LEN_MAX)
                 goto bad_meta;
         json_object_set(out, "contacts", v);
     }
@@ -504,10 +534,16 @@ authz_client_auth(struct web_req *r, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
     const char *hdr = web_header(r, "Authorization"), *secret = web_form(r, "client_secret");
-    const char *method = "none", *id, *basic_id;
+    const char *method = "none", *id, *basic_id, *why = "unknown client";
     struct authz_client *c;
     size_t idlen;
     char hash[65];
+
+    if (web_header_count(r, "Authorization") > 1) {
+        /* a proxy that reads the last and we, the first, would disagree on the client */
+        gh_err_set(e, 400, "invalid_request", "The Authorization header may be sent once.", NULL);
+        return NULL;
+    }
 
     /* before any lookup: the database refuses text that is not UTF-8, and
      * a %00 would cut the id short */
@@ -521,8 +557,10 @@ authz_client_auth(struct web_req *r, struct gh_err *e)
             gh_err_set(e, 400, "invalid_request", "Use one client authentication method.", NULL);
             return NULL;
         }
-        if (basic_credentials(a, hdr, &basic_id, &secret) < 0)
+        if (basic_credentials(a, hdr, &basic_id, &secret) < 0) {
+            why = "malformed Basic credentials";
             goto bad;
+        }
         if (id && strcmp(id, basic_id)) {
             gh_err_set(e, 400, "invalid_request", "client_id does not match the Authorization header.", NULL);
             return NULL;
@@ -532,8 +570,10 @@ authz_client_auth(struct web_req *r, struct gh_err *e)
     } else if (secret) {
         method = "client_secret_post";
     }
-    if (id == NULL)
+    if (id == NULL) {
+        why = "no client_id";
         goto bad;
+    }
     c = authz_client_get(a, id, e);
     if (c == NULL) {
         if (e->status >= 500)
@@ -541,18 +581,23 @@ authz_client_auth(struct web_req *r, struct gh_err *e)
         gh_err_clear(e);
         goto bad;
     }
-    if (strcmp(c->auth_method, method))
+    if (strcmp(c->auth_method, method)) {
+        /* the operator's first question: which method the client registered */
+        why = gh_arena_printf(a, "client %s registered %s, presented %s", id, c->auth_method, method);
         goto bad;
+    }
     if (strcmp(method, "none")) {
         gh_sha256_hex(secret ? secret : "", hash);
-        if (c->secret_hash == NULL || !gh_ct_streq(hash, c->secret_hash))
+        if (c->secret_hash == NULL || !gh_ct_streq(hash, c->secret_hash)) {
+            why = gh_arena_printf(a, "client %s: wrong secret (%s)", id, method);
             goto bad;
+        }
     }
     return c;
 bad:
     if (hdr && !strncasecmp(hdr, "Basic ", 6))
         web_add_header(r, "WWW-Authenticate", "Basic realm=\"gatehouse\"");
-    gh_err_set(e, 401, "invalid_client", "Client authentication failed.", NULL);
+    gh_err_set(e, 401, "invalid_client", "Client authentication failed.", "%s", why ? why : "client authentication failed");
     return NULL;
 }
 
@@ -658,6 +703,11 @@ managed_client(struct web_req *r, struct gh_err *e)
     char th[65];
     PGresult *res;
 
+    if (web_header_count(r, "Authorization") > 1) {
+        web_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_request\"");
+        gh_err_set(e, 400, "invalid_request", "The Authorization header may be sent once.", NULL);
+        return NULL;
+    }
     if (hdr == NULL || strncasecmp(hdr, "Bearer ", 7) || id == NULL) {
         web_add_header(r, "WWW-Authenticate", "Bearer");
         gh_err_set(e, 401, "invalid_token", "A registration access token is required.", NULL);

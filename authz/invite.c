@@ -180,7 +180,7 @@ post_invite(struct web_req *r)
         return invite_form(r, NULL, token, &iv, 400, "Choose a password.");
     if (authz_user_add(iv.email, password, false, &e) < 0)
         return e.status >= 500 ? web_reply_err(r, &e) : invite_form(r, NULL, token, &iv, e.status, e.msg);
-    if (authz_user_login(a, iv.email, password, web_client_ip(r), &u, &e) < 0 ||
+    if (authz_user_login(a, iv.email, password, web_client_ip(r), NULL, &u, &e) < 0 ||
         authz_session_create(r, u->id, &e) < 0)
         return web_reply_err(r, &e);
     GH_LOG(INFO, "invite_account", "account %s created through an invite", u->id);

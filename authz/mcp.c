@@ -132,6 +132,13 @@ authz_mcp_authenticate(struct web_req *r, const char *slug, struct authz_mcp_ref
     no->agent = authz_agent_by_slug(a, slug, &no->e);
     if (no->agent == NULL)
         return NULL;
+    if (web_header_count(r, "Authorization") > 1) {
+        /* RFC 6750 §3.1: a proxy that reads the last and we, the first,
+         * would act for two different callers */
+        challenge(r, slug, "invalid_request");
+        gh_err_set(&no->e, 400, "invalid_request", "The Authorization header may be sent once.", NULL);
+        return NULL;
+    }
     if (hdr == NULL || strncasecmp(hdr, "Bearer ", 7)) {
         challenge(r, slug, NULL);
         gh_err_set(&no->e, 401, "unauthorized", "Authentication required.", NULL);

@@ -4,7 +4,9 @@
  *
  * /oauth/authorize: until client_id and redirect_uri are known good, errors
  * are an HTML page (never a redirect to an untrusted URI); after that they
- * go back to the client with error, state and iss (RFC 9207).  The consent
+ * go back to the client with error, state and iss (RFC 9207), but only for
+ * a client the signed-in user has approved before or has just answered
+ * (client_known: RFC 9700 §4.11.2); else they are the HTML page too.  The consent
  * form posts back to /oauth/authorize with every parameter, CSRF-checked by
  * web/; approve issues a one-shot code, deny is remembered for code_ttl.
  */
@@ -98,6 +100,7 @@ struct areq {
     char *scope_norm;
     struct authz_client *client;
     struct authz_agent *agent;
+    bool answered;                /* the signed-in user has answered this client's consent */
 };
 
 static const char *const PARAMS[] = { "client_id", "redirect_uri", "response_type", "state", "scope",
@@ -161,11 +164,40 @@ with_params(struct gh_arena *a, const char *uri, const char *query)
     return gh_arena_printf(a, "%s%s%s", uri, strchr(uri, '?') ? "&" : "?", query);
 }
 
+/* RFC 9700 §4.11.2: anyone may register a redirect URI, so an error is
+ * sent back to one only for a client the signed-in user has approved
+ * before (a grant, even a revoked one) or has just answered; else this
+ * origin would bounce any browser, signed in or not, to the registrant's
+ * site.  The error is shown here instead. */
+static bool
+client_known(struct web_req *r, struct areq *q)
+{
+    struct authz_user *u;
+    struct gh_err e = {0};
+    PGresult *res;
+
+    if (q->answered)
+        return true;
+    if ((u = authz_session_user(r)) == NULL)
+        return false;
+    res = db_query(web_arena(r), &e, "SELECT 1 FROM oauth_grants WHERE user_id = $1 AND client_id = $2 LIMIT 1",
+                   2, u->id, q->client->client_id);
+    return res && PQntuples(res) > 0;
+}
+
 static int
 redirect_error(struct web_req *r, struct areq *q, const char *code, const char *desc)
 {
     struct gh_arena *a = web_arena(r);
-    char *qs = gh_arena_printf(a, "error=%s&error_description=%s", code, gh_url_encode(a, desc));
+    char *qs;
+
+    if (!client_known(r, q)) {
+        GH_LOG(INFO, "authorize_error", "client %s: %s (shown, not redirected: not approved by this user)",
+               q->client_id, code);
+        return error_page(r, 400, gh_arena_printf(a, "This authorization request cannot be served (%s): %s",
+                                                  code, desc));
+    }
+    qs = gh_arena_printf(a, "error=%s&error_description=%s", code, gh_url_encode(a, desc));
 
     if (q->state)
         qs = gh_arena_printf(a, "%s&state=%s", qs, gh_url_encode(a, q->state));
@@ -320,6 +352,9 @@ consent_page(struct web_req *r, struct authz_user *u, struct areq *q)
         q->agent->untrusted ? "untrusted" : "trusted", kind,
         gh_html_escape(a, redirect_host(a, q->target)), scopes, gh_html_escape(a, u->email),
         web_csrf_token(r), hidden);
+    /* the answer redirects the form's submission on to the client: CSP
+     * form-action must name it, or the browser stops there */
+    web_csp_form_target(r, q->target);
     return web_reply_html(r, 200, authz_page(r, u, "Authorize access", body));
 }
 
@@ -365,8 +400,10 @@ get_authorize(struct web_req *r)
     u = authz_require_login(r);
     if (u == NULL)
         return 0;
-    if (denied_recently(web_arena(r), u->id, q.client->client_id))
+    if (denied_recently(web_arena(r), u->id, q.client->client_id)) {
+        q.answered = true;
         return redirect_error(r, &q, "access_denied", "You denied this application a moment ago.");
+    }
     switch (authz_member_ok(web_arena(r), u->id, q.agent->id, &e)) {
     case -1: return web_reply_err(r, &e);
     case 0:  return not_member_page(r, u, &q);
@@ -398,11 +435,13 @@ post_authorize(struct web_req *r)
                         " ON CONFLICT (user_id, client_id) DO UPDATE SET until = EXCLUDED.until",
                  3, u->id, q.client->client_id, ttl);
         GH_LOG(INFO, "consent_denied", "user %s denied client %s", u->id, q.client->client_id);
+        q.answered = true;
         return redirect_error(r, &q, "access_denied", "The user denied the request.");
     }
     switch (authz_member_ok(a, u->id, q.agent->id, &e)) {
     case -1: return web_reply_err(r, &e);
-    case 0:  return redirect_error(r, &q, "access_denied", "The user is not a member of this agent.");
+    case 0:  q.answered = true;     /* the user submitted the consent form */
+             return redirect_error(r, &q, "access_denied", "The user is not a member of this agent.");
     }
     res = db_query(a, &e,
         "INSERT INTO oauth_grants (user_id, client_id, agent_id, scope) VALUES ($1, $2, $3, $4)"

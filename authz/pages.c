@@ -61,7 +61,7 @@ static int
 post_login(struct web_req *r)
 {
     struct gh_arena *a = web_arena(r);
-    const char *password = web_form(r, "password"), *next = web_form(r, "next"), *email;
+    const char *password = web_form(r, "password"), *next = web_form(r, "next"), *email, *device;
     struct authz_user *u = NULL;
     struct gh_err e = {0};
     size_t email_len;
@@ -79,7 +79,8 @@ post_login(struct web_req *r)
         return login_form(r, 400, "Enter your email and password.", email, next);
     if (!gh_text_ok(email, email_len))          /* the database refuses what is not text */
         return login_form(r, 400, "Enter a valid email address.", NULL, next);
-    if (authz_user_login(a, email, password, web_client_ip(r), &u, &e) < 0) {
+    device = authz_throttle_device(r);
+    if (authz_user_login(a, email, password, web_client_ip(r), device, &u, &e) < 0) {
         if (e.status >= 500)
             return web_reply_err(r, &e);
         if (e.detail[0])
@@ -92,6 +93,7 @@ post_login(struct web_req *r)
     }
     if (authz_session_create(r, u->id, &e) < 0)
         return web_reply_err(r, &e);
+    authz_throttle_device_issue(r, u->id, device);
     GH_LOG(INFO, "login", "user %s signed in", u->id);
     return web_redirect(r, 303, next);
 }
@@ -244,7 +246,7 @@ post_setup(struct web_req *r)
         return setup_form(r, e.status, token, e.msg);
     }
     gh_err_clear(&e);
-    if (authz_user_login(a, email, password, web_client_ip(r), &u, &e) < 0 ||
+    if (authz_user_login(a, email, password, web_client_ip(r), NULL, &u, &e) < 0 ||
         authz_session_create(r, u->id, &e) < 0)
         return web_reply_err(r, &e);
     GH_LOG(INFO, "setup", "administrator created through the setup link");

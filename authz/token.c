@@ -284,49 +284,18 @@ static const char SQL_ROTATE[] =
     "  now() + make_interval(secs => $8::int) FROM p)"
     " SELECT p.grant_id, p.scope, acc.exp FROM p, acc";
 
-static void
-clear_result(void *res)
-{
-    PQclear(res);
-}
-
-/* Runs a statement prepared under `name` on the pooled connection, which
- * prepares it on first use (and again after a reconnect): on the hot path
- * PostgreSQL spends more time parsing and planning a statement than
- * executing it.  Anything unexpected falls back to an ordinary
- * db_execv(), which owns the error handling. */
+/* Runs a statement prepared under `name` on a pooled connection (db/
+ * prepares it on each new session before its first use there). */
 static PGresult *
 exec_prepared(struct gh_arena *a, struct gh_err *e, const char *name, const char *sql, int n,
               const char *const *params)
 {
     struct db_conn *c = db_get(e);
-    PGconn *pg;
     PGresult *res;
-    const char *state;
 
     if (c == NULL)
         return NULL;
-    pg = db_pg(c);
-    res = PQexecPrepared(pg, name, n, params, NULL, NULL, 0);
-    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (PQresultStatus(res) == PGRES_FATAL_ERROR && state && !strcmp(state, "26000") &&
-        PQtransactionStatus(pg) == PQTRANS_IDLE) {
-        PQclear(res);
-        res = PQprepare(pg, name, sql, n, NULL);
-        if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-            PQclear(res);
-            res = PQexecPrepared(pg, name, n, params, NULL, NULL, 0);
-        }
-    }
-    if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK) {
-        gh_arena_defer(a, clear_result, res);
-    } else {
-        PQclear(res);
-        res = PQtransactionStatus(pg) == PQTRANS_IDLE || PQstatus(pg) != CONNECTION_OK
-            ? db_execv(c, a, e, sql, n, params) : NULL;
-        if (res == NULL && !gh_err_isset(e))
-            gh_err_set(e, 500, "server_error", "internal error", "prepared %s failed", name);
-    }
+    res = db_exec_prepared(c, a, e, name, sql, n, params);
     db_put(c);
     return res;
 }

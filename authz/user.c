@@ -96,14 +96,14 @@ out:
 
 int
 authz_user_login(struct gh_arena *a, const char *email, const char *password, const char *ip,
-                 struct authz_user **out, struct gh_err *e)
+                 const char *device, struct authz_user **out, struct gh_err *e)
 {
     PGresult *res;
     struct authz_user *u;
     bool upgrade = false;
     int v;
 
-    if (authz_throttle_check(a, email, ip, e) < 0)
+    if (authz_throttle_check(a, email, ip, device, e) < 0)
         return -1;
     res = db_query(a, e, SQL_USER_BY_EMAIL, 1, email);
     if (res == NULL)
@@ -117,7 +117,7 @@ authz_user_login(struct gh_arena *a, const char *email, const char *password, co
         v = authz_password_verify(db_val(res, 0, 4), password, &upgrade);
     }
     if (v != 0 || db_bool(res, 0, 3)) {
-        authz_throttle_fail(a, email, ip);
+        authz_throttle_fail(a, email, ip, device);
         return gh_err_set(e, 401, "invalid_grant", "Invalid email or password.",
                           v < 0 ? "password verification error" : "sign-in refused");
     }
@@ -131,7 +131,7 @@ authz_user_login(struct gh_arena *a, const char *email, const char *password, co
         if (h && db_query(a, &e2, SQL_USER_REHASH, 2, u->id, h))
             GH_LOG(INFO, "password_upgrade", "password hash upgraded to argon2id");
     }
-    authz_throttle_reset(a, email);
+    authz_throttle_reset(a, email, device);
     *out = u;
     return 0;
 }

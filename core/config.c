@@ -48,7 +48,7 @@ static const struct cfg_row rows[] = {
     { "http_max_body", "GATEHOUSE_HTTP_MAX_BODY", CFG_INT, F(http_max_body), "1048576", 1024, 67108864,
       "Largest request body in bytes; larger is refused with 413." },
     { "http_max_header", "GATEHOUSE_HTTP_MAX_HEADER", CFG_INT, F(http_max_header), "16384", 4096, 1048576,
-      "Memory for one request's headers in bytes; larger is refused." },
+      "Bytes of one request's header fields, and of its target; larger is refused (431, 414)." },
     { "http_max_form", "GATEHOUSE_HTTP_MAX_FORM", CFG_INT, F(http_max_form), "65536", 1024, 1048576,
       "Largest urlencoded form body in bytes; larger is refused with 413." },
     { "db_pool_size", "GATEHOUSE_DB_POOL_SIZE", CFG_INT, F(db_pool_size), "8", 1, 512,

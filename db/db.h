@@ -42,6 +42,12 @@ PGresult *db_execv(struct db_conn *c, struct gh_arena *a, struct gh_err *e,
                    const char *sql, int n, const char *const *params);
 PGresult *db_exec(struct db_conn *c, struct gh_arena *a, struct gh_err *e,
                   const char *sql, int n, ...);
+/* The same as a statement prepared under `name` (a static string) on c's
+ * session, prepared before its first use there and again on every new
+ * session: the hot path spends more time parsing and planning a statement
+ * than running it.  Falls back to db_execv()'s handling on any failure. */
+PGresult *db_exec_prepared(struct db_conn *c, struct gh_arena *a, struct gh_err *e, const char *name,
+                           const char *sql, int n, const char *const *params);
 /* One-shot: takes a pooled connection for one statement. */
 PGresult *db_query(struct gh_arena *a, struct gh_err *e, const char *sql, int n, ...);
 

@@ -14,10 +14,18 @@
 #include <time.h>
 
 #define GET_WAIT_MS 3000
+#define PREPARED_MAX 16
 
+/* prepared: the names of the statements prepared on this very session
+ * (static strings of their callers), forgotten whenever the session is
+ * replaced, so a statement is prepared again before its first use on a
+ * new one instead of failing there ("prepared statement … does not
+ * exist" in the server's log). */
 struct db_conn {
-    PGconn *pg;
-    bool    busy;
+    PGconn     *pg;
+    bool        busy;
+    const char *prepared[PREPARED_MAX];
+    int         nprepared;
 };
 
 static struct {
@@ -101,6 +109,7 @@ db_connect_raw(struct gh_err *e)
 bool
 db_reset(struct db_conn *c)
 {
+    c->nprepared = 0;           /* a new session knows none */
     PQreset(c->pg);
     if (PQstatus(c->pg) != CONNECTION_OK)
         return false;
@@ -143,6 +152,7 @@ db_get(struct gh_err *e)
         c->pg = NULL;
     }
     if (c->pg == NULL) {
+        c->nprepared = 0;
         c->pg = db_connect_raw(e);
         if (c->pg == NULL) {
             db_put(c);
@@ -181,6 +191,83 @@ result_cleanup(void *p)
     PQclear(p);
 }
 
+/* Whether `name` is prepared on c's session; else prepares it (false if
+ * that fails: the caller runs the text instead). */
+static bool
+prepared(struct db_conn *c, const char *name, const char *sql, int n)
+{
+    PGresult *res;
+    bool ok;
+
+    for (int i = 0; i < c->nprepared; i++)
+        if (c->prepared[i] == name || !strcmp(c->prepared[i], name))
+            return true;
+    if (c->nprepared == PREPARED_MAX)
+        return false;
+    res = PQprepare(c->pg, name, sql, n, NULL);
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (ok)
+        c->prepared[c->nprepared++] = name;
+    return ok;
+}
+
+/* e from a failed result: 503 when the session is lost, else 500 with
+ * the SQLSTATE as the code (callers tell a unique violation from a bug). */
+static void
+exec_failed(struct db_conn *c, PGresult *res, struct gh_err *e)
+{
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        gh_err_set(e, 503, "temporarily_unavailable", "the database is unavailable",
+                   "query: connection lost");
+        e->retry_after = 2;
+    } else {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
+        msg[strcspn(msg, "\n")] = '\0';
+        gh_err_set(e, 500, state ? state : "server_error", "internal error", "query failed: %s", msg);
+    }
+}
+
+static PGresult *
+run_prepared(struct db_conn *c, const char *name, const char *sql, int n, const char *const *params)
+{
+    return prepared(c, name, sql, n) ? PQexecPrepared(c->pg, name, n, params, NULL, NULL, 0) : NULL;
+}
+
+static bool
+result_ok(PGresult *res)
+{
+    return PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+}
+
+PGresult *
+db_exec_prepared(struct db_conn *c, struct gh_arena *a, struct gh_err *e, const char *name,
+                 const char *sql, int n, const char *const *params)
+{
+    bool idle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    PGresult *res = run_prepared(c, name, sql, n, params);
+
+    /* a session lost with a restarted server: outside a transaction,
+     * reconnect once and prepare on the new session, as db_execv retries */
+    if (!result_ok(res) && idle && PQstatus(c->pg) != CONNECTION_OK) {
+        PQclear(res);
+        (void)db_reset(c);
+        res = run_prepared(c, name, sql, n, params);
+    }
+    if (result_ok(res)) {
+        if (a)
+            gh_arena_defer(a, result_cleanup, res);
+        return res;
+    }
+    if (res == NULL && PQstatus(c->pg) == CONNECTION_OK && idle)
+        return db_execv(c, a, e, sql, n, params);     /* could not prepare: the text */
+    exec_failed(c, res, e);
+    PQclear(res);
+    return NULL;
+}
+
 PGresult *
 db_execv(struct db_conn *c, struct gh_arena *a, struct gh_err *e,
          const char *sql, int n, const char *const *params)
@@ -204,18 +291,7 @@ db_execv(struct db_conn *c, struct gh_arena *a, struct gh_err *e,
             gh_arena_defer(a, result_cleanup, res);
         return res;
     }
-    if (PQstatus(c->pg) != CONNECTION_OK) {
-        gh_err_set(e, 503, "temporarily_unavailable", "the database is unavailable",
-                   "query: connection lost");
-        e->retry_after = 2;
-    } else {
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        char msg[256];
-        snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
-        msg[strcspn(msg, "\n")] = '\0';
-        /* the SQLSTATE lets callers tell a unique violation from a bug */
-        gh_err_set(e, 500, state ? state : "server_error", "internal error", "query failed: %s", msg);
-    }
+    exec_failed(c, res, e);
     PQclear(res);
     return NULL;
 }

@@ -29,6 +29,16 @@
  * batch whose connection broke mid-commit is not written twice; a held row
  * the database refuses on its own is reported and dropped rather than
  * blocking the others for good.
+ *
+ * Write-ahead: a forwarded call's row is committed (gw_audit_write, group
+ * commit) before the call goes upstream, with a call id and no outcome; a
+ * call that cannot get its row is not forwarded.  Its outcome comes later
+ * as a row of its own (gw_audit.outcome) that the writer turns into an
+ * UPDATE of that row by call id: a batch's new rows in one INSERT or COPY,
+ * its outcomes in one UPDATE from a JSON array.  An outcome that cannot be
+ * committed is held like any acted row: its line carries the whole row,
+ * and the merge completes the row it names (or inserts it, should it be
+ * missing) without touching an outcome already there.
  */
 #include "gateway/gw_int.h"
 #include <dirent.h>
@@ -48,15 +58,17 @@
 #define FIELD_MAX   1024        /* bytes per text field; longer values are cut */
 #define MESSAGE_MAX 2048
 #define HELD_MAX    ((size_t)8 << 20)
-#define NCOLS       20          /* audit_events columns written */
+#define NCOLS       23          /* audit_events columns written */
+#define NCOLS_V1    20          /* spool lines of builds before write-ahead (migration 060) */
 #define HELD_RETRY_MS 2000
 
 #define COLS "at, agent_id, agent_slug, user_id, user_email, credential_kind, key_suffix, client_id," \
              " client_name, session_id, request_id, method, tool, connector, decision, policy_ids," \
-             " policy_versions, message, upstream_status, duration_us"
+             " policy_versions, message, upstream_status, duration_us, call_id, outcome_at, upstream_error"
 static const char INSERT_SQL[] =
     "INSERT INTO audit_events (" COLS ")"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,"
+    " $21, $22, $23)";
 static const char COPY_SQL[] = "COPY audit_events (" COLS ") FROM STDIN";
 /* Held rows go through the staging table audit_events_held (migration
  * 032: no TEMP privilege needed) and are inserted unless the log has them
@@ -75,11 +87,27 @@ static const char HELD_BEGIN_SQL[] =
     "BEGIN; SET LOCAL lock_timeout = '2s';"
     " SELECT pg_advisory_xact_lock(7140365317)";   /* one merge at a time, across processes */
 static const char HELD_COPY_SQL[] = "COPY audit_events_held (" COLS ") FROM STDIN";
+/* A held outcome (a call id) completes its write-ahead row, unless an
+ * outcome is there already (its own commit went through after all);
+ * the same call id twice (a spool left twice on disk) counts once. */
 static const char HELD_MERGE_SQL[] =
-    "INSERT INTO audit_events (" COLS ") SELECT " COLS " FROM audit_events_held h"
-    " WHERE NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.at = h.at"
+    "INSERT INTO audit_events (" COLS ") SELECT " COLS
+    " FROM (SELECT DISTINCT ON (coalesce(call_id, ctid::text)) * FROM audit_events_held) h"
+    " WHERE h.call_id IS NOT NULL OR NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.at = h.at"
     "   AND a.request_id IS NOT DISTINCT FROM h.request_id AND a.method IS NOT DISTINCT FROM h.method"
-    "   AND a.tool IS NOT DISTINCT FROM h.tool AND a.connector IS NOT DISTINCT FROM h.connector)";
+    "   AND a.tool IS NOT DISTINCT FROM h.tool AND a.connector IS NOT DISTINCT FROM h.connector)"
+    " ON CONFLICT (call_id) WHERE call_id IS NOT NULL DO UPDATE SET"
+    "   upstream_status = EXCLUDED.upstream_status, duration_us = EXCLUDED.duration_us,"
+    "   upstream_error = EXCLUDED.upstream_error, outcome_at = EXCLUDED.outcome_at"
+    " WHERE audit_events.outcome_at IS NULL";
+/* A batch's outcomes: one statement completes every write-ahead row they
+ * name (an outcome already there stays as it is). */
+static const char OUTCOME_SQL[] =
+    "UPDATE audit_events a SET upstream_status = v.upstream_status, duration_us = v.duration_us,"
+    " upstream_error = v.upstream_error, outcome_at = v.outcome_at"
+    " FROM json_to_recordset($1::json) AS v(call_id text, upstream_status integer, duration_us bigint,"
+    " upstream_error text, outcome_at timestamptz)"
+    " WHERE a.call_id = v.call_id AND a.outcome_at IS NULL";
 static const char HELD_CLEAR_SQL[] = "DELETE FROM audit_events_held";
 
 struct pending {
@@ -280,6 +308,18 @@ put_int(long long v, bool null, bool last)
     return true;
 }
 
+/* A wall-clock time in microseconds as timestamptz text. */
+static void
+fmt_at(int64_t at_us, char out[48])
+{
+    struct tm tm;
+    time_t secs = (time_t)(at_us / 1000000);
+
+    gmtime_r(&secs, &tm);
+    snprintf(out, 48, "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(at_us % 1000000));
+}
+
 static bool
 put_row(const struct pending *p)
 {
@@ -288,12 +328,8 @@ put_row(const struct pending *p)
     const char *agent_id = r->agent_id ? r->agent_id : w ? w->agent.id : NULL;
     const char *suffix = NULL;
     char at[48];
-    struct tm tm;
-    time_t secs = (time_t)(p->at_us / 1000000);
 
-    gmtime_r(&secs, &tm);
-    snprintf(at, sizeof(at), "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(p->at_us % 1000000));
+    fmt_at(p->at_us, at);
     /* the credential's row id ends the suffix: it names the key, it is not it */
     if (w && w->token_id && strlen(w->token_id) >= 6)
         suffix = w->token_id + strlen(w->token_id) - 6;
@@ -316,7 +352,10 @@ put_row(const struct pending *p)
            put_text(r->policy_versions, FIELD_MAX, false) &&
            put_text(r->message, MESSAGE_MAX, false) &&
            put_int(r->upstream_status, r->upstream_status <= 0, false) &&
-           put_int(r->duration_us, r->duration_us < 0, true);
+           put_int(r->duration_us, r->duration_us < 0, false) &&
+           put_text(r->call_id, GW_AUDIT_CALL_ID_LEN, false) &&
+           put_text(r->outcome ? at : NULL, sizeof(at), false) &&
+           put_text(r->outcome ? r->upstream_error : NULL, MESSAGE_MAX, true);
 }
 
 /* Reads a statement's results to the end; rc, or -1 with the first error
@@ -389,6 +428,86 @@ write_once(PGconn *pg, int n, bool *sent, char *detail, size_t dlen)
     return n == 1 ? insert_one(pg, sent, detail, dlen) : copy_buf(pg, COPY_SQL, q.buf, q.len, sent, detail, dlen);
 }
 
+/* Text as a JSON string: invalid UTF-8 replaced by '?', cut at max bytes
+ * on a character boundary (as put_text does for a column). */
+static json_t *
+json_text(const char *s, size_t max)
+{
+    char out[MESSAGE_MAX + 1];
+    const unsigned char *p = (const unsigned char *)s;
+    size_t k = 0;
+
+    if (s == NULL)
+        return json_null();
+    if (max > MESSAGE_MAX)
+        max = MESSAGE_MAX;
+    while (*p) {
+        size_t n = utf8_len(p);
+        if (k + (n ? n : 1) > max)
+            break;
+        if (n == 0) {
+            out[k++] = '?';
+            p++;
+            continue;
+        }
+        memcpy(out + k, p, n);
+        k += n;
+        p += n;
+    }
+    return json_stringn(out, k);
+}
+
+/* One UPDATE of the outcomes in json.  *sent as for copy_buf. */
+static int
+outcome_once(PGconn *pg, const char *json, bool *sent, char *detail, size_t dlen)
+{
+    *sent = false;
+    err_state[0] = '\0';
+    if (!PQsendQueryParams(pg, OUTCOME_SQL, 1, NULL, &json, NULL, NULL, 0)) {
+        snprintf(detail, dlen, "UPDATE: %s", PQerrorMessage(pg));
+        return -1;
+    }
+    *sent = true;
+    return finish_results(pg, "UPDATE", 0, detail, dlen);
+}
+
+/* n outcomes in one transaction: each completes the write-ahead row of
+ * its call id. */
+static int
+write_outcomes(struct db_conn *c, struct pending **rows, int n)
+{
+    json_t *arr = json_array();
+    char *text = NULL, detail[256] = "out of memory";
+    bool sent = false;
+    int rc = -1;
+
+    for (int i = 0; arr && i < n; i++) {
+        const struct gw_audit *r = rows[i]->row;
+        char at[48];
+
+        fmt_at(rows[i]->at_us, at);
+        if (json_array_append_new(arr, json_pack("{s:s, s:o, s:o, s:o, s:s}", "call_id", r->call_id ? r->call_id : "",
+                "upstream_status", r->upstream_status > 0 ? json_integer(r->upstream_status) : json_null(),
+                "duration_us", r->duration_us >= 0 ? json_integer(r->duration_us) : json_null(),
+                "upstream_error", json_text(r->upstream_error, MESSAGE_MAX), "outcome_at", at)) < 0)
+            goto out;
+    }
+    if (arr == NULL || (text = json_dumps(arr, JSON_COMPACT)) == NULL)
+        goto out;
+    rc = outcome_once(db_pg(c), text, &sent, detail, sizeof(detail));
+    if (rc < 0 && !sent && PQstatus(db_pg(c)) != CONNECTION_OK && db_reset(c))
+        rc = outcome_once(db_pg(c), text, &sent, detail, sizeof(detail));   /* as write_rows */
+out:
+    detail[strcspn(detail, "\n")] = '\0';
+    if (rc == 0)
+        atomic_fetch_add(&n_batches, 1);
+    else
+        GH_LOG(ERROR, "audit_write", "%d audit outcome(s) not written: %s", n, detail);
+    free(text);
+    json_decref(arr);
+    return rc;
+}
+
 static int
 write_rows(struct db_conn *c, struct pending **rows, int n)
 {
@@ -451,17 +570,19 @@ row_lost(const struct pending *p, const char *why)
  * line lacks the columns of a row: a damaged file must not block the
  * held rows behind it. */
 static int
-spool_rows(const char *buf, size_t len, size_t *used)
+spool_rows(const char *buf, size_t len, size_t *used, int *old)
 {
     int rows = 0, tabs = 0;
 
     *used = 0;
+    *old = 0;
     for (size_t i = 0; i < len; i++) {
         if (buf[i] == '\t') {
             tabs++;
         } else if (buf[i] == '\n') {
-            if (tabs != NCOLS - 1)
+            if (tabs != NCOLS - 1 && tabs != NCOLS_V1 - 1)
                 return -1;
+            *old += tabs == NCOLS_V1 - 1;
             tabs = 0;
             rows++;
             *used = i + 1;
@@ -561,14 +682,49 @@ read_all(int fd, char *buf, size_t n)
     return true;
 }
 
+/* The `old` lines (of builds before write-ahead) among the n bytes of
+ * held rows from `from` on lack its three columns: they get them, NULL;
+ * *len is the bytes they take then. */
+static bool
+spool_upgrade(size_t from, size_t n, int old, size_t *len)
+{
+    static const char pad[] = "\t\\N\t\\N\t\\N";
+    size_t grown = n + (size_t)old * (sizeof(pad) - 1), k = 0;
+    char *tmp;
+    int tabs = 0;
+
+    *len = n;
+    if (old == 0)
+        return true;
+    if (from + grown > HELD_MAX || (tmp = malloc(grown)) == NULL)
+        return false;
+    if (!buf_room(&held.buf, &held.cap, from + grown, 16 * 1024)) {
+        free(tmp);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = held.buf[from + i];
+        if (ch == '\n' && tabs == NCOLS_V1 - 1) {
+            memcpy(tmp + k, pad, sizeof(pad) - 1);
+            k += sizeof(pad) - 1;
+        }
+        tabs = ch == '\n' ? 0 : tabs + (ch == '\t');
+        tmp[k++] = ch;
+    }
+    memcpy(held.buf + from, tmp, k);
+    free(tmp);
+    *len = k;
+    return true;
+}
+
 /* Reads one earlier process's file into the held rows; leaves it as it is
  * when a live process holds it, or it is gone, damaged or too large. */
 static void
 spool_take(const char *path)
 {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rows;
-    size_t size, used;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rows, old = 0;
+    size_t size, used = 0, len = 0;
 
     if (fd < 0)
         return;
@@ -579,7 +735,8 @@ spool_take(const char *path)
     size = (size_t)st.st_size;
     if (held.len + size > HELD_MAX || !buf_room(&held.buf, &held.cap, held.len + size, 16 * 1024) ||
         !read_all(fd, held.buf + held.len, size) ||
-        (rows = spool_rows(held.buf + held.len, size, &used)) < 0 ||
+        (rows = spool_rows(held.buf + held.len, size, &used, &old)) < 0 ||
+        !spool_upgrade(held.len, used, old, &len) ||
         (held.taken[held.ntaken].path = strdup(path)) == NULL) {
         GH_LOG(ERROR, "audit_write", "held audit rows in %s not taken up (unreadable, damaged or too large);"
                " left in place", path);
@@ -594,7 +751,7 @@ spool_take(const char *path)
         return;
     }
     held.taken[held.ntaken++].fd = fd;
-    held.len += used;
+    held.len += len;
     held.rows += rows;
     GH_LOG(WARN, "audit_write", "%d held audit row(s) of an earlier process taken up from %s%s", rows, path,
            used < size ? " (an incomplete last line left out)" : "");
@@ -885,7 +1042,26 @@ retry_held(void)
     return rc;
 }
 
-/* Writes the batch; result[i] is 1 (committed) or -1.  The nodes are only
+typedef int (*write_fn)(struct db_conn *c, struct pending **rows, int n);
+
+/* rows by fn in one transaction; result[i] 1 or -1 */
+static void
+write_group(struct db_conn *c, write_fn fn, struct pending **rows, int n, int *result)
+{
+    int rc = fn(c, rows, n);
+
+    for (int i = 0; i < n; i++)
+        result[i] = rc == 0 ? 1 : -1;
+    if (rc < 0 && n > 1 && PQstatus(db_pg(c)) == CONNECTION_OK) {
+        /* bad data in one row must not cost the others theirs */
+        for (int i = 0; i < n; i++)
+            result[i] = fn(c, rows + i, 1) == 0 ? 1 : -1;
+    }
+}
+
+/* Writes the batch: its new rows, then its outcomes (an outcome never
+ * follows its own row in one batch: that row was committed before the
+ * call went out); result[i] is 1 (committed) or -1.  The nodes are only
  * read here: their states are set under the lock by the caller, as a
  * waiter may return the moment it sees its state. */
 static void
@@ -893,7 +1069,8 @@ write_batch(struct pending **rows, int n, int *result)
 {
     struct gh_err e = {0};
     struct db_conn *c = db_get(&e);
-    int rc;
+    struct pending *part[BATCH_MAX];
+    int at[BATCH_MAX], res[BATCH_MAX];
 
     if (c == NULL) {
         GH_LOG(ERROR, "audit_write", "%d audit row(s) not written: %s", n, e.detail);
@@ -901,13 +1078,19 @@ write_batch(struct pending **rows, int n, int *result)
             result[i] = -1;
         return;
     }
-    rc = write_rows(c, rows, n);
-    for (int i = 0; i < n; i++)
-        result[i] = rc == 0 ? 1 : -1;
-    if (rc < 0 && n > 1 && PQstatus(db_pg(c)) == CONNECTION_OK) {
-        /* bad data in one row must not cost the others theirs */
-        for (int i = 0; i < n; i++)
-            result[i] = write_rows(c, rows + i, 1) == 0 ? 1 : -1;
+    for (int pass = 0; pass < 2; pass++) {
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            if (rows[i]->row->outcome == (pass == 1)) {
+                part[k] = rows[i];
+                at[k++] = i;
+            }
+        }
+        if (k == 0)
+            continue;
+        write_group(c, pass ? write_outcomes : write_rows, part, k, res);
+        for (int i = 0; i < k; i++)
+            result[at[i]] = res[i];
     }
     db_put(c);
 }
@@ -1001,6 +1184,17 @@ writer_main(void *arg)
     held.len = held.cap = 0;
     held.rows = 0;
     return NULL;
+}
+
+int
+gw_audit_call_id(char out[GW_AUDIT_CALL_ID_LEN + 1])
+{
+    unsigned char b[GW_AUDIT_CALL_ID_LEN / 2];
+
+    if (gh_random_bytes(b, sizeof(b)) < 0)
+        return -1;
+    gh_hex_encode(b, sizeof(b), out);
+    return 0;
 }
 
 int

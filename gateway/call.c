@@ -11,14 +11,18 @@
  * progress is one state, changed only by call_state() under the channel's
  * lock, along the transitions gw_call_may() allows:
  *
- *   SENT ──404, session lost──▶ RETRY ──new handshake──▶ RESENT
- *    │ │                          │ │                       │ │
- *    │ └─client cancels / leaves──┼─┴──────────────────────┬┘ │
- *    │                            │          CANCELLED, LEFT   │
- *    └────────────────────────────┴──────────┬─────────────────┘
- *                                            ▼
- *                     ANSWERED (the outcome is known; its row is being
- *                               committed) ──▶ DONE (the final message went)
+ *   AHEAD ──row committed──▶ SENT ──404, session lost──▶ RETRY ──▶ RESENT
+ *     │                        │ client cancels / leaves  │          │
+ *     │                        └──────▶ CANCELLED, LEFT ◀─┴──────────┘
+ *     │ its row not written                  │
+ *     │               any state before ──▶ ANSWERED (the outcome is known;
+ *     └──────────────────────────────▶ DONE  its row is being completed)
+ *                                      ▲          │
+ *                                      └──────────┘ (the final message went)
+ *
+ * Write-ahead: the call's row (who called what, with which decision) is
+ * committed before the call goes upstream (AHEAD); the outcome completes
+ * that row (gw_audit's call_id) when the call is over.
  */
 #include "gateway/endpoint_int.h"
 #include <stdlib.h>
@@ -47,14 +51,18 @@ struct gw_call {
     const char  *method, *tool, *request_id, *policy_ids, *policy_versions, *message;
     int64_t      start_us;
     int          upstream_status;
-    bool         reached;           /* the upstream has had the request */
-    struct gw_audit row;            /* submitted at the end */
+    char         call_id[GW_AUDIT_CALL_ID_LEN + 1];  /* of its write-ahead row */
+    struct gw_audit row;            /* the row ahead, then the outcome */
 };
 
 bool
 gw_call_may(enum gw_call_state from, enum gw_call_state to)
 {
     switch (from) {
+    case GW_CALL_AHEAD:
+        /* DONE: its row could not be written; nothing went upstream */
+        return to == GW_CALL_SENT || to == GW_CALL_CANCELLED || to == GW_CALL_LEFT ||
+               to == GW_CALL_ANSWERED || to == GW_CALL_DONE;
     case GW_CALL_SENT:
         return to == GW_CALL_RETRY || to == GW_CALL_CANCELLED || to == GW_CALL_LEFT || to == GW_CALL_ANSWERED;
     case GW_CALL_RETRY:
@@ -156,27 +164,21 @@ call_audited(void *ctx, int ok)
         GH_LOG(ERROR, "gw_audit", "audit row of %s not written", f->method);
         pthread_mutex_lock(&f->ch.lock);
         if (f->final) {
+            /* its row was written ahead, so the upstream had the call: not to be repeated blindly */
             json_decref(f->final);
-            f->final = gw_rpc_error(f->down_id, GW_RPC_INTERNAL, "The audit log is unavailable.", NULL);
+            f->final = gw_rpc_error(f->down_id, GW_RPC_INTERNAL, "The audit log is unavailable.",
+                                    json_pack("{s:b}", "retryable", 0));
         }
         pthread_mutex_unlock(&f->ch.lock);
     }
     call_release_final(f);
 }
 
-/* Any thread: the answer is known (final, or NULL when none is due); audit,
- * then send.  Once per call: a later outcome is dropped. */
+/* The call's audit row: written ahead by gw_forward, completed by
+ * call_conclude with the outcome. */
 static void
-call_conclude(struct gw_call *f, json_t *final)
+call_row(struct gw_call *f)
 {
-    if (!call_state(f, GW_CALL_ANSWERED)) {
-        json_decref(final);
-        return;
-    }
-    pthread_mutex_lock(&f->ch.lock);
-    f->final = final;
-    f->ch.refs++;
-    pthread_mutex_unlock(&f->ch.lock);
     f->row = (struct gw_audit){
         .who = &f->who,
         .agent_id = f->who.agent.id,
@@ -188,11 +190,31 @@ call_conclude(struct gw_call *f, json_t *final)
         .policy_ids = f->policy_ids,
         .policy_versions = f->policy_versions,
         .message = f->message,
-        .upstream_status = f->upstream_status,
-        .duration_us = gh_now_us() - f->start_us,
         .request_id = f->request_id,
-        .acted = f->reached,
+        .call_id = f->call_id,
+        .duration_us = -1,
     };
+}
+
+/* Any thread: the answer is known (final, or NULL when none is due);
+ * complete the row, then send.  Once per call: a later outcome is dropped. */
+static void
+call_conclude(struct gw_call *f, json_t *final)
+{
+    if (!call_state(f, GW_CALL_ANSWERED)) {
+        json_decref(final);
+        return;
+    }
+    pthread_mutex_lock(&f->ch.lock);
+    f->final = final;
+    f->ch.refs++;
+    pthread_mutex_unlock(&f->ch.lock);
+    call_row(f);
+    f->row.outcome = true;
+    f->row.acted = true;            /* its row exists: the outcome is kept until written */
+    f->row.upstream_status = f->upstream_status;
+    f->row.duration_us = gh_now_us() - f->start_us;
+    f->row.upstream_error = final ? gh_json_str(json_object_get(final, "error"), "message") : "cancelled by the client";
     if (gw_audit_submit(&f->row, f->request_id, call_audited, f) < 0) {
         struct gh_err e = {0};
         call_audited(f, gw_audit_write(&f->row, &e));
@@ -238,7 +260,6 @@ call_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
             gw_stateless_error(json_object_get(out, "error"));
         }
         f->upstream_status = (int)gw_up_status(x);
-        f->reached = true;
         call_conclude(f, out);
         return;
     }
@@ -340,10 +361,6 @@ call_on_done(struct gw_up_xfer *x, void *ctx)
     bool gone;
 
     f->upstream_status = (int)st;
-    /* an answer, or the request went out (then a timeout, a cancel or a
-     * broken connection): the upstream may have acted on it */
-    if (st > 0 || gw_up_sent(x))
-        f->reached = true;
     pthread_mutex_lock(&f->ch.lock);
     gone = f->ch.gone;
     now = f->state;
@@ -413,6 +430,35 @@ call_start(struct gw_call *f)
         gw_up_cancel(x);        /* the client left while this one started */
 out:
     gh_arena_free(a);
+}
+
+/* The writer thread (or gw_forward's, the writer stopped): the call's
+ * write-ahead row is committed, so the call may go upstream — unless the
+ * client has cancelled or left meanwhile (then its outcome says so); or it
+ * is not, and nothing goes: the client gets the error, the row no outcome. */
+static void
+call_ahead_done(void *ctx, int ok)
+{
+    struct gw_call *f = ctx;
+
+    if (ok < 0) {
+        /* a call cancelled or left meanwhile stays where it is: no
+         * transfer will ever move it */
+        json_t *err = gw_rpc_error(f->down_id, GW_RPC_INTERNAL, "The audit log is unavailable; nothing was done.",
+                                   NULL);
+        call_state(f, GW_CALL_DONE);
+        GH_LOG(ERROR, "gw_audit", "write-ahead row of %s (request %s) not written: not forwarded", f->method,
+               f->request_id ? f->request_id : "-");
+        gw_chan_send(&f->ch, err, true);
+        json_decref(err);
+    } else if (call_state(f, GW_CALL_SENT)) {
+        call_start(f);
+    } else if (call_now(f) == GW_CALL_CANCELLED) {
+        call_conclude(f, NULL);     /* no response is due, only the outcome */
+    } else {
+        call_error(f, "client disconnected");
+    }
+    gw_chan_unref(&f->ch);     /* the audit's reference */
 }
 
 static void
@@ -613,10 +659,14 @@ gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const char *me
     }
     gw_chan_init(&f->ch, 2 * 1000000LL, call_free);
     f->ch.is_fwd = true;
-    f->state = GW_CALL_SENT;
+    f->state = GW_CALL_AHEAD;
     if (!call_fill(f, m, &t, id, method, params)) {
         gw_chan_unref(&f->ch);
         return gw_reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+    }
+    if (gw_audit_call_id(f->call_id) < 0) {
+        gw_chan_unref(&f->ch);
+        return gw_reply_audit_down(m->r, id);
     }
     pthread_mutex_lock(&f->ch.lock);
     f->ch.refs++;           /* the stream's */
@@ -631,7 +681,14 @@ gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const char *me
     f->ch.ws = ws;
     pthread_mutex_unlock(&f->ch.lock);
     gw_chan_register(&f->ch);
-    call_start(f);
+    /* write-ahead: the call goes upstream once its row is committed
+     * (call_ahead_done), without this thread waiting for the commit */
+    call_row(f);
+    pthread_mutex_lock(&f->ch.lock);
+    f->ch.refs++;           /* the audit's */
+    pthread_mutex_unlock(&f->ch.lock);
+    if (gw_audit_submit(&f->row, f->request_id, call_ahead_done, f) < 0)
+        call_ahead_done(f, -1);     /* the writer is not running */
     gw_chan_unref(&f->ch);     /* ours */
     return 0;
 }

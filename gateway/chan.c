@@ -27,6 +27,30 @@ gw_reply_rpc_error(struct web_req *r, int status, json_t *id, int code, const ch
     return web_reply_json(r, status, gw_rpc_error(id, code, msg, data));
 }
 
+/* A failure the caller may simply repeat (the database is away:
+ * e->retry_after) says so, in the error's data, which a streamed final
+ * message can carry too.  NULL for any other failure. */
+static json_t *
+retry_hint(const struct gh_err *e)
+{
+    return e->retry_after > 0 ? json_pack("{s:b, s:i}", "retryable", 1, "retryAfter", e->retry_after) : NULL;
+}
+
+/* A request the gateway could not serve for e: an outage (e->retry_after)
+ * is 503 with Retry-After and the hint, not a 200 the client takes for an
+ * answer; any other failure keeps the status the method gives it. */
+int
+gw_reply_failure(struct web_req *r, int status, json_t *id, const struct gh_err *e)
+{
+    if (e->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", e->retry_after);
+        web_add_header(r, "Retry-After", ra);
+        status = 503;
+    }
+    return gw_reply_rpc_error(r, status, id, GW_RPC_INTERNAL, e->msg[0] ? e->msg : "Internal error.", retry_hint(e));
+}
+
 json_t *
 gw_rpc_result(json_t *id, json_t *result)
 {
@@ -400,7 +424,9 @@ areply_audited(void *ctx, int ok)
     if (ok < 0) {
         /* no answer leaves without its audit row: the client gets an error instead */
         GH_LOG(ERROR, "gw_audit", "audit row of %s not written", ar->row.method);
-        json_t *err = gw_rpc_error(ar->id, GW_RPC_INTERNAL, "The audit log is unavailable.", NULL);
+        /* answered here, nothing was done upstream: the same request may be sent again */
+        json_t *err = gw_rpc_error(ar->id, GW_RPC_INTERNAL, "The audit log is unavailable.",
+                                   json_pack("{s:b, s:i}", "retryable", 1, "retryAfter", 2));
         free(ar->body);
         ar->body = json_dumps(err, JSON_COMPACT);
         json_decref(err);
@@ -439,7 +465,10 @@ areply_start(void *ctx, struct web_req *r)
         forget_session(ar->s);  /* its initialize has no row, or no answer */
     else if (ar->session_wire)
         web_add_header(r, "Mcp-Session-Id", ar->session_wire);
-    if (ready)
+    if (ready && unaudited) {
+        web_add_header(r, "Retry-After", "2");
+        web_reply(r, 503, "application/json", ar->body, strlen(ar->body));
+    } else if (ready)
         web_reply(r, 200, "application/json", ar->body, strlen(ar->body));
     else
         gw_reply_rpc_error(r, 503, ar->id, GW_RPC_INTERNAL, "The server is shutting down.", NULL);

@@ -183,8 +183,10 @@ gw_msg_method(json_t *msg)
 
 /* Not a JSON-RPC message we take, alone or in a batch: not an object,
  * jsonrpc not "2.0", a method that is not a string, an id neither a
- * string, an integer nor null, neither method nor id, or a response
- * without result or error. */
+ * string, an integer nor null, neither method nor id, a response
+ * without result or error, or one with both (JSON-RPC 2.0 §5: "Either
+ * the result member or error member MUST be included, but both members
+ * MUST NOT be included"). */
 bool
 gw_msg_invalid(json_t *msg)
 {
@@ -194,7 +196,8 @@ gw_msg_invalid(json_t *msg)
     return !json_is_object(msg) || v == NULL || strcmp(v, "2.0") ||
            (json_object_get(msg, "method") && method == NULL) || (id && !gw_valid_id(id) && !json_is_null(id)) ||
            (method == NULL && id == NULL) ||
-           (method == NULL && !json_object_get(msg, "result") && !json_object_get(msg, "error"));
+           (method == NULL && !json_object_get(msg, "result") && !json_object_get(msg, "error")) ||
+           (json_object_get(msg, "result") && json_object_get(msg, "error"));
 }
 
 /* The 2026-07-28 transport's mirrored headers against the body, in the

@@ -68,6 +68,9 @@ bool gw_msg_invalid(json_t *msg);
 json_t *gw_rpc_error(json_t *id, int code, const char *msg, json_t *data);
 json_t *gw_rpc_result(json_t *id, json_t *result);
 int  gw_reply_rpc_error(struct web_req *r, int status, json_t *id, int code, const char *msg, json_t *data);
+/* A request the gateway could not serve for e: an outage (e->retry_after)
+ * is 503 with Retry-After and a retry hint in the error's data. */
+int  gw_reply_failure(struct web_req *r, int status, json_t *id, const struct gh_err *e);
 void gw_stateless_result(json_t *result, const char *method);
 void gw_stateless_error(json_t *error);
 /* Refuses m: its row (deny, why), then the JSON-RPC error (status, code,
@@ -146,6 +149,7 @@ int  gw_listen_start(void);         /* watches for revoked credentials */
 /* ---------------------------------------------------------------- call.c */
 /* A forwarded call's progress (call.c): one state, changed in one place. */
 enum gw_call_state {
+    GW_CALL_AHEAD,          /* its write-ahead row is being committed; nothing sent yet */
     GW_CALL_SENT,           /* the request is on its way to the upstream */
     GW_CALL_RETRY,          /* the upstream lost its session: a new handshake */
     GW_CALL_RESENT,         /* sent once more after it (no further retry) */

@@ -109,10 +109,23 @@ struct gw_audit {
     bool        acted;          /* the upstream already has the request: a row
                                  * that cannot be committed is held and retried
                                  * (the client still gets the 503) */
+    /* write-ahead (a forwarded call): the row is written with call_id and
+     * no outcome before the call goes upstream; once it is over, the same
+     * row with outcome set completes it (upstream_status, duration_us,
+     * upstream_error), and is held like an acted row if that fails */
+    const char *call_id;        /* gw_audit_call_id(); NULL for a row written whole */
+    bool        outcome;
+    const char *upstream_error; /* with outcome: what went wrong, NULL when none */
 };
 
+#define GW_AUDIT_CALL_ID_LEN 32
+/* A fresh call id (hex, NUL-terminated) for a write-ahead row; -1 when
+ * no random bytes could be had. */
+int  gw_audit_call_id(char out[GW_AUDIT_CALL_ID_LEN + 1]);
+
 /* Queues the row for the next group commit and returns once it is
- * committed: no response may leave before its audit row is durable. */
+ * committed: no response may leave before its audit row is durable (nor
+ * a call go upstream before its write-ahead row is). */
 int  gw_audit_write(const struct gw_audit *row, struct gh_err *e);
 /* n rows queued together (usually one group commit; rows queued before them
  * may push the last ones into the next) and one wait for all of them: -1

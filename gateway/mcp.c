@@ -126,8 +126,13 @@ authenticate(struct web_req *r, uint64_t *serial)
         return cr;
     }
     who = authz_mcp_authenticate(r, slug_of(r), &no);
-    if (who == NULL && (no.e.status >= 500 || audit_refusal(r, no.agent, no.who, no.claimed_kind, no.e.msg)))
+    if (who == NULL && no.e.status >= 500) {
+        /* the database is away: still a JSON-RPC answer, with when to come back */
+        GH_LOG(ERROR, "gw_auth", "%d: %s", no.e.status, no.e.detail[0] ? no.e.detail : no.e.msg);
+        gw_reply_failure(r, no.e.status, NULL, &no.e);
+    } else if (who == NULL && audit_refusal(r, no.agent, no.who, no.claimed_kind, no.e.msg)) {
         web_reply_err(r, &no.e);
+    }
     if (who && who->agent.disabled) {
         /* the kill switch (authz_agent_set_disabled): refused and audited
          * under the member; their credentials stay for when it is back on */
@@ -200,6 +205,16 @@ mcp_begin(struct web_req *r, struct gw_mreq *m)
         return NULL;
     mreq_init(m, r, who);
     m->cred_serial = serial;
+    /* one field line each: a proxy that reads the last of two and we, who
+     * read the first, would disagree on the session or the revision.  A
+     * POST's MCP-Protocol-Version is checked with its body (stateless:
+     * HeaderMismatch; else check_version_header). */
+    if (web_header_count(r, "Mcp-Session-Id") > 1 ||
+        (strcmp(web_method(r), "POST") && web_header_count(r, "MCP-Protocol-Version") > 1)) {
+        gw_deny(m, web_method(r), "repeated header", 400, NULL, GW_RPC_INVALID_REQUEST,
+                "Mcp-Session-Id and MCP-Protocol-Version may each be sent once.", NULL);
+        return NULL;
+    }
     if (web_body_too_large(r)) {
         gw_deny(m, web_method(r), "request body too large", 413, NULL, GW_RPC_INVALID_REQUEST,
                 "Request body too large.", NULL);
@@ -221,11 +236,16 @@ require_session(struct gw_mreq *m, const char *method, json_t *id)
         return -1;
     }
     m->s = gw_session_get(m->a, sid, m->who, &e);
-    if (m->s == NULL) {
-        gw_deny(m, method, e.status == 404 ? "unknown session" : "session lookup failed",
-                e.status == 404 ? 404 : (e.status ? e.status : 500), id,
-                e.status == 404 ? GW_RPC_INVALID_REQUEST : GW_RPC_INTERNAL,
+    if (m->s == NULL && e.status == 404) {
+        gw_deny(m, method, "unknown session", 404, id, GW_RPC_INVALID_REQUEST,
                 e.msg[0] ? e.msg : "Session not found.", NULL);
+        return -1;
+    }
+    if (m->s == NULL) {
+        m->decision = "deny";
+        m->message = "session lookup failed";
+        gw_mreq_audit(m, method);
+        gw_reply_failure(m->r, e.status ? e.status : 500, id, &e);
         return -1;
     }
     gh_arena_defer(m->a, gw_session_put_cb, m->s);
@@ -238,6 +258,11 @@ check_version_header(struct gw_mreq *m, const char *method, json_t *id)
 {
     const char *hv = web_header(m->r, "MCP-Protocol-Version");
 
+    if (web_header_count(m->r, "MCP-Protocol-Version") > 1) {
+        gw_deny(m, method, "repeated header", 400, id, GW_RPC_INVALID_REQUEST,
+                "MCP-Protocol-Version may be sent once.", NULL);
+        return -1;
+    }
     if (hv && (!gw_proto_supported(hv) || gw_proto_is_stateless(hv))) {
         gw_deny(m, method, "unsupported protocol version", 400, id, GW_RPC_INVALID_REQUEST,
                 "Unsupported MCP-Protocol-Version.",
@@ -429,7 +454,7 @@ mcp_delete(struct web_req *r)
         return gw_reply_audit_down(r, NULL);
     end_upstream_sessions(&m);
     if (gw_session_delete(m.s, &e) < 0)
-        return gw_reply_rpc_error(r, e.status ? e.status : 500, NULL, GW_RPC_INTERNAL, "Internal error.", NULL);
+        return gw_reply_failure(r, e.status ? e.status : 500, NULL, &e);
     return web_reply(r, 200, NULL, "", 0);
 }
 

@@ -48,8 +48,7 @@ gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params)
     gw_up_end_evicted(m->a, m->who, evicted, nevicted);
     if (m->s == NULL) {
         gw_mreq_audit(m, "initialize");
-        return gw_reply_rpc_error(m->r, e.status ? e.status : 500, id, GW_RPC_INTERNAL,
-                               e.msg[0] ? e.msg : "Internal error.", NULL);
+        return gw_reply_failure(m->r, e.status ? e.status : 500, id, &e);
     }
     gh_arena_defer(m->a, gw_session_put_cb, m->s);
     m->proto = v;
@@ -84,7 +83,7 @@ do_list(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *param
     if (gw_agg_list(m->a, m->s, m->who, kind, &l, &e) < 0) {
         m->message = e.msg;
         gw_mreq_audit(m, method);
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+        return gw_reply_failure(m->r, 200, id, &e);
     }
     items = json_array();
     for (int i = off; i < l.n && i < off + page; i++)
@@ -146,7 +145,7 @@ do_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *para
     if (gw_agg_list(m->a, m->s, m->who, kind, &l, &e) < 0) {
         m->message = e.msg;
         gw_mreq_audit(m, method);
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+        return gw_reply_failure(m->r, 200, id, &e);
     }
     en = gw_agg_find(&l, name);
     c = en ? conn_by_id(&l, en->connector_id) : NULL;
@@ -215,7 +214,7 @@ route_uri(struct gw_mreq *m, json_t *id, json_t *params, const char *method)
     }
     if (gw_agg_list(m->a, m->s, m->who, GW_RESOURCES, &l, &e) < 0) {
         gw_mreq_audit(m, method);
-        return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+        return gw_reply_failure(m->r, 200, id, &e);
     }
     en = gw_agg_find(&l, uri);
     if (en) {
@@ -282,7 +281,7 @@ do_complete(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *p
         struct gw_connector *c;
         if (gw_agg_list(m->a, m->s, m->who, GW_PROMPTS, &l, &e) < 0) {
             gw_mreq_audit(m, "completion/complete");
-            return gw_reply_rpc_error(m->r, 200, id, GW_RPC_INTERNAL, e.msg[0] ? e.msg : "Internal error.", NULL);
+            return gw_reply_failure(m->r, 200, id, &e);
         }
         en = gw_agg_find(&l, gh_json_str(ref, "name"));
         c = en ? conn_by_id(&l, en->connector_id) : NULL;

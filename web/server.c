@@ -22,10 +22,13 @@ static long inflight;
 static long offloads;           /* handlers running off the server threads */
 
 /* script-src 'self': the console's one script file (the copy buttons of
- * /agents), never inline script */
+ * /agents), never inline script.  form-action: a page's forms post only
+ * here (an injected form cannot send a password elsewhere); a page whose
+ * form's answer redirects on (the consent page, to the client) names that
+ * target too: web_csp_form_target(). */
 static const char CSP[] =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'";
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /* ------------------------------------------------------------ responses */
 
@@ -56,7 +59,11 @@ web_queue(struct web_req *r, int status, struct MHD_Response *resp)
      * "Origin: null" on our own form posts, which the Origin check refuses */
     MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-    MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+    if (r->form_target)
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                gh_arena_printf(r->arena, "%s %s", CSP, r->form_target));
+    else
+        MHD_add_response_header(resp, "Content-Security-Policy", CSP);
     if (gh_config_public_https())
         MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
     for (int i = 0; i < r->nhdrs; i++)
@@ -433,6 +440,39 @@ web_json_body(struct web_req *r, struct gh_err *e)
 
 /* ------------------------------------------------------------ CSRF */
 
+/* Over https the CSRF cookie is __Host-: only this origin, over TLS, with
+ * Path=/ and no Domain can set it, so a sibling subdomain or a plain-http
+ * man in the middle cannot plant a token of its choosing. */
+static const char *
+csrf_cookie_name(void)
+{
+    return gh_config_public_https() ? "__Host-gh_csrf" : "gh_csrf";
+}
+
+int
+web_csp_form_target(struct web_req *r, const char *url)
+{
+    const char *colon = url ? strchr(url, ':') : NULL;
+    size_t n;
+
+    if (colon == NULL)
+        return -1;
+    if (!strncasecmp(url, "https://", 8) || !strncasecmp(url, "http://", 7)) {
+        /* the origin: scheme://host[:port] */
+        n = (size_t)(colon - url) + 3 + strcspn(colon + 3, "/?#");
+    } else {
+        n = (size_t)(colon - url) + 1;      /* a private-use scheme: "cursor:" */
+    }
+    /* a source expression holds no blank, ';', ',' or quote (the redirect
+     * URI rules allow none; checked here all the same) */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= 0x20 || url[i] == ';' || url[i] == ',' || url[i] == '\'' ||
+            (unsigned char)url[i] >= 0x7f)
+            return -1;
+    r->form_target = gh_arena_strndup(r->arena, url, n);
+    return r->form_target ? 0 : -1;
+}
+
 const char *
 web_csrf_token(struct web_req *r)
 {
@@ -441,7 +481,7 @@ web_csrf_token(struct web_req *r)
 
     if (r->csrf)
         return r->csrf;
-    c = web_cookie(r, "gh_csrf");
+    c = web_cookie(r, csrf_cookie_name());
     if (c && strlen(c) == 64 && strspn(c, "0123456789abcdef") == 64) {
         r->csrf = c;
         return c;
@@ -449,7 +489,7 @@ web_csrf_token(struct web_req *r)
     t = gh_token_hex(r->arena, "", 32);
     if (t == NULL)
         return "";
-    web_set_cookie(r, "gh_csrf", t, 86400 * 7, true, "Strict");
+    web_set_cookie(r, csrf_cookie_name(), t, 86400 * 7, true, "Strict");
     r->csrf = t;
     return t;
 }
@@ -457,7 +497,7 @@ web_csrf_token(struct web_req *r)
 bool
 web_csrf_ok(struct web_req *r)
 {
-    const char *cookie = web_cookie(r, "gh_csrf");
+    const char *cookie = web_cookie(r, csrf_cookie_name());
     const char *field = web_form(r, "csrf");
 
     return cookie && field && strlen(cookie) == 64 && gh_ct_streq(cookie, field);
@@ -813,6 +853,117 @@ owns_413(struct web_req *r)
     return rt && (rt->flags & WEB_OWN_413);
 }
 
+/* ------------------------------------------------------------ framing
+ * libmicrohttpd 0.9.75 at MHD_OPTION_STRICT_FOR_CLIENT 1 refuses an
+ * HTTP/1.1 request without Host, blanks in the URL and a malformed
+ * Content-Length value (its own 400), nothing more: it keeps a blank before
+ * a field name's colon, reads Content-Length plus Transfer-Encoding as chunked,
+ * takes the first of two Content-Lengths, waits for the end of a body in a
+ * coding it does not know and takes any Host.  A proxy in front that reads
+ * such a request otherwise would have its next request smuggled in the
+ * body, so RFC 9112 §6.1, §6.3 and §3.2 are applied here, on the header
+ * block, before any body is read; the answer closes the connection. */
+
+struct framing {
+    bool        bad_name;       /* a field name that is not a token ("Transfer-Encoding :") */
+    int         cl, te, host;
+    const char *clv, *tev, *hostv;
+    size_t      bytes;          /* the header block, as sent (name: value CRLF) */
+};
+
+static const char TCHAR[] = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+static enum MHD_Result
+framing_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct framing *f = cls;
+
+    (void)kind;
+    if (value == NULL)
+        value = "";
+    f->bytes += strlen(key) + strlen(value) + 4;
+    /* RFC 9112 §5.1: whitespace before the colon is a 400, as any name
+     * that is not a token: a proxy may trim it and see another field */
+    if (!key[0] || strspn(key, TCHAR) != strlen(key))
+        f->bad_name = true;
+    if (!strcasecmp(key, "Content-Length"))
+        f->cl++, f->clv = value;
+    else if (!strcasecmp(key, "Transfer-Encoding"))
+        f->te++, f->tev = value;
+    else if (!strcasecmp(key, "Host"))
+        f->host++, f->hostv = value;
+    return MHD_YES;
+}
+
+static enum MHD_Result
+query_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) + 1 : 0) + 1;
+    return MHD_YES;
+}
+
+/* RFC 9110 §7.2 / RFC 3986 §3.2: uri-host [ ":" port ], the host an
+ * IP-literal or a reg-name (unreserved, pct-encoded, sub-delims): no '@',
+ * no userinfo, no path. */
+static bool
+host_ok(const char *h)
+{
+    static const char REG[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;=";
+    size_t n;
+
+    if (h[0] == '[') {
+        n = 1 + strspn(h + 1, "0123456789abcdefABCDEF:.");
+        if (h[n] != ']')
+            return false;
+        n++;
+    } else {
+        n = strspn(h, REG);
+    }
+    if (h[n] == ':')
+        n += 1 + strspn(h + n + 1, "0123456789");
+    return n > 0 && h[n] == '\0';
+}
+
+/* 0, or the refusal is queued (400, 501, 414 or 431 in the usual error
+ * format, Connection: close). */
+static int
+framing_refused(struct web_req *r, struct MHD_Connection *conn, const char *url, const char *version)
+{
+    struct framing f = {0};
+    struct gh_err e = {0};
+    size_t target = strlen(url);
+    bool http10 = !strcmp(version, MHD_HTTP_VERSION_1_0);
+
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_field, &f);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_bytes, &target);
+    if (f.bad_name)
+        gh_err_set(&e, 400, "invalid_request", "A header field name is malformed.", "framing: field name");
+    else if (f.te && (f.cl || http10))
+        gh_err_set(&e, 400, "invalid_request", "Transfer-Encoding with Content-Length or in HTTP/1.0.",
+                   "framing: Transfer-Encoding with %s", f.cl ? "Content-Length" : "HTTP/1.0");
+    else if (f.te > 1 || (f.te && strcasecmp(f.tev, "chunked")))
+        gh_err_set(&e, 501, "invalid_request", "Only the chunked transfer coding is supported.",
+                   "framing: unsupported Transfer-Encoding");
+    else if (f.cl > 1 || (f.cl && (!f.clv[0] || strspn(f.clv, "0123456789") != strlen(f.clv))))
+        gh_err_set(&e, 400, "invalid_request", "Content-Length must be one decimal number.",
+                   "framing: %d Content-Length field(s)", f.cl);
+    else if (f.host > 1 || (f.host == 0 && !http10) || (f.host && !host_ok(f.hostv)))
+        gh_err_set(&e, 400, "invalid_request", "The request needs one valid Host header.",
+                   "framing: %d Host field(s)", f.host);
+    else if (target > (size_t)gh_cfg.http_max_header)
+        gh_err_set(&e, 414, "invalid_request", "The request target is too long.", NULL);
+    else if (f.bytes > (size_t)gh_cfg.http_max_header)
+        gh_err_set(&e, 431, "invalid_request", "The request header fields are too large.", NULL);
+    if (!e.status)
+        return 0;
+    gh_log_context(r->rid, "framing");
+    web_add_header(r, "Connection", "close");
+    web_reply_err(r, &e);
+    gh_log_context(NULL, NULL);
+    return -1;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload, size_t *upload_size, void **con_cls)
@@ -825,6 +976,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         if (r == NULL)
             return MHD_NO;
         *con_cls = r;
+        if (framing_refused(r, conn, url, version) < 0)
+            return MHD_YES;
         ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
         if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33))
             r->body_max = (size_t)gh_cfg.http_max_form;
@@ -998,7 +1151,11 @@ web_server_start(struct gh_err *e)
                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)gh_cfg.http_threads,
                                MHD_OPTION_CONNECTION_LIMIT, conns,
-                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)gh_cfg.http_max_header + 16384,
+                               /* room for a header block of up to 4 times the limit, so
+                                * that framing_refused() answers it (431, 414) in our format;
+                                * past that libmicrohttpd answers with its own fixed body */
+                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)gh_cfg.http_max_header * 4 + 32768,
+                               MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,

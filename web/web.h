@@ -117,6 +117,9 @@ void web_stream_release(struct web_stream *s);
 /* ---- CSRF (double-submit cookie, bound to the form field "csrf") */
 const char *web_csrf_token(struct web_req *r);
 bool web_csrf_ok(struct web_req *r);
+/* CSP form-action of this response: 'self' and the origin (or private-use
+ * scheme) of url, where the answer to the page's form redirects on to */
+int  web_csp_form_target(struct web_req *r, const char *url);
 
 /* ---- HTML: a page in the common layout; body is trusted HTML */
 char *web_page(struct gh_arena *a, const char *title, const char *body_html);

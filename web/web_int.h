@@ -58,6 +58,7 @@ struct web_req {
     struct MHD_Response   *captured;   /* the reply made while offloaded */
     int                    captured_status;
     const char            *csrf;
+    const char            *form_target;    /* a CSP form-action source beside 'self' */
     void                  *user_data;
     char                   client_ip[64];
 };

@@ -174,7 +174,7 @@ test('repeated failures throttle the account with 429 and Retry-After, and a dis
   const blocked = await c.form('/login', '/login', { email: u.email, password: u.password });
   assert.equal(blocked.status, 429);
   assert.ok(Number(blocked.headers.get('retry-after')) > 0);
-  assert.match(await blocked.text(), /Too many failed sign-in attempts/);
+  assert.match(await blocked.text(), /Too many failed sign-in attempts\. Try again in \d+ (seconds|minutes)\./);
 
   const v = createUser(srv, {});
   assert.equal(gatehouse(srv, ['user', 'disable', '--email', v.email]).code, 0);
@@ -196,4 +196,78 @@ test('a legacy scrypt hash signs in and is re-hashed to argon2id', async () => {
   const stored = srv.cluster.sql(`SELECT password_hash FROM users WHERE email = '${u.email}'`);
   assert.match(stored, /^\$argon2id\$/);
   assert.equal((await new Client(srv.url).login(u.email, legacy)).status, 303, 'the new hash verifies');
+});
+
+test('over https the CSRF cookie is __Host-gh_csrf (Secure, Path=/, no Domain); a plain gh_csrf cookie is not taken', async () => {
+  const pub = 'https://gatehouse.test';
+  const s2 = await startServer({ cluster: srv.cluster, name: 'accounts-https', env: { GATEHOUSE_PUBLIC_URL: pub } });
+  try {
+    const res = await fetch(`${s2.url}/login`);
+    await res.arrayBuffer();
+    const set = res.headers.getSetCookie().find((c) => c.includes('csrf'));
+    assert.match(set ?? '', /^__Host-gh_csrf=[0-9a-f]{64}; Path=\/;.*; Secure/);
+    assert.doesNotMatch(set, /Domain=/i);
+    const tok = secret(set.split(';')[0].split('=')[1]);
+    const u = createUser(s2, {});
+    const login = (cookie) => fetch(`${s2.url}/login`, {
+      method: 'POST', redirect: 'manual',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: pub, Cookie: `${cookie}=${tok}` },
+      body: new URLSearchParams({ email: u.email, password: u.password, csrf: tok }),
+    });
+    const plain = await login('gh_csrf');
+    await plain.arrayBuffer();
+    assert.equal(plain.status, 403, 'a cookie without the prefix (which a sibling host could plant) is not the token');
+    const ok = await login('__Host-gh_csrf');
+    await ok.arrayBuffer();
+    assert.equal(ok.status, 303);
+    for (const c of ok.headers.getSetCookie()) {     // the session and the device cookie
+      const v = c.split(';')[0].split('=')[1];
+      if (v) secret(v);
+    }
+  } finally {
+    assert.equal(await s2.stop(), 0);
+  }
+});
+
+test('a guesser cannot lock the owner out: failures without the account\'s device cookie lock only browsers without one; the per-IP limit stays', async () => {
+  // a server and database of its own: the per-IP count is shared by every test of this file
+  const own = await startServer({ name: 'accounts-lockout', env: { GATEHOUSE_LOGIN_MAX_FAILURES: '3', GATEHOUSE_LOGIN_WINDOW_SECONDS: '600' } });
+  try {
+    const u = createUser(own, {});
+    const owner = new Client(own.url);
+    assert.equal((await owner.login(u.email, u.password)).status, 303);
+    assert.ok(owner.jar.get('gh_device'), 'a device cookie after signing in');
+    assert.equal((await owner.form('/profile', '/logout', {})).status, 303);
+
+    const guesser = new Client(own.url);
+    for (let i = 0; i < 3; i++) assert.equal((await guesser.login(u.email, `guess-${i}-password`)).status, 401);
+    const locked = await guesser.form('/login', '/login', { email: u.email, password: u.password });
+    assert.equal(locked.status, 429, 'the right password from an unknown browser waits');
+    const wait = Number(locked.headers.get('retry-after'));
+    assert.ok(wait > 500 && wait <= 600, `Retry-After ${wait}`);
+    assert.match(await locked.text(), /Try again in 10 minutes\./, 'the page says how long');
+    // a device cookie of another account, or a made-up one, is no key
+    const forged = new Client(own.url);
+    forged.jar.set('gh_device', 'ab'.repeat(32));
+    assert.equal((await forged.login(u.email, u.password)).status, 429);
+
+    // the owner's browser signs in all the same, and that does not reset the guesser's count
+    assert.equal((await owner.login(u.email, u.password)).status, 303, 'the owner is not locked out');
+    assert.equal((await guesser.login(u.email, u.password)).status, 429);
+
+    // the owner's own browser is locked by its own failures only
+    await owner.form('/profile', '/logout', {});
+    for (let i = 0; i < 3; i++) assert.equal((await owner.login(u.email, `typo-${i}-password`)).status, 401);
+    assert.equal((await owner.login(u.email, u.password)).status, 429);
+
+    // the per-IP limit (4 x 3 failures from one address, any account) still holds for everyone there
+    for (let i = 0; i < 6; i++) assert.equal((await guesser.login(`nobody-${i}@example.test`, 'wrong-password-x')).status, 401);
+    const other = createUser(own, {});
+    const ip = await new Client(own.url).form('/login', '/login', { email: other.email, password: other.password });
+    assert.equal(ip.status, 429);
+    assert.match(await ip.text(), /Try again in \d+ minutes/);
+    assert.equal(own.cluster.sql("SELECT count(*) FROM login_devices WHERE token_hash ~ '^[0-9a-f]{64}$'"), '1', 'one device, stored as a hash');
+  } finally {
+    assert.equal(await own.stop(), 0);
+  }
 });

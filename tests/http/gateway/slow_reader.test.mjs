@@ -41,10 +41,11 @@ test('a stream its client stopped reading is cut at whole events', async () => {
     `Authorization: Bearer ${user.pat}\r\nMcp-Session-Id: ${s.session}\r\nMCP-Protocol-Version: ${LEGACY}\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   // the client reads nothing until the gateway has had the upstream's whole
-  // answer: the call's audit row is written once the answer is complete
+  // answer: the call's audit row (written ahead) gets its outcome once the
+  // answer is complete
   await alpha.waitFor((e) => e.event === 'stream-done', { timeoutMs: 120000, what: 'the upstream done' });
-  await eventually(() => srv.cluster.sql("SELECT count(*) FROM audit_events WHERE tool = 'alpha__stream'") === '1',
-    { timeoutMs: 120000, what: "the call's audit row" });
+  await eventually(() => srv.cluster.sql("SELECT count(*) FROM audit_events WHERE tool = 'alpha__stream' AND outcome_at IS NOT NULL") === '1',
+    { timeoutMs: 120000, what: "the call's audit outcome" });
   const chunks = [];
   sock.on('data', (c) => chunks.push(c));
   await new Promise((resolve, reject) => { sock.on('end', resolve); sock.on('error', reject); sock.resume(); });

@@ -1,6 +1,8 @@
 // The authorization endpoint refuses what it must: PKCE plain/missing, wrong
 // verifier, code replay, redirect_uri mismatch and open redirects, CSRF-less
-// consent, framing; errors after the redirect URI is trusted carry state + iss.
+// consent, framing; errors after the redirect URI is trusted carry state + iss,
+// and go back to it only for a client the signed-in user has approved: else
+// anyone who registers a client would have an open redirector here.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -14,6 +16,9 @@ before(async () => {
   user = createUser(srv, {});
   c = await signedIn(srv, user);
   client = (await register(srv, { redirect_uris: [CB] })).body;
+  // errors go back only to a client this user has approved before (RFC 9700 §4.11.2)
+  const first = await consent(c, base().params);
+  assert.ok(new URL(first.location).searchParams.get('code'), 'approved once');
 });
 after(async () => { assert.equal(await srv.stop(), 0); });
 
@@ -212,4 +217,36 @@ test('deny redirects with access_denied and is sticky for that client and user',
   const page = await c2.get(authorizeUrl(params));
   assert.equal(page.status, 200);
   await page.arrayBuffer();
+});
+
+test('an error for a client this user never approved is a page here, not a redirect to the registrant (RFC 9700 §4.11.2)', async () => {
+  const evil = (await register(srv, { redirect_uris: ['https://attacker.example/land'] })).body;
+  const url = authorizeUrl({ client_id: evil.client_id, response_type: 'x' });
+  const wrong = [];
+  for (const [who, get] of [['anonymous', (u) => fetch(`${srv.url}${u}`, { redirect: 'manual' })], ['signed in', (u) => c.get(u)]]) {
+    for (const u of [url, authorizeUrl({ ...base().params, client_id: evil.client_id, redirect_uri: 'https://attacker.example/land', scope: 'admin' })]) {
+      const res = await get(u);
+      const html = await res.text();
+      if (res.status !== 400 || res.headers.get('location') !== null || !/text\/html/.test(res.headers.get('content-type')))
+        wrong.push(`${who} ${u}: ${res.status} ${res.headers.get('location')}`);
+      else assert.match(html, /unsupported_response_type|invalid_scope/);
+    }
+  }
+  assert.deepEqual(wrong, []);
+  // once this user has approved it, its errors go back to it as before
+  const { location } = await consent(c, { ...base().params, client_id: evil.client_id, redirect_uri: 'https://attacker.example/land' });
+  assert.ok(location.startsWith('https://attacker.example/land?code='), location);
+  const res = await c.get(url);
+  await res.arrayBuffer();
+  assert.equal(res.status, 302);
+  assert.equal(new URL(res.headers.get('location')).searchParams.get('error'), 'unsupported_response_type');
+});
+
+test('the consent page lets its form go on only to the client: CSP form-action names its origin', async () => {
+  const page = await c.get(authorizeUrl(base().params));
+  await page.arrayBuffer();
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-security-policy'), /form-action 'self' http:\/\/127\.0\.0\.1:9999(;|$)/);
+  const login = await fetch(`${srv.url}/login`);
+  assert.match(login.headers.get('content-security-policy'), /form-action 'self'$/);
 });

@@ -1,8 +1,11 @@
 // Refresh rotation with a grace window, chain revocation on replay, expiry,
-// client authentication methods, RFC 7009 revocation, RFC 7662 introspection,
+// client authentication methods (a refusal logs why, never the secret; two
+// Authorization headers are invalid_request), RFC 7009 revocation, RFC 7662 introspection,
 // last-used times without a write per request.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
 import { startServer, createUser, sleep } from '../../harness/index.mjs';
 import { fullFlow, signedIn, token, mcp } from './lib.mjs';
 
@@ -123,6 +126,51 @@ test('a public client may not rotate another client\'s refresh token, nor one it
     redirect_uri: 'https://code.example/cb', code_verifier: p.verifier, client_id: codeOnly.client_id });
   assert.equal(t.status, 200);
   assert.equal(t.body.refresh_token, undefined, 'no refresh token for a client not registered for it');
+});
+
+/* A POST through node:http, which sends an array as one field line per element. */
+function rawPost(path, headers, body, method = 'POST') {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: srv.port, path, method,
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers } }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('a refused client authentication logs the method the client registered; two Authorization headers are invalid_request', async () => {
+  const { register, pkce, consent } = await import('./lib.mjs');
+  const reg = (await register(srv, { token_endpoint_auth_method: 'client_secret_basic', redirect_uris: ['https://conf.example/cb'] })).body;
+  const p = pkce();
+  const { location } = await consent(c, { response_type: 'code', client_id: reg.client_id, redirect_uri: 'https://conf.example/cb',
+    code_challenge: p.challenge, code_challenge_method: 'S256' });
+  const form = { grant_type: 'authorization_code', code: new URL(location).searchParams.get('code'),
+    redirect_uri: 'https://conf.example/cb', code_verifier: p.verifier };
+  const post = await token(srv, { ...form, client_id: reg.client_id, client_secret: reg.client_secret });
+  assert.equal(post.status, 401);
+  assert.equal(post.body.error, 'invalid_client');
+  assert.equal(post.body.error_description, 'Client authentication failed.', 'the client is told nothing more');
+  const line = fs.readFileSync(srv.logFile, 'utf8').split('\n')
+    .find((l) => l.includes(`client ${reg.client_id} registered client_secret_basic, presented client_secret_post`));
+  assert.ok(line, 'the log names the expected method');
+  assert.ok(!line.includes(reg.client_secret), 'not the secret');
+  for (const path of ['/oauth/token', '/oauth/introspect', '/oauth/revoke']) {
+    const two = await rawPost(path, { Authorization: [basic(reg.client_id, reg.client_secret).Authorization, basic(reg.client_id, 'gth_cs_other').Authorization] },
+      new URLSearchParams(path === '/oauth/token' ? form : { token: 'gth_oat_x' }).toString());
+    assert.equal(two.status, 400, `${path}: ${JSON.stringify(two.body)}`);
+    assert.equal(two.body.error, 'invalid_request', path);
+  }
+  // RFC 7592 management with two registration access tokens
+  const mgmt = await rawPost(`/oauth/register/${reg.client_id}`, { Authorization: [`Bearer ${reg.registration_access_token}`, 'Bearer other'] }, '', 'GET');
+  assert.equal(mgmt.status, 400, JSON.stringify(mgmt.body));
+  assert.equal(mgmt.body.error, 'invalid_request');
+  // the code is still good: the refusals consumed nothing
+  const ok = await token(srv, form, basic(reg.client_id, reg.client_secret));
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
 });
 
 test('revocation: a refresh token takes its chain; introspection is for confidential clients', async () => {

@@ -401,6 +401,130 @@ test_held_refused(void)
     UNIT_TRUE(eventually_count("SELECT count(*) FROM audit_events WHERE request_id = $1", "rid-later", 1));
 }
 
+/* ---- write-ahead rows and their outcomes */
+
+/* A write-ahead row of call `id` (request rid), as forward() writes it. */
+static struct gw_audit
+ahead_row(const char *id, const char *rid, const char *message)
+{
+    return (struct gw_audit){ .who = &WHO, .session_id = "ahead", .method = "tools/call", .tool = "fx__gate",
+                              .connector = "fx", .decision = "allow", .message = message, .request_id = rid,
+                              .call_id = id, .duration_us = -1 };
+}
+
+/* Its outcome, as fwd_conclude() queues it. */
+static struct gw_audit
+outcome_of(struct gw_audit row, int status, long long us, const char *error)
+{
+    row.outcome = row.acted = true;
+    row.upstream_status = status;
+    row.duration_us = us;
+    row.upstream_error = error;
+    return row;
+}
+
+static const char *
+field(struct gh_arena *a, const char *sql, const char *param)
+{
+    struct gh_err e = {0};
+    PGresult *res = db_query(a, &e, sql, 1, param);
+
+    return res && PQntuples(res) == 1 ? db_val(res, 0, 0) : "(none)";
+}
+
+#define OUTCOME_OF "SELECT coalesce(upstream_status::text, '-') || '|' || coalesce(duration_us::text, '-') || '|'" \
+                   " || coalesce(upstream_error, '-') || '|' || (outcome_at IS NOT NULL) FROM audit_events WHERE call_id = $1"
+
+/* The row comes first, without an outcome; the outcome completes that row
+ * (no second row), once: a later outcome of the same call changes nothing.
+ * New rows and outcomes queued together are written together. */
+static void
+test_write_ahead(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gh_err e = {0};
+    char id[GW_AUDIT_CALL_ID_LEN + 1], id2[GW_AUDIT_CALL_ID_LEN + 1];
+    struct gw_audit row, two[2];
+
+    UNIT_EQ_INT(gw_audit_call_id(id), 0);
+    UNIT_EQ_INT(gw_audit_call_id(id2), 0);
+    UNIT_EQ_INT((int)strlen(id), GW_AUDIT_CALL_ID_LEN);
+    UNIT_TRUE(strcmp(id, id2) != 0);
+    row = ahead_row(id, "rid-ahead", "allow (no policy engine)");
+    UNIT_EQ_INT(gw_audit_write(&row, &e), 0);
+    UNIT_EQ_STR(field(a, OUTCOME_OF, id), "-|-|-|false");
+
+    two[0] = outcome_of(row, 200, 4321, "upstream said: bad\xff byte");
+    two[1] = ahead_row(id2, "rid-ahead-2", "allow (no policy engine)");
+    UNIT_EQ_INT(gw_audit_write_many(two, 2, &e), 0);
+    UNIT_EQ_STR(field(a, OUTCOME_OF, id), "200|4321|upstream said: bad? byte|true");
+    UNIT_EQ_STR(field(a, OUTCOME_OF, id2), "-|-|-|false");
+    UNIT_EQ_INT(count_where("SELECT count(*) FROM audit_events WHERE request_id = $1", "rid-ahead"), 1);
+
+    row = outcome_of(row, 502, 1, "late");
+    UNIT_EQ_INT(gw_audit_write(&row, &e), 0);
+    UNIT_EQ_STR(field(a, OUTCOME_OF, id), "200|4321|upstream said: bad? byte|true");
+    /* a timed-out call: no status, an error */
+    row = outcome_of(two[1], 0, 1500000, "Upstream 'fx' timed out.");
+    UNIT_EQ_INT(gw_audit_write(&row, &e), 0);
+    UNIT_EQ_STR(field(a, OUTCOME_OF, id2), "-|1500000|Upstream 'fx' timed out.|true");
+    gh_arena_free(a);
+}
+
+/* An outcome that cannot be committed is held (spooled with its call id)
+ * and completes its row once the log takes it: one row, with the outcome. */
+static void
+test_held_outcome(void)
+{
+    struct gh_arena *a = gh_arena_new(0);
+    struct gh_err e = {0};
+    char id[GW_AUDIT_CALL_ID_LEN + 1], needle[128];
+    struct gw_audit row, out;
+
+    UNIT_TRUE(db_query(a, &e, "CREATE TRIGGER unit_refuse_update BEFORE UPDATE ON audit_events"
+                              " FOR EACH ROW EXECUTE FUNCTION unit_refuse()", 0) != NULL);
+    UNIT_EQ_INT(gw_audit_call_id(id), 0);
+    row = ahead_row(id, "rid-held-outcome", "held-outcome");
+    UNIT_EQ_INT(gw_audit_write(&row, &e), 0);
+    refuse("held-outcome", true);
+    out = outcome_of(row, 200, 77, NULL);
+    UNIT_EQ_INT(gw_audit_write(&out, &e), -1);
+    snprintf(needle, sizeof(needle), "\t%s\t", id);
+    UNIT_EQ_INT(spool_files_with(needle, NULL), 1);
+    UNIT_EQ_STR(field(a, OUTCOME_OF, id), "-|-|-|false");
+    refuse("held-outcome", false);
+    UNIT_TRUE(eventually_count("SELECT count(*) FROM audit_events WHERE call_id = $1 AND outcome_at IS NOT NULL", id, 1));
+    UNIT_EQ_STR(field(a, OUTCOME_OF, id), "200|77|-|true");
+    UNIT_EQ_INT(count_where("SELECT count(*) FROM audit_events WHERE request_id = $1", "rid-held-outcome"), 1);
+    gh_arena_free(a);
+}
+
+/* A spool file of a build before write-ahead (20 columns a line) is taken
+ * up by the next start, its rows written with the new columns NULL. */
+static void
+test_spool_before_write_ahead(void)
+{
+    struct gh_err e = {0};
+    char path[512];
+    FILE *f;
+
+    gw_audit_stop();
+    snprintf(path, sizeof(path), "%s/audit-held-1-77.rows", unit_db_dir);
+    f = fopen(path, "w");
+    UNIT_TRUE(f != NULL);
+    if (f) {
+        fputs("2026-01-02 03:04:05.000006+00\t\\N\tunit\t\\N\tv1@example.test\tpat\tabcdef\t\\N\tv1\t"
+              "v1-session\trid-v1\ttools/call\tfx__echo\tfx\tallow\t\\N\t\\N\tallow (no policy engine)\t200\t5\n", f);
+        fclose(f);
+    }
+    UNIT_EQ_INT(gw_audit_start(&e), 0);
+    UNIT_TRUE(eventually_count("SELECT count(*) FROM audit_events WHERE request_id = $1 AND call_id IS NULL"
+                               " AND outcome_at IS NULL AND upstream_status = 200", "rid-v1", 1));
+    for (int i = 0; i < 50 && access(path, F_OK) == 0; i++)
+        usleep(100 * 1000);
+    UNIT_TRUE(access(path, F_OK) != 0);     /* written: removed */
+}
+
 static void
 test_database_down(void)
 {
@@ -448,6 +572,9 @@ main(void)
     UNIT_RUN(test_held_setup);
     UNIT_RUN(test_spool_name_taken);
     UNIT_RUN(test_held_refused);
+    UNIT_RUN(test_write_ahead);
+    UNIT_RUN(test_held_outcome);
+    UNIT_RUN(test_spool_before_write_ahead);
     UNIT_RUN(test_database_down);
     UNIT_RUN(test_after_stop);
     return unit_db_stop();

@@ -46,6 +46,7 @@ test_msg_invalid(void)
     UNIT_TRUE(invalid("{\"jsonrpc\":\"2.0\",\"id\":true,\"method\":\"ping\"}"));
     UNIT_TRUE(invalid("{\"jsonrpc\":\"2.0\"}"));                                  /* neither method nor id */
     UNIT_TRUE(invalid("{\"jsonrpc\":\"2.0\",\"id\":1}"));                         /* a response without result or error */
+    UNIT_TRUE(invalid("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"error\":{\"code\":1,\"message\":\"x\"}}"));  /* both */
 }
 
 static void
