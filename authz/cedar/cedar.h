@@ -139,6 +139,47 @@ int cedar_eval_expr(const char *expr_text, cedar_entities *es,
 		    const struct cedar_request *req, cedar_arena *a,
 		    const cedar_value **out, struct cedar_err *err);
 
+/* ---- schemas and validation ----------------------------------------- */
+typedef struct cedar_schema cedar_schema;
+enum cedar_schema_format { CEDAR_SCHEMA_AUTO = 0, CEDAR_SCHEMA_TEXT, CEDAR_SCHEMA_JSON };
+/* Cedar's human-readable (.cedarschema) or JSON schema format; AUTO takes
+ * text starting with `{` as JSON. Errors carry line:col where known. */
+cedar_schema *cedar_schema_parse(const char *text, size_t len, int format, struct cedar_err *err);
+cedar_schema *cedar_schema_parse_file(const char *path, int format, struct cedar_err *err);
+void cedar_schema_free(cedar_schema *s);
+
+struct cedar_diag {
+	const char *policy;   /* policy id */
+	int line, col;        /* in the policy text */
+	char msg[224];        /* says what was expected; safe to show */
+};
+
+struct cedar_validation {
+	size_t n_errors, n_warnings;
+	struct cedar_diag *errors;    /* at most one per policy */
+	struct cedar_diag *warnings;  /* impossible policies */
+};
+
+/* A scope no action of the schema applies to is an error, as in Cedar
+ * before 4.x made it a warning (cedar-policy/cedar#2545); the official
+ * corpus still expects it. */
+#define CEDAR_VALIDATE_UNMATCHED_SCOPE_ERROR 1u
+
+/* Strict-mode validation of every policy and template of ps against s;
+ * flags are CEDAR_VALIDATE_*; the arrays live in a. Returns 0 when
+ * validation ran (see n_errors). */
+int cedar_validate(const cedar_schema *s, const cedar_policy_set *ps, unsigned flags,
+		   cedar_arena *a, struct cedar_validation *out, struct cedar_err *err);
+/* A request against the schema: the action is declared, principal and
+ * resource have types it applies to, the context has its context type.
+ * 0 when it conforms, CEDAR_E_INPUT with the reason otherwise. */
+int cedar_validate_request(const cedar_schema *s, const struct cedar_request *req,
+			   struct cedar_err *err);
+/* Every entity of es against the schema: declared type (or declared
+ * action), attributes and tags of the declared types, parents of allowed
+ * types. */
+int cedar_validate_entities(const cedar_schema *s, cedar_entities *es, struct cedar_err *err);
+
 /* ---- command line -------------------------------------------------- */
 /* argv[0] == "cedar"; subcommands:
  *   check FILE              parses FILE; errors as FILE:line:col: message

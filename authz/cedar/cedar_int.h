@@ -3,6 +3,7 @@
 #define GH_CEDAR_INT_H
 
 #include "authz/cedar/cedar.h"
+#include "core/core.h"
 #include <stdbool.h>
 #include <string.h>
 
@@ -100,18 +101,6 @@ struct cedar_field {
 };
 
 /* Names and ids are short: an inline loop beats a call to memcmp. */
-/* The value of one hex digit, or -1. */
-static inline int cedar_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static inline int cedar_bytes_cmp(const char *a, const char *b, size_t n)
 {
 	if (n > 24)
@@ -227,11 +216,49 @@ struct cedar_policy {
 	int line, col;
 };
 
+/* ---- lexer (parse.c), shared by the policy and schema parsers ---------- */
+enum cedar_tk {
+	T_EOF, T_IDENT, T_STR, T_INT, T_LP, T_RP, T_LB, T_RB, T_LC, T_RC, T_COMMA, T_SEMI,
+	T_DOT, T_COLON2, T_COLON, T_AT, T_SLOT, T_EQ, T_NE, T_LT, T_LE, T_GT, T_GE,
+	T_AND, T_OR, T_NOT, T_PLUS, T_MINUS, T_STAR, T_BAD
+};
+
+struct cedar_tok {
+	enum cedar_tk t;
+	const char *s;   /* token text (for T_STR: between the quotes) */
+	size_t n;
+	int line, col;
+};
+
+struct cedar_lex {
+	const char *src;
+	size_t len, pos;
+	int line, col;
+	struct cedar_tok cur;
+	cedar_arena *a;
+	struct cedar_err *err;
+	int failed;
+	int depth;
+};
+
+void cedar_lex_init(struct cedar_lex *p, cedar_arena *a, const char *text, size_t len,
+		    struct cedar_err *err);
+void cedar_lex_next(struct cedar_lex *p);
+int cedar_lex_is_kw(const struct cedar_tok *t, const char *kw);
+/* Records "line:col: what" once; later failures keep the first. */
+void cedar_lex_fail(struct cedar_lex *p, int line, int col, const char *what);
+/* "expected WHAT, found TOKEN" at the current token. */
+void cedar_lex_expected(struct cedar_lex *p, const char *what);
+/* Unescapes a string token into a; the length, or -1 after reporting. */
+long cedar_lex_string(struct cedar_lex *p, const struct cedar_tok *t, char **out);
+
 /* Parser entry points (parse.c): policies are allocated in a. */
 int cedar_parse_policies(cedar_arena *a, const char *text, size_t len,
 			 struct cedar_policy ***out, size_t *n_out, struct cedar_err *err);
 int cedar_parse_expr(cedar_arena *a, const char *text, size_t len,
 		     struct cedar_expr **out, struct cedar_err *err);
+
+struct cedar_policy *const *cedar_policy_set_policies(const cedar_policy_set *ps, size_t *n);
 
 /* ---- entities -------------------------------------------------------- */
 struct cedar_entity {
@@ -318,5 +345,161 @@ char *cedar_read_file(const char *path, size_t *len, struct cedar_err *err);
 /* A request from its JSON text, straight into values in a. */
 int cedar_json_request(cedar_arena *a, const char *text, size_t len, struct cedar_request *req,
 		       struct cedar_err *err);
+
+/* ---- schema (schema.c, schema_json.c) and validation (validate.c) ------ */
+enum ct_kind { CT_BOOL = 1, CT_LONG, CT_STRING, CT_ENTITY, CT_SET, CT_RECORD, CT_EXT };
+enum ct_bool { CB_ANY = 0, CB_TT, CB_FF };
+enum ct_ext { CX_DECIMAL = 1, CX_IP, CX_DATETIME, CX_DURATION };
+
+struct cedar_attr;
+
+/* A type of Cedar's validator: Bool with its singleton refinements true and
+ * false, entity types by name, records with required and optional attributes
+ * (sorted by key). Types are built once and shared, never mutated. */
+struct cedar_type {
+	uint8_t kind;
+	uint8_t b;                      /* CT_BOOL: enum ct_bool */
+	uint8_t ext;                    /* CT_EXT: enum ct_ext */
+	const char *name;               /* CT_ENTITY: fully qualified type */
+	uint32_t nlen;
+	const struct cedar_type *elem;  /* CT_SET */
+	const struct cedar_attr *attrs; /* CT_RECORD */
+	uint32_t nattrs;
+};
+
+struct cedar_attr {
+	const char *key;
+	uint32_t klen;
+	uint8_t required;
+	const struct cedar_type *type;
+};
+
+struct cedar_ety {
+	const char *name;
+	uint32_t nlen;
+	uint32_t src;                    /* index of its declaration in the builder */
+	const struct cedar_type *attrs;  /* record; empty for enumerated types */
+	const struct cedar_type *tags;   /* NULL: no tags */
+	const char **eids;               /* enumerated entities, or NULL */
+	uint32_t *eidlens;
+	uint32_t neids;
+	int is_enum;
+	const char **anc;                /* transitive ancestor types */
+	uint32_t *anclens;
+	uint32_t nanc;
+};
+
+struct cedar_act {
+	const struct cedar_uid *uid;
+	const struct cedar_ety **prin, **res;
+	uint32_t nprin, nres;
+	const struct cedar_type *ctx;    /* record */
+	const struct cedar_uid **anc;    /* transitive ancestor actions */
+	uint32_t nanc;
+	int applies;                     /* an appliesTo was given */
+};
+
+struct cedar_schema {
+	cedar_arena *a;
+	struct cedar_ety *ets;           /* sorted by name */
+	size_t nets;
+	struct cedar_act *acts;
+	size_t nacts;
+};
+
+extern const struct cedar_type cedar_t_long, cedar_t_string, cedar_t_bool, cedar_t_tt,
+	cedar_t_ff, cedar_t_ext[5];
+const struct cedar_ety *cedar_schema_ety(const struct cedar_schema *s, const char *name,
+					 size_t n);
+const struct cedar_act *cedar_schema_act(const struct cedar_schema *s,
+					 const struct cedar_uid *uid);
+const struct cedar_attr *cedar_type_attr(const struct cedar_type *rec, const char *k,
+					 uint32_t klen);
+int cedar_type_eq(const struct cedar_type *x, const struct cedar_type *y);
+/* Cedar's least upper bound; NULL when there is none. */
+const struct cedar_type *cedar_type_lub(cedar_arena *a, const struct cedar_type *x,
+					const struct cedar_type *y);
+/* Human-readable rendering for messages, in a. */
+const char *cedar_type_str(cedar_arena *a, const struct cedar_type *t);
+
+/* The schema builder shared by the two formats: declarations are collected
+ * with unresolved type references, then resolved and closed at once. */
+enum sr_kind { SR_NAME = 1, SR_ENTITY, SR_TYPE, SR_SET, SR_RECORD };
+
+/* A type as written, before names are resolved. */
+struct cedar_sref {
+	uint8_t kind;
+	const struct cedar_type *type;  /* SR_TYPE: a builtin */
+	const char *name;               /* SR_NAME (type or common name), SR_ENTITY */
+	uint32_t nlen;
+	const char *ns;                 /* the namespace it was written in */
+	struct cedar_sref *elem;        /* SR_SET */
+	struct cedar_sattr *attrs;      /* SR_RECORD */
+	uint32_t nattrs;
+	int line, col;
+};
+
+struct cedar_sattr {
+	const char *key;
+	uint32_t klen;
+	int required;
+	struct cedar_sref *type;
+	int line, col;
+};
+
+struct cedar_sb_ety {
+	const char *name, *ns;           /* name fully qualified */
+	struct cedar_sref *shape, *tags; /* either may be NULL */
+	struct cedar_sref **parents;     /* SR_ENTITY references */
+	uint32_t npar;
+	const char **eids;
+	uint32_t *eidlens, neids;
+	int is_enum, line, col;
+};
+
+struct cedar_sb_common {
+	const char *name, *ns;
+	struct cedar_sref *type;
+	int line, col, busy;
+	const struct cedar_type *done;
+};
+
+struct cedar_sb_aref {      /* an action named in `in`: type may be NULL */
+	const char *type, *id;
+	uint32_t tlen, idlen;
+};
+
+struct cedar_sb_act {
+	const char *ns, *id;
+	uint32_t idlen;
+	struct cedar_sb_aref *parents;
+	uint32_t npar;
+	struct cedar_sref **prin, **res, *ctx;
+	uint32_t nprin, nres;
+	int applies, line, col;
+};
+
+/* The schema builder the two formats fill; cedar_schema_finish resolves
+ * names, checks declarations and computes the hierarchies. */
+struct cedar_sb {
+	cedar_arena *a;
+	struct cedar_err *err;
+	struct cedar_sb_ety *ets;
+	uint32_t nets, capets;
+	struct cedar_sb_common *cts;
+	uint32_t ncts, capcts;
+	struct cedar_sb_act *acts;
+	uint32_t nacts, capacts;
+};
+void *cedar_sb_grow(cedar_arena *a, void *v, uint32_t n, uint32_t *cap, size_t sz);
+const char *cedar_sb_qualify(cedar_arena *a, const char *ns, const char *name, size_t n);
+int cedar_schema_finish(struct cedar_sb *b, struct cedar_schema *s);
+int cedar_schema_parse_text(struct cedar_sb *b, const char *text, size_t len);
+int cedar_schema_parse_json(struct cedar_sb *b, const char *text, size_t len);
+/* validate_cli.c: `cedar validate`; 2 means a usage error. */
+int cedar_cli_validate(int argc, char **argv);
+/* conform.c: does record value v have record type t? why says what not. */
+int cedar_schema_record_conforms(const struct cedar_schema *s, const struct cedar_value *v,
+				 const struct cedar_type *t, char *why, size_t n);
 
 #endif

@@ -1,4 +1,5 @@
-/* `gatehouse cedar check FILE` and `gatehouse cedar authorize ...`. */
+/* `gatehouse cedar check FILE` and `gatehouse cedar authorize ...`;
+ * `validate` is in validate_cli.c. */
 #include "authz/cedar/cedar_int.h"
 
 #include <stdio.h>
@@ -9,7 +10,10 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: gatehouse cedar check FILE\n"
 		"       gatehouse cedar authorize --policies FILE --entities FILE --request FILE\n"
-		"       gatehouse cedar authorize --batch FILE   (JSON lines; - for stdin)\n");
+		"       gatehouse cedar authorize --batch FILE   (JSON lines; - for stdin)\n"
+		"       gatehouse cedar validate --schema FILE --policies FILE"
+		" [--entities FILE] [--request FILE]\n"
+		"       gatehouse cedar validate --batch FILE    (JSON lines; - for stdin)\n");
 	return 2;
 }
 
@@ -242,5 +246,9 @@ int cedar_cli_main(int argc, char **argv)
 		return cmd_check(argc, argv);
 	if (!strcmp(argv[1], "authorize"))
 		return cmd_authorize(argc, argv);
+	if (!strcmp(argv[1], "validate")) {
+		int rc = cedar_cli_validate(argc, argv);
+		return rc == 2 ? usage() : rc;
+	}
 	return usage();
 }

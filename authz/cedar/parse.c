@@ -7,33 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-enum tk {
-	T_EOF, T_IDENT, T_STR, T_INT, T_LP, T_RP, T_LB, T_RB, T_LC, T_RC, T_COMMA, T_SEMI,
-	T_DOT, T_COLON2, T_COLON, T_AT, T_SLOT, T_EQ, T_NE, T_LT, T_LE, T_GT, T_GE,
-	T_AND, T_OR, T_NOT, T_PLUS, T_MINUS, T_STAR, T_BAD
-};
-
-struct tok {
-	enum tk t;
-	const char *s;   /* token text (for T_STR: between the quotes) */
-	size_t n;
-	int line, col;
-};
-
-struct parser {
-	const char *src;
-	size_t len, pos;
-	int line, col;
-	struct tok cur;
-	cedar_arena *a;
-	struct cedar_err *err;
-	int failed;
-	int depth;
-};
-
 #define MAX_DEPTH 200
 
-static void advance_ch(struct parser *p)
+static void advance_ch(struct cedar_lex *p)
 {
 	unsigned char c = (unsigned char)p->src[p->pos++];
 	if (c == '\n') {
@@ -44,7 +20,7 @@ static void advance_ch(struct parser *p)
 	}
 }
 
-static const char *tokname(const struct tok *t, char *buf, size_t bufsz)
+static const char *tokname(const struct cedar_tok *t, char *buf, size_t bufsz)
 {
 	switch (t->t) {
 	case T_EOF: return "end of input";
@@ -57,10 +33,10 @@ static const char *tokname(const struct tok *t, char *buf, size_t bufsz)
 	return buf;
 }
 
-static void fail_at(struct parser *p, int line, int col, const char *fmt, ...)
+static void fail_at(struct cedar_lex *p, int line, int col, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-static void fail_at(struct parser *p, int line, int col, const char *fmt, ...)
+static void fail_at(struct cedar_lex *p, int line, int col, const char *fmt, ...)
 {
 	if (p->failed)
 		return;
@@ -73,7 +49,7 @@ static void fail_at(struct parser *p, int line, int col, const char *fmt, ...)
 	cedar_set_err(p->err, CEDAR_E_PARSE, line, col, "%d:%d: %s", line, col, msg);
 }
 
-static void expected(struct parser *p, const char *what)
+static void expected(struct cedar_lex *p, const char *what)
 {
 	if (p->failed)
 		return;
@@ -92,7 +68,7 @@ static int isidch(int c)
 	return isidstart(c) || (c >= '0' && c <= '9');
 }
 
-static void next(struct parser *p)
+static void next(struct cedar_lex *p)
 {
 	if (p->failed) {
 		p->cur.t = T_EOF;
@@ -109,7 +85,7 @@ static void next(struct parser *p)
 		}
 		break;
 	}
-	struct tok *t = &p->cur;
+	struct cedar_tok *t = &p->cur;
 	t->line = p->line;
 	t->col = p->col;
 	t->s = p->src + p->pos;
@@ -163,7 +139,7 @@ static void next(struct parser *p)
 		t->n = p->pos - start;
 		return;
 	}
-	struct { char a, b; enum tk t; } two[] = {
+	struct { char a, b; enum cedar_tk t; } two[] = {
 		{'=', '=', T_EQ}, {'!', '=', T_NE}, {'<', '=', T_LE}, {'>', '=', T_GE},
 		{'&', '&', T_AND}, {'|', '|', T_OR}, {':', ':', T_COLON2}};
 	for (size_t i = 0; i < sizeof(two) / sizeof(two[0]); i++)
@@ -175,7 +151,7 @@ static void next(struct parser *p)
 			return;
 		}
 	const char *one = "()[]{},;.:@<>!+-*";
-	static const enum tk onet[] = {T_LP, T_RP, T_LB, T_RB, T_LC, T_RC, T_COMMA, T_SEMI,
+	static const enum cedar_tk onet[] = {T_LP, T_RP, T_LB, T_RB, T_LC, T_RC, T_COMMA, T_SEMI,
 				       T_DOT, T_COLON, T_AT, T_LT, T_GT, T_NOT, T_PLUS,
 				       T_MINUS, T_STAR};
 	const char *f = c ? strchr(one, c) : NULL;
@@ -187,12 +163,12 @@ static void next(struct parser *p)
 	t->t = f ? onet[f - one] : T_BAD;
 }
 
-static int is_kw(const struct tok *t, const char *kw)
+static int is_kw(const struct cedar_tok *t, const char *kw)
 {
 	return t->t == T_IDENT && strlen(kw) == t->n && memcmp(t->s, kw, t->n) == 0;
 }
 
-static int accept(struct parser *p, enum tk t)
+static int accept(struct cedar_lex *p, enum cedar_tk t)
 {
 	if (p->cur.t == t) {
 		next(p);
@@ -201,7 +177,7 @@ static int accept(struct parser *p, enum tk t)
 	return 0;
 }
 
-static int expect(struct parser *p, enum tk t, const char *what)
+static int expect(struct cedar_lex *p, enum cedar_tk t, const char *what)
 {
 	if (accept(p, t))
 		return 1;
@@ -209,7 +185,7 @@ static int expect(struct parser *p, enum tk t, const char *what)
 	return 0;
 }
 
-static int reserved(const struct tok *t)
+static int reserved(const struct cedar_tok *t)
 {
 	static const char *const r[] = {"true", "false", "if", "then", "else", "in", "is",
 					"like", "has", "__cedar"};
@@ -247,7 +223,7 @@ static int put_utf8(char *o, uint32_t cp)
 
 /* Unescapes t into bytes; in pattern mode `*` is a wildcard (-1 in pat)
  * and `\*` a literal star. Returns the length, or -1 after reporting. */
-static long unescape(struct parser *p, const struct tok *t, char **out, int16_t **pat)
+static long unescape(struct cedar_lex *p, const struct cedar_tok *t, char **out, int16_t **pat)
 {
 	char *o = cedar_alloc(p->a, t->n + 1);
 	int16_t *po = pat ? cedar_alloc(p->a, (t->n + 1) * sizeof(int16_t)) : NULL;
@@ -283,8 +259,8 @@ static long unescape(struct parser *p, const struct tok *t, char **out, int16_t 
 			buf[0] = '*';
 			break;
 		case 'x': {
-			int h1 = i + 1 < t->n ? cedar_hexval(t->s[i + 1]) : -1;
-			int h2 = i + 2 < t->n ? cedar_hexval(t->s[i + 2]) : -1;
+			int h1 = i + 1 < t->n ? gh_hex_digit(t->s[i + 1]) : -1;
+			int h2 = i + 2 < t->n ? gh_hex_digit(t->s[i + 2]) : -1;
 			if (h1 < 0 || h2 < 0 || h1 > 7)
 				goto bad;
 			buf[0] = (char)(h1 * 16 + h2);
@@ -302,7 +278,7 @@ static long unescape(struct parser *p, const struct tok *t, char **out, int16_t 
 					j++;
 					continue;
 				}
-				int h = cedar_hexval(t->s[j]);
+				int h = gh_hex_digit(t->s[j]);
 				if (h < 0 || ++nd > 6)
 					goto bad;
 				cp = cp * 16 + (uint32_t)h;
@@ -338,7 +314,7 @@ bad:
 
 /* ---- AST helpers -------------------------------------------------------- */
 
-static struct cedar_expr *node(struct parser *p, int op, int line, int col)
+static struct cedar_expr *node(struct cedar_lex *p, int op, int line, int col)
 {
 	struct cedar_expr *x = cedar_alloc(p->a, sizeof(*x));
 	if (!x) {
@@ -351,7 +327,7 @@ static struct cedar_expr *node(struct parser *p, int op, int line, int col)
 	return x;
 }
 
-static struct cedar_expr *bin(struct parser *p, int op, struct cedar_expr *l,
+static struct cedar_expr *bin(struct cedar_lex *p, int op, struct cedar_expr *l,
 			      struct cedar_expr *r, int line, int col)
 {
 	if (!l || !r)
@@ -366,7 +342,7 @@ static struct cedar_expr *bin(struct parser *p, int op, struct cedar_expr *l,
 
 /* Parses Path; on success start and tlen hold "A::B::C". Stops before a
  * `::` that is followed by a string (the caller's entity literal). */
-static int parse_path(struct parser *p, const char **start, size_t *tlen, int allow_reserved)
+static int parse_path(struct cedar_lex *p, const char **start, size_t *tlen, int allow_reserved)
 {
 	if (p->cur.t != T_IDENT || (!allow_reserved && reserved(&p->cur))) {
 		expected(p, "identifier");
@@ -379,7 +355,7 @@ static int parse_path(struct parser *p, const char **start, size_t *tlen, int al
 		/* Peek: is an identifier following? */
 		size_t save_pos = p->pos;
 		int sl = p->line, sc = p->col;
-		struct tok save = p->cur;
+		struct cedar_tok save = p->cur;
 		next(p);
 		if (p->cur.t == T_IDENT && !reserved(&p->cur)) {
 			end = p->cur.s + p->cur.n;
@@ -397,7 +373,7 @@ static int parse_path(struct parser *p, const char **start, size_t *tlen, int al
 }
 
 /* Normalises "A :: B" (whitespace) into "A::B". */
-static char *clean_path(struct parser *p, const char *s, size_t n, size_t *out_n)
+static char *clean_path(struct cedar_lex *p, const char *s, size_t n, size_t *out_n)
 {
 	char *o = cedar_alloc(p->a, n + 1);
 	size_t w = 0;
@@ -419,7 +395,7 @@ static char *clean_path(struct parser *p, const char *s, size_t n, size_t *out_n
 }
 
 /* Path '::' STR, starting at the current token. */
-static const struct cedar_uid *parse_entity(struct parser *p)
+static const struct cedar_uid *parse_entity(struct cedar_lex *p)
 {
 	const char *s;
 	size_t n;
@@ -432,7 +408,7 @@ static const struct cedar_uid *parse_entity(struct parser *p)
 		return NULL;
 	}
 	char *id;
-	struct tok st = p->cur;
+	struct cedar_tok st = p->cur;
 	long idn = unescape(p, &st, &id, NULL);
 	if (idn < 0)
 		return NULL;
@@ -445,9 +421,9 @@ static const struct cedar_uid *parse_entity(struct parser *p)
 	return u;
 }
 
-static struct cedar_expr *parse_expr(struct parser *p);
+static struct cedar_expr *parse_expr(struct cedar_lex *p);
 
-static struct cedar_expr *lit_node(struct parser *p, int kind, int64_t i, int line, int col)
+static struct cedar_expr *lit_node(struct cedar_lex *p, int kind, int64_t i, int line, int col)
 {
 	struct cedar_expr *x = node(p, X_LIT, line, col);
 	if (x) {
@@ -458,7 +434,7 @@ static struct cedar_expr *lit_node(struct parser *p, int kind, int64_t i, int li
 }
 
 /* Comma-separated expressions up to `close`, trailing comma allowed. */
-static int parse_list(struct parser *p, enum tk close, const char *what,
+static int parse_list(struct cedar_lex *p, enum cedar_tk close, const char *what,
 		      struct cedar_expr ***out, uint32_t *n)
 {
 	uint32_t cap = 4, cnt = 0;
@@ -488,7 +464,7 @@ static int parse_list(struct parser *p, enum tk close, const char *what,
 	return 0;
 }
 
-static struct cedar_expr *parse_record(struct parser *p, int line, int col)
+static struct cedar_expr *parse_record(struct cedar_lex *p, int line, int col)
 {
 	struct cedar_expr *x = node(p, X_RECORD, line, col);
 	uint32_t cap = 4, cnt = 0;
@@ -502,7 +478,7 @@ static struct cedar_expr *parse_record(struct parser *p, int line, int col)
 	while (p->cur.t != T_RC) {
 		const char *k;
 		long kn;
-		struct tok kt = p->cur;
+		struct cedar_tok kt = p->cur;
 		if (kt.t == T_STR) {
 			char *ks;
 			kn = unescape(p, &kt, &ks, NULL);
@@ -554,9 +530,9 @@ static struct cedar_expr *parse_record(struct parser *p, int line, int col)
 	return x;
 }
 
-static struct cedar_expr *parse_primary(struct parser *p)
+static struct cedar_expr *parse_primary(struct cedar_lex *p)
 {
-	struct tok t = p->cur;
+	struct cedar_tok t = p->cur;
 	char buf[64];
 	switch (t.t) {
 	case T_INT: {
@@ -642,7 +618,7 @@ static struct cedar_expr *parse_primary(struct parser *p)
 			expected(p, "entity id string or identifier");
 			return NULL;
 		}
-		struct tok st = p->cur;
+		struct cedar_tok st = p->cur;
 		char *id;
 		long idn = unescape(p, &st, &id, NULL);
 		if (idn < 0)
@@ -699,7 +675,7 @@ static const struct {
 	{"hasTag", X_HASTAG, 1}, {"getTag", X_GETTAG, 1},
 };
 
-static struct cedar_expr *parse_member(struct parser *p)
+static struct cedar_expr *parse_member(struct cedar_lex *p)
 {
 	struct cedar_expr *x = parse_primary(p);
 	if (x && x->op == X_LIT && x->lit.kind == CV_LONG && x->n != 0 &&
@@ -708,14 +684,14 @@ static struct cedar_expr *parse_member(struct parser *p)
 		return NULL;
 	}
 	while (x && !p->failed) {
-		struct tok t = p->cur;
+		struct cedar_tok t = p->cur;
 		if (t.t == T_LB) {
 			next(p);
 			if (p->cur.t != T_STR) {
 				expected(p, "string literal attribute name");
 				return NULL;
 			}
-			struct tok st = p->cur;
+			struct cedar_tok st = p->cur;
 			char *k;
 			long kn = unescape(p, &st, &k, NULL);
 			if (kn < 0)
@@ -735,7 +711,7 @@ static struct cedar_expr *parse_member(struct parser *p)
 		if (t.t != T_DOT)
 			break;
 		next(p);
-		struct tok id = p->cur;
+		struct cedar_tok id = p->cur;
 		if (id.t != T_IDENT || reserved(&id)) {
 			expected(p, "attribute or method name");
 			return NULL;
@@ -796,11 +772,11 @@ static struct cedar_expr *parse_member(struct parser *p)
 	return p->failed ? NULL : x;
 }
 
-static struct cedar_expr *parse_unary(struct parser *p)
+static struct cedar_expr *parse_unary(struct cedar_lex *p)
 {
-	struct tok t = p->cur;
+	struct cedar_tok t = p->cur;
 	int nots = 0, negs = 0;
-	enum tk kind = t.t;
+	enum cedar_tk kind = t.t;
 	if (kind == T_NOT || kind == T_MINUS) {
 		while (p->cur.t == kind) {
 			next(p);
@@ -851,11 +827,11 @@ static struct cedar_expr *parse_unary(struct parser *p)
 	return x;
 }
 
-static struct cedar_expr *parse_mult(struct parser *p)
+static struct cedar_expr *parse_mult(struct cedar_lex *p)
 {
 	struct cedar_expr *x = parse_unary(p);
 	while (x && p->cur.t == T_STAR) {
-		struct tok t = p->cur;
+		struct cedar_tok t = p->cur;
 		next(p);
 		x = bin(p, X_MUL, x, parse_unary(p), t.line, t.col);
 	}
@@ -866,18 +842,18 @@ static struct cedar_expr *parse_mult(struct parser *p)
 	return x;
 }
 
-static struct cedar_expr *parse_add(struct parser *p)
+static struct cedar_expr *parse_add(struct cedar_lex *p)
 {
 	struct cedar_expr *x = parse_mult(p);
 	while (x && (p->cur.t == T_PLUS || p->cur.t == T_MINUS)) {
-		struct tok t = p->cur;
+		struct cedar_tok t = p->cur;
 		next(p);
 		x = bin(p, t.t == T_PLUS ? X_ADD : X_SUB, x, parse_mult(p), t.line, t.col);
 	}
 	return x;
 }
 
-static struct cedar_expr *make_has(struct parser *p, struct cedar_expr *e, const char *k,
+static struct cedar_expr *make_has(struct cedar_lex *p, struct cedar_expr *e, const char *k,
 				   uint32_t kn, int line, int col)
 {
 	struct cedar_expr *h = node(p, X_HAS, line, col);
@@ -889,13 +865,13 @@ static struct cedar_expr *make_has(struct parser *p, struct cedar_expr *e, const
 	return h;
 }
 
-static struct cedar_expr *parse_relation(struct parser *p)
+static struct cedar_expr *parse_relation(struct cedar_lex *p)
 {
 	struct cedar_expr *x = parse_add(p);
 	if (!x)
 		return NULL;
-	struct tok t = p->cur;
-	static const struct { enum tk t; int op; } rel[] = {
+	struct cedar_tok t = p->cur;
+	static const struct { enum cedar_tk t; int op; } rel[] = {
 		{T_EQ, X_EQ}, {T_NE, X_NE}, {T_LT, X_LT}, {T_LE, X_LE}, {T_GT, X_GT}, {T_GE, X_GE}};
 	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++)
 		if (t.t == rel[i].t) {
@@ -908,7 +884,7 @@ static struct cedar_expr *parse_relation(struct parser *p)
 	}
 	if (is_kw(&t, "has")) {
 		next(p);
-		struct tok k = p->cur;
+		struct cedar_tok k = p->cur;
 		if (k.t == T_STR) {
 			char *ks;
 			long kn = unescape(p, &k, &ks, NULL);
@@ -948,7 +924,7 @@ static struct cedar_expr *parse_relation(struct parser *p)
 	}
 	if (is_kw(&t, "like")) {
 		next(p);
-		struct tok k = p->cur;
+		struct cedar_tok k = p->cur;
 		if (k.t != T_STR) {
 			expected(p, "pattern string after `like`");
 			return NULL;
@@ -981,7 +957,7 @@ static struct cedar_expr *parse_relation(struct parser *p)
 		is->name = clean_path(p, s, n, &cn);
 		is->nlen = (uint32_t)cn;
 		if (is_kw(&p->cur, "in")) {
-			struct tok it = p->cur;
+			struct cedar_tok it = p->cur;
 			next(p);
 			struct cedar_expr *in = bin(p, X_IN, x, parse_add(p), it.line, it.col);
 			return bin(p, X_AND, is, in, t.line, t.col);
@@ -991,31 +967,31 @@ static struct cedar_expr *parse_relation(struct parser *p)
 	return x;
 }
 
-static struct cedar_expr *parse_and(struct parser *p)
+static struct cedar_expr *parse_and(struct cedar_lex *p)
 {
 	struct cedar_expr *x = parse_relation(p);
 	while (x && p->cur.t == T_AND) {
-		struct tok t = p->cur;
+		struct cedar_tok t = p->cur;
 		next(p);
 		x = bin(p, X_AND, x, parse_relation(p), t.line, t.col);
 	}
 	return x;
 }
 
-static struct cedar_expr *parse_or(struct parser *p)
+static struct cedar_expr *parse_or(struct cedar_lex *p)
 {
 	struct cedar_expr *x = parse_and(p);
 	while (x && p->cur.t == T_OR) {
-		struct tok t = p->cur;
+		struct cedar_tok t = p->cur;
 		next(p);
 		x = bin(p, X_OR, x, parse_and(p), t.line, t.col);
 	}
 	return x;
 }
 
-static struct cedar_expr *parse_expr(struct parser *p)
+static struct cedar_expr *parse_expr(struct cedar_lex *p)
 {
-	struct tok t = p->cur;
+	struct cedar_tok t = p->cur;
 	if (++p->depth > MAX_DEPTH) {
 		fail_at(p, t.line, t.col, "%s", "expression nested too deeply");
 		return NULL;
@@ -1053,7 +1029,7 @@ static struct cedar_expr *parse_expr(struct parser *p)
 
 /* ---- policies ------------------------------------------------------------ */
 
-static int parse_entity_or_slot(struct parser *p, struct cedar_scope *sc, const char *slot)
+static int parse_entity_or_slot(struct cedar_lex *p, struct cedar_scope *sc, const char *slot)
 {
 	if (p->cur.t == T_SLOT) {
 		if (strlen(slot) + 1 != p->cur.n || memcmp(p->cur.s + 1, slot, p->cur.n - 1) != 0) {
@@ -1074,7 +1050,7 @@ static int parse_entity_or_slot(struct parser *p, struct cedar_scope *sc, const 
 	return sc->uid ? 0 : -1;
 }
 
-static int parse_scope_var(struct parser *p, const char *var, struct cedar_scope *sc)
+static int parse_scope_var(struct cedar_lex *p, const char *var, struct cedar_scope *sc)
 {
 	if (!is_kw(&p->cur, var)) {
 		char what[32];
@@ -1146,7 +1122,7 @@ static int parse_scope_var(struct parser *p, const char *var, struct cedar_scope
 	return 0;
 }
 
-static struct cedar_policy *parse_policy(struct parser *p)
+static struct cedar_policy *parse_policy(struct cedar_lex *p)
 {
 	struct cedar_policy *pol = cedar_alloc(p->a, sizeof(*pol));
 	uint32_t acap = 0;
@@ -1156,7 +1132,7 @@ static struct cedar_policy *parse_policy(struct parser *p)
 	pol->col = p->cur.col;
 	while (p->cur.t == T_AT) {
 		next(p);
-		struct tok k = p->cur;
+		struct cedar_tok k = p->cur;
 		if (k.t != T_IDENT) {
 			expected(p, "annotation name");
 			return NULL;
@@ -1164,7 +1140,7 @@ static struct cedar_policy *parse_policy(struct parser *p)
 		next(p);
 		char *val = "";
 		if (accept(p, T_LP)) {
-			struct tok vs = p->cur;
+			struct cedar_tok vs = p->cur;
 			if (vs.t != T_STR) {
 				expected(p, "annotation value string");
 				return NULL;
@@ -1211,7 +1187,7 @@ static struct cedar_policy *parse_policy(struct parser *p)
 	pol->has_slots = pol->p.slot || pol->r.slot;
 	pol->is_template = pol->has_slots;
 	while (is_kw(&p->cur, "when") || is_kw(&p->cur, "unless")) {
-		struct tok t = p->cur;
+		struct cedar_tok t = p->cur;
 		int unless = is_kw(&t, "unless");
 		next(p);
 		if (!expect(p, T_LC, "`{`"))
@@ -1239,7 +1215,7 @@ static struct cedar_policy *parse_policy(struct parser *p)
 	return pol;
 }
 
-static void init_parser(struct parser *p, cedar_arena *a, const char *text, size_t len,
+static void init_parser(struct cedar_lex *p, cedar_arena *a, const char *text, size_t len,
 			struct cedar_err *err)
 {
 	memset(p, 0, sizeof(*p));
@@ -1255,7 +1231,7 @@ static void init_parser(struct parser *p, cedar_arena *a, const char *text, size
 int cedar_parse_policies(cedar_arena *a, const char *text, size_t len,
 			 struct cedar_policy ***out, size_t *n_out, struct cedar_err *err)
 {
-	struct parser p;
+	struct cedar_lex p;
 	size_t cap = 8, n = 0;
 	struct cedar_policy **v = cedar_alloc(a, cap * sizeof(*v));
 	if (!v) {
@@ -1290,7 +1266,7 @@ int cedar_parse_policies(cedar_arena *a, const char *text, size_t len,
 int cedar_parse_expr(cedar_arena *a, const char *text, size_t len, struct cedar_expr **out,
 		     struct cedar_err *err)
 {
-	struct parser p;
+	struct cedar_lex p;
 	init_parser(&p, a, text, len, err);
 	struct cedar_expr *x = parse_expr(&p);
 	if (x && p.cur.t != T_EOF)
@@ -1302,4 +1278,37 @@ int cedar_parse_expr(cedar_arena *a, const char *text, size_t len, struct cedar_
 	}
 	*out = x;
 	return 0;
+}
+
+/* ---- the lexer for the schema parser ------------------------------------ */
+
+void cedar_lex_init(struct cedar_lex *p, cedar_arena *a, const char *text, size_t len,
+		    struct cedar_err *err)
+{
+	init_parser(p, a, text, len, err);
+}
+
+void cedar_lex_next(struct cedar_lex *p)
+{
+	next(p);
+}
+
+int cedar_lex_is_kw(const struct cedar_tok *t, const char *kw)
+{
+	return is_kw(t, kw);
+}
+
+void cedar_lex_fail(struct cedar_lex *p, int line, int col, const char *what)
+{
+	fail_at(p, line, col, "%s", what);
+}
+
+void cedar_lex_expected(struct cedar_lex *p, const char *what)
+{
+	expected(p, what);
+}
+
+long cedar_lex_string(struct cedar_lex *p, const struct cedar_tok *t, char **out)
+{
+	return unescape(p, t, out, NULL);
 }

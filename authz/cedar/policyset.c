@@ -504,3 +504,9 @@ int cedar_eval_expr(const char *expr_text, cedar_entities *es,
 	*out = v;
 	return 0;
 }
+
+struct cedar_policy *const *cedar_policy_set_policies(const cedar_policy_set *ps, size_t *n)
+{
+	*n = ps->n;
+	return ps->pol;
+}

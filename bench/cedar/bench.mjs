@@ -1,8 +1,10 @@
 // Cedar authorization benchmark: Gatehouse's engine (bench_cedar, C) and
 // @cedar-policy/cedar-wasm (policy set preparsed once) on the same policy
 // sets of 1, 10, 100 and 1,000 policies and the same MCP tool-call
-// requests, in one run. Usage (run.sh builds bench_cedar first):
-//   node bench/cedar/bench.mjs BENCH_CEDAR_BINARY [--out RESULTS.md]
+// requests, in one run; with --validate, also schema validation of the
+// 1,000-policy set (bench_validate, C) against cedar-wasm's validate().
+// Usage (run.sh builds bench_cedar and bench_validate first):
+//   node bench/cedar/bench.mjs BENCH_CEDAR_BINARY [--validate BENCH_VALIDATE] [--out RESULTS.md]
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -16,6 +18,8 @@ const cedar = require('@cedar-policy/cedar-wasm/nodejs');
 const benchBin = process.argv[2];
 const outIdx = process.argv.indexOf('--out');
 const outFile = outIdx > 0 ? process.argv[outIdx + 1] : null;
+const valIdx = process.argv.indexOf('--validate');
+const validateBin = valIdx > 0 ? process.argv[valIdx + 1] : null;
 const SIZES = (process.env.CEDAR_BENCH_SIZES || '1,10,100,1000').split(',').map(Number);
 
 // ---- workload -----------------------------------------------------------
@@ -73,6 +77,23 @@ function cases() {
   return out;
 }
 
+// The schema the workload's policies are written against.
+const SCHEMA = `entity Org;
+entity Team in [Org];
+entity User in [Team] = { level: Long, suspended: Bool, email: String };
+entity Server;
+entity Tool in [Server] = { server: String };
+action call_tool, list_tools appliesTo {
+  principal: [User],
+  resource: [Tool, Server],
+  context: {
+    tool: String, server: String, hour: Long,
+    args: { repo: String, title: String, labels: Set<String>, body?: String,
+            assignees?: Set<String>, draft?: Bool, force?: Bool },
+  },
+};
+`;
+
 // ---- cedar-wasm -----------------------------------------------------------
 function wasmRun(size, cs, iters) {
   const text = Array.from({ length: size }, (_, i) => policy(i)).join('\n');
@@ -99,6 +120,9 @@ function wasmRun(size, cs, iters) {
     median_us: lat[iters >> 1] / 1e3, p99_us: lat[Math.floor(iters * 0.99)] / 1e3, parse_ms: parseMs };
 }
 
+const f = (x, d = 2) => Number(x).toFixed(d);
+const fmt = (n) => Math.round(n).toLocaleString('en-US');
+
 // ---- run --------------------------------------------------------------------
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cedar-bench-'));
 const cs = cases();
@@ -123,15 +147,43 @@ for (const size of SIZES) {
   rows.push({ size, ours, oursApi, oursPre, w });
   console.log(JSON.stringify({ size, gatehouse_json: ours, gatehouse_api: oursApi, gatehouse_prebuilt: oursPre, cedar_wasm: w }));
 }
+// ---- validation of the 1,000-policy set ----------------------------------------
+let vmd = '';
+if (validateBin) {
+  const size = 1000, iters = Number(process.env.CEDAR_BENCH_VALIDATE_ITERS || 50);
+  const text = Array.from({ length: size }, (_, i) => policy(i)).join('\n') + '\n';
+  const pf = path.join(dir, 'v.cedar'), sf = path.join(dir, 'v.cedarschema');
+  fs.writeFileSync(pf, text);
+  fs.writeFileSync(sf, SCHEMA);
+  const r = spawnSync(validateBin, [sf, pf, String(iters)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench_validate failed: ${r.stderr}`);
+  const g = JSON.parse(r.stdout);
+  const call = () => cedar.validate({ schema: SCHEMA, policies: { staticPolicies: text }, validationSettings: { mode: 'strict' } });
+  call();
+  const lat = [];
+  let ans;
+  for (let i = 0; i < Math.max(5, iters / 5); i++) {
+    const t = process.hrtime.bigint();
+    ans = call();
+    lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  if (ans.type !== 'success') throw new Error(JSON.stringify(ans.errors));
+  lat.sort((a, b) => a - b);
+  const w = { errors: ans.validationErrors.length, warnings: ans.validationWarnings.length, median_ms: lat[lat.length >> 1], calls: lat.length };
+  if (w.errors !== g.errors) throw new Error(`verdicts differ: gatehouse ${g.errors} errors, cedar-wasm ${w.errors}`);
+  console.log(JSON.stringify({ validate: { gatehouse: g, cedar_wasm: w } }));
+  vmd = `\n| policies | errors | cedar-wasm validate() median ms | gatehouse parse + validate median ms | vs wasm | gatehouse cedar_validate only median ms | vs wasm |\n`;
+  vmd += `|---:|---:|---:|---:|---:|---:|---:|\n`;
+  vmd += `| ${fmt(size)} | ${g.errors} | ${f(w.median_ms)} | ${f(g.full_median_ms)} | ${f(w.median_ms / g.full_median_ms, 1)}x | ${f(g.validate_median_ms)} | ${f(w.median_ms / g.validate_median_ms, 1)}x |\n`;
+}
+
 if (process.env.CEDAR_BENCH_KEEP) console.log(`inputs kept in ${dir}`);
 else fs.rmSync(dir, { recursive: true, force: true });
 
-const f = (x, d = 2) => Number(x).toFixed(d);
-const fmt = (n) => Math.round(n).toLocaleString('en-US');
 let md = `| policies | cedar-wasm req/s | median µs | p99 µs | gatehouse JSON in: req/s | median µs | p99 µs | vs wasm | gatehouse C API: req/s | median µs | p99 µs | vs wasm | authorize only: req/s | median µs |\n`;
 md += `|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n`;
 for (const { size, ours, oursApi, oursPre, w } of rows) {
   md += `| ${fmt(size)} | ${fmt(w.rps)} | ${f(w.median_us)} | ${f(w.p99_us)} | ${fmt(ours.rps)} | ${f(ours.median_us)} | ${f(ours.p99_us)} | ${f(ours.rps / w.rps, 1)}x | ${fmt(oursApi.rps)} | ${f(oursApi.median_us)} | ${f(oursApi.p99_us)} | ${f(oursApi.rps / w.rps, 1)}x | ${fmt(oursPre.rps)} | ${f(oursPre.median_us)} |\n`;
 }
-console.log('\n' + md);
-if (outFile) fs.writeFileSync(outFile, md);
+console.log('\n' + md + vmd);
+if (outFile) fs.writeFileSync(outFile, md + vmd);

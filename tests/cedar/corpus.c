@@ -1,7 +1,16 @@
-/* cedar-corpus ROOT SUBDIR [TESTS REQUESTS]: runs every integration test (*.json other than
- * *.entities.json) under ROOT/SUBDIR and compares decision, reasons and
+/* cedar-corpus [--validate] ROOT SUBDIR [TESTS REQUESTS]: runs every integration test
+ * (*.json other than *.entities.json) under ROOT/SUBDIR and compares decision, reasons and
  * errors for each request with the expected ones. Exit 1 on any mismatch,
  * skipped request, or (when given) other counts of tests and requests.
+ *
+ * With --validate it instead validates each test's policies against its
+ * schema and compares the verdict with the test's `shouldValidate`,
+ * printing agree / disagree / skipped (each skip with its reason). The
+ * corpus was generated before Cedar made a scope that matches no action a
+ * warning (cedar-policy/cedar#2545), so it is validated with that as an
+ * error (CEDAR_VALIDATE_UNMATCHED_SCOPE_ERROR). Each test's entities, and
+ * each request marked validateRequest, must also conform to the schema
+ * (cedar_validate_entities, cedar_validate_request).
  *
  * The hand-written tests write entity references in attributes as bare
  * {"type", "id"} objects and extension values as plain strings, relying on
@@ -127,7 +136,11 @@ static json_t *hint_entities(json_t *arr, const struct hints *h)
 
 struct stats {
 	long tests, requests, matched, mismatched, skipped, test_errors;
+	long v_agree, v_disagree, v_skipped;
+	long data_ok, data_refused;     /* entity sets and requests against the schema */
 };
+
+static int validate_mode;
 
 static void print_list(const char *label, const char **v, size_t n)
 {
@@ -161,6 +174,110 @@ static const char *jv_cstr(cedar_arena *a, const struct cedar_jv *j)
 	return s ? s : "";
 }
 
+/* The test's entities and its requests marked validateRequest must
+ * conform to the schema: the reference validated them before authorizing. */
+static void check_data(const char *root, const char *path, const struct cedar_jv *t,
+		       const cedar_schema *s, const struct hints *h, cedar_arena *a,
+		       struct stats *st)
+{
+	char buf[4096];
+	struct cedar_err err = {0};
+	const struct cedar_jv *reqs = cedar_jv_get(t, "requests");
+	cedar_entities *es = cedar_entities_new();
+	json_t *ents = NULL;
+	int rc = !es;
+	snprintf(buf, sizeof(buf), "%s/%s", root, jv_cstr(a, cedar_jv_get(t, "entities")));
+	if (!rc && h) {
+		json_error_t je;
+		rc = !(ents = json_load_file(buf, 0, &je)) ||
+		     cedar_entities_load_json(es, hint_entities(ents, h), &err);
+	} else if (!rc) {
+		rc = cedar_entities_load_file(es, buf, &err);
+	}
+	json_decref(ents);
+	if (rc || cedar_validate_entities(s, es, &err)) {
+		st->data_refused++;
+		if (st->data_refused <= 20)
+			fprintf(stderr, "ENTITIES REFUSED %s: %s\n", path, err.msg);
+	} else {
+		st->data_ok++;
+	}
+	cedar_entities_free(es);
+	for (uint32_t i = 0; reqs && reqs->t == JV_ARR && i < reqs->n; i++) {
+		const struct cedar_jv *r = &reqs->items[i];
+		const struct cedar_jv *vr = cedar_jv_get(r, "validateRequest");
+		struct cedar_request rq = {0};
+		if (!vr || vr->t != JV_TRUE)
+			continue;
+		memset(&err, 0, sizeof(err));
+		if (r->t != JV_OBJ || cedar_json_request(a, r->s, (size_t)r->i, &rq, &err) ||
+		    cedar_validate_request(s, &rq, &err)) {
+			st->data_refused++;
+			if (st->data_refused <= 20)
+				fprintf(stderr, "REQUEST REFUSED %s request %u: %s\n", path, i, err.msg);
+		} else {
+			st->data_ok++;
+		}
+	}
+}
+
+/* One test's validation verdict against its shouldValidate. */
+static void validate_test(const char *root, const char *path, const struct cedar_jv *t,
+			  cedar_policy_set *ps, const char *policies, cedar_arena *a,
+			  int handwritten, struct stats *st)
+{
+	struct hints h = {.n = 0};
+	char buf[4096];
+	struct cedar_err err = {0};
+	struct cedar_validation res;
+	const struct cedar_jv *sv = cedar_jv_get(t, "shouldValidate");
+	if (!sv || (sv->t != JV_TRUE && sv->t != JV_FALSE)) {
+		fprintf(stderr, "SKIP %s: no shouldValidate\n", path);
+		st->v_skipped++;
+		return;
+	}
+	if (cedar_policy_set_parse_file(ps, policies, "policy", &err)) {
+		fprintf(stderr, "SKIP %s: policies do not parse: %s\n", path, err.msg);
+		st->v_skipped++;
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%s/%s", root, jv_cstr(a, cedar_jv_get(t, "schema")));
+	cedar_schema *s = cedar_schema_parse_file(buf, CEDAR_SCHEMA_AUTO, &err);
+	if (handwritten) {
+		/* The hand-written entities need the schema to be read (see top). */
+		char *text = read_file(buf);
+		schema_hints(text, &h);
+		free(text);
+	}
+	int valid = 0;
+	if (s) {
+		if (cedar_validate(s, ps, CEDAR_VALIDATE_UNMATCHED_SCOPE_ERROR, a, &res, &err)) {
+			fprintf(stderr, "SKIP %s: validation failed to run: %s\n", path, err.msg);
+			st->v_skipped++;
+			cedar_schema_free(s);
+			return;
+		}
+		valid = res.n_errors == 0;
+	}
+	if (s)
+		check_data(root, path, t, s, handwritten ? &h : NULL, a, st);
+	if (valid == (sv->t == JV_TRUE)) {
+		st->v_agree++;
+	} else {
+		st->v_disagree++;
+		if (st->v_disagree <= 60) {
+			fprintf(stderr, "DISAGREE %s: expected %s, got %s\n", path,
+				sv->t == JV_TRUE ? "valid" : "invalid", valid ? "valid" : "invalid");
+			if (!s)
+				fprintf(stderr, "    schema: %s\n", err.msg);
+			for (size_t i = 0; s && i < res.n_errors; i++)
+				fprintf(stderr, "    %s:%d:%d: %s\n", res.errors[i].policy,
+					res.errors[i].line, res.errors[i].col, res.errors[i].msg);
+		}
+	}
+	cedar_schema_free(s);
+}
+
 /* The test descriptor is read with the engine's own JSON reader: jansson
  * refuses keys holding U+0000, which the generated corpus uses in contexts.
  * The hand-written tests need the schema hints, applied on a jansson copy. */
@@ -185,6 +302,10 @@ static void run_test(const char *root, const char *path, int handwritten, struct
 	st->requests += reqs->n;
 	snprintf(buf, sizeof(buf), "%s/%s", root, jv_cstr(ta, cedar_jv_get(&t, "policies")));
 	ps = cedar_policy_set_new();
+	if (validate_mode) {
+		validate_test(root, path, &t, ps, buf, ta, handwritten, st);
+		goto out;
+	}
 	if (cedar_policy_set_parse_file(ps, buf, "policy", &err)) {
 		fprintf(stderr, "SKIP %s: policies do not parse: %s (%u requests)\n", path, err.msg,
 			reqs->n);
@@ -321,14 +442,31 @@ static void run_dir(const char *root, const char *dir, int handwritten, struct s
 int main(int argc, char **argv)
 {
 	struct stats st = {0};
+	if (argc > 1 && !strcmp(argv[1], "--validate")) {
+		validate_mode = 1;
+		argv++;
+		argc--;
+	}
 	if (argc != 3 && argc != 5) {
-		fprintf(stderr, "usage: cedar-corpus ROOT SUBDIR [TESTS REQUESTS]\n");
+		fprintf(stderr, "usage: cedar-corpus [--validate] ROOT SUBDIR [TESTS REQUESTS]\n");
 		return 2;
 	}
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s/%s", argv[1], argv[2]);
 	int handwritten = strcmp(argv[2], "corpus-tests") != 0;
 	run_dir(argv[1], dir, handwritten, &st);
+	if (validate_mode) {
+		printf("cedar corpus %s validation: %ld tests: %ld agree, %ld disagree, "
+		       "%ld skipped, %ld unreadable tests; entity sets and requests against the "
+		       "schema: %ld conform, %ld refused\n", argv[2], st.tests, st.v_agree,
+		       st.v_disagree, st.v_skipped, st.test_errors, st.data_ok, st.data_refused);
+		if (argc == 5 && st.tests != atol(argv[3])) {
+			fprintf(stderr, "expected %s tests\n", argv[3]);
+			return 1;
+		}
+		return st.v_disagree || st.v_skipped || st.test_errors || st.data_refused ||
+		       !st.tests ? 1 : 0;
+	}
 	printf("cedar corpus %s: %ld tests, %ld requests: %ld matched, %ld mismatched, "
 	       "%ld skipped, %ld unreadable tests\n",
 	       argv[2], st.tests, st.requests, st.matched, st.mismatched, st.skipped,
