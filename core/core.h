@@ -121,6 +121,8 @@ struct gh_config {
     long  auth_cache_entries;   /* 0 = hot-path caches off */
     char *smtp_url;             /* empty = no mail */
     char *mail_from;            /* empty = gatehouse@<public host> */
+    char *require_mfa;          /* none | admins | owners | everyone */
+    long  signin_code_ttl;      /* seconds an emailed sign-in code is good */
 };
 
 extern struct gh_config gh_cfg;
