@@ -43,6 +43,9 @@ struct authz_user *authz_session_user(struct web_req *r);
 struct authz_user *authz_require_login(struct web_req *r);
 struct authz_user *authz_require_admin(struct web_req *r);
 int authz_session_create(struct web_req *r, const char *user_id, struct gh_err *e);
+/* The page frame every signed-in page calls (authz/frame.c): the common
+ * layout with u's navigation (web_console_page); body is trusted HTML. */
+char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);
 
 /* ---- first-run setup: prints the one-time admin link when no admin exists */
 int authz_setup_announce(struct gh_err *e);

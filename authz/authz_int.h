@@ -6,8 +6,6 @@
 
 #define AUTHZ_SESSION_COOKIE "gh_session"
 
-/* pages.c */
-char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);
 /* throttle.c */
 /* device: authz_throttle_device()'s hash of the browser's device cookie,
  * or NULL; whether it belongs to the account is checked here */
@@ -82,6 +80,17 @@ struct authz_client *authz_client_get(struct gh_arena *a, const char *client_id,
 bool authz_client_id_ok(const char *id, size_t len);
 /* Registration rule for one redirect URI (DESIGN.md 3). */
 bool authz_redirect_uri_valid(const char *uri, const char **why);
+/* A URI's parts, as the redirect and client_id rules read them. */
+struct authz_uri {
+    char scheme[32];
+    char host[256];
+    int  port;           /* -1 when absent */
+    const char *rest;    /* path?query, points into the original */
+    bool authority;      /* had "//" */
+};
+bool authz_uri_parse(const char *s, struct authz_uri *u);
+/* Registration metadata (RFC 7591) checked and normalized; cimd: a fetched document. */
+json_t *authz_client_metadata_check(json_t *in, bool cimd, struct gh_err *e);
 /* Exact match, or loopback http with any port (RFC 8252). */
 bool authz_redirect_uri_match(const char *registered, const char *given);
 bool authz_client_redirect_ok(struct authz_client *c, const char *uri);
@@ -89,11 +98,13 @@ bool authz_client_redirect_ok(struct authz_client *c, const char *uri);
 struct authz_client *authz_client_auth(struct web_req *r, struct gh_err *e);
 /* The client_id a token/revoke/introspect request names (form or Basic), or NULL. */
 const char *authz_client_named(struct web_req *r);
+/* admin_users.c: /admin/users */
+int authz_admin_users_routes(void);
 int authz_client_routes(void);
 void authz_client_reap(void);
 /* Client ID Metadata Documents: the URL rule (https with a path; http too
  * under the development setting), the cache in oauth_clients, and the
- * fetch + checks + store that runs on a fetch thread (cimd.c). */
+ * fetch + checks + store that runs on a fetch thread (all in cimd.c). */
 bool authz_cimd_url_ok(const char *client_id);
 bool authz_cimd_cached(struct gh_arena *a, const char *client_id);
 int  authz_cimd_store(struct gh_arena *a, const char *client_id, struct gh_err *e);

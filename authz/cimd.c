@@ -40,6 +40,9 @@
 #define CIMD_QUEUE_MAX    64      /* documents waiting for a fetch thread */
 #define CIMD_FAIL_SECONDS 60      /* a failed fetch is not retried for this long */
 #define CIMD_FAIL_ENTRIES 4096
+#define CIMD_TTL_MIN      60
+#define CIMD_TTL_MAX      86400
+#define CIMD_TTL_DEFAULT  3600
 
 /* ------------------------------------------------------------ the fetch */
 
@@ -206,6 +209,98 @@ out:
         curl_easy_cleanup(cu);
     curl_slist_free_all(hdrs);
     return rc;
+}
+
+/* ------------------------------------------------------------ the cache
+ * Fetched documents are checked and cached in oauth_clients (kind 'cimd'). */
+
+bool
+authz_cimd_url_ok(const char *id)
+{
+    struct authz_uri u;
+
+    /* the client_id must carry a path (the document), no fragment */
+    return id && authz_client_id_ok(id, strlen(id)) && !strchr(id, '#') && authz_uri_parse(id, &u) && u.authority &&
+           (!strcmp(u.scheme, "https") || (gh_cfg.dev_allow_private_cimd && !strcmp(u.scheme, "http"))) &&
+           u.rest[0] == '/' && u.rest[1] != '\0';
+}
+
+/* The cache is bounded: past oauth_cimd_cache_max documents that nobody
+ * holds a grant for, the least recently fetched go (a caller can name any
+ * number of URLs at /oauth/token).  Runs only after a fetch, so rarely. */
+static void
+cimd_cache_trim(struct gh_arena *a, const char *keep)
+{
+    struct gh_err e = {0};
+    char max[24];
+
+    snprintf(max, sizeof(max), "%ld", gh_cfg.oauth_cimd_cache_max - 1);
+    db_query(a, &e,
+        "DELETE FROM oauth_clients WHERE client_id IN ("
+        " SELECT client_id FROM oauth_clients c WHERE kind = 'cimd' AND client_id <> $1"
+        "   AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = c.client_id)"
+        " ORDER BY updated_at DESC OFFSET $2::int)", 2, keep, max);
+    if (gh_err_isset(&e))
+        GH_LOG(WARN, "cimd_cache_trim", "%s", e.detail);
+}
+
+/* Fresh in the cache for at least a few more seconds, so that a request
+ * told "no fetch needed" still finds it when it gets there.  A database
+ * error says true: the handler meets it again and reports it. */
+bool
+authz_cimd_cached(struct gh_arena *a, const char *client_id)
+{
+    struct gh_err e = {0};
+    PGresult *res = db_query(a, &e, "SELECT 1 FROM oauth_clients WHERE client_id = $1 AND kind = 'cimd'"
+                                    " AND cache_expires_at > now() + interval '10 seconds'", 1, client_id);
+
+    return res == NULL || PQntuples(res) == 1;
+}
+
+int
+authz_cimd_store(struct gh_arena *a, const char *client_id, struct gh_err *e)
+{
+    struct authz_cimd_doc *d = gh_arena_alloc(a, sizeof(*d));
+    json_t *doc, *meta;
+    json_error_t je;
+    PGresult *res;
+    char ttl[24], *meta_s;
+    const char *name;
+
+    if (d == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "cimd: no memory");
+    d->max_age = CIMD_TTL_DEFAULT;
+    if (authz_cimd_fetch(client_id, d, e) < 0)
+        return -1;
+    doc = gh_arena_json(a, json_loadb(d->buf, d->len, 0, &je));
+    if (!json_is_object(doc))
+        return gh_err_set(e, 400, "invalid_client", "The client metadata document is not a JSON object.", NULL);
+    if (!gh_json_str(doc, "client_id") || strcmp(gh_json_str(doc, "client_id"), client_id))
+        return gh_err_set(e, 400, "invalid_client",
+                          "The client metadata document's client_id does not equal its URL.", NULL);
+    meta = gh_arena_json(a, authz_client_metadata_check(doc, true, e));
+    if (meta == NULL)
+        return -1;
+    json_object_set_new(meta, "client_id", json_string(client_id));
+    meta_s = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+    gh_arena_defer(a, free, meta_s);
+    name = gh_json_str(meta, "client_name");
+    snprintf(ttl, sizeof(ttl), "%ld", d->max_age < CIMD_TTL_MIN ? CIMD_TTL_MIN
+                                    : d->max_age > CIMD_TTL_MAX ? CIMD_TTL_MAX : d->max_age);
+    res = db_query(a, e,
+        "INSERT INTO oauth_clients (client_id, kind, client_name, metadata, auth_method, cache_expires_at)"
+        " VALUES ($1, 'cimd', $2, $3::jsonb, 'none', now() + make_interval(secs => $4::int))"
+        " ON CONFLICT (client_id) DO UPDATE SET client_name = $2, metadata = $3::jsonb, updated_at = now(),"
+        "   cache_expires_at = now() + make_interval(secs => $4::int)"
+        " WHERE oauth_clients.kind = 'cimd'"
+        " RETURNING 1", 4, client_id, name, meta_s, ttl);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) != 1)
+        return gh_err_set(e, 400, "invalid_client", "Unknown client.", "cimd url collides with a dcr id");
+    GH_LOG(INFO, "cimd_fetched", "client metadata document fetched and cached");
+    cimd_cache_trim(a, client_id);
+    return 0;
 }
 
 /* ------------------------------------------------------------ remembered failures */

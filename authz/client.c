@@ -1,7 +1,7 @@
 /*
  * authz/client.c — OAuth clients: RFC 7591 dynamic registration with
- * RFC 7592 management, Client ID Metadata Documents (an https client_id
- * fetched with libcurl), redirect URI rules, client authentication.
+ * RFC 7592 management, the lookup of Client ID Metadata Documents (their
+ * fetch and cache: cimd.c), redirect URI rules, client authentication.
  *
  * Redirect URIs (DESIGN.md 3): exact match, except http on a loopback host
  * where any port matches (RFC 8252); https anywhere; private-use schemes
@@ -17,22 +17,10 @@
 #include <string.h>
 #include <strings.h>
 
-#define CIMD_TTL_MIN     60
-#define CIMD_TTL_MAX     86400
-#define CIMD_TTL_DEFAULT 3600
-
 /* ------------------------------------------------------------ URIs */
 
-struct uri {
-    char scheme[32];
-    char host[256];
-    int  port;           /* -1 when absent */
-    const char *rest;    /* path?query, points into the original */
-    bool authority;      /* had "//" */
-};
-
-static bool
-uri_parse(const char *s, struct uri *u)
+bool
+authz_uri_parse(const char *s, struct authz_uri *u)
 {
     size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
     const char *p, *hend;
@@ -97,7 +85,7 @@ authz_redirect_uri_valid(const char *s, const char **why)
 {
     static const char *const banned[] = { "javascript", "data", "file", "vbscript", "about", "blob",
                                           "filesystem", "view-source", "ws", "wss", "ftp" };
-    struct uri u;
+    struct authz_uri u;
 
     *why = "The redirect URI is not valid.";
     if (s == NULL || !*s || strlen(s) > 2000)
@@ -109,7 +97,7 @@ authz_redirect_uri_valid(const char *s, const char **why)
         *why = "A redirect URI must not contain a fragment.";
         return false;
     }
-    if (!uri_parse(s, &u))
+    if (!authz_uri_parse(s, &u))
         return false;
     for (size_t i = 0; i < GH_ARRAY_LEN(banned); i++)
         if (!strcmp(u.scheme, banned[i])) {
@@ -129,13 +117,13 @@ authz_redirect_uri_valid(const char *s, const char **why)
 bool
 authz_redirect_uri_match(const char *reg, const char *given)
 {
-    struct uri a, b;
+    struct authz_uri a, b;
 
     if (reg == NULL || given == NULL)
         return false;
     if (!strcmp(reg, given))
         return true;
-    if (!uri_parse(reg, &a) || !uri_parse(given, &b) || strchr(given, '#'))
+    if (!authz_uri_parse(reg, &a) || !authz_uri_parse(given, &b) || strchr(given, '#'))
         return false;
     /* RFC 8252 7.3: native apps listen on an ephemeral loopback port */
     return !strcmp(a.scheme, "http") && !strcmp(b.scheme, "http") && a.authority && b.authority &&
@@ -166,12 +154,12 @@ static const char *const STRING_FIELDS[] = { "client_name", "client_uri", "logo_
 static bool
 link_uri_ok(const char *s)
 {
-    struct uri u;
+    struct authz_uri u;
 
     for (const char *p = s; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '\\' || *p == '<' || *p == '>' || *p == '"')
             return false;
-    if (!uri_parse(s, &u) || !u.authority || !u.host[0])
+    if (!authz_uri_parse(s, &u) || !u.authority || !u.host[0])
         return false;
     return !strcmp(u.scheme, "https") || (!strcmp(u.scheme, "http") && loopback_host(u.host));
 }
@@ -182,8 +170,8 @@ link_uri_ok(const char *s)
 
 /* Validates client metadata (a registration body or a metadata document)
  * and returns the registered subset, or NULL with e set. */
-static json_t *
-metadata_check(json_t *in, bool cimd, struct gh_err *e)
+json_t *
+authz_client_metadata_check(json_t *in, bool cimd, struct gh_err *e)
 {
     json_t *out = json_object(), *uris = json_object_get(in, "redirect_uris"), *v, *arr;
     const char *method = gh_json_str(in, "token_endpoint_auth_method"), *why;
@@ -294,7 +282,7 @@ client_from_row(struct gh_arena *a, PGresult *res, int row)
 {
     struct authz_client *c = gh_arena_alloc(a, sizeof(*c));
     json_error_t je;
-    struct uri u;
+    struct authz_uri u;
 
     if (c == NULL)
         return NULL;
@@ -305,105 +293,12 @@ client_from_row(struct gh_arena *a, PGresult *res, int row)
     c->auth_method = gh_arena_strdup(a, db_val(res, row, 4));
     c->secret_hash = db_val(res, row, 5) ? gh_arena_strdup(a, db_val(res, row, 5)) : NULL;
     c->resource_server = db_bool(res, row, 6);
-    if (!strcmp(c->kind, "cimd") && uri_parse(c->client_id, &u))
+    if (!strcmp(c->kind, "cimd") && authz_uri_parse(c->client_id, &u))
         c->cimd_host = gh_arena_strdup(a, u.host);
     return c->metadata ? c : NULL;
 }
 
 #define CLIENT_COLS "client_id, kind, client_name, metadata::text, auth_method, secret_hash, resource_server"
-
-/* ------------------------------------------------------------ CIMD
- * The documents are fetched in cimd.c, off the server threads; here they
- * are checked and cached in oauth_clients (kind 'cimd'). */
-
-bool
-authz_cimd_url_ok(const char *id)
-{
-    struct uri u;
-
-    /* the client_id must carry a path (the document), no fragment */
-    return id && authz_client_id_ok(id, strlen(id)) && !strchr(id, '#') && uri_parse(id, &u) && u.authority &&
-           (!strcmp(u.scheme, "https") || (gh_cfg.dev_allow_private_cimd && !strcmp(u.scheme, "http"))) &&
-           u.rest[0] == '/' && u.rest[1] != '\0';
-}
-
-/* The cache is bounded: past oauth_cimd_cache_max documents that nobody
- * holds a grant for, the least recently fetched go (a caller can name any
- * number of URLs at /oauth/token).  Runs only after a fetch, so rarely. */
-static void
-cimd_cache_trim(struct gh_arena *a, const char *keep)
-{
-    struct gh_err e = {0};
-    char max[24];
-
-    snprintf(max, sizeof(max), "%ld", gh_cfg.oauth_cimd_cache_max - 1);
-    db_query(a, &e,
-        "DELETE FROM oauth_clients WHERE client_id IN ("
-        " SELECT client_id FROM oauth_clients c WHERE kind = 'cimd' AND client_id <> $1"
-        "   AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = c.client_id)"
-        " ORDER BY updated_at DESC OFFSET $2::int)", 2, keep, max);
-    if (gh_err_isset(&e))
-        GH_LOG(WARN, "cimd_cache_trim", "%s", e.detail);
-}
-
-/* Fresh in the cache for at least a few more seconds, so that a request
- * told "no fetch needed" still finds it when it gets there.  A database
- * error says true: the handler meets it again and reports it. */
-bool
-authz_cimd_cached(struct gh_arena *a, const char *client_id)
-{
-    struct gh_err e = {0};
-    PGresult *res = db_query(a, &e, "SELECT 1 FROM oauth_clients WHERE client_id = $1 AND kind = 'cimd'"
-                                    " AND cache_expires_at > now() + interval '10 seconds'", 1, client_id);
-
-    return res == NULL || PQntuples(res) == 1;
-}
-
-int
-authz_cimd_store(struct gh_arena *a, const char *client_id, struct gh_err *e)
-{
-    struct authz_cimd_doc *d = gh_arena_alloc(a, sizeof(*d));
-    json_t *doc, *meta;
-    json_error_t je;
-    PGresult *res;
-    char ttl[24], *meta_s;
-    const char *name;
-
-    if (d == NULL)
-        return gh_err_set(e, 500, "server_error", "internal error", "cimd: no memory");
-    d->max_age = CIMD_TTL_DEFAULT;
-    if (authz_cimd_fetch(client_id, d, e) < 0)
-        return -1;
-    doc = gh_arena_json(a, json_loadb(d->buf, d->len, 0, &je));
-    if (!json_is_object(doc))
-        return gh_err_set(e, 400, "invalid_client", "The client metadata document is not a JSON object.", NULL);
-    if (!gh_json_str(doc, "client_id") || strcmp(gh_json_str(doc, "client_id"), client_id))
-        return gh_err_set(e, 400, "invalid_client",
-                          "The client metadata document's client_id does not equal its URL.", NULL);
-    meta = gh_arena_json(a, metadata_check(doc, true, e));
-    if (meta == NULL)
-        return -1;
-    json_object_set_new(meta, "client_id", json_string(client_id));
-    meta_s = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
-    gh_arena_defer(a, free, meta_s);
-    name = gh_json_str(meta, "client_name");
-    snprintf(ttl, sizeof(ttl), "%ld", d->max_age < CIMD_TTL_MIN ? CIMD_TTL_MIN
-                                    : d->max_age > CIMD_TTL_MAX ? CIMD_TTL_MAX : d->max_age);
-    res = db_query(a, e,
-        "INSERT INTO oauth_clients (client_id, kind, client_name, metadata, auth_method, cache_expires_at)"
-        " VALUES ($1, 'cimd', $2, $3::jsonb, 'none', now() + make_interval(secs => $4::int))"
-        " ON CONFLICT (client_id) DO UPDATE SET client_name = $2, metadata = $3::jsonb, updated_at = now(),"
-        "   cache_expires_at = now() + make_interval(secs => $4::int)"
-        " WHERE oauth_clients.kind = 'cimd'"
-        " RETURNING 1", 4, client_id, name, meta_s, ttl);
-    if (res == NULL)
-        return -1;
-    if (PQntuples(res) != 1)
-        return gh_err_set(e, 400, "invalid_client", "Unknown client.", "cimd url collides with a dcr id");
-    GH_LOG(INFO, "cimd_fetched", "client metadata document fetched and cached");
-    cimd_cache_trim(a, client_id);
-    return 0;
-}
 
 /* From the cache; on a miss, the outcome of the fetch this request waited
  * for (authz_cimd_offload), or of one that failed less than a minute ago. */
@@ -645,7 +540,7 @@ post_register(struct web_req *r)
         gh_err_set(&e, 400, "invalid_client_metadata", "The request body is not valid JSON.", NULL);
         return web_reply_err(r, &e);
     }
-    meta = gh_arena_json(a, metadata_check(body, false, &e));
+    meta = gh_arena_json(a, authz_client_metadata_check(body, false, &e));
     if (meta == NULL)
         return web_reply_err(r, &e);
     method = gh_json_str(meta, "token_endpoint_auth_method");
@@ -800,7 +695,7 @@ manage_register(struct web_req *r)
         gh_err_set(&e, 400, "invalid_client_metadata", "client_id must equal the registered one.", NULL);
         return web_reply_err(r, &e);
     }
-    meta = gh_arena_json(a, metadata_check(body, false, &e));
+    meta = gh_arena_json(a, authz_client_metadata_check(body, false, &e));
     if (meta == NULL)
         return web_reply_err(r, &e);
     method = gh_json_str(meta, "token_endpoint_auth_method");

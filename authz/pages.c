@@ -1,30 +1,12 @@
 /*
- * authz/pages.c — sign-in, sign-out, first-run setup and the profile page.
+ * authz/pages.c — sign-in, sign-out, first-run setup and the profile page,
+ * and the registrar of every authz route.
  */
 #include "authz/authz_int.h"
 #include <stdio.h>
 #include <string.h>
 
 #define SETUP_TTL "86400"
-
-char *
-authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body)
-{
-    struct gh_arena *a = web_arena(r);
-    char *nav = NULL;
-
-    if (u) {
-        bool admin = !strcmp(u->role, "admin");
-        nav = gh_arena_printf(a,
-            "<nav><a href=\"/profile\">Profile</a><a href=\"/profile/connections\">Connections</a>"
-            "<a href=\"/profile/tokens\">Tokens</a>%s</nav>"
-            "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-            "<span class=\"muted\">%s</span> <button class=\"secondary\" type=\"submit\">Sign out</button></form>",
-            admin ? "<a href=\"/admin/connections\">Admin</a>" : "",
-            web_csrf_token(r), gh_html_escape(a, u->email));
-    }
-    return web_page_nav(a, title, nav, body);
-}
 
 static int
 login_form(struct web_req *r, int status, const char *error, const char *email, const char *next)
@@ -96,6 +78,13 @@ post_login(struct web_req *r)
     authz_throttle_device_issue(r, u->id, device);
     GH_LOG(INFO, "login", "user %s signed in", u->id);
     return web_redirect(r, 303, next);
+}
+
+/* The console's front door: a signed-in person's agents, else sign-in. */
+static int
+get_root(struct web_req *r)
+{
+    return web_redirect(r, 303, authz_session_user(r) ? "/agents" : "/login");
 }
 
 static int
@@ -256,12 +245,16 @@ post_setup(struct web_req *r)
 int
 authz_register_routes(void)
 {
+    web_route("GET", "/", WEB_PAGE, get_root);
     web_route("GET", "/login", WEB_PAGE, get_login);
     web_route("POST", "/login", WEB_PAGE, post_login);
     web_route("POST", "/logout", WEB_PAGE, post_logout);
     web_route("GET", "/setup", WEB_PAGE, get_setup);
     web_route("POST", "/setup", WEB_PAGE, post_setup);
     web_route("GET", "/profile", WEB_PAGE, get_profile);
+    /* the console's owner items follow agent ownership, which web/ cannot ask */
+    web_nav_owner_hook(authz_user_owns_any_agent);
+    authz_admin_users_routes();
     authz_oauth_routes();
     authz_client_routes();
     authz_token_routes();

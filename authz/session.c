@@ -94,11 +94,12 @@ struct authz_user *
 authz_require_admin(struct web_req *r)
 {
     struct authz_user *u = authz_require_login(r);
-    struct gh_err e = {0};
 
     if (u && strcmp(u->role, "admin")) {
-        gh_err_set(&e, 403, "forbidden", "This page is for administrators.", NULL);
-        web_reply_err(r, &e);
+        /* in the console, so the signed-in person can go on from here */
+        web_reply_html(r, 403, authz_page(r, u, "Not allowed",
+                       "<div class=\"card\"><h1>Not allowed</h1><p class=\"error\" role=\"alert\">"
+                       "This page is for administrators.</p></div>"));
         return NULL;
     }
     return u;

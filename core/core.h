@@ -138,6 +138,19 @@ char *gh_config_url(struct gh_arena *a, const char *path);
 int  gh_random_bytes(void *buf, size_t n);                    /* 0 or -1 */
 void gh_hex_encode(const unsigned char *in, size_t n, char *out); /* out: 2n+1 */
 int  gh_hex_decode(const char *in, unsigned char *out, size_t outlen); /* 0 or -1 */
+/* The value of one hex digit (either case), or -1: the one hex decoder,
+ * inline for the byte loops of the form decoder and the Cedar lexer. */
+static inline int
+gh_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
 void gh_sha256(const void *in, size_t n, unsigned char out[32]);
 void gh_sha256_hex(const char *s, char out[65]);              /* of a C string */
 bool gh_ct_streq(const char *a, const char *b);               /* constant time */

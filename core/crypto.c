@@ -39,25 +39,13 @@ gh_hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int
 gh_hex_decode(const char *in, unsigned char *out, size_t outlen)
 {
     if (strlen(in) != 2 * outlen)
         return -1;
     for (size_t i = 0; i < outlen; i++) {
-        int h = hexval(in[2 * i]), l = hexval(in[2 * i + 1]);
+        int h = gh_hex_digit(in[2 * i]), l = gh_hex_digit(in[2 * i + 1]);
         if (h < 0 || l < 0)
             return -1;
         out[i] = (unsigned char)(h << 4 | l);

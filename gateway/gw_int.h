@@ -3,8 +3,8 @@
  *
  *   mcp.c, session.c, upstream.c, aggregate.c, policy.c — the endpoint, sessions,
  *       the upstream client, tool aggregation, the enforcement seam
- *   connector.c, audit.c, pages.c, cli.c — connectors, the audit log, the
- *       admin and member pages, the `connector` subcommand
+ *   connector.c, audit.c, pages.c — connectors, the audit log, the admin
+ *       and member pages
  */
 #ifndef GH_GW_INT_H
 #define GH_GW_INT_H
@@ -19,29 +19,8 @@
 int  gw_mcp_register_routes(void);
 void gw_mcp_stop(void);
 
-/* ---------------------------------------------------------------- connectors */
-struct gw_header {
-    char *name;
-    char *value;                /* a credential: never logged */
-};
-
-struct gw_connector {
-    char *id;                   /* uuid text */
-    char *agent_id;
-    char *name;                 /* [a-z0-9_-]{1,32}; the tool-name prefix */
-    char *url;                  /* Streamable HTTP endpoint of the upstream */
-    bool  enabled;
-    struct gw_header *headers;  /* static credentials, unsealed into the arena */
-    int   nheaders;
-    bool  unavailable;          /* its sealed headers cannot be opened (another server
-                                 * key, a damaged value): never called, named unavailable */
-    /* filled by gw_connector_list (headers stay NULL there) */
-    char *agent_slug;
-    char **header_names;
-    int   nheader_names;
-    char *created_at;           /* "YYYY-MM-DD HH:MM" UTC */
-};
-
+/* ---------------------------------------------------------------- connectors
+ * (the types and management calls are public: gateway.h) */
 /* Turns on the cache behind gw_connectors_for_agent (at server start;
  * GATEHOUSE_AUTH_CACHE_ENTRIES 0 keeps it off). */
 void gw_connector_cache_start(void);
@@ -63,32 +42,9 @@ int gw_connector_auth_headers(struct gh_arena *a, const struct gw_connector *c,
 /* NOTIFY channel raised when an agent's connectors change; payload: agent id. */
 #define GW_CHANNEL_CONNECTORS "gw_connectors"
 
-/* Management (CLI and pages).  Each validates its input (name, URL, header
- * names and values) and answers 400/404/409 with a client-safe message;
- * each change raises GW_CHANNEL_CONNECTORS after it committed.  Header
- * values are sealed and never returned, logged or shown again. */
-#define GW_MAX_HEADERS 16
-int gw_connector_add(struct gh_arena *a, const char *agent_slug, const char *name,
-                     const char *url, const struct gw_header *headers, int nheaders,
-                     char **id_out, struct gh_err *e);
-/* Every connector (agent_slug NULL) or one agent's, ordered by agent slug
- * and name; headers are not unsealed, header_names are filled. */
-int gw_connector_list(struct gh_arena *a, const char *agent_slug,
-                      struct gw_connector **out, int *n, struct gh_err *e);
 /* At server start: seals again, bound to the row's agent and URL, the
  * header blobs that earlier builds sealed bound to the connector id only. */
 int gw_connector_reseal_legacy(struct gh_err *e);
-int gw_connector_set_enabled(struct gh_arena *a, const char *agent_slug, const char *name,
-                             bool enabled, struct gh_err *e);
-/* Parses one "Name: value" line (CLI --header, a line of the page's form). */
-int gw_header_parse(struct gh_arena *a, const char *line, struct gw_header *out,
-                    struct gh_err *e);
-/* Validation alone (0, or -1 with a 400 in e). */
-int gw_connector_name_check(const char *name, struct gh_err *e);
-int gw_connector_url_check(const char *url, struct gh_err *e);
-/* The URL as `connector list` and the pages show it: every query value
- * (where an upstream may take an API key) replaced by "***", names kept. */
-const char *gw_connector_url_shown(struct gh_arena *a, const char *url);
 
 /* ---------------------------------------------------------------- audit */
 struct gw_audit {

@@ -18,25 +18,6 @@
 #define PAGE_ROWS   50
 #define CSV_MAX     50000
 
-/* ---- layout */
-
-static char *
-page(struct web_req *r, struct authz_user *u, const char *title, const char *body)
-{
-    struct gh_arena *a = web_arena(r);
-    bool admin = !strcmp(u->role, "admin");
-    char *nav = gh_arena_printf(a,
-        "<nav><a href=\"/profile\">Profile</a><a href=\"/profile/connections\">Connections</a>"
-        "<a href=\"/profile/tokens\">Tokens</a><a href=\"/profile/activity\">Activity</a>%s</nav>"
-        "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-        "<span class=\"muted\">%s</span> <button class=\"secondary\" type=\"submit\">Sign out</button></form>",
-        admin ? "<a href=\"/admin/connections\">Admin</a><a href=\"/admin/connectors\">Connectors</a>"
-                "<a href=\"/admin/audit\">Audit</a>" : "",
-        web_csrf_token(r), gh_html_escape(a, u->email));
-
-    return web_page_nav(a, title, nav, body);
-}
-
 static const char *
 esc(struct gh_arena *a, const char *s)
 {
@@ -127,7 +108,7 @@ connectors_page(struct web_req *r, struct authz_user *u, int status, const char 
         notice ? gh_arena_printf(a, "<p class=\"notice\">%s</p>", esc(a, notice)) : "",
         rows, n ? "" : "<p class=\"muted\">No connectors yet.</p>", web_csrf_token(r), opts,
         esc(a, f_name), esc(a, f_url));
-    return web_reply_html(r, status, page(r, u, "Connectors", body));
+    return web_reply_html(r, status, authz_page(r, u, "Connectors", body));
 }
 
 static int
@@ -495,7 +476,7 @@ audit_page(struct web_req *r, struct authz_user *u, bool mine)
              : "One row per MCP request that reached the gateway, allowed or denied, newest first.",
         filters, mine ? "<th>Client</th>" : "<th>User</th>", rows,
         n ? "" : "<p class=\"muted\">No matching requests.</p>", nav);
-    return web_reply_html(r, 200, page(r, u, mine ? "Activity" : "Audit log", body));
+    return web_reply_html(r, 200, authz_page(r, u, mine ? "Activity" : "Audit log", body));
 }
 
 static int

@@ -314,15 +314,6 @@ web_body_too_large(struct web_req *r)
     return r->too_large;
 }
 
-static int
-unhex(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static char *
 form_decode(struct gh_arena *a, const char *s, size_t n, size_t *outlen)
 {
@@ -333,8 +324,8 @@ form_decode(struct gh_arena *a, const char *s, size_t n, size_t *outlen)
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '+') {
             *p++ = ' ';
-        } else if (s[i] == '%' && i + 2 < n && unhex(s[i + 1]) >= 0 && unhex(s[i + 2]) >= 0) {
-            *p++ = (char)(unhex(s[i + 1]) << 4 | unhex(s[i + 2]));
+        } else if (s[i] == '%' && i + 2 < n && gh_hex_digit(s[i + 1]) >= 0 && gh_hex_digit(s[i + 2]) >= 0) {
+            *p++ = (char)(gh_hex_digit(s[i + 1]) << 4 | gh_hex_digit(s[i + 2]));
             i += 2;
         } else {
             *p++ = s[i];

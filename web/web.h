@@ -127,6 +127,22 @@ char *web_page(struct gh_arena *a, const char *title, const char *body_html);
 char *web_page_nav(struct gh_arena *a, const char *title, const char *nav_html,
                    const char *body_html);
 
+/* ---- the console: one layout and one navigation for every signed-in page
+ * (the table of items, and who sees each, is in page.c) */
+struct web_viewer {
+    const char *user_id;
+    const char *email;
+    bool        admin;
+};
+/* The predicate behind the owner items: true when the user owns some
+ * agent.  Registered at start-up by the layer that knows agents (web/ calls
+ * no layer above it); until one is, only admins see owner items. */
+void web_nav_owner_hook(bool (*owns_any_agent)(const char *user_id));
+/* A page in the common layout whose header carries the viewer's navigation
+ * (the current path's item marked) and the sign-out form. */
+char *web_console_page(struct web_req *r, const struct web_viewer *v, const char *title,
+                       const char *body_html);
+
 /* ---- metrics */
 void web_metrics_register_gauge(const char *name, const char *help, long (*fn)(void));
 

@@ -3,6 +3,7 @@
 #define GH_CEDAR_INT_H
 
 #include "authz/cedar/cedar.h"
+#include "core/core.h"
 #include <stdbool.h>
 #include <string.h>
 
@@ -100,18 +101,6 @@ struct cedar_field {
 };
 
 /* Names and ids are short: an inline loop beats a call to memcmp. */
-/* The value of one hex digit, or -1. */
-static inline int cedar_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static inline int cedar_bytes_cmp(const char *a, const char *b, size_t n)
 {
 	if (n > 24)

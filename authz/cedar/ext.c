@@ -134,7 +134,7 @@ static int v6_groups(const char *s, size_t n, uint16_t *g, int max)
 				return -1;
 			unsigned v = 0;
 			for (size_t k = start; k < i; k++) {
-				int h = cedar_hexval(s[k]);
+				int h = gh_hex_digit(s[k]);
 				if (h < 0)
 					return -1;
 				v = v * 16 + (unsigned)h;

@@ -259,8 +259,8 @@ static long unescape(struct cedar_lex *p, const struct cedar_tok *t, char **out,
 			buf[0] = '*';
 			break;
 		case 'x': {
-			int h1 = i + 1 < t->n ? cedar_hexval(t->s[i + 1]) : -1;
-			int h2 = i + 2 < t->n ? cedar_hexval(t->s[i + 2]) : -1;
+			int h1 = i + 1 < t->n ? gh_hex_digit(t->s[i + 1]) : -1;
+			int h2 = i + 2 < t->n ? gh_hex_digit(t->s[i + 2]) : -1;
 			if (h1 < 0 || h2 < 0 || h1 > 7)
 				goto bad;
 			buf[0] = (char)(h1 * 16 + h2);
@@ -278,7 +278,7 @@ static long unescape(struct cedar_lex *p, const struct cedar_tok *t, char **out,
 					j++;
 					continue;
 				}
-				int h = cedar_hexval(t->s[j]);
+				int h = gh_hex_digit(t->s[j]);
 				if (h < 0 || ++nd > 6)
 					goto bad;
 				cp = cp * 16 + (uint32_t)h;

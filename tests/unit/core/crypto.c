@@ -21,6 +21,18 @@ test_hex_roundtrip(void)
     UNIT_EQ_INT(gh_hex_decode(hex, out, 4), 0);
     UNIT_TRUE(!memcmp(in, out, 4));
     UNIT_TRUE(gh_hex_decode("zz", out, 1) < 0);
+    UNIT_EQ_INT(gh_hex_decode("A0fF", out, 2), 0);
+    UNIT_TRUE(out[0] == 0xa0 && out[1] == 0xff);
+    /* the one digit decoder the form decoder and the Cedar lexer share */
+    UNIT_EQ_INT(gh_hex_digit('0'), 0);
+    UNIT_EQ_INT(gh_hex_digit('9'), 9);
+    UNIT_EQ_INT(gh_hex_digit('a'), 10);
+    UNIT_EQ_INT(gh_hex_digit('F'), 15);
+    UNIT_EQ_INT(gh_hex_digit('g'), -1);
+    UNIT_EQ_INT(gh_hex_digit('/'), -1);
+    UNIT_EQ_INT(gh_hex_digit(':'), -1);
+    UNIT_EQ_INT(gh_hex_digit('@'), -1);
+    UNIT_EQ_INT(gh_hex_digit('\0'), -1);
 }
 
 /* gh_b64_decode of in: its bytes as a C string, or "(refused)". */

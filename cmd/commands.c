@@ -1,11 +1,11 @@
 /*
- * core/commands.c — serve, migrate, user, config-doc.
+ * cmd/commands.c — serve, migrate, user, config-doc.
  *
  * serve wires the layers together: configuration, server key, database
  * (embedded cluster when no URL), migrations, routes, the HTTP server, and
  * a signal wait that drains requests and stops the cluster on SIGTERM.
  */
-#include "core/main_int.h"
+#include "cmd/main_int.h"
 #include "authz/authz.h"
 #include "db/db.h"
 #include "web/web.h"

@@ -1,11 +1,10 @@
 /*
- * core/main.c — the `gatehouse` binary: one table of subcommands.
+ * cmd/main.c — the `gatehouse` binary: one table of subcommands.
  *
  * Exit codes: 0 success, 2 usage error, 1 failure with a one-line reason
  * on stderr.
  */
-#include "core/main_int.h"
-#include "gateway/gateway.h"
+#include "cmd/main_int.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,23 +47,6 @@ main_config(const char *file)
                 : !strcmp(gh_cfg.log_level, "warn") ? GH_LOG_WARN
                 : !strcmp(gh_cfg.log_level, "error") ? GH_LOG_ERROR : GH_LOG_INFO);
     return 0;
-}
-
-int
-main_connector(int argc, char **argv, const char *config)
-{
-    char *args[argc + 3];
-
-    /* a --config given before the command travels with the subcommand's
-     * own options */
-    for (int i = 0; i < argc; i++)
-        args[i] = argv[i];
-    if (config) {
-        args[argc++] = "--config";
-        args[argc++] = (char *)config;
-    }
-    args[argc] = NULL;
-    return gw_cli_connector(argc, args);
 }
 
 int

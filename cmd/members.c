@@ -1,9 +1,9 @@
 /*
- * core/cmd_members.c — `gatehouse agent add|list|set|disable|enable|delete`
+ * cmd/members.c — `gatehouse agent add|list|set|disable|enable|delete`
  * and `gatehouse member invite|list|approve|reject|remove|revoke|owner`.
  * The operator at the CLI acts as an admin (owner of every agent).
  */
-#include "core/main_int.h"
+#include "cmd/main_int.h"
 #include "authz/authz.h"
 #include "db/db.h"
 #include <getopt.h>

@@ -1,5 +1,5 @@
 /*
- * gateway/cli.c — `gatehouse connector add|list|enable|disable`.
+ * cmd/connector.c — `gatehouse connector add|list|enable|disable`.
  *
  * Header values arrive on the command line (or from a wrapper script) and
  * go straight into the sealed column; they are never echoed, listed or
@@ -7,8 +7,9 @@
  * usage error (exit 2); what needs the database (unknown agent, a name
  * already taken) is a failure (exit 1).
  */
-#include "gateway/gw_int.h"
-#include "core/main_int.h"
+#include "cmd/main_int.h"
+#include "db/db.h"
+#include "gateway/gateway.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,8 +113,8 @@ list(struct gh_arena *a, const char *agent, struct gh_err *e)
     return 0;
 }
 
-int
-gw_cli_connector(int argc, char **argv)
+static int
+connector(int argc, char **argv)
 {
     static const struct opt_spec spec[] = {
         { "agent", required_argument, 'a' },
@@ -226,4 +227,21 @@ out:
         db_shutdown();
     gh_arena_free(a);
     return rc;
+}
+
+int
+main_connector(int argc, char **argv, const char *config)
+{
+    char *args[argc + 3];
+
+    /* a --config given before the command travels with the subcommand's
+     * own options */
+    for (int i = 0; i < argc; i++)
+        args[i] = argv[i];
+    if (config) {
+        args[argc++] = "--config";
+        args[argc++] = (char *)config;
+    }
+    args[argc] = NULL;
+    return connector(argc, args);
 }

@@ -1,4 +1,4 @@
-/* core/main_int.h — the subcommands of the gatehouse binary. */
+/* cmd/main_int.h — the subcommands of the gatehouse binary. */
 #ifndef GH_MAIN_INT_H
 #define GH_MAIN_INT_H
 
@@ -36,11 +36,11 @@ int main_serve(int argc, char **argv, const char *config);
 int main_migrate(int argc, char **argv, const char *config);
 int main_user(int argc, char **argv, const char *config);
 int main_config_doc(int argc, char **argv, const char *config);
-int main_agent(int argc, char **argv, const char *config);    /* cmd_members.c */
+int main_agent(int argc, char **argv, const char *config);    /* members.c */
 int main_member(int argc, char **argv, const char *config);
 int main_pat(int argc, char **argv, const char *config);
 int main_client(int argc, char **argv, const char *config);
 int main_cedar(int argc, char **argv, const char *config);
-int main_connector(int argc, char **argv, const char *config);   /* gateway/cli.c */
+int main_connector(int argc, char **argv, const char *config);   /* cmd/connector.c */
 
 #endif

@@ -1,5 +1,5 @@
-/* core/cedar_cmd.c — `gatehouse cedar …` hands over to the policy engine's CLI. */
-#include "core/main_int.h"
+/* cmd/cedar.c — `gatehouse cedar …` hands over to the policy engine's CLI. */
+#include "cmd/main_int.h"
 #include "authz/cedar/cedar.h"
 
 int

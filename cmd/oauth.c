@@ -1,8 +1,8 @@
 /*
- * core/cmd_oauth.c — `gatehouse pat create` and
+ * cmd/oauth.c — `gatehouse pat create` and
  * `gatehouse client introspection`.
  */
-#include "core/main_int.h"
+#include "cmd/main_int.h"
 #include "authz/authz.h"
 #include "db/db.h"
 #include <getopt.h>
