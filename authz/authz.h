@@ -19,6 +19,7 @@ struct authz_user {
     char *email;
     char *role;        /* "admin" | "user" */
     bool  disabled;
+    bool  must_enrol;  /* GATEHOUSE_REQUIRE_MFA applies and no second factor yet */
 };
 
 int authz_user_add(const char *email, const char *password, bool admin, struct gh_err *e);
@@ -43,6 +44,15 @@ struct authz_user *authz_session_user(struct web_req *r);
 struct authz_user *authz_require_login(struct web_req *r);
 struct authz_user *authz_require_admin(struct web_req *r);
 int authz_session_create(struct web_req *r, const char *user_id, struct gh_err *e);
+/* A new session id for the user; mfa_pending: signed in to nothing until
+ * the second factor passes (authz/mfa.c). */
+int authz_session_begin(struct web_req *r, const char *user_id, bool mfa_pending, struct gh_err *e);
+
+/* Clears the second factor (TOTP key, recovery codes) of the account with
+ * this email and ends its sessions, except those of by_user_id (the
+ * admin doing it; NULL from the command line).  404 for no such account. */
+int authz_mfa_reset(const char *email, const char *by_user_id, struct gh_err *e);
+
 /* The page frame every signed-in page calls (authz/frame.c): the common
  * layout with u's navigation (web_console_page); body is trusted HTML. */
 char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);

@@ -19,6 +19,87 @@ void authz_throttle_device_issue(struct web_req *r, const char *user_id, const c
 /* session.c */
 int  authz_session_destroy(struct web_req *r);
 bool authz_local_path(const char *next);
+/* authz_require_login that lets through a user who must enrol a second
+ * factor first: for the enrolment page only. */
+struct authz_user *authz_require_enrolling(struct web_req *r);
+/* The user of this request's session that waits for its second factor
+ * (ten minutes), or NULL (e set when the database failed). */
+struct authz_user *authz_session_pending(struct web_req *r, struct gh_err *e);
+
+/* totp.c — codes, the otpauth URI, its QR code, recovery codes */
+char *authz_totp_base32(struct gh_arena *a, const unsigned char *key, size_t n);
+bool  authz_totp_code_shape(const char *code);
+int   authz_totp_check(const unsigned char *key, size_t n, const char *code, int64_t *step);
+/* the same at a given time (unix seconds), for tests */
+int   authz_totp_check_at(const unsigned char *key, size_t n, const char *code, int64_t now, int64_t *step);
+char *authz_totp_uri(struct gh_arena *a, const char *account, const char *b32);
+char *authz_totp_qr_svg(struct gh_arena *a, const char *text);
+char *authz_recovery_code_new(struct gh_arena *a);
+void  authz_recovery_code_hash(const char *typed, char out[65]);
+
+/* mfa.c — the second factor at sign-in, enrolment, the admin reset */
+/* true when GATEHOUSE_REQUIRE_MFA asks a user of this role (and, for
+ * "owners", approved owner of an agent or not) for one */
+bool authz_mfa_required(const char *role, bool agent_owner);
+/* true when the user has a confirmed second factor (e set on a database error) */
+bool authz_mfa_enrolled(struct gh_arena *a, const char *user_id, struct gh_err *e);
+int  authz_mfa_routes(void);
+char *authz_mfa_aad(struct gh_arena *a, const char *user_id);
+/* A fresh TOTP key sealed under the server key; *b32 its text for the app. */
+char *authz_mfa_new_key(struct gh_arena *a, const char *user_id, char **b32);
+/* 0 when code is right for the sealed key at a step after last_step (NULL:
+ * none), *step set; 1 when not; -1 with e set. */
+int  authz_mfa_totp_ok(struct gh_arena *a, const char *user_id, const char *sealed, const char *last_step,
+                       const char *code, int64_t *step, struct gh_err *e);
+/* After the password passed: 1 when the user has a second factor and the
+ * reply (to /login/mfa) is sent, 0 to sign in now, -1 with e set. */
+int  authz_mfa_after_password(struct web_req *r, struct authz_user *u, const char *next, struct gh_err *e);
+/* worker.c — first thing in a handler that waits on another server: true
+ * when the request was handed to a worker thread, which calls fn(r) again
+ * (then this returns false), or answered 503; the handler returns at once. */
+bool  authz_offload(struct web_req *r, web_handler_fn fn);
+
+/* sso.c, sso_admin.c — single sign-on with one OpenID Connect provider */
+struct authz_sso {
+    char *name;              /* on the button */
+    char *issuer;
+    char *client_id;
+    char *secret_sealed;
+    char *domains;           /* comma-separated, lower case; empty: any */
+    bool  create_accounts;
+    bool  password_off;
+};
+/* The provider, or NULL: none set (or e set on a database error). */
+struct authz_sso *authz_sso_load(struct gh_arena *a, struct gh_err *e);
+char *authz_sso_secret(struct gh_arena *a, const struct authz_sso *p);
+bool  authz_sso_domain_ok(const struct authz_sso *p, const char *email);
+/* "Sign in with …" for the login page, or "" */
+char *authz_sso_button(struct web_req *r, const char *next);
+/* true when this account signs in with SSO only (the setting is on) */
+bool  authz_sso_password_refused(struct gh_arena *a, const char *user_id);
+/* drops the cached discovery document and keys (the settings changed) */
+void  authz_sso_forget(void);
+int   authz_sso_routes(void);
+/* signin_code.c — codes by mail; the login page's other ways in (SSO
+ * button, "email me a code") */
+char *authz_login_options(struct web_req *r, const char *next);
+int   authz_signin_code_routes(void);
+int   authz_sso_admin_routes(void);
+/* idtoken.c */
+struct authz_idtoken_expect {
+    const char *issuer;
+    const char *client_id;
+    const char *nonce;
+    json_t     *jwks;
+};
+/* 0 and *claims (arena) when the ID token is signed (RS256/ES256) by a key
+ * of jwks and its claims hold; else -1 with e (code "unknown_kid" when no
+ * key of the JWKS has its kid). */
+int authz_idtoken_verify(struct gh_arena *a, const char *jwt, const struct authz_idtoken_expect *x,
+                         json_t **claims, struct gh_err *e);
+
+/* security.c — /profile/security: second factor and the sessions list */
+int  authz_security_routes(void);
 
 /* agent.c */
 /* The agent a resource indicator names (RFC 8707): the default agent's

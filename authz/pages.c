@@ -21,10 +21,10 @@ login_form(struct web_req *r, int status, const char *error, const char *email, 
         "<input id=\"email\" type=\"email\" name=\"email\" value=\"%s\" autocomplete=\"username\" required autofocus>"
         "<label for=\"password\">Password</label>"
         "<input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required>"
-        "<div class=\"actions\"><button type=\"submit\">Sign in</button></div></form></div>",
+        "<div class=\"actions\"><button type=\"submit\">Sign in</button></div></form>%s</div>",
         error ? "<p class=\"error\" role=\"alert\">" : "", error ? gh_html_escape(a, error) : "",
         error ? "</p>" : "", web_csrf_token(r), gh_html_escape(a, next ? next : "/profile"),
-        gh_html_escape(a, email ? email : ""));
+        gh_html_escape(a, email ? email : ""), authz_login_options(r, next));
 
     return web_reply_html(r, status, web_page(a, "Sign in", body));
 }
@@ -73,6 +73,14 @@ post_login(struct web_req *r)
         }
         return login_form(r, e.status, e.msg, email, next);
     }
+    if (authz_sso_password_refused(a, u->id))
+        return login_form(r, 403, "This account signs in with single sign-on.", email, next);
+    switch (authz_mfa_after_password(r, u, next, &e)) {
+    case 1:
+        return 0;               /* on to /login/mfa */
+    case -1:
+        return web_reply_err(r, &e);
+    }
     if (authz_session_create(r, u->id, &e) < 0)
         return web_reply_err(r, &e);
     authz_throttle_device_issue(r, u->id, device);
@@ -107,7 +115,8 @@ get_profile(struct web_req *r)
         "<div class=\"card\"><h1>Your profile</h1>"
         "<p>Signed in as <strong>%s</strong> (%s).</p>"
         "<ul><li><a href=\"/profile/connections\">Connected apps</a></li>"
-        "<li><a href=\"/profile/tokens\">Personal access tokens</a></li></ul></div>",
+        "<li><a href=\"/profile/tokens\">Personal access tokens</a></li>"
+        "<li><a href=\"/profile/security\">Security: two-step verification, signed-in browsers</a></li></ul></div>",
         gh_html_escape(a, u->email), gh_html_escape(a, u->role));
     return web_reply_html(r, 200, authz_page(r, u, "Profile", body));
 }
@@ -262,6 +271,9 @@ authz_register_routes(void)
     authz_connections_routes();
     authz_invite_routes();
     authz_agent_pages_routes();
+    authz_mfa_routes();
+    authz_sso_routes();
+    authz_signin_code_routes();
     authz_touch_start();
     authz_cache_start();
     return 0;

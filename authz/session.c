@@ -11,10 +11,18 @@
 
 static const char SQL_SESSION_LOOKUP[] =
     "SELECT u.id, u.email, u.role, u.disabled,"
-    "       s.last_seen < now() - interval '60 seconds'"
+    "       s.last_seen < now() - interval '60 seconds', u.totp_secret IS NULL,"
+    "       u.totp_secret IS NULL AND EXISTS (SELECT 1 FROM agent_members m WHERE m.user_id = u.id"
+    "                                          AND m.state = 'approved' AND m.role = 'owner')"
     "  FROM web_sessions s JOIN users u ON u.id = s.user_id"
-    " WHERE s.id_hash = $1 AND s.expires_at > now()"
+    " WHERE s.id_hash = $1 AND s.expires_at > now() AND NOT s.mfa_pending"
     "   AND s.last_seen > now() - make_interval(secs => $2::int)";
+
+/* A session waiting for the second factor is good for ten minutes. */
+static const char SQL_SESSION_PENDING[] =
+    "SELECT u.id, u.email, u.role FROM web_sessions s JOIN users u ON u.id = s.user_id"
+    " WHERE s.id_hash = $1 AND s.mfa_pending AND NOT u.disabled"
+    "   AND s.created_at > now() - interval '10 minutes'";
 
 /* A path on this site to send a browser back to.  Browsers drop tabs and
  * newlines inside a URL and read a backslash as a slash, so "/\t/evil" or
@@ -55,21 +63,26 @@ session_lookup(struct web_req *r, struct gh_err *e)
     u->id = gh_arena_strdup(a, db_val(res, 0, 0));
     u->email = gh_arena_strdup(a, db_val(res, 0, 1));
     u->role = gh_arena_strdup(a, db_val(res, 0, 2));
+    u->must_enrol = db_bool(res, 0, 5) && authz_mfa_required(u->role, db_bool(res, 0, 6));
     if (db_bool(res, 0, 4))
         db_query(a, e, "UPDATE web_sessions SET last_seen = now() WHERE id_hash = $1", 1, hash);
     web_set_user_data(r, u);
     return u;
 }
 
+/* A user who must enrol a second factor first (GATEHOUSE_REQUIRE_MFA) is
+ * signed in only for the enrolment page: to every other caller, signed out. */
 struct authz_user *
 authz_session_user(struct web_req *r)
 {
     struct gh_err e = {0};
-    return session_lookup(r, &e);
+    struct authz_user *u = session_lookup(r, &e);
+
+    return u && !u->must_enrol ? u : NULL;
 }
 
-struct authz_user *
-authz_require_login(struct web_req *r)
+static struct authz_user *
+require_login(struct web_req *r, bool enrolling)
 {
     struct gh_err e = {0};
     struct authz_user *u = session_lookup(r, &e);
@@ -77,6 +90,10 @@ authz_require_login(struct web_req *r)
     const char *path;
     char *full;
 
+    if (u && u->must_enrol && !enrolling) {
+        web_redirect(r, 303, "/profile/security");
+        return NULL;
+    }
     if (u)
         return u;
     if (gh_err_isset(&e)) {
@@ -88,6 +105,40 @@ authz_require_login(struct web_req *r)
     full = gh_arena_printf(a, "/login?next=%s", gh_url_encode(a, path));
     web_redirect(r, 303, full);
     return NULL;
+}
+
+struct authz_user *
+authz_require_login(struct web_req *r)
+{
+    return require_login(r, false);
+}
+
+struct authz_user *
+authz_require_enrolling(struct web_req *r)
+{
+    return require_login(r, true);
+}
+
+struct authz_user *
+authz_session_pending(struct web_req *r, struct gh_err *e)
+{
+    struct gh_arena *a = web_arena(r);
+    const char *cookie = web_cookie(r, AUTHZ_SESSION_COOKIE);
+    struct authz_user *u;
+    char hash[65];
+    PGresult *res;
+
+    if (cookie == NULL || strlen(cookie) != 64)
+        return NULL;
+    gh_sha256_hex(cookie, hash);
+    res = db_query(a, e, SQL_SESSION_PENDING, 1, hash);
+    if (res == NULL || PQntuples(res) == 0)
+        return NULL;
+    u = gh_arena_alloc(a, sizeof(*u));
+    u->id = gh_arena_strdup(a, db_val(res, 0, 0));
+    u->email = gh_arena_strdup(a, db_val(res, 0, 1));
+    u->role = gh_arena_strdup(a, db_val(res, 0, 2));
+    return u;
 }
 
 struct authz_user *
@@ -105,8 +156,30 @@ authz_require_admin(struct web_req *r)
     return u;
 }
 
+/* The browser as the sessions list names it: its User-Agent, shortened,
+ * or nothing when it is not text. */
+static const char *
+session_agent(struct web_req *r)
+{
+    const char *ua = web_header(r, "User-Agent");
+    size_t n;
+
+    if (ua == NULL)
+        return NULL;
+    n = strnlen(ua, 200);
+    while (n > 0 && ua[n] && ((unsigned char)ua[n] & 0xc0) == 0x80)
+        n--;                    /* not inside a UTF-8 character */
+    return gh_text_ok(ua, n) ? gh_arena_strndup(web_arena(r), ua, n) : NULL;
+}
+
 int
 authz_session_create(struct web_req *r, const char *user_id, struct gh_err *e)
+{
+    return authz_session_begin(r, user_id, false, e);
+}
+
+int
+authz_session_begin(struct web_req *r, const char *user_id, bool mfa_pending, struct gh_err *e)
 {
     struct gh_arena *a = web_arena(r);
     char *sid = gh_token_hex(a, "", 32);
@@ -122,9 +195,9 @@ authz_session_create(struct web_req *r, const char *user_id, struct gh_err *e)
     }
     gh_sha256_hex(sid, hash);
     snprintf(abs_s, sizeof(abs_s), "%ld", gh_cfg.session_absolute_seconds);
-    if (!db_query(a, e, "INSERT INTO web_sessions (id_hash, user_id, expires_at) "
-                        "VALUES ($1, $2, now() + make_interval(secs => $3::int))",
-                  3, hash, user_id, abs_s))
+    if (!db_query(a, e, "INSERT INTO web_sessions (id_hash, user_id, expires_at, mfa_pending, ip, user_agent) "
+                        "VALUES ($1, $2, now() + make_interval(secs => $3::int), $4, $5, $6)",
+                  6, hash, user_id, abs_s, mfa_pending ? "true" : "false", web_client_ip(r), session_agent(r)))
         return -1;
     web_set_cookie(r, AUTHZ_SESSION_COOKIE, sid, gh_cfg.session_absolute_seconds, true, "Lax");
     return 0;

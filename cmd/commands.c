@@ -252,6 +252,7 @@ static const char USER_USAGE[] =
     "Usage: gatehouse user add --email E [--password-stdin] [--admin]\n"
     "       gatehouse user list\n"
     "       gatehouse user disable --email E\n"
+    "       gatehouse user reset-mfa --email E   (clears the second factor, ends the sessions)\n"
     "Without --password-stdin, `user add` generates a password and prints it once.\n";
 
 struct user_opts {
@@ -315,7 +316,7 @@ main_user(int argc, char **argv, const char *config)
     rc = main_parse_opts(argc - 1, argv + 1, USER_USAGE, spec, 3, &config, user_opt, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
-    if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "disable")) {
+    if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "disable") && strcmp(sub, "reset-mfa")) {
         fprintf(stderr, "gatehouse: unknown user command '%s'\n%s", sub, USER_USAGE);
         return 2;
     }
@@ -334,6 +335,10 @@ main_user(int argc, char **argv, const char *config)
         if (authz_user_disable(o.email, &e) < 0)
             goto fail;
         printf("disabled %s\n", o.email);
+    } else if (!strcmp(sub, "reset-mfa")) {
+        if (authz_mfa_reset(o.email, NULL, &e) < 0)
+            goto fail;
+        printf("second factor reset for %s\n", o.email);
     } else {
         if (o.password_stdin) {
             password = read_password_stdin();

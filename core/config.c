@@ -16,7 +16,7 @@
 
 struct gh_config gh_cfg;
 
-enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_LEVEL, CFG_LISTEN, CFG_URL };
+enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_LEVEL, CFG_LISTEN, CFG_URL, CFG_MFA };
 
 struct cfg_row {
     const char   *key;
@@ -109,6 +109,10 @@ static const struct cfg_row rows[] = {
       "Mail server for invites and sign-in codes, as libcurl reads it: smtp://host:port or smtps://user:password@host:port (smtp:// upgrades with STARTTLS when the server offers it). Empty: no mail is sent; invite links are shown to be sent by hand." },
     { "mail_from", "GATEHOUSE_MAIL_FROM", CFG_STR, F(mail_from), "", 0, 0,
       "Sender address of the mail Gatehouse sends; empty: gatehouse@<host of public_url>." },
+    { "require_mfa", "GATEHOUSE_REQUIRE_MFA", CFG_MFA, F(require_mfa), "none", 0, 0,
+      "Who must have a second factor (an authenticator app): none, admins, owners (admins and agent owners) or everyone. A signed-in user who must and has none is sent to /profile/security to set one up before anything else." },
+    { "signin_code_ttl", "GATEHOUSE_SIGNIN_CODE_TTL", CFG_INT, F(signin_code_ttl), "600", 1, 3600,
+      "Seconds a sign-in code sent by mail stays good (codes are offered at /login when smtp_url is set)." },
     { "auth_cache_entries", "GATEHOUSE_AUTH_CACHE_ENTRIES", CFG_INT, F(auth_cache_entries), "10000", 0, 10000000,
       "Entries of each in-process cache on the MCP path (bearer credentials; agents and their connectors, at most 4096); 0 turns them off." },
     { "rate_register_per_min", "GATEHOUSE_RATE_REGISTER_PER_MIN", CFG_INT, F(rate_register_per_min), "60", 1, 100000,
@@ -123,7 +127,8 @@ static const struct cfg_row rows[] = {
       "MCP requests per IP per minute refused before authentication (no or bad token, Host, Origin) that each write an audit row; past it 429 without a row (the access log still has each)." },
 };
 
-static const char *const type_names[] = { "string", "integer", "boolean", "level", "host:port", "url" };
+static const char *const type_names[] = { "string", "integer", "boolean", "level", "host:port", "url",
+                                           "none, admins, owners or everyone" };
 
 static int
 set_value(const struct cfg_row *row, const char *val, const char *label, struct gh_err *e)
@@ -154,6 +159,10 @@ set_value(const struct cfg_row *row, const char *val, const char *label, struct 
         return 0;
     case CFG_LEVEL:
         if (strcmp(val, "debug") && strcmp(val, "info") && strcmp(val, "warn") && strcmp(val, "error"))
+            goto bad;
+        break;
+    case CFG_MFA:
+        if (strcmp(val, "none") && strcmp(val, "admins") && strcmp(val, "owners") && strcmp(val, "everyone"))
             goto bad;
         break;
     case CFG_LISTEN: {

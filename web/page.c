@@ -94,6 +94,7 @@ static const struct nav_item {
     { "/admin/connectors",    "Connectors",  NAV_ADMIN },
     { "/admin/connections",   "Connections", NAV_ADMIN },
     { "/admin/audit",         "Audit",       NAV_ADMIN },
+    { "/admin/sso",           "SSO",         NAV_ADMIN },
 };
 
 /* Set once at start-up, before the server threads run. */

@@ -14,13 +14,13 @@ const MEMBER_NAV = [
 ];
 const ADMIN_NAV = [
   ['/admin/agents', 'Agents'], ['/admin/users', 'Users'], ['/admin/connectors', 'Connectors'],
-  ['/admin/connections', 'Connections'], ['/admin/audit', 'Audit'],
+  ['/admin/connections', 'Connections'], ['/admin/audit', 'Audit'], ['/admin/sso', 'SSO'],
 ];
-// Every signed-in page there is (the security pages land with their own tests).
+// Every signed-in page there is.
 const MEMBER_PAGES = ['/agents', '/agents/default/members', '/profile', '/profile/tokens', '/profile/connections',
-  '/profile/activity'];
+  '/profile/activity', '/profile/security'];
 const ADMIN_PAGES = ['/admin/agents', '/admin/users', '/admin/connectors', '/admin/connections', '/admin/audit',
-  '/agents/default/settings'];
+  '/admin/sso', '/agents/default/settings'];
 // the nav item a page belongs to: its own, or the one its path is below
 const itemOf = (path) => [...MEMBER_NAV, ...ADMIN_NAV].map(([h]) => h)
   .filter((h) => path === h || path.startsWith(`${h}/`));

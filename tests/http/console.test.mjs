@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startServer, Client, createUser, gatehouse } from '../harness/index.mjs';
 
 const MEMBER_NAV = ['/agents', '/profile/tokens', '/profile/connections', '/profile/activity', '/profile/security'];
-const ADMIN_NAV = ['/admin/agents', '/admin/users', '/admin/connectors', '/admin/connections', '/admin/audit'];
+const ADMIN_NAV = ['/admin/agents', '/admin/users', '/admin/connectors', '/admin/connections', '/admin/audit', '/admin/sso'];
 
 let srv;
 before(async () => { srv = await startServer({ name: 'console' }); });
@@ -55,7 +55,7 @@ test('every page has the same navigation: admin items for admins only', async ()
     const a = await admin.get(path);
     assert.deepEqual(navOf(await a.text()), [...MEMBER_NAV, ...ADMIN_NAV], `admin nav on ${path}`);
   }
-  for (const path of ['/admin/agents', '/admin/users', '/admin/connectors', '/admin/connections', '/admin/audit']) {
+  for (const path of ['/admin/agents', '/admin/users', '/admin/connectors', '/admin/connections', '/admin/audit', '/admin/sso']) {
     const a = await admin.get(path);
     assert.equal(a.status, 200, path);
     const html = await a.text();

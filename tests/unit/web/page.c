@@ -50,7 +50,8 @@ test_member_and_admin(void)
     UNIT_TRUE(has(ad, "<a href=\"/profile/security\">Security</a><span class=\"group\">Admin</span>"
                       "<a href=\"/admin/agents\">Agents</a><a href=\"/admin/users\">Users</a>"
                       "<a href=\"/admin/connectors\">Connectors</a><a href=\"/admin/connections\">Connections</a>"
-                      "<a href=\"/admin/audit\" aria-current=\"page\">Audit</a></nav>"));
+                      "<a href=\"/admin/audit\" aria-current=\"page\">Audit</a>"
+                      "<a href=\"/admin/sso\">SSO</a></nav>"));
     gh_arena_free(a);
 }
 
