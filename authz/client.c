@@ -799,6 +799,12 @@ authz_client_reap(void)
     db_query(a, &e, "UPDATE oauth_tokens SET successor = NULL WHERE successor IS NOT NULL"
                     " AND rotated_at < now() - interval '5 minutes'", 0);
     db_query(a, &e, "DELETE FROM oauth_codes WHERE expires_at < now() - interval '1 day'", 0);
+    /* one line a run: an operator (and a test) can tell the reaper is not
+     * still holding a pooled connection */
+    if (gh_err_isset(&e))
+        GH_LOG(WARN, "client_reap", "reap incomplete: %s", e.detail);
+    else
+        GH_LOG(DEBUG, "client_reap", "reaped unused clients, denials and codes");
     gh_arena_free(a);
 }
 

@@ -202,6 +202,18 @@ long     gh_cache_hits(struct gh_cache *c);
 long     gh_cache_misses(struct gh_cache *c);
 long     gh_cache_count(struct gh_cache *c);
 
+/* ---------------------------------------------------------------- work queue
+ * nthreads threads running posted functions in order of posting (core/workq.c).
+ * gh_workq_post: -1 when the queue is NULL or stopped (the caller then does
+ * the work itself).  gh_workq_stop runs what was posted, joins the threads,
+ * and refuses work from then on; gh_workq_free once nobody can post. */
+typedef void (*gh_work_fn)(void *ctx);
+struct gh_workq;
+struct gh_workq *gh_workq_start(int nthreads);      /* NULL when no thread started */
+int  gh_workq_post(struct gh_workq *q, gh_work_fn fn, void *ctx);
+void gh_workq_stop(struct gh_workq *q);
+void gh_workq_free(struct gh_workq *q);
+
 /* ---------------------------------------------------------------- misc */
 int64_t gh_now_us(void);        /* monotonic */
 int64_t gh_time_s(void);        /* wall clock, seconds */

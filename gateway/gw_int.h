@@ -1,8 +1,9 @@
 /*
  * gateway/gw_int.h — what the parts of gateway/ share.
  *
- *   mcp.c, session.c, upstream.c, aggregate.c, policy.c — the endpoint, sessions,
- *       the upstream client, tool aggregation, the enforcement seam
+ *   mcp.c (and the endpoint's files), session.c, upsession.c, upstream.c,
+ *       aggregate.c, policy.c — the endpoint, sessions, the upstream
+ *       client, tool aggregation, the enforcement seam
  *   connector.c, audit.c, pages.c — connectors, the audit log, the admin
  *       and member pages
  */

@@ -1,14 +1,15 @@
 /*
- * gateway/mcp_int.h — what the endpoint's own parts share: mcp.c (the
- * Streamable HTTP endpoint), session.c (MCP sessions), upstream.c (the
- * libcurl client and its I/O thread), aggregate.c (merged lists, names),
- * relay.c (an upstream's requests to the client, and the answers back).
+ * gateway/mcp_int.h — what the lower parts of the endpoint share with it:
+ * session.c (MCP sessions), upsession.c (the upstream side of a session),
+ * aggregate.c (merged lists, names), relay.c (an upstream's requests to
+ * the client, and the answers back), upstream.c (the libcurl client and
+ * its I/O thread).  The endpoint's own files share endpoint_int.h.
  *
  * Threads: MHD's server threads run the handlers; one upstream I/O thread
  * drives every upstream transfer (curl multi); one small worker pool runs
  * the steps that block (an upstream handshake, an audit commit) for work
  * that started on the I/O thread; the db listener thread delivers NOTIFY;
- * an upkeep thread (aggregate.c, started on first need) reopens upstream
+ * an upkeep thread (upsession.c, started on first need) reopens upstream
  * streams after their backoff.
  */
 #ifndef GH_GW_MCP_INT_H
@@ -55,7 +56,7 @@ void gw_sse_free(struct gw_sse *p);
 /* ---------------------------------------------------------------- worker pool */
 typedef void (*gw_work_fn)(void *ctx);
 int  gw_work_post(gw_work_fn fn, void *ctx);
-/* A request's handling that may block (mcp.c, with web_offload_begin):
+/* A request's handling that may block (methods.c, with web_offload_begin):
  * its own pool, so that it can wait for steps posted with gw_work_post. */
 int  gw_offload_post(gw_work_fn fn, void *ctx);
 
@@ -134,10 +135,18 @@ struct gw_session {
 
 int  gw_session_init(struct gh_err *e);
 void gw_session_stop(void);
-/* New session after initialize; *wire_id (arena) is what the client sends. */
+/* An upstream session of a session the store ended for the per-member
+ * limit: the caller ends it upstream (gw_up_end_evicted). */
+struct gw_evicted_up {
+    const char *connector_id, *sid, *proto;
+};
+/* New session after initialize; *wire_id (arena) is what the client sends.
+ * The member's sessions past the limit are ended (rows, caches, NOTIFY);
+ * their upstream sessions come back in *evicted (arena, *nevicted). */
 struct gw_session *gw_session_create(struct gh_arena *a, const struct authz_credential *who,
                                      const char *proto, json_t *client_info, json_t *client_caps,
-                                     char **wire_id, struct gh_err *e);
+                                     char **wire_id, struct gw_evicted_up **evicted, int *nevicted,
+                                     struct gh_err *e);
 /* The session for a wire id: NULL with 404 when unknown, expired or bound
  * to another caller. */
 struct gw_session *gw_session_get(struct gh_arena *a, const char *wire_id,
@@ -145,9 +154,10 @@ struct gw_session *gw_session_get(struct gh_arena *a, const char *wire_id,
 /* The implicit state of a stateless caller (never stored). */
 struct gw_session *gw_session_stateless(const struct authz_credential *who);
 int  gw_session_delete(struct gw_session *s, struct gh_err *e);
-/* mcp.c: a session ended (DELETE, the per-member limit, idle; here or in
- * another process): its GET streams end too. */
-void gw_mcp_session_ended(const char *id_hash);
+/* A session ended (DELETE, the per-member limit, idle; here or in another
+ * process): fn hears it (listen.c ends its GET streams).  One watcher. */
+typedef void (*gw_session_ended_fn)(const char *id_hash, void *ctx);
+void gw_session_watch(gw_session_ended_fn fn, void *ctx);
 void gw_session_ref(struct gw_session *s);
 void gw_session_put(struct gw_session *s);
 /* Drops idle sessions from the cache and their rows (the ticker, each minute). */
@@ -173,12 +183,12 @@ void gw_session_each(const char *agent_id, void (*fn)(struct gw_session *s, void
 
 /* ---------------------------------------------------------------- listeners
  * Server-to-client streams: the GET stream of a session, or a stateless
- * subscriptions/listen.  (mcp.c) */
+ * subscriptions/listen.  (listen.c) */
 void gw_notify_session(struct gw_session *s, const char *method, json_t *params);
 void gw_notify_agent(const char *agent_id, const char *method);
 
 /* ---------------------------------------------------------------- upstream MCP
- * (aggregate.c) The upstream side of one session: handshake, a request
+ * (upsession.c) The upstream side of one session: handshake, a request
  * with retry after a dropped upstream session, list fetching. */
 struct gw_call_target {
     struct gw_session   *s;
@@ -199,6 +209,22 @@ json_t *gw_up_rpc_sync(struct gh_arena *a, struct gw_call_target *t, const char 
  * t's headers; fire and forget.  t->s is not used. */
 void gw_up_end_session(struct gh_arena *a, const struct gw_call_target *t, const char *sid,
                        const char *proto);
+/* What an upstream says on its own stream to one session (list changes,
+ * resource updates): changed when its lists of that kind are stale.  On
+ * the I/O thread; must not block.  One watcher (the endpoint). */
+typedef void (*gw_up_note_fn)(struct gw_session *s, const char *connector_id, const char *method,
+                              json_t *params, bool changed);
+void gw_up_watch(gw_up_note_fn fn);
+/* Stops the thread that reopens upstream streams (before gw_up_stop). */
+void gw_up_upkeep_stop(void);
+/* What the gateway declares to an upstream at initialize: the relayable
+ * capabilities the session's client declared (a new object, never NULL
+ * unless out of memory). */
+json_t *gw_up_client_caps(const struct gw_session *s);
+/* DELETE of the upstream sessions of sessions the store evicted
+ * (gw_session_create), with the member's credentials; fire and forget. */
+void gw_up_end_evicted(struct gh_arena *a, const struct authz_credential *who,
+                       const struct gw_evicted_up *ev, int n);
 
 /* ---------------------------------------------------------------- relay
  * (relay.c) Requests an upstream sends the client in the middle of a
@@ -229,10 +255,6 @@ void gw_relay_request(const struct gw_relay_call *rc, json_t *msg);
  * pending relay of this session and went to the upstream; anything else
  * (unknown, another session's, answered, expired) is logged and dropped. */
 bool gw_relay_response(struct gw_session *s, json_t *msg);
-/* What the gateway declares to an upstream at initialize: the relayable
- * capabilities the session's client declared (a new object, never NULL
- * unless out of memory). */
-json_t *gw_relay_upstream_caps(const struct gw_session *s);
 long gw_relay_pending(void);
 /* Drops every pending relay (shutdown, before the upstream client stops). */
 void gw_relay_stop(void);
@@ -269,8 +291,6 @@ void gw_agg_invalidate(struct gw_session *s, const char *connector_id);   /* NUL
  * below GW_NKINDS, that list cached.  (A false answer costs nothing but a
  * trip through the offload pool.) */
 bool gw_agg_warm(struct gh_arena *a, struct gw_session *s, enum gw_kind kind);
-/* Stops the thread that reopens upstream streams (before gw_up_stop). */
-void gw_agg_upkeep_stop(void);
 /* The enabled connectors of an agent (gw_connectors_for_agent). */
 int  gw_agg_connectors(struct gh_arena *a, const char *agent_id, struct gw_connector **out, int *n,
                        struct gh_err *e);

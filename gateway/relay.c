@@ -293,23 +293,6 @@ missing_capability(const struct gw_session *s, const char *method, json_t *param
     return "The gateway does not relay this request to the client.";
 }
 
-json_t *
-gw_relay_upstream_caps(const struct gw_session *s)
-{
-    json_t *out = json_object(), *c;
-
-    if (out == NULL || s->stateless || !json_is_object(s->client_caps))
-        return out;
-    if (json_is_object(c = json_object_get(s->client_caps, "sampling")))
-        json_object_set_new(out, "sampling", json_deep_copy(c));
-    if (json_is_object(c = json_object_get(s->client_caps, "elicitation")))
-        json_object_set_new(out, "elicitation", json_deep_copy(c));
-    /* the client's roots/list_changed is not passed on: no listChanged */
-    if (json_is_object(json_object_get(s->client_caps, "roots")))
-        json_object_set_new(out, "roots", json_object());
-    return out;
-}
-
 /* ---------------------------------------------------------------- the two hooks */
 
 void

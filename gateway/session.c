@@ -23,6 +23,27 @@ static struct gw_session *buckets[NBUCKETS];
 static long nsessions;
 static int64_t last_sweep;
 
+/* Who hears that a session ended (DELETE, the limit, idle; here or in
+ * another process): the endpoint's listen streams (gw_session_watch). */
+static struct {
+    gw_session_ended_fn fn;
+    void *ctx;
+} watch;
+
+void
+gw_session_watch(gw_session_ended_fn fn, void *ctx)
+{
+    watch.fn = fn;
+    watch.ctx = ctx;
+}
+
+static void
+ended(const char *id_hash)
+{
+    if (watch.fn)
+        watch.fn(id_hash, watch.ctx);
+}
+
 static unsigned
 bucket_of(const char *id_hash)
 {
@@ -427,28 +448,41 @@ static const char SQL_OVER_LIMIT[] =
     "   ORDER BY last_seen_at DESC, created_at DESC OFFSET $4::int)"
     " RETURNING id_hash, upstreams";
 
-/* DELETE of one upstream session (fire and forget). */
-static void
-end_upstream(struct gh_arena *a, struct gw_connector *conns, int nconns, const struct authz_credential *who,
-             const char *connector_id, const char *sid, const char *proto)
-{
-    struct gw_call_target t = { NULL, NULL, NULL, 0 };
-    struct gh_err e = {0};
-
-    for (int i = 0; i < nconns && t.c == NULL; i++)
-        if (!strcmp(conns[i].id, connector_id))
-            t.c = &conns[i];
-    if (t.c && sid && gw_connector_auth_headers(a, t.c, who, &t.headers, &t.nheaders, &e) == 0)
-        gw_up_end_session(a, &t, sid, proto);
-}
-
 static void evict(const char *id_hash);
 
-/* One session ended for the limit: its upstream sessions (the row's, and
- * this process's if it holds the session), the cache here, and NOTIFY. */
+/* What the store hands back of the sessions a new one evicted: their
+ * upstream sessions, for the caller to end upstream (the store is below
+ * the upstream side and calls nothing of it). */
+struct evicted {
+    struct gh_arena *a;
+    struct gw_evicted_up *v;
+    int n, cap;
+};
+
 static void
-end_evicted(struct gh_arena *a, const struct authz_credential *who, struct gw_connector *conns, int nconns,
-            const char *id_hash, const char *sealed)
+evicted_add(struct evicted *ev, const char *connector_id, const char *sid, const char *proto)
+{
+    if (sid == NULL || connector_id == NULL)
+        return;
+    if (ev->n == ev->cap) {
+        int nc = ev->cap ? ev->cap * 2 : 8;
+        struct gw_evicted_up *nv = gh_arena_alloc(ev->a, sizeof(*nv) * (size_t)nc);
+        if (nv == NULL)
+            return;     /* that upstream session then idles out on its own */
+        if (ev->n)
+            memcpy(nv, ev->v, sizeof(*nv) * (size_t)ev->n);
+        ev->v = nv;
+        ev->cap = nc;
+    }
+    ev->v[ev->n++] = (struct gw_evicted_up){ gh_arena_strdup(ev->a, connector_id), gh_arena_strdup(ev->a, sid),
+                                             gh_arena_strdup(ev->a, proto ? proto : "") };
+}
+
+/* One session ended for the limit: its upstream sessions (the row's, and
+ * this process's if it holds the session) into ev, the cache here, and
+ * NOTIFY. */
+static void
+end_evicted(struct gh_arena *a, struct evicted *ev, const char *id_hash, const char *sealed)
 {
     struct gw_session *cached;
     json_t *row = NULL, *v;
@@ -464,7 +498,7 @@ end_evicted(struct gh_arena *a, const struct authz_credential *who, struct gw_co
         }
     }
     json_object_foreach(row, k, v)
-        end_upstream(a, conns, nconns, who, k, gh_json_str(v, "sid"), gh_json_str(v, "proto"));
+        evicted_add(ev, k, gh_json_str(v, "sid"), gh_json_str(v, "proto"));
     cached = gw_session_find(id_hash);
     if (cached) {
         /* this process's state may be newer than the row's: copied under
@@ -482,7 +516,7 @@ end_evicted(struct gh_arena *a, const struct authz_credential *who, struct gw_co
         for (int i = 0; ups && i < nups; i++) {
             const char *rs = gh_json_str(json_object_get(row, ups[i].connector_id), "sid");
             if (ups[i].sid && !same_str(rs, ups[i].sid))
-                end_upstream(a, conns, nconns, who, ups[i].connector_id, ups[i].sid, ups[i].proto);
+                evicted_add(ev, ups[i].connector_id, ups[i].sid, ups[i].proto);
         }
         gw_session_put(cached);
     }
@@ -492,13 +526,13 @@ end_evicted(struct gh_arena *a, const struct authz_credential *who, struct gw_co
 }
 
 static void
-enforce_limit(struct gh_arena *a, const struct authz_credential *who, const char *new_hash)
+enforce_limit(struct gh_arena *a, const struct authz_credential *who, const char *new_hash,
+              struct evicted *ev)
 {
-    struct gw_connector *conns = NULL;
     struct gh_err e = {0};
     char keep[24];
     PGresult *res;
-    int nconns = 0, rows;
+    int rows;
 
     snprintf(keep, sizeof(keep), "%ld", gh_cfg.mcp_sessions_per_member - 1);
     res = db_query(a, &e, SQL_OVER_LIMIT, 4, who->agent.id, who->user_id, new_hash, keep);
@@ -510,20 +544,20 @@ enforce_limit(struct gh_arena *a, const struct authz_credential *who, const char
     rows = PQntuples(res);
     if (rows == 0)
         return;
-    if (gw_agg_connectors(a, who->agent.id, &conns, &nconns, &e) < 0)
-        nconns = 0;     /* the upstream sessions then idle out on their own */
     for (int i = 0; i < rows; i++)
-        end_evicted(a, who, conns, nconns, db_val(res, i, 0), db_val(res, i, 1));
+        end_evicted(a, ev, db_val(res, i, 0), db_val(res, i, 1));
     GH_LOG(INFO, "gw_session", "%d session(s) of a member of agent %s ended: over %ld sessions per member",
            rows, who->agent.slug ? who->agent.slug : who->agent.id, gh_cfg.mcp_sessions_per_member);
 }
 
 struct gw_session *
 gw_session_create(struct gh_arena *a, const struct authz_credential *who, const char *proto,
-                  json_t *client_info, json_t *client_caps, char **wire_id, struct gh_err *e)
+                  json_t *client_info, json_t *client_caps, char **wire_id,
+                  struct gw_evicted_up **evicted, int *nevicted, struct gh_err *e)
 {
     char *id = gh_token_hex(a, "", 32), hash[65], *ci = NULL, *cc = NULL;
     struct gw_session *s;
+    struct evicted ev = { .a = a };
 
     if (id == NULL) {
         gh_err_set(e, 500, "server_error", "internal error", "session id");
@@ -544,7 +578,9 @@ gw_session_create(struct gh_arena *a, const struct authz_credential *who, const 
     }
     if (db_query(a, e, SQL_INSERT, 7, hash, who->agent.id, who->user_id, who->kind, proto, ci, cc) == NULL)
         return NULL;
-    enforce_limit(a, who, hash);
+    enforce_limit(a, who, hash, &ev);
+    *evicted = ev.v;
+    *nevicted = ev.n;
     sweep(a);
     s = session_new(hash, who->agent.id, who->agent.slug, who->user_id, proto);
     if (s == NULL) {
@@ -747,7 +783,7 @@ gw_session_delete(struct gw_session *s, struct gh_err *e)
     if (db_query(a, e, SQL_DELETE, 1, s->id_hash) == NULL)
         goto out;
     evict(s->id_hash);
-    gw_mcp_session_ended(s->id_hash);
+    ended(s->id_hash);
     db_notify(CHANNEL_SESSIONS, s->id_hash, e);
     gh_err_clear(e);
     rc = 0;
@@ -763,7 +799,7 @@ on_notify(const char *channel, const char *payload, void *ctx)
     (void)ctx;
     if (payload && strlen(payload) == 64) {
         evict(payload);
-        gw_mcp_session_ended(payload);
+        ended(payload);
     }
 }
 

@@ -132,119 +132,25 @@ gw_sse_free(struct gw_sse *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* ---------------------------------------------------------------- worker pool */
-
-struct work {
-    gw_work_fn   fn;
-    void        *ctx;
-    struct work *next;
-};
+/* ---------------------------------------------------------------- worker pools */
 
 #define NWORKERS  8       /* short blocking steps: handshakes, list fetches */
-#define NOFFLOAD 16       /* requests whose handling may block (mcp.c) */
-
-struct pool {
-    pthread_mutex_t lock;
-    pthread_cond_t  cond;
-    struct work    *head, *tail;
-    bool            stop;
-    pthread_t       th[NOFFLOAD];
-    int             n, size;
-};
+#define NOFFLOAD 16       /* requests whose handling may block (methods.c) */
 
 /* Two pools, so that a request running on the offload pool can wait for
  * steps it posts to the worker pool without ever waiting on itself. */
-static struct pool wk = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, false, {0}, 0, NWORKERS };
-static struct pool ofl = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, false, {0}, 0, NOFFLOAD };
-
-static void *
-worker_main(void *arg)
-{
-    struct pool *p = arg;
-
-    for (;;) {
-        struct work *w;
-
-        pthread_mutex_lock(&p->lock);
-        while (p->head == NULL && !p->stop)
-            pthread_cond_wait(&p->cond, &p->lock);
-        w = p->head;
-        if (w) {
-            p->head = w->next;
-            if (p->head == NULL)
-                p->tail = NULL;
-        }
-        pthread_mutex_unlock(&p->lock);
-        if (w == NULL)
-            return NULL;        /* stopping and drained */
-        w->fn(w->ctx);
-        free(w);
-    }
-}
-
-static int
-pool_post(struct pool *p, gw_work_fn fn, void *ctx)
-{
-    struct work *w = calloc(1, sizeof(*w));
-
-    if (w == NULL)
-        return -1;
-    w->fn = fn;
-    w->ctx = ctx;
-    pthread_mutex_lock(&p->lock);
-    if (p->stop || p->n == 0) {
-        /* stopping: the caller does the work itself */
-        pthread_mutex_unlock(&p->lock);
-        free(w);
-        return -1;
-    }
-    if (p->tail)
-        p->tail->next = w;
-    else
-        p->head = w;
-    p->tail = w;
-    pthread_cond_signal(&p->cond);
-    pthread_mutex_unlock(&p->lock);
-    return 0;
-}
+static struct gh_workq *wk, *ofl;
 
 int
 gw_work_post(gw_work_fn fn, void *ctx)
 {
-    return pool_post(&wk, fn, ctx);
+    return gh_workq_post(__atomic_load_n(&wk, __ATOMIC_ACQUIRE), fn, ctx);
 }
 
 int
 gw_offload_post(gw_work_fn fn, void *ctx)
 {
-    return pool_post(&ofl, fn, ctx);
-}
-
-static int
-pool_start(struct pool *p)
-{
-    p->stop = false;
-    for (p->n = 0; p->n < p->size; p->n++)
-        if (pthread_create(&p->th[p->n], NULL, worker_main, p) != 0)
-            return -1;
-    return 0;
-}
-
-static void
-pool_stop(struct pool *p)
-{
-    int n;
-
-    pthread_mutex_lock(&p->lock);
-    p->stop = true;
-    n = p->n;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
-    for (int i = 0; i < n; i++)
-        pthread_join(p->th[i], NULL);   /* each drains the queue before it ends */
-    pthread_mutex_lock(&p->lock);
-    p->n = 0;
-    pthread_mutex_unlock(&p->lock);
+    return gh_workq_post(__atomic_load_n(&ofl, __ATOMIC_ACQUIRE), fn, ctx);
 }
 
 /* ---------------------------------------------------------------- transfers */
@@ -753,7 +659,9 @@ gw_up_init(struct gh_err *e)
     if (pthread_create(&io.th, NULL, io_main, NULL) != 0)
         return gh_err_set(e, 500, "server_error", "", "cannot start the upstream I/O thread");
     io.running = true;
-    if (pool_start(&wk) < 0 || pool_start(&ofl) < 0)
+    __atomic_store_n(&wk, gh_workq_start(NWORKERS), __ATOMIC_RELEASE);
+    __atomic_store_n(&ofl, gh_workq_start(NOFFLOAD), __ATOMIC_RELEASE);
+    if (wk == NULL || ofl == NULL)
         return gh_err_set(e, 500, "server_error", "", "cannot start the gateway workers");
     return 0;
 }
@@ -761,8 +669,8 @@ gw_up_init(struct gh_err *e)
 static void
 workers_stop(void)
 {
-    pool_stop(&ofl);        /* its requests may still post to wk */
-    pool_stop(&wk);
+    gh_workq_stop(ofl);     /* its requests may still post to wk */
+    gh_workq_stop(wk);      /* kept: a late post is refused, the caller does its work */
 }
 
 /* After the web server drained: every transfer left is cancelled so each

@@ -159,7 +159,8 @@ struct cedar_diag {
 
 struct cedar_validation {
 	size_t n_errors, n_warnings;
-	struct cedar_diag *errors;    /* at most one per policy */
+	struct cedar_diag *errors;    /* every error of each policy in text order
+				       * (past 64, one line says there were more) */
 	struct cedar_diag *warnings;  /* impossible policies */
 };
 

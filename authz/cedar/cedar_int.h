@@ -189,6 +189,10 @@ struct cedar_expr {
 /* ---- policies -------------------------------------------------------- */
 enum cs_kind { SC_ANY = 0, SC_EQ, SC_IN, SC_IS, SC_IS_IN, SC_IN_SET };
 
+struct cedar_pos {
+	int line, col;
+};
+
 struct cedar_scope {
 	uint8_t kind;
 	uint8_t slot;                   /* uid comes from a template slot */
@@ -197,6 +201,11 @@ struct cedar_scope {
 	const struct cedar_uid *uid;    /* SC_EQ, SC_IN, SC_IS_IN */
 	const struct cedar_uid **uids;  /* SC_IN_SET */
 	uint32_t nuids;
+	/* Where the parts are, so the validator points at the one in error:
+	 * the variable, the type after `is`, the entity (or slot), and each
+	 * entity of an action list. */
+	struct cedar_pos at, is_at, uid_at;
+	struct cedar_pos *uids_at;
 };
 
 struct cedar_annotation {

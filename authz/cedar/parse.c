@@ -1031,6 +1031,7 @@ static struct cedar_expr *parse_expr(struct cedar_lex *p)
 
 static int parse_entity_or_slot(struct cedar_lex *p, struct cedar_scope *sc, const char *slot)
 {
+	sc->uid_at = (struct cedar_pos){p->cur.line, p->cur.col};
 	if (p->cur.t == T_SLOT) {
 		if (strlen(slot) + 1 != p->cur.n || memcmp(p->cur.s + 1, slot, p->cur.n - 1) != 0) {
 			char buf[64];
@@ -1058,11 +1059,13 @@ static int parse_scope_var(struct cedar_lex *p, const char *var, struct cedar_sc
 		expected(p, what);
 		return -1;
 	}
+	sc->at = (struct cedar_pos){p->cur.line, p->cur.col};
 	next(p);
 	int is_action = var[0] == 'a';
 	if (accept(p, T_EQ)) {
 		sc->kind = SC_EQ;
 		if (is_action) {
+			sc->uid_at = (struct cedar_pos){p->cur.line, p->cur.col};
 			sc->uid = parse_entity(p);
 			return sc->uid ? 0 : -1;
 		}
@@ -1077,24 +1080,31 @@ static int parse_scope_var(struct cedar_lex *p, const char *var, struct cedar_sc
 			sc->kind = SC_IN_SET;
 			uint32_t cap = 4;
 			sc->uids = cedar_alloc(p->a, cap * sizeof(*sc->uids));
-			while (sc->uids && p->cur.t != T_RB) {
+			sc->uids_at = cedar_alloc(p->a, cap * sizeof(*sc->uids_at));
+			while (sc->uids && sc->uids_at && p->cur.t != T_RB) {
+				struct cedar_pos at = {p->cur.line, p->cur.col};
 				const struct cedar_uid *u = parse_entity(p);
 				if (!u)
 					return -1;
 				if (sc->nuids == cap) {
 					const struct cedar_uid **nu = cedar_alloc(p->a, cap * 2 * sizeof(*nu));
-					if (!nu)
+					struct cedar_pos *na = cedar_alloc(p->a, cap * 2 * sizeof(*na));
+					if (!nu || !na)
 						return -1;
 					memcpy(nu, sc->uids, cap * sizeof(*nu));
+					memcpy(na, sc->uids_at, cap * sizeof(*na));
 					sc->uids = nu;
+					sc->uids_at = na;
 					cap *= 2;
 				}
+				sc->uids_at[sc->nuids] = at;
 				sc->uids[sc->nuids++] = u;
 				if (!accept(p, T_COMMA))
 					break;
 			}
 			return expect(p, T_RB, "`]` or `,`") ? 0 : -1;
 		}
+		sc->uid_at = (struct cedar_pos){p->cur.line, p->cur.col};
 		sc->uid = parse_entity(p);
 		return sc->uid ? 0 : -1;
 	}
@@ -1106,6 +1116,7 @@ static int parse_scope_var(struct cedar_lex *p, const char *var, struct cedar_sc
 		next(p);
 		const char *s;
 		size_t n, cn;
+		sc->is_at = (struct cedar_pos){p->cur.line, p->cur.col};
 		if (parse_path(p, &s, &n, 0))
 			return -1;
 		sc->kind = SC_IS;

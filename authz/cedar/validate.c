@@ -7,7 +7,15 @@
  * `&&`, `||` and `if` skip what can never run, as Cedar does; capabilities
  * (attributes and tags proven present by `has`/`hasTag`) make optional
  * attributes readable. An error in any environment makes the policy invalid;
- * a policy that is false in every environment gets a warning. */
+ * a policy that is false in every environment gets a warning.
+ *
+ * Every error is reported, as Cedar does, not only the first: an expression
+ * in error still has a type when its type does not depend on what went
+ * wrong (`a + b` is a Long, `a < b` and `a && b` are Bools, a misused
+ * optional attribute has its declared type), and what encloses it is
+ * checked with that type; where no type is left (an unknown attribute) the
+ * enclosing expression is not judged, since any error there would be an
+ * echo of the first. The same error from several environments is one. */
 #include "authz/cedar/cedar_int.h"
 
 #include <stdarg.h>
@@ -31,30 +39,50 @@ struct tr {
 	struct caps c;
 };
 
+struct verr {
+	int line, col;
+	uint32_t seq;                   /* order found, for a stable sort */
+	char msg[200];
+};
+
+/* A policy's errors are bounded: past this many, one line says there
+ * were more. */
+#define MAX_POLICY_ERRORS 64
+
 struct vctx {
 	cedar_arena *a;
 	const struct cedar_schema *s;
+	const struct cedar_policy *pol;
 	const struct cedar_act *act;    /* the environment */
 	const struct cedar_ety *pty, *rty;
 	struct cedar_value actval;
-	const struct cedar_expr *bad;   /* where the first error is */
-	char msg[200];
-	int failed;
+	struct verr *errs;              /* distinct errors, MAX_POLICY_ERRORS room */
+	uint32_t nerr;
+	int more;                       /* an error found that errs has no room for */
 };
 
 static int vfail(struct vctx *v, const struct cedar_expr *x, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Records an error at x (at the policy when x is NULL) unless the same
+ * message is already there, and returns -1: the expression's type is
+ * unknown. */
 static int vfail(struct vctx *v, const struct cedar_expr *x, const char *fmt, ...)
 {
-	if (!v->failed) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(v->msg, sizeof(v->msg), fmt, ap);
-		va_end(ap);
-		v->bad = x;
-		v->failed = 1;
-	}
+	struct verr e = {x ? x->line : v->pol->line, x ? x->col : v->pol->col, v->nerr, ""};
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+	va_end(ap);
+	for (uint32_t i = 0; i < v->nerr; i++)
+		if (v->errs[i].line == e.line && v->errs[i].col == e.col && !strcmp(v->errs[i].msg, e.msg))
+			return -1;
+	if (!v->errs)
+		v->errs = cedar_alloc(v->a, MAX_POLICY_ERRORS * sizeof(*v->errs));
+	if (v->errs && v->nerr < MAX_POLICY_ERRORS)
+		v->errs[v->nerr++] = e;
+	else
+		v->more = 1;
 	return -1;
 }
 
@@ -248,45 +276,54 @@ static int ok(struct tr *out, const struct cedar_type *t)
 	return t ? 0 : -1;
 }
 
+/* An unknown type (NULL) is not judged: its error is already recorded. */
 static int want_bool(struct vctx *v, const struct cedar_expr *x, const struct cedar_type *t)
 {
+	if (!t)
+		return -1;
 	if (t->kind == CT_BOOL)
 		return 0;
 	return vfail(v, x, "expected a boolean, found %s", ts(v, t));
 }
 
+/* A condition in error leaves both branches to check. */
 static int tc_if(struct vctx *v, const struct cedar_expr *x, struct caps c, struct tr *out)
 {
 	struct tr r1, r2, r3;
-	if (tc(v, x->a, c, &r1) || want_bool(v, x->a, r1.t))
-		return -1;
-	if (r1.t->b == CB_TT) {
+	int k1 = !tc(v, x->a, c, &r1) && !want_bool(v, x->a, r1.t);
+	if (k1 && r1.t->b == CB_TT) {
 		if (tc(v, x->b, cap_union(v, c, r1.c), &r2))
 			return -1;
 		*out = (struct tr){r2.t, cap_union(v, r1.c, r2.c)};
 		return 0;
 	}
-	if (r1.t->b == CB_FF)
+	if (k1 && r1.t->b == CB_FF)
 		return tc(v, x->c, c, out);
-	if (tc(v, x->b, cap_union(v, c, r1.c), &r2) || tc(v, x->c, c, &r3))
+	int k2 = !tc(v, x->b, k1 ? cap_union(v, c, r1.c) : c, &r2);
+	int k3 = !tc(v, x->c, c, &r3);
+	if (!k2 || !k3)
 		return -1;
 	const struct cedar_type *l = cedar_type_lub(v->a, r2.t, r3.t);
 	if (!l)
 		return vfail(v, x, "the branches of `if` have incompatible types %s and %s",
 			     ts(v, r2.t), ts(v, r3.t));
+	if (!k1)
+		return ok(out, l);
 	*out = (struct tr){l, cap_inter(v, cap_union(v, r1.c, r2.c), r3.c)};
 	return 0;
 }
 
+/* `&&` and `||` are Bools whatever their operands: an error on one side
+ * leaves the other to check. */
 static int tc_and(struct vctx *v, const struct cedar_expr *x, struct caps c, struct tr *out)
 {
 	struct tr r1, r2;
-	if (tc(v, x->a, c, &r1) || want_bool(v, x->a, r1.t))
-		return -1;
-	if (r1.t->b == CB_FF)
+	int k1 = !tc(v, x->a, c, &r1) && !want_bool(v, x->a, r1.t);
+	if (k1 && r1.t->b == CB_FF)
 		return ok(out, &cedar_t_ff);
-	if (tc(v, x->b, cap_union(v, c, r1.c), &r2) || want_bool(v, x->b, r2.t))
-		return -1;
+	int k2 = !tc(v, x->b, k1 ? cap_union(v, c, r1.c) : c, &r2) && !want_bool(v, x->b, r2.t);
+	if (!k1 || !k2)
+		return ok(out, &cedar_t_bool);
 	if (r2.t->b == CB_FF)
 		return ok(out, &cedar_t_ff);
 	*out = (struct tr){r2.t->b == CB_TT ? r1.t : &cedar_t_bool, cap_union(v, r1.c, r2.c)};
@@ -296,12 +333,12 @@ static int tc_and(struct vctx *v, const struct cedar_expr *x, struct caps c, str
 static int tc_or(struct vctx *v, const struct cedar_expr *x, struct caps c, struct tr *out)
 {
 	struct tr r1, r2;
-	if (tc(v, x->a, c, &r1) || want_bool(v, x->a, r1.t))
-		return -1;
-	if (r1.t->b == CB_TT)
+	int k1 = !tc(v, x->a, c, &r1) && !want_bool(v, x->a, r1.t);
+	if (k1 && r1.t->b == CB_TT)
 		return ok(out, &cedar_t_tt);
-	if (tc(v, x->b, c, &r2) || want_bool(v, x->b, r2.t))
-		return -1;
+	int k2 = !tc(v, x->b, c, &r2) && !want_bool(v, x->b, r2.t);
+	if (!k1 || !k2)
+		return ok(out, &cedar_t_bool);
 	if (r1.t->b == CB_FF) {
 		*out = r2;
 		return 0;
@@ -312,65 +349,82 @@ static int tc_or(struct vctx *v, const struct cedar_expr *x, struct caps c, stru
 	return 0;
 }
 
+/* The binary operators are called with their operands' types, NULL where
+ * unknown; each judges what it knows, and after an error its own type
+ * stands (a Bool, or a Long for arithmetic). */
 static int tc_eq(struct vctx *v, const struct cedar_expr *x, const struct cedar_type *t1,
 		 const struct cedar_type *t2, struct tr *out)
 {
 	const struct cedar_value *l1 = lit_of(v, x->a), *l2 = lit_of(v, x->b);
+	if (!t1 || !t2)
+		return ok(out, &cedar_t_bool);
 	if (l1 && l2)
 		return ok(out, cedar_value_equal(l1, l2) ? &cedar_t_tt : &cedar_t_ff);
 	if (cedar_type_lub(v->a, t1, t2))
 		return ok(out, &cedar_t_bool);
 	if (t1->kind == CT_ENTITY && t2->kind == CT_ENTITY)
 		return ok(out, &cedar_t_ff);
-	return vfail(v, x, "cannot compare %s with %s", ts(v, t1), ts(v, t2));
+	vfail(v, x, "cannot compare %s with %s", ts(v, t1), ts(v, t2));
+	return ok(out, &cedar_t_bool);
 }
 
 static int tc_in(struct vctx *v, const struct cedar_expr *x, const struct cedar_type *t1,
 		 const struct cedar_type *t2, struct tr *out)
 {
 	const struct cedar_uid *u1 = uid_of(v, x->a);
+	int bad = 0;
 	if (u1 && !cedar_schema_act(v->s, u1))
 		u1 = NULL;
-	if (t1->kind != CT_ENTITY)
-		return vfail(v, x->a, "expected an entity on the left of `in`, found %s", ts(v, t1));
+	if (t1 && t1->kind != CT_ENTITY)
+		bad = vfail(v, x->a, "expected an entity on the left of `in`, found %s", ts(v, t1));
+	if (t2 && t2->kind != CT_ENTITY && !(t2->kind == CT_SET && t2->elem->kind == CT_ENTITY))
+		bad = vfail(v, x->b,
+			    "expected an entity or a set of entities on the right of `in`, found %s",
+			    ts(v, t2));
+	if (bad || !t1 || !t2)
+		return ok(out, &cedar_t_bool);
 	if (t2->kind == CT_ENTITY) {
 		const struct cedar_uid *u2 = uid_of(v, x->b);
 		if (u1 && u2)
 			return ok(out, act_desc(v->s, u1, u2) ? &cedar_t_tt : &cedar_t_ff);
 		return ok(out, type_desc(v->s, t1, t2) ? &cedar_t_bool : &cedar_t_ff);
 	}
-	if (t2->kind == CT_SET && t2->elem->kind == CT_ENTITY) {
-		int all = x->b->op == X_SET, any = 0;
-		for (uint32_t i = 0; all && i < x->b->n; i++) {
-			const struct cedar_uid *u = uid_of(v, x->b->args[i]);
-			all = u != NULL;
-			any |= u && u1 && act_desc(v->s, u1, u);
-		}
-		if (u1 && all)
-			return ok(out, any ? &cedar_t_tt : &cedar_t_ff);
-		return ok(out, type_desc(v->s, t1, t2->elem) ? &cedar_t_bool : &cedar_t_ff);
+	int all = x->b->op == X_SET, any = 0;
+	for (uint32_t i = 0; all && i < x->b->n; i++) {
+		const struct cedar_uid *u = uid_of(v, x->b->args[i]);
+		all = u != NULL;
+		any |= u && u1 && act_desc(v->s, u1, u);
 	}
-	return vfail(v, x->b, "expected an entity or a set of entities on the right of `in`, found %s",
-		     ts(v, t2));
+	if (u1 && all)
+		return ok(out, any ? &cedar_t_tt : &cedar_t_ff);
+	return ok(out, type_desc(v->s, t1, t2->elem) ? &cedar_t_bool : &cedar_t_ff);
 }
 
+/* hasTag is a Bool after an error; getTag's type is then unknown (as in
+ * Cedar, even when only the `hasTag` guard is missing). */
 static int tc_tag(struct vctx *v, const struct cedar_expr *x, const struct cedar_type *t1,
 		  const struct cedar_type *t2, struct caps c, struct tr *out)
 {
-	if (t1->kind != CT_ENTITY)
-		return vfail(v, x->a, "expected an entity, found %s", ts(v, t1));
-	if (t2->kind != CT_STRING)
-		return vfail(v, x->b, "expected a string tag name, found %s", ts(v, t2));
+	int has = x->op == X_HASTAG, bad = 0;
+	if (t1 && t1->kind != CT_ENTITY)
+		bad = vfail(v, x->a, "expected an entity, found %s", ts(v, t1));
+	if (t2 && t2->kind != CT_STRING)
+		bad = vfail(v, x->b, "expected a string tag name, found %s", ts(v, t2));
+	if (bad || !t1)
+		return has ? ok(out, &cedar_t_bool) : -1;
 	const struct cedar_ety *e = ety_of(v, t1);
 	if (!e) {
-		if (x->op == X_HASTAG && action_type(v->s, t1->name, t1->nlen))
+		if (has && action_type(v->s, t1->name, t1->nlen))
 			return ok(out, &cedar_t_ff);
-		return vfail(v, x, "unknown entity type %s", ts(v, t1));
+		vfail(v, x, "unknown entity type %s", ts(v, t1));
+		return has ? ok(out, &cedar_t_bool) : -1;
 	}
-	int have = cap_has(c, x->a, NULL, 0, x->b);
-	if (x->op == X_HASTAG) {
+	int have = t2 && cap_has(c, x->a, NULL, 0, x->b);
+	if (has) {
 		if (!e->tags)
 			return ok(out, &cedar_t_ff);
+		if (!t2)
+			return ok(out, &cedar_t_bool);
 		if (have)
 			return ok(out, &cedar_t_tt);
 		*out = (struct tr){&cedar_t_bool, cap_one(v, x->a, NULL, 0, x->b)};
@@ -383,58 +437,74 @@ static int tc_tag(struct vctx *v, const struct cedar_expr *x, const struct cedar
 	return ok(out, e->tags);
 }
 
-static int same_kind(struct vctx *v, const struct cedar_expr *x, const struct cedar_type *t1,
-		     const struct cedar_type *t2, int kind, const char *what)
+/* 0 when t is known and of kind; otherwise -1, and an error at x (the
+ * operand itself, so the message does not depend on the other one and
+ * reads the same in every environment) when t is known. */
+static int want_kind(struct vctx *v, const struct cedar_expr *x, const struct cedar_type *t,
+		     int kind, const char *what)
 {
-	if (t1->kind == kind && t2->kind == kind)
+	if (!t)
+		return -1;
+	if (t->kind == kind)
 		return 0;
-	return vfail(v, x, "expected %s operands, found %s and %s", what, ts(v, t1), ts(v, t2));
+	return vfail(v, x, "expected %s, found %s", what, ts(v, t));
 }
 
+static int time_ext(const struct cedar_type *t)
+{
+	return t && t->kind == CT_EXT && (t->ext == CX_DATETIME || t->ext == CX_DURATION);
+}
+
+/* Longs, or two datetimes, or two durations. */
 static int tc_cmp(struct vctx *v, const struct cedar_expr *x, const struct cedar_type *t1,
 		  const struct cedar_type *t2, struct tr *out)
 {
-	if (t1->kind == CT_EXT && t2->kind == CT_EXT && t1->ext == t2->ext &&
-	    (t1->ext == CX_DATETIME || t1->ext == CX_DURATION))
+	if (time_ext(t1) || time_ext(t2)) {
+		if (t1 && t2 && !(t1->kind == CT_EXT && t2->kind == CT_EXT && t1->ext == t2->ext))
+			vfail(v, x, "expected two Longs, two datetimes or two durations, found %s and %s",
+			      ts(v, t1), ts(v, t2));
 		return ok(out, &cedar_t_bool);
-	if (same_kind(v, x, t1, t2, CT_LONG, "Long (or datetime or duration)"))
-		return -1;
+	}
+	want_kind(v, x->a, t1, CT_LONG, "Long (or datetime or duration)");
+	want_kind(v, x->b, t2, CT_LONG, "Long (or datetime or duration)");
 	return ok(out, &cedar_t_bool);
 }
 
 static int lub_bool(struct vctx *v, const struct cedar_expr *x, const struct cedar_type *a,
 		    const struct cedar_type *b, struct tr *out)
 {
-	if (cedar_type_lub(v->a, a, b))
-		return ok(out, &cedar_t_bool);
-	return vfail(v, x, "incompatible types %s and %s", ts(v, a), ts(v, b));
+	if (!cedar_type_lub(v->a, a, b))
+		vfail(v, x, "incompatible types %s and %s", ts(v, a), ts(v, b));
+	return ok(out, &cedar_t_bool);
 }
 
+/* Both operands are checked, whatever the first holds. */
 static int tc_binary(struct vctx *v, const struct cedar_expr *x, struct caps c, struct tr *out)
 {
 	struct tr r1, r2;
-	if (tc(v, x->a, c, &r1) || tc(v, x->b, c, &r2))
-		return -1;
+	tc(v, x->a, c, &r1);
+	tc(v, x->b, c, &r2);
 	const struct cedar_type *t1 = r1.t, *t2 = r2.t;
 	switch (x->op) {
 	case X_EQ: return tc_eq(v, x, t1, t2, out);
 	case X_NE:
-		if (tc_eq(v, x, t1, t2, out))
-			return -1;
+		tc_eq(v, x, t1, t2, out);
 		return ok(out, out->t->b == CB_TT ? &cedar_t_ff : out->t->b == CB_FF ? &cedar_t_tt
 											 : &cedar_t_bool);
 	case X_IN: return tc_in(v, x, t1, t2, out);
 	case X_HASTAG: case X_GETTAG: return tc_tag(v, x, t1, t2, c, out);
 	case X_LT: case X_LE: case X_GT: case X_GE: return tc_cmp(v, x, t1, t2, out);
 	case X_ADD: case X_SUB: case X_MUL:
-		return same_kind(v, x, t1, t2, CT_LONG, "Long") ? -1 : ok(out, &cedar_t_long);
+		want_kind(v, x->a, t1, CT_LONG, "Long");
+		want_kind(v, x->b, t2, CT_LONG, "Long");
+		return ok(out, &cedar_t_long);
 	case X_CONTAINS:
-		if (t1->kind != CT_SET)
-			return vfail(v, x->a, "expected a set, found %s", ts(v, t1));
-		return lub_bool(v, x, t2, t1->elem, out);
+		if (!want_kind(v, x->a, t1, CT_SET, "a set") && t2)
+			return lub_bool(v, x, t2, t1->elem, out);
+		return ok(out, &cedar_t_bool);
 	default: /* X_CONTAINSALL, X_CONTAINSANY */
-		if (same_kind(v, x, t1, t2, CT_SET, "set"))
-			return -1;
+		if (want_kind(v, x->a, t1, CT_SET, "a set") | want_kind(v, x->b, t2, CT_SET, "a set"))
+			return ok(out, &cedar_t_bool);
 		return lub_bool(v, x, t1->elem, t2->elem, out);
 	}
 }
@@ -442,29 +512,29 @@ static int tc_binary(struct vctx *v, const struct cedar_expr *x, struct caps c, 
 static int tc_unary(struct vctx *v, const struct cedar_expr *x, struct caps c, struct tr *out)
 {
 	struct tr r;
-	if (tc(v, x->a, c, &r))
-		return -1;
+	int known = !tc(v, x->a, c, &r);
 	const struct cedar_type *t = r.t;
 	switch (x->op) {
 	case X_NOT:
-		if (want_bool(v, x->a, t))
-			return -1;
+		if (!known || want_bool(v, x->a, t))
+			return ok(out, &cedar_t_bool);
 		return ok(out, t->b == CB_TT ? &cedar_t_ff : t->b == CB_FF ? &cedar_t_tt : &cedar_t_bool);
 	case X_NEG:
-		if (t->kind != CT_LONG)
-			return vfail(v, x->a, "expected Long, found %s", ts(v, t));
+		want_kind(v, x->a, t, CT_LONG, "Long");
 		return ok(out, &cedar_t_long);
 	case X_ISEMPTY:
-		if (t->kind != CT_SET)
-			return vfail(v, x->a, "expected a set, found %s", ts(v, t));
+		want_kind(v, x->a, t, CT_SET, "a set");
 		return ok(out, &cedar_t_bool);
 	case X_LIKE:
-		if (t->kind != CT_STRING)
-			return vfail(v, x->a, "expected a string before `like`, found %s", ts(v, t));
+		want_kind(v, x->a, t, CT_STRING, "a string before `like`");
 		return ok(out, &cedar_t_bool);
 	default: /* X_IS */
-		if (t->kind != CT_ENTITY)
-			return vfail(v, x->a, "expected an entity before `is`, found %s", ts(v, t));
+		if (!known)
+			return ok(out, &cedar_t_bool);
+		if (t->kind != CT_ENTITY) {
+			vfail(v, x->a, "expected an entity before `is`, found %s", ts(v, t));
+			return ok(out, &cedar_t_bool);
+		}
 		return ok(out, t->nlen == x->nlen && !memcmp(t->name, x->name, t->nlen) ? &cedar_t_tt
 											  : &cedar_t_ff);
 	}
@@ -474,22 +544,24 @@ static int tc_attr(struct vctx *v, const struct cedar_expr *x, struct caps c, st
 {
 	struct tr r;
 	const struct cedar_type *rec;
-	int entity = 0;
+	int entity = 0, has = x->op == X_HAS;
 	if (tc(v, x->a, c, &r))
-		return -1;
+		return has ? ok(out, &cedar_t_bool) : -1;
 	if (r.t->kind == CT_RECORD) {
 		rec = r.t;
 	} else if (r.t->kind == CT_ENTITY) {
 		const struct cedar_ety *e = ety_of(v, r.t);
 		entity = 1;
 		if (!e) {
-			if (x->op == X_HAS && action_type(v->s, r.t->name, r.t->nlen))
+			if (has && action_type(v->s, r.t->name, r.t->nlen))
 				return ok(out, &cedar_t_ff);
-			return vfail(v, x, "%s has no attributes", ts(v, r.t));
+			vfail(v, x, "%s has no attributes", ts(v, r.t));
+			return has ? ok(out, &cedar_t_bool) : -1;
 		}
 		rec = e->attrs;
 	} else {
-		return vfail(v, x->a, "expected an entity or a record, found %s", ts(v, r.t));
+		vfail(v, x->a, "expected an entity or a record, found %s", ts(v, r.t));
+		return has ? ok(out, &cedar_t_bool) : -1;
 	}
 	const struct cedar_attr *at = cedar_type_attr(rec, x->name, x->nlen);
 	int have = cap_has(c, x->a, x->name, x->nlen, NULL);
@@ -504,26 +576,34 @@ static int tc_attr(struct vctx *v, const struct cedar_expr *x, struct caps c, st
 	if (!at)
 		return vfail(v, x, "no attribute `%.*s` on %s", clip(x->nlen), x->name, ts(v, r.t));
 	if (!at->required && !have)
-		return vfail(v, x, "attribute `%.*s` of %s is optional: test it with `has` first",
-			     clip(x->nlen), x->name, ts(v, r.t));
+		vfail(v, x, "attribute `%.*s` of %s is optional: test it with `has` first",
+		      clip(x->nlen), x->name, ts(v, r.t));
 	return ok(out, at->type);
 }
 
+/* Every element is checked; one in error leaves the set's type unknown. */
 static int tc_set(struct vctx *v, const struct cedar_expr *x, struct caps c, struct tr *out)
 {
 	const struct cedar_type *t = NULL;
+	int known = 1;
 	if (!x->n)
 		return vfail(v, x, "%s", "the empty set literal has no type: it cannot be validated");
 	for (uint32_t i = 0; i < x->n; i++) {
 		struct tr r;
-		if (tc(v, x->args[i], c, &r))
-			return -1;
+		if (tc(v, x->args[i], c, &r) || !known) {
+			known = 0;
+			continue;
+		}
 		const struct cedar_type *l = t ? cedar_type_lub(v->a, t, r.t) : r.t;
-		if (!l)
-			return vfail(v, x->args[i], "set elements have incompatible types %s and %s",
-				     ts(v, t), ts(v, r.t));
+		if (!l) {
+			vfail(v, x->args[i], "set elements have incompatible types %s and %s",
+			      ts(v, t), ts(v, r.t));
+			known = 0;
+		}
 		t = l;
 	}
+	if (!known)
+		return -1;
 	struct cedar_type *st = cedar_alloc(v->a, sizeof(*st));
 	if (st) {
 		st->kind = CT_SET;
@@ -542,14 +622,17 @@ static int tc_record(struct vctx *v, const struct cedar_expr *x, struct caps c, 
 {
 	struct cedar_type *rt = cedar_alloc(v->a, sizeof(*rt));
 	struct cedar_attr *at = cedar_alloc(v->a, (x->n + 1) * sizeof(*at));
+	int known = 1;
 	if (!rt || !at)
 		return vfail(v, x, "%s", "out of memory");
 	for (uint32_t i = 0; i < x->n; i++) {
 		struct tr r;
 		if (tc(v, x->args[i], c, &r))
-			return -1;
+			known = 0;
 		at[i] = (struct cedar_attr){x->keys[i], x->klens[i], 1, r.t};
 	}
+	if (!known)
+		return -1;
 	qsort(at, x->n, sizeof(*at), attr_cmp);
 	rt->kind = CT_RECORD;
 	rt->attrs = at;
@@ -576,7 +659,7 @@ static int tc_ctor(struct vctx *v, const struct cedar_expr *x, struct tr *out)
 		}
 	}
 	if (bad)
-		return vfail(v, x, "%s", "an extension constructor takes one valid string literal");
+		vfail(v, x, "%s", "an extension constructor takes one valid string literal");
 	return ok(out, &cedar_t_ext[ext[x->fn]]);
 }
 
@@ -604,8 +687,7 @@ static int tc_call(struct vctx *v, const struct cedar_expr *x, struct caps c, st
 	const struct cedar_type *ty[2] = {0};
 	for (uint32_t i = 0; i < x->n; i++) {
 		struct tr r;
-		if (tc(v, x->args[i], c, &r))
-			return -1;
+		tc(v, x->args[i], c, &r);
 		if (i < 2)
 			ty[i] = r.t;
 	}
@@ -614,14 +696,19 @@ static int tc_call(struct vctx *v, const struct cedar_expr *x, struct caps c, st
 	for (size_t i = 0; i < sizeof(sig) / sizeof(sig[0]); i++) {
 		if (sig[i].fn != x->fn)
 			continue;
-		int good = x->n == sig[i].n;
-		for (uint32_t k = 0; good && k < x->n; k++)
-			good = ty[k]->kind == CT_EXT && ty[k]->ext == (k ? sig[i].a1 : sig[i].a0);
-		if (good)
-			return ok(out, sig[i].r);
+		/* each argument of a known, wrong type is an error of its own;
+		 * the result's type stands either way */
 		static const char *const en[] = {"", "decimal", "ipaddr", "datetime", "duration"};
-		return vfail(v, x, "wrong arguments to an extension function: expected %s%s%s",
-			     en[sig[i].a0], sig[i].n > 1 ? " and " : "", sig[i].n > 1 ? en[sig[i].a1] : "");
+		if (x->n != sig[i].n)
+			vfail(v, x, "wrong number of arguments to an extension function: expected %s%s%s",
+			      en[sig[i].a0], sig[i].n > 1 ? " and " : "",
+			      sig[i].n > 1 ? en[sig[i].a1] : "");
+		for (uint32_t k = 0; x->n == sig[i].n && k < x->n; k++) {
+			uint8_t want = k ? sig[i].a1 : sig[i].a0;
+			if (ty[k] && (ty[k]->kind != CT_EXT || ty[k]->ext != want))
+				vfail(v, x->args[k], "expected %s, found %s", en[want], ts(v, ty[k]));
+		}
+		return ok(out, sig[i].r);
 	}
 	return vfail(v, x, "%s", "unknown extension function");
 }
@@ -634,14 +721,21 @@ static int tc_lit(struct vctx *v, const struct cedar_expr *x, struct tr *out)
 	case CV_LONG: return ok(out, &cedar_t_long);
 	case CV_STRING: return ok(out, &cedar_t_string);
 	default:
-		if (!uid_valid(v->s, l->u.uid))
-			return vfail(v, x, "unknown entity %.*s::\"%.*s\"", clip(l->u.uid->tlen),
-				     l->u.uid->type, clip(l->u.uid->idlen), l->u.uid->id);
+		/* An entity of an unknown type has no type, as in Cedar; an
+		 * unknown action or enum member keeps its type, so that
+		 * `action == Action::"nope"` is false in every environment. */
+		if (!uid_valid(v->s, l->u.uid)) {
+			const struct cedar_uid *u = l->u.uid;
+			vfail(v, x, "unknown entity %.*s::\"%.*s\"", clip(u->tlen), u->type,
+			      clip(u->idlen), u->id);
+			if (!cedar_schema_ety(v->s, u->type, u->tlen) && !action_type(v->s, u->type, u->tlen))
+				return -1;
+		}
 		return ok(out, ent_type(v, l->u.uid->type, l->u.uid->tlen));
 	}
 }
 
-static int tc(struct vctx *v, const struct cedar_expr *x, struct caps c, struct tr *out)
+static int tc_node(struct vctx *v, const struct cedar_expr *x, struct caps c, struct tr *out)
 {
 	switch (x->op) {
 	case X_LIT: return tc_lit(v, x, out);
@@ -665,6 +759,17 @@ static int tc(struct vctx *v, const struct cedar_expr *x, struct caps c, struct 
 	}
 }
 
+/* 0 with out's type, or -1 with none (NULL): the type is unknown after an
+ * error, which is recorded. Known is not valid: an expression in error may
+ * still have its type (see the top of this file). */
+static int tc(struct vctx *v, const struct cedar_expr *x, struct caps c, struct tr *out)
+{
+	if (tc_node(v, x, c, out) == 0 && out->t)
+		return 0;
+	*out = (struct tr){0};
+	return -1;
+}
+
 /* ---- policies ------------------------------------------------------------------ */
 
 /* `Action` and `N::Action` name action types even where the schema declares
@@ -679,7 +784,8 @@ static int action_name(const char *n, uint32_t nl)
 #define MAX_VALIDATE_DEPTH 2000
 
 /* Lean's checkEntities: every entity literal and `is` type exists, even
- * where the typechecker would skip it. */
+ * where the typechecker would skip it. Each unknown one is an error; only
+ * nesting too deep to typecheck stops the walk (-1). */
 static int check_entities(struct vctx *v, const struct cedar_expr *x, int depth)
 {
 	if (!x)
@@ -688,11 +794,11 @@ static int check_entities(struct vctx *v, const struct cedar_expr *x, int depth)
 		return vfail(v, x, "expression nested too deeply to validate (more than %d levels)",
 			     MAX_VALIDATE_DEPTH);
 	if (x->op == X_LIT && x->lit.kind == CV_ENTITY && !uid_valid(v->s, x->lit.u.uid))
-		return vfail(v, x, "unknown entity %.*s::\"%.*s\"", clip(x->lit.u.uid->tlen),
-			     x->lit.u.uid->type, clip(x->lit.u.uid->idlen), x->lit.u.uid->id);
+		vfail(v, x, "unknown entity %.*s::\"%.*s\"", clip(x->lit.u.uid->tlen),
+		      x->lit.u.uid->type, clip(x->lit.u.uid->idlen), x->lit.u.uid->id);
 	if (x->op == X_IS && !cedar_schema_ety(v->s, x->name, x->nlen) &&
 	    !action_type(v->s, x->name, x->nlen) && !action_name(x->name, x->nlen))
-		return vfail(v, x, "unknown entity type `%.*s`", clip(x->nlen), x->name);
+		vfail(v, x, "unknown entity type `%.*s`", clip(x->nlen), x->name);
 	if (check_entities(v, x->a, depth + 1) || check_entities(v, x->b, depth + 1) ||
 	    check_entities(v, x->c, depth + 1))
 		return -1;
@@ -702,21 +808,23 @@ static int check_entities(struct vctx *v, const struct cedar_expr *x, int depth)
 	return 0;
 }
 
-static struct cedar_expr *mk(cedar_arena *a, int op, const struct cedar_policy *p)
+/* The scope as expressions, each node at the part of the scope it stands
+ * for, so an error there points at it. */
+static struct cedar_expr *mk(cedar_arena *a, int op, struct cedar_pos at)
 {
 	struct cedar_expr *x = cedar_alloc(a, sizeof(*x));
 	if (x) {
 		x->op = (uint8_t)op;
-		x->line = p->line;
-		x->col = p->col;
+		x->line = at.line;
+		x->col = at.col;
 	}
 	return x;
 }
 
-static struct cedar_expr *mk2(cedar_arena *a, int op, const struct cedar_policy *p,
-			      struct cedar_expr *l, struct cedar_expr *r)
+static struct cedar_expr *mk2(cedar_arena *a, int op, struct cedar_pos at, struct cedar_expr *l,
+			      struct cedar_expr *r)
 {
-	struct cedar_expr *x = l && r ? mk(a, op, p) : NULL;
+	struct cedar_expr *x = l && r ? mk(a, op, at) : NULL;
 	if (x) {
 		x->a = l;
 		x->b = r;
@@ -724,10 +832,9 @@ static struct cedar_expr *mk2(cedar_arena *a, int op, const struct cedar_policy 
 	return x;
 }
 
-static struct cedar_expr *mk_uid(cedar_arena *a, const struct cedar_policy *p,
-				 const struct cedar_uid *u)
+static struct cedar_expr *mk_uid(cedar_arena *a, struct cedar_pos at, const struct cedar_uid *u)
 {
-	struct cedar_expr *x = mk(a, X_LIT, p);
+	struct cedar_expr *x = mk(a, X_LIT, at);
 	if (x) {
 		x->lit.kind = CV_ENTITY;
 		x->lit.u.uid = u;
@@ -738,37 +845,37 @@ static struct cedar_expr *mk_uid(cedar_arena *a, const struct cedar_policy *p,
 /* Scope.toExpr. In a template an unfilled slot stands for an entity of any
  * type, so its constraint is left out; a link has its entities and is
  * checked with them. */
-static struct cedar_expr *scope_expr(cedar_arena *a, const struct cedar_policy *p,
-				     const struct cedar_scope *sc, int var)
+static struct cedar_expr *scope_expr(cedar_arena *a, const struct cedar_scope *sc, int var)
 {
-	struct cedar_expr *vx = mk(a, X_VAR, p), *t = mk(a, X_LIT, p), *is = NULL, *set;
+	struct cedar_expr *vx = mk(a, X_VAR, sc->at), *t = mk(a, X_LIT, sc->at), *is = NULL, *set;
 	if (!vx || !t)
 		return NULL;
 	vx->var = (uint8_t)var;
 	t->lit.kind = CV_BOOL;
 	t->lit.u.i = 1;
 	if (sc->kind == SC_IS || sc->kind == SC_IS_IN) {
-		if ((is = mk(a, X_IS, p))) {
+		if ((is = mk(a, X_IS, sc->is_at))) {
 			is->a = vx;
 			is->name = sc->is_type;
 			is->nlen = sc->is_tlen;
 		}
 	}
 	switch (sc->kind) {
-	case SC_EQ: return !sc->uid ? t : mk2(a, X_EQ, p, vx, mk_uid(a, p, sc->uid));
-	case SC_IN: return !sc->uid ? t : mk2(a, X_IN, p, vx, mk_uid(a, p, sc->uid));
+	case SC_EQ: return !sc->uid ? t : mk2(a, X_EQ, sc->at, vx, mk_uid(a, sc->uid_at, sc->uid));
+	case SC_IN: return !sc->uid ? t : mk2(a, X_IN, sc->at, vx, mk_uid(a, sc->uid_at, sc->uid));
 	case SC_IS: return is;
-	case SC_IS_IN: return !sc->uid ? is : mk2(a, X_AND, p, is, mk2(a, X_IN, p, vx,
-									mk_uid(a, p, sc->uid)));
+	case SC_IS_IN:
+		return !sc->uid ? is : mk2(a, X_AND, sc->at, is, mk2(a, X_IN, sc->at, vx,
+								  mk_uid(a, sc->uid_at, sc->uid)));
 	case SC_IN_SET:
-		if (!(set = mk(a, X_SET, p)) ||
+		if (!(set = mk(a, X_SET, sc->at)) ||
 		    !(set->args = cedar_alloc(a, (sc->nuids + 1) * sizeof(*set->args))))
 			return NULL;
 		set->n = sc->nuids;
 		for (uint32_t i = 0; i < sc->nuids; i++)
-			if (!(set->args[i] = mk_uid(a, p, sc->uids[i])))
+			if (!(set->args[i] = mk_uid(a, sc->uids_at[i], sc->uids[i])))
 				return NULL;
-		return mk2(a, X_IN, p, vx, set);
+		return mk2(a, X_IN, sc->at, vx, set);
 	default: return t;
 	}
 }
@@ -777,38 +884,47 @@ static struct cedar_expr *scope_expr(cedar_arena *a, const struct cedar_policy *
 static struct cedar_expr *policy_expr(cedar_arena *a, const struct cedar_policy *p,
 				      struct cedar_expr **scope)
 {
+	struct cedar_pos at = {p->line, p->col};
 	struct cedar_expr *cond = p->cond;
-	if (!cond && (cond = mk(a, X_LIT, p))) {
+	if (!cond && (cond = mk(a, X_LIT, at))) {
 		cond->lit.kind = CV_BOOL;
 		cond->lit.u.i = 1;
 	}
-	struct cedar_expr *ps = scope_expr(a, p, &p->p, VAR_PRINCIPAL);
-	struct cedar_expr *as = scope_expr(a, p, &p->a, VAR_ACTION);
-	struct cedar_expr *rs = scope_expr(a, p, &p->r, VAR_RESOURCE);
-	*scope = mk2(a, X_AND, p, ps, mk2(a, X_AND, p, as, rs));
-	return mk2(a, X_AND, p, ps, mk2(a, X_AND, p, as, mk2(a, X_AND, p, rs, cond)));
+	struct cedar_expr *ps = scope_expr(a, &p->p, VAR_PRINCIPAL);
+	struct cedar_expr *as = scope_expr(a, &p->a, VAR_ACTION);
+	struct cedar_expr *rs = scope_expr(a, &p->r, VAR_RESOURCE);
+	*scope = mk2(a, X_AND, at, ps, mk2(a, X_AND, at, as, rs));
+	return mk2(a, X_AND, at, ps, mk2(a, X_AND, at, as, mk2(a, X_AND, at, rs, cond)));
 }
 
-/* The arrays have room for one entry per policy, which is the most each
- * gets. */
-static void add_diag(struct cedar_diag *v, size_t *n, const struct cedar_policy *p, int line,
-		     int col, const char *msg)
+/* Appends one diagnostic to a list in a that grows by doubling. */
+static int add_diag(cedar_arena *a, struct cedar_diag **v, size_t *n, size_t *cap,
+		    const struct cedar_policy *p, int line, int col, const char *msg)
 {
-	v[*n].policy = p->id;
-	v[*n].line = line;
-	v[*n].col = col;
-	snprintf(v[*n].msg, sizeof(v[*n].msg), "%s", msg);
+	if (*n == *cap) {
+		struct cedar_diag *nv = cedar_alloc_raw(a, *cap * 2 * sizeof(*nv));
+		if (!nv)
+			return -1;
+		memcpy(nv, *v, *n * sizeof(*nv));
+		*v = nv;
+		*cap *= 2;
+	}
+	(*v)[*n].policy = p->id;
+	(*v)[*n].line = line;
+	(*v)[*n].col = col;
+	snprintf((*v)[*n].msg, sizeof((*v)[*n].msg), "%s", msg);
 	(*n)++;
+	return 0;
 }
 
 #define UNMATCHED "no action in the schema applies to the principal and resource types " \
 	"this scope allows: the policy can never apply"
 
-/* Typechecks one policy in every environment; the first error is kept.
+/* Typechecks one policy in every environment, recording every error in v.
  * A scope that no environment satisfies (*unmatched) and a condition false
  * in every environment (*all_false) are warnings, as in Cedar since 4.x
  * (cedar-policy/cedar#2545); before, the first was an error, which
- * CEDAR_VALIDATE_UNMATCHED_SCOPE_ERROR restores. */
+ * CEDAR_VALIDATE_UNMATCHED_SCOPE_ERROR restores. -1 when invalid. */
 static int validate_policy(const struct cedar_schema *s, const struct cedar_policy *p,
 			   unsigned flags, cedar_arena *scratch, struct vctx *v, int *all_false,
 			   int *unmatched)
@@ -820,10 +936,11 @@ static int validate_policy(const struct cedar_schema *s, const struct cedar_poli
 	memset(v, 0, sizeof(*v));
 	v->a = scratch;
 	v->s = s;
+	v->pol = p;
 	if (!x || !scope)
 		return vfail(v, NULL, "%s", "out of memory");
 	if (check_entities(v, x, 0))
-		return -1;
+		return -1;      /* too deep to typecheck */
 	for (size_t i = 0; i < s->nacts; i++) {
 		const struct cedar_act *act = &s->acts[i];
 		for (uint32_t j = 0; j < act->nprin; j++)
@@ -834,49 +951,81 @@ static int validate_policy(const struct cedar_schema *s, const struct cedar_poli
 				v->rty = act->res[k];
 				v->actval.kind = CV_ENTITY;
 				v->actval.u.uid = act->uid;
-				if (tc(v, scope, (struct caps){0}, &rs) ||
-				    tc(v, x, (struct caps){0}, &r) || want_bool(v, x, r.t))
-					return -1;
-				applies |= rs.t->b != CB_FF;
-				*all_false &= r.t->b == CB_FF;
+				int ks = !tc(v, scope, (struct caps){0}, &rs);
+				int kx = !tc(v, x, (struct caps){0}, &r) && !want_bool(v, x, r.t);
+				applies |= !ks || rs.t->b != CB_FF;
+				*all_false &= kx && r.t->b == CB_FF;
 			}
 	}
 	*unmatched = !applies;
+	if (v->nerr || v->more)
+		return -1;
 	if (!applies && (flags & CEDAR_VALIDATE_UNMATCHED_SCOPE_ERROR))
 		return vfail(v, NULL, "%s", UNMATCHED);
 	return 0;
 }
 
+static int verr_cmp(const void *x, const void *y)
+{
+	const struct verr *a = x, *b = y;
+	if (a->line != b->line)
+		return a->line < b->line ? -1 : 1;
+	if (a->col != b->col)
+		return a->col < b->col ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* A policy's errors in the order of the text. */
+static int policy_errors(cedar_arena *a, struct cedar_validation *out, size_t *cap,
+			 const struct cedar_policy *p, struct vctx *v)
+{
+	char more[96];
+	qsort(v->errs, v->nerr, sizeof(*v->errs), verr_cmp);
+	for (uint32_t i = 0; i < v->nerr; i++)
+		if (add_diag(a, &out->errors, &out->n_errors, cap, p, v->errs[i].line,
+			     v->errs[i].col, v->errs[i].msg))
+			return -1;
+	if (!v->more)
+		return 0;
+	if (v->nerr)
+		snprintf(more, sizeof(more), "more errors than the %u shown", v->nerr);
+	else
+		snprintf(more, sizeof(more), "%s", "out of memory");
+	return add_diag(a, &out->errors, &out->n_errors, cap, p, p->line, p->col, more);
+}
+
 int cedar_validate(const cedar_schema *s, const cedar_policy_set *ps, unsigned flags,
 		   cedar_arena *a, struct cedar_validation *out, struct cedar_err *err)
 {
-	size_t n;
+	size_t n, ecap, wcap;
 	struct cedar_policy *const *pol = cedar_policy_set_policies(ps, &n);
 	cedar_arena *scratch = cedar_arena_new(0);
 	memset(out, 0, sizeof(*out));
-	out->errors = cedar_alloc_raw(a, (n + 1) * sizeof(*out->errors));
-	out->warnings = cedar_alloc_raw(a, (n + 1) * sizeof(*out->warnings));
-	if (!scratch || !out->errors || !out->warnings) {
-		cedar_arena_free(scratch);
-		cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
-		return CEDAR_E_NOMEM;
-	}
+	ecap = wcap = n + 1;
+	out->errors = cedar_alloc_raw(a, ecap * sizeof(*out->errors));
+	out->warnings = cedar_alloc_raw(a, wcap * sizeof(*out->warnings));
+	if (!scratch || !out->errors || !out->warnings)
+		goto nomem;
 	for (size_t i = 0; i < n; i++) {
 		struct vctx v;
-		int all_false, unmatched;
+		int all_false, unmatched, rc = 0;
 		cedar_arena_reset(scratch);
 		if (validate_policy(s, pol[i], flags, scratch, &v, &all_false, &unmatched))
-			add_diag(out->errors, &out->n_errors, pol[i],
-				 v.bad ? v.bad->line : pol[i]->line, v.bad ? v.bad->col : pol[i]->col,
-				 v.msg);
+			rc = policy_errors(a, out, &ecap, pol[i], &v);
 		else if (unmatched)
-			add_diag(out->warnings, &out->n_warnings, pol[i], pol[i]->line, pol[i]->col,
-				 UNMATCHED);
+			rc = add_diag(a, &out->warnings, &out->n_warnings, &wcap, pol[i], pol[i]->line,
+				      pol[i]->col, UNMATCHED);
 		else if (all_false)
-			add_diag(out->warnings, &out->n_warnings, pol[i], pol[i]->line, pol[i]->col,
-				 "policy is impossible: it is false for every request the schema "
-				 "allows");
+			rc = add_diag(a, &out->warnings, &out->n_warnings, &wcap, pol[i], pol[i]->line,
+				      pol[i]->col, "policy is impossible: it is false for every request "
+				      "the schema allows");
+		if (rc)
+			goto nomem;
 	}
 	cedar_arena_free(scratch);
 	return 0;
+nomem:
+	cedar_arena_free(scratch);
+	cedar_set_err(err, CEDAR_E_NOMEM, 0, 0, "out of memory");
+	return CEDAR_E_NOMEM;
 }

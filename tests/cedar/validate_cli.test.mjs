@@ -1,14 +1,18 @@
 // `gatehouse cedar validate`: policies against a schema (human-readable and
-// JSON), FILE:line:col errors with what was expected, warnings, and the
-// optional checks of entities and a request against the schema.
+// JSON), FILE:line:col errors with what was expected (every error of a
+// policy, in its scope too, each where it is), warnings, and the optional
+// checks of entities and a request against the schema.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 const bin = process.env.GATEHOUSE_BIN || path.resolve(import.meta.dirname, '../../build/gatehouse');
+const nodeModules = process.env.GH_NODE_MODULES || path.resolve(import.meta.dirname, '../../node_modules');
+const cedar = createRequire(path.join(nodeModules, 'x.js'))('@cedar-policy/cedar-wasm/nodejs');
 let dir;
 const file = (name, text) => { const p = path.join(dir, name); fs.writeFileSync(p, text); return p; };
 const run = (args, input) => {
@@ -77,9 +81,93 @@ test('a misspelt attribute, an unguarded optional one and a type error are FILE:
   assert.deepEqual(r.err.trim().split('\n'), [
     `${p}:2:17: policy0: no attribute \`destructve\` on Gh::Tool`,
     `${p}:4:21: policy1: attribute \`repo\` of {count: __cedar::Long, repo?: __cedar::String} is optional: test it with \`has\` first`,
-    `${p}:6:21: policy2: expected Long operands, found __cedar::Long and __cedar::String`,
-    `${p}:7:1: policy3: unknown entity Gh::Action::"tools/cal"`,
+    // tools/list has no context attributes: a second error in that environment
+    `${p}:6:16: policy2: no attribute \`hour\` on {}`,
+    `${p}:6:23: policy2: expected Long, found __cedar::String`,
+    `${p}:7:29: policy3: unknown entity Gh::Action::"tools/cal"`,
   ]);
+});
+
+// Every error of a policy is reported, as Cedar reports them: an expression
+// in error still has its type where that does not depend on the error, so
+// what encloses it is checked too.  Errors in the scope point at the part
+// of the scope in error, not at the policy's start.
+const several = `permit(
+  principal is Gh::Usr,
+  action in [Gh::Action::"tools/call", Gh::Action::"nope"],
+  resource is Gh::Tol in Gh::Connector::"x"
+);
+forbid(principal == Gh::User::"a", action == Gh::Action::"tools/cal", resource in Gh::Conn::"x");
+permit(principal, action, resource)
+when { (1 + "a") + true && principal.zz }
+unless { principal.admin == 1 || [principal.a, resource.b].isEmpty() };
+permit(principal, action, resource) when { principal.email.lessThan(1) && ip("1.2.3.4").isInRange(decimal("1.0")) };
+`;
+
+test('a policy with several errors reports each at its line:col, in the scope too', () => {
+  const p = file('several.cedar', several);
+  for (const s of [file('s.cedarschema', schema), file('s.json', JSON.stringify(schemaJson))]) {
+    const r = run(['--schema', s, '--policies', p]);
+    assert.equal(r.code, 1);
+    assert.deepEqual(r.err.trim().split('\n'), [
+      `${p}:2:16: policy0: unknown entity type \`Gh::Usr\``,
+      `${p}:3:40: policy0: unknown entity Gh::Action::"nope"`,
+      `${p}:4:15: policy0: unknown entity type \`Gh::Tol\``,
+      `${p}:6:46: policy1: unknown entity Gh::Action::"tools/cal"`,
+      `${p}:6:83: policy1: unknown entity Gh::Conn::"x"`,
+      `${p}:8:13: policy2: expected Long, found __cedar::String`,
+      `${p}:8:18: policy2: expected a boolean, found __cedar::Long`,
+      `${p}:8:20: policy2: expected Long, found __cedar::Bool (true)`,
+      `${p}:8:38: policy2: no attribute \`zz\` on Gh::User`,
+      `${p}:9:20: policy2: attribute \`admin\` of Gh::User is optional: test it with \`has\` first`,
+      `${p}:9:26: policy2: cannot compare __cedar::Bool with __cedar::Long`,
+      `${p}:9:45: policy2: no attribute \`a\` on Gh::User`,
+      `${p}:9:57: policy2: no attribute \`b\` on Gh::Tool`,
+      `${p}:9:57: policy2: no attribute \`b\` on Gh::Connector`,
+      `${p}:10:54: policy3: expected decimal, found __cedar::String`,
+      `${p}:10:69: policy3: expected decimal, found __cedar::Long`,
+      `${p}:10:99: policy3: expected ipaddr, found decimal`,
+    ]);
+  }
+  // as many per policy as the reference implementation finds
+  const counts = (errs, key) => errs.reduce((m, e) => ({ ...m, [key(e)]: (m[key(e)] || 0) + 1 }), {});
+  const ref = cedar.validate({ schema, policies: { staticPolicies: several }, validationSettings: { mode: 'strict' } });
+  assert.equal(ref.type, 'success');
+  const [ours] = run(['--batch', '-'], JSON.stringify({ schema, policies: several }) + '\n').out.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(counts(ours.errors, (e) => e.policy), counts(ref.validationErrors, (e) => e.policyId));
+});
+
+test('a policy with very many errors lists 64 and says there were more', () => {
+  const conds = Array.from({ length: 100 }, (_, i) => `principal.nope${i}`).join(' && ');
+  const r = run(['--schema', file('s.cedarschema', schema), '--policies', file('many.cedar', `permit(principal, action, resource) when { ${conds} };\n`)]);
+  assert.equal(r.code, 1);
+  const lines = r.err.trim().split('\n');
+  assert.equal(lines.length, 65);
+  assert.match(lines[0], /many\.cedar:1:54: policy0: no attribute `nope0` on Gh::User/);
+  assert.match(lines[64], /many\.cedar:1:1: policy0: more errors than the 64 shown/);
+});
+
+test('errors on one side of && and || and in both branches of a failed `if` are all reported', () => {
+  const s = file('s.cedarschema', schema);
+  const cases = [
+    ['principal.foo && resource.bar', ['1:54', '1:70', '1:70']],
+    ['principal.foo || context.bar', ['1:54', '1:69', '1:69']],
+    ['if principal.a then resource.b else context.c', ['1:57', '1:73', '1:73', '1:88', '1:88']],
+    ['-"x" < true', ['1:45', '1:51']],
+    ['"a" like "b" && 1 like "x" && principal.email.isEmpty()', ['1:60', '1:84']],
+    ['[1, "a"].contains(2) && [1].containsAll(2)', ['1:48', '1:84']],
+    ['resource.getTag("x") == "y" && resource.hasTag(1)', ['1:53', '1:53', '1:91']],
+    ['false && principal.zz', []],
+  ];
+  for (const [cond, at] of cases) {
+    const policy = `permit(principal, action, resource) when { ${cond} };\n`;
+    const r = run(['--schema', s, '--policies', file('c.cedar', policy)]);
+    assert.equal(r.code, at.length ? 1 : 0, `${cond}: ${r.err}`);
+    const got = r.err.trim().split('\n').filter((l) => l && !/ warning: /.test(l)).map((l) => l.match(/c\.cedar:(\d+:\d+):/)[1]);
+    assert.deepEqual(got, at, `${cond}:\n${r.err}`);
+    const ref = cedar.validate({ schema, policies: { staticPolicies: policy }, validationSettings: { mode: 'strict' } });
+    assert.equal(ref.validationErrors.length, at.length, `${cond}: the reference finds ${ref.validationErrors.length}`);
+  }
 });
 
 test('a scope no action applies to, and an always-false policy, are warnings', () => {
