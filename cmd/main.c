@@ -20,6 +20,7 @@ static const struct gh_command commands[] = {
     { "client",     main_client,     "OAuth clients: client introspection --client-id ID on|off (resource servers)" },
     { "config-doc", main_config_doc, "Print docs/CONFIGURATION.md, generated from the settings table" },
     { "connector",  main_connector,  "Upstream MCP servers of an agent: connector add|list|enable|disable" },
+    { "policy",     main_policy,     "Cedar policies of an agent: policy add|set|list|enable|disable|mode|history|test" },
     { "cedar",      main_cedar,      "Cedar policies: cedar check FILE | cedar authorize ... | cedar validate ..." },
 };
 

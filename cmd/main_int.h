@@ -42,5 +42,6 @@ int main_pat(int argc, char **argv, const char *config);
 int main_client(int argc, char **argv, const char *config);
 int main_cedar(int argc, char **argv, const char *config);
 int main_connector(int argc, char **argv, const char *config);   /* cmd/connector.c */
+int main_policy(int argc, char **argv, const char *config);      /* cmd/policy.c */
 
 #endif

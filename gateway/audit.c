@@ -58,17 +58,19 @@
 #define FIELD_MAX   1024        /* bytes per text field; longer values are cut */
 #define MESSAGE_MAX 2048
 #define HELD_MAX    ((size_t)8 << 20)
-#define NCOLS       23          /* audit_events columns written */
+#define NCOLS       24          /* audit_events columns written */
 #define NCOLS_V1    20          /* spool lines of builds before write-ahead (migration 060) */
+#define NCOLS_V2    23          /* spool lines of builds before the shadow outcome (migration 071) */
 #define HELD_RETRY_MS 2000
 
 #define COLS "at, agent_id, agent_slug, user_id, user_email, credential_kind, key_suffix, client_id," \
              " client_name, session_id, request_id, method, tool, connector, decision, policy_ids," \
-             " policy_versions, message, upstream_status, duration_us, call_id, outcome_at, upstream_error"
+             " policy_versions, message, upstream_status, duration_us, call_id, outcome_at, upstream_error," \
+             " policy_shadow"
 static const char INSERT_SQL[] =
     "INSERT INTO audit_events (" COLS ")"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,"
-    " $21, $22, $23)";
+    " $21, $22, $23, $24)";
 static const char COPY_SQL[] = "COPY audit_events (" COLS ") FROM STDIN";
 /* Held rows go through the staging table audit_events_held (migration
  * 032: no TEMP privilege needed) and are inserted unless the log has them
@@ -355,7 +357,8 @@ put_row(const struct pending *p)
            put_int(r->duration_us, r->duration_us < 0, false) &&
            put_text(r->call_id, GW_AUDIT_CALL_ID_LEN, false) &&
            put_text(r->outcome ? at : NULL, sizeof(at), false) &&
-           put_text(r->outcome ? r->upstream_error : NULL, MESSAGE_MAX, true);
+           put_text(r->outcome ? r->upstream_error : NULL, MESSAGE_MAX, false) &&
+           put_text(r->policy_shadow, FIELD_MAX, true);
 }
 
 /* Reads a statement's results to the end; rc, or -1 with the first error
@@ -580,9 +583,9 @@ spool_rows(const char *buf, size_t len, size_t *used, int *old)
         if (buf[i] == '\t') {
             tabs++;
         } else if (buf[i] == '\n') {
-            if (tabs != NCOLS - 1 && tabs != NCOLS_V1 - 1)
+            if (tabs != NCOLS - 1 && tabs != NCOLS_V2 - 1 && tabs != NCOLS_V1 - 1)
                 return -1;
-            *old += tabs == NCOLS_V1 - 1;
+            *old += NCOLS - 1 - tabs;   /* the columns it lacks */
             tabs = 0;
             rows++;
             *used = i + 1;
@@ -682,13 +685,14 @@ read_all(int fd, char *buf, size_t n)
     return true;
 }
 
-/* The `old` lines (of builds before write-ahead) among the n bytes of
- * held rows from `from` on lack its three columns: they get them, NULL;
- * *len is the bytes they take then. */
+/* The lines of earlier builds among the n bytes of held rows from `from`
+ * on lack the later columns (`old` of them in all: three of write-ahead,
+ * one of the shadow outcome): they get them, NULL; *len is the bytes they
+ * take then. */
 static bool
 spool_upgrade(size_t from, size_t n, int old, size_t *len)
 {
-    static const char pad[] = "\t\\N\t\\N\t\\N";
+    static const char pad[] = "\t\\N";
     size_t grown = n + (size_t)old * (sizeof(pad) - 1), k = 0;
     char *tmp;
     int tabs = 0;
@@ -704,7 +708,7 @@ spool_upgrade(size_t from, size_t n, int old, size_t *len)
     }
     for (size_t i = 0; i < n; i++) {
         char ch = held.buf[from + i];
-        if (ch == '\n' && tabs == NCOLS_V1 - 1) {
+        for (int m = ch == '\n' ? NCOLS - 1 - tabs : 0; m > 0; m--) {
             memcpy(tmp + k, pad, sizeof(pad) - 1);
             k += sizeof(pad) - 1;
         }

@@ -48,7 +48,7 @@ struct gw_call {
     struct gw_up_xfer *x;
     /* audit */
     struct authz_credential who;
-    const char  *method, *tool, *request_id, *policy_ids, *policy_versions, *message;
+    const char  *method, *tool, *request_id, *policy_ids, *policy_versions, *policy_shadow, *message;
     int64_t      start_us;
     int          upstream_status;
     char         call_id[GW_AUDIT_CALL_ID_LEN + 1];  /* of its write-ahead row */
@@ -189,6 +189,7 @@ call_row(struct gw_call *f)
         .decision = "allow",
         .policy_ids = f->policy_ids,
         .policy_versions = f->policy_versions,
+        .policy_shadow = f->policy_shadow,
         .message = f->message,
         .request_id = f->request_id,
         .call_id = f->call_id,
@@ -625,6 +626,7 @@ call_fill(struct gw_call *f, struct gw_mreq *m, const struct gw_call_target *t, 
     f->request_id = call_str(f, web_request_id(m->r));
     f->policy_ids = call_str(f, m->policy_ids);
     f->policy_versions = call_str(f, m->policy_versions);
+    f->policy_shadow = call_str(f, m->policy_shadow);
     f->method = call_str(f, method);
     f->tool = call_str(f, m->tool);
     f->message = call_str(f, m->message ? m->message : GW_ALLOW_MESSAGE);

@@ -116,6 +116,7 @@ gw_mreq_row(const struct gw_mreq *m, const char *method, const char *decision, c
         .message = message ? message : (decision && strcmp(decision, "allow") ? NULL : GW_ALLOW_MESSAGE),
         .policy_ids = m->policy_ids,
         .policy_versions = m->policy_versions,
+        .policy_shadow = m->policy_shadow,
         .upstream_status = m->upstream_status,
         .duration_us = gh_now_us() - m->start_us,
     };
@@ -514,6 +515,7 @@ areply_fill(struct areply *ar, struct gw_mreq *m, const char *method, json_t *id
         .message = astr(a, m->message ? m->message : strcmp(decision, "allow") ? NULL : GW_ALLOW_MESSAGE),
         .policy_ids = astr(a, m->policy_ids),
         .policy_versions = astr(a, m->policy_versions),
+        .policy_shadow = astr(a, m->policy_shadow),
         .request_id = astr(a, web_request_id(m->r)),
         .upstream_status = m->upstream_status,
         .duration_us = gh_now_us() - m->start_us,

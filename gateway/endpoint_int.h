@@ -35,6 +35,7 @@ struct gw_mreq {
     const char *connector;
     const char *policy_ids;
     const char *policy_versions;
+    const char *policy_shadow;
     int     upstream_status;
     const char *new_session;        /* initialize: the id sent once its row is committed */
     uint64_t cred_serial;           /* gw_listen_serial() before the credential was authenticated */

@@ -13,6 +13,7 @@ gw_register_routes(void)
         return -1;
     }
     gw_connector_cache_start();
+    gw_policy_cache_start();
     if (gw_connector_reseal_legacy(&e) < 0) {
         /* those connectors stay unavailable; the others serve */
         GH_LOG(WARN, "gw_start", "connector headers not sealed again: %s", e.detail[0] ? e.detail : e.msg);

@@ -9,6 +9,8 @@
 #define GH_GATEWAY_H
 
 #include "core/core.h"
+#include "authz/authz.h"
+#include <jansson.h>
 #include <stdbool.h>
 
 /* Registers the MCP endpoints and the gateway's pages, and starts its
@@ -63,5 +65,62 @@ int gw_connector_url_check(const char *url, struct gh_err *e);
 /* The URL as `connector list` and the pages show it: every query value
  * (where an upstream may take an API key) replaced by "***", names kept. */
 const char *gw_connector_url_shown(struct gh_arena *a, const char *url);
+
+/* Policies (docs/POLICIES.md): the decision of every tools/call, and the
+ * store the CLI and pages manage them through. */
+#define GW_POLICY_TEXT_MAX  65536   /* bytes of Cedar text in one policy */
+#define GW_POLICY_ALLOWED   "allowed by policy"   /* the audit message of an allowed call */
+
+struct gw_decision {
+    bool        allow;
+    const char *decision;       /* for the audit row: "allow" | "deny" */
+    const char *policy_ids;     /* determining policies (and erroring forbids), comma list */
+    const char *message;        /* what the caller reads when denied; GW_POLICY_ALLOWED */
+    const char *policy_versions;/* matching policy_ids */
+    const char *shadow;         /* what enforce + shadow would decide, "deny <id>@<v>,...";
+                                 * NULL when the set has no shadow policy */
+    const char *errors;         /* "<id>@<v>: message; ..." of erroring policies, NULL if none */
+    const char *request;        /* the Cedar request, rendered (test bench) */
+};
+
+/* One call as the policy sees it (docs/POLICIES.md has the request). */
+struct gw_policy_call {
+    const struct authz_credential *who;
+    const char *connector;      /* connector name */
+    const char *tool;           /* the upstream's tool name */
+    json_t     *annotations;    /* the tool's MCP annotations, NULL when none */
+    json_t     *arguments;      /* NULL: {} */
+    const char *session;        /* key of the session's counters; NULL keeps none */
+    const char *client_ip;
+    const char *at;             /* a timestamp instead of now (test bench), or NULL */
+};
+
+/* The enforcement seam: every tools/call passes here once, before it is
+ * forwarded.  -1 only when the decision could not be made (the caller
+ * denies); a deny is 0 with out->allow false. */
+int gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, struct gw_decision *out,
+                     struct gh_err *e);
+/* The store (policy_store.c).  member: an email on an untrusted agent,
+ * NULL on a trusted one.  Text is parsed before it is saved (400 with
+ * line:col); every edit is a new version. */
+struct gw_policy {
+    char *id, *name, *mode, *member, *text, *created_by, *created_at;
+    bool  enabled;
+    int   version;
+};
+int gw_policy_add(struct gh_arena *a, const char *agent, const char *member, const char *name,
+                  const char *text, const char *actor, struct gw_policy *out, struct gh_err *e);
+int gw_policy_set_text(struct gh_arena *a, const char *agent, const char *member, const char *name,
+                       const char *text, const char *actor, struct gw_policy *out, struct gh_err *e);
+int gw_policy_set_enabled(struct gh_arena *a, const char *agent, const char *member, const char *name,
+                          bool enabled, struct gh_err *e);
+int gw_policy_set_mode(struct gh_arena *a, const char *agent, const char *member, const char *name,
+                       const char *mode, struct gh_err *e);
+int gw_policy_list(struct gh_arena *a, const char *agent, const char *member, struct gw_policy **out,
+                   int *n, struct gh_err *e);
+int gw_policy_history(struct gh_arena *a, const char *agent, const char *member, const char *name,
+                      struct gw_policy **out, int *n, struct gh_err *e);
+/* Parses text as Cedar: 0, or -1 with a 400 whose message has line:col. */
+int gw_policy_check_text(const char *text, struct gh_err *e);
 
 #endif

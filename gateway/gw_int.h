@@ -72,6 +72,7 @@ struct gw_audit {
     const char *call_id;        /* gw_audit_call_id(); NULL for a row written whole */
     bool        outcome;
     const char *upstream_error; /* with outcome: what went wrong, NULL when none */
+    const char *policy_shadow;  /* what shadow policies would decide, NULL when none */
 };
 
 #define GW_AUDIT_CALL_ID_LEN 32
@@ -106,18 +107,9 @@ long gw_audit_rows_total(void);
 int  gw_pages_register_routes(void);
 
 /* ---------------------------------------------------------------- policy */
-struct gw_decision {
-    bool        allow;
-    const char *decision;       /* for the audit row: "allow" | "deny" */
-    const char *policy_ids;
-    const char *message;        /* "allow (no policy engine)" until policies land */
-    const char *policy_versions;
-};
-
-/* The enforcement seam: every tools/call passes here once, before it is
- * forwarded. */
-int gw_policy_decide(struct gh_arena *a, const struct authz_credential *who,
-                     const struct gw_connector *c, const char *tool, json_t *arguments,
-                     struct gw_decision *out, struct gh_err *e);
+#define GW_CHANNEL_POLICIES "gw_policies"
+/* Listens on GW_CHANNEL_POLICIES: compiled sets are cached per agent
+ * (per member on an untrusted agent) until a change is announced. */
+void gw_policy_cache_start(void);
 
 #endif

@@ -175,7 +175,17 @@ do_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *para
         m->tool = gh_arena_printf(m->a, "%s__%s", c->name, en->orig);
         if (m->tool == NULL)
             m->tool = name;
-        if (gw_policy_decide(m->a, m->who, c, en->orig, json_object_get(params, "arguments"), &d, &e) < 0) {
+        struct gw_policy_call pc = {
+            .who = m->who, .connector = c->name, .tool = en->orig,
+            .annotations = json_object_get(en->item, "annotations"),
+            .arguments = json_object_get(params, "arguments"),
+            /* counters per session; per member on the stateless revision */
+            .session = m->s && !m->stateless ? m->s->id_hash
+                                             : gh_arena_printf(m->a, "member:%s", m->who->user_id),
+            .client_ip = web_client_ip(m->r),
+        };
+        if (gw_policy_decide(m->a, &pc, &d, &e) < 0) {
+            GH_LOG(WARN, "gw_policy", "no decision: %s", e.detail[0] ? e.detail : e.msg);
             d.allow = false;
             d.decision = "deny";
             d.message = "The policy could not be evaluated.";
@@ -183,6 +193,7 @@ do_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *para
         m->decision = d.decision ? d.decision : (d.allow ? "allow" : "deny");
         m->policy_ids = d.policy_ids;
         m->policy_versions = d.policy_versions;
+        m->policy_shadow = d.shadow;
         m->message = d.message;
         if (!d.allow)
             return gw_deny_tool(m, method, d.message, id, d.message ? d.message : "Denied by policy.");

@@ -109,6 +109,9 @@ size_t cedar_policy_set_template_count(const cedar_policy_set *ps);
 /* Annotation value of a policy (e.g. "message"), NULL if absent. */
 const char *cedar_policy_annotation(const cedar_policy_set *ps, const char *policy_id,
 				    const char *key);
+/* 1 for a forbid, 0 for a permit, -1 when there is no such policy: a
+ * caller that fails closed denies when an erroring policy is a forbid. */
+int cedar_policy_is_forbid(const cedar_policy_set *ps, const char *policy_id);
 
 /* ---- authorization ------------------------------------------------- */
 enum cedar_decision { CEDAR_DENY = 0, CEDAR_ALLOW = 1 };

@@ -326,6 +326,12 @@ const char *cedar_policy_annotation(const cedar_policy_set *ps, const char *poli
 	return NULL;
 }
 
+int cedar_policy_is_forbid(const cedar_policy_set *ps, const char *policy_id)
+{
+	const struct cedar_policy *p = ps && policy_id ? find_policy(ps, policy_id) : NULL;
+	return p ? p->forbid : -1;
+}
+
 /* ---- authorization -------------------------------------------------------- */
 
 struct authz_run {

@@ -427,8 +427,8 @@ test('migration 040 makes every holder of a live PAT or grant an approved member
   try {
     const s = { env: { ...srv.env, GATEHOUSE_DATABASE_URL: cluster.url, GATEHOUSE_SERVER_KEY: cluster.serverKey } };
     assert.equal(gatehouse(s, ['migrate']).code, 0);
-    // the database as it was before 040
-    cluster.sql(`DROP TABLE agent_members;
+    // the database as it was before 040 (CASCADE: later migrations' foreign keys to it)
+    cluster.sql(`DROP TABLE agent_members CASCADE;
       ALTER TABLE agents DROP COLUMN timezone, DROP COLUMN disabled, DROP COLUMN disabled_by, DROP COLUMN disabled_at;
       DELETE FROM schema_migrations WHERE version = 40`);
     cluster.sql(`INSERT INTO agents (slug, name) VALUES ('side', 'Side');

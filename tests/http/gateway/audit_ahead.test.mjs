@@ -73,7 +73,7 @@ test('a kill -9 with calls in flight: every call the upstream saw has its row; t
   const seen = await upstreamCalls();
   assert.equal(seen.length, 2 + 1 + IN_FLIGHT, JSON.stringify(seen.map((e) => e.params?.name)));
   const who = { user_email: user.email, credential_kind: 'pat', agent_slug: 'default', method: 'tools/call',
-    connector: 'alpha', decision: 'allow', message: 'allow (no policy engine)' };
+    connector: 'alpha', decision: 'allow', message: 'allowed by policy' };
   for (const rid of ended) {
     const [row, ...more] = rowOf(rid);
     assert.equal(more.length, 0, rid);

@@ -499,8 +499,9 @@ test_held_outcome(void)
     gh_arena_free(a);
 }
 
-/* A spool file of a build before write-ahead (20 columns a line) is taken
- * up by the next start, its rows written with the new columns NULL. */
+/* A spool file of a build before write-ahead (20 columns a line) or
+ * before the shadow outcome (23) is taken up by the next start, its rows
+ * written with the new columns NULL. */
 static void
 test_spool_before_write_ahead(void)
 {
@@ -515,11 +516,16 @@ test_spool_before_write_ahead(void)
     if (f) {
         fputs("2026-01-02 03:04:05.000006+00\t\\N\tunit\t\\N\tv1@example.test\tpat\tabcdef\t\\N\tv1\t"
               "v1-session\trid-v1\ttools/call\tfx__echo\tfx\tallow\t\\N\t\\N\tallow (no policy engine)\t200\t5\n", f);
+        fputs("2026-01-02 03:04:06.000006+00\t\\N\tunit\t\\N\tv2@example.test\tpat\tabcdef\t\\N\tv2\t"
+              "v2-session\trid-v2\ttools/call\tfx__echo\tfx\tallow\t\\N\t\\N\tallowed by policy\t200\t5\t"
+              "\\N\t\\N\t\\N\n", f);
         fclose(f);
     }
     UNIT_EQ_INT(gw_audit_start(&e), 0);
     UNIT_TRUE(eventually_count("SELECT count(*) FROM audit_events WHERE request_id = $1 AND call_id IS NULL"
                                " AND outcome_at IS NULL AND upstream_status = 200", "rid-v1", 1));
+    UNIT_TRUE(eventually_count("SELECT count(*) FROM audit_events WHERE request_id = $1 AND policy_shadow IS NULL"
+                               " AND message = 'allowed by policy'", "rid-v2", 1));
     for (int i = 0; i < 50 && access(path, F_OK) == 0; i++)
         usleep(100 * 1000);
     UNIT_TRUE(access(path, F_OK) != 0);     /* written: removed */
