@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, startServer, startFixture, gatehouse, secret } from '../harness/index.mjs';
-import { member, addConnector, post, rawSession, getStream, streamEnds, carryListChanged, modernMsg, modernHeaders,
+import { member, addConnector, post, rawSession, getStream, listenStream, streamEnds, carryListChanged,
   eventually, LEGACY }
   from './gateway/lib.mjs';
 
@@ -31,15 +31,7 @@ after(async () => {
   await cluster?.stop();
 });
 
-async function listen(srv, token, sub) {
-  const ctl = new AbortController();
-  streams.push(ctl);
-  const msg = modernMsg(sub, 'subscriptions/listen', { notifications: { toolsListChanged: true } });
-  const s = await post(srv, msg, { token, headers: modernHeaders(msg), stream: true, signal: ctl.signal });
-  assert.equal(s.status, 200);
-  assert.equal((await s.sse.next()).method, 'notifications/subscriptions/acknowledged');
-  return s.sse;
-}
+const listen = (srv, token, sub) => listenStream(srv, token, sub, streams);
 
 test('a member removed with the CLI: their streams end in every process; another member keeps theirs', async () => {
   const gone = member(srvA, { name: 'gone' });

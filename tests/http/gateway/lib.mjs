@@ -301,6 +301,18 @@ export async function getStream(srv, token, session, ctls) {
   return g.sse;
 }
 
+/* A 2026-07-28 subscriptions/listen stream for tools/list_changed, past
+ * its acknowledgement (its reader); ctls as for getStream. */
+export async function listenStream(srv, token, sub, ctls) {
+  const ctl = new AbortController();
+  ctls.push(ctl);
+  const msg = modernMsg(sub, 'subscriptions/listen', { notifications: { toolsListChanged: true } });
+  const s = await post(srv, msg, { token, headers: modernHeaders(msg), stream: true, signal: ctl.signal });
+  assert.equal(s.status, 200);
+  assert.equal((await s.sse.next()).method, 'notifications/subscriptions/acknowledged');
+  return s.sse;
+}
+
 /* The stream ends (whatever it still carried before) within ms. */
 export async function streamEnds(sse, ms, what) {
   const timeout = new Promise((r) => setTimeout(() => r('open'), ms));

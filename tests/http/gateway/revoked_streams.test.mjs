@@ -12,7 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, startServer, startFixture, createUser, gatehouse, secret } from '../../harness/index.mjs';
-import { member, addConnector, post, rawSession, getStream, streamEnds, carryListChanged, modernMsg, modernHeaders, LEGACY } from './lib.mjs';
+import { member, addConnector, post, rawSession, getStream, listenStream, streamEnds, carryListChanged, LEGACY } from './lib.mjs';
 import { signedIn, fullFlow } from '../oauth/lib.mjs';
 
 let cluster, srvA, srvB, alpha;
@@ -36,15 +36,7 @@ after(async () => {
 });
 
 
-async function listen(srv, token, sub) {
-  const ctl = new AbortController();
-  streams.push(ctl);
-  const msg = modernMsg(sub, 'subscriptions/listen', { notifications: { toolsListChanged: true } });
-  const s = await post(srv, msg, { token, headers: modernHeaders(msg), stream: true, signal: ctl.signal });
-  assert.equal(s.status, 200);
-  assert.equal((await s.sse.next()).method, 'notifications/subscriptions/acknowledged');
-  return s.sse;
-}
+const listen = (srv, token, sub) => listenStream(srv, token, sub, streams);
 
 
 
