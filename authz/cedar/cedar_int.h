@@ -505,6 +505,8 @@ const char *cedar_sb_qualify(cedar_arena *a, const char *ns, const char *name, s
 int cedar_schema_finish(struct cedar_sb *b, struct cedar_schema *s);
 int cedar_schema_parse_text(struct cedar_sb *b, const char *text, size_t len);
 int cedar_schema_parse_json(struct cedar_sb *b, const char *text, size_t len);
+/* cli.c: runs fn on each JSON line of path (- for stdin), printing its answers. */
+int cedar_cli_batch(const char *path, json_t *(*fn)(const char *line, size_t len, cedar_arena *a));
 /* validate_cli.c: `cedar validate`; 2 means a usage error. */
 int cedar_cli_validate(int argc, char **argv);
 /* conform.c: does record value v have record type t? why says what not. */

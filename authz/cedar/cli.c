@@ -156,7 +156,9 @@ out:
 	return out;
 }
 
-static int cmd_batch(const char *path)
+/* One JSON case a line from path (- for stdin), one JSON answer a line on
+ * stdout; `authorize --batch` and `validate --batch` differ only in fn. */
+int cedar_cli_batch(const char *path, json_t *(*fn)(const char *line, size_t len, cedar_arena *a))
 {
 	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
 	char *line = NULL;
@@ -166,12 +168,14 @@ static int cmd_batch(const char *path)
 	if (!f || !a) {
 		fprintf(stderr, "cannot open %s\n", path);
 		cedar_arena_free(a);
+		if (f && f != stdin)
+			fclose(f);
 		return 1;
 	}
 	while ((n = getline(&line, &cap, f)) > 0) {
 		if (n == 1 && line[0] == '\n')
 			continue;
-		json_t *out = batch_case(line, (size_t)n, a);
+		json_t *out = fn(line, (size_t)n, a);
 		char *s = json_dumps(out, JSON_COMPACT | JSON_ENSURE_ASCII);
 		if (s)
 			printf("%s\n", s);
@@ -199,7 +203,7 @@ static int cmd_authorize(int argc, char **argv)
 		*dst = argv[++i];
 	}
 	if (bf && !pf && !ef && !rf)
-		return cmd_batch(bf);
+		return cedar_cli_batch(bf, batch_case);
 	if (bf || !pf || !ef || !rf)
 		return usage();
 	struct cedar_err err = {0};

@@ -148,38 +148,6 @@ out:
 	return out;
 }
 
-static int validate_batch(const char *path)
-{
-	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	cedar_arena *a = cedar_arena_new(0);
-	if (!f || !a) {
-		fprintf(stderr, "cannot open %s\n", path);
-		cedar_arena_free(a);
-		if (f && f != stdin)
-			fclose(f);
-		return 1;
-	}
-	while ((n = getline(&line, &cap, f)) > 0) {
-		if (n == 1 && line[0] == '\n')
-			continue;
-		json_t *out = batch_case(line, (size_t)n, a);
-		char *s = json_dumps(out, JSON_COMPACT | JSON_ENSURE_ASCII);
-		if (s)
-			printf("%s\n", s);
-		free(s);
-		json_decref(out);
-		cedar_arena_reset(a);
-	}
-	free(line);
-	if (f != stdin)
-		fclose(f);
-	cedar_arena_free(a);
-	return 0;
-}
-
 int cedar_cli_validate(int argc, char **argv)
 {
 	const char *sf = NULL, *pf = NULL, *ef = NULL, *rf = NULL, *bf = NULL;
@@ -194,7 +162,7 @@ int cedar_cli_validate(int argc, char **argv)
 		*dst = argv[++i];
 	}
 	if (bf)
-		return sf || pf || ef || rf ? 2 : validate_batch(bf);
+		return sf || pf || ef || rf ? 2 : cedar_cli_batch(bf, batch_case);
 	if (!sf || !pf)
 		return 2;
 	return validate_files(sf, pf, ef, rf);
