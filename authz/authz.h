@@ -188,6 +188,24 @@ int authz_client_set_resource_server(const char *client_id, bool on, struct gh_e
 bool authz_mail_enabled(void);
 int  authz_mail_send(const char *to, const char *subject, const char *body, struct gh_err *e);
 
+/* ---- the sealed vault (authz/vault.c, docs/VAULT.md): members' upstream
+ * tokens sealed to a per-membership X25519 key whose private half only the
+ * member's own credentials unwrap.  The server key opens none of it. */
+/* Seals pt to the membership's public key (no member secret needed);
+ * NULL with e 409 vault_locked when the membership has no key yet. */
+char *authz_vault_seal(struct gh_arena *a, const char *agent_id, const char *user_id, const char *aad,
+                       const void *pt, size_t n, struct gh_err *e);
+/* The private key the calling credential (bearer: the token it presented)
+ * unwraps: 1 with priv set (wipe it after use), 0 when it unwraps none, -1 (e). */
+int   authz_vault_unlock(struct gh_arena *a, const struct authz_credential *who, const char *bearer,
+                         unsigned char priv[32], struct gh_err *e);
+/* Opens what authz_vault_seal sealed with the same aad: 0, or -1. */
+int   authz_vault_open_with(struct gh_arena *a, const unsigned char priv[32], const char *aad,
+                            const char *sealed, unsigned char **pt, size_t *n);
+/* "Reset lost key": deletes the membership's key pair, every wrap of it and
+ * every sealed connection; the next credential made gets a new pair. */
+int   authz_vault_reset(const char *agent_id, const char *user_id, struct gh_err *e);
+
 void authz_shutdown(void);
 
 #endif

@@ -245,4 +245,35 @@ char *authz_pat_new(struct gh_arena *a);
 /* connections.c */
 int authz_connections_routes(void);
 
+/* vault.c — the primitives (OpenSSL 3 X25519, HKDF-SHA256, AES-256-GCM;
+ * argon2id) and the hooks where a member's secrets are made or rotated */
+int   authz_vault_keypair(unsigned char pub[32], unsigned char priv[32]);
+char *authz_vault_seal_to(struct gh_arena *a, const unsigned char pub[32], const char *aad,
+                          const void *pt, size_t n);
+/* priv wrapped under HKDF(secret, salt, label), label also the associated data */
+char *authz_vault_wrap(struct gh_arena *a, const void *secret, size_t sn, const unsigned char salt[16],
+                       const char *label, const unsigned char priv[32]);
+/* 0 with priv set when the secret opens the wrap and priv matches pub, else -1 */
+int   authz_vault_unwrap(struct gh_arena *a, const void *secret, size_t sn, const unsigned char salt[16],
+                         const char *label, const char *wrapped, const unsigned char pub[32],
+                         unsigned char priv[32]);
+int   authz_vault_password_kek(const char *password, const unsigned char salt[16], const char *params,
+                               unsigned char kek[32]);
+/* After a password sign-in: the browser (cookie gh_vault) carries the
+ * password-derived key so the console can wrap what it mints. */
+int   authz_vault_signin(struct web_req *r, const char *user_id, const char *password);
+void  authz_vault_signout(struct web_req *r);
+/* A new PAT or authorization code (kind "pat" | "code"): wrap the
+ * membership's key under it, unwrapped with what the browser r carries
+ * (NULL at the CLI); a membership without a key gets one.  ttl: seconds
+ * the wrap is good for, 0 = no end.  Best effort: a failure is logged and
+ * leaves the credential unable to open connections, nothing else. */
+int   authz_vault_credential_new(struct web_req *r, const char *agent_id, const char *user_id, const char *kind,
+                                 const char *secret, long ttl);
+/* A code exchanged or a refresh token rotated: the key unwrapped with the
+ * old secret is wrapped under the new tokens (refresh may be NULL);
+ * drop_from deletes the old secret's wrap. */
+int   authz_vault_rotate(struct gh_arena *a, const char *from_kind, const char *from_secret, bool drop_from,
+                         const char *access, const char *refresh);
+
 #endif
