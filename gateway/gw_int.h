@@ -40,6 +40,14 @@ int gw_connector_auth_headers(struct gh_arena *a, const struct gw_connector *c,
                               const struct authz_credential *who,
                               struct gw_header **out, int *n, struct gh_err *e);
 
+/* After a committed change of an agent's connectors: flushes this
+ * process's cache and raises GW_CHANNEL_CONNECTORS for the others. */
+void gw_connector_changed(const char *agent_id);
+/* connector_auth.c: the OAuth app of an oauth-app connector with its
+ * client secret unsealed into the arena (*secret; wipe after use). */
+int gw_connector_oauth_app(struct gh_arena *a, const char *connector_id, struct gw_connector_auth *out,
+                           char **secret, struct gh_err *e);
+int gw_connector_auth_routes(void);
 /* NOTIFY channel raised when an agent's connectors change; payload: agent id. */
 #define GW_CHANNEL_CONNECTORS "gw_connectors"
 
