@@ -53,6 +53,17 @@ int authz_session_begin(struct web_req *r, const char *user_id, bool mfa_pending
  * admin doing it; NULL from the command line).  404 for no such account. */
 int authz_mfa_reset(const char *email, const char *by_user_id, struct gh_err *e);
 
+/* 1 when the user may use the agent (approved member or admin), 0 when
+ * not, -1 when the database could not say (e). */
+int  authz_member_ok(struct gh_arena *a, const char *user_id, const char *agent_id, struct gh_err *e);
+/* First thing in a handler that waits on another server (authz/worker.c):
+ * true when the request was handed to a worker thread, which calls fn(r)
+ * again (then this returns false), or answered 503; the handler returns. */
+bool authz_offload(struct web_req *r, web_handler_fn fn);
+/* The SHA-256 hex of this request's session cookie (what binds a flow
+ * started in the browser to its session): false when it has none. */
+bool authz_session_hash(struct web_req *r, char out[65]);
+
 /* The page frame every signed-in page calls (authz/frame.c): the common
  * layout with u's navigation (web_console_page); body is trusted HTML. */
 char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);

@@ -54,10 +54,7 @@ int  authz_mfa_totp_ok(struct gh_arena *a, const char *user_id, const char *seal
 /* After the password passed: 1 when the user has a second factor and the
  * reply (to /login/mfa) is sent, 0 to sign in now, -1 with e set. */
 int  authz_mfa_after_password(struct web_req *r, struct authz_user *u, const char *next, struct gh_err *e);
-/* worker.c — first thing in a handler that waits on another server: true
- * when the request was handed to a worker thread, which calls fn(r) again
- * (then this returns false), or answered 503; the handler returns at once. */
-bool  authz_offload(struct web_req *r, web_handler_fn fn);
+
 
 /* sso.c, sso_admin.c — single sign-on with one OpenID Connect provider */
 struct authz_sso {
@@ -118,9 +115,6 @@ char *authz_resource_canon(struct gh_arena *a, const char *resource, char slug[6
 #define AUTHZ_SQL_MEMBER(u, ag) \
     "(" u ".role = 'admin' OR EXISTS (SELECT 1 FROM agent_members m WHERE m.agent_id = " ag ".id" \
     " AND m.user_id = " u ".id AND m.state = 'approved'))"
-/* 1 when the user may use the agent (approved member or admin), 0 when
- * not, -1 when the database could not say (e). */
-int  authz_member_ok(struct gh_arena *a, const char *user_id, const char *agent_id, struct gh_err *e);
 /* 0 when actor (NULL: the operator at the CLI) may administer the agent:
  * an admin or one of its approved owners; else -1 with 403 in e. */
 int  authz_owner_check(struct gh_arena *a, const struct authz_user *actor, const struct authz_agent *ag,

@@ -23,6 +23,7 @@ gw_register_routes(void)
                                "Upstream requests relayed to a client and not answered yet.", gw_relay_pending);
     gw_pages_register_routes();
     gw_connector_auth_routes();
+    gw_connect_routes();
     return gw_mcp_register_routes();
 }
 

@@ -48,6 +48,22 @@ void gw_connector_changed(const char *agent_id);
 int gw_connector_oauth_app(struct gh_arena *a, const char *connector_id, struct gw_connector_auth *out,
                            char **secret, struct gh_err *e);
 int gw_connector_auth_routes(void);
+/* connect.c — members' own accounts at oauth-app connectors: the pages,
+ * the provider's token endpoint and user info (JSON; *status the HTTP
+ * status; NULL with e when unreachable or not JSON), the sealed store. */
+int     gw_connect_routes(void);
+json_t *gw_oauth_fetch(struct gh_arena *a, const char *url, const char *form, const char *bearer, long *status,
+                       struct gh_err *e);
+/* associated data of a connection's sealed tokens */
+char   *gw_connection_aad(struct gh_arena *a, const char *agent_id, const char *user_id, const char *connector_id);
+/* seals a token response ({access_token, refresh_token?, expires_in?}) to
+ * the member's vault key and stores it; account NULL keeps the known one */
+int     gw_connection_store(struct gh_arena *a, const char *agent_id, const char *user_id, const char *connector_id,
+                            json_t *tok, const char *account, struct gh_err *e);
+/* A member's connections changed: their sessions learn it on every
+ * process (NOTIFY gw_connections, payload "<agent id>:<user id>"). */
+void    gw_connections_changed(const char *agent_id, const char *user_id);
+#define GW_CHANNEL_CONNECTIONS "gw_connections"
 /* NOTIFY channel raised when an agent's connectors change; payload: agent id. */
 #define GW_CHANNEL_CONNECTORS "gw_connectors"
 
