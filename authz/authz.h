@@ -96,6 +96,8 @@ struct authz_credential {
     char *scope;
     struct authz_agent agent;
     int64_t expires_at;      /* unix seconds; 0 = never (PAT without expiry) */
+    char *bearer;            /* the token this request presented (opens the member's
+                              * vault, docs/VAULT.md); never cached, copied or logged */
 };
 /* Per-IP budgets (authz/ratelimit.c): a token bucket of per_min requests a
  * minute for each (bucket, client IP).  0 when this request is within it,

@@ -650,6 +650,10 @@ gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const char *me
     if (gw_connector_auth_headers(a, c, m->who, &t.headers, &t.nheaders, &e) < 0 ||
         gw_up_ensure(a, &t, false, &e) < 0) {
         m->message = e.msg[0] ? gh_arena_strdup(a, e.msg) : "Upstream unavailable.";
+        /* a member without their own account at this connector: a tool
+         * error naming it and the page to connect it at */
+        if (!strcmp(e.code, "connection_needed") && !strcmp(method, "tools/call"))
+            return gw_deny_tool(m, method, m->message, id, m->message);
         gw_mreq_audit(m, method);
         GH_LOG(WARN, "gw_forward", "connector %s: %s", c->name, e.detail[0] ? e.detail : e.msg);
         return web_reply_json(m->r, 200, gw_rpc_error(id, GW_RPC_UPSTREAM, m->message, NULL));

@@ -112,9 +112,16 @@ gw_connection_aad(struct gh_arena *a, const char *agent_id, const char *user_id,
 }
 
 int
-gw_connection_store(struct gh_arena *a, const char *agent_id, const char *user_id, const char *connector_id,
-                    json_t *tok, const char *account, struct gh_err *e)
+gw_connection_store_on(struct db_conn *dc, struct gh_arena *a, const char *agent_id, const char *user_id,
+                       const char *connector_id, json_t *tok, const char *account, struct gh_err *e)
 {
+    static const char SQL_UPSERT[] =
+        "INSERT INTO vault_connections (agent_id, user_id, connector_id, sealed, account, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 <> '' THEN now() + make_interval(secs => $6::int) END)"
+        " ON CONFLICT (agent_id, user_id, connector_id) DO UPDATE SET sealed = EXCLUDED.sealed,"
+        "   account = coalesce(EXCLUDED.account, vault_connections.account),"
+        "   expires_at = EXCLUDED.expires_at, needs_reconnect = false,"
+        "   connected_at = CASE WHEN $7 THEN now() ELSE vault_connections.connected_at END";
     const char *at = gh_json_str(tok, "access_token"), *rt = gh_json_str(tok, "refresh_token");
     json_t *exp = json_object_get(tok, "expires_in");
     char *pt, *sealed, when[24] = "";
@@ -133,16 +140,20 @@ gw_connection_store(struct gh_arena *a, const char *agent_id, const char *user_i
     free(pt);
     if (sealed == NULL)
         return -1;
-    if (!db_query(a, e,
-            "INSERT INTO vault_connections (agent_id, user_id, connector_id, sealed, account, expires_at)"
-            " VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 <> '' THEN now() + make_interval(secs => $6::int) END)"
-            " ON CONFLICT (agent_id, user_id, connector_id) DO UPDATE SET sealed = EXCLUDED.sealed,"
-            "   account = coalesce(EXCLUDED.account, vault_connections.account),"
-            "   expires_at = EXCLUDED.expires_at, needs_reconnect = false,"
-            "   connected_at = CASE WHEN $7 THEN now() ELSE vault_connections.connected_at END",
-            7, agent_id, user_id, connector_id, sealed, account, when, account ? "true" : "false"))
-        return -1;
+    {
+        const char *p[] = { agent_id, user_id, connector_id, sealed, account, when, account ? "true" : "false" };
+        if (!(dc ? db_execv(dc, a, e, SQL_UPSERT, 7, p) : db_query(a, e, SQL_UPSERT, 7, p[0], p[1], p[2], p[3], p[4],
+                                                                    p[5], p[6])))
+            return -1;
+    }
     return 0;
+}
+
+int
+gw_connection_store(struct gh_arena *a, const char *agent_id, const char *user_id, const char *connector_id,
+                    json_t *tok, const char *account, struct gh_err *e)
+{
+    return gw_connection_store_on(NULL, a, agent_id, user_id, connector_id, tok, account, e);
 }
 
 /* A name for the connected account from the provider's user info: the
@@ -547,5 +558,5 @@ gw_connect_routes(void)
     web_route("GET", "/agents/*/connections", WEB_PAGE, get_connections);
     web_route("POST", "/agents/*/connections", WEB_PAGE, post_connections);
     web_route("GET", "/connect/callback", WEB_PAGE, get_callback);
-    return 0;
+    return gw_connection_watch();
 }

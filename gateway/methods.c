@@ -129,7 +129,7 @@ do_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *para
     struct gh_err e = {0};
     const struct gw_entry *en;
     struct gw_connector *c;
-    const char *down;
+    const char *down, *msg_needed;
     json_t *up;
 
     if (!json_is_object(params) || name == NULL) {
@@ -150,6 +150,10 @@ do_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *para
     en = gw_agg_find(&l, name);
     c = en ? conn_by_id(&l, en->connector_id) : NULL;
     down = c == NULL ? gw_agg_failed_owner(&l, name) : NULL;
+    if (down && kind == GW_TOOLS && (msg_needed = gw_connection_needed(m->a, m->who, down)) != NULL) {
+        m->connector = down;
+        return gw_deny_tool(m, method, msg_needed, id, msg_needed);
+    }
     if (down) {
         /* its connector did not answer or cannot be called: say which */
         char *msg = gh_arena_printf(m->a, "Connector '%s' is unavailable.", down);

@@ -9,12 +9,21 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import Provider from 'oidc-provider';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { startServer, createUser, launchBrowser, screenshot, secret, freePort, gatehouse } from '../harness/index.mjs';
+import { sdkClient } from '../http/gateway/lib.mjs';
 
 const CLIENT_SECRET = secret(`app-secret-${crypto.randomBytes(12).toString('hex')}`);
-const accounts = { alice: { email: 'alice@upstream.example', email_verified: true } };
+const RS_SECRET = secret(`rs-secret-${crypto.randomBytes(12).toString('hex')}`);
+const accounts = { alice: { email: 'alice@upstream.example', email_verified: true },
+  bob: { email: 'bob@upstream.example', email_verified: true } };
 
-let srv, browser, idp, issuer, member;
+let srv, srv2, browser, idp, issuer, member, upstream, upstreamServer;
+let rotate = true;          // whether the provider rotates refresh tokens
+const refreshes = [];       // refresh_token grants the provider answered
+const refreshTokens = [];   // the refresh tokens it issued, newest last
+const upstreamSeen = [];    // what the upstream's introspection said of each request
 let tamper = null;          // (body) => body, applied to the next token response
 const issued = [];          // every token the provider handed out
 const tokenCalls = [];      // the forms Gatehouse posted to /token
@@ -26,17 +35,25 @@ before(async () => {
   const provider = new Provider(issuer, {
     clients: [{ client_id: 'gatehouse-app', client_secret: CLIENT_SECRET, redirect_uris: [`${srv.url}/connect/callback`],
       grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_post' }],
+      token_endpoint_auth_method: 'client_secret_post' },
+    // the upstream MCP server, a resource server that introspects
+    { client_id: 'upstream-rs', client_secret: RS_SECRET, redirect_uris: [], grant_types: [], response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic' }],
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: () => rotate,
     findAccount: async (ctx, id) => accounts[id] && { accountId: id, claims: async () => ({ sub: id, ...accounts[id] }) },
     claims: { openid: ['sub'], email: ['email', 'email_verified'] },
     pkce: { required: () => true },
-    features: { devInteractions: { enabled: true } },
+    features: { devInteractions: { enabled: true }, revocation: { enabled: true },
+      introspection: { enabled: true, allowedPolicy: async () => true } },
   });
   provider.use(async (ctx, next) => {
     await next();
     if (ctx.path === '/token') {
       tokenCalls.push(ctx.oidc?.body ?? {});
+      if (ctx.oidc?.body?.grant_type === 'refresh_token') refreshes.push(ctx.status);
       for (const k of ['access_token', 'refresh_token', 'id_token']) if (ctx.body?.[k]) issued.push(secret(ctx.body[k]));
+      if (ctx.body?.refresh_token) refreshTokens.push(ctx.body.refresh_token);
       if (tamper) {
         const t = tamper;
         tamper = null;
@@ -46,7 +63,9 @@ before(async () => {
   });
   idp = http.createServer(provider.callback());
   await new Promise((r) => idp.listen(port, '127.0.0.1', r));
-  const add = gatehouse(srv, ['connector', 'add', '--agent', 'default', '--name', 'idp', '--url', `${issuer}/mcp`,
+  upstream = await startUpstream();
+  srv2 = await startServer({ name: 'browser-connections-b', cluster: srv.cluster });
+  const add = gatehouse(srv, ['connector', 'add', '--agent', 'default', '--name', 'idp', '--url', upstream,
     '--auth', 'oauth-app', '--client-id', 'gatehouse-app', '--client-secret-stdin', '--authorize-url', `${issuer}/auth`,
     '--token-url', `${issuer}/token`, '--userinfo-url', `${issuer}/me`, '--scopes', 'openid email'], { input: `${CLIENT_SECRET}\n` });
   assert.equal(add.code, 0, add.stderr);
@@ -56,22 +75,56 @@ before(async () => {
 after(async () => {
   await browser?.close();
   idp?.close();
+  upstreamServer?.close();
+  assert.equal(await srv2.stop(), 0);
   assert.equal(await srv.stop(), 0);
 });
 
-async function signedInPage() {
+/* An upstream MCP server (the SDK's) that serves only tokens the provider
+   says are active (RFC 7662 introspection); its one tool names the account. */
+async function startUpstream() {
+  const server = http.createServer(async (req, res) => {
+    const auth = req.headers.authorization ?? '';
+    const tok = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    const r = await fetch(`${issuer}/token/introspection`, { method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded',
+        Authorization: `Basic ${Buffer.from(`upstream-rs:${RS_SECRET}`).toString('base64')}` },
+      body: new URLSearchParams({ token: tok }) });
+    const intro = await r.json();
+    upstreamSeen.push(intro.active ? intro.sub : 'inactive');
+    if (!intro.active) {
+      res.writeHead(401, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+      return res.end();
+    }
+    const mcp = new McpServer({ name: 'accounts', version: '1.0.0' });
+    mcp.registerTool('whoami', { description: 'Names the account the token belongs to' },
+      async () => ({ content: [{ type: 'text', text: `account ${intro.sub}` }] }));
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    res.on('close', () => { transport.close(); mcp.close(); });
+    await mcp.connect(transport);
+    let body = '';
+    for await (const c of req) body += c;
+    await transport.handleRequest(req, res, body ? JSON.parse(body) : undefined);
+  });
+  const port = await freePort();
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  upstreamServer = server;
+  return `http://127.0.0.1:${port}/mcp`;
+}
+
+async function signedInPage(who = member) {
   const ctx = await browser.newContext();
   await ctx.route(/fonts\.googleapis\.com/, (r) => r.abort());   // the provider's page style; no internet
   const page = await ctx.newPage();
   await page.goto(`${srv.url}/login`);
-  await page.fill('input[name=email]', member.email);
-  await page.fill('input[name=password]', member.password);
+  await page.fill('input[name=email]', who.email);
+  await page.fill('input[name=password]', who.password);
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
   return page;
 }
 
 /* Clicks Connect and goes through the provider's sign-in and consent; the callback's response. */
-async function connect(page, button = 'button[data-action=connect][data-connector=idp]') {
+async function connect(page, login = 'alice', button = 'button[data-action=connect][data-connector=idp]') {
   const callback = page.waitForResponse((r) => r.url().startsWith(`${srv.url}/connect/callback`));
   await page.click(button);
   for (;;) {
@@ -83,7 +136,7 @@ async function connect(page, button = 'button[data-action=connect][data-connecto
     if (what === 'done') break;
     if (what === 'stuck') throw new Error(`connect stuck at ${page.url()}`);
     if (what === 'login') {
-      await page.fill('input[name=login]', 'alice');
+      await page.fill('input[name=login]', login);
       await page.fill('input[name=password]', 'any-password');
       await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
     } else {
@@ -212,4 +265,98 @@ test('bad callbacks: forged, expired, another session\'s state, provider error, 
   await Promise.all([op.waitForNavigation(), op.click('button[type=submit]')]);
   const no = await op.goto(`${srv.url}/agents/default/connections`);
   assert.equal(no.status(), 403);
+});
+
+async function webPat(page) {
+  await page.goto(`${srv.url}/profile/tokens`);
+  await page.fill('#name', `pat-${Date.now()}`);
+  await Promise.all([page.waitForNavigation(), page.click('form[action="/profile/tokens"] button')]);
+  return secret(await page.textContent('#new-token'));
+}
+
+const callText = (r) => r.content.map((c) => c.text).join(' ');
+
+test('calls go out with each member\'s own token; refreshed once under 16 calls on two processes; revoked = reconnect', async () => {
+  const page = await signedInPage();
+  const pat = await webPat(page);
+  await page.goto(`${srv.url}/agents/default/connections`);
+  assert.equal((await connect(page)).status(), 303);
+
+  // a second member, connected as another account
+  const bobUser = createUser(srv, {});
+  const bobPage = await signedInPage(bobUser);
+  const bobPat = await webPat(bobPage);
+  // a third, not connected
+  const carolUser = createUser(srv, {});
+  const carolPat = await webPat(await signedInPage(carolUser));
+
+  const alice = (await sdkClient(srv, pat)).client;
+  const names = (await alice.listTools()).tools.map((t) => t.name);
+  assert.ok(names.includes('idp__whoami'), names.join(','));
+  assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+
+  // not connected: not listed; a call names the connector and the page
+  const carol = (await sdkClient(srv, carolPat)).client;
+  assert.ok(!(await carol.listTools()).tools.some((t) => t.name === 'idp__whoami'));
+  const nc = await carol.callTool({ name: 'idp__whoami', arguments: {} });
+  assert.equal(nc.isError, true);
+  assert.match(callText(nc), new RegExp(`'idp'.*${srv.url.replace(/[.]/g, '\\.')}/agents/default/connections`));
+
+  // bob connects (list_changed reaches his open session) and is bob upstream
+  const bob = (await sdkClient(srv, bobPat)).client;
+  assert.ok(!(await bob.listTools()).tools.some((t) => t.name === 'idp__whoami'));
+  let changed = 0;
+  const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
+  bob.setNotificationHandler(ToolListChangedNotificationSchema, () => { changed++; });
+  await bobPage.goto(`${srv.url}/agents/default/connections`);
+  assert.equal((await connect(bobPage, 'bob')).status(), 303);
+  assert.equal(callText(await bob.callTool({ name: 'idp__whoami', arguments: {} })), 'account bob');
+  assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+
+  // due for refresh: 16 calls at once, half through another process: one refresh
+  const refreshedBefore = refreshes.length;
+  const alice2 = (await sdkClient(srv2, pat)).client;
+  srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() + interval '10 seconds'
+    WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
+  const calls = Array.from({ length: 16 }, (_, i) => (i % 2 ? alice2 : alice).callTool({ name: 'idp__whoami', arguments: {} }));
+  for (const r of await Promise.all(calls)) assert.equal(callText(r), 'account alice');
+  assert.equal(refreshes.length - refreshedBefore, 1, 'exactly one refresh at the provider');
+  assert.equal(refreshes.at(-1), 200);
+
+  // a provider that does not rotate: the refresh token kept, calls go on
+  rotate = false;
+  srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
+  assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+  srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
+  assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+  assert.equal(refreshes.length - refreshedBefore, 3);
+  rotate = true;
+
+  // the provider revoked the grant: needs reconnect, a clear tool error, the page says so
+  const rt = refreshTokens.at(-1);
+  const rv = await fetch(`${issuer}/token/revocation`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token: rt, token_type_hint: 'refresh_token', client_id: 'gatehouse-app', client_secret: CLIENT_SECRET }) });
+  assert.equal(rv.status, 200);
+  srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
+  const gone = await alice.callTool({ name: 'idp__whoami', arguments: {} });
+  assert.equal(gone.isError, true);
+  assert.match(callText(gone), /must be renewed/);
+  await page.goto(`${srv.url}/agents/default/connections`);
+  assert.match(await page.textContent('tr[data-connector=idp]'), /Needs reconnect/);
+  await screenshot(page, 'connections-needs-reconnect');
+  // reconnect mends it
+  assert.equal((await connect(page, 'alice', 'button[data-action=connect][data-connector=idp]')).status(), 303);
+  assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+
+  // disconnect: bob's session hears list_changed... alice's tools lose idp
+  await page.goto(`${srv.url}/agents/default/connections`);
+  await Promise.all([page.waitForNavigation(), page.click('button[data-action=disconnect][data-connector=idp]')]);
+  assert.ok(!(await alice.listTools()).tools.some((t) => t.name === 'idp__whoami'));
+  assert.ok(changed >= 1, 'bob heard list_changed when he connected');
+
+  // no upstream token in the database dump, nor in any log
+  const dump = srv.cluster.sql(`SELECT string_agg(row_to_json(v)::text, ' ') FROM vault_connections v`) +
+    srv.cluster.sql(`SELECT string_agg(row_to_json(w)::text, ' ') FROM vault_wraps w`);
+  for (const t of issued) assert.ok(!dump.includes(t));
+  assert.ok(upstreamSeen.includes('alice') && upstreamSeen.includes('bob'));
 });
