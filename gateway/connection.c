@@ -79,10 +79,12 @@ conn_open(struct gh_arena *a, const struct gw_connector *c, const char *user_id,
 
 /* Refreshes the connection under its lock (the caller's transaction on dc):
  * 0 with *tok the tokens to use (the winner's, when another call refreshed
- * first), -1 with e. */
+ * after this one read `seen`), 1 when the provider refused (marked needs
+ * reconnect), -1 with e.  force: refresh even when not due (the upstream
+ * refused the access token). */
 static int
 refresh_locked(struct db_conn *dc, struct gh_arena *a, const struct gw_connector *c, const char *user_id,
-               const unsigned char priv[32], json_t **tok, struct gh_err *e)
+               const unsigned char priv[32], const char *seen, bool force, json_t **tok, struct gh_err *e)
 {
     struct gw_connector_auth app;
     struct conn now;
@@ -101,8 +103,9 @@ refresh_locked(struct db_conn *dc, struct gh_arena *a, const struct gw_connector
         return need_connect(a, c, gh_arena_printf(a, "Your connection to '%s' must be renewed.", c->name), e);
     if ((old = conn_open(a, c, user_id, priv, now.sealed)) == NULL)
         return gh_err_set(e, 500, "server_error", "internal error", "connection of %s does not open", c->name);
-    /* another call refreshed while this one waited: use its tokens */
-    if (now.expires_at == 0 || now.expires_at > gh_time_s() + REFRESH_AHEAD_S) {
+    /* another call refreshed while this one waited (the row changed since
+     * it was read), or nothing is due: use what is stored */
+    if (strcmp(now.sealed, seen) || (!force && (now.expires_at == 0 || now.expires_at > gh_time_s() + REFRESH_AHEAD_S))) {
         *tok = old;
         return 0;
     }
@@ -167,7 +170,7 @@ conn_tokens(struct gh_arena *a, const struct gw_connector *c, const char *user_i
     }
     if (db_begin(dc, e) < 0)
         goto out;
-    rc = refresh_locked(dc, a, c, user_id, priv, tok, e);
+    rc = refresh_locked(dc, a, c, user_id, priv, cur.sealed, force, tok, e);
     if (rc >= 0 && db_commit(dc, e) < 0)
         rc = -1;
     else if (rc < 0)

@@ -23,6 +23,8 @@ let srv, srv2, browser, idp, issuer, member, upstream, upstreamServer;
 let rotate = true;          // whether the provider rotates refresh tokens
 const refreshes = [];       // refresh_token grants the provider answered
 const refreshTokens = [];   // the refresh tokens it issued, newest last
+const accessTokens = [];
+let refuseToken = null;     // an access token the upstream refuses though the provider says active
 const upstreamSeen = [];    // what the upstream's introspection said of each request
 let tamper = null;          // (body) => body, applied to the next token response
 const issued = [];          // every token the provider handed out
@@ -41,6 +43,8 @@ before(async () => {
       token_endpoint_auth_method: 'client_secret_basic' }],
     issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: () => rotate,
+    // refresh tokens outlive the provider's browser session (as GitHub's and Slack's do)
+    expiresWithSession: async () => false,
     findAccount: async (ctx, id) => accounts[id] && { accountId: id, claims: async () => ({ sub: id, ...accounts[id] }) },
     claims: { openid: ['sub'], email: ['email', 'email_verified'] },
     pkce: { required: () => true },
@@ -54,6 +58,7 @@ before(async () => {
       if (ctx.oidc?.body?.grant_type === 'refresh_token') refreshes.push(ctx.status);
       for (const k of ['access_token', 'refresh_token', 'id_token']) if (ctx.body?.[k]) issued.push(secret(ctx.body[k]));
       if (ctx.body?.refresh_token) refreshTokens.push(ctx.body.refresh_token);
+      if (ctx.body?.access_token) accessTokens.push(ctx.body.access_token);
       if (tamper) {
         const t = tamper;
         tamper = null;
@@ -91,6 +96,7 @@ async function startUpstream() {
         Authorization: `Basic ${Buffer.from(`upstream-rs:${RS_SECRET}`).toString('base64')}` },
       body: new URLSearchParams({ token: tok }) });
     const intro = await r.json();
+    if (tok === refuseToken) intro.active = false;    // this server dropped it early
     upstreamSeen.push(intro.active ? intro.sub : 'inactive');
     if (!intro.active) {
       res.writeHead(401, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
@@ -323,13 +329,20 @@ test('calls go out with each member\'s own token; refreshed once under 16 calls 
   assert.equal(refreshes.length - refreshedBefore, 1, 'exactly one refresh at the provider');
   assert.equal(refreshes.at(-1), 200);
 
+  // the upstream refuses the access token (401): refreshed once, the call goes through
+  refuseToken = accessTokens.at(-1);
+  const rejectedBefore = upstreamSeen.filter((x) => x === 'inactive').length;
+  assert.equal(callText(await alice2.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+  assert.equal(upstreamSeen.filter((x) => x === 'inactive').length, rejectedBefore + 1, 'the upstream refused the old token once');
+  assert.equal(refreshes.length - refreshedBefore, 2, 'the 401 refreshed once');
+
   // a provider that does not rotate: the refresh token kept, calls go on
   rotate = false;
   srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
   assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
   srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
   assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
-  assert.equal(refreshes.length - refreshedBefore, 3);
+  assert.equal(refreshes.length - refreshedBefore, 4);
   rotate = true;
 
   // the provider revoked the grant: needs reconnect, a clear tool error, the page says so
