@@ -8,6 +8,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import crypto from 'node:crypto';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import Provider from 'oidc-provider';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -367,9 +369,33 @@ test('calls go out with each member\'s own token; refreshed once under 16 calls 
   assert.ok(!(await alice.listTools()).tools.some((t) => t.name === 'idp__whoami'));
   assert.ok(changed >= 1, 'bob heard list_changed when he connected');
 
-  // no upstream token in the database dump, nor in any log
-  const dump = srv.cluster.sql(`SELECT string_agg(row_to_json(v)::text, ' ') FROM vault_connections v`) +
-    srv.cluster.sql(`SELECT string_agg(row_to_json(w)::text, ' ') FROM vault_wraps w`);
-  for (const t of issued) assert.ok(!dump.includes(t));
+  // pg_dump of the whole database holds none of the upstream tokens; what
+  // is sealed there does not open with the server key (AES-256-GCM, the
+  // layout of gh_seal: iv | tag | ciphertext, every associated data tried)
+  const pd = spawnSync(path.join(srv.cluster.bin, 'pg_dump'), ['-h', srv.cluster.dir, '-U', 'gatehouse', 'gatehouse'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  assert.equal(pd.status, 0, pd.stderr);
+  assert.ok(pd.stdout.includes('vault_connections'));
+  for (const t of issued) assert.ok(!pd.stdout.includes(t), 'no upstream token in pg_dump');
+  const key = Buffer.from(srv.cluster.serverKey, 'hex');
+  const sealedBob = srv.cluster.sql(`SELECT v.sealed || '|' || v.agent_id || '|' || v.user_id || '|' || v.connector_id
+    FROM vault_connections v JOIN users u ON u.id = v.user_id WHERE u.email = '${bobUser.email}'`).split('|');
+  const raw = Buffer.from(sealedBob[0], 'base64url');
+  const aads = [null, `gw_connection:v1:${sealedBob[1]}:${sealedBob[2]}:${sealedBob[3]}`];
+  for (const off of [0, 1, 33]) for (const aad of aads) {
+    const d = crypto.createDecipheriv('aes-256-gcm', key, raw.subarray(off, off + 12));
+    if (aad) d.setAAD(Buffer.from(aad));
+    d.setAuthTag(raw.subarray(off + 12, off + 28));
+    assert.throws(() => Buffer.concat([d.update(raw.subarray(off + 28)), d.final()]), 'the server key opens nothing');
+  }
   assert.ok(upstreamSeen.includes('alice') && upstreamSeen.includes('bob'));
+
+  // Reset lost key: bob's key and connection go; his PAT opens nothing now
+  await bobPage.goto(`${srv.url}/agents/default/connections`);
+  await Promise.all([bobPage.waitForNavigation(), bobPage.click('button[data-action=reset]')]);
+  assert.match(await bobPage.textContent('.notice'), /deleted/);
+  await screenshot(bobPage, 'connections-reset');
+  assert.equal(srv.cluster.sql(`SELECT count(*) FROM vault_keys k JOIN users u ON u.id = k.user_id WHERE u.email = '${bobUser.email}'`), '0');
+  const after = await bob.callTool({ name: 'idp__whoami', arguments: {} });
+  assert.equal(after.isError, true);
+  assert.match(callText(after), /needs your own account/);
 });
