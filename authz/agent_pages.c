@@ -97,7 +97,8 @@ agent_card(struct gh_arena *a, PGresult *res, int i)
         db_bool(res, i, 3) ? "<p class=\"notice\">This agent was disabled by its owner: its MCP endpoint refuses every call.</p>" : "",
         gh_html_escape(a, url),
         gh_arena_printf(a, "<a href=\"/agents/%s/members\">Members</a>", slug),
-        owner ? gh_arena_printf(a, " · <a href=\"/agents/%s/settings\">Settings</a>", slug) : "",
+        owner ? gh_arena_printf(a, " · <a href=\"/agents/%s/settings\">Settings</a>"
+                                   " · <a href=\"/agents/%s/audit\">Audit</a>", slug, slug) : "",
         pending ? "" : gh_arena_printf(a, "<details><summary>Connect a client</summary>%s</details>",
                                        connect_help(a, slug, url)));
 }
