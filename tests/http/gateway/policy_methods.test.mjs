@@ -101,7 +101,9 @@ test('a forbid on prompts/get and resources/read is a JSON-RPC error with its @m
     'forbid (principal, action == Action::"prompts/get", resource is Prompt) when { resource.name == "greet" };',
     '@message("The readme is private.")',
     'forbid (principal, action == Action::"resources/read", resource in Connector::"gh")',
-    '  when { resource.uri like "*/readme" };', ''].join('\n'));
+    '  when { resource.uri like "*/readme" };',
+    '@message("No completions of prompts.")',
+    'forbid (principal, action == Action::"completion/complete", resource is Prompt);', ''].join('\n'));
   const c = await connect(srv, slug, member(slug));
 
   const e1 = await refusal(c.client.getPrompt({ name: 'gh__greet', arguments: { who: 'x' } }));
@@ -113,6 +115,9 @@ test('a forbid on prompts/get and resources/read is a JSON-RPC error with its @m
   assert.equal(e2?.code, -32003);
   assert.match(e2.message, /The readme is private\./);
   assert.equal((await c.client.readResource({ uri: 'fixture://gh/notes' })).contents[0].text, 'a\nb\nc');
+  const e3 = await refusal(c.client.complete({ ref: { type: 'ref/prompt', name: 'gh__plain' }, argument: { name: 'who', value: 'a' } }));
+  assert.equal(e3?.code, -32003);
+  assert.match(e3.message, /No completions of prompts\./);
 
   const prompts = (await c.client.listPrompts()).prompts.map((p) => p.name);
   assert.ok(!prompts.includes('gh__greet') && prompts.includes('gh__plain'), `prompts: ${prompts}`);
@@ -127,6 +132,7 @@ test('a forbid on prompts/get and resources/read is a JSON-RPC error with its @m
   assert.deepEqual(rows.map((r) => [r.method, r.message, r.raw.policy_ids, r.raw.policy_versions, r.connector]), [
     ['prompts/get', 'No greetings on this agent.', id, '1', 'gh'],
     ['resources/read', 'The readme is private.', id, '1', 'gh'],
+    ['completion/complete', 'No completions of prompts.', id, '1', 'gh'],
   ]);
 });
 
@@ -239,7 +245,7 @@ test('every decided row of the run names its policies with versions, a message a
       `row ${JSON.stringify(r.raw)}`);
   }
   for (const m of ['tools/list', 'tools/call', 'prompts/list', 'prompts/get', 'resources/list', 'resources/read',
-    'subscriptions/listen'])
+    'completion/complete', 'subscriptions/listen'])
     assert.ok(decided.some((r) => r.method === m), `a decided ${m} row`);
   for (const r of rows.filter((x) => undecided(x.method) && x.decision === 'allow'))
     assert.equal(r.message, 'allow (not decided by policy)', `undecided ${r.method}`);
