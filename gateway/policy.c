@@ -377,11 +377,13 @@ resource_attrs(cedar_arena *ca, const char *kind, const char *connector, const c
 /* The resource entity of kind ("Tool" when NULL) and its parent
  * Connector::"<connector>" (none for the Agent) into es and *res. */
 static int
-add_resource(struct gh_arena *a, cedar_arena *ca, cedar_entities *es, const char *kind, const char *connector, const char *name,
-             json_t *ann, const cedar_value **res, struct cedar_err *ce)
+add_resource(struct gh_arena *a, cedar_arena *ca, cedar_entities *es, const char *kind, const char *connector,
+             const char *name, json_t *ann, const cedar_value **res, struct cedar_err *ce)
 {
     const cedar_value *parent = NULL, *attrs;
-    const char *id;
+    char buf[256];
+    const char *id = buf;
+    int n;
 
     kind = kind ? kind : "Tool";
     if ((attrs = resource_attrs(ca, kind, connector, name, ann, ce)) == NULL)
@@ -391,8 +393,12 @@ add_resource(struct gh_arena *a, cedar_arena *ca, cedar_entities *es, const char
         return *res && cedar_entities_add(es, "Agent", name ? name : "", attrs, NULL, 0, NULL, ce) == 0 ? 0 : -1;
     }
     connector = connector ? connector : "";
-    if ((id = gh_arena_printf(a, "%s/%s", connector, name ? name : "")) == NULL ||
-        (parent = cedar_value_entity(ca, "Connector", connector)) == NULL ||
+    /* the id on the stack (a list's items come here one by one), the
+     * arena only for a long one */
+    n = snprintf(buf, sizeof buf, "%s/%s", connector, name ? name : "");
+    if (n < 0 || (size_t)n >= sizeof buf)
+        id = gh_arena_printf(a, "%s/%s", connector, name ? name : "");
+    if (id == NULL || (parent = cedar_value_entity(ca, "Connector", connector)) == NULL ||
         (*res = cedar_value_entity(ca, kind, id)) == NULL ||
         cedar_entities_add(es, "Connector", connector, NULL, NULL, 0, NULL, ce) < 0 ||
         cedar_entities_add(es, kind, id, attrs, &parent, 1, NULL, ce) < 0)
@@ -637,8 +643,11 @@ gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, struct g
         goto out;
     }
     rc = decide_with(a, p, ca, es, &req, out, e);
-    if (rc == 0 && out->allow && call->nitems > 0)
-        rc = eval_items(a, p, call, &f, ca, e);
+    /* a list not filtered still has every call of it decided */
+    if (rc == 0 && out->allow && call->nitems > 0 && eval_items(a, p, call, &f, ca, e) < 0) {
+        GH_LOG(WARN, "gw_policy", "list not filtered: %s", e->detail[0] ? e->detail : e->msg);
+        gh_err_clear(e);
+    }
 out:
     if (rc == 0 && out->message == NULL)
         out->message = out->allow ? GW_POLICY_ALLOWED : "denied by policy";
