@@ -414,10 +414,12 @@ policy_cell(struct gh_arena *a, PGresult *res, int i, const char *base, bool lin
         return "";
     for (char *id = strtok_r(il, ",", &sp1), *v = strtok_r(vl, ",", &sp2); id;
          id = strtok_r(NULL, ",", &sp1), v = v ? strtok_r(NULL, ",", &sp2) : NULL)
-        out = links ? gh_arena_printf(a, "%s%s<a class=\"policy\" href=\"%s?policy=%s\">%s@%s</a>", out,
-                                      *out ? " " : "", base, esc(a, gh_url_encode(a, id)), esc(a, id), esc(a, v ? v : "?"))
-                    : gh_arena_printf(a, "%s%s<span class=\"policy\">%s@%s</span>", out, *out ? " " : "", esc(a, id),
-                                      esc(a, v ? v : "?"));
+        /* the first 8 characters of the id say which; the whole one is its title */
+        out = links ? gh_arena_printf(a, "%s%s<a class=\"policy\" title=\"%s\" href=\"%s?policy=%s\">%.8s@%s</a>", out,
+                                      *out ? " " : "", esc(a, id), base, esc(a, gh_url_encode(a, id)), esc(a, id),
+                                      esc(a, v ? v : "?"))
+                    : gh_arena_printf(a, "%s%s<span class=\"policy\" title=\"%s\">%.8s@%s</span>", out,
+                                      *out ? " " : "", esc(a, id), esc(a, id), esc(a, v ? v : "?"));
     return gh_arena_printf(a, "<br><span class=\"muted\">policy %s</span>", out);
 }
 
