@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startCluster, startServer, startFixture, createUser, gatehouse, secret, Client } from '../../harness/index.mjs';
 import {
-  addConnector, sdkClient, toolText, auditRows, serverKey, rawSession, post, modernMsg, modernHeaders, LEGACY,
+  addConnector, sdkClient, toolText, auditRows, serverKey, rawSession, post, modern, modernMsg, modernHeaders, LEGACY,
   undecided,
 } from './lib.mjs';
 
@@ -104,7 +104,8 @@ test('a forbid on prompts/get and resources/read is a JSON-RPC error with its @m
     '  when { resource.uri like "*/readme" };',
     '@message("No completions of prompts.")',
     'forbid (principal, action == Action::"completion/complete", resource is Prompt);', ''].join('\n'));
-  const c = await connect(srv, slug, member(slug));
+  const u = member(slug);
+  const c = await connect(srv, slug, u);
 
   const e1 = await refusal(c.client.getPrompt({ name: 'gh__greet', arguments: { who: 'x' } }));
   assert.ok(e1, 'prompts/get refused');
@@ -115,6 +116,10 @@ test('a forbid on prompts/get and resources/read is a JSON-RPC error with its @m
   assert.equal(e2?.code, -32003);
   assert.match(e2.message, /The readme is private\./);
   assert.equal((await c.client.readResource({ uri: 'fixture://gh/notes' })).contents[0].text, 'a\nb\nc');
+  // the stateless 2026-07-28 revision: the same JSON-RPC error
+  const st = await modern(srv, u.pat, 9, 'prompts/get', { name: 'gh__greet', arguments: { who: 'x' } },
+    { path: `/agents/${slug}/mcp` });
+  assert.deepEqual([st.body?.error?.code, st.body?.error?.message], [-32003, 'No greetings on this agent.'], st.text);
   const e3 = await refusal(c.client.complete({ ref: { type: 'ref/prompt', name: 'gh__plain' }, argument: { name: 'who', value: 'a' } }));
   assert.equal(e3?.code, -32003);
   assert.match(e3.message, /No completions of prompts\./);
@@ -132,6 +137,7 @@ test('a forbid on prompts/get and resources/read is a JSON-RPC error with its @m
   assert.deepEqual(rows.map((r) => [r.method, r.message, r.raw.policy_ids, r.raw.policy_versions, r.connector]), [
     ['prompts/get', 'No greetings on this agent.', id, '1', 'gh'],
     ['resources/read', 'The readme is private.', id, '1', 'gh'],
+    ['prompts/get', 'No greetings on this agent.', id, '1', 'gh'],
     ['completion/complete', 'No completions of prompts.', id, '1', 'gh'],
   ]);
 });
