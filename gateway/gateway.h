@@ -104,7 +104,8 @@ int gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, stru
  * NULL on a trusted one.  Text is parsed before it is saved (400 with
  * line:col); every edit is a new version. */
 struct gw_policy {
-    char *id, *name, *mode, *member, *text, *created_by, *created_at;
+    char *id, *name, *mode, *member, *text, *created_by;
+    char *created_at;           /* of this version, "YYYY-MM-DD HH:MM:SS" UTC */
     bool  enabled;
     int   version;
 };

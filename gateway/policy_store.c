@@ -147,7 +147,8 @@ owner_of(struct gh_arena *a, const char *agent, const char *member, const char *
 }
 
 static const char SELECT_POLICY[] =
-    "SELECT p.id, p.name, p.mode, p.enabled, v.version, v.text, v.created_by, v.created_at::text,"
+    "SELECT p.id, p.name, p.mode, p.enabled, v.version, v.text, v.created_by,"
+    "       to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
     "       (SELECT email FROM agent_members WHERE id = p.member_id)"
     "  FROM policies p JOIN policy_versions v ON v.policy_id = p.id ";
 
