@@ -393,7 +393,7 @@ json_object_arg(struct gh_arena *a, const char *text, const char *what, json_t *
     *out = NULL;
     if (text == NULL || text[strspn(text, " \t\r\n")] == '\0')
         return 0;
-    *out = gh_arena_json(a, json_loads(text, JSON_REJECT_DUPLICATES, &je));
+    *out = gh_arena_json(a, json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je));
     if (json_is_object(*out))
         return 0;
     return gh_err_set(e, 400, "invalid_request", gh_arena_printf(a, "%s must be a JSON object%s%s.", what,
