@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, createUser, gatehouse, Client } from '../../harness/index.mjs';
+import { startServer, createUser, gatehouse, Client, sourceDir } from '../../harness/index.mjs';
 
 let srv, owner, member, stranger;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-policy-bad-'));
@@ -20,6 +20,7 @@ before(async () => {
   cli(['agent', 'add', '--slug', 'open', '--name', 'Open']);
   cli(['agent', 'add', '--slug', 'closed', '--name', 'Closed', '--untrusted']);
   cli(['agent', 'add', '--slug', 'other', '--name', 'Other', '--untrusted']);
+  cli(['agent', 'add', '--slug', 'examples', '--name', 'Examples']);
   owner = createUser(srv, { agents: ['open', 'closed'] });
   member = createUser(srv, { agents: ['open', 'closed'] });
   stranger = createUser(srv, { agents: ['other'] });   // a member of another agent only
@@ -75,6 +76,13 @@ test('the CLI refuses what the pages refuse, with the same sentences, and saves 
   r = cli(['policy', 'set', '--agent', 'open', '--name', 'ops-only', '--file', file('schema.cedar', SCHEMA)], { code: 1 });
   assert.match(r.stderr, /colour/);
   assert.match(policies('open'), /ops-only\s+enforce\s+enabled\s+1 /);
+
+  // every worked example of docs/POLICIES.md, those reading context.args included, is accepted
+  const examples = [...fs.readFileSync(path.join(sourceDir, 'docs/POLICIES.md'), 'utf8')
+    .matchAll(/```cedar\n([^]*?)```/g)].map((m) => m[1]);
+  assert.ok(examples.filter((t) => t.includes('context.args')).length >= 2);
+  examples.forEach((text, i) =>
+    cli(['policy', 'add', '--agent', 'examples', '--name', `example-${i}`, '--file', file(`example${i}.cedar`, text)]));
 
   // the test bench: arguments that are not a JSON object are a usage error
   r = cli(['policy', 'test', '--agent', 'open', '--email', member.email, '--tool', 'gh/x', '--args', '[1, 2]'], { code: 2 });
