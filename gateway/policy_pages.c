@@ -483,7 +483,7 @@ get_history(struct web_req *r)
     struct gw_policy *v;
     struct gh_err e = {0};
     char *rows, *cmp = "";
-    int n;
+    int n, status = 200;
 
     if (p == NULL)
         return 0;
@@ -492,9 +492,11 @@ get_history(struct web_req *r)
     /* by default the newest change: the version before the current one against it */
     from = web_query(r, "from") ? version_of(v, n, web_query(r, "from")) : n > 1 ? &v[n - 2] : NULL;
     to = web_query(r, "to") ? version_of(v, n, web_query(r, "to")) : n > 1 ? &v[n - 1] : NULL;
-    if ((web_query(r, "from") || web_query(r, "to")) && (from == NULL || to == NULL))
-        cmp = "<p class=\"error\" role=\"alert\">Choose two versions of this policy to compare.</p>";
-    else if (from && to && (cmp = compare_card(a, from, to, &e)) == NULL)
+    if ((web_query(r, "from") || web_query(r, "to")) && (from == NULL || to == NULL)) {
+        cmp = "<div class=\"card\"><p class=\"error\" role=\"alert\">Choose two versions of this policy to "
+              "compare.</p></div>";
+        status = 400;
+    } else if (from && to && (cmp = compare_card(a, from, to, &e)) == NULL)
         return web_reply_err(r, &e);
     rows = gh_arena_strdup(a, "");
     for (int i = n - 1; i >= 0 && rows; i--)
@@ -504,7 +506,7 @@ get_history(struct web_req *r)
             "<td><input type=\"radio\" name=\"to\" value=\"%d\" aria-label=\"to version %d\"%s></td></tr>",
             rows, v[i].version, v[i].version, esc(a, v[i].created_by), esc(a, v[i].created_at), v[i].version,
             v[i].version, from == &v[i] ? " checked" : "", v[i].version, v[i].version, to == &v[i] ? " checked" : "");
-    return web_reply_html(r, 200, authz_page(r, u, "Policy history", gh_arena_printf(a,
+    return web_reply_html(r, status, authz_page(r, u, "Policy history", gh_arena_printf(a,
         "<div class=\"card\"><h1>History of %s</h1><p><a href=\"%s/%s\">Edit</a> · <a href=\"%s\">Back to the "
         "policies</a></p><form method=\"get\" action=\"%s/%s/history\"><table><thead><tr><th>Version</th><th>By</th>"
         "<th>When (UTC)</th><th>From</th><th>To</th></tr></thead><tbody>%s</tbody></table>"

@@ -134,6 +134,13 @@ test('the editor: 400 with the problems at line:col, the text kept, nothing save
   await res.arrayBuffer();
   assert.match(policies('open'), /ops-only\s+enforce\s+enabled\s+1 /);
 
+  // versions that do not exist cannot be compared: a sentence, 400
+  for (const q of ['from=1&to=9', 'from=x&to=1', 'from=1']) {
+    res = await c.get(`/agents/open/policies/${id}/history?${q}`);
+    assert.equal(res.status, 400, q);
+    assert.match(await res.text(), /Choose two versions of this policy to compare\./);
+  }
+
   // no such policy, or another agent's: the console's 404 sentence
   for (const p of ['/agents/open/policies/not-a-uuid', '/agents/closed/policies/' + id, `/agents/open/policies/${id.replace(/.$/, '0')}/history`]) {
     res = await c.get(p);
