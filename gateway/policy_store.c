@@ -81,6 +81,17 @@ problems_err(const struct gw_policy_problem *v, int n, struct gh_err *e)
     return gh_err_set(e, 400, "invalid_request", msg, NULL);
 }
 
+/* The parser's message without the "line:col: " it starts with: the
+ * position is the problem's own. */
+static const char *
+parse_msg(const struct cedar_err *ce)
+{
+    char at[32];
+    int n = snprintf(at, sizeof at, "%d:%d: ", ce->line, ce->col);
+
+    return n > 0 && !strncmp(ce->msg, at, (size_t)n) ? ce->msg + n : ce->msg;
+}
+
 int
 gw_policy_check_text(struct gh_arena *a, const char *text, struct gw_policy_problem **out, int *nout,
                      struct gh_err *e)
@@ -102,8 +113,8 @@ gw_policy_check_text(struct gh_arena *a, const char *text, struct gw_policy_prob
     if (rc == 0 && cedar_policy_set_count(ps) == 0)
         rc = gh_err_set(e, 400, "invalid_request", "The text holds no policy.", NULL);
     else if (rc < 0)
-        rc = problem(a, &v, &n, ce.line, ce.col, ce.msg) < 0 ? gh_err_set(e, 503, "temporarily_unavailable",
-                                                                        "Out of memory.", NULL) : 0;
+        rc = problem(a, &v, &n, ce.line, ce.col, parse_msg(&ce)) < 0
+                 ? gh_err_set(e, 503, "temporarily_unavailable", "Out of memory.", NULL) : 0;
     else
         rc = validate(a, ps, &v, &n, e);
     cedar_policy_set_free(ps);

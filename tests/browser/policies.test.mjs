@@ -74,7 +74,7 @@ test('an owner writes, fixes, edits, compares, shadows, tests and disables a pol
   const parse = page.locator('#problems li');
   assert.equal(await parse.count(), 1);
   assert.equal(await parse.getAttribute('data-line'), '3');
-  assert.match(await parse.textContent(), /^3:\d+ /);
+  assert.match(await parse.textContent(), /^3:\d+ expected expression/);
   assert.equal(await page.inputValue('#text'), BROKEN);
   assert.equal(await page.inputValue('#name'), 'no-destructive');
   await screenshot(page, 'policy-parse-error');
