@@ -300,8 +300,16 @@ text_refused(struct web_req *r, struct authz_user *u, const struct authz_agent *
 {
     struct gw_policy_problem *probs;
     struct gh_err e = {0};
+    const char *sent;
+    size_t len;
     int n;
 
+    /* a %00 would cut the text short where it stands: refused, as the CLI does */
+    if ((sent = web_form_n(r, "text", &len)) != NULL && len != strlen(sent)) {
+        d->error = "The policy text holds a NUL byte: nothing was saved.";
+        editor_page(r, u, ag, p, 400, d);
+        return true;
+    }
     if (gw_policy_check_text(web_arena(r), d->text, &probs, &n, &e) == 0)
         return false;
     if (e.status >= 500) {

@@ -127,6 +127,23 @@ test('the editor: 400 with the problems at line:col, the text kept, nothing save
   assert.doesNotMatch(policies('open'), /long|broken|schema/);
   assert.doesNotMatch(policies('closed'), /theirs/);
 
+  // a NUL byte would cut the text short: refused, not saved truncated
+  res = await c.post('/agents/open/policies/new',
+                     `csrf=${c.csrf}&name=nul&text=${encodeURIComponent(GOOD)}%00${encodeURIComponent('forbid (principal, action, resource);')}`,
+                     { headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+  assert.equal(res.status, 400);
+  assert.match(await res.text(), /The policy text holds a NUL byte/);
+  assert.doesNotMatch(policies('open'), /nul/);
+
+  // an untrusted agent: a policy for one of its members is saved and listed with the member
+  res = await cc.form('/agents/closed/policies/new', '/agents/closed/policies/new',
+                      { name: 'mine', member: member.email, text: GOOD });
+  assert.equal(res.status, 303);
+  await res.arrayBuffer();
+  html = await (await cc.get('/agents/closed/policies')).text();
+  assert.ok(html.includes(`<td class="member">${member.email}</td>`), 'the member column');
+  assert.match(policies('closed'), new RegExp(`mine\\s+enforce\\s+enabled\\s+1\\s+${member.email.replace(/[.+]/g, '\\$&')}`));
+
   // an edit refused keeps the current version
   const id = policies('open').split('\n').find((l) => /ops-only/.test(l)).split(/\s+/)[0];
   res = await c.form(`/agents/open/policies/${id}`, `/agents/open/policies/${id}`, { text: UNPARSABLE });
