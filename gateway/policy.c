@@ -347,22 +347,24 @@ stated_hints(cedar_arena *ca, json_t *ann, struct cedar_err *ce)
     return rec;
 }
 
-/* The resource's attributes: a Tool's name, connector and hints; a
- * Prompt's name and connector; a Resource's uri and connector; the Agent's
- * slug (list methods, logging/setLevel, subscriptions/listen). */
+/* The resource's attributes: every kind's name and connector (a policy
+ * that reads them for every method must not error on the lists: an
+ * erroring forbid denies), then a Tool's hints, a Resource's uri, the
+ * Agent's slug (list methods, logging/setLevel, subscriptions/listen). */
 static cedar_value *
 resource_attrs(cedar_arena *ca, const char *kind, const char *connector, const char *name, json_t *ann,
                struct cedar_err *ce)
 {
     cedar_value *t = cedar_value_record_new(ca);
+    bool agent = !strcmp(kind, "Agent");
 
-    if (t == NULL)
+    if (t == NULL || rec_set(ca, t, "name", STR(name), ce) < 0 ||
+        rec_set(ca, t, "connector", STR(agent ? "" : connector), ce) < 0)
         return NULL;
-    if (!strcmp(kind, "Agent"))
+    if (agent)
         return rec_set(ca, t, "slug", STR(name), ce) < 0 ? NULL : t;
-    if (rec_set(ca, t, strcmp(kind, "Resource") ? "name" : "uri", STR(name), ce) < 0 ||
-        rec_set(ca, t, "connector", STR(connector), ce) < 0)
-        return NULL;
+    if (!strcmp(kind, "Resource"))
+        return rec_set(ca, t, "uri", STR(name), ce) < 0 ? NULL : t;
     if (strcmp(kind, "Tool"))
         return t;
     if (rec_set(ca, t, "readOnly", cedar_value_bool(ca, hint(ann, "readOnlyHint", 0)), ce) < 0 ||

@@ -149,7 +149,10 @@ test('tools/list hides a tool no call can use and keeps one whose policy reads t
     'forbid (principal, action == Action::"tools/call", resource is Tool) when { resource.name == "delete_repo" };',
     '@message("Only #general.")',
     'forbid (principal, action == Action::"tools/call", resource is Tool) when { resource.name == "post_message" }',
-    '  unless { ["general"].contains(context.args.channel) };', ''].join('\n'));
+    '  unless { ["general"].contains(context.args.channel) };',
+    // not scoped to a method: it reads `name`, which every resource has, so the lists still work
+    '@message("No repositories.")',
+    'forbid (principal, action, resource) when { resource.name == "get_repo" };', ''].join('\n'));
   // a stricter list rule tried in shadow first
   const sid = policy('add', slug, 'lists-off', '@message("Lists are off.")\nforbid (principal, action == Action::"tools/list", resource);\n');
   cli(['policy', 'mode', '--agent', slug, '--name', 'lists-off', '--mode', 'shadow']);
@@ -157,7 +160,7 @@ test('tools/list hides a tool no call can use and keeps one whose policy reads t
   const c = await connect(srv, slug, u);
 
   const names = (await c.client.listTools()).tools.map((t) => t.name).sort();
-  assert.deepEqual(names, ['gh__get_repo', 'gh__plain', 'gh__post_message', 'gh__read_file']);
+  assert.deepEqual(names, ['gh__plain', 'gh__post_message', 'gh__read_file']);
   const allowed = await c.client.callTool({ name: 'gh__post_message', arguments: { channel: 'general' } });
   assert.notEqual(allowed.isError, true);
   const denied = await c.client.callTool({ name: 'gh__post_message', arguments: { channel: 'random' } });
