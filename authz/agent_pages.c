@@ -98,7 +98,8 @@ agent_card(struct gh_arena *a, PGresult *res, int i)
         gh_html_escape(a, url),
         gh_arena_printf(a, "<a href=\"/agents/%s/members\">Members</a>", slug),
         owner ? gh_arena_printf(a, " · <a href=\"/agents/%s/policies\">Policies</a> · "
-                                   "<a href=\"/agents/%s/settings\">Settings</a>", slug, slug) : "",
+                                   "<a href=\"/agents/%s/audit\">Audit</a> · "
+                                   "<a href=\"/agents/%s/settings\">Settings</a>", slug, slug, slug) : "",
         pending ? "" : gh_arena_printf(a, "<details><summary>Connect a client</summary>%s</details>",
                                        connect_help(a, slug, url)));
 }
