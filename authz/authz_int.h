@@ -115,10 +115,6 @@ char *authz_resource_canon(struct gh_arena *a, const char *resource, char slug[6
 #define AUTHZ_SQL_MEMBER(u, ag) \
     "(" u ".role = 'admin' OR EXISTS (SELECT 1 FROM agent_members m WHERE m.agent_id = " ag ".id" \
     " AND m.user_id = " u ".id AND m.state = 'approved'))"
-/* 0 when actor (NULL: the operator at the CLI) may administer the agent:
- * an admin or one of its approved owners; else -1 with 403 in e. */
-int  authz_owner_check(struct gh_arena *a, const struct authz_user *actor, const struct authz_agent *ag,
-                       struct gh_err *e);
 /* An email address as a member is known by: 3-254 characters, one @, no
  * spaces or control characters. */
 bool authz_email_ok(const char *email);

@@ -24,6 +24,7 @@ gw_register_routes(void)
     gw_pages_register_routes();
     gw_connector_auth_routes();
     gw_connect_routes();
+    gw_policy_pages_register_routes();
     return gw_mcp_register_routes();
 }
 
