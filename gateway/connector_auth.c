@@ -3,7 +3,7 @@
  * none, static (the sealed headers of connector.c) or oauth-app (each
  * member's own account through the provider's OAuth app), its presets,
  * the checks made on saving, and the settings page
- * /admin/connectors/auth?agent=…&name=… (admins).
+ * /admin/connectors/auth?agent=…&name=… (admins and the agent's owners).
  *
  * The OAuth app's client secret is write-only: sealed under the server key
  * with the connector id and token endpoint as associated data (a secret
@@ -347,11 +347,38 @@ not_found(struct web_req *r, struct authz_user *u)
         "There is no connector with this name on this agent. <a href=\"/admin/connectors\">All connectors</a></p></div>"));
 }
 
+/* The signed-in admin or owner of the agent, or NULL when a page was sent. */
+static struct authz_user *
+require_owner(struct web_req *r, const char *agent)
+{
+    struct authz_user *u = authz_require_login(r);
+    struct authz_agent *ag;
+    struct gh_err e = {0};
+
+    if (u == NULL)
+        return NULL;
+    ag = agent ? authz_agent_by_slug(web_arena(r), agent, &e) : NULL;
+    if (ag == NULL && e.status >= 500) {
+        web_reply_err(r, &e);
+        return NULL;
+    }
+    if (ag == NULL || authz_owner_check(web_arena(r), u, ag, &e) < 0) {
+        if (e.status >= 500)
+            web_reply_err(r, &e);
+        else
+            web_reply_html(r, 403, authz_page(r, u, "Not allowed", "<div class=\"card\"><h1>Not allowed</h1>"
+                "<p class=\"error\" role=\"alert\">Only an owner of the agent or an administrator sets how its "
+                "connectors authenticate.</p></div>"));
+        return NULL;
+    }
+    return u;
+}
+
 static int
 get_auth(struct web_req *r)
 {
-    struct authz_user *u = authz_require_admin(r);
     const char *agent = web_query(r, "agent"), *name = web_query(r, "name");
+    struct authz_user *u = require_owner(r, agent);
     struct gw_connector_auth f;
     struct gh_err e = {0};
 
@@ -365,9 +392,9 @@ get_auth(struct web_req *r)
 static int
 post_auth(struct web_req *r)
 {
-    struct authz_user *u = authz_require_admin(r);
-    struct gh_arena *a = web_arena(r);
     const char *agent = web_form(r, "agent"), *name = web_form(r, "name");
+    struct authz_user *u = require_owner(r, agent);
+    struct gh_arena *a = web_arena(r);
     struct gw_connector_auth f = {0}, cur;
     struct gh_err e = {0};
     size_t len = 0;

@@ -128,10 +128,17 @@ test('the settings page: callback URL, presets, write-only secret, errors in the
   const unknown = await c.get(`/admin/connectors/auth?agent=${AGENT}&name=nope`);
   assert.equal(unknown.status, 404);
   assert.match(await unknown.text(), /No such connector/);
-  // members who are not admins do not get the page
-  const m = createUser(srv, {});
+  // members who are neither admins nor owners do not get the page; an owner does
+  const m = createUser(srv, { agents: [AGENT] });
   const mc = new Client(srv.url);
   await mc.login(m.email, m.password);
   assert.equal((await mc.get(`/admin/connectors/auth?agent=${AGENT}&name=github`)).status, 403);
+  const refusedPost = await mc.post('/admin/connectors/auth', { csrf: mc.csrf, agent: AGENT, name: 'github', mode: 'none' });
+  assert.equal(refusedPost.status, 403);
+  assert.equal(row('github')[0], 'oauth-app');
+  assert.equal(gatehouse(srv, ['member', 'owner', '--agent', AGENT, '--email', m.email, 'on']).code, 0);
+  const owned = await mc.get(`/admin/connectors/auth?agent=${AGENT}&name=github`);
+  assert.equal(owned.status, 200);
+  assert.match(await owned.text(), /callback-url/);
   assert.ok(!log().includes(typed));
 });
