@@ -490,6 +490,8 @@ authz_vault_credential_new(struct web_req *r, const char *agent_id, const char *
     struct gh_err e = {0};
     int have_kek = 0, got = 0, n = 1, rc = -1;
 
+    if (a == NULL)
+        return -1;
     cred_token(&c[0], kind, secret, ttl);
     if (r && (have_kek = browser_kek(r, user_id, kek, &e)) == 1) {
         cred_password(&c[1], kek, user_id);

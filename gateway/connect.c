@@ -123,7 +123,7 @@ gw_connection_store_on(struct db_conn *dc, struct gh_arena *a, const char *agent
         "   expires_at = EXCLUDED.expires_at, needs_reconnect = false,"
         "   connected_at = CASE WHEN $7 THEN now() ELSE vault_connections.connected_at END";
     const char *at = gh_json_str(tok, "access_token"), *rt = gh_json_str(tok, "refresh_token");
-    json_t *exp = json_object_get(tok, "expires_in");
+    json_t *exp = json_object_get(tok, "expires_in"), *pack;
     char *pt, *sealed, when[24] = "";
 
     if (at == NULL || !*at)
@@ -131,7 +131,9 @@ gw_connection_store_on(struct db_conn *dc, struct gh_arena *a, const char *agent
                           "token response without access_token");
     if (json_is_integer(exp) && json_integer_value(exp) > 0)
         snprintf(when, sizeof(when), "%lld", (long long)json_integer_value(exp));
-    pt = json_dumps(json_pack("{s:s,s:s?}", "a", at, "r", rt), JSON_COMPACT);
+    pack = json_pack("{s:s,s:s?}", "a", at, "r", rt);
+    pt = pack ? json_dumps(pack, JSON_COMPACT) : NULL;
+    json_decref(pack);          /* its copies of the tokens go with it; the dump is wiped below */
     if (pt == NULL)
         return gh_err_set(e, 500, "server_error", "internal error", "json");
     sealed = authz_vault_seal(a, agent_id, user_id, gw_connection_aad(a, agent_id, user_id, connector_id),

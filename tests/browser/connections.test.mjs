@@ -83,8 +83,9 @@ after(async () => {
   await browser?.close();
   idp?.close();
   upstreamServer?.close();
-  assert.equal(await srv2.stop(), 0);
-  assert.equal(await srv.stop(), 0);
+  // both stopped whatever the first says, so a failure cannot leave one running
+  const codes = [await srv2?.stop(), await srv?.stop()];
+  assert.deepEqual(codes, [0, 0]);
 });
 
 /* An upstream MCP server (the SDK's) that serves only tokens the provider
