@@ -266,6 +266,7 @@ struct gw_entry {
     const char *connector_id;       /* routing back */
     const char *connector;
     const char *orig;               /* upstream name or uri */
+    const char *prefix;             /* the connector's tool prefix ("" = none) */
 };
 struct gw_list {
     struct gw_entry *e;
@@ -273,6 +274,7 @@ struct gw_list {
     struct gw_connector *conns;
     int              nconns;
     char           **failed;        /* connectors that did not answer */
+    const char     **failed_prefix; /* their tool prefixes */
     int              nfailed;
     enum gw_kind     kind;          /* what gw_agg_find matches: name, uri, uriTemplate */
 };
@@ -282,8 +284,8 @@ int gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_cre
  * the entry whose own key (l->kind's: name, uri, uriTemplate) is name. */
 const struct gw_entry *gw_agg_find(const struct gw_list *l, const char *name);
 /* The connector left out of l (l->failed) that an aggregated name
- * "<connector>__..." belongs to, or NULL: a call to it is "unavailable",
- * not "unknown". */
+ * "<prefix>__..." belongs to (the first without prefix when none has the
+ * name's), or NULL: a call to it is "unavailable", not "unknown". */
 const char *gw_agg_failed_owner(const struct gw_list *l, const char *name);
 void gw_agg_invalidate(struct gw_session *s, const char *connector_id);   /* NULL = all */
 /* Whether answering needs nothing from an upstream: every enabled
@@ -297,10 +299,12 @@ int  gw_agg_connectors(struct gh_arena *a, const char *agent_id, struct gw_conne
 
 /* Pure helpers (unit-tested). */
 #define GW_NAME_MAX 64
-/* Names every entry "<connector>__<orig>" or a shortened, collision-free
- * form; names[i] receive GW_NAME_MAX+1 bytes each. */
-void gw_agg_names(const char *const *connectors, const char *const *origs, int n,
-                  char (*names)[GW_NAME_MAX + 1]);
+/* Names every entry "<prefix>__<orig>" ("<orig>" for an empty prefix;
+ * prefixes NULL or prefixes[i] NULL: the connector's name) or a shortened,
+ * collision-free form hashed from "<connector>__<orig>"; names[i] receive
+ * GW_NAME_MAX+1 bytes each. */
+void gw_agg_names(const char *const *prefixes, const char *const *connectors, const char *const *origs,
+                  int n, char (*names)[GW_NAME_MAX + 1]);
 /* At most this many entries of one kind are taken from one upstream. */
 #define GW_AGG_LIST_MAX 10000
 /* Appends to list the entries of page (one upstream's, one kind) that are
