@@ -681,6 +681,8 @@ gw_connector_set_prefix(struct gh_arena *a, const char *agent_slug, const char *
 
     if (gw_connector_name_check(name, e) < 0 || gw_connector_prefix_check(prefix, e) < 0)
         return -1;
+    if (prefix && !strcmp(prefix, name))
+        prefix = NULL;          /* the default, which it is */
     ag = authz_agent_by_slug(a, agent_slug, e);
     if (ag == NULL)
         return -1;
