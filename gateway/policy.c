@@ -355,6 +355,9 @@ build_request(cedar_arena *ca, cedar_entities *es, const struct gw_policy_call *
     const struct authz_credential *w = call->who;
     cedar_value *u = cedar_value_record_new(ca), *t = cedar_value_record_new(ca);
     const cedar_value *parent;
+    /* the test-only unauthenticated identity has no user: a principal of
+     * its own, which no policy naming a user matches */
+    const char *uid = w->user_id ? w->user_id : "unauthenticated-test";
 
     if (u == NULL || t == NULL)
         return -1;
@@ -368,14 +371,14 @@ build_request(cedar_arena *ca, cedar_entities *es, const struct gw_policy_call *
         rec_set(ca, t, "annotations", stated_hints(ca, call->annotations, ce), ce) < 0)
         return -1;
     parent = cedar_value_entity(ca, "Connector", call->connector);
-    req->principal = cedar_value_entity(ca, "User", w->user_id);
+    req->principal = cedar_value_entity(ca, "User", uid);
     req->action = cedar_value_entity(ca, "Action", "tools/call");
     req->resource = cedar_value_entity(ca, "Tool", tool_id);
     req->context = build_context(ca, call, f, ce);
     if (parent == NULL || req->principal == NULL || req->action == NULL || req->resource == NULL ||
         req->context == NULL)
         return -1;
-    if (cedar_entities_add(es, "User", w->user_id, u, NULL, 0, NULL, ce) < 0 ||
+    if (cedar_entities_add(es, "User", uid, u, NULL, 0, NULL, ce) < 0 ||
         cedar_entities_add(es, "Connector", call->connector, NULL, NULL, 0, NULL, ce) < 0 ||
         cedar_entities_add(es, "Tool", tool_id, t, &parent, 1, NULL, ce) < 0)
         return -1;
