@@ -124,6 +124,9 @@ struct gw_session {
     json_t *client_info;
     json_t *client_caps;        /* capabilities declared at initialize, or NULL */
     pthread_mutex_t lock;       /* guards the fields below */
+    char   log_level[16];       /* the client's logging/setLevel, "" = none yet (in
+                                 * this process: a 2026-07-28 upstream hears it in
+                                 * each request's _meta) */
     struct gw_upstate *ups;
     int    nups, capups;
     int64_t last_seen;          /* wall seconds */

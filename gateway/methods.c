@@ -350,6 +350,11 @@ do_set_level(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *
         return gw_deny(m, "logging/setLevel", "invalid params", 200, id, GW_RPC_INVALID_PARAMS,
                        "params.level is required.", NULL);
     }
+    if (m->s) {
+        pthread_mutex_lock(&m->s->lock);
+        snprintf(m->s->log_level, sizeof(m->s->log_level), "%s", gh_json_str(params, "level"));
+        pthread_mutex_unlock(&m->s->lock);
+    }
     each_upstream(m, set_level_one, params);
     return gw_reply_audited(m, "logging/setLevel", id, json_object());
 }
