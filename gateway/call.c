@@ -257,8 +257,17 @@ call_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
         }
         json_object_set(out, "id", f->down_id);
         if (f->stateless) {
+            long hs = gw_up_status(x);
             gw_stateless_result(res, f->method);
             gw_stateless_error(json_object_get(out, "error"));
+            /* 2026-07-28 gives errors HTTP statuses (a missing client
+             * capability is a 400): an upstream's 4xx error answer keeps
+             * its status when it is all the client gets */
+            if (json_object_get(out, "error") && hs >= 400 && hs < 500) {
+                pthread_mutex_lock(&f->ch.lock);
+                f->ch.whole_status = (int)hs;
+                pthread_mutex_unlock(&f->ch.lock);
+            }
         }
         f->upstream_status = (int)gw_up_status(x);
         call_conclude(f, out);

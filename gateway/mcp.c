@@ -357,6 +357,12 @@ mcp_post(struct web_req *r)
                 (gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/protocolVersion") ||
                  (web_header(r, "MCP-Protocol-Version") &&
                   gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))));
+    /* an initialize that says 2026-07-28 in its header and its _meta is a
+     * stateless request for a method that revision removed: 404 */
+    stateless = stateless || (method && !strcmp(method, "initialize") &&
+                              gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version")) &&
+                              gw_proto_is_stateless(gh_json_str(json_object_get(params, "_meta"),
+                                                                "io.modelcontextprotocol/protocolVersion")));
     if (stateless) {
         m.stateless = true;
         m.proto = GW_PROTO_2026_07_28;
