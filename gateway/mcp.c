@@ -525,6 +525,7 @@ tick_main(void *arg)
         pthread_mutex_unlock(&tick.lock);
         gw_chan_keepalives();
         gw_listen_tick();
+        gw_relay_sweep();
         if (gh_time_s() - last_expire >= 60) {
             last_expire = gh_time_s();
             gw_session_expire();

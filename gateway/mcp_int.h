@@ -254,11 +254,21 @@ struct gw_relay_call {
  * client, or answered to the upstream at once with a JSON-RPC error (the
  * client lacks the capability, a stateless caller, too many pending). */
 void gw_relay_request(const struct gw_relay_call *rc, json_t *msg);
+/* The inputRequests of a 2026-07-28 upstream's input-required result, to
+ * the session's client: done(call, answers) once each is answered (key ->
+ * the client's result), or done(call, NULL, why) when one is refused or
+ * not answered in time; once.  -1 with *why when none can go (a stateless
+ * caller, a request the client did not declare): done() does not run. */
+int  gw_relay_inputs(const struct gw_relay_call *rc, json_t *requests,
+                     void (*done)(void *call, json_t *answers, const char *why), const char **why);
 /* A JSON-RPC response the client of s POSTed: true when it answered a
  * pending relay of this session and went to the upstream; anything else
  * (unknown, another session's, answered, expired) is logged and dropped. */
 bool gw_relay_response(struct gw_session *s, json_t *msg);
 long gw_relay_pending(void);
+/* Drops the relays past their deadline or call (the ticker: a round's
+ * call has no transfer that would time out meanwhile). */
+void gw_relay_sweep(void);
 /* Drops every pending relay (shutdown, before the upstream client stops). */
 void gw_relay_stop(void);
 

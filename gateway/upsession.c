@@ -173,6 +173,15 @@ gw_up_prepare(struct gh_arena *a, struct gw_call_target *t, json_t *msg, struct 
         /* a session client hears an upstream's log messages unless it set
          * a level (the session revisions' default); the stateless revision
          * sends none without a logLevel in _meta */
+        /* what a session client declared the gateway relays to it
+         * (gw_relay_inputs): the upstream may ask for that, and no more */
+        if (!t->s->stateless) {
+            json_t *caps = json_object();
+            for (const char *const *k = (const char *const[]){ "sampling", "elicitation", "roots", NULL }; *k; k++)
+                if (json_is_object(json_object_get(t->s->client_caps, *k)))
+                    json_object_set(caps, *k, json_object_get(t->s->client_caps, *k));
+            json_object_set_new(meta, "io.modelcontextprotocol/clientCapabilities", caps);
+        }
         if (!t->s->stateless && !json_object_get(meta, "io.modelcontextprotocol/logLevel")) {
             char level[16];
             pthread_mutex_lock(&t->s->lock);
