@@ -49,7 +49,7 @@ prefix_form(struct web_req *r, const struct gw_connector *c)
     struct gh_arena *a = web_arena(r);
 
     return gh_arena_printf(a,
-        "<form method=\"post\" action=\"/admin/connectors/prefix\" class=\"inline\">"
+        "<form method=\"post\" action=\"/admin/connectors/prefix\">"
         "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
         "<input type=\"hidden\" name=\"agent\" value=\"%s\"><input type=\"hidden\" name=\"name\" value=\"%s\">"
         "<input type=\"text\" name=\"prefix\" value=\"%s\" maxlength=\"32\" pattern=\"[A-Za-z0-9_.\\-]{0,32}\" "
@@ -96,11 +96,12 @@ connectors_page(struct web_req *r, struct authz_user *u, int status, const char 
             names = gh_arena_printf(a, "%s%s<code>%s</code>", names, k ? " " : "",
                                     esc(a, cs[i].header_names[k]));
         rows = gh_arena_printf(a,
-            "%s<tr data-connector=\"%s/%s\"><td>%s</td><td><code>%s</code></td><td>%s</td><td>%s</td>"
-            "<td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>", rows,
+            "%s<tr data-connector=\"%s/%s\"><td>%s</td><td><code>%s</code>%s</td><td>%s</td><td>%s</td>"
+            "<td>%s</td><td>%s</td><td>%s</td></tr>", rows,
             esc(a, cs[i].agent_slug), esc(a, cs[i].name), esc(a, cs[i].agent_slug), esc(a, cs[i].name),
+            prefix_form(r, &cs[i]),
             esc(a, gw_connector_url_shown(a, cs[i].url)), cs[i].enabled ? "enabled" : "<span class=\"muted\">disabled</span>",
-            cs[i].nheader_names ? names : "<span class=\"muted\">none</span>", prefix_form(r, &cs[i]),
+            cs[i].nheader_names ? names : "<span class=\"muted\">none</span>",
             esc(a, cs[i].created_at), toggle_button(r, &cs[i]));
     }
     body = gh_arena_printf(a,
@@ -109,8 +110,8 @@ connectors_page(struct web_req *r, struct authz_user *u, int status, const char 
         "appear to clients as <code>prefix__tool</code>, the prefix being the connector's name unless you set "
         "another; an empty prefix keeps the upstream's own names. Policies name tools "
         "<code>Tool::\"connector/tool\"</code> whatever the prefix.</p>%s%s"
-        "<table><thead><tr><th>Agent</th><th>Name</th><th>URL</th><th>Status</th><th>Headers</th>"
-        "<th>Tool prefix</th><th>Added (UTC)</th><th></th></tr></thead><tbody>%s</tbody></table>%s</div>"
+        "<table><thead><tr><th>Agent</th><th>Name, tool prefix</th><th>URL</th><th>Status</th><th>Headers</th>"
+        "<th>Added (UTC)</th><th></th></tr></thead><tbody>%s</tbody></table>%s</div>"
         "<div class=\"card\"><h2>Add a connector</h2>"
         "<form method=\"post\" action=\"/admin/connectors\">"
         "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"

@@ -208,7 +208,7 @@ test('/admin/connectors: admins only; add with headers (write-only), refusals re
   assert.equal(res.headers.get('location'), '/admin/connectors?added=linear');
   let html = await (await c.get('/admin/connectors?added=linear')).text();
   assert.match(html, /Connector linear added\./);
-  assert.match(html, /data-connector="gw-admin\/linear"><td>gw-admin<\/td><td><code>linear<\/code><\/td><td>https:\/\/mcp\.linear\.example\.test\/mcp<\/td><td>enabled<\/td><td><code>Authorization<\/code> <code>X-Team<\/code><\/td>/);
+  assert.match(html, /data-connector="gw-admin\/linear"><td>gw-admin<\/td><td><code>linear<\/code><form [^<]*action="\/admin\/connectors\/prefix"[^]*?<\/form><\/td><td>https:\/\/mcp\.linear\.example\.test\/mcp<\/td><td>enabled<\/td><td><code>Authorization<\/code> <code>X-Team<\/code><\/td>/);
   assert.ok(!html.includes(value) && !html.includes('core-team-1'));
   // a query value (where an upstream may take an API key) is masked here as in `connector list`
   assert.match(html, /<td>http:\/\/127\.0\.0\.1:9\/mcp\?profile=\*\*\*&amp;api_key=\*\*\*<\/td>/);
