@@ -19,6 +19,28 @@ capabilities(void)
                      "completions");
 }
 
+/* What a session client is told at initialize: resources.subscribe only
+ * while some enabled connector may serve it (one that said so, or that
+ * this process has not heard from yet), never when every one is known not
+ * to — a 2026-07-28-only upstream has no subscribe for a session. */
+static json_t *
+session_capabilities(struct gw_mreq *m)
+{
+    json_t *caps = capabilities();
+    struct gw_connector *conns = NULL;
+    struct gh_err e = {0};
+    bool maybe = false;
+    int n = 0;
+
+    if (gw_agg_connectors(m->a, m->who->agent.id, &conns, &n, &e) < 0)
+        return caps;
+    for (int i = 0; i < n && !maybe; i++)
+        maybe = conns[i].enabled && !conns[i].unavailable && gw_up_serves_subscribe(conns[i].url) != 0;
+    if (!maybe)
+        json_object_del(json_object_get(caps, "resources"), "subscribe");
+    return caps;
+}
+
 static json_t *
 server_info(void)
 {
@@ -52,7 +74,7 @@ gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params)
     }
     gh_arena_defer(m->a, gw_session_put_cb, m->s);
     m->proto = v;
-    res = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", v, "capabilities", capabilities(),
+    res = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", v, "capabilities", session_capabilities(m),
                     "serverInfo", server_info(), "instructions",
                     "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
     m->new_session = wire;      /* sent with the reply once its row is committed */

@@ -116,6 +116,48 @@ era_set(const char *url, bool modern, bool both)
     pthread_mutex_unlock(&era_lock);
 }
 
+/* What each upstream told this process it serves: url -> {"session":
+ * capabilities from its initialize, "modern": from its server/discover}. */
+static json_t *upcaps;
+
+static void
+caps_set(const char *url, const char *gen, json_t *caps)
+{
+    json_t *o;
+
+    if (!json_is_object(caps))
+        return;
+    pthread_mutex_lock(&era_lock);
+    if (upcaps == NULL)
+        upcaps = json_object();
+    o = json_object_get(upcaps, url);
+    if (o == NULL && json_object_size(upcaps) < 10000) {
+        o = json_object();
+        json_object_set_new(upcaps, url, o);
+    }
+    if (o)
+        json_object_set_new(o, gen, json_deep_copy(caps));
+    pthread_mutex_unlock(&era_lock);
+}
+
+int
+gw_up_serves_subscribe(const char *url)
+{
+    const char *era = era_get(url);
+    json_t *caps;
+    int r;
+
+    if (era == NULL)
+        return -1;
+    if (!strcmp(era, "modern"))
+        return 0;       /* a session client's resources/subscribe has no way there */
+    pthread_mutex_lock(&era_lock);
+    caps = json_object_get(json_object_get(upcaps, url), "session");
+    r = caps == NULL ? -1 : json_is_true(json_object_get(json_object_get(caps, "resources"), "subscribe"));
+    pthread_mutex_unlock(&era_lock);
+    return r;
+}
+
 /* ---------------------------------------------------------------- requests */
 
 static bool
@@ -689,6 +731,7 @@ probe_modern(struct gh_arena *a, struct gw_call_target *t, bool *modern, bool *b
                 session = true;
         }
         *both = *modern && session;
+        caps_set(t->c->url, "modern", json_object_get(json_object_get(resp, "result"), "capabilities"));
     }
     gw_up_release(x);
     json_decref(resp);
@@ -794,6 +837,7 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
         goto fail;
     }
     v = gh_arena_strdup(a, v);          /* resp goes below */
+    caps_set(t->c->url, "session", json_object_get(res, "capabilities"));
     sid = gw_up_session_id(x) ? gh_arena_strdup(a, gw_up_session_id(x)) : NULL;
     pthread_mutex_lock(&t->s->lock);
     u = gw_session_upstate(t->s, t->c);

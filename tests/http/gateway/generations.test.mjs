@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { startServer, startInterop, secret } from '../../harness/index.mjs';
+import { startServer, startInterop, secret, createUser, gatehouse } from '../../harness/index.mjs';
 import { member, addConnector, modern, toolText, AuditLog } from './lib.mjs';
 
 let srv, sess, mod, both, user, client;
@@ -154,6 +154,31 @@ test('a session client that did not declare elicitation: a 2026-07-28 upstream i
   } finally {
     await plain.close().catch(() => {});
   }
+});
+
+test('initialize announces resources.subscribe only where an upstream delivers it to a session', async () => {
+  const caps = {};
+  for (const [slug, up] of [['modonly', mod], ['bothagent', both]]) {
+    assert.equal(gatehouse(srv, ['agent', 'add', '--slug', slug, '--name', slug]).code, 0);
+    addConnector(srv, { agent: slug, name: 'up', url: up.url });
+    const u = createUser(srv, { agents: [slug] });
+    const pat = secret(gatehouse(srv, ['pat', 'create', '--email', u.email, '--agent', slug, '--name', 'caps']).stdout.trim());
+    const c = new Client({ name: 'caps', version: '1' }, { capabilities: {} });
+    const t = new StreamableHTTPClientTransport(new URL(`${srv.url}/agents/${slug}/mcp`), {
+      requestInit: { headers: { Authorization: `Bearer ${pat}` } } });
+    await c.connect(t);
+    secret(t.sessionId);
+    caps[slug] = c.getServerCapabilities();
+    if (slug === 'bothagent') {
+      // and it is delivered: subscribe goes to the upstream's session
+      assert.deepEqual(await c.subscribeResource({ uri: 'test://watched-resource' }), {});
+      const sub = (await both.log()).find((e) => e.method === 'resources/subscribe');
+      assert.equal(sub?.gen, 'session');
+    }
+    await c.close();
+  }
+  assert.equal(caps.modonly.resources.subscribe, undefined, 'a 2026-07-28-only upstream: no subscribe for a session');
+  assert.equal(caps.bothagent.resources.subscribe, true);
 });
 
 test('every call above has its audit row', () => {
