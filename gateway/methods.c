@@ -76,7 +76,7 @@ gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params)
     m->proto = v;
     res = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", v, "capabilities", session_capabilities(m),
                     "serverInfo", server_info(), "instructions",
-                    "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
+                    "Tools, prompts and resources of this agent's connectors, named <prefix>__<name> (the prefix is the connector's name unless set; some have none).");
     m->new_session = wire;      /* sent with the reply once its row is committed */
     return gw_reply_audited(m, "initialize", id, res);
 }
@@ -445,7 +445,7 @@ do_discover(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *p
                     GW_PROTO_2026_07_28, GW_PROTO_2025_11_25, GW_PROTO_2025_06_18, GW_PROTO_2025_03_26,
                     "capabilities", caps, "_meta", "io.modelcontextprotocol/serverInfo",
                     server_info(), "instructions",
-                    "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
+                    "Tools, prompts and resources of this agent's connectors, named <prefix>__<name> (the prefix is the connector's name unless set; some have none).");
     return gw_reply_audited(m, "server/discover", id, res);
 }
 
