@@ -97,7 +97,8 @@ agent_card(struct gh_arena *a, PGresult *res, int i)
         db_bool(res, i, 3) ? "<p class=\"notice\">This agent was disabled by its owner: its MCP endpoint refuses every call.</p>" : "",
         gh_html_escape(a, url),
         gh_arena_printf(a, "<a href=\"/agents/%s/members\">Members</a>", slug),
-        owner ? gh_arena_printf(a, " · <a href=\"/agents/%s/settings\">Settings</a>", slug) : "",
+        owner ? gh_arena_printf(a, " · <a href=\"/agents/%s/policies\">Policies</a> · "
+                                   "<a href=\"/agents/%s/settings\">Settings</a>", slug, slug) : "",
         pending ? "" : gh_arena_printf(a, "<details><summary>Connect a client</summary>%s</details>",
                                        connect_help(a, slug, url)));
 }
@@ -373,12 +374,12 @@ admin_page(struct web_req *r, struct authz_user *u, int status, const char *erro
         rows = gh_arena_printf(a,
             "%s<tr data-slug=\"%s\"><td><code>%s</code></td><td>%s</td><td>%s</td><td>%s</td><td class=\"state\">%s</td>"
             "<td>%s approved, %s pending</td><td><a href=\"/agents/%s/members\">Members</a> "
-            "<a href=\"/agents/%s/settings\">Settings</a> "
+            "<a href=\"/agents/%s/policies\">Policies</a> <a href=\"/agents/%s/settings\">Settings</a> "
             "<form method=\"post\" action=\"/agents/%s/settings\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
             "<button class=\"secondary\" type=\"submit\" name=\"action\" value=\"%s\">%s</button></form></td></tr>",
             rows, slug, slug, gh_html_escape(a, db_val(res, i, 1)), db_bool(res, i, 2) ? "untrusted" : "trusted",
             gh_html_escape(a, db_val(res, i, 3)), db_bool(res, i, 4) ? "disabled" : "enabled", db_val(res, i, 5),
-            db_val(res, i, 6), slug, slug, slug, web_csrf_token(r), db_bool(res, i, 4) ? "enable" : "disable",
+            db_val(res, i, 6), slug, slug, slug, slug, web_csrf_token(r), db_bool(res, i, 4) ? "enable" : "disable",
             db_bool(res, i, 4) ? "Enable" : "Disable");
     }
     return web_reply_html(r, status, authz_page(r, u, "Agents", gh_arena_printf(a,

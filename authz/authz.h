@@ -72,6 +72,11 @@ struct authz_agent {
 };
 /* NULL with e->status 404 when there is no such agent. */
 struct authz_agent *authz_agent_by_slug(struct gh_arena *a, const char *slug, struct gh_err *e);
+/* 0 when actor (NULL: the operator at the CLI) may administer the agent:
+ * an admin or one of its approved owners; else -1 with 403 in e (the
+ * gateway's owner pages ask it too). */
+int  authz_owner_check(struct gh_arena *a, const struct authz_user *actor, const struct authz_agent *ag,
+                       struct gh_err *e);
 
 /* ---- the caller of an MCP request (used by gateway/) */
 struct authz_credential {
