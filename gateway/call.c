@@ -282,9 +282,10 @@ call_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
             gw_stateless_result(res, f->method);
             gw_stateless_error(json_object_get(out, "error"));
             /* 2026-07-28 gives errors HTTP statuses (a missing client
-             * capability is a 400): an upstream's 4xx error answer keeps
-             * its status when it is all the client gets */
-            if (json_object_get(out, "error") && hs >= 400 && hs < 500) {
+             * capability is a 400): an upstream's 400 error answer keeps
+             * its status when it is all the client gets (not a 404, which
+             * may be a session-based upstream's lost session) */
+            if (json_object_get(out, "error") && hs == 400) {
                 pthread_mutex_lock(&f->ch.lock);
                 f->ch.whole_status = (int)hs;
                 pthread_mutex_unlock(&f->ch.lock);
