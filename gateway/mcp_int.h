@@ -253,11 +253,12 @@ struct gw_relay_call {
 /* I/O thread: msg is a request from the upstream of rc.  Relayed to the
  * client, or answered to the upstream at once with a JSON-RPC error (the
  * client lacks the capability, a stateless caller, too many pending). */
-/* Whether the upstream at url serves resources/subscribe to a session
- * client, as far as this process has heard from it: 1, 0 (no: it said
- * so, or it speaks only 2026-07-28, where a session's subscribe has no
- * way), -1 not known yet. */
-int  gw_up_serves_subscribe(const char *url);
+/* Whether the upstream at url serves capability cap (with its flag sub
+ * set, when sub) to a client of that generation, as far as this process
+ * has heard from it: 1, 0 (no: it said so; or a session's
+ * resources/subscribe to a 2026-07-28-only upstream, which has no way
+ * there), -1 not known yet. */
+int  gw_up_serves(const char *url, bool stateless, const char *cap, const char *sub);
 void gw_relay_request(const struct gw_relay_call *rc, json_t *msg);
 /* The inputRequests of a 2026-07-28 upstream's input-required result, to
  * the session's client: done(call, answers) once each is answered (key ->

@@ -19,25 +19,32 @@ capabilities(void)
                      "completions");
 }
 
-/* What a session client is told at initialize: resources.subscribe only
- * while some enabled connector may serve it (one that said so, or that
- * this process has not heard from yet), never when every one is known not
- * to — a 2026-07-28-only upstream has no subscribe for a session. */
+/* What a client is told (initialize, server/discover): completions and
+ * resources.subscribe only while some enabled connector may serve them to
+ * it (one that said so, or that this process has not heard from yet),
+ * never when every one is known not to; the rest the gateway serves itself
+ * (lists, list_changed, log levels passed on). */
 static json_t *
-session_capabilities(struct gw_mreq *m)
+announced(struct gw_mreq *m, bool stateless)
 {
     json_t *caps = capabilities();
     struct gw_connector *conns = NULL;
     struct gh_err e = {0};
-    bool maybe = false;
+    bool sub = false, comp = false;
     int n = 0;
 
     if (gw_agg_connectors(m->a, m->who->agent.id, &conns, &n, &e) < 0)
         return caps;
-    for (int i = 0; i < n && !maybe; i++)
-        maybe = conns[i].enabled && !conns[i].unavailable && gw_up_serves_subscribe(conns[i].url) != 0;
-    if (!maybe)
+    for (int i = 0; i < n; i++) {
+        if (!conns[i].enabled || conns[i].unavailable)
+            continue;
+        sub = sub || gw_up_serves(conns[i].url, stateless, "resources", "subscribe") != 0;
+        comp = comp || gw_up_serves(conns[i].url, stateless, "completions", NULL) != 0;
+    }
+    if (!sub)
         json_object_del(json_object_get(caps, "resources"), "subscribe");
+    if (!comp)
+        json_object_del(caps, "completions");
     return caps;
 }
 
@@ -74,7 +81,7 @@ gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params)
     }
     gh_arena_defer(m->a, gw_session_put_cb, m->s);
     m->proto = v;
-    res = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", v, "capabilities", session_capabilities(m),
+    res = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", v, "capabilities", announced(m, false),
                     "serverInfo", server_info(), "instructions",
                     "Tools, prompts and resources of this agent's connectors, named <prefix>__<name> (the prefix is the connector's name unless set; some have none).");
     m->new_session = wire;      /* sent with the reply once its row is committed */
@@ -434,7 +441,7 @@ do_listen(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *par
 static int
 do_discover(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
 {
-    json_t *caps = capabilities();
+    json_t *caps = announced(m, true);
     json_t *res;
 
     /* "subscribe: whether the server supports resource-specific update

@@ -141,19 +141,22 @@ caps_set(const char *url, const char *gen, json_t *caps)
 }
 
 int
-gw_up_serves_subscribe(const char *url)
+gw_up_serves(const char *url, bool stateless, const char *cap, const char *sub)
 {
-    const char *era = era_get(url);
-    json_t *caps;
+    const char *era = era_get(url), *gen;
+    json_t *caps, *c;
     int r;
 
     if (era == NULL)
         return -1;
-    if (!strcmp(era, "modern"))
+    if (!stateless && !strcmp(era, "modern") && sub && !strcmp(cap, "resources") && !strcmp(sub, "subscribe"))
         return 0;       /* a session client's resources/subscribe has no way there */
+    /* the generation such a client gets (gw_up_ensure) */
+    gen = stateless ? (!strcmp(era, "legacy") ? "session" : "modern") : (!strcmp(era, "modern") ? "modern" : "session");
     pthread_mutex_lock(&era_lock);
-    caps = json_object_get(json_object_get(upcaps, url), "session");
-    r = caps == NULL ? -1 : json_is_true(json_object_get(json_object_get(caps, "resources"), "subscribe"));
+    caps = json_object_get(json_object_get(upcaps, url), gen);
+    c = json_object_get(caps, cap);
+    r = caps == NULL ? -1 : !json_is_object(c) ? 0 : sub ? json_is_true(json_object_get(c, sub)) : 1;
     pthread_mutex_unlock(&era_lock);
     return r;
 }

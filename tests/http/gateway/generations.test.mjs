@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { startServer, startInterop, secret, createUser, gatehouse } from '../../harness/index.mjs';
+import { startServer, startInterop, startFixture, secret, createUser, gatehouse } from '../../harness/index.mjs';
 import { member, addConnector, modern, toolText, AuditLog } from './lib.mjs';
 
 let srv, sess, mod, both, user, client;
@@ -179,6 +179,40 @@ test('initialize announces resources.subscribe only where an upstream delivers i
   }
   assert.equal(caps.modonly.resources.subscribe, undefined, 'a 2026-07-28-only upstream: no subscribe for a session');
   assert.equal(caps.bothagent.resources.subscribe, true);
+  assert.deepEqual(caps.bothagent.completions, {});
+});
+
+test('completions are announced only while some upstream may serve them, to either generation', async () => {
+  const bare = await startFixture({ name: 'bare', modern: true, tools: ['echo'] });
+  try {
+    assert.equal(gatehouse(srv, ['agent', 'add', '--slug', 'bare', '--name', 'bare']).code, 0);
+    addConnector(srv, { agent: 'bare', name: 'bare', url: bare.url });
+    const u = createUser(srv, { agents: ['bare'] });
+    const pat = secret(gatehouse(srv, ['pat', 'create', '--email', u.email, '--agent', 'bare', '--name', 'caps']).stdout.trim());
+    const connect = async () => {
+      const c = new Client({ name: 'caps', version: '1' }, { capabilities: {} });
+      const t = new StreamableHTTPClientTransport(new URL(`${srv.url}/agents/bare/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${pat}` } } });
+      await c.connect(t);
+      secret(t.sessionId);
+      return c;
+    };
+    const first = await connect();
+    // not heard from yet: it may serve them
+    assert.deepEqual(first.getServerCapabilities().completions, {});
+    assert.deepEqual((await first.listTools()).tools.map((t) => t.name), ['bare__echo']);
+    await first.close();
+    const second = await connect();
+    assert.equal(second.getServerCapabilities().completions, undefined, 'its discover said no completions');
+    assert.equal(second.getServerCapabilities().resources.subscribe, undefined);
+    await second.close();
+    const d = await modern(srv, pat, 'd-1', 'server/discover', {}, { path: '/agents/bare/mcp' });
+    assert.equal(d.status, 200, d.text);
+    assert.equal(d.body.result.capabilities.completions, undefined);
+    assert.ok(d.body.result.capabilities.tools);
+  } finally {
+    await bare.stop();
+  }
 });
 
 test('every call above has its audit row', () => {
