@@ -560,17 +560,6 @@ get_activity(struct web_req *r)
     return u ? audit_page(r, u, true, NULL) : 0;
 }
 
-/* A page in the console's layout saying why there is nothing to show. */
-static int
-sentence(struct web_req *r, struct authz_user *u, int status, const char *title, const char *text)
-{
-    struct gh_arena *a = web_arena(r);
-
-    return web_reply_html(r, status, authz_page(r, u, title, gh_arena_printf(a,
-        "<div class=\"card narrow\"><h1>%s</h1><p>%s</p><p><a href=\"/agents\">Your agents</a></p></div>",
-        esc(a, title), esc(a, text))));
-}
-
 /* /agents/{slug}/audit: the agent's rows, for its owners and admins. */
 static int
 get_agent_audit(struct web_req *r)
@@ -585,15 +574,15 @@ get_agent_audit(struct web_req *r)
         return 0;
     if ((ag = authz_agent_by_slug(a, web_path_param(r, 0), &e)) == NULL)
         return e.status >= 500 ? web_reply_err(r, &e)
-                               : sentence(r, u, 404, "No such agent", "There is no agent at this address.");
+                               : authz_page_sentence(r, u, 404, "No such agent", "There is no agent at this address.");
     res = db_query(a, &e, "SELECT $2 = 'admin' OR EXISTS (SELECT 1 FROM agent_members WHERE agent_id = $1"
                           "   AND user_id = $3::uuid AND state = 'approved' AND role = 'owner')",
                    3, ag->id, u->role, u->id);
     if (res == NULL)
         return web_reply_err(r, &e);
     if (!db_bool(res, 0, 0))
-        return sentence(r, u, 403, "Owners only", "The audit log of an agent is for its owners: see your own "
-                                                  "requests under Activity.");
+        return authz_page_sentence(r, u, 403, "Owners only",
+                                   "The audit log of an agent is for its owners: see your own requests under Activity.");
     return audit_page(r, u, false, ag);
 }
 
