@@ -94,7 +94,15 @@ struct gw_decision {
     const char *request;        /* the Cedar request, rendered (test bench) */
 };
 
-/* One call as the policy sees it (docs/POLICIES.md has the request). */
+/* An item of a list, as the list filter sees it (policy_list.c). */
+struct gw_policy_item {
+    const char *connector;      /* connector name */
+    const char *name;           /* the upstream's tool or prompt name, or resource URI */
+    json_t     *annotations;    /* a tool's, NULL otherwise */
+    bool        hidden;         /* out: its call is denied whatever the arguments */
+};
+
+/* One request as the policy sees it (docs/POLICIES.md has the request). */
 struct gw_policy_call {
     const struct authz_credential *who;
     const char *connector;      /* connector name */
@@ -104,10 +112,19 @@ struct gw_policy_call {
     const char *session;        /* key of the session's counters; NULL keeps none */
     const char *client_ip;
     const char *at;             /* a timestamp instead of now (test bench), or NULL */
+    /* every method (docs/POLICIES.md, "Which requests"): */
+    const char *action;         /* Action::"<method>"; NULL: tools/call */
+    const char *kind;           /* the resource's type: "Tool" (NULL), "Prompt", "Resource", "Agent"
+                                 * (tool then holds the prompt name, URI or agent slug) */
+    /* a list: once the list itself is allowed, each item is decided as
+     * item_action on item_kind with empty arguments, nothing counted */
+    struct gw_policy_item *items;
+    int         nitems;
+    const char *item_action, *item_kind;
 };
 
-/* The enforcement seam: every tools/call passes here once, before it is
- * forwarded.  -1 only when the decision could not be made (the caller
+/* The enforcement seam: every request the method table gives an action
+ * passes here once, before it is forwarded or answered.  -1 only when the decision could not be made (the caller
  * denies); a deny is 0 with out->allow false. */
 int gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, struct gw_decision *out,
                      struct gh_err *e);
