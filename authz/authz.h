@@ -67,6 +67,10 @@ bool authz_session_hash(struct web_req *r, char out[65]);
 /* The page frame every signed-in page calls (authz/frame.c): the common
  * layout with u's navigation (web_console_page); body is trusted HTML. */
 char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);
+/* The frame around one sentence (status 4xx), and a form's error box. */
+int         authz_page_sentence(struct web_req *r, struct authz_user *u, int status, const char *title,
+                                const char *text);
+const char *authz_page_error_box(struct gh_arena *a, const char *error);
 
 /* ---- first-run setup: prints the one-time admin link when no admin exists */
 int authz_setup_announce(struct gh_err *e);

@@ -24,22 +24,6 @@ esc(struct gh_arena *a, const char *s)
     return s ? gh_html_escape(a, s) : "";
 }
 
-static int
-sentence(struct web_req *r, struct authz_user *u, int status, const char *title, const char *text)
-{
-    struct gh_arena *a = web_arena(r);
-
-    return web_reply_html(r, status, authz_page(r, u, title, gh_arena_printf(a,
-        "<div class=\"card narrow\"><h1>%s</h1><p id=\"sentence\">%s</p><p><a href=\"/agents\">Your agents</a></p></div>",
-        esc(a, title), esc(a, text))));
-}
-
-static const char *
-err_box(struct gh_arena *a, const char *error)
-{
-    return error ? gh_arena_printf(a, "<p class=\"error\" role=\"alert\">%s</p>", esc(a, error)) : "";
-}
-
 /* The signed-in owner (or admin) of the agent the path names; NULL when a
  * page has been sent instead. */
 static struct authz_agent *
@@ -55,14 +39,15 @@ owned_agent(struct web_req *r, struct authz_user **u)
         if (e.status >= 500)
             web_reply_err(r, &e);
         else
-            sentence(r, *u, 404, "No such agent", "There is no agent at this address.");
+            authz_page_sentence(r, *u, 404, "No such agent", "There is no agent at this address.");
         return NULL;
     }
     if (authz_owner_check(a, *u, ag, &e) < 0) {
         if (e.status >= 500)
             web_reply_err(r, &e);
         else
-            sentence(r, *u, 403, "Owners only", "Only the owners of this agent and admins manage its policies.");
+            authz_page_sentence(r, *u, 403, "Owners only",
+                                "Only the owners of this agent and admins manage its policies.");
         return NULL;
     }
     return ag;
@@ -81,7 +66,7 @@ path_policy(struct web_req *r, struct authz_user *u, const struct authz_agent *a
     if (p == NULL || e.status >= 500)
         web_reply_err(r, &e);
     else
-        sentence(r, u, 404, "No such policy", "This agent has no policy at this address.");
+        authz_page_sentence(r, u, 404, "No such policy", "This agent has no policy at this address.");
     return NULL;
 }
 
@@ -146,7 +131,7 @@ list_page(struct web_req *r, struct authz_user *u, const struct authz_agent *ag,
         "Test bench</a> · <a href=\"/agents/%s/members\">Members</a></p>"
         "<table><thead><tr><th>Name</th>%s<th>Mode</th><th>State</th><th>Version</th><th>Last edit (UTC)</th><th></th>"
         "</tr></thead><tbody>%s</tbody></table>%s</div>",
-        esc(a, ag->name), err_box(a, error),
+        esc(a, ag->name), authz_page_error_box(a, error),
         ag->untrusted ? "This agent is untrusted: each policy belongs to one member, and a member without one is "
                         "denied everything."
                       : "This agent is trusted: its policies apply to every member.",
@@ -266,8 +251,8 @@ editor_page(struct web_req *r, struct authz_user *u, const struct authz_agent *a
         p ? gh_arena_printf(a, "Policy %s <span class=\"muted\">version %d · %s · %s</span>", esc(a, p->name),
                             p->version, p->mode, p->enabled ? "enabled" : "disabled")
           : "New policy",
-        err_box(a, d->error), p ? "<p class=\"muted\">Saving makes a new version; the earlier ones stay in the "
-                                  "history.</p>" : "",
+        authz_page_error_box(a, d->error),
+        p ? "<p class=\"muted\">Saving makes a new version; the earlier ones stay in the history.</p>" : "",
         action, web_csrf_token(r),
         p ? "" : gh_arena_printf(a, "<label for=\"name\">Name</label><input id=\"name\" type=\"text\" name=\"name\" "
                                     "maxlength=\"64\" pattern=\"[A-Za-z0-9._\\-]+\" value=\"%s\" required>",
@@ -586,7 +571,7 @@ bench_page(struct web_req *r, struct authz_user *u, const struct authz_agent *ag
         "type=\"text\" name=\"at\" value=\"%s\">"
         "<div class=\"actions\"><button type=\"submit\" id=\"decide\">Decide</button><a href=\"%s\">Back to the "
         "policies</a></div></form></div>%s",
-        esc(a, ag->name), err_box(a, error), base(a, ag), web_csrf_token(r), opts, esc(a, in->tool),
+        esc(a, ag->name), authz_page_error_box(a, error), base(a, ag), web_csrf_token(r), opts, esc(a, in->tool),
         in->args ? esc(a, in->args) : "{}", esc(a, in->annotations), esc(a, in->at), base(a, ag),
         result ? result : "")));
 }
