@@ -136,7 +136,7 @@ json_arg(struct gh_arena *a, const char *text, const char *what, struct gh_err *
 static int
 bench(struct gh_arena *a, const struct opts *o, struct gh_err *e)
 {
-    struct gw_policy_call call = { .at = o->at };
+    struct gw_policy_call call = { .at = o->at, .render = true };
     struct gw_decision d = {0};
     const char *slash = o->tool ? strchr(o->tool, '/') : NULL;
 

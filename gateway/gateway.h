@@ -93,6 +93,7 @@ struct gw_policy_call {
     const char *session;        /* key of the session's counters; NULL keeps none */
     const char *client_ip;
     const char *at;             /* a timestamp instead of now (test bench), or NULL */
+    bool        render;         /* fill out->request (test bench): not on the call path */
 };
 
 /* The enforcement seam: every tools/call passes here once, before it is
