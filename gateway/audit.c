@@ -79,18 +79,21 @@ write_group(struct db_conn *c, write_fn fn, struct pending **rows, int n, int *r
     }
 }
 
-/* Writes the batch: its new rows, then its outcomes (an outcome never
- * follows its own row in one batch: that row was committed before the
- * call went out); result[i] is 1 (committed) or -1.  The nodes are only
- * read here: their states are set under the lock by the caller, as a
- * waiter may return the moment it sees its state. */
+/* Writes the batch: its new rows and its outcomes in one transaction
+ * when it has both, else (or when that fails on the data) its new rows,
+ * then its outcomes (an outcome never follows its own row in one batch:
+ * that row was committed before the call went out); result[i] is 1
+ * (committed) or -1.  The nodes are only read here: their states are set
+ * under the lock by the caller, as a waiter may return the moment it sees
+ * its state. */
 static void
 write_batch(struct pending **rows, int n, int *result)
 {
     struct gh_err e = {0};
     struct db_conn *c = db_get(&e);
-    struct pending *part[BATCH_MAX];
-    int at[BATCH_MAX], res[BATCH_MAX];
+    struct pending *part[2][BATCH_MAX];
+    int at[2][BATCH_MAX], k[2] = {0, 0}, res[BATCH_MAX];
+    bool ambiguous;
 
     if (c == NULL) {
         GH_LOG(ERROR, "audit_write", "%d audit row(s) not written: %s", n, e.detail);
@@ -98,19 +101,29 @@ write_batch(struct pending **rows, int n, int *result)
             result[i] = -1;
         return;
     }
-    for (int pass = 0; pass < 2; pass++) {
-        int k = 0;
-        for (int i = 0; i < n; i++) {
-            if (rows[i]->row->outcome == (pass == 1)) {
-                part[k] = rows[i];
-                at[k++] = i;
-            }
+    for (int i = 0; i < n; i++) {
+        int pass = rows[i]->row->outcome ? 1 : 0;
+        part[pass][k[pass]] = rows[i];
+        at[pass][k[pass]++] = i;
+    }
+    if (k[0] > 0 && k[1] > 0) {
+        int rc = gw_audit_write_both(c, part[0], k[0], part[1], k[1], &ambiguous);
+        if (rc == 0 || ambiguous) {
+            if (ambiguous)
+                GH_LOG(ERROR, "audit_write", "%d audit row(s) and outcome(s): the connection broke during the commit",
+                       n);
+            for (int i = 0; i < n; i++)
+                result[i] = rc == 0 ? 1 : -1;
+            db_put(c);
+            return;
         }
-        if (k == 0)
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        if (k[pass] == 0)
             continue;
-        write_group(c, pass ? gw_audit_write_outcomes : gw_audit_write_rows, part, k, res);
-        for (int i = 0; i < k; i++)
-            result[at[i]] = res[i];
+        write_group(c, pass ? gw_audit_write_outcomes : gw_audit_write_rows, part[pass], k[pass], res);
+        for (int i = 0; i < k[pass]; i++)
+            result[at[pass][i]] = res[i];
     }
     db_put(c);
 }

@@ -51,6 +51,11 @@ int  gw_audit_copy(PGconn *pg, const char *sql, const char *buf, size_t len, boo
 /* n new rows, or n outcomes, in one transaction: 0 or -1 (logged). */
 int  gw_audit_write_rows(struct db_conn *c, struct pending **rows, int n);
 int  gw_audit_write_outcomes(struct db_conn *c, struct pending **rows, int n);
+/* nr new rows and no outcomes in one transaction (one commit where the
+ * two above take two): 0, or -1 with nothing committed, unless *ambiguous
+ * (the COMMIT was sent and the connection broke: it may have). */
+int  gw_audit_write_both(struct db_conn *c, struct pending **rows, int nr, struct pending **outs, int no,
+                         bool *ambiguous);
 void gw_audit_row_lost(const struct pending *p, const char *why);
 void gw_audit_rows_free(void);
 

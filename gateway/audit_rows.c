@@ -352,15 +352,12 @@ outcome_once(PGconn *pg, const char *json, bool *sent, char *detail, size_t dlen
     return finish_results(pg, "UPDATE", 0, detail, dlen);
 }
 
-/* n outcomes in one transaction: each completes the write-ahead row of
- * its call id. */
-int
-gw_audit_write_outcomes(struct db_conn *c, struct pending **rows, int n)
+/* The outcomes as the JSON array OUTCOME_SQL takes (malloc'd), or NULL. */
+static char *
+outcomes_json(struct pending **rows, int n)
 {
     json_t *arr = json_array();
-    char *text = NULL, detail[256] = "out of memory";
-    bool sent = false;
-    int rc = -1;
+    char *text = NULL;
 
     for (int i = 0; arr && i < n; i++) {
         const struct gw_audit *r = rows[i]->row;
@@ -373,7 +370,23 @@ gw_audit_write_outcomes(struct db_conn *c, struct pending **rows, int n)
                 "upstream_error", json_text(r->upstream_error, MESSAGE_MAX), "outcome_at", at)) < 0)
             goto out;
     }
-    if (arr == NULL || (text = json_dumps(arr, JSON_COMPACT)) == NULL)
+    if (arr)
+        text = json_dumps(arr, JSON_COMPACT);
+out:
+    json_decref(arr);
+    return text;
+}
+
+/* n outcomes in one transaction: each completes the write-ahead row of
+ * its call id. */
+int
+gw_audit_write_outcomes(struct db_conn *c, struct pending **rows, int n)
+{
+    char *text = outcomes_json(rows, n), detail[256] = "out of memory";
+    bool sent = false;
+    int rc = -1;
+
+    if (text == NULL)
         goto out;
     rc = outcome_once(db_pg(c), text, &sent, detail, sizeof(detail));
     if (rc < 0 && !sent && PQstatus(db_pg(c)) != CONNECTION_OK && db_reset(c))
@@ -385,7 +398,65 @@ out:
     else
         GH_LOG(ERROR, "audit_write", "%d audit outcome(s) not written: %s", n, detail);
     free(text);
-    json_decref(arr);
+    return rc;
+}
+
+/* Formats rows into q (COPY lines, or an INSERT's parameters for one). */
+static bool
+rows_fill(struct pending **rows, int n)
+{
+    q.len = 0;
+    q.nparams = 0;
+    q.as_params = n == 1;
+    for (int i = 0; i < n; i++)
+        if (!put_row(rows[i]))
+            return false;
+    return true;
+}
+
+static bool
+exec_ok(PGconn *pg, const char *sql, char *detail, size_t dlen)
+{
+    PGresult *res = PQexec(pg, sql);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+    if (!ok) {
+        snprintf(detail, dlen, "%s: %s", sql, PQresultErrorMessage(res));
+        gw_audit_note_error(res);
+    }
+    PQclear(res);
+    return ok;
+}
+
+int
+gw_audit_write_both(struct db_conn *c, struct pending **rows, int nr, struct pending **outs, int no, bool *ambiguous)
+{
+    PGconn *pg = db_pg(c);
+    char *json = NULL, detail[256] = "out of memory";
+    bool sent = false;
+    int rc = -1;
+
+    *ambiguous = false;
+    if (!rows_fill(rows, nr) || (json = outcomes_json(outs, no)) == NULL)
+        goto out;
+    if (exec_ok(pg, "BEGIN", detail, sizeof detail) && write_once(pg, nr, &sent, detail, sizeof detail) == 0 &&
+        outcome_once(pg, json, &sent, detail, sizeof detail) == 0) {
+        rc = exec_ok(pg, "COMMIT", detail, sizeof detail) ? 0 : -1;
+        /* a COMMIT whose answer was lost may have committed */
+        *ambiguous = rc < 0 && PQstatus(pg) != CONNECTION_OK;
+    }
+    if (rc < 0 && PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) != PQTRANS_IDLE)
+        PQclear(PQexec(pg, "ROLLBACK"));
+out:
+    q.as_params = false;
+    free(json);
+    detail[strcspn(detail, "\n")] = '\0';
+    if (rc == 0) {
+        atomic_fetch_add(&n_batches, 1);
+        atomic_fetch_add(&n_rows, nr);
+    } else {
+        GH_LOG(DEBUG, "audit_write", "%d row(s) and %d outcome(s) not written together: %s", nr, no, detail);
+    }
     return rc;
 }
 
@@ -396,14 +467,10 @@ gw_audit_write_rows(struct db_conn *c, struct pending **rows, int n)
     bool sent = false;
     int rc = -1;
 
-    q.len = 0;
-    q.nparams = 0;
-    q.as_params = n == 1;
-    for (int i = 0; i < n; i++)
-        if (!put_row(rows[i])) {
-            snprintf(detail, sizeof(detail), "out of memory");
-            goto out;
-        }
+    if (!rows_fill(rows, n)) {
+        snprintf(detail, sizeof(detail), "out of memory");
+        goto out;
+    }
     rc = write_once(db_pg(c), n, &sent, detail, sizeof(detail));
     if (rc < 0 && !sent && PQstatus(db_pg(c)) != CONNECTION_OK) {
         /* a pooled connection that died with a restarted server: nothing
