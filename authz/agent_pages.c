@@ -29,22 +29,6 @@ serve_js(struct web_req *r)
     return web_reply(r, 200, "text/javascript; charset=utf-8", COPY_JS, sizeof(COPY_JS) - 1);
 }
 
-static int
-sentence(struct web_req *r, struct authz_user *u, int status, const char *title, const char *text)
-{
-    struct gh_arena *a = web_arena(r);
-
-    return web_reply_html(r, status, authz_page(r, u, title, gh_arena_printf(a,
-        "<div class=\"card narrow\"><h1>%s</h1><p>%s</p><p><a href=\"/agents\">Your agents</a></p></div>",
-        gh_html_escape(a, title), gh_html_escape(a, text))));
-}
-
-static const char *
-err_box(struct gh_arena *a, const char *error)
-{
-    return error ? gh_arena_printf(a, "<p class=\"error\" role=\"alert\">%s</p>", gh_html_escape(a, error)) : "";
-}
-
 /* ---------------------------------------------------------------- /agents */
 
 /* One client's instructions: a title, a sentence, a snippet and its copy button. */
@@ -97,7 +81,9 @@ agent_card(struct gh_arena *a, PGresult *res, int i)
         db_bool(res, i, 3) ? "<p class=\"notice\">This agent was disabled by its owner: its MCP endpoint refuses every call.</p>" : "",
         gh_html_escape(a, url),
         gh_arena_printf(a, "<a href=\"/agents/%s/members\">Members</a>", slug),
-        owner ? gh_arena_printf(a, " · <a href=\"/agents/%s/settings\">Settings</a>", slug) : "",
+        owner ? gh_arena_printf(a, " · <a href=\"/agents/%s/policies\">Policies</a> · "
+                                   "<a href=\"/agents/%s/audit\">Audit</a> · "
+                                   "<a href=\"/agents/%s/settings\">Settings</a>", slug, slug, slug) : "",
         pending ? "" : gh_arena_printf(a, "<details><summary>Connect a client</summary>%s</details>",
                                        connect_help(a, slug, url)));
 }
@@ -182,7 +168,8 @@ members_page(struct web_req *r, struct authz_user *u, struct authz_agent *ag, in
     if (res == NULL)
         return web_reply_err(r, &e);
     if (!owner && PQntuples(res) == 0)
-        return sentence(r, u, 403, "Not a member", "You are not a member of this agent: ask an owner to invite you.");
+        return authz_page_sentence(r, u, 403, "Not a member",
+                                   "You are not a member of this agent: ask an owner to invite you.");
     for (int i = 0; i < PQntuples(res); i++) {
         const char *email = db_val(res, i, 0), *state = db_val(res, i, 1);
         bool self = !owner;
@@ -204,7 +191,7 @@ members_page(struct web_req *r, struct authz_user *u, struct authz_agent *ag, in
         "<div class=\"card\"><h1>Members of %s</h1>%s%s"
         "<table><thead><tr><th>Email</th><th>State</th><th>Role</th><th>Since</th><th></th></tr></thead>"
         "<tbody>%s</tbody></table></div>%s",
-        gh_html_escape(a, ag->name), notice ? notice : "", err_box(a, error), rows, invite)));
+        gh_html_escape(a, ag->name), notice ? notice : "", authz_page_error_box(a, error), rows, invite)));
 }
 
 /* The agent the path names, or NULL when a page has been sent. */
@@ -218,7 +205,7 @@ path_agent(struct web_req *r, struct authz_user *u)
         if (e.status >= 500)
             web_reply_err(r, &e);
         else
-            sentence(r, u, 404, "No such agent", "There is no agent at this address.");
+            authz_page_sentence(r, u, 404, "No such agent", "There is no agent at this address.");
     }
     return ag;
 }
@@ -300,7 +287,8 @@ settings_page(struct web_req *r, struct authz_user *u, struct authz_agent *ag, i
         "<label for=\"confirm\">Slug</label><input id=\"confirm\" type=\"text\" name=\"confirm\" autocomplete=\"off\">"
         "<div class=\"actions\"><button type=\"submit\" class=\"danger\" name=\"action\" value=\"delete\">Delete agent</button></div>"
         "</form></div>",
-        gh_html_escape(a, ag->name), err_box(a, error), ag->untrusted ? "untrusted" : "trusted", ag->slug, csrf,
+        gh_html_escape(a, ag->name), authz_page_error_box(a, error), ag->untrusted ? "untrusted" : "trusted",
+        ag->slug, csrf,
         gh_html_escape(a, ag->name), gh_html_escape(a, ag->timezone ? ag->timezone : "UTC"),
         ag->disabled ? "The agent is disabled: its MCP endpoint refuses every call. Credentials are kept."
                      : "The agent is enabled.",
@@ -318,7 +306,7 @@ get_settings(struct web_req *r)
     if (ag == NULL)
         return 0;
     if (authz_owner_check(web_arena(r), u, ag, &e) < 0)
-        return e.status >= 500 ? web_reply_err(r, &e) : sentence(r, u, 403, "Owners only", e.msg);
+        return e.status >= 500 ? web_reply_err(r, &e) : authz_page_sentence(r, u, 403, "Owners only", e.msg);
     return settings_page(r, u, ag, 200, NULL);
 }
 
@@ -344,7 +332,7 @@ post_settings(struct web_req *r)
     else
         rc = gh_err_set(&e, 400, "invalid_request", "Choose an action.", NULL);
     if (rc < 0 && e.status == 403)
-        return sentence(r, u, 403, "Owners only", e.msg);
+        return authz_page_sentence(r, u, 403, "Owners only", e.msg);
     if (rc < 0)
         return e.status >= 500 ? web_reply_err(r, &e) : settings_page(r, u, ag, e.status, e.msg);
     if (!strcmp(action, "delete"))
@@ -373,12 +361,12 @@ admin_page(struct web_req *r, struct authz_user *u, int status, const char *erro
         rows = gh_arena_printf(a,
             "%s<tr data-slug=\"%s\"><td><code>%s</code></td><td>%s</td><td>%s</td><td>%s</td><td class=\"state\">%s</td>"
             "<td>%s approved, %s pending</td><td><a href=\"/agents/%s/members\">Members</a> "
-            "<a href=\"/agents/%s/settings\">Settings</a> "
+            "<a href=\"/agents/%s/policies\">Policies</a> <a href=\"/agents/%s/settings\">Settings</a> "
             "<form method=\"post\" action=\"/agents/%s/settings\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
             "<button class=\"secondary\" type=\"submit\" name=\"action\" value=\"%s\">%s</button></form></td></tr>",
             rows, slug, slug, gh_html_escape(a, db_val(res, i, 1)), db_bool(res, i, 2) ? "untrusted" : "trusted",
             gh_html_escape(a, db_val(res, i, 3)), db_bool(res, i, 4) ? "disabled" : "enabled", db_val(res, i, 5),
-            db_val(res, i, 6), slug, slug, slug, web_csrf_token(r), db_bool(res, i, 4) ? "enable" : "disable",
+            db_val(res, i, 6), slug, slug, slug, slug, web_csrf_token(r), db_bool(res, i, 4) ? "enable" : "disable",
             db_bool(res, i, 4) ? "Enable" : "Disable");
     }
     return web_reply_html(r, status, authz_page(r, u, "Agents", gh_arena_printf(a,
@@ -394,7 +382,7 @@ admin_page(struct web_req *r, struct authz_user *u, int status, const char *erro
         "<option value=\"untrusted\">untrusted: a policy set per member</option></select>"
         "<label for=\"timezone\">Time zone (IANA)</label><input id=\"timezone\" type=\"text\" name=\"timezone\" value=\"UTC\">"
         "<div class=\"actions\"><button type=\"submit\">Create agent</button></div></form></div>",
-        err_box(a, error), rows, web_csrf_token(r))));
+        authz_page_error_box(a, error), rows, web_csrf_token(r))));
 }
 
 static int

@@ -56,6 +56,10 @@ int authz_mfa_reset(const char *email, const char *by_user_id, struct gh_err *e)
 /* The page frame every signed-in page calls (authz/frame.c): the common
  * layout with u's navigation (web_console_page); body is trusted HTML. */
 char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);
+/* The frame around one sentence (status 4xx), and a form's error box. */
+int         authz_page_sentence(struct web_req *r, struct authz_user *u, int status, const char *title,
+                                const char *text);
+const char *authz_page_error_box(struct gh_arena *a, const char *error);
 
 /* ---- first-run setup: prints the one-time admin link when no admin exists */
 int authz_setup_announce(struct gh_err *e);
@@ -72,6 +76,11 @@ struct authz_agent {
 };
 /* NULL with e->status 404 when there is no such agent. */
 struct authz_agent *authz_agent_by_slug(struct gh_arena *a, const char *slug, struct gh_err *e);
+/* 0 when actor (NULL: the operator at the CLI) may administer the agent:
+ * an admin or one of its approved owners; else -1 with 403 in e (the
+ * gateway's owner pages ask it too). */
+int  authz_owner_check(struct gh_arena *a, const struct authz_user *actor, const struct authz_agent *ag,
+                       struct gh_err *e);
 
 /* ---- the caller of an MCP request (used by gateway/) */
 struct authz_credential {

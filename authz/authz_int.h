@@ -121,10 +121,6 @@ char *authz_resource_canon(struct gh_arena *a, const char *resource, char slug[6
 /* 1 when the user may use the agent (approved member or admin), 0 when
  * not, -1 when the database could not say (e). */
 int  authz_member_ok(struct gh_arena *a, const char *user_id, const char *agent_id, struct gh_err *e);
-/* 0 when actor (NULL: the operator at the CLI) may administer the agent:
- * an admin or one of its approved owners; else -1 with 403 in e. */
-int  authz_owner_check(struct gh_arena *a, const struct authz_user *actor, const struct authz_agent *ag,
-                       struct gh_err *e);
 /* An email address as a member is known by: 3-254 characters, one @, no
  * spaces or control characters. */
 bool authz_email_ok(const char *email);

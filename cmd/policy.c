@@ -94,61 +94,14 @@ list(struct gh_arena *a, const struct opts *o, bool history, struct gh_err *e)
     return 0;
 }
 
-/* The credential the member would call with, for the test bench. */
-static struct authz_credential *
-bench_caller(struct gh_arena *a, const struct opts *o, struct gh_err *e)
-{
-    struct authz_credential *w = gh_arena_alloc(a, sizeof *w);
-    struct authz_agent *ag = authz_agent_by_slug(a, o->agent, e);
-    PGresult *res;
-
-    if (w == NULL || ag == NULL)
-        return NULL;
-    res = db_query(a, e, "SELECT m.user_id, u.email FROM agent_members m JOIN users u ON u.id = m.user_id"
-                         " WHERE m.agent_id = $1 AND lower(u.email) = lower($2) AND m.state = 'approved'",
-                   2, ag->id, o->email);
-    if (res == NULL)
-        return NULL;
-    if (PQntuples(res) == 0) {
-        gh_err_set(e, 404, "not_found", "No approved member of this agent with that email.", NULL);
-        return NULL;
-    }
-    w->agent = *ag;
-    w->kind = "pat";
-    w->user_id = gh_arena_strdup(a, db_val(res, 0, 0));
-    w->user_email = gh_arena_strdup(a, db_val(res, 0, 1));
-    w->client_name = "policy test";
-    return w;
-}
-
-static json_t *
-json_arg(struct gh_arena *a, const char *text, const char *what, struct gh_err *e)
-{
-    json_t *j = text ? gh_arena_json(a, json_loads(text, JSON_REJECT_DUPLICATES, NULL)) : NULL;
-
-    if (text && !json_is_object(j)) {
-        gh_err_set(e, 400, "invalid_request", what, NULL);
-        return NULL;
-    }
-    return j;
-}
-
 static int
 bench(struct gh_arena *a, const struct opts *o, struct gh_err *e)
 {
-    struct gw_policy_call call = { .at = o->at, .render = true };
+    struct gw_policy_test_in in = { .agent = o->agent, .email = o->email, .tool = o->tool, .args = o->args,
+                                    .annotations = o->ann, .at = o->at };
     struct gw_decision d = {0};
-    const char *slash = o->tool ? strchr(o->tool, '/') : NULL;
 
-    if (slash == NULL || slash == o->tool || slash[1] == '\0')
-        return gh_err_set(e, 400, "invalid_request", "--tool is CONNECTOR/TOOL.", NULL);
-    call.connector = gh_arena_printf(a, "%.*s", (int)(slash - o->tool), o->tool);
-    call.tool = slash + 1;
-    call.arguments = json_arg(a, o->args, "--args is not a JSON object.", e);
-    call.annotations = json_arg(a, o->ann, "--annotations is not a JSON object.", e);
-    if (gh_err_isset(e) || (call.who = bench_caller(a, o, e)) == NULL)
-        return -1;
-    if (gw_policy_decide(a, &call, &d, e) < 0)
+    if (gw_policy_test(a, &in, &d, e) < 0)
         return -1;
     printf("decision: %s\n", d.decision);
     printf("policies: %s\n", d.policy_ids ? d.policy_ids : "-");
@@ -194,14 +147,27 @@ run(struct gh_arena *a, const char *sub, const struct opts *o, struct gh_err *e)
     return 0;
 }
 
+static bool
+json_object_ok(const char *text)
+{
+    json_t *j = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    bool ok = text == NULL || json_is_object(j);
+
+    json_decref(j);
+    return ok;
+}
+
 /* What each subcommand needs, checked before anything is opened. */
 static const char *
 missing(const char *sub, const struct opts *o)
 {
     if (o->agent == NULL)
         return "--agent is required";
+    if (!strcmp(sub, "test") && (o->email == NULL || o->tool == NULL))
+        return "test needs --email and --tool";
     if (!strcmp(sub, "test"))
-        return o->email && o->tool ? NULL : "test needs --email and --tool";
+        return json_object_ok(o->args) ? json_object_ok(o->ann) ? NULL : "--annotations is not a JSON object"
+                                       : "--args is not a JSON object";
     if (strcmp(sub, "list") && o->name == NULL)
         return "--name is required";
     if ((!strcmp(sub, "add") || !strcmp(sub, "set")) && o->file == NULL)

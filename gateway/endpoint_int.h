@@ -16,10 +16,24 @@
 
 #include "gateway/mcp_int.h"
 
-/* What an allowed row says until the policy engine decides per method. */
-#define GW_ALLOW_MESSAGE "allow (no policy engine)"
+/* What the row of an allowed request no policy decides says (initialize,
+ * ping, server/discover, notifications: docs/POLICIES.md). */
+#define GW_ALLOW_MESSAGE "allow (not decided by policy)"
 
 /* ---------------------------------------------------------------- one request */
+/* What a request acts on, resolved before it is decided (methods.c): the
+ * resource of its policy request, and what its handler then uses. */
+struct gw_target {
+    const char  *kind;              /* "Tool", "Prompt", "Resource", "Agent" */
+    struct gw_connector *c;         /* the connector (NULL for the Agent) */
+    const char  *name;              /* the upstream's name or URI; the agent's slug */
+    json_t      *annotations;       /* a tool's */
+    json_t      *arguments;         /* context.args: tools/call's, prompts/get's */
+    struct gw_list list;            /* the merged list it was found in; a list method's answer */
+    bool         filter;            /* a list method: its items follow the policy */
+    struct gw_policy_item *items;   /* its items as the filter sees them (policy_list.c) */
+};
+
 struct gw_mreq {
     struct web_req *r;
     struct gh_arena *a;
@@ -39,6 +53,7 @@ struct gw_mreq {
     int     upstream_status;
     const char *new_session;        /* initialize: the id sent once its row is committed */
     uint64_t cred_serial;           /* gw_listen_serial() before the credential was authenticated */
+    struct gw_target *target;       /* set by dispatch once the request is resolved and allowed */
 };
 
 /* ---------------------------------------------------------------- check.c */
@@ -198,6 +213,11 @@ struct gw_method {
     json_t     *(*in_batch)(struct gw_mreq *m, json_t *id, const char **why);
     const char   *mcp_name;     /* 2026-07-28: the param the Mcp-Name header mirrors */
     const char   *action;       /* the policy action, for the methods gw_policy_decide sees */
+    /* resolves the request's target before it is decided; on a failure it
+     * has answered (its row carries no decision) and returns false, rc set.
+     * NULL: the target is the agent. */
+    bool        (*resolve)(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params,
+                           struct gw_target *t, int *rc);
 };
 /* The row of name if proto's revision has the method, else NULL. */
 const struct gw_method *gw_method_find(const char *name, const char *proto);
@@ -205,5 +225,14 @@ const struct gw_method *gw_method_find(const char *name, const char *proto);
 int  gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params);
 int  gw_dispatch_or_offload(struct gw_mreq *m, const char *method, json_t *id, json_t *params);
 int  gw_batch_serve(struct gw_mreq *m, json_t *batch);
+
+/* ---------------------------------------------------------------- policy_list.c */
+/* The list filter: l's entries as the policy sees their calls (items[i]
+ * for l->e[i]; the item action and kind into call), NULL for a kind not
+ * filtered (resource templates name no one resource). */
+struct gw_policy_item *gw_policy_list_items(struct gh_arena *a, const struct gw_list *l,
+                                            struct gw_policy_call *call);
+/* Drops from l, in order, the entries the decision hid. */
+void gw_policy_list_drop(struct gw_list *l, const struct gw_policy_item *items);
 
 #endif

@@ -83,7 +83,15 @@ struct gw_decision {
     const char *request;        /* the Cedar request, rendered (test bench) */
 };
 
-/* One call as the policy sees it (docs/POLICIES.md has the request). */
+/* An item of a list, as the list filter sees it (policy_list.c). */
+struct gw_policy_item {
+    const char *connector;      /* connector name */
+    const char *name;           /* the upstream's tool or prompt name, or resource URI */
+    json_t     *annotations;    /* a tool's, NULL otherwise */
+    bool        hidden;         /* out: its call is denied whatever the arguments */
+};
+
+/* One request as the policy sees it (docs/POLICIES.md has the request). */
 struct gw_policy_call {
     const struct authz_credential *who;
     const char *connector;      /* connector name */
@@ -94,10 +102,19 @@ struct gw_policy_call {
     const char *client_ip;
     const char *at;             /* a timestamp instead of now (test bench), or NULL */
     bool        render;         /* fill out->request (test bench): not on the call path */
+    /* every method (docs/POLICIES.md, "Which requests"): */
+    const char *action;         /* Action::"<method>"; NULL: tools/call */
+    const char *kind;           /* the resource's type: "Tool" (NULL), "Prompt", "Resource", "Agent"
+                                 * (tool then holds the prompt name, URI or agent slug) */
+    /* a list: once the list itself is allowed, each item is decided as
+     * item_action on item_kind with empty arguments, nothing counted */
+    struct gw_policy_item *items;
+    int         nitems;
+    const char *item_action, *item_kind;
 };
 
-/* The enforcement seam: every tools/call passes here once, before it is
- * forwarded.  -1 only when the decision could not be made (the caller
+/* The enforcement seam: every request the method table gives an action
+ * passes here once, before it is forwarded or answered.  -1 only when the decision could not be made (the caller
  * denies); a deny is 0 with out->allow false. */
 int gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, struct gw_decision *out,
                      struct gh_err *e);
@@ -105,7 +122,8 @@ int gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, stru
  * NULL on a trusted one.  Text is parsed before it is saved (400 with
  * line:col); every edit is a new version. */
 struct gw_policy {
-    char *id, *name, *mode, *member, *text, *created_by, *created_at;
+    char *id, *name, *mode, *member, *text, *created_by;
+    char *created_at;           /* of this version, "YYYY-MM-DD HH:MM:SS" UTC */
     bool  enabled;
     int   version;
 };
@@ -121,7 +139,33 @@ int gw_policy_list(struct gh_arena *a, const char *agent, const char *member, st
                    int *n, struct gh_err *e);
 int gw_policy_history(struct gh_arena *a, const char *agent, const char *member, const char *name,
                       struct gw_policy **out, int *n, struct gh_err *e);
-/* Parses text as Cedar: 0, or -1 with a 400 whose message has line:col. */
-int gw_policy_check_text(const char *text, struct gh_err *e);
+/* The policy by id, if it is one of the agent's (its current version). */
+int gw_policy_get(struct gh_arena *a, const char *agent, const char *id, struct gw_policy *out,
+                  struct gh_err *e);
+
+/* What is wrong with a policy text, at line:col of it. */
+struct gw_policy_problem {
+    int   line, col;
+    char *msg;                  /* safe to show to the author */
+};
+/* The one check before a text is saved (add, set, the editor): at most
+ * GW_POLICY_TEXT_MAX bytes, parses as Cedar, and validates against
+ * docs/gatehouse.cedarschema (embedded at build), with context.args an open
+ * record.  0, or -1 with a 400 whose message lists "line:col: what"; the
+ * problems one by one in *out (arena) when out is not NULL. */
+int gw_policy_check_text(struct gh_arena *a, const char *text, struct gw_policy_problem **out, int *nout,
+                         struct gh_err *e);
+
+/* The test bench ("would this call be allowed?"), CLI and page: decides
+ * through gw_policy_decide without counting toward any session.  400 when
+ * tool is not CONNECTOR/TOOL, args or annotations are not a JSON object,
+ * or at is not a timestamp; 404 when email is no approved member. */
+struct gw_policy_test_in {
+    const char *agent, *email, *tool;
+    const char *args, *annotations;     /* JSON text, NULL or blank: none */
+    const char *at;                     /* a timestamp, NULL or blank: now */
+};
+int gw_policy_test(struct gh_arena *a, const struct gw_policy_test_in *in, struct gw_decision *out,
+                   struct gh_err *e);
 
 #endif

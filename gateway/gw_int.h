@@ -6,6 +6,8 @@
  *       client, tool aggregation, the enforcement seam
  *   connector.c, audit.c, pages.c — connectors, the audit log, the admin
  *       and member pages
+ *   policy_store.c, policy_pages.c — policies, their versions, the owners'
+ *       pages and the test bench
  */
 #ifndef GH_GW_INT_H
 #define GH_GW_INT_H
@@ -105,6 +107,8 @@ long gw_audit_rows_total(void);
 
 /* Pages: /admin/connectors, /admin/audit (+ CSV), /profile/activity. */
 int  gw_pages_register_routes(void);
+/* An agent's policies for its owners: /agents/STAR/policies... (policy_pages.c) */
+int  gw_policy_pages_register_routes(void);
 
 /* ---------------------------------------------------------------- policy */
 #define GW_CHANNEL_POLICIES "gw_policies"

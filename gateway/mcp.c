@@ -537,6 +537,22 @@ on_connectors(const char *channel, const char *payload, void *ctx)
     gw_notify_agent(payload, "notifications/resources/list_changed");
 }
 
+/* NOTIFY gw_policies <agent id> (a trigger, on every change of a policy of
+ * that agent): its lists may now show more or less, and every stream of
+ * the agent hears it on every process.  The lists are not cached filtered
+ * (each list is decided when asked), so nothing is invalidated. */
+static void
+on_policies(const char *channel, const char *payload, void *ctx)
+{
+    (void)channel;
+    (void)ctx;
+    if (payload == NULL || payload[0] == '\0' || strlen(payload) >= 40)
+        return;
+    gw_notify_agent(payload, "notifications/tools/list_changed");
+    gw_notify_agent(payload, "notifications/prompts/list_changed");
+    gw_notify_agent(payload, "notifications/resources/list_changed");
+}
+
 /* An upstream's own stream said something to session s: a changed list is
  * fetched again, and the session's client hears it. */
 static void
@@ -562,6 +578,7 @@ gw_mcp_register_routes(void)
         return -1;
     }
     db_listen(GW_CHANNEL_CONNECTORS, on_connectors, NULL);
+    db_listen(GW_CHANNEL_POLICIES, on_policies, NULL);
     gw_up_watch(on_upstream_note);
     if (gw_listen_start() < 0) {
         GH_LOG(ERROR, "gw_start", "cannot watch for revoked credentials");

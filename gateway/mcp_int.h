@@ -33,6 +33,7 @@
 #define GW_RPC_INTERNAL         (-32603)
 #define GW_RPC_UPSTREAM         (-32000)   /* an upstream failed or timed out */
 #define GW_RPC_RESOURCE_NOT_FOUND_LEGACY (-32002)  /* session revisions only; 2026-07-28: -32602 */
+#define GW_RPC_DENIED           (-32003)   /* a policy denied it (tools/call: a tool error instead) */
 #define GW_RPC_HEADER_MISMATCH  (-32020)
 #define GW_RPC_UNSUPPORTED_VER  (-32022)
 

@@ -59,46 +59,10 @@ gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params)
     return gw_reply_audited(m, "initialize", id, res);
 }
 
-static const char *
-list_field(enum gw_kind k)
-{
-    static const char *const f[] = { "tools", "prompts", "resources", "resourceTemplates" };
-    return f[k];
-}
-
-static int
-do_list(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
-{
-    enum gw_kind kind = mt->kind;
-    const char *method = mt->name;
-    struct gw_list l;
-    struct gh_err e = {0};
-    const char *cursor = gh_json_str(params, "cursor");
-    int off = 0, page = (int)gh_cfg.mcp_page_size;
-    json_t *items, *res;
-
-    if (json_object_get(params, "cursor") && (cursor == NULL || gw_agg_cursor_parse(cursor, &off) < 0)) {
-        return gw_deny(m, method, "invalid cursor", 200, id, GW_RPC_INVALID_PARAMS, "Invalid cursor.", NULL);
-    }
-    if (gw_agg_list(m->a, m->s, m->who, kind, &l, &e) < 0) {
-        m->message = e.msg;
-        gw_mreq_audit(m, method);
-        return gw_reply_failure(m->r, 200, id, &e);
-    }
-    items = json_array();
-    for (int i = off; i < l.n && i < off + page; i++)
-        json_array_append(items, l.e[i].item);
-    res = json_pack("{s:o}", list_field(kind), items);
-    if (off + page < l.n)
-        json_object_set_new(res, "nextCursor", json_string(gw_agg_cursor_make(m->a, off + page)));
-    if (l.nfailed) {
-        json_t *f = json_array();
-        for (int i = 0; i < l.nfailed; i++)
-            json_array_append_new(f, json_string(l.failed[i]));
-        json_object_set_new(res, "_meta", json_pack("{s:o}", "io.gatehouse/unavailableConnectors", f));
-    }
-    return gw_reply_audited(m, method, id, res);
-}
+/* ---------------------------------------------------------------- resolving
+ * What a request acts on is found before it is decided (dispatch); a
+ * request that names nothing we have is refused here, before any decision
+ * (its row carries no policy). */
 
 static struct gw_connector *
 conn_by_id(struct gw_list *l, const char *id)
@@ -118,129 +82,135 @@ conn_by_name(struct gw_list *l, const char *name)
     return NULL;
 }
 
-/* tools/call and prompts/get: route by aggregated name. */
-static int
-do_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
+/* The lists: the merged list; the resource is the agent, each item then
+ * decided as its own call (policy_list.c). */
+static bool
+resolve_list(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params, struct gw_target *t,
+             int *rc)
+{
+    const char *cursor = gh_json_str(params, "cursor");
+    struct gh_err e = {0};
+    int off;
+
+    if (json_object_get(params, "cursor") && (cursor == NULL || gw_agg_cursor_parse(cursor, &off) < 0)) {
+        *rc = gw_deny(m, mt->name, "invalid cursor", 200, id, GW_RPC_INVALID_PARAMS, "Invalid cursor.", NULL);
+        return false;
+    }
+    if (gw_agg_list(m->a, m->s, m->who, mt->kind, &t->list, &e) < 0) {
+        m->message = e.msg;
+        gw_mreq_audit(m, mt->name);
+        *rc = gw_reply_failure(m->r, 200, id, &e);
+        return false;
+    }
+    t->kind = "Agent";
+    t->name = m->who->agent.slug;
+    t->filter = true;
+    return true;
+}
+
+/* tools/call and prompts/get: by aggregated name. */
+static bool
+resolve_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params, struct gw_target *t,
+              int *rc)
 {
     enum gw_kind kind = mt->kind;
     const char *method = mt->name;
     const char *name = gh_json_str(params, "name");
-    struct gw_list l;
     struct gh_err e = {0};
     const struct gw_entry *en;
     struct gw_connector *c;
     const char *down;
-    json_t *up;
 
     if (!json_is_object(params) || name == NULL) {
-        return gw_deny(m, method, "missing name", 200, id, GW_RPC_INVALID_PARAMS, "params.name is required.",
-                       NULL);
+        *rc = gw_deny(m, method, "missing name", 200, id, GW_RPC_INVALID_PARAMS, "params.name is required.", NULL);
+        return false;
     }
     if (kind == GW_TOOLS)
         m->tool = name;
     if (json_object_get(params, "arguments") && !json_is_object(json_object_get(params, "arguments"))) {
-        return gw_deny(m, method, "arguments not an object", 200, id, GW_RPC_INVALID_PARAMS,
-                       "params.arguments must be an object.", NULL);
+        *rc = gw_deny(m, method, "arguments not an object", 200, id, GW_RPC_INVALID_PARAMS,
+                      "params.arguments must be an object.", NULL);
+        return false;
     }
-    if (gw_agg_list(m->a, m->s, m->who, kind, &l, &e) < 0) {
+    if (gw_agg_list(m->a, m->s, m->who, kind, &t->list, &e) < 0) {
         m->message = e.msg;
         gw_mreq_audit(m, method);
-        return gw_reply_failure(m->r, 200, id, &e);
+        *rc = gw_reply_failure(m->r, 200, id, &e);
+        return false;
     }
-    en = gw_agg_find(&l, name);
-    c = en ? conn_by_id(&l, en->connector_id) : NULL;
-    down = c == NULL ? gw_agg_failed_owner(&l, name) : NULL;
+    en = gw_agg_find(&t->list, name);
+    c = en ? conn_by_id(&t->list, en->connector_id) : NULL;
+    down = c == NULL ? gw_agg_failed_owner(&t->list, name) : NULL;
     if (down) {
         /* its connector did not answer or cannot be called: say which */
         char *msg = gh_arena_printf(m->a, "Connector '%s' is unavailable.", down);
         m->connector = down;
-        return gw_deny(m, method, "connector unavailable", 200, id, GW_RPC_UPSTREAM,
-                       msg ? msg : "Connector unavailable.", json_pack("{s:s}", "connector", down));
+        *rc = gw_deny(m, method, "connector unavailable", 200, id, GW_RPC_UPSTREAM,
+                      msg ? msg : "Connector unavailable.", json_pack("{s:s}", "connector", down));
+        return false;
     }
     if (c == NULL) {
         char *msg = gh_arena_printf(m->a, "Unknown %s: %s", kind == GW_TOOLS ? "tool" : "prompt", name);
         /* an unknown tool is a tool error (what the SDK servers answer, so a
          * client sees the same through the gateway); an unknown prompt is -32602 */
-        if (kind == GW_TOOLS)
-            return gw_deny_tool(m, method, msg, id, msg ? msg : "Unknown tool.");
-        return gw_deny(m, method, msg, 200, id, GW_RPC_INVALID_PARAMS, msg ? msg : "Unknown name.", NULL);
+        *rc = kind == GW_TOOLS ? gw_deny_tool(m, method, msg, id, msg ? msg : "Unknown tool.")
+                               : gw_deny(m, method, msg, 200, id, GW_RPC_INVALID_PARAMS, msg ? msg : "Unknown name.",
+                                         NULL);
+        return false;
     }
-    if (mt->action) {
-        /* the enforcement seam: once, here, before anything is forwarded */
-        struct gw_decision d = {0};
-        m->connector = c->name;
+    if (kind == GW_TOOLS) {
         /* the row names the upstream's tool by its full name, not by the
          * shortened or rehashed one a client may see, which only says
          * which tool it is while the lists stay as they are */
         m->tool = gh_arena_printf(m->a, "%s__%s", c->name, en->orig);
         if (m->tool == NULL)
             m->tool = name;
-        struct gw_policy_call pc = {
-            .who = m->who, .connector = c->name, .tool = en->orig,
-            .annotations = json_object_get(en->item, "annotations"),
-            .arguments = json_object_get(params, "arguments"),
-            /* counters per session; per member on the stateless revision */
-            .session = m->s && !m->stateless ? m->s->id_hash
-                                             : gh_arena_printf(m->a, "member:%s", m->who->user_id),
-            .client_ip = web_client_ip(m->r),
-        };
-        if (gw_policy_decide(m->a, &pc, &d, &e) < 0) {
-            GH_LOG(WARN, "gw_policy", "no decision: %s", e.detail[0] ? e.detail : e.msg);
-            d.allow = false;
-            d.decision = "deny";
-            d.message = "The policy could not be evaluated.";
-        }
-        m->decision = d.decision ? d.decision : (d.allow ? "allow" : "deny");
-        m->policy_ids = d.policy_ids;
-        m->policy_versions = d.policy_versions;
-        m->policy_shadow = d.shadow;
-        m->message = d.message;
-        if (!d.allow)
-            return gw_deny_tool(m, method, d.message, id, d.message ? d.message : "Denied by policy.");
+        t->annotations = json_object_get(en->item, "annotations");
     }
-    up = gh_arena_json(m->a, json_deep_copy(params));
-    json_object_set_new(up, "name", json_string(en->orig));
-    return gw_forward(m, c, id, method, up);
+    t->kind = kind == GW_TOOLS ? "Tool" : "Prompt";
+    t->c = c;
+    t->name = en->orig;
+    t->arguments = json_object_get(params, "arguments");
+    return true;
 }
 
-/* resources/read, resources/subscribe, resources/unsubscribe: route by URI
- * (route_uri; completion/complete's ref/resource too).
+/* resources/read, resources/subscribe, resources/unsubscribe: by URI
+ * (completion/complete's ref/resource too).
  * A listed URI names its connector; "gh://<connector>/<uri>" does too; a
  * URI made from a template goes to the connector whose template's fixed
  * prefix fits best; with one connector there is nothing to choose. */
-static int
-route_uri(struct gw_mreq *m, json_t *id, json_t *params, const char *method)
+static bool
+resolve_uri_of(struct gw_mreq *m, const char *method, const char *uri, json_t *id, struct gw_target *t, int *rc)
 {
-    const char *uri = gh_json_str(params, "uri");
-    struct gw_list l, tl;
+    struct gw_list *l = &t->list, tl;
     struct gh_err e = {0};
     const struct gw_entry *en;
     struct gw_connector *c = NULL;
     char *cn, *orig = NULL;
-    json_t *up;
 
     if (uri == NULL) {
-        return gw_deny(m, method, "missing uri", 200, id, GW_RPC_INVALID_PARAMS, "params.uri is required.",
-                       NULL);
+        *rc = gw_deny(m, method, "missing uri", 200, id, GW_RPC_INVALID_PARAMS, "params.uri is required.", NULL);
+        return false;
     }
-    if (gw_agg_list(m->a, m->s, m->who, GW_RESOURCES, &l, &e) < 0) {
+    if (gw_agg_list(m->a, m->s, m->who, GW_RESOURCES, l, &e) < 0) {
         gw_mreq_audit(m, method);
-        return gw_reply_failure(m->r, 200, id, &e);
+        *rc = gw_reply_failure(m->r, 200, id, &e);
+        return false;
     }
-    en = gw_agg_find(&l, uri);
+    en = gw_agg_find(l, uri);
     if (en) {
-        c = conn_by_id(&l, en->connector_id);
+        c = conn_by_id(l, en->connector_id);
         orig = (char *)en->orig;
     } else if (gw_agg_uri_unwrap(m->a, uri, &cn, &orig) == 0) {
-        c = conn_by_name(&l, cn);
+        c = conn_by_name(l, cn);
     } else {
         /* a templated URI: the connector whose template's fixed prefix fits best */
         size_t best = 0;
         if (gw_agg_list(m->a, m->s, m->who, GW_TEMPLATES, &tl, &e) == 0)
             for (int i = 0; i < tl.n; i++) {
-                const char *t = gh_json_str(tl.e[i].item, "uriTemplate");
-                size_t fixed = t ? strcspn(t, "{") : 0;
-                if (fixed > best && !strncmp(t, uri, fixed)) {
+                const char *tp = gh_json_str(tl.e[i].item, "uriTemplate");
+                size_t fixed = tp ? strcspn(tp, "{") : 0;
+                if (fixed > best && !strncmp(tp, uri, fixed)) {
                     best = fixed;
                     c = conn_by_id(&tl, tl.e[i].connector_id);
                 }
@@ -248,70 +218,181 @@ route_uri(struct gw_mreq *m, json_t *id, json_t *params, const char *method)
         orig = (char *)uri;
         if (c == NULL) {
             int n = 0;
-            for (int i = 0; i < l.nconns; i++)
-                if (l.conns[i].enabled)
-                    c = n++ ? NULL : &l.conns[i];
+            for (int i = 0; i < l->nconns; i++)
+                if (l->conns[i].enabled)
+                    c = n++ ? NULL : &l->conns[i];
             if (n != 1)
                 c = NULL;
         }
     }
-    if (c == NULL)
+    if (c == NULL) {
         /* 2026-07-28 Resources, Error Handling: "servers MUST return a
          * JSON-RPC error with code -32602"; the session revisions: -32002 */
-        return gw_deny(m, method, "unknown resource", 200, id,
-                       m->stateless ? GW_RPC_INVALID_PARAMS : GW_RPC_RESOURCE_NOT_FOUND_LEGACY,
-                       "Resource not found.", json_pack("{s:s}", "uri", uri));
-    up = gh_arena_json(m->a, json_deep_copy(params));
-    if (!strcmp(method, "completion/complete")) {
-        json_object_del(up, "uri");
-        json_object_set_new(json_object_get(up, "ref"), "uri", json_string(orig));
-    } else {
-        json_object_set_new(up, "uri", json_string(orig));
+        *rc = gw_deny(m, method, "unknown resource", 200, id,
+                      m->stateless ? GW_RPC_INVALID_PARAMS : GW_RPC_RESOURCE_NOT_FOUND_LEGACY, "Resource not found.",
+                      json_pack("{s:s}", "uri", uri));
+        return false;
     }
-    return gw_forward(m, c, id, method, up);
+    t->kind = "Resource";
+    t->c = c;
+    t->name = orig;
+    return true;
+}
+
+static bool
+resolve_uri(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params, struct gw_target *t,
+            int *rc)
+{
+    return resolve_uri_of(m, mt->name, gh_json_str(params, "uri"), id, t, rc);
+}
+
+/* completion/complete: the reference names a prompt or a resource (template),
+ * which names the connector. */
+static bool
+resolve_complete(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params, struct gw_target *t,
+                 int *rc)
+{
+    json_t *ref = json_object_get(params, "ref");
+    const char *type = gh_json_str(ref, "type");
+    struct gh_err e = {0};
+
+    if (type && !strcmp(type, "ref/prompt") && gh_json_str(ref, "name")) {
+        const struct gw_entry *en;
+        if (gw_agg_list(m->a, m->s, m->who, GW_PROMPTS, &t->list, &e) < 0) {
+            gw_mreq_audit(m, mt->name);
+            *rc = gw_reply_failure(m->r, 200, id, &e);
+            return false;
+        }
+        en = gw_agg_find(&t->list, gh_json_str(ref, "name"));
+        if (en == NULL || (t->c = conn_by_id(&t->list, en->connector_id)) == NULL) {
+            *rc = gw_deny(m, mt->name, "unknown prompt", 200, id, GW_RPC_INVALID_PARAMS, "Unknown prompt.", NULL);
+            return false;
+        }
+        t->kind = "Prompt";
+        t->name = en->orig;
+        return true;
+    }
+    if (type && !strcmp(type, "ref/resource") && gh_json_str(ref, "uri"))
+        return resolve_uri_of(m, mt->name, gh_json_str(ref, "uri"), id, t, rc);
+    *rc = gw_deny(m, mt->name, "invalid ref", 200, id, GW_RPC_INVALID_PARAMS,
+                  "params.ref must name a prompt or a resource.", NULL);
+    return false;
+}
+
+/* ---------------------------------------------------------------- the decision */
+
+/* The enforcement seam: every request whose method has an action in the
+ * table passes here once (dispatch; a batch's tools/list), with its target
+ * resolved, before it is forwarded or answered.  Fills the row's decision,
+ * policies, message and shadow outcome; a list's items are decided with it
+ * (policy_list.c).  False: denied. */
+static bool
+decide(struct gw_mreq *m, const struct gw_method *mt, struct gw_target *t)
+{
+    struct gw_decision d = {0};
+    struct gh_err e = {0};
+    struct gw_policy_call pc = {
+        .who = m->who, .connector = t->c ? t->c->name : NULL, .tool = t->name,
+        .annotations = t->annotations, .arguments = t->arguments,
+        /* counters per session; per member on the stateless revision */
+        .session = m->s && !m->stateless ? m->s->id_hash : gh_arena_printf(m->a, "member:%s", m->who->user_id),
+        .client_ip = web_client_ip(m->r), .action = mt->action, .kind = t->kind,
+    };
+
+    if (t->filter)
+        t->items = gw_policy_list_items(m->a, &t->list, &pc);
+    if (t->c)
+        m->connector = t->c->name;
+    if (gw_policy_decide(m->a, &pc, &d, &e) < 0) {
+        GH_LOG(WARN, "gw_policy", "no decision: %s", e.detail[0] ? e.detail : e.msg);
+        d.allow = false;
+        d.decision = "deny";
+        d.message = "The policy could not be evaluated.";
+    }
+    m->decision = d.decision ? d.decision : (d.allow ? "allow" : "deny");
+    m->policy_ids = d.policy_ids;
+    m->policy_versions = d.policy_versions;
+    m->policy_shadow = d.shadow;
+    m->message = d.message;
+    if (d.allow)
+        gw_policy_list_drop(&t->list, t->items);
+    return d.allow;
+}
+
+/* A denied request: tools/call is a tool result with isError (MCP: a
+ * tool's failure is the model's to read), the other methods a JSON-RPC
+ * error, both with the determining forbid's @message. */
+static int
+refuse(struct gw_mreq *m, const struct gw_method *mt, json_t *id)
+{
+    const char *text = m->message ? m->message : "Denied by policy.";
+
+    if (!strcmp(mt->name, "tools/call"))
+        return gw_deny_tool(m, mt->name, m->message, id, text);
+    return gw_deny(m, mt->name, m->message, 200, id, GW_RPC_DENIED, text, NULL);
+}
+
+/* ---------------------------------------------------------------- the methods */
+
+static const char *
+list_field(enum gw_kind k)
+{
+    static const char *const f[] = { "tools", "prompts", "resources", "resourceTemplates" };
+    return f[k];
+}
+
+static int
+do_list(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
+{
+    struct gw_list *l = &m->target->list;
+    const char *cursor = gh_json_str(params, "cursor");
+    int off = 0, page = (int)gh_cfg.mcp_page_size;
+    json_t *items, *res;
+
+    if (cursor)
+        gw_agg_cursor_parse(cursor, &off);      /* checked when it was resolved */
+    items = json_array();
+    for (int i = off; i < l->n && i < off + page; i++)
+        json_array_append(items, l->e[i].item);
+    res = json_pack("{s:o}", list_field(mt->kind), items);
+    if (off + page < l->n)
+        json_object_set_new(res, "nextCursor", json_string(gw_agg_cursor_make(m->a, off + page)));
+    if (l->nfailed) {
+        json_t *f = json_array();
+        for (int i = 0; i < l->nfailed; i++)
+            json_array_append_new(f, json_string(l->failed[i]));
+        json_object_set_new(res, "_meta", json_pack("{s:o}", "io.gatehouse/unavailableConnectors", f));
+    }
+    return gw_reply_audited(m, mt->name, id, res);
+}
+
+/* tools/call and prompts/get: forwarded under the upstream's name. */
+static int
+do_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
+{
+    json_t *up = gh_arena_json(m->a, json_deep_copy(params));
+
+    json_object_set_new(up, "name", json_string(m->target->name));
+    return gw_forward(m, m->target->c, id, mt->name, up);
 }
 
 static int
 do_uri(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
 {
-    return route_uri(m, id, params, mt->name);
+    json_t *up = gh_arena_json(m->a, json_deep_copy(params));
+
+    json_object_set_new(up, "uri", json_string(m->target->name));
+    return gw_forward(m, m->target->c, id, mt->name, up);
 }
 
-/* completion/complete: the reference names a prompt or a resource (template),
- * which names the connector. */
 static int
 do_complete(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
 {
-    json_t *ref = json_object_get(params, "ref"), *up;
-    const char *type = gh_json_str(ref, "type");
-    struct gh_err e = {0};
+    json_t *up = gh_arena_json(m->a, json_deep_copy(params));
+    json_t *ref = json_object_get(up, "ref");
 
-    if (type && !strcmp(type, "ref/prompt") && gh_json_str(ref, "name")) {
-        struct gw_list l;
-        const struct gw_entry *en;
-        struct gw_connector *c;
-        if (gw_agg_list(m->a, m->s, m->who, GW_PROMPTS, &l, &e) < 0) {
-            gw_mreq_audit(m, "completion/complete");
-            return gw_reply_failure(m->r, 200, id, &e);
-        }
-        en = gw_agg_find(&l, gh_json_str(ref, "name"));
-        c = en ? conn_by_id(&l, en->connector_id) : NULL;
-        if (c == NULL) {
-            return gw_deny(m, "completion/complete", "unknown prompt", 200, id, GW_RPC_INVALID_PARAMS,
-                           "Unknown prompt.", NULL);
-        }
-        up = gh_arena_json(m->a, json_deep_copy(params));
-        json_object_set_new(json_object_get(up, "ref"), "name", json_string(en->orig));
-        return gw_forward(m, c, id, "completion/complete", up);
-    }
-    if (type && !strcmp(type, "ref/resource") && gh_json_str(ref, "uri")) {
-        /* the URI routing of resources/read, on a params object whose uri is the ref's */
-        json_t *p = gh_arena_json(m->a, json_deep_copy(params));
-        json_object_set_new(p, "uri", json_string(gh_json_str(ref, "uri")));
-        return route_uri(m, id, p, "completion/complete");
-    }
-    return gw_deny(m, "completion/complete", "invalid ref", 200, id, GW_RPC_INVALID_PARAMS,
-                   "params.ref must name a prompt or a resource.", NULL);
+    json_object_set_new(ref, strcmp(m->target->kind, "Prompt") ? "uri" : "name", json_string(m->target->name));
+    return gw_forward(m, m->target->c, id, mt->name, up);
 }
 
 /* fn(m, target, ctx) for every enabled connector of the request's agent
@@ -458,22 +539,22 @@ static json_t *batch_tools(struct gw_mreq *m, json_t *id, const char **why);
 #define NONE GW_WAIT_NONE
 #define LISTS GW_WAIT_LISTS
 static const struct gw_method methods[] = {
-    /* name                     handler       revs  waits for           lists it reads           batch        Mcp-Name action */
-    { "initialize",             do_reinit,    SESS, NONE,               GW_TOOLS, GW_TOOLS,         NULL,        NULL,  NULL },
-    { "ping",                   do_ping,      SESS, NONE,               GW_TOOLS, GW_TOOLS,         batch_ping,  NULL,  NULL },
-    { "tools/list",             do_list,      ALL,  LISTS,              GW_TOOLS, GW_TOOLS,         batch_tools, NULL,  NULL },
-    { "tools/call",             do_named,     ALL,  LISTS,              GW_TOOLS, GW_TOOLS,         NULL,        "name", "tools/call" },
-    { "prompts/list",           do_list,      ALL,  LISTS,              GW_PROMPTS, GW_PROMPTS,     NULL,        NULL,  NULL },
-    { "prompts/get",            do_named,     ALL,  LISTS,              GW_PROMPTS, GW_PROMPTS,     NULL,        "name", NULL },
-    { "resources/list",         do_list,      ALL,  LISTS,              GW_RESOURCES, GW_RESOURCES, NULL,        NULL,  NULL },
-    { "resources/templates/list", do_list,    ALL,  LISTS,              GW_TEMPLATES, GW_TEMPLATES, NULL,        NULL,  NULL },
-    { "resources/read",         do_uri,       ALL,  LISTS,              GW_RESOURCES, GW_TEMPLATES, NULL,        "uri", NULL },
-    { "resources/subscribe",    do_uri,       SESS, LISTS,              GW_RESOURCES, GW_TEMPLATES, NULL,        NULL,  NULL },
-    { "resources/unsubscribe",  do_uri,       SESS, LISTS,              GW_RESOURCES, GW_TEMPLATES, NULL,        NULL,  NULL },
-    { "completion/complete",    do_complete,  ALL,  LISTS,              GW_PROMPTS, GW_TEMPLATES,   NULL,        NULL,  NULL },
-    { "logging/setLevel",       do_set_level, SESS, GW_WAIT_UPSTREAMS,  GW_TOOLS, GW_TOOLS,         NULL,        NULL,  NULL },
-    { "server/discover",        do_discover,  NEW,  NONE,               GW_TOOLS, GW_TOOLS,         NULL,        NULL,  NULL },
-    { "subscriptions/listen",   do_listen,    NEW,  GW_WAIT_HANDSHAKES, GW_TOOLS, GW_TOOLS,         NULL,        NULL,  NULL },
+    /* name                     handler       revs  waits for           lists it reads           batch        Mcp-Name action                     resolve */
+    { "initialize",             do_reinit,    SESS, NONE,               GW_TOOLS, GW_TOOLS,         NULL,        NULL,  NULL,                      NULL },
+    { "ping",                   do_ping,      SESS, NONE,               GW_TOOLS, GW_TOOLS,         batch_ping,  NULL,  NULL,                      NULL },
+    { "tools/list",             do_list,      ALL,  LISTS,              GW_TOOLS, GW_TOOLS,         batch_tools, NULL,  "tools/list",              resolve_list },
+    { "tools/call",             do_named,     ALL,  LISTS,              GW_TOOLS, GW_TOOLS,         NULL,        "name", "tools/call",             resolve_named },
+    { "prompts/list",           do_list,      ALL,  LISTS,              GW_PROMPTS, GW_PROMPTS,     NULL,        NULL,  "prompts/list",            resolve_list },
+    { "prompts/get",            do_named,     ALL,  LISTS,              GW_PROMPTS, GW_PROMPTS,     NULL,        "name", "prompts/get",            resolve_named },
+    { "resources/list",         do_list,      ALL,  LISTS,              GW_RESOURCES, GW_RESOURCES, NULL,        NULL,  "resources/list",          resolve_list },
+    { "resources/templates/list", do_list,    ALL,  LISTS,              GW_TEMPLATES, GW_TEMPLATES, NULL,        NULL,  "resources/templates/list", resolve_list },
+    { "resources/read",         do_uri,       ALL,  LISTS,              GW_RESOURCES, GW_TEMPLATES, NULL,        "uri", "resources/read",          resolve_uri },
+    { "resources/subscribe",    do_uri,       SESS, LISTS,              GW_RESOURCES, GW_TEMPLATES, NULL,        NULL,  "resources/subscribe",     resolve_uri },
+    { "resources/unsubscribe",  do_uri,       SESS, LISTS,              GW_RESOURCES, GW_TEMPLATES, NULL,        NULL,  "resources/unsubscribe",   resolve_uri },
+    { "completion/complete",    do_complete,  ALL,  LISTS,              GW_PROMPTS, GW_TEMPLATES,   NULL,        NULL,  "completion/complete",     resolve_complete },
+    { "logging/setLevel",       do_set_level, SESS, GW_WAIT_UPSTREAMS,  GW_TOOLS, GW_TOOLS,         NULL,        NULL,  "logging/setLevel",        NULL },
+    { "server/discover",        do_discover,  NEW,  NONE,               GW_TOOLS, GW_TOOLS,         NULL,        NULL,  NULL,                      NULL },
+    { "subscriptions/listen",   do_listen,    NEW,  GW_WAIT_HANDSHAKES, GW_TOOLS, GW_TOOLS,         NULL,        NULL,  "subscriptions/listen",    NULL },
 };
 #undef SESS
 #undef ALL
@@ -505,6 +586,19 @@ dispatch(struct gw_mreq *m, const char *method, json_t *id, json_t *params)
     if (mt == NULL)
         return gw_deny(m, method, "method not found", m->stateless ? 404 : 200, id, GW_RPC_METHOD_NOT_FOUND,
                        "Method not found.", NULL);
+    if (mt->action) {
+        /* resolve, decide, then run: the one place a method's policy applies */
+        struct gw_target *t = gh_arena_alloc(m->a, sizeof(*t));
+        int rc = 0;
+        if (t == NULL)
+            return gw_reply_rpc_error(m->r, 500, id, GW_RPC_INTERNAL, "Internal error.", NULL);
+        *t = (struct gw_target){ .kind = "Agent", .name = m->who->agent.slug };
+        if (mt->resolve && !mt->resolve(m, mt, id, params, t, &rc))
+            return rc;
+        if (!decide(m, mt, t))
+            return refuse(m, mt, id);
+        m->target = t;
+    }
     return mt->run(m, mt, id, params);
 }
 
@@ -590,26 +684,33 @@ batch_ping(struct gw_mreq *m, json_t *id, const char **why)
     return gw_rpc_result(id, json_object());
 }
 
-/* tools/list inside a batch: the whole list (no paging in a batch). */
+/* tools/list inside a batch: the whole list (no paging in a batch),
+ * decided and filtered as alone. */
 static json_t *
 batch_tools(struct gw_mreq *m, json_t *id, const char **why)
 {
-    struct gw_list l;
+    const struct gw_method *mt = gw_method_find("tools/list", m->proto);
+    struct gw_target t = { .kind = "Agent", .name = m->who->agent.slug, .filter = true };
+    struct gw_list *l = &t.list;
     struct gh_err e = {0};
     json_t *items, *res;
 
-    if (gw_agg_list(m->a, m->s, m->who, GW_TOOLS, &l, &e) < 0) {
+    if (gw_agg_list(m->a, m->s, m->who, GW_TOOLS, l, &e) < 0) {
         *why = e.msg[0] ? gh_arena_strdup(m->a, e.msg) : "Internal error.";
         return gw_rpc_error(id, GW_RPC_INTERNAL, *why, NULL);
     }
+    if (mt == NULL || !decide(m, mt, &t)) {
+        *why = m->message ? m->message : "Denied by policy.";
+        return gw_rpc_error(id, GW_RPC_DENIED, *why, NULL);
+    }
     items = json_array();
-    for (int k = 0; k < l.n; k++)
-        json_array_append(items, l.e[k].item);
+    for (int k = 0; k < l->n; k++)
+        json_array_append(items, l->e[k].item);
     res = json_pack("{s:o}", "tools", items);
-    if (l.nfailed) {
+    if (l->nfailed) {
         json_t *f = json_array();
-        for (int i = 0; i < l.nfailed; i++)
-            json_array_append_new(f, json_string(l.failed[i]));
+        for (int i = 0; i < l->nfailed; i++)
+            json_array_append_new(f, json_string(l->failed[i]));
         json_object_set_new(res, "_meta", json_pack("{s:o}", "io.gatehouse/unavailableConnectors", f));
     }
     return gw_rpc_result(id, res);
@@ -634,6 +735,9 @@ batch_run(struct gw_mreq *m, json_t *batch)
         const struct gw_method *mt;
 
         m->start_us = gh_now_us();
+        /* each message's row its own decision */
+        m->decision = m->message = m->policy_ids = m->policy_versions = m->policy_shadow = NULL;
+        m->connector = NULL;
         if (gw_msg_invalid(msg)) {
             gw_mreq_row(m, method, "deny", "invalid request", &rows[nrows++]);
             json_array_append_new(out, gw_rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid request.", NULL));
@@ -650,7 +754,7 @@ batch_run(struct gw_mreq *m, json_t *batch)
             json_array_append_new(out, gw_rpc_error(NULL, GW_RPC_INVALID_REQUEST, "Invalid id.", NULL));
         } else if ((mt = gw_method_find(method, m->proto)) && mt->in_batch) {
             json_array_append_new(out, mt->in_batch(m, id, &why));
-            gw_mreq_row(m, method, NULL, why, &rows[nrows++]);
+            gw_mreq_row(m, method, m->decision, why ? why : m->message, &rows[nrows++]);
         } else {
             gw_mreq_row(m, method, "deny", "not available in a batch", &rows[nrows++]);
             json_array_append_new(out, gw_rpc_error(id, GW_RPC_INVALID_REQUEST,

@@ -6,6 +6,11 @@
  *   /admin/audit         the audit log: filters, keyset paging     admins
  *   /admin/audit.csv     the same rows as CSV                       admins
  *   /profile/activity    the signed-in member's own rows            members
+ *   /agents/{slug}/audit the audit log of one agent                owners
+ *
+ * Policy ids and versions are shown to admins and owners, and to members
+ * only for agents whose policies are their own (untrusted agents); the
+ * policy filter is offered where they are shown.
  *
  * Everything from the database or the request is escaped on output; header
  * values are never rendered, not even back into a form after an error.
@@ -236,6 +241,9 @@ post_toggle(struct web_req *r)
 
 struct audit_filter {
     const char *agent, *user, *client, *tool, *decision, *from, *to;
+    const char *policy;           /* a policy id among the row's policy_ids */
+    bool        all_policies;     /* the viewer may see every row's policy ids */
+    bool        fixed;            /* one agent's page: agent is the path's */
     const char *own_user_id;      /* /profile/activity: the member's own rows */
     const char *before, *after;   /* keyset cursors "<at in µs>.<id>" */
     long        limit;
@@ -245,7 +253,12 @@ static const char SQL_AUDIT[] =
     "SELECT id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), agent_slug, user_email,"
     "       credential_kind, key_suffix, client_id, client_name, session_id, request_id, method, tool,"
     "       connector, decision, policy_ids, policy_versions, message, upstream_status, duration_us,"
-    "       (extract(epoch FROM at) * 1000000)::bigint || '.' || id"
+    "       (extract(epoch FROM at) * 1000000)::bigint || '.' || id,"
+    /* 20: whether the viewer sees the row's policy ids (owners and admins;
+     * a member on an untrusted agent, whose policies are their own) */
+    "       $11::boolean OR EXISTS (SELECT 1 FROM agents g WHERE g.id = audit_events.agent_id AND (g.untrusted"
+    "           OR EXISTS (SELECT 1 FROM agent_members m WHERE m.agent_id = g.id AND m.user_id = $8::uuid"
+    "                      AND m.state = 'approved' AND m.role = 'owner')))"
     "  FROM audit_events"
     " WHERE ($1::text IS NULL OR agent_slug = $1)"
     "   AND ($2::text IS NULL OR user_email ILIKE '%' || $2 || '%')"
@@ -254,7 +267,9 @@ static const char SQL_AUDIT[] =
     "   AND ($5::text IS NULL OR decision = $5)"
     "   AND ($6::timestamptz IS NULL OR at >= $6::timestamptz)"
     "   AND ($7::timestamptz IS NULL OR at < $7::timestamptz)"
-    "   AND ($8::uuid IS NULL OR user_id = $8::uuid)";
+    "   AND ($8::uuid IS NULL OR user_id = $8::uuid)"
+    /* the form the GIN index of migration 073 answers */
+    "   AND ($12::text IS NULL OR string_to_array(policy_ids, ',') @> ARRAY[$12::text])";
 
 static const char *
 nz(const char *s)
@@ -303,7 +318,7 @@ static PGresult *
 audit_query(struct gh_arena *a, const struct audit_filter *f, long limit, bool *reversed,
             const char *from, const char *to, struct gh_err *e)
 {
-    const char *cur = NULL, *params[11];
+    const char *cur = NULL, *params[12];
     char lim[24], *sql;
     bool back = false;
     struct db_conn *c;
@@ -331,11 +346,13 @@ audit_query(struct gh_arena *a, const struct audit_filter *f, long limit, bool *
     params[7] = f->own_user_id;
     params[8] = cur;
     params[9] = lim;
+    params[10] = f->all_policies ? "true" : "false";
+    params[11] = nz(f->policy);
     *reversed = back;
     c = db_get(e);
     if (c == NULL)
         return NULL;
-    res = db_execv(c, a, e, sql, 10, params);
+    res = db_execv(c, a, e, sql, 12, params);
     db_put(c);
     /* a date PostgreSQL refuses (2026-02-30) or a cursor out of range is
      * the caller's mistake, not ours */
@@ -354,6 +371,7 @@ filter_read(struct web_req *r, struct audit_filter *f)
     f->client = web_query(r, "client");
     f->tool = web_query(r, "tool");
     f->decision = web_query(r, "decision");
+    f->policy = web_query(r, "policy");
     f->from = web_query(r, "from");
     f->to = web_query(r, "to");
     f->before = web_query(r, "before");
@@ -364,12 +382,12 @@ filter_read(struct web_req *r, struct audit_filter *f)
 static char *
 filter_query(struct gh_arena *a, const struct audit_filter *f)
 {
-    const char *names[] = { "agent", "user", "client", "tool", "decision", "from", "to" };
-    const char *vals[] = { f->agent, f->user, f->client, f->tool, f->decision, f->from, f->to };
+    const char *names[] = { "agent", "user", "client", "tool", "decision", "policy", "from", "to" };
+    const char *vals[] = { f->agent, f->user, f->client, f->tool, f->decision, f->policy, f->from, f->to };
     char *q = gh_arena_strdup(a, "");
 
     for (size_t i = 0; i < GH_ARRAY_LEN(names); i++)
-        if (nz(vals[i]) && !(f->own_user_id && !strcmp(names[i], "user")))
+        if (nz(vals[i]) && !(f->own_user_id && !strcmp(names[i], "user")) && !(f->fixed && !strcmp(names[i], "agent")))
             q = gh_arena_printf(a, "%s%s%s=%s", q, *q ? "&" : "", names[i], gh_url_encode(a, vals[i]));
     return q;
 }
@@ -380,22 +398,84 @@ duration_ms(struct gh_arena *a, const char *us)
     return us ? gh_arena_printf(a, "%.1f", (double)atoll(us) / 1000.0) : "";
 }
 
+/* The row's policies, "id@version" each (a link to the rows of that policy
+ * where the page filters by policy), when the viewer may see them. */
+static const char *
+policy_cell(struct gh_arena *a, PGresult *res, int i, const char *base, bool links)
+{
+    const char *ids = db_val(res, i, 14), *vers = db_val(res, i, 15);
+    char *out = gh_arena_strdup(a, ""), *il, *vl, *sp1, *sp2;
+
+    if (ids == NULL || !db_bool(res, i, 20))
+        return "";
+    il = gh_arena_strdup(a, ids);
+    vl = gh_arena_strdup(a, vers ? vers : "");
+    if (il == NULL || vl == NULL)
+        return "";
+    for (char *id = strtok_r(il, ",", &sp1), *v = strtok_r(vl, ",", &sp2); id;
+         id = strtok_r(NULL, ",", &sp1), v = v ? strtok_r(NULL, ",", &sp2) : NULL)
+        /* the first 8 characters of the id say which; the whole one is its title */
+        out = links ? gh_arena_printf(a, "%s%s<a class=\"policy\" title=\"%s\" href=\"%s?policy=%s\">%.8s@%s</a>", out,
+                                      *out ? " " : "", esc(a, id), base, esc(a, gh_url_encode(a, id)), esc(a, id),
+                                      esc(a, v ? v : "?"))
+                    : gh_arena_printf(a, "%s%s<span class=\"policy\" title=\"%s\">%.8s@%s</span>", out,
+                                      *out ? " " : "", esc(a, id), esc(a, id), esc(a, v ? v : "?"));
+    return gh_arena_printf(a, "<br><span class=\"muted\">policy %s</span>", out);
+}
+
+/* The rows of the page, newest first. */
+static char *
+audit_rows(struct gh_arena *a, PGresult *res, int n, bool reversed, bool mine, const char *base, bool links)
+{
+    char *rows = gh_arena_strdup(a, "");
+
+    for (int k = 0; k < n; k++) {
+        int i = reversed ? n - 1 - k : k;
+        const char *suffix = db_val(res, i, 5), *client = db_val(res, i, 7) ? db_val(res, i, 7) : db_val(res, i, 6);
+        const char *ms = duration_ms(a, db_val(res, i, 18));
+        char *cred = gh_arena_printf(a, "%s%s%s", esc(a, db_val(res, i, 4)), suffix ? " …" : "", esc(a, suffix));
+        rows = gh_arena_printf(a,
+            "%s<tr class=\"audit-row\" data-id=\"%s\"><td title=\"session %s, request %s\">%s</td>"
+            "<td>%s<br><span class=\"muted\">%s%s%s</span></td><td>%s</td>"
+            "<td>%s<br><code>%s</code></td><td>%s<br><span class=\"muted\">%s</span>%s</td>"
+            "<td>%s<br><span class=\"muted\">%s%s</span></td></tr>", rows,
+            db_val(res, i, 0), esc(a, db_val(res, i, 8) ? db_val(res, i, 8) : "-"),
+            esc(a, db_val(res, i, 9) ? db_val(res, i, 9) : "-"), esc(a, db_val(res, i, 1)),
+            /* admins: who, then client and credential; members: the client */
+            mine ? esc(a, client) : esc(a, db_val(res, i, 3)), mine ? "" : esc(a, client),
+            mine || !client ? "" : " · ", cred,
+            esc(a, db_val(res, i, 2)), esc(a, db_val(res, i, 10)), esc(a, db_val(res, i, 11)),
+            esc(a, db_val(res, i, 13)), esc(a, db_val(res, i, 16)), policy_cell(a, res, i, base, links),
+            db_val(res, i, 17) ? esc(a, db_val(res, i, 17)) : "-", ms, *ms ? " ms" : "");
+    }
+    return rows;
+}
+
+/* ag: one agent's page (owners); else mine: the member's own rows, or
+ * the whole log (admins). */
 static int
-audit_page(struct web_req *r, struct authz_user *u, bool mine)
+audit_page(struct web_req *r, struct authz_user *u, bool mine, const struct authz_agent *ag)
 {
     struct gh_arena *a = web_arena(r);
     struct audit_filter f = {0};
     struct gh_err e = {0};
-    const char *from, *to, *base = mine ? "/profile/activity" : "/admin/audit";
+    const char *from, *to, *base = ag ? gh_arena_printf(a, "/agents/%s/audit", ag->slug)
+                                      : mine ? "/profile/activity" : "/admin/audit";
     char *rows, *body, *opts, *fq, *nav = "", *filters;
     bool reversed, more;
     PGresult *res;
     int n, first, last;
 
     filter_read(r, &f);
+    f.all_policies = !mine;
     if (mine) {
         f.own_user_id = u->id;
         f.user = NULL;
+        f.policy = NULL;        /* not offered: the ids are not all theirs to see */
+    }
+    if (ag) {
+        f.agent = ag->slug;
+        f.fixed = true;
     }
     if (time_param(a, f.from, "from", &from, &e) < 0 || time_param(a, f.to, "to", &to, &e) < 0)
         return web_reply_err(r, &e);
@@ -406,26 +486,7 @@ audit_page(struct web_req *r, struct authz_user *u, bool mine)
     more = n > PAGE_ROWS;
     if (more)
         n = PAGE_ROWS;
-    rows = gh_arena_strdup(a, "");
-    for (int k = 0; k < n; k++) {
-        int i = reversed ? n - 1 - k : k;
-        const char *suffix = db_val(res, i, 5), *client = db_val(res, i, 7) ? db_val(res, i, 7) : db_val(res, i, 6);
-        const char *ms = duration_ms(a, db_val(res, i, 18));
-        char *cred = gh_arena_printf(a, "%s%s%s", esc(a, db_val(res, i, 4)), suffix ? " …" : "", esc(a, suffix));
-        rows = gh_arena_printf(a,
-            "%s<tr class=\"audit-row\" data-id=\"%s\"><td title=\"session %s, request %s\">%s</td>"
-            "<td>%s<br><span class=\"muted\">%s%s%s</span></td><td>%s</td>"
-            "<td>%s<br><code>%s</code></td><td>%s<br><span class=\"muted\">%s</span></td>"
-            "<td>%s<br><span class=\"muted\">%s%s</span></td></tr>", rows,
-            db_val(res, i, 0), esc(a, db_val(res, i, 8) ? db_val(res, i, 8) : "-"),
-            esc(a, db_val(res, i, 9) ? db_val(res, i, 9) : "-"), esc(a, db_val(res, i, 1)),
-            /* admins: who, then client and credential; members: the client */
-            mine ? esc(a, client) : esc(a, db_val(res, i, 3)), mine ? "" : esc(a, client),
-            mine || !client ? "" : " · ", cred,
-            esc(a, db_val(res, i, 2)), esc(a, db_val(res, i, 10)), esc(a, db_val(res, i, 11)),
-            esc(a, db_val(res, i, 13)), esc(a, db_val(res, i, 16)),
-            db_val(res, i, 17) ? esc(a, db_val(res, i, 17)) : "-", ms, *ms ? " ms" : "");
-    }
+    rows = audit_rows(a, res, n, reversed, mine, base, !mine);
     /* newer rows exist when we paged back and found more, or paged forward
      * at all; older ones when forward paging found more, or we came back */
     fq = filter_query(a, &f);
@@ -444,8 +505,7 @@ audit_page(struct web_req *r, struct authz_user *u, bool mine)
                               esc(a, fq));
     }
     filters = gh_arena_printf(a,
-        "<form method=\"get\" action=\"%s\" class=\"filters\"><table><tr>"
-        "<td><label for=\"agent\">Agent</label><select id=\"agent\" name=\"agent\">%s</select></td>%s"
+        "<form method=\"get\" action=\"%s\" class=\"filters\"><table><tr>%s%s"
         "<td><label for=\"client\">Client (id or name)</label>"
         "<input id=\"client\" type=\"text\" name=\"client\" value=\"%s\"></td>"
         "<td><label for=\"tool\">Tool</label><input id=\"tool\" type=\"text\" name=\"tool\" value=\"%s\"></td>"
@@ -457,21 +517,26 @@ audit_page(struct web_req *r, struct authz_user *u, bool mine)
         "<td><label for=\"to\">To (UTC)</label>"
         "<input id=\"to\" type=\"datetime-local\" name=\"to\" value=\"%s\"></td>%s</tr></table>"
         "<div class=\"actions\"><button type=\"submit\" class=\"secondary\">Filter</button>%s</div></form>",
-        base, opts,
+        base,
+        ag ? "" : gh_arena_printf(a, "<td><label for=\"agent\">Agent</label><select id=\"agent\" name=\"agent\">%s"
+                                     "</select></td>", opts),
         mine ? "" : gh_arena_printf(a, "<td><label for=\"user\">User email contains</label>"
                                        "<input id=\"user\" type=\"text\" name=\"user\" value=\"%s\"></td>",
                                     esc(a, f.user)),
         esc(a, f.client), esc(a, f.tool),
         f.decision && !strcmp(f.decision, "allow") ? " selected" : "",
         f.decision && !strcmp(f.decision, "deny") ? " selected" : "",
-        esc(a, f.from), esc(a, f.to), mine ? "" : "<td></td>",
-        mine ? "" : gh_arena_printf(a, "<a id=\"csv\" class=\"secondary\" href=\"/admin/audit.csv%s%s\">"
-                                       "Export CSV</a>", *fq ? "?" : "", esc(a, fq)));
+        esc(a, f.from), esc(a, f.to),
+        mine ? "" : gh_arena_printf(a, "<td><label for=\"policy\">Policy id</label>"
+                                       "<input id=\"policy\" type=\"text\" name=\"policy\" value=\"%s\"></td>",
+                                    esc(a, f.policy)),
+        mine || ag ? "" : gh_arena_printf(a, "<a id=\"csv\" class=\"secondary\" href=\"/admin/audit.csv%s%s\">"
+                                             "Export CSV</a>", *fq ? "?" : "", esc(a, fq)));
     body = gh_arena_printf(a,
         "<div class=\"card\"><h1>%s</h1><p class=\"muted\">%s</p>%s</div>"
         "<div class=\"card\"><table><thead><tr><th>Time (UTC)</th>%s<th>Agent</th><th>Request</th>"
         "<th>Decision</th><th>Upstream</th></tr></thead><tbody>%s</tbody></table>%s%s</div>",
-        mine ? "Your activity" : "Audit log",
+        ag ? gh_arena_printf(a, "Audit log of %s", esc(a, ag->name)) : mine ? "Your activity" : "Audit log",
         mine ? "Every MCP request made with your tokens, newest first."
              : "One row per MCP request that reached the gateway, allowed or denied, newest first.",
         filters, mine ? "<th>Client</th>" : "<th>User</th>", rows,
@@ -484,7 +549,7 @@ get_audit(struct web_req *r)
 {
     struct authz_user *u = authz_require_admin(r);
 
-    return u ? audit_page(r, u, false) : 0;
+    return u ? audit_page(r, u, false, NULL) : 0;
 }
 
 static int
@@ -492,7 +557,33 @@ get_activity(struct web_req *r)
 {
     struct authz_user *u = authz_require_login(r);
 
-    return u ? audit_page(r, u, true) : 0;
+    return u ? audit_page(r, u, true, NULL) : 0;
+}
+
+/* /agents/{slug}/audit: the agent's rows, for its owners and admins. */
+static int
+get_agent_audit(struct web_req *r)
+{
+    struct authz_user *u = authz_require_login(r);
+    struct gh_arena *a = web_arena(r);
+    struct gh_err e = {0};
+    struct authz_agent *ag;
+    PGresult *res;
+
+    if (u == NULL)
+        return 0;
+    if ((ag = authz_agent_by_slug(a, web_path_param(r, 0), &e)) == NULL)
+        return e.status >= 500 ? web_reply_err(r, &e)
+                               : authz_page_sentence(r, u, 404, "No such agent", "There is no agent at this address.");
+    res = db_query(a, &e, "SELECT $2 = 'admin' OR EXISTS (SELECT 1 FROM agent_members WHERE agent_id = $1"
+                          "   AND user_id = $3::uuid AND state = 'approved' AND role = 'owner')",
+                   3, ag->id, u->role, u->id);
+    if (res == NULL)
+        return web_reply_err(r, &e);
+    if (!db_bool(res, 0, 0))
+        return authz_page_sentence(r, u, 403, "Owners only",
+                                   "The audit log of an agent is for its owners: see your own requests under Activity.");
+    return audit_page(r, u, false, ag);
 }
 
 /* ---- CSV */
@@ -571,6 +662,7 @@ get_audit_csv(struct web_req *r)
     a = web_arena(r);
     filter_read(r, &f);
     f.before = f.after = NULL;
+    f.all_policies = true;
     if (time_param(a, f.from, "from", &from, &e) < 0 || time_param(a, f.to, "to", &to, &e) < 0)
         return web_reply_err(r, &e);
     res = audit_query(a, &f, 0, &reversed, from, to, &e);
@@ -608,5 +700,6 @@ gw_pages_register_routes(void)
     web_route("GET", "/admin/audit", WEB_PAGE, get_audit);
     web_route("GET", "/admin/audit.csv", WEB_PAGE, get_audit_csv);
     web_route("GET", "/profile/activity", WEB_PAGE, get_activity);
+    web_route("GET", "/agents/*/audit", WEB_PAGE, get_agent_audit);
     return 0;
 }

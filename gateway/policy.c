@@ -1,15 +1,14 @@
 /*
  * gateway/policy.c — the enforcement seam: a Cedar decision on every
- * tools/call (docs/POLICIES.md).  The compiled policy set of an agent (of
- * one member on an untrusted agent) is cached in memory and never re-parsed
- * per call.  Every call learns the agent's policy generation (migration
- * 070: bumped by every change) from a read begun after it arrived
- * (policy_facts.c, shared by concurrent calls), and a set of an older
- * generation is compiled again, so an edit applies on the very next call on
- * every process; NOTIFY gw_policies and a listener reconnect free the sets
- * a change left behind.
- */
-#include "gateway/gw_int.h"
+ * decided request (docs/POLICIES.md).  The compiled policy set of an agent
+ * (of one member on an untrusted agent) is cached in memory and never
+ * re-parsed per call.  Every call learns the agent's policy generation
+ * (migration 070: bumped by every change) from a read begun after it
+ * arrived (policy_facts.c, shared by concurrent calls), and a set of an
+ * older generation is compiled again, so an edit applies on the very next
+ * call on every process; NOTIFY gw_policies and a listener reconnect free
+ * the sets a change left behind.  The call's other facts come from memory.
+ */#include "gateway/gw_int.h"
 #include "authz/cedar/cedar.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -301,37 +300,97 @@ stated_hints(cedar_arena *ca, json_t *ann, struct cedar_err *ce)
     return rec;
 }
 
-/* principal, action, resource and their entities. */
+/* The resource's attributes: every kind's name and connector (a policy
+ * that reads them for every method must not error on the lists: an
+ * erroring forbid denies), then a Tool's hints, a Resource's uri, the
+ * Agent's slug (list methods, logging/setLevel, subscriptions/listen). */
+static cedar_value *
+resource_attrs(cedar_arena *ca, const char *kind, const char *connector, const char *name, json_t *ann,
+               struct cedar_err *ce)
+{
+    cedar_value *t = cedar_value_record_new(ca);
+    bool agent = !strcmp(kind, "Agent");
+
+    if (t == NULL || rec_set(ca, t, "name", STR(name), ce) < 0 ||
+        rec_set(ca, t, "connector", STR(agent ? "" : connector), ce) < 0)
+        return NULL;
+    if (agent)
+        return rec_set(ca, t, "slug", STR(name), ce) < 0 ? NULL : t;
+    if (!strcmp(kind, "Resource"))
+        return rec_set(ca, t, "uri", STR(name), ce) < 0 ? NULL : t;
+    if (strcmp(kind, "Tool"))
+        return t;
+    if (rec_set(ca, t, "readOnly", cedar_value_bool(ca, hint(ann, "readOnlyHint", 0)), ce) < 0 ||
+        rec_set(ca, t, "destructive", cedar_value_bool(ca, hint(ann, "destructiveHint", 1)), ce) < 0 ||
+        rec_set(ca, t, "idempotent", cedar_value_bool(ca, hint(ann, "idempotentHint", 0)), ce) < 0 ||
+        rec_set(ca, t, "openWorld", cedar_value_bool(ca, hint(ann, "openWorldHint", 1)), ce) < 0 ||
+        rec_set(ca, t, "annotations", stated_hints(ca, ann, ce), ce) < 0)
+        return NULL;
+    return t;
+}
+
+/* The resource entity of kind ("Tool" when NULL) and its parent
+ * Connector::"<connector>" (none for the Agent) into es and *res. */
 static int
-build_request(cedar_arena *ca, cedar_entities *es, const struct gw_policy_call *call, const struct gw_facts *f,
-              const char *tool_id, struct cedar_request *req, struct cedar_err *ce)
+add_resource(struct gh_arena *a, cedar_arena *ca, cedar_entities *es, const char *kind, const char *connector,
+             const char *name, json_t *ann, const cedar_value **res, struct cedar_err *ce)
+{
+    const cedar_value *parent = NULL, *attrs;
+    char buf[256];
+    const char *id = buf;
+    int n;
+
+    kind = kind ? kind : "Tool";
+    if ((attrs = resource_attrs(ca, kind, connector, name, ann, ce)) == NULL)
+        return -1;
+    if (!strcmp(kind, "Agent")) {
+        *res = cedar_value_entity(ca, "Agent", name ? name : "");
+        return *res && cedar_entities_add(es, "Agent", name ? name : "", attrs, NULL, 0, NULL, ce) == 0 ? 0 : -1;
+    }
+    connector = connector ? connector : "";
+    /* the id on the stack (a list's items come here one by one), the
+     * arena only for a long one */
+    n = snprintf(buf, sizeof buf, "%s/%s", connector, name ? name : "");
+    if (n < 0 || (size_t)n >= sizeof buf)
+        id = gh_arena_printf(a, "%s/%s", connector, name ? name : "");
+    if (id == NULL || (parent = cedar_value_entity(ca, "Connector", connector)) == NULL ||
+        (*res = cedar_value_entity(ca, kind, id)) == NULL ||
+        cedar_entities_add(es, "Connector", connector, NULL, NULL, 0, NULL, ce) < 0 ||
+        cedar_entities_add(es, kind, id, attrs, &parent, 1, NULL, ce) < 0)
+        return -1;
+    return 0;
+}
+
+/* The principal and its entity (values in ca, so a list's items reuse them). */
+static cedar_value *
+principal_attrs(cedar_arena *ca, const struct gw_policy_call *call, const struct gw_facts *f, struct cedar_err *ce)
 {
     const struct authz_credential *w = call->who;
-    cedar_value *u = cedar_value_record_new(ca), *t = cedar_value_record_new(ca);
-    const cedar_value *parent;
+    cedar_value *u = cedar_value_record_new(ca);
 
-    if (u == NULL || t == NULL)
+    if (u == NULL || rec_set(ca, u, "email", STR(w->user_email), ce) < 0 ||
+        rec_set(ca, u, "role", STR(f->role), ce) < 0 || rec_set(ca, u, "admin", cedar_value_bool(ca, f->admin), ce) < 0)
+        return NULL;
+    return u;
+}
+
+/* principal, action, resource and their entities. */
+static int
+build_request(struct gh_arena *a, cedar_arena *ca, cedar_entities *es, const struct gw_policy_call *call,
+              const struct gw_facts *f, struct cedar_request *req, struct cedar_err *ce)
+{
+    const struct authz_credential *w = call->who;
+    cedar_value *u = principal_attrs(ca, call, f, ce);
+
+    if (u == NULL)
         return -1;
-    if (rec_set(ca, u, "email", STR(w->user_email), ce) < 0 || rec_set(ca, u, "role", STR(f->role), ce) < 0 ||
-        rec_set(ca, u, "admin", cedar_value_bool(ca, f->admin), ce) < 0 ||
-        rec_set(ca, t, "name", STR(call->tool), ce) < 0 || rec_set(ca, t, "connector", STR(call->connector), ce) < 0 ||
-        rec_set(ca, t, "readOnly", cedar_value_bool(ca, hint(call->annotations, "readOnlyHint", 0)), ce) < 0 ||
-        rec_set(ca, t, "destructive", cedar_value_bool(ca, hint(call->annotations, "destructiveHint", 1)), ce) < 0 ||
-        rec_set(ca, t, "idempotent", cedar_value_bool(ca, hint(call->annotations, "idempotentHint", 0)), ce) < 0 ||
-        rec_set(ca, t, "openWorld", cedar_value_bool(ca, hint(call->annotations, "openWorldHint", 1)), ce) < 0 ||
-        rec_set(ca, t, "annotations", stated_hints(ca, call->annotations, ce), ce) < 0)
-        return -1;
-    parent = cedar_value_entity(ca, "Connector", call->connector);
     req->principal = cedar_value_entity(ca, "User", w->user_id);
-    req->action = cedar_value_entity(ca, "Action", "tools/call");
-    req->resource = cedar_value_entity(ca, "Tool", tool_id);
+    req->action = cedar_value_entity(ca, "Action", call->action ? call->action : "tools/call");
     req->context = build_context(ca, call, f, ce);
-    if (parent == NULL || req->principal == NULL || req->action == NULL || req->resource == NULL ||
-        req->context == NULL)
+    if (req->principal == NULL || req->action == NULL || req->context == NULL)
         return -1;
     if (cedar_entities_add(es, "User", w->user_id, u, NULL, 0, NULL, ce) < 0 ||
-        cedar_entities_add(es, "Connector", call->connector, NULL, NULL, 0, NULL, ce) < 0 ||
-        cedar_entities_add(es, "Tool", tool_id, t, &parent, 1, NULL, ce) < 0)
+        add_resource(a, ca, es, call->kind, call->connector, call->tool, call->annotations, &req->resource, ce) < 0)
         return -1;
     return 0;
 }
@@ -435,6 +494,60 @@ decide_with(struct gh_arena *a, const struct pset *p, cedar_arena *ca, cedar_ent
     return 0;
 }
 
+/* A list's items (policy_list.c): each one's own method with empty
+ * arguments, for the same principal, time and session counters; hidden
+ * when denied with no policy erroring (an item whose policies read an
+ * argument stays listed: its call decides).  One scratch arena and entity
+ * store, reset per item: no database round trip, nothing counted. */
+static int
+eval_items(struct gh_arena *a, const struct pset *p, const struct gw_policy_call *call, const struct gw_facts *f,
+           cedar_arena *ca, struct gh_err *e)
+{
+    struct gw_policy_call c = *call;
+    struct cedar_request req = {0};
+    struct cedar_err ce = {0};
+    cedar_entities *es = cedar_entities_new();
+    cedar_arena *ia = cedar_arena_new(CALL_ARENA);
+    const cedar_value *u;
+    int rc = -1;
+
+    c.arguments = NULL;
+    if (es == NULL || ia == NULL) {
+        gh_err_set(e, 503, "temporarily_unavailable", "Out of memory.", "policy list filter");
+        goto out;
+    }
+    u = principal_attrs(ca, &c, f, &ce);
+    req.principal = cedar_value_entity(ca, "User", c.who->user_id);
+    req.action = cedar_value_entity(ca, "Action", call->item_action ? call->item_action : "tools/call");
+    req.context = build_context(ca, &c, f, &ce);
+    if (u == NULL || req.principal == NULL || req.action == NULL || req.context == NULL) {
+        gh_err_set(e, 500, "server_error", "The policy could not be evaluated.", "list filter: %s", ce.msg);
+        goto out;
+    }
+    for (int i = 0; i < call->nitems; i++) {
+        struct gw_policy_item *it = &call->items[i];
+        struct cedar_response r = {0};
+        const char **ids;
+        size_t nids;
+        bool allow;
+
+        cedar_arena_reset(ia);
+        cedar_entities_reset(es);
+        it->hidden = false;     /* what cannot be evaluated stays listed: its call decides */
+        if (cedar_entities_add(es, "User", c.who->user_id, u, NULL, 0, NULL, &ce) < 0 ||
+            add_resource(a, ia, es, call->item_kind, it->connector, it->name, it->annotations, &req.resource,
+                         &ce) < 0 ||
+            run(p->enforce, es, &req, ia, &allow, &ids, &nids, &r, &ce) < 0)
+            continue;
+        it->hidden = !allow && r.n_errors == 0;
+    }
+    rc = 0;
+out:
+    cedar_entities_free(es);
+    cedar_arena_free(ia);
+    return rc;
+}
+
 int
 gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, struct gw_decision *out, struct gh_err *e)
 {
@@ -446,19 +559,17 @@ gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, struct g
     cedar_arena *ca = NULL;
     struct pset *p = NULL;
     struct gw_facts f = {0};
-    char *tool_id;
     int rc = -1;
 
     *out = (struct gw_decision){ .allow = false, .decision = "deny" };
-    tool_id = gh_arena_printf(a, "%s/%s", call->connector, call->tool);
-    if (tool_id == NULL || gw_policy_facts(a, call, &f, e) < 0 ||
+    if (gw_policy_facts(a, call, &f, e) < 0 ||
         (p = pset_get(a, w->agent.id, member, f.generation, e)) == NULL)
         goto out;
     if ((ca = cedar_arena_new(CALL_ARENA)) == NULL || (es = cedar_entities_new()) == NULL) {
         gh_err_set(e, 503, "temporarily_unavailable", "Out of memory.", "policy request");
         goto out;
     }
-    if (build_request(ca, es, call, &f, tool_id, &req, &ce) < 0) {
+    if (build_request(a, ca, es, call, &f, &req, &ce) < 0) {
         /* what the caller sent cannot be a Cedar value: a clear deny */
         out->message = gh_arena_printf(a, "denied: the arguments cannot be evaluated (%s)",
                                        ce.msg[0] ? ce.msg : "invalid request");
@@ -476,6 +587,11 @@ gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, struct g
         goto out;
     }
     rc = decide_with(a, p, ca, es, &req, out, e);
+    /* a list not filtered still has every call of it decided */
+    if (rc == 0 && out->allow && call->nitems > 0 && eval_items(a, p, call, &f, ca, e) < 0) {
+        GH_LOG(WARN, "gw_policy", "list not filtered: %s", e->detail[0] ? e->detail : e->msg);
+        gh_err_clear(e);
+    }
 out:
     if (rc == 0 && out->message == NULL)
         out->message = out->allow ? GW_POLICY_ALLOWED : "denied by policy";

@@ -1,20 +1,108 @@
 /*
  * gateway/policy_store.c — policies in the database (migration 070): add,
  * edit (a new immutable version), enable/disable, mode, list, history.
- * Text is parsed before it is saved; the table's trigger announces every
- * change on gw_policies, which every serving process listens to.
+ * Text is parsed and validated against the documented schema before it is
+ * saved; the table's trigger announces every change on gw_policies, which
+ * every serving process listens to.  The test bench (gw_policy_test) is
+ * here too: the CLI and the page share it.
  */
 #include "gateway/gw_int.h"
 #include "authz/cedar/cedar.h"
+#include <pthread.h>
 #include <string.h>
 
-int
-gw_policy_check_text(const char *text, struct gh_err *e)
+/* docs/gatehouse.cedarschema, embedded at build (gateway/embed_schema.cmake). */
+extern const char gw_policy_schema_text[];
+
+static pthread_once_t schema_once = PTHREAD_ONCE_INIT;
+static cedar_schema  *schema;
+
+static void
+schema_load(void)
 {
     struct cedar_err ce = {0};
-    cedar_policy_set *ps;
-    int rc;
 
+    schema = cedar_schema_parse(gw_policy_schema_text, strlen(gw_policy_schema_text), CEDAR_SCHEMA_TEXT, &ce);
+    if (schema == NULL)
+        GH_LOG(ERROR, "gw_policy", "the embedded policy schema does not parse: %d:%d: %s", ce.line, ce.col, ce.msg);
+}
+
+static int
+problem(struct gh_arena *a, struct gw_policy_problem **v, int *n, int line, int col, const char *msg)
+{
+    struct gw_policy_problem *nv = gh_arena_alloc(a, (size_t)(*n + 1) * sizeof *nv);
+
+    if (nv == NULL)
+        return -1;
+    if (*n)
+        memcpy(nv, *v, (size_t)*n * sizeof *nv);
+    nv[*n] = (struct gw_policy_problem){ line, col, gh_arena_strdup(a, msg) };
+    *v = nv;
+    (*n)++;
+    return 0;
+}
+
+/* The schema errors of ps (context.args is an open record, see
+ * CEDAR_VALIDATE_OPEN_EMPTY_RECORDS); warnings are not refused. */
+static int
+validate(struct gh_arena *a, cedar_policy_set *ps, struct gw_policy_problem **v, int *n, struct gh_err *e)
+{
+    struct cedar_validation res;
+    struct cedar_err ce = {0};
+    cedar_arena *ca;
+    int rc = 0;
+
+    pthread_once(&schema_once, schema_load);
+    if (schema == NULL)
+        return gh_err_set(e, 500, "server_error", "Policies cannot be validated.", "embedded schema");
+    if ((ca = cedar_arena_new(0)) == NULL)
+        return gh_err_set(e, 503, "temporarily_unavailable", "Out of memory.", NULL);
+    if (cedar_validate(schema, ps, CEDAR_VALIDATE_OPEN_EMPTY_RECORDS, ca, &res, &ce) < 0)
+        rc = gh_err_set(e, 503, "temporarily_unavailable", "Out of memory.", "validate: %s", ce.msg);
+    for (size_t i = 0; rc == 0 && i < res.n_errors; i++)
+        if (problem(a, v, n, res.errors[i].line, res.errors[i].col, res.errors[i].msg) < 0)
+            rc = gh_err_set(e, 503, "temporarily_unavailable", "Out of memory.", NULL);
+    cedar_arena_free(ca);
+    return rc;
+}
+
+/* e's message: the problems as "line:col: what", as many as fit. */
+static int
+problems_err(const struct gw_policy_problem *v, int n, struct gh_err *e)
+{
+    char msg[sizeof e->msg];
+    size_t len = 0;
+
+    msg[0] = '\0';
+    for (int i = 0; i < n && len < sizeof msg; i++) {
+        int k = snprintf(msg + len, sizeof msg - len, "%s%d:%d: %s", i ? "; " : "", v[i].line, v[i].col, v[i].msg);
+        len += k > 0 ? (size_t)k : 0;
+    }
+    return gh_err_set(e, 400, "invalid_request", msg, NULL);
+}
+
+/* The parser's message without the "line:col: " it starts with: the
+ * position is the problem's own. */
+static const char *
+parse_msg(const struct cedar_err *ce)
+{
+    char at[32];
+    int n = snprintf(at, sizeof at, "%d:%d: ", ce->line, ce->col);
+
+    return n > 0 && !strncmp(ce->msg, at, (size_t)n) ? ce->msg + n : ce->msg;
+}
+
+int
+gw_policy_check_text(struct gh_arena *a, const char *text, struct gw_policy_problem **out, int *nout,
+                     struct gh_err *e)
+{
+    struct gw_policy_problem *v = NULL;
+    struct cedar_err ce = {0};
+    cedar_policy_set *ps;
+    int n = 0, rc;
+
+    if (out)
+        *out = NULL, *nout = 0;
     if (text == NULL || text[0] == '\0')
         return gh_err_set(e, 400, "invalid_request", "The policy text is empty.", NULL);
     if (strlen(text) > GW_POLICY_TEXT_MAX)
@@ -24,12 +112,16 @@ gw_policy_check_text(const char *text, struct gh_err *e)
     rc = cedar_policy_set_parse(ps, text, strlen(text), NULL, &ce);
     if (rc == 0 && cedar_policy_set_count(ps) == 0)
         rc = gh_err_set(e, 400, "invalid_request", "The text holds no policy.", NULL);
-    else if (rc < 0) {
-        char msg[sizeof e->msg];
-        snprintf(msg, sizeof msg, "%d:%d: %s", ce.line, ce.col, ce.msg);
-        rc = gh_err_set(e, 400, "invalid_request", msg, NULL);
-    }
+    else if (rc < 0)
+        rc = problem(a, &v, &n, ce.line, ce.col, parse_msg(&ce)) < 0
+                 ? gh_err_set(e, 503, "temporarily_unavailable", "Out of memory.", NULL) : 0;
+    else
+        rc = validate(a, ps, &v, &n, e);
     cedar_policy_set_free(ps);
+    if (rc == 0 && n > 0)
+        rc = problems_err(v, n, e);
+    if (out)
+        *out = v, *nout = n;
     return rc;
 }
 
@@ -66,7 +158,8 @@ owner_of(struct gh_arena *a, const char *agent, const char *member, const char *
 }
 
 static const char SELECT_POLICY[] =
-    "SELECT p.id, p.name, p.mode, p.enabled, v.version, v.text, v.created_by, v.created_at::text,"
+    "SELECT p.id, p.name, p.mode, p.enabled, v.version, v.text, v.created_by,"
+    "       to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
     "       (SELECT email FROM agent_members WHERE id = p.member_id)"
     "  FROM policies p JOIN policy_versions v ON v.policy_id = p.id ";
 
@@ -95,7 +188,7 @@ gw_policy_add(struct gh_arena *a, const char *agent, const char *member, const c
     const char *agent_id, *member_id;
     PGresult *res;
 
-    if (gw_policy_check_text(text, e) < 0 || owner_of(a, agent, member, &agent_id, &member_id, e) < 0)
+    if (gw_policy_check_text(a, text, NULL, NULL, e) < 0 || owner_of(a, agent, member, &agent_id, &member_id, e) < 0)
         return -1;
     res = db_query(a, e, sql, 5, agent_id, member_id, name, text, actor);
     if (res == NULL) {
@@ -147,7 +240,7 @@ gw_policy_set_text(struct gh_arena *a, const char *agent, const char *member, co
     PGresult *res;
     int rc = -1;
 
-    if (gw_policy_check_text(text, e) < 0 || (c = db_get(e)) == NULL)
+    if (gw_policy_check_text(a, text, NULL, NULL, e) < 0 || (c = db_get(e)) == NULL)
         return -1;
     if (db_begin(c, e) < 0)
         goto out;
@@ -251,4 +344,95 @@ gw_policy_history(struct gh_arena *a, const char *agent, const char *member, con
     if (res == NULL || rows(a, res, out, n, e) < 0)
         return -1;
     return *n ? 0 : gh_err_set(e, 404, "not_found", "No policy of that name.", NULL);
+}
+
+int
+gw_policy_get(struct gh_arena *a, const char *agent, const char *id, struct gw_policy *out, struct gh_err *e)
+{
+    struct authz_agent *ag;
+    char *sql;
+    PGresult *res;
+
+    if (id == NULL || !gh_uuid_ok(id))
+        return gh_err_set(e, 404, "not_found", "No such policy.", NULL);
+    if ((ag = authz_agent_by_slug(a, agent, e)) == NULL)
+        return -1;
+    sql = gh_arena_printf(a, "%s AND v.version = p.version WHERE p.agent_id = $1 AND p.id = $2::uuid", SELECT_POLICY);
+    if (sql == NULL || (res = db_query(a, e, sql, 2, ag->id, id)) == NULL)
+        return -1;
+    if (PQntuples(res) == 0)
+        return gh_err_set(e, 404, "not_found", "No such policy of this agent.", NULL);
+    row_policy(a, res, 0, out);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- test bench */
+
+/* The credential the member would call with. */
+static struct authz_credential *
+bench_caller(struct gh_arena *a, const char *agent, const char *email, struct gh_err *e)
+{
+    struct authz_credential *w = gh_arena_alloc(a, sizeof *w);
+    struct authz_agent *ag = authz_agent_by_slug(a, agent, e);
+    PGresult *res;
+
+    if (w == NULL || ag == NULL)
+        return NULL;
+    res = db_query(a, e, "SELECT m.user_id, u.email FROM agent_members m JOIN users u ON u.id = m.user_id"
+                         " WHERE m.agent_id = $1 AND lower(u.email) = lower($2) AND m.state = 'approved'",
+                   2, ag->id, email ? email : "");
+    if (res == NULL)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        gh_err_set(e, 404, "not_found", "No approved member of this agent with that email.", NULL);
+        return NULL;
+    }
+    w->agent = *ag;
+    w->kind = "pat";
+    w->user_id = gh_arena_strdup(a, db_val(res, 0, 0));
+    w->user_email = gh_arena_strdup(a, db_val(res, 0, 1));
+    w->client_name = "policy test";
+    return w;
+}
+
+/* A JSON object from text (NULL or blank: none), else a 400 saying what. */
+static int
+json_object_arg(struct gh_arena *a, const char *text, const char *what, json_t **out, struct gh_err *e)
+{
+    json_error_t je;
+
+    *out = NULL;
+    if (text == NULL || text[strspn(text, " \t\r\n")] == '\0')
+        return 0;
+    *out = gh_arena_json(a, json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je));
+    if (json_is_object(*out))
+        return 0;
+    return gh_err_set(e, 400, "invalid_request", gh_arena_printf(a, "%s must be a JSON object%s%s.", what,
+                      *out ? "" : ": ", *out ? "" : je.text), NULL);
+}
+
+int
+gw_policy_test(struct gh_arena *a, const struct gw_policy_test_in *in, struct gw_decision *out, struct gh_err *e)
+{
+    struct gw_policy_call call = { .render = true };
+    const char *slash = in->tool ? strchr(in->tool, '/') : NULL;
+    struct gh_err te = {0};
+
+    if (slash == NULL || slash == in->tool || slash[1] == '\0' || strchr(slash + 1, '/'))
+        return gh_err_set(e, 400, "invalid_request", "The tool is CONNECTOR/TOOL.", NULL);
+    call.connector = gh_arena_strndup(a, in->tool, (size_t)(slash - in->tool));
+    call.tool = slash + 1;
+    if (json_object_arg(a, in->args, "The arguments", &call.arguments, e) < 0 ||
+        json_object_arg(a, in->annotations, "The annotations", &call.annotations, e) < 0)
+        return -1;
+    if (in->at && in->at[strspn(in->at, " ")]) {
+        /* PostgreSQL reads it below: a bad one is the author's mistake, not a 500 */
+        if (!db_query(a, &te, "SELECT $1::timestamptz", 1, in->at))
+            return gh_err_set(e, 400, "invalid_request",
+                              "The time is not a timestamp (YYYY-MM-DD HH:MM[:SS], optionally with a zone).", NULL);
+        call.at = in->at;
+    }
+    if ((call.who = bench_caller(a, in->agent, in->email, e)) == NULL)
+        return -1;
+    return gw_policy_decide(a, &call, out, e);
 }

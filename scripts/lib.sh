@@ -5,7 +5,7 @@ GH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Debian packages the build and the server need.
 GH_PKGS_RUN="build-essential cmake pkg-config libmicrohttpd-dev libssl-dev libpq-dev postgresql
-  libargon2-dev libscrypt-dev libjansson-dev libcurl4-openssl-dev libjemalloc-dev libqrencode-dev liboath-dev"
+  libargon2-dev libscrypt-dev libjansson-dev libcurl4-openssl-dev libjemalloc-dev libqrencode-dev liboath-dev libgit2-dev"
 # ...and what the tests and benchmarks need on top.
 GH_PKGS_TEST="chromium clang libclang-rt-14-dev nginx wrk"
 # Node.js comes with the machine (20.x, with npm); Debian's only when it does not.

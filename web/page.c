@@ -34,7 +34,12 @@ static const char CSS[] =
     ".notice{background:#eff4ff;border:1px solid #c7d7fe;padding:8px 12px;border-radius:6px}"
     ".muted{color:var(--muted)}code{background:#eef0f4;padding:1px 5px;border-radius:4px}"
     "table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:8px 6px;border-bottom:1px solid var(--line);vertical-align:top}"
-    "th{font-size:13px;color:var(--muted);font-weight:600}td form{display:inline}td.actions{white-space:nowrap}";
+    "th{font-size:13px;color:var(--muted);font-weight:600}td form{display:inline}td.actions{white-space:nowrap}"
+    "textarea.code,pre.diff{font:13px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}"
+    "pre{overflow-x:auto;white-space:pre-wrap;word-break:break-word}ul.error{padding-left:28px}"
+    "pre.diff{background:#fff;border:1px solid var(--line);border-radius:6px;padding:8px 0}"
+    "pre.diff span{display:block;padding:0 10px}pre.diff .add{background:#e6ffec}pre.diff .del{background:#ffebe9}"
+    "pre.diff .hunk{color:var(--muted);background:#f1f4fb}";
 
 static int
 serve_css(struct web_req *r)

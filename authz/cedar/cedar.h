@@ -168,6 +168,12 @@ struct cedar_validation {
  * before 4.x made it a warning (cedar-policy/cedar#2545); the official
  * corpus still expects it. */
 #define CEDAR_VALIDATE_UNMATCHED_SCOPE_ERROR 1u
+/* A record type declared with no attributes (`{}`) is open: any attribute
+ * may be tested with `has` and read, and what is read has no type, so it
+ * is not judged (Cedar schemas cannot say "any JSON object"; Gatehouse's
+ * context.args is one).  A read of a missing attribute still errors at run
+ * time, where a forbid that errors denies. */
+#define CEDAR_VALIDATE_OPEN_EMPTY_RECORDS 2u
 
 /* Strict-mode validation of every policy and template of ps against s;
  * flags are CEDAR_VALIDATE_*; the arrays live in a. Returns 0 when

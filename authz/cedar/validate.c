@@ -53,6 +53,7 @@ struct vctx {
 	cedar_arena *a;
 	const struct cedar_schema *s;
 	const struct cedar_policy *pol;
+	unsigned flags;                 /* CEDAR_VALIDATE_* */
 	const struct cedar_act *act;    /* the environment */
 	const struct cedar_ety *pty, *rty;
 	struct cedar_value actval;
@@ -565,6 +566,9 @@ static int tc_attr(struct vctx *v, const struct cedar_expr *x, struct caps c, st
 	}
 	const struct cedar_attr *at = cedar_type_attr(rec, x->name, x->nlen);
 	int have = cap_has(c, x->a, x->name, x->nlen, NULL);
+	if (!entity && !rec->nattrs && (v->flags & CEDAR_VALIDATE_OPEN_EMPTY_RECORDS))
+		/* an open record: `has` may be either, a read has no type */
+		return has ? ok(out, &cedar_t_bool) : -1;
 	if (x->op == X_HAS) {
 		if (!at)
 			return ok(out, &cedar_t_ff);
@@ -937,6 +941,7 @@ static int validate_policy(const struct cedar_schema *s, const struct cedar_poli
 	v->a = scratch;
 	v->s = s;
 	v->pol = p;
+	v->flags = flags;
 	if (!x || !scope)
 		return vfail(v, NULL, "%s", "out of memory");
 	if (check_entities(v, x, 0))

@@ -108,3 +108,40 @@ test('an admin filters /admin/audit and downloads the CSV of the same rows', asy
   assert.ok(lines.slice(1).every((l) => l.includes(',notion__search,notion,deny,')));
   await page.close();
 });
+
+test('a row\'s policy links filter /admin/audit by that policy; an owner has the agent\'s own audit page', async () => {
+  const [p1, p2] = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222'];
+  const agentId = srv.cluster.sql("SELECT id FROM agents WHERE slug = 'browser-agent'");
+  srv.cluster.sql(`INSERT INTO audit_events (at, agent_id, agent_slug, user_email, credential_kind, method, tool,
+      connector, decision, policy_ids, policy_versions, message, upstream_status, duration_us)
+    SELECT now() + i * interval '1 second', '${agentId}', 'browser-agent', 'policy-rows@example.test', 'pat',
+           'tools/call', 'notion__search', 'notion', CASE WHEN i % 2 = 0 THEN 'deny' ELSE 'allow' END,
+           CASE WHEN i % 2 = 0 THEN '${p1}' ELSE '${p2}' END, CASE WHEN i % 2 = 0 THEN '3' ELSE '1' END,
+           CASE WHEN i % 2 = 0 THEN 'no searching' ELSE 'allowed by policy' END, 200, 1500
+      FROM generate_series(1, 6) i`);
+  const page = await browser.newPage();
+  await signIn(page, admin, '/admin/audit');
+  const link = page.locator(`tr.audit-row a.policy[title="${p1}"]`).first();
+  assert.equal(await link.textContent(), '11111111@3');
+  await Promise.all([page.waitForNavigation(), link.click()]);
+  assert.equal(new URL(page.url()).search, `?policy=${p1}`);
+  assert.equal(await page.inputValue('#policy'), p1);
+  assert.equal(await page.locator('tr.audit-row').count(), 3);
+  for (const text of await page.locator('tr.audit-row').allTextContents()) assert.match(text, /deny.*no searching/);
+  await screenshot(page, 'gateway-audit-by-policy');
+  await page.close();
+
+  const owner = createUser(srv, { agents: ['browser-agent'] });
+  assert.equal(gatehouse(srv, ['member', 'owner', '--agent', 'browser-agent', '--email', owner.email, 'on']).code, 0);
+  const op = await browser.newPage();
+  await signIn(op, owner, '/agents');
+  await Promise.all([op.waitForNavigation(), op.click('a[href="/agents/browser-agent/audit"]')]);
+  assert.match(await op.textContent('h1'), /Audit log of Browser agent/);
+  assert.equal(await op.locator('select#agent').count(), 0, 'one agent: no agent filter');
+  await op.fill('#policy', p2);
+  await Promise.all([op.waitForNavigation(), op.click('form.filters button[type=submit]')]);
+  assert.equal(await op.locator('tr.audit-row').count(), 3);
+  for (const text of await op.locator('tr.audit-row').allTextContents()) assert.match(text, /allow.*22222222@1/);
+  await screenshot(op, 'gateway-agent-audit');
+  await op.close();
+});

@@ -251,7 +251,7 @@ test('an untrusted agent fails closed: a member without a policy is denied, with
     '--file', policyFile('p', 'permit (principal, action, resource);')], { ok: false });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /No such member of this agent/);
-  policy('add', slug, 'reads', 'permit (principal, action, resource) when { resource.readOnly };\n', ['--member', u.email]);
+  policy('add', slug, 'reads', 'permit (principal, action == Action::"tools/call", resource) when { resource.readOnly };\n', ['--member', u.email]);
   assert.equal((await call(c, 'read_file')).denied, false);
   assert.equal((await call(c, 'post_message', { channel: 'x' })).denied, true, 'only what the permit allows');
   const cv = await connect(srv2, slug, v);
@@ -302,7 +302,7 @@ test('bad policy text is refused with line:col and changes nothing', () => {
 test('policy test: writes only Monday to Friday, 09:00 to 17:00 in the agent\'s time zone', () => {
   const slug = agent('pol-hours', ['--timezone', 'America/New_York']);
   cli(['policy', 'disable', '--agent', slug, '--name', 'permit-all']);
-  policy('add', slug, 'reads', 'permit (principal, action, resource) when { resource.readOnly };\n');
+  policy('add', slug, 'reads', 'permit (principal, action == Action::"tools/call", resource) when { resource.readOnly };\n');
   policy('add', slug, 'office-writes',
     'permit (principal, action == Action::"tools/call", resource)\n' +
     '  when { !resource.readOnly && context.now.weekday <= 5 && context.now.hour >= 9 && context.now.hour < 17 };\n');

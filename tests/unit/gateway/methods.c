@@ -49,11 +49,28 @@ test_rows(void)
     const struct gw_method *mt = gw_method_find("tools/call", GW_PROTO_2025_11_25);
 
     UNIT_TRUE(mt && !strcmp(mt->name, "tools/call") && mt->run != NULL);
-    /* the one method the policy seam decides today */
+    /* every method but the handshake's is decided, its action its name,
+     * its target resolved first (docs/POLICIES.md, "Which requests") */
     UNIT_EQ_STR(mt ? mt->action : NULL, "tools/call");
-    UNIT_TRUE(mt && mt->kind == GW_TOOLS);
+    UNIT_TRUE(mt && mt->kind == GW_TOOLS && mt->resolve != NULL);
     mt = gw_method_find("resources/read", GW_PROTO_2025_11_25);
-    UNIT_TRUE(mt && mt->action == NULL && mt->kind == GW_RESOURCES && mt->also == GW_TEMPLATES);
+    UNIT_TRUE(mt && mt->kind == GW_RESOURCES && mt->also == GW_TEMPLATES && mt->resolve != NULL);
+    UNIT_EQ_STR(mt ? mt->action : NULL, "resources/read");
+    {
+        static const char *const decided[] = {
+            "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
+            "resources/templates/list", "resources/read", "resources/subscribe", "resources/unsubscribe",
+            "completion/complete", "logging/setLevel" };
+        static const char *const undecided[] = { "initialize", "ping" };
+        for (size_t i = 0; i < GH_ARRAY_LEN(decided); i++) {
+            const struct gw_method *d = gw_method_find(decided[i], GW_PROTO_2025_11_25);
+            UNIT_EQ_STR(d ? d->action : NULL, decided[i]);
+        }
+        for (size_t i = 0; i < GH_ARRAY_LEN(undecided); i++)
+            UNIT_TRUE(gw_method_find(undecided[i], GW_PROTO_2025_11_25)->action == NULL);
+        UNIT_TRUE(gw_method_find("server/discover", GW_PROTO_2026_07_28)->action == NULL);
+        UNIT_EQ_STR(gw_method_find("subscriptions/listen", GW_PROTO_2026_07_28)->action, "subscriptions/listen");
+    }
     mt = gw_method_find("completion/complete", GW_PROTO_2025_11_25);
     UNIT_TRUE(mt && mt->kind == GW_PROMPTS && mt->also == GW_TEMPLATES);
     /* what each may wait for: the offload pool takes those */
