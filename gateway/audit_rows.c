@@ -19,12 +19,16 @@ static const char INSERT_SQL[] =
     " $21, $22, $23, $24)";
 static const char COPY_SQL[] = "COPY audit_events (" COLS ") FROM STDIN";
 /* A batch's outcomes: one statement completes every write-ahead row they
- * name (an outcome already there stays as it is). */
+ * name (an outcome already there stays as it is).  The LIMIT (the count)
+ * tells the planner how few rows the JSON holds: without it the function's
+ * default estimate, 100, made a scan of the whole log cheaper on paper
+ * than 100 index probes, and every batch read audit_events from end to end
+ * (bench/RESULTS.md). */
 static const char OUTCOME_SQL[] =
     "UPDATE audit_events a SET upstream_status = v.upstream_status, duration_us = v.duration_us,"
     " upstream_error = v.upstream_error, outcome_at = v.outcome_at"
-    " FROM json_to_recordset($1::json) AS v(call_id text, upstream_status integer, duration_us bigint,"
-    " upstream_error text, outcome_at timestamptz)"
+    " FROM (SELECT * FROM json_to_recordset($1::json) AS v(call_id text, upstream_status integer,"
+    "       duration_us bigint, upstream_error text, outcome_at timestamptz) LIMIT $2::int) v"
     " WHERE a.call_id = v.call_id AND a.outcome_at IS NULL";
 
 /* the writer's scratch buffer, reused */
@@ -340,11 +344,15 @@ json_text(const char *s, size_t max)
 
 /* One UPDATE of the outcomes in json.  *sent as for copy_buf. */
 static int
-outcome_once(PGconn *pg, const char *json, bool *sent, char *detail, size_t dlen)
+outcome_once(PGconn *pg, const char *json, int n, bool *sent, char *detail, size_t dlen)
 {
+    char count[16];
+    const char *params[2] = { json, count };
+
     *sent = false;
     gw_audit_err_state[0] = '\0';
-    if (!PQsendQueryParams(pg, OUTCOME_SQL, 1, NULL, &json, NULL, NULL, 0)) {
+    snprintf(count, sizeof count, "%d", n);
+    if (!PQsendQueryParams(pg, OUTCOME_SQL, 2, NULL, params, NULL, NULL, 0)) {
         snprintf(detail, dlen, "UPDATE: %s", PQerrorMessage(pg));
         return -1;
     }
@@ -388,9 +396,9 @@ gw_audit_write_outcomes(struct db_conn *c, struct pending **rows, int n)
 
     if (text == NULL)
         goto out;
-    rc = outcome_once(db_pg(c), text, &sent, detail, sizeof(detail));
+    rc = outcome_once(db_pg(c), text, n, &sent, detail, sizeof(detail));
     if (rc < 0 && !sent && PQstatus(db_pg(c)) != CONNECTION_OK && db_reset(c))
-        rc = outcome_once(db_pg(c), text, &sent, detail, sizeof(detail));   /* as write_rows */
+        rc = outcome_once(db_pg(c), text, n, &sent, detail, sizeof(detail));   /* as write_rows */
 out:
     detail[strcspn(detail, "\n")] = '\0';
     if (rc == 0)
@@ -440,7 +448,7 @@ gw_audit_write_both(struct db_conn *c, struct pending **rows, int nr, struct pen
     if (!rows_fill(rows, nr) || (json = outcomes_json(outs, no)) == NULL)
         goto out;
     if (exec_ok(pg, "BEGIN", detail, sizeof detail) && write_once(pg, nr, &sent, detail, sizeof detail) == 0 &&
-        outcome_once(pg, json, &sent, detail, sizeof detail) == 0) {
+        outcome_once(pg, json, no, &sent, detail, sizeof detail) == 0) {
         rc = exec_ok(pg, "COMMIT", detail, sizeof detail) ? 0 : -1;
         /* a COMMIT whose answer was lost may have committed */
         *ambiguous = rc < 0 && PQstatus(pg) != CONNECTION_OK;
