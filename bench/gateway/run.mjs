@@ -129,8 +129,16 @@ function wrk(url, conns, seconds, env, procs = {}) {
   return j;
 }
 
-async function rpc(url, msg, headers = {}) {
-  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...headers }, body: JSON.stringify(msg) });
+async function rpc(url, msg, headers = {}, retry = true) {
+  let res;
+  try {
+    res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...headers }, body: JSON.stringify(msg) });
+  } catch (e) {
+    // a keep-alive socket the server closed while the timed runs went on
+    // (its idle timeout): undici reuses it once and fails; ask again
+    if (!retry) throw e;
+    return rpc(url, msg, headers, false);
+  }
   const text = await res.text();
   return { status: res.status, headers: res.headers, text };
 }
