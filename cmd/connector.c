@@ -18,11 +18,14 @@
 
 static const char USAGE[] =
     "Usage: gatehouse connector add --agent SLUG --name NAME --url URL [--header 'Name: value']...\n"
-    "                               [--headers-stdin]\n"
+    "                               [--headers-stdin] [--prefix PREFIX | --no-prefix]\n"
     "       gatehouse connector list [--agent SLUG]\n"
     "       gatehouse connector enable|disable --agent SLUG --name NAME\n"
+    "       gatehouse connector set --agent SLUG --name NAME (--prefix PREFIX | --no-prefix | --default-prefix)\n"
     "A connector is an upstream MCP server (Streamable HTTP) behind an agent's endpoint; its tools\n"
-    "appear as NAME__tool.  Header values (static credentials) are stored sealed under the server\n"
+    "and prompts appear as NAME__tool, or PREFIX__tool with --prefix, or under the upstream's own\n"
+    "names with --no-prefix (or --prefix ''); --default-prefix goes back to NAME.  A prefix is at\n"
+    "most 32 of A-Z a-z 0-9 _ - .; policies name tools Connector/tool whatever it is.  Header values (static credentials) are stored sealed under the server\n"
     "key and are never shown again.  --headers-stdin reads them from standard input, one 'Name: value'\n"
     "a line, so that a credential is not in the command line other users can read (/proc/PID/cmdline).\n";
 
@@ -32,6 +35,8 @@ struct cli_opts {
     int         nheaders;
     bool        too_many;
     bool        headers_stdin;
+    const char *prefix;         /* "" = none */
+    bool        prefix_given, default_prefix;
 };
 
 static int
@@ -51,6 +56,9 @@ on_opt(int val, const char *arg, void *ctx)
         o->headers[o->nheaders++] = arg;
         return 0;
     case 'S': o->headers_stdin = true; return 0;
+    case 'P': o->prefix = arg; o->prefix_given = true; return 0;
+    case 'N': o->prefix = ""; o->prefix_given = true; return 0;
+    case 'D': o->default_prefix = true; return 0;
     }
     return -1;
 }
@@ -102,13 +110,14 @@ list(struct gh_arena *a, const char *agent, struct gh_err *e)
 
     if (gw_connector_list(a, agent, &cs, &n, e) < 0)
         return -1;
-    printf("%-16s %-32s %-8s %-40s %s\n", "AGENT", "NAME", "STATUS", "URL", "HEADERS");
+    printf("%-16s %-32s %-8s %-40s %-24s %s\n", "AGENT", "NAME", "STATUS", "URL", "HEADERS", "PREFIX");
     for (int i = 0; i < n; i++) {
         printf("%-16s %-32s %-8s %-40s ", cs[i].agent_slug, cs[i].name, cs[i].enabled ? "enabled" : "disabled",
                gw_connector_url_shown(a, cs[i].url));
         for (int k = 0; k < cs[i].nheader_names; k++)
             printf("%s%s", k ? "," : "", cs[i].header_names[k]);
-        printf("%s\n", cs[i].nheader_names ? "" : "-");
+        printf("%s", cs[i].nheader_names ? "" : "-");
+        printf(" %s\n", *cs[i].prefix ? cs[i].prefix : "(none)");
     }
     return 0;
 }
@@ -122,6 +131,9 @@ connector(int argc, char **argv)
         { "url", required_argument, 'u' },
         { "header", required_argument, 'H' },
         { "headers-stdin", no_argument, 'S' },
+        { "prefix", required_argument, 'P' },
+        { "no-prefix", no_argument, 'N' },
+        { "default-prefix", no_argument, 'D' },
     };
     struct cli_opts o = {0};
     struct gw_header hdr[GW_MAX_HEADERS] = {0};
@@ -136,15 +148,18 @@ connector(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     sub = argv[1];
-    if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "enable") && strcmp(sub, "disable")) {
+    if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "enable") && strcmp(sub, "disable") &&
+        strcmp(sub, "set")) {
         fprintf(stderr, "gatehouse: unknown connector command '%s'\n%s", sub, USAGE);
         return 2;
     }
     rc = main_parse_opts(argc - 1, argv + 1, USAGE, spec, (int)GH_ARRAY_LEN(spec), &config, on_opt, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
+    if (o.prefix_given && o.default_prefix)
+        return usage_error("give one of --prefix, --no-prefix and --default-prefix");
     if (!strcmp(sub, "list")) {
-        if (o.name || o.url || o.nheaders || o.headers_stdin)
+        if (o.name || o.url || o.nheaders || o.headers_stdin || o.prefix_given || o.default_prefix)
             return usage_error("list takes only --agent");
     } else if (o.agent == NULL || o.name == NULL) {
         fprintf(stderr, "gatehouse: --agent and --name are required\n%s", USAGE);
@@ -153,6 +168,11 @@ connector(int argc, char **argv)
         fprintf(stderr, "gatehouse: --url is required\n%s", USAGE);
         return 2;
     } else if (strcmp(sub, "add") && (o.url || o.nheaders || o.headers_stdin)) {
+        return usage_error(!strcmp(sub, "set") ? "set takes --agent, --name and a prefix option"
+                                               : "enable and disable take only --agent and --name");
+    } else if (!strcmp(sub, "set") && !o.prefix_given && !o.default_prefix) {
+        return usage_error("set needs --prefix PREFIX, --no-prefix or --default-prefix");
+    } else if ((!strcmp(sub, "enable") || !strcmp(sub, "disable")) && (o.prefix_given || o.default_prefix)) {
         return usage_error("enable and disable take only --agent and --name");
     }
     if (o.too_many)
@@ -165,6 +185,8 @@ connector(int argc, char **argv)
     if (o.name && gw_connector_name_check(o.name, &e) < 0)
         goto usage;
     if (o.url && gw_connector_url_check(o.url, &e) < 0)
+        goto usage;
+    if (o.prefix_given && gw_connector_prefix_check(o.prefix, &e) < 0)
         goto usage;
     for (int i = 0; i < o.nheaders; i++) {
         if (gw_header_parse(a, o.headers[i], &hdr[i], &e) < 0)
@@ -202,10 +224,20 @@ connector(int argc, char **argv)
             goto fail;
     } else if (!strcmp(sub, "add")) {
         char *id = NULL;
-        if (gw_connector_add(a, o.agent, o.name, o.url, hdr, o.nheaders, &id, &e) < 0)
+        if (gw_connector_add(a, o.agent, o.name, o.url, hdr, o.nheaders, &id, &e) < 0 ||
+            (o.prefix_given && gw_connector_set_prefix(a, o.agent, o.name, o.prefix, &e) < 0))
             goto fail;
         printf("added connector %s to agent %s (%d header(s), values stored sealed)\n", o.name, o.agent,
                o.nheaders);
+    } else if (!strcmp(sub, "set")) {
+        if (gw_connector_set_prefix(a, o.agent, o.name, o.default_prefix ? NULL : o.prefix, &e) < 0)
+            goto fail;
+        if (o.default_prefix)
+            printf("connector %s of agent %s: tools shown as %s__tool\n", o.name, o.agent, o.name);
+        else if (*o.prefix)
+            printf("connector %s of agent %s: tools shown as %s__tool\n", o.name, o.agent, o.prefix);
+        else
+            printf("connector %s of agent %s: tools shown under their own names\n", o.name, o.agent);
     } else {
         bool on = !strcmp(sub, "enable");
         if (gw_connector_set_enabled(a, o.agent, o.name, on, &e) < 0)

@@ -1,6 +1,12 @@
 // `@modelcontextprotocol/conformance server` (Node 22) run in the same test
-// against server-everything directly and against the gateway in front of it:
-// every scenario that passes directly must pass through the gateway too.
+// against an upstream directly and against the gateway in front of it: every
+// scenario that passes directly must pass through the gateway too.  Two
+// upstreams: server-everything (session-based only), and our own
+// tests/fixtures/interop.mjs, which speaks both generations with the suite's
+// whole catalog (sampling, elicitation, logging, progress, subscriptions,
+// images, audio, embedded resources, prompts, completion, input-required
+// results), behind its own agent with an empty tool prefix so the suite
+// finds its tools under their own names.
 // The suite cannot send headers, so that gateway runs with the test-only
 // GATEHOUSE_TEST_UNAUTHENTICATED_MCP=true; a second test proves the setting
 // is off by default.
@@ -10,22 +16,29 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, startEverything, gatehouse, node22, nodeModules } from '../tests/harness/index.mjs';
+import { startServer, startEverything, startInterop, gatehouse, node22, nodeModules } from '../tests/harness/index.mjs';
 
 const CLI = path.join(nodeModules, '@modelcontextprotocol/conformance/dist/index.js');
-let everything, srv;
+let everything, interop, srv;
 
 before(async () => {
-  [everything, srv] = await Promise.all([
+  [everything, interop, srv] = await Promise.all([
     startEverything(),
+    startInterop({ name: 'interop' }),
     startServer({ name: 'gw-conformance', env: { GATEHOUSE_TEST_UNAUTHENTICATED_MCP: 'true' } }),
   ]);
-  const r = gatehouse(srv, ['connector', 'add', '--agent', 'default', '--name', 'everything', '--url', everything.url]);
-  assert.equal(r.code, 0, r.stderr);
+  for (const args of [
+    ['connector', 'add', '--agent', 'default', '--name', 'everything', '--url', everything.url],
+    ['agent', 'add', '--slug', 'interop', '--name', 'Interop'],
+    ['connector', 'add', '--agent', 'interop', '--name', 'interop', '--url', interop.url, '--no-prefix'],
+  ]) {
+    const r = gatehouse(srv, args);
+    assert.equal(r.code, 0, r.stderr);
+  }
 });
 
 after(async () => {
-  await everything?.stop();
+  await Promise.all([everything?.stop(), interop?.stop()]);
   if (srv) assert.equal(await srv.stop(), 0);
 });
 
@@ -67,12 +80,12 @@ function tally(label, results) {
   return ok;
 }
 
-async function compare(label, extra, minDirect) {
-  const directRes = await runSuite(everything.url, 'direct', extra);
-  const gatewayRes = await runSuite(`${srv.url}/mcp`, 'gateway', extra);
-  const direct = tally(`${label}: server-everything directly`, directRes);
+async function compare(label, extra, minDirect, { up = everything, upName = 'server-everything', path: mcp = '/mcp' } = {}) {
+  const directRes = await runSuite(up.url, 'direct', extra);
+  const gatewayRes = await runSuite(`${srv.url}${mcp}`, 'gateway', extra);
+  const direct = tally(`${label}: ${upName} directly`, directRes);
   const through = tally(`${label}: through the gateway`, gatewayRes);
-  assert.ok(direct.length >= minDirect, `the suite really ran against server-everything (${direct.length} passed)`);
+  assert.ok(direct.length >= minDirect, `the suite really ran against ${upName} (${direct.length} passed)`);
   const lost = direct.filter((n) => !through.includes(n));
   assert.deepEqual(lost, [], `${label}: scenarios that pass directly but fail through the gateway:\n` +
     lost.map((n) => `${n}: ${gatewayRes[n]?.failed.join('; ') ?? 'not run'}`).join('\n'));
@@ -85,6 +98,19 @@ test('conformance server (active suite): every scenario passing against server-e
 test('conformance server --spec-version 2026-07-28: the same rule (server-everything speaks only the session era)', async () => {
   await compare('2026-07-28', ['--spec-version', '2026-07-28'], 0);
 });
+
+/* The fixture behind its own agent, without prefix; every scenario it passes
+ * directly (all of them at the time of writing) must pass through. */
+const viaInterop = { upName: 'interop fixture', path: '/agents/interop/mcp' };
+for (const [label, extra, min] of [
+  ['interop --spec-version 2025-11-25', ['--spec-version', '2025-11-25'], 31],
+  ['interop --spec-version 2026-07-28', ['--spec-version', '2026-07-28'], 20],
+  ['interop --requirements 2026-07-28', ['--requirements', '2026-07-28'], 37],
+]) {
+  test(`conformance server ${label.slice(8)}: our two-generation fixture, directly and through the gateway`, async () => {
+    await compare(label, extra, min, { ...viaInterop, up: interop });
+  });
+}
 
 test('GATEHOUSE_TEST_UNAUTHENTICATED_MCP is off by default: no credential → 401', async () => {
   const plain = await startServer({ name: 'gw-conformance-default', cluster: srv.cluster,

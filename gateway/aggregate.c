@@ -1,9 +1,11 @@
 /*
  * gateway/aggregate.c — the merged lists clients see.
  *
- * Names: "<connector>__<name>"; past 64 characters the first 55 bytes are
- * kept and "_" plus 8 hex digits of SHA-256(full name) appended; a name
- * already taken (in list order) is rehashed with a counter until free.
+ * Names: "<prefix>__<name>" (the prefix is the connector's name unless an
+ * owner set another, or none: then the upstream's own name); past 64
+ * characters the first 55 bytes are kept and "_" plus 8 hex digits of
+ * SHA-256 of the full name "<connector>__<name>" appended; a name already
+ * taken (in list order) is rehashed with a counter until free.
  * Resource URIs pass through unchanged (tool results refer to them); a URI
  * two connectors share is given to the first and shown as
  * "gh://<connector>/<uri>" for the others, which routes without state.
@@ -42,52 +44,60 @@ hash8(const char *s, long k, char out[9])
     out[8] = '\0';
 }
 
+/* plain cut to fit, then "_" and 8 hex digits of SHA-256 of key (with
+ * counter k when k > 0); plain as it is when it fits and k is 0 */
 static void
-shorten(const char *full, long k, char out[GW_NAME_MAX + 1])
+shorten(const char *plain, const char *key, long k, bool hash, char out[GW_NAME_MAX + 1])
 {
-    size_t n = strlen(full), keep = GW_NAME_MAX - 9;
+    size_t n = strlen(plain), keep = GW_NAME_MAX - 9;
     char h[9];
 
-    if (k == 0 && n <= GW_NAME_MAX) {
-        memcpy(out, full, n + 1);
+    if (!hash && n <= GW_NAME_MAX) {
+        memcpy(out, plain, n + 1);
         return;
     }
     if (n < keep)
         keep = n;
-    while (keep > 0 && ((unsigned char)full[keep] & 0xC0) == 0x80)
+    while (keep > 0 && ((unsigned char)plain[keep] & 0xC0) == 0x80)
         keep--;                 /* never split a UTF-8 sequence */
-    hash8(full, k, h);
-    memcpy(out, full, keep);
+    hash8(key, k, h);
+    memcpy(out, plain, keep);
     out[keep] = '_';
     memcpy(out + keep + 1, h, 9);
 }
 
 void
-gw_agg_names(const char *const *connectors, const char *const *origs, int n,
+gw_agg_names(const char *const *prefixes, const char *const *connectors, const char *const *origs, int n,
              char (*names)[GW_NAME_MAX + 1])
 {
     /* taken: every name given so far; counter: the last counter each full
      * name was rehashed with.  Counting on from there gives the name that
      * counting from 1 would (every earlier counter of that full name is
      * taken, and taken names stay taken) without retrying them: n repeats
-     * of one name cost n hashes, not n * n / 2. */
+     * of one name cost n hashes, not n * n / 2.  What is hashed is the
+     * full name "<connector>__<orig>" whatever the prefix: two connectors
+     * shown without prefix still get names of their own, each the same
+     * wherever the other stands in the list. */
     json_t *taken = json_object(), *counter = json_object();
 
     for (int i = 0; i < n; i++) {
-        size_t len = strlen(connectors[i]) + strlen(origs[i]) + 3;
-        char *full = malloc(len);
+        const char *prefix = prefixes && prefixes[i] ? prefixes[i] : connectors[i];
+        size_t len = strlen(connectors[i]) + strlen(prefix) + 2 * strlen(origs[i]) + 6;
+        char *full = malloc(len), *plain;
         long k;
 
         if (full == NULL) {
             snprintf(names[i], GW_NAME_MAX + 1, "%.64s", connectors[i]);
             continue;
         }
-        snprintf(full, len, "%s__%s", connectors[i], origs[i]);
-        shorten(full, 0, names[i]);
+        plain = full + snprintf(full, len, "%s__%s", connectors[i], origs[i]) + 1;
+        snprintf(plain, len - strlen(full) - 1, "%s%s%s", prefix, *prefix ? "__" : "", origs[i]);
+        /* a long name is hashed by its full name, as before prefixes */
+        shorten(plain, full, 0, false, names[i]);
         if (json_object_get(taken, names[i])) {
             k = (long)json_integer_value(json_object_get(counter, full));
             do
-                shorten(full, ++k, names[i]);
+                shorten(plain, full, ++k, true, names[i]);
             while (json_object_get(taken, names[i]) && k < 1000000);
             json_object_set_new(counter, full, json_integer(k));
         }
@@ -329,7 +339,8 @@ gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credent
     out->nconns = nconns;
     lists = gh_arena_alloc(a, sizeof(*lists) * (size_t)(nconns + 1));
     out->failed = gh_arena_alloc(a, sizeof(char *) * (size_t)(nconns + 1));
-    if (lists == NULL || out->failed == NULL)
+    out->failed_prefix = gh_arena_alloc(a, sizeof(char *) * (size_t)(nconns + 1));
+    if (lists == NULL || out->failed == NULL || out->failed_prefix == NULL)
         return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
 
     /* cached lists first; what is missing is fetched from all those
@@ -375,6 +386,7 @@ gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credent
             if (j->list == NULL) {
                 GH_LOG(WARN, "gw_aggregate", "connector %s: %s", c->name,
                        j->e.detail[0] ? j->e.detail : j->e.msg);
+                out->failed_prefix[out->nfailed] = c->prefix ? c->prefix : c->name;
                 out->failed[out->nfailed++] = c->name;
                 continue;
             }
@@ -402,21 +414,24 @@ gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credent
             en->item = it;
             en->connector_id = conns[i].id;
             en->connector = conns[i].name;
+            en->prefix = conns[i].prefix;
             en->orig = key;
         }
     }
 
     if (kind == GW_TOOLS || kind == GW_PROMPTS) {
         const char **cn = gh_arena_alloc(a, sizeof(char *) * (size_t)(out->n + 1));
+        const char **pn = gh_arena_alloc(a, sizeof(char *) * (size_t)(out->n + 1));
         const char **on = gh_arena_alloc(a, sizeof(char *) * (size_t)(out->n + 1));
         char (*names)[GW_NAME_MAX + 1] = gh_arena_alloc(a, sizeof(*names) * (size_t)(out->n + 1));
-        if (cn == NULL || on == NULL || names == NULL)
+        if (cn == NULL || pn == NULL || on == NULL || names == NULL)
             return gh_err_set(e, 500, "server_error", "internal error", "list too large");
         for (int i = 0; i < out->n; i++) {
             cn[i] = out->e[i].connector;
+            pn[i] = out->e[i].prefix;
             on[i] = out->e[i].orig;
         }
-        gw_agg_names(cn, on, out->n, names);
+        gw_agg_names(pn, cn, on, out->n, names);
         for (int i = 0; i < out->n; i++) {
             json_t *c = gh_arena_json(a, json_copy(out->e[i].item));
             json_object_set_new(c, "name", json_string(names[i]));
@@ -458,10 +473,15 @@ gw_agg_find(const struct gw_list *l, const char *name)
 const char *
 gw_agg_failed_owner(const struct gw_list *l, const char *name)
 {
+    const char *bare = NULL;
+
     for (int i = 0; name && i < l->nfailed; i++) {
-        size_t n = strlen(l->failed[i]);
-        if (!strncmp(name, l->failed[i], n) && name[n] == '_' && name[n + 1] == '_')
+        const char *p = l->failed_prefix ? l->failed_prefix[i] : l->failed[i];
+        size_t n = strlen(p);
+        if (n == 0 && bare == NULL)
+            bare = l->failed[i];    /* shown without prefix: any name may be its */
+        else if (n && !strncmp(name, p, n) && name[n] == '_' && name[n + 1] == '_')
             return l->failed[i];
     }
-    return NULL;
+    return bare;
 }

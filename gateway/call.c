@@ -23,6 +23,14 @@
  * Write-ahead: the call's row (who called what, with which decision) is
  * committed before the call goes upstream (AHEAD); the outcome completes
  * that row (gw_audit's call_id) when the call is over.
+ *
+ * A 2026-07-28 upstream's input-required result, for a session's client,
+ * is no answer yet: its input requests go to the client (gw_relay_inputs)
+ * and, with every answer in, the call goes upstream again carrying them
+ * (inputResponses, and the upstream's requestState), as often as the
+ * upstream asks (at most GW_CALL_INPUT_ROUNDS), in the state it is in: one
+ * call, one row.  A stateless client gets the result as it is and retries
+ * itself.
  */
 #include "gateway/endpoint_int.h"
 #include <stdlib.h>
@@ -45,6 +53,11 @@ struct gw_call {
     bool         stateless;
     bool         no_logs;           /* stateless without a logLevel in _meta */
     json_t      *final;             /* waiting for its audit row */
+    /* input rounds (a 2026-07-28 upstream, a session client), under ch.lock */
+    bool         input_wait;        /* its requests are with the client */
+    bool         input_xfer_over;   /* the transfer that asked has ended */
+    json_t      *input_next;        /* the call to send once it has */
+    int          input_rounds;
     struct gw_up_xfer *x;
     /* audit */
     struct authz_credential who;
@@ -126,11 +139,15 @@ call_free(struct gw_chan *c)
 
     gw_up_release(f->x);
     json_decref(f->final);
+    json_decref(f->input_next);
     gh_arena_free(f->a);
     free(f);
 }
 
+#define GW_CALL_INPUT_ROUNDS 8
+
 static void call_start(struct gw_call *f);
+static bool call_take_input(struct gw_call *f, json_t *res);
 static void call_send_cancelled(struct gw_call *f, const char *reason);
 static bool call_relay_send(void *call, json_t *msg);
 static void call_relay_hold(void *call, bool take);
@@ -255,10 +272,24 @@ call_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
             json_decref(out);   /* the upstream lost its session: on_done redoes it */
             return;
         }
+        if (!f->stateless && call_take_input(f, res)) {
+            json_decref(out);
+            return;
+        }
         json_object_set(out, "id", f->down_id);
         if (f->stateless) {
+            long hs = gw_up_status(x);
             gw_stateless_result(res, f->method);
             gw_stateless_error(json_object_get(out, "error"));
+            /* 2026-07-28 gives errors HTTP statuses (a missing client
+             * capability is a 400): an upstream's 400 error answer keeps
+             * its status when it is all the client gets (not a 404, which
+             * may be a session-based upstream's lost session) */
+            if (json_object_get(out, "error") && hs == 400) {
+                pthread_mutex_lock(&f->ch.lock);
+                f->ch.whole_status = (int)hs;
+                pthread_mutex_unlock(&f->ch.lock);
+            }
         }
         f->upstream_status = (int)gw_up_status(x);
         call_conclude(f, out);
@@ -352,6 +383,98 @@ call_failure(struct gw_call *f, struct gw_up_xfer *x, bool gone, char *text, siz
         snprintf(text, n, "Upstream '%s' ended without an answer.", f->c.name);
 }
 
+/* The next round of an input-required call: the same request with the
+ * client's answers (msg, a reference taken), under a new upstream id. */
+static void
+call_resume(struct gw_call *f, json_t *msg)
+{
+    enum gw_call_state now = call_now(f);
+
+    if (now == GW_CALL_CANCELLED || now == GW_CALL_LEFT) {
+        json_decref(msg);
+        if (now == GW_CALL_CANCELLED)
+            call_conclude(f, NULL);
+        else
+            call_error(f, "client disconnected");
+        return;
+    }
+    pthread_mutex_lock(&f->ch.lock);
+    f->input_wait = false;
+    f->up_id = gh_arena_json(f->a, gw_up_next_id());
+    json_object_set(msg, "id", f->up_id);
+    f->msg = gh_arena_json(f->a, msg);
+    pthread_mutex_unlock(&f->ch.lock);
+    call_start(f);
+}
+
+/* gw_relay_inputs' done: every answer is in (or why not). */
+static void
+call_inputs_done(void *call, json_t *answers, const char *why)
+{
+    struct gw_call *f = call;
+    json_t *msg, *params;
+    bool go;
+
+    if (answers == NULL) {
+        call_error(f, why ? why : "The client did not answer.");
+        return;
+    }
+    pthread_mutex_lock(&f->ch.lock);
+    msg = json_deep_copy(f->msg);
+    params = json_object_get(msg, "params");
+    if (json_is_object(params))
+        json_object_set(params, "inputResponses", answers);
+    go = f->input_xfer_over;
+    if (!go) {
+        json_decref(f->input_next);
+        f->input_next = msg;    /* call_on_done sends it */
+        msg = NULL;
+    }
+    pthread_mutex_unlock(&f->ch.lock);
+    if (go && msg)
+        call_resume(f, msg);
+    else if (go)
+        call_error(f, "Internal error.");
+}
+
+/* An upstream's result that asks for input (SEP-2322), for a session
+ * client: true when its requests went to the client (the call goes on
+ * once they are answered) or the call ended because they cannot. */
+static bool
+call_take_input(struct gw_call *f, json_t *res)
+{
+    struct gw_relay_call rc = { { f->s, &f->c, f->hdrs, f->nhdrs }, f->stateless, f->request_id,
+                                f, call_relay_send, call_relay_hold };
+    const char *rt = gh_json_str(res, "resultType"), *why = NULL;
+    json_t *state = json_object_get(res, "requestState"), *params;
+
+    if (rt == NULL || strcmp(rt, "input_required"))
+        return false;
+    pthread_mutex_lock(&f->ch.lock);
+    if (++f->input_rounds > GW_CALL_INPUT_ROUNDS) {
+        pthread_mutex_unlock(&f->ch.lock);
+        call_error(f, "The upstream asked for input too many times.");
+        return true;
+    }
+    /* the next round carries the upstream's state back, or none */
+    params = json_object_get(f->msg, "params");
+    json_object_del(params, "inputResponses");
+    if (json_is_string(state))
+        json_object_set(params, "requestState", state);
+    else
+        json_object_del(params, "requestState");
+    f->input_wait = true;
+    f->input_xfer_over = false;
+    pthread_mutex_unlock(&f->ch.lock);
+    if (gw_relay_inputs(&rc, json_object_get(res, "inputRequests"), call_inputs_done, &why) < 0) {
+        pthread_mutex_lock(&f->ch.lock);
+        f->input_wait = false;
+        pthread_mutex_unlock(&f->ch.lock);
+        call_error(f, why);
+    }
+    return true;
+}
+
 static void
 call_on_done(struct gw_up_xfer *x, void *ctx)
 {
@@ -368,6 +491,18 @@ call_on_done(struct gw_up_xfer *x, void *ctx)
     pthread_mutex_unlock(&f->ch.lock);
     if (now >= GW_CALL_ANSWERED)
         goto out;
+    pthread_mutex_lock(&f->ch.lock);
+    if (f->input_wait) {
+        /* it asked for input: the next round goes once the answers are in */
+        json_t *next = f->input_next;
+        f->input_xfer_over = true;
+        f->input_next = NULL;
+        pthread_mutex_unlock(&f->ch.lock);
+        if (next)
+            call_resume(f, next);
+        goto out;
+    }
+    pthread_mutex_unlock(&f->ch.lock);
     if (st == 404 && !gone && call_legacy(f) && call_state(f, GW_CALL_RETRY)) {
         /* the upstream dropped its session: new handshake, then again */
         pthread_mutex_lock(&f->ch.lock);

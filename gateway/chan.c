@@ -324,13 +324,16 @@ gw_chan_start(void *ctx, struct web_req *r)
     struct gw_chan *c = ctx;
     json_t *whole;
 
+    int status;
+
     pthread_mutex_lock(&c->lock);
     whole = c->whole;
     c->whole = NULL;
     c->deferred = false;
+    status = c->whole_status ? c->whole_status : 200;
     pthread_mutex_unlock(&c->lock);
     if (whole) {
-        web_reply_json(r, 200, whole);
+        web_reply_json(r, status, whole);
         return;
     }
     web_add_header(r, "X-Accel-Buffering", "no");

@@ -208,6 +208,21 @@ gw_msg_invalid(json_t *msg)
  * whose Mcp-Name mirrors a param (name_param), Mcp-Name (plain or strict
  * Base64) equal to it byte for byte.  NULL when all agree; else why.  A
  * _meta version we do not speak sets *unsupported instead. */
+static const char *
+ows_trim(struct gh_arena *a, const char *v)
+{
+    size_t n;
+
+    if (v == NULL)
+        return NULL;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    n = strlen(v);
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return v[n] ? gh_arena_strndup(a, v, n) : v;
+}
+
 const char *
 gw_stateless_check(struct gh_arena *a, const struct gw_stateless_hdrs *h, const char *method,
                    json_t *params, const char *name_param, bool *unsupported)
@@ -216,7 +231,14 @@ gw_stateless_check(struct gh_arena *a, const struct gw_stateless_hdrs *h, const 
     const char *bn;
     size_t dl = 0;
     char *dv;
+    struct gw_stateless_hdrs t = *h;
 
+    /* optional whitespace around a field value is not part of it (RFC 9110
+     * §5.5): " tools/call " is the method tools/call */
+    t.version = ows_trim(a, h->version);
+    t.method = ows_trim(a, h->method);
+    t.name = ows_trim(a, h->name);
+    h = &t;
     *unsupported = false;
     if (h->nversion > 1)
         return "MCP-Protocol-Version header repeated";

@@ -25,7 +25,7 @@
 static const char SQL_SELECT[] =
     "SELECT c.id, c.agent_id, c.name, c.url, c.enabled, c.headers_sealed,"
     "       array_to_json(c.header_names)::text, ag.slug,"
-    "       to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')"
+    "       to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), c.tool_prefix"
     "  FROM connectors c JOIN agents ag ON ag.id = c.agent_id";
 
 /* ---- validation */
@@ -49,6 +49,21 @@ gw_connector_name_check(const char *name, struct gh_err *e)
     if (strstr(name, "__"))
         return gh_err_set(e, 400, "invalid_request",
                           "connector name must not contain \"__\" (it separates connector and tool names)", NULL);
+    return 0;
+}
+
+int
+gw_connector_prefix_check(const char *prefix, struct gh_err *e)
+{
+    size_t n = prefix ? strlen(prefix) : 0;
+
+    /* what MCP allows in a tool name (2025-11-25: A-Z a-z 0-9 _ - .), so
+     * "<prefix>__<tool>" is a valid name whenever the tool's own is */
+    if (n > 32 || (prefix && strspn(prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                            "0123456789_-.") != n))
+        return gh_err_set(e, 400, "invalid_request",
+                          "tool prefix must be at most 32 characters of A-Z, a-z, 0-9, '_', '-' and '.'"
+                          " (empty: the upstream's own names)", NULL);
     return 0;
 }
 
@@ -257,6 +272,8 @@ row_fill(struct gh_arena *a, PGresult *res, int i, struct gw_connector *c, struc
     c->enabled = db_bool(res, i, 4);
     c->agent_slug = gh_arena_strdup(a, db_val(res, i, 7));
     c->created_at = gh_arena_strdup(a, db_val(res, i, 8));
+    c->prefix_set = db_val(res, i, 9) != NULL;
+    c->prefix = c->prefix_set ? gh_arena_strdup(a, db_val(res, i, 9)) : c->name;
     names = gh_arena_json(a, json_loads(db_val(res, i, 6) ? db_val(res, i, 6) : "[]", 0, NULL));
     if (!json_is_array(names))
         return gh_err_set(e, 500, "server_error", "internal error", "connector %s: header_names", c->id);
@@ -325,14 +342,15 @@ out:
  * gw_connectors (raised after each change, from any process), by the
  * local change functions synchronously, and by a listener reconnect.
  * Encoded as strings: per connector id, agent id, name, url, agent slug,
- * created, "1" when unavailable, header count, then name/value pairs.
+ * created, tool prefix, "1" when unavailable, header count, then
+ * name/value pairs.
  * An unavailable connector is cached as such until the next flush (any
  * connector change, a listener reconnect): only the right server key, or
  * a new row, mends it.  The cache wipes its
  * copies of the header values when it drops them. */
 
 #define AGENT_CONNECTORS_MAX 4096
-#define FIELDS 8
+#define FIELDS 9
 
 static struct gh_cache *by_agent;
 
@@ -367,6 +385,7 @@ cache_put(const char *agent_id, const struct gw_connector *cs, int n, uint64_t g
         v[k++] = c->url;
         v[k++] = c->agent_slug;
         v[k++] = c->created_at;
+        v[k++] = c->prefix;
         v[k++] = c->unavailable ? "1" : "0";
         v[k++] = counts + 12 * i;
         for (int h = 0; h < c->nheaders; h++) {
@@ -403,6 +422,8 @@ cache_get(struct gh_arena *a, const char *agent_id, struct gw_connector **out, i
         c->url = v[k++];
         c->agent_slug = v[k++];
         c->created_at = v[k++];
+        c->prefix = v[k++];
+        c->prefix_set = strcmp(c->prefix, c->name) != 0;
         c->unavailable = v[k++][0] == '1';
         c->nheaders = atoi(v[k++]);
         c->enabled = true;
@@ -647,6 +668,34 @@ gw_connector_set_enabled(struct gh_arena *a, const char *agent_slug, const char 
         return gh_err_set(e, 404, "not_found", "no connector with this name on this agent", NULL);
     GH_LOG(INFO, "connector_changed", "connector %s of agent %s %s", name, ag->slug,
            enabled ? "enabled" : "disabled");
+    changed(ag->id);
+    return 0;
+}
+
+int
+gw_connector_set_prefix(struct gh_arena *a, const char *agent_slug, const char *name, const char *prefix,
+                        struct gh_err *e)
+{
+    struct authz_agent *ag;
+    PGresult *res;
+
+    if (gw_connector_name_check(name, e) < 0 || gw_connector_prefix_check(prefix, e) < 0)
+        return -1;
+    if (prefix && !strcmp(prefix, name))
+        prefix = NULL;          /* the default, which it is */
+    ag = authz_agent_by_slug(a, agent_slug, e);
+    if (ag == NULL)
+        return -1;
+    res = db_query(a, e, "UPDATE connectors SET tool_prefix = $3, updated_at = now()"
+                         " WHERE agent_id = $1::uuid AND name = $2 RETURNING id",
+                   3, ag->id, name, prefix);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 0)
+        return gh_err_set(e, 404, "not_found", "no connector with this name on this agent", NULL);
+    GH_LOG(INFO, "connector_changed", "connector %s of agent %s: tool prefix %s%s%s", name, ag->slug,
+           prefix ? "\"" : "", prefix ? prefix : "back to its name", prefix ? "\"" : "");
+    /* every session of the agent hears list_changed: the names changed */
     changed(ag->id);
     return 0;
 }

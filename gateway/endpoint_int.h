@@ -126,6 +126,7 @@ struct gw_chan {
     bool                is_fwd;     /* a forwarded call (call.c) */
     bool                deferred;   /* web_reply_deferred: not begun yet */
     json_t             *whole;      /* the one message of a reply that never streamed */
+    int                 whole_status;   /* its HTTP status; 0 = 200 */
     void              (*free_fn)(struct gw_chan *);
     struct gw_chan     *next, *prev;    /* registry, for the ticker */
 };

@@ -28,7 +28,11 @@ struct gw_header {
 struct gw_connector {
     char *id;                   /* uuid text */
     char *agent_id;
-    char *name;                 /* [a-z0-9_-]{1,32}; the tool-name prefix */
+    char *name;                 /* [a-z0-9_-]{1,32} */
+    char *prefix;               /* what its tools and prompts are shown under:
+                                 * "<prefix>__<tool>"; "" = the upstream's own
+                                 * names; the name unless set (migration 041) */
+    bool  prefix_set;           /* set by an owner, not the default */
     char *url;                  /* Streamable HTTP endpoint of the upstream */
     bool  enabled;
     struct gw_header *headers;  /* static credentials, unsealed into the arena */
@@ -61,6 +65,13 @@ int gw_header_parse(struct gh_arena *a, const char *line, struct gw_header *out,
                     struct gh_err *e);
 /* Validation alone (0, or -1 with a 400 in e). */
 int gw_connector_name_check(const char *name, struct gh_err *e);
+/* A tool prefix: at most 32 of the characters MCP allows in tool names
+ * (A-Z a-z 0-9 _ - .), or "" for none. */
+int gw_connector_prefix_check(const char *prefix, struct gh_err *e);
+/* Sets a connector's tool prefix: "" = none, NULL = back to its name.
+ * Open sessions of the agent hear list_changed (NOTIFY gw_connectors). */
+int gw_connector_set_prefix(struct gh_arena *a, const char *agent_slug, const char *name,
+                            const char *prefix, struct gh_err *e);
 int gw_connector_url_check(const char *url, struct gh_err *e);
 /* The URL as `connector list` and the pages show it: every query value
  * (where an upstream may take an API key) replaced by "***", names kept. */

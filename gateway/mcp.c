@@ -158,9 +158,22 @@ check_stateless_headers(struct gw_mreq *m, const char *method, json_t *params, j
         .nname = web_header_count(m->r, "Mcp-Name"),
     };
     const char *mv = gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/protocolVersion");
+    json_t *meta = json_object_get(params, "_meta");
     bool unsupported = false;
-    const char *why = gw_stateless_check(m->a, &h, method, params, mt ? mt->mcp_name : NULL, &unsupported);
+    const char *why;
     char *text;
+
+    /* the revision's required request metadata: without it a request for
+     * a method of the revision is malformed (-32602), before any header is
+     * compared with it (a removed or unknown method is a 404 further on) */
+    if (mt && (!json_is_object(meta) || !json_is_string(json_object_get(meta, "io.modelcontextprotocol/protocolVersion")) ||
+        !json_is_object(json_object_get(meta, "io.modelcontextprotocol/clientCapabilities")))) {
+        gw_deny(m, method, "request _meta incomplete", 400, id, GW_RPC_INVALID_PARAMS,
+                "Invalid params: _meta must carry io.modelcontextprotocol/protocolVersion and "
+                "io.modelcontextprotocol/clientCapabilities.", NULL);
+        return -1;
+    }
+    why = gw_stateless_check(m->a, &h, method, params, mt ? mt->mcp_name : NULL, &unsupported);
 
     if (unsupported) {
         gw_deny(m, method, "unsupported protocol version", 400, id, GW_RPC_UNSUPPORTED_VER,
@@ -344,6 +357,12 @@ mcp_post(struct web_req *r)
                 (gh_json_str(json_object_get(params, "_meta"), "io.modelcontextprotocol/protocolVersion") ||
                  (web_header(r, "MCP-Protocol-Version") &&
                   gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version"))));
+    /* an initialize that says 2026-07-28 in its header and its _meta is a
+     * stateless request for a method that revision removed: 404 */
+    stateless = stateless || (method && !strcmp(method, "initialize") &&
+                              gw_proto_is_stateless(web_header(r, "MCP-Protocol-Version")) &&
+                              gw_proto_is_stateless(gh_json_str(json_object_get(params, "_meta"),
+                                                                "io.modelcontextprotocol/protocolVersion")));
     if (stateless) {
         m.stateless = true;
         m.proto = GW_PROTO_2026_07_28;
@@ -506,6 +525,7 @@ tick_main(void *arg)
         pthread_mutex_unlock(&tick.lock);
         gw_chan_keepalives();
         gw_listen_tick();
+        gw_relay_sweep();
         if (gh_time_s() - last_expire >= 60) {
             last_expire = gh_time_s();
             gw_session_expire();

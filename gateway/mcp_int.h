@@ -125,6 +125,9 @@ struct gw_session {
     json_t *client_info;
     json_t *client_caps;        /* capabilities declared at initialize, or NULL */
     pthread_mutex_t lock;       /* guards the fields below */
+    char   log_level[16];       /* the client's logging/setLevel, "" = none yet (in
+                                 * this process: a 2026-07-28 upstream hears it in
+                                 * each request's _meta) */
     struct gw_upstate *ups;
     int    nups, capups;
     int64_t last_seen;          /* wall seconds */
@@ -274,12 +277,28 @@ struct gw_relay_call {
 /* I/O thread: msg is a request from the upstream of rc.  Relayed to the
  * client, or answered to the upstream at once with a JSON-RPC error (the
  * client lacks the capability, a stateless caller, too many pending). */
+/* Whether the upstream at url serves capability cap (with its flag sub
+ * set, when sub) to a client of that generation, as far as this process
+ * has heard from it: 1, 0 (no: it said so; or a session's
+ * resources/subscribe to a 2026-07-28-only upstream, which has no way
+ * there), -1 not known yet. */
+int  gw_up_serves(const char *url, bool stateless, const char *cap, const char *sub);
 void gw_relay_request(const struct gw_relay_call *rc, json_t *msg);
+/* The inputRequests of a 2026-07-28 upstream's input-required result, to
+ * the session's client: done(call, answers) once each is answered (key ->
+ * the client's result), or done(call, NULL, why) when one is refused or
+ * not answered in time; once.  -1 with *why when none can go (a stateless
+ * caller, a request the client did not declare): done() does not run. */
+int  gw_relay_inputs(const struct gw_relay_call *rc, json_t *requests,
+                     void (*done)(void *call, json_t *answers, const char *why), const char **why);
 /* A JSON-RPC response the client of s POSTed: true when it answered a
  * pending relay of this session and went to the upstream; anything else
  * (unknown, another session's, answered, expired) is logged and dropped. */
 bool gw_relay_response(struct gw_session *s, json_t *msg);
 long gw_relay_pending(void);
+/* Drops the relays past their deadline or call (the ticker: a round's
+ * call has no transfer that would time out meanwhile). */
+void gw_relay_sweep(void);
 /* Drops every pending relay (shutdown, before the upstream client stops). */
 void gw_relay_stop(void);
 
@@ -289,6 +308,7 @@ struct gw_entry {
     const char *connector_id;       /* routing back */
     const char *connector;
     const char *orig;               /* upstream name or uri */
+    const char *prefix;             /* the connector's tool prefix ("" = none) */
 };
 struct gw_list {
     struct gw_entry *e;
@@ -296,6 +316,7 @@ struct gw_list {
     struct gw_connector *conns;
     int              nconns;
     char           **failed;        /* connectors that did not answer */
+    const char     **failed_prefix; /* their tool prefixes */
     int              nfailed;
     enum gw_kind     kind;          /* what gw_agg_find matches: name, uri, uriTemplate */
 };
@@ -305,8 +326,8 @@ int gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_cre
  * the entry whose own key (l->kind's: name, uri, uriTemplate) is name. */
 const struct gw_entry *gw_agg_find(const struct gw_list *l, const char *name);
 /* The connector left out of l (l->failed) that an aggregated name
- * "<connector>__..." belongs to, or NULL: a call to it is "unavailable",
- * not "unknown". */
+ * "<prefix>__..." belongs to (the first without prefix when none has the
+ * name's), or NULL: a call to it is "unavailable", not "unknown". */
 const char *gw_agg_failed_owner(const struct gw_list *l, const char *name);
 void gw_agg_invalidate(struct gw_session *s, const char *connector_id);   /* NULL = all */
 /* Whether answering needs nothing from an upstream: every enabled
@@ -320,10 +341,12 @@ int  gw_agg_connectors(struct gh_arena *a, const char *agent_id, struct gw_conne
 
 /* Pure helpers (unit-tested). */
 #define GW_NAME_MAX 64
-/* Names every entry "<connector>__<orig>" or a shortened, collision-free
- * form; names[i] receive GW_NAME_MAX+1 bytes each. */
-void gw_agg_names(const char *const *connectors, const char *const *origs, int n,
-                  char (*names)[GW_NAME_MAX + 1]);
+/* Names every entry "<prefix>__<orig>" ("<orig>" for an empty prefix;
+ * prefixes NULL or prefixes[i] NULL: the connector's name) or a shortened,
+ * collision-free form hashed from "<connector>__<orig>"; names[i] receive
+ * GW_NAME_MAX+1 bytes each. */
+void gw_agg_names(const char *const *prefixes, const char *const *connectors, const char *const *origs,
+                  int n, char (*names)[GW_NAME_MAX + 1]);
 /* At most this many entries of one kind are taken from one upstream. */
 #define GW_AGG_LIST_MAX 10000
 /* Appends to list the entries of page (one upstream's, one kind) that are

@@ -19,6 +19,35 @@ capabilities(void)
                      "completions");
 }
 
+/* What a client is told (initialize, server/discover): completions and
+ * resources.subscribe only while some enabled connector may serve them to
+ * it (one that said so, or that this process has not heard from yet),
+ * never when every one is known not to; the rest the gateway serves itself
+ * (lists, list_changed, log levels passed on). */
+static json_t *
+announced(struct gw_mreq *m, bool stateless)
+{
+    json_t *caps = capabilities();
+    struct gw_connector *conns = NULL;
+    struct gh_err e = {0};
+    bool sub = false, comp = false;
+    int n = 0;
+
+    if (gw_agg_connectors(m->a, m->who->agent.id, &conns, &n, &e) < 0)
+        return caps;
+    for (int i = 0; i < n; i++) {
+        if (!conns[i].enabled || conns[i].unavailable)
+            continue;
+        sub = sub || gw_up_serves(conns[i].url, stateless, "resources", "subscribe") != 0;
+        comp = comp || gw_up_serves(conns[i].url, stateless, "completions", NULL) != 0;
+    }
+    if (!sub)
+        json_object_del(json_object_get(caps, "resources"), "subscribe");
+    if (!comp)
+        json_object_del(caps, "completions");
+    return caps;
+}
+
 static json_t *
 server_info(void)
 {
@@ -52,9 +81,9 @@ gw_method_initialize(struct gw_mreq *m, json_t *id, json_t *params)
     }
     gh_arena_defer(m->a, gw_session_put_cb, m->s);
     m->proto = v;
-    res = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", v, "capabilities", capabilities(),
+    res = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", v, "capabilities", announced(m, false),
                     "serverInfo", server_info(), "instructions",
-                    "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
+                    "Tools, prompts and resources of this agent's connectors, named <prefix>__<name> (the prefix is the connector's name unless set; some have none).");
     m->new_session = wire;      /* sent with the reply once its row is committed */
     return gw_reply_audited(m, "initialize", id, res);
 }
@@ -431,6 +460,11 @@ do_set_level(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *
         return gw_deny(m, "logging/setLevel", "invalid params", 200, id, GW_RPC_INVALID_PARAMS,
                        "params.level is required.", NULL);
     }
+    if (m->s) {
+        pthread_mutex_lock(&m->s->lock);
+        snprintf(m->s->log_level, sizeof(m->s->log_level), "%s", gh_json_str(params, "level"));
+        pthread_mutex_unlock(&m->s->lock);
+    }
     each_upstream(m, set_level_one, params);
     return gw_reply_audited(m, "logging/setLevel", id, json_object());
 }
@@ -488,7 +522,7 @@ do_listen(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *par
 static int
 do_discover(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *params)
 {
-    json_t *caps = capabilities();
+    json_t *caps = announced(m, true);
     json_t *res;
 
     /* "subscribe: whether the server supports resource-specific update
@@ -499,7 +533,7 @@ do_discover(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t *p
                     GW_PROTO_2026_07_28, GW_PROTO_2025_11_25, GW_PROTO_2025_06_18, GW_PROTO_2025_03_26,
                     "capabilities", caps, "_meta", "io.modelcontextprotocol/serverInfo",
                     server_info(), "instructions",
-                    "Tools, prompts and resources of this agent's connectors, named <connector>__<name>.");
+                    "Tools, prompts and resources of this agent's connectors, named <prefix>__<name> (the prefix is the connector's name unless set; some have none).");
     return gw_reply_audited(m, "server/discover", id, res);
 }
 

@@ -2,7 +2,8 @@
  * gateway/pages.c — the gateway's pages.
  *
  *   /admin/connectors    list per agent, add (header values write-only),
- *                        enable/disable (CSRF-protected POSTs)      admins
+ *                        enable/disable, tool prefix (CSRF-protected
+ *                        POSTs)                                      admins
  *   /admin/audit         the audit log: filters, keyset paging     admins
  *   /admin/audit.csv     the same rows as CSV                       admins
  *   /profile/activity    the signed-in member's own rows            members
@@ -46,6 +47,23 @@ toggle_button(struct web_req *r, const struct gw_connector *c)
         c->enabled ? "Disable" : "Enable");
 }
 
+/* The tool prefix of a row, and the form that sets it (empty: none). */
+static char *
+prefix_form(struct web_req *r, const struct gw_connector *c)
+{
+    struct gh_arena *a = web_arena(r);
+
+    return gh_arena_printf(a,
+        "<form method=\"post\" action=\"/admin/connectors/prefix\">"
+        "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+        "<input type=\"hidden\" name=\"agent\" value=\"%s\"><input type=\"hidden\" name=\"name\" value=\"%s\">"
+        "<input type=\"text\" name=\"prefix\" value=\"%s\" maxlength=\"32\" pattern=\"[A-Za-z0-9_.\\-]{0,32}\" "
+        "aria-label=\"Tool prefix of %s\" placeholder=\"(none)\" data-prefix=\"%s/%s\">"
+        "<button class=\"secondary\" type=\"submit\">Save</button></form>",
+        web_csrf_token(r), esc(a, c->agent_slug), esc(a, c->name), esc(a, c->prefix), esc(a, c->name),
+        esc(a, c->agent_slug), esc(a, c->name));
+}
+
 /* The <option>s of the agents, the selected one marked. */
 static char *
 agent_options(struct gh_arena *a, const char *selected, bool with_any, struct gh_err *e)
@@ -65,7 +83,8 @@ agent_options(struct gh_arena *a, const char *selected, bool with_any, struct gh
 
 static int
 connectors_page(struct web_req *r, struct authz_user *u, int status, const char *error, const char *notice,
-                const char *f_agent, const char *f_name, const char *f_url)
+                const char *f_agent, const char *f_name, const char *f_url, const char *f_prefix,
+                bool no_prefix)
 {
     struct gh_arena *a = web_arena(r);
     struct gh_err e = {0};
@@ -82,18 +101,21 @@ connectors_page(struct web_req *r, struct authz_user *u, int status, const char 
             names = gh_arena_printf(a, "%s%s<code>%s</code>", names, k ? " " : "",
                                     esc(a, cs[i].header_names[k]));
         rows = gh_arena_printf(a,
-            "%s<tr data-connector=\"%s/%s\"><td>%s</td><td><code>%s</code></td><td>%s</td><td>%s</td>"
+            "%s<tr data-connector=\"%s/%s\"><td>%s</td><td><code>%s</code>%s</td><td>%s</td><td>%s</td>"
             "<td>%s</td><td>%s</td><td>%s</td></tr>", rows,
             esc(a, cs[i].agent_slug), esc(a, cs[i].name), esc(a, cs[i].agent_slug), esc(a, cs[i].name),
+            prefix_form(r, &cs[i]),
             esc(a, gw_connector_url_shown(a, cs[i].url)), cs[i].enabled ? "enabled" : "<span class=\"muted\">disabled</span>",
-            cs[i].nheader_names ? names : "<span class=\"muted\">none</span>", esc(a, cs[i].created_at),
-            toggle_button(r, &cs[i]));
+            cs[i].nheader_names ? names : "<span class=\"muted\">none</span>",
+            esc(a, cs[i].created_at), toggle_button(r, &cs[i]));
     }
     body = gh_arena_printf(a,
         "<div class=\"card\"><h1>Connectors</h1>"
         "<p class=\"muted\">Upstream MCP servers (Streamable HTTP) behind each agent's endpoint. Their tools "
-        "appear to clients as <code>connector__tool</code>.</p>%s%s"
-        "<table><thead><tr><th>Agent</th><th>Name</th><th>URL</th><th>Status</th><th>Headers</th>"
+        "appear to clients as <code>prefix__tool</code>, the prefix being the connector's name unless you set "
+        "another; an empty prefix keeps the upstream's own names. Policies name tools "
+        "<code>Tool::\"connector/tool\"</code> whatever the prefix.</p>%s%s"
+        "<table><thead><tr><th>Agent</th><th>Name, tool prefix</th><th>URL</th><th>Status</th><th>Headers</th>"
         "<th>Added (UTC)</th><th></th></tr></thead><tbody>%s</tbody></table>%s</div>"
         "<div class=\"card\"><h2>Add a connector</h2>"
         "<form method=\"post\" action=\"/admin/connectors\">"
@@ -102,6 +124,11 @@ connectors_page(struct web_req *r, struct authz_user *u, int status, const char 
         "<label for=\"name\">Name</label>"
         "<input id=\"name\" type=\"text\" name=\"name\" value=\"%s\" required maxlength=\"32\" "
         "pattern=\"[a-z0-9][a-z0-9_\\-]{0,31}\" placeholder=\"github\">"
+        "<label for=\"prefix\">Tool prefix (empty: the name)</label>"
+        "<input id=\"prefix\" type=\"text\" name=\"prefix\" value=\"%s\" maxlength=\"32\" "
+        "pattern=\"[A-Za-z0-9_.\\-]{0,32}\" placeholder=\"the connector's name\">"
+        "<label><input type=\"checkbox\" name=\"no_prefix\" value=\"1\"%s> No prefix: the upstream's own "
+        "tool names</label>"
         "<label for=\"url\">URL</label>"
         "<input id=\"url\" type=\"url\" name=\"url\" value=\"%s\" required placeholder=\"https://mcp.example.com/mcp\">"
         "<label for=\"headers\">Headers (one per line, <code>Name: value</code>)</label>"
@@ -112,7 +139,7 @@ connectors_page(struct web_req *r, struct authz_user *u, int status, const char 
         error ? gh_arena_printf(a, "<p class=\"error\" role=\"alert\">%s</p>", esc(a, error)) : "",
         notice ? gh_arena_printf(a, "<p class=\"notice\">%s</p>", esc(a, notice)) : "",
         rows, n ? "" : "<p class=\"muted\">No connectors yet.</p>", web_csrf_token(r), opts,
-        esc(a, f_name), esc(a, f_url));
+        esc(a, f_name), esc(a, f_prefix), no_prefix ? " checked" : "", esc(a, f_url));
     return web_reply_html(r, status, authz_page(r, u, "Connectors", body));
 }
 
@@ -131,7 +158,7 @@ get_connectors(struct web_req *r)
     return connectors_page(r, u, 200, NULL,
                            added ? gh_arena_printf(a, "Connector %s added.", added)
                            : changed ? gh_arena_printf(a, "Connector %s changed.", changed) : NULL,
-                           NULL, NULL, NULL);
+                           NULL, NULL, NULL, NULL, false);
 }
 
 /* A form field as a C string; *nul is set when it holds a NUL byte (sent
@@ -188,6 +215,8 @@ post_connectors(struct web_req *r)
     bool nul = false;
     const char *agent = form_field(r, "agent", &nul), *name = form_field(r, "name", &nul);
     const char *url = form_field(r, "url", &nul), *headers = form_field(r, "headers", &nul);
+    const char *prefix = form_field(r, "prefix", &nul);
+    bool no_prefix = form_field(r, "no_prefix", &nul) != NULL;
     struct gh_err e = {0};
     int n = 0, rc;
 
@@ -196,13 +225,19 @@ post_connectors(struct web_req *r)
     a = web_arena(r);
     if (nul)
         gh_err_set(&e, 400, "invalid_request", "the form must not contain NUL characters", NULL);
-    if (nul || parse_header_lines(a, headers, hdr, &n, &e) < 0 ||
-        gw_connector_add(a, agent ? agent : "", name, url, hdr, n, NULL, &e) < 0) {
+    if (no_prefix)
+        prefix = "";
+    else if (prefix && !*prefix)
+        prefix = NULL;          /* left empty: the name */
+    if (nul || gw_connector_prefix_check(prefix, &e) < 0 || parse_header_lines(a, headers, hdr, &n, &e) < 0 ||
+        gw_connector_add(a, agent ? agent : "", name, url, hdr, n, NULL, &e) < 0 ||
+        (prefix && gw_connector_set_prefix(a, agent ? agent : "", name, prefix, &e) < 0)) {
         if (e.status >= 500)
             rc = web_reply_err(r, &e);
         else
             rc = connectors_page(r, u, e.status ? e.status : 400,
-                                 e.status == 404 ? "No such agent." : e.msg, NULL, agent, name, url);
+                                 e.status == 404 ? "No such agent." : e.msg, NULL, agent, name, url,
+                                 no_prefix ? NULL : prefix, no_prefix);
     } else {
         GH_LOG(INFO, "connector_added_by", "admin %s added connector %s", u->id, name);
         rc = web_redirect(r, 303, gh_arena_printf(a, "/admin/connectors?added=%s", gh_url_encode(a, name)));
@@ -231,9 +266,34 @@ post_toggle(struct web_req *r)
     if (nul || gw_connector_set_enabled(a, agent ? agent : "", name, on, &e) < 0) {
         if (e.status >= 500)
             return web_reply_err(r, &e);
-        return connectors_page(r, u, e.status, e.msg, NULL, NULL, NULL, NULL);
+        return connectors_page(r, u, e.status, e.msg, NULL, NULL, NULL, NULL, NULL, false);
     }
     GH_LOG(INFO, "connector_toggled_by", "admin %s %s connector %s", u->id, on ? "enabled" : "disabled", name);
+    return web_redirect(r, 303, gh_arena_printf(a, "/admin/connectors?changed=%s", gh_url_encode(a, name)));
+}
+
+static int
+post_prefix(struct web_req *r)
+{
+    struct authz_user *u = authz_require_admin(r);
+    bool nul = false;
+    const char *agent = form_field(r, "agent", &nul), *name = form_field(r, "name", &nul);
+    const char *prefix = form_field(r, "prefix", &nul);
+    struct gh_arena *a;
+    struct gh_err e = {0};
+
+    if (u == NULL)
+        return 0;
+    a = web_arena(r);
+    if (nul)
+        gh_err_set(&e, 400, "invalid_request", "the form must not contain NUL characters", NULL);
+    /* an empty field: none, the upstream's own names */
+    if (nul || gw_connector_set_prefix(a, agent ? agent : "", name, prefix ? prefix : "", &e) < 0) {
+        if (e.status >= 500)
+            return web_reply_err(r, &e);
+        return connectors_page(r, u, e.status, e.msg, NULL, NULL, NULL, NULL, NULL, false);
+    }
+    GH_LOG(INFO, "connector_prefix_by", "admin %s set the tool prefix of connector %s", u->id, name);
     return web_redirect(r, 303, gh_arena_printf(a, "/admin/connectors?changed=%s", gh_url_encode(a, name)));
 }
 
@@ -697,6 +757,7 @@ gw_pages_register_routes(void)
     web_route("POST", "/admin/connectors", WEB_PAGE, post_connectors);
     web_route("POST", "/admin/connectors/enable", WEB_PAGE, post_toggle);
     web_route("POST", "/admin/connectors/disable", WEB_PAGE, post_toggle);
+    web_route("POST", "/admin/connectors/prefix", WEB_PAGE, post_prefix);
     web_route("GET", "/admin/audit", WEB_PAGE, get_audit);
     web_route("GET", "/admin/audit.csv", WEB_PAGE, get_audit_csv);
     web_route("GET", "/profile/activity", WEB_PAGE, get_activity);

@@ -381,15 +381,18 @@ build_request(struct gh_arena *a, cedar_arena *ca, cedar_entities *es, const str
 {
     const struct authz_credential *w = call->who;
     cedar_value *u = principal_attrs(ca, call, f, ce);
+    /* the test-only unauthenticated identity has no user: a principal of
+     * its own, which no policy naming a user matches */
+    const char *uid = w->user_id ? w->user_id : "unauthenticated-test";
 
     if (u == NULL)
         return -1;
-    req->principal = cedar_value_entity(ca, "User", w->user_id);
+    req->principal = cedar_value_entity(ca, "User", uid);
     req->action = cedar_value_entity(ca, "Action", call->action ? call->action : "tools/call");
     req->context = build_context(ca, call, f, ce);
     if (req->principal == NULL || req->action == NULL || req->context == NULL)
         return -1;
-    if (cedar_entities_add(es, "User", w->user_id, u, NULL, 0, NULL, ce) < 0 ||
+    if (cedar_entities_add(es, "User", uid, u, NULL, 0, NULL, ce) < 0 ||
         add_resource(a, ca, es, call->kind, call->connector, call->tool, call->annotations, &req->resource, ce) < 0)
         return -1;
     return 0;

@@ -16,8 +16,16 @@
  * bounded per session; they are local to this process (the stream they
  * were sent on is here).
  *
- * A stateless (2026-07-28) caller has no channel for this: its upstreams
- * get -32601 as before (input_required round trips are not built).
+ * A stateless (2026-07-28) caller has no channel for this: a session-based
+ * upstream's request gets -32601.
+ *
+ * The other way round, a 2026-07-28 upstream asks with an input-required
+ * result (SEP-2322) instead of requests: for a session's client each of its
+ * inputRequests goes out the same way, under an id of ours, and the answers
+ * are gathered into one round (gw_relay_inputs); when the last is in, the
+ * call's done() sends the call again with them (call.c).  A round whose
+ * client refuses one request, or never answers before the call timeout,
+ * ends the call with an error.
  * Refusals are POSTed back too, at most GW_RELAY_REFUSALS_PER_CONNECTOR at
  * a time per connector and GW_RELAY_REFUSALS_MAX in all: an upstream that
  * floods a call with requests and never takes the answers gets no more, so
@@ -29,9 +37,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The input requests of one input-required result, answered together. */
+struct round {
+    pthread_mutex_t lock;
+    int     refs;                   /* one per pending relay */
+    int     pending;                /* keys not answered yet */
+    bool    over;                   /* done() ran */
+    json_t *answers;                /* key -> the client's result */
+    void   *call;
+    void  (*done)(void *call, json_t *answers, const char *why);
+};
+
 struct relay {
     char    id[48];                 /* ours, as the client sees it */
-    json_t *up_id;                  /* the upstream's */
+    json_t *up_id;                  /* the upstream's (NULL: a round's) */
+    struct round *round;            /* an input request's round, else NULL */
+    char   *key;                    /* its key in the round */
+    bool    answered;
     struct gw_relay_call rc;        /* pointers valid while rc.call is held */
     int64_t deadline_us;
     struct relay *next;
@@ -108,9 +130,49 @@ boot_init(void)
     snprintf(R.boot, sizeof(R.boot), "%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
 }
 
+/* Ends a round once: done() with the answers, or with why (answers NULL). */
+static void
+round_end(struct round *rd, const char *why)
+{
+    bool run;
+    json_t *answers;
+
+    pthread_mutex_lock(&rd->lock);
+    run = !rd->over && (why || rd->pending == 0);
+    if (run)
+        rd->over = true;
+    answers = run && !why ? json_incref(rd->answers) : NULL;
+    pthread_mutex_unlock(&rd->lock);
+    if (run)
+        rd->done(rd->call, answers, why);
+    json_decref(answers);
+}
+
+static void
+round_put(struct round *rd)
+{
+    bool last;
+
+    pthread_mutex_lock(&rd->lock);
+    last = --rd->refs == 0;
+    pthread_mutex_unlock(&rd->lock);
+    if (!last)
+        return;
+    pthread_mutex_destroy(&rd->lock);
+    json_decref(rd->answers);
+    free(rd);
+}
+
 static void
 relay_free(struct relay *r)
 {
+    if (r->round) {
+        /* unanswered: expired, or its call is over */
+        if (!r->answered)
+            round_end(r->round, "The client did not answer the upstream's request in time.");
+        round_put(r->round);
+        free(r->key);
+    }
     r->rc.hold(r->rc.call, false);
     json_decref(r->up_id);
     free(r);
@@ -427,6 +489,21 @@ gw_relay_response(struct gw_session *s, json_t *msg)
         relay_free(hit);
         return false;
     }
+    if (hit->round) {
+        hit->answered = true;
+        if (json_is_object(result)) {
+            pthread_mutex_lock(&hit->round->lock);
+            json_object_set(hit->round->answers, hit->key, result);
+            hit->round->pending--;
+            pthread_mutex_unlock(&hit->round->lock);
+            round_end(hit->round, NULL);
+        } else {
+            round_end(hit->round, "The client refused the upstream's request.");
+        }
+        GH_LOG(INFO, "gw_relay", "response to %s: input %s of connector %s", idv, hit->key, hit->rc.t.c->name);
+        relay_free(hit);
+        return true;
+    }
     err = result ? NULL : client_error(json_object_get(msg, "error"));
     if (result || err)
         (void)post_upstream(&hit->rc, hit->up_id, result, err, posted_done);
@@ -434,6 +511,115 @@ gw_relay_response(struct gw_session *s, json_t *msg)
     GH_LOG(INFO, "gw_relay", "response to %s passed to connector %s", idv, hit->rc.t.c->name);
     relay_free(hit);
     return true;
+}
+
+/* Lists one relay of a round; its id in rid.  -1 past the session's cap. */
+static int
+round_add(const struct gw_relay_call *rc, struct round *rd, const char *key, char rid[48])
+{
+    struct relay *r = calloc(1, sizeof(*r)), *dead = NULL;
+    int n = 0;
+
+    if (r == NULL || (r->key = strdup(key)) == NULL) {
+        free(r);
+        return -1;
+    }
+    r->rc = *rc;
+    r->round = rd;
+    r->deadline_us = gh_now_us() + gh_cfg.upstream_call_timeout_ms * 1000LL;
+    rc->hold(rc->call, true);
+    pthread_mutex_lock(&rd->lock);
+    rd->refs++;
+    pthread_mutex_unlock(&rd->lock);
+    pthread_mutex_lock(&R.lock);
+    sweep_locked(&dead);
+    for (struct relay *p = R.head; p; p = p->next)
+        if (!strcmp(p->rc.t.s->id_hash, rc->t.s->id_hash))
+            n++;
+    if (n < GW_RELAY_MAX_PER_SESSION) {
+        snprintf(r->id, sizeof(r->id), "gh-r-%s-%ld", R.boot, ++R.counter);
+        memcpy(rid, r->id, 48);
+        r->next = R.head;
+        R.head = r;
+        R.n++;
+    }
+    pthread_mutex_unlock(&R.lock);
+    free_list(dead);
+    if (n >= GW_RELAY_MAX_PER_SESSION) {
+        r->answered = true;     /* the caller ends the round with its own reason */
+        relay_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+int
+gw_relay_inputs(const struct gw_relay_call *rc, json_t *requests,
+                void (*done)(void *call, json_t *answers, const char *why), const char **why)
+{
+    struct round *rd;
+    const char *key;
+    json_t *q;
+
+    *why = NULL;
+    if (rc->stateless || !json_is_object(requests) || json_object_size(requests) == 0) {
+        *why = "The upstream's input request cannot be relayed.";
+        return -1;
+    }
+    /* every request must be one the client declared, before any goes out */
+    json_object_foreach(requests, key, q) {
+        const char *method = gh_json_str(q, "method");
+        if (method == NULL || !strcmp(method, "ping") ||
+            (*why = missing_capability(rc->t.s, method, json_object_get(q, "params"))) != NULL) {
+            if (*why == NULL)
+                *why = "The upstream's input request is not one the gateway relays.";
+            return -1;
+        }
+    }
+    pthread_once(&boot_once, boot_init);
+    rd = calloc(1, sizeof(*rd));
+    if (rd == NULL || (rd->answers = json_object()) == NULL) {
+        free(rd);
+        *why = "Internal error.";
+        return -1;
+    }
+    pthread_mutex_init(&rd->lock, NULL);
+    rd->refs = 1;               /* ours, until every relay is listed */
+    rd->pending = (int)json_object_size(requests);
+    rd->call = rc->call;
+    rd->done = done;
+    json_object_foreach(requests, key, q) {
+        char rid[48] = "";
+        json_t *out;
+        if (round_add(rc, rd, key, rid) < 0) {
+            round_end(rd, "Too many requests to the client are pending.");
+            break;
+        }
+        out = json_pack("{s:s, s:s, s:s, s:O}", "jsonrpc", "2.0", "id", rid, "method", gh_json_str(q, "method"),
+                        "params", json_is_object(json_object_get(q, "params")) ? json_object_get(q, "params")
+                                                                             : json_object());
+        if (out == NULL || !rc->send(rc->call, out)) {
+            json_decref(out);
+            round_end(rd, "The call this request belongs to has ended.");
+            break;
+        }
+        GH_LOG(INFO, "gw_relay", "connector %s asked the client for %s (input %s): relayed as %s",
+               rc->t.c->name, gh_json_str(q, "method"), key, rid);
+        json_decref(out);
+    }
+    round_put(rd);
+    return 0;                   /* a round that ended early has called done() */
+}
+
+void
+gw_relay_sweep(void)
+{
+    struct relay *dead = NULL;
+
+    pthread_mutex_lock(&R.lock);
+    sweep_locked(&dead);
+    pthread_mutex_unlock(&R.lock);
+    free_list(dead);
 }
 
 long

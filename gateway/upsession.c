@@ -92,7 +92,7 @@ up_fail(struct gh_err *e, const char *connector, struct gw_up_xfer *x, const cha
 /* ---------------------------------------------------------------- era cache */
 
 static pthread_mutex_t era_lock = PTHREAD_MUTEX_INITIALIZER;
-static json_t *eras;        /* url -> "modern" | "legacy" */
+static json_t *eras;        /* url -> "modern" | "legacy" | "both" */
 
 static const char *
 era_get(const char *url)
@@ -106,14 +106,59 @@ era_get(const char *url)
 }
 
 static void
-era_set(const char *url, bool modern)
+era_set(const char *url, bool modern, bool both)
 {
     pthread_mutex_lock(&era_lock);
     if (eras == NULL)
         eras = json_object();
     if (json_object_size(eras) < 10000)
-        json_object_set_new(eras, url, json_string(modern ? "modern" : "legacy"));
+        json_object_set_new(eras, url, json_string(both ? "both" : modern ? "modern" : "legacy"));
     pthread_mutex_unlock(&era_lock);
+}
+
+/* What each upstream told this process it serves: url -> {"session":
+ * capabilities from its initialize, "modern": from its server/discover}. */
+static json_t *upcaps;
+
+static void
+caps_set(const char *url, const char *gen, json_t *caps)
+{
+    json_t *o;
+
+    if (!json_is_object(caps))
+        return;
+    pthread_mutex_lock(&era_lock);
+    if (upcaps == NULL)
+        upcaps = json_object();
+    o = json_object_get(upcaps, url);
+    if (o == NULL && json_object_size(upcaps) < 10000) {
+        o = json_object();
+        json_object_set_new(upcaps, url, o);
+    }
+    if (o)
+        json_object_set_new(o, gen, json_deep_copy(caps));
+    pthread_mutex_unlock(&era_lock);
+}
+
+int
+gw_up_serves(const char *url, bool stateless, const char *cap, const char *sub)
+{
+    const char *era = era_get(url), *gen;
+    json_t *caps, *c;
+    int r;
+
+    if (era == NULL)
+        return -1;
+    if (!stateless && !strcmp(era, "modern") && sub && !strcmp(cap, "resources") && !strcmp(sub, "subscribe"))
+        return 0;       /* a session client's resources/subscribe has no way there */
+    /* the generation such a client gets (gw_up_ensure) */
+    gen = stateless ? (!strcmp(era, "legacy") ? "session" : "modern") : (!strcmp(era, "modern") ? "modern" : "session");
+    pthread_mutex_lock(&era_lock);
+    caps = json_object_get(json_object_get(upcaps, url), gen);
+    c = json_object_get(caps, cap);
+    r = caps == NULL ? -1 : !json_is_object(c) ? 0 : sub ? json_is_true(json_object_get(c, sub)) : 1;
+    pthread_mutex_unlock(&era_lock);
+    return r;
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -170,6 +215,25 @@ gw_up_prepare(struct gh_arena *a, struct gw_call_target *t, json_t *msg, struct 
             json_object_set_new(params, "_meta", meta);
         }
         json_object_update_missing(meta, gh_arena_json(a, client_meta()));
+        /* a session client hears an upstream's log messages unless it set
+         * a level (the session revisions' default); the stateless revision
+         * sends none without a logLevel in _meta */
+        /* what a session client declared the gateway relays to it
+         * (gw_relay_inputs): the upstream may ask for that, and no more */
+        if (!t->s->stateless) {
+            json_t *caps = json_object();
+            for (const char *const *k = (const char *const[]){ "sampling", "elicitation", "roots", NULL }; *k; k++)
+                if (json_is_object(json_object_get(t->s->client_caps, *k)))
+                    json_object_set(caps, *k, json_object_get(t->s->client_caps, *k));
+            json_object_set_new(meta, "io.modelcontextprotocol/clientCapabilities", caps);
+        }
+        if (!t->s->stateless && !json_object_get(meta, "io.modelcontextprotocol/logLevel")) {
+            char level[16];
+            pthread_mutex_lock(&t->s->lock);
+            snprintf(level, sizeof(level), "%s", t->s->log_level[0] ? t->s->log_level : "debug");
+            pthread_mutex_unlock(&t->s->lock);
+            json_object_set_new(meta, "io.modelcontextprotocol/logLevel", json_string(level));
+        }
     }
     h = gh_arena_alloc(a, sizeof(*h) * (size_t)(t->nheaders + 8));
     if (h == NULL)
@@ -601,8 +665,10 @@ gw_up_end_evicted(struct gh_arena *a, const struct authz_credential *who, const 
     }
 }
 
+/* server/discover: *modern when the upstream speaks 2026-07-28, *both when
+ * its supportedVersions name a session revision we speak as well. */
 static int
-probe_modern(struct gh_arena *a, struct gw_call_target *t, bool *modern)
+probe_modern(struct gh_arena *a, struct gw_call_target *t, bool *modern, bool *both)
 {
     struct gw_up_req rq = {0};
     json_t *id = gh_arena_json(a, gw_up_next_id()), *resp = NULL, *msg, *sv;
@@ -611,7 +677,7 @@ probe_modern(struct gh_arena *a, struct gw_call_target *t, bool *modern)
     char *body;
     int n = 0;
 
-    *modern = false;
+    *modern = *both = false;
     if (h == NULL)
         return -1;
     msg = gh_arena_json(a, json_pack("{s:s, s:O, s:s, s:{s:o}}", "jsonrpc", "2.0", "id", id,
@@ -643,13 +709,20 @@ probe_modern(struct gh_arena *a, struct gw_call_target *t, bool *modern)
     if (gw_up_status(x) == 200 && json_is_array(sv)) {
         size_t i;
         json_t *v;
-        json_array_foreach(sv, i, v)
-            if (json_is_string(v) && !strcmp(json_string_value(v), GW_PROTO_2026_07_28))
+        bool session = false;
+        json_array_foreach(sv, i, v) {
+            const char *ver = json_string_value(v);
+            if (ver && !strcmp(ver, GW_PROTO_2026_07_28))
                 *modern = true;
+            else if (ver && gw_proto_supported(ver))
+                session = true;
+        }
+        *both = *modern && session;
+        caps_set(t->c->url, "modern", json_object_get(json_object_get(resp, "result"), "capabilities"));
     }
     gw_up_release(x);
     json_decref(resp);
-    era_set(t->c->url, *modern);
+    era_set(t->c->url, *modern, *both);
     return 0;
 }
 
@@ -661,7 +734,7 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
     struct gw_up_xfer *x;
     json_t *id, *msg, *resp = NULL, *res;
     const char *era, *v;
-    bool have, resume, modern = false;
+    bool have, resume, modern = false, both = false;
     char *sid, *dead = NULL, *replaced = NULL;
 
     pthread_mutex_lock(&t->s->lock);
@@ -692,11 +765,20 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
 
     era = era_get(t->c->url);
     if (era == NULL) {
-        if (probe_modern(a, t, &modern) < 0)
+        if (probe_modern(a, t, &modern, &both) < 0)
             modern = false;     /* the initialize below reports the failure */
     } else {
-        modern = !strcmp(era, "modern");
+        modern = strcmp(era, "legacy") != 0;
+        both = !strcmp(era, "both");
     }
+    /* An upstream that speaks both generations serves each client in its
+     * own: a session client gets an upstream session, where the upstream's
+     * sampling, elicitation and roots requests, resources/subscribe and
+     * logging/setLevel work as the client expects (the 2026-07-28 revision
+     * has none of them in that form); a stateless client the stateless
+     * revision. */
+    if (both && !t->s->stateless)
+        modern = false;
     if (modern) {
         gw_upstate_handshake(t->s, t->c, GW_PROTO_2026_07_28, false, NULL);
         listen_start(a, t, 0);
@@ -727,6 +809,7 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
         goto fail;
     }
     v = gh_arena_strdup(a, v);          /* resp goes below */
+    caps_set(t->c->url, "session", json_object_get(res, "capabilities"));
     sid = gw_up_session_id(x) ? gh_arena_strdup(a, gw_up_session_id(x)) : NULL;
     gw_upstate_handshake(t->s, t->c, v, true, sid);
     gw_up_release(x);

@@ -1,5 +1,6 @@
 // The gateway's admin pages in Chromium: add a connector with a header on
-// /admin/connectors (the value never comes back), disable and enable it;
+// /admin/connectors (the value never comes back), set its tool prefix,
+// disable and enable it;
 // filter /admin/audit and follow its CSV link.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,12 +64,31 @@ test('an admin adds a connector with a header, sees it without the value, disabl
 
   await Promise.all([page.waitForNavigation(), page.click('button[data-connector="browser-agent/notion"]')]);
   assert.match(await row.textContent(), /disabled/);
-  assert.equal(await row.locator('button').textContent(), 'Enable');
+  assert.equal(await row.locator('button[data-connector]').textContent(), 'Enable');
   assert.match(gatehouse(srv, ['connector', 'list', '--agent', 'browser-agent']).stdout, /notion\s+disabled/);
   await screenshot(page, 'gateway-connectors-disabled');
   await Promise.all([page.waitForNavigation(), page.click('button[data-connector="browser-agent/notion"]')]);
   assert.match(await row.textContent(), /enabled/);
-  assert.equal(await row.locator('button').textContent(), 'Disable');
+  assert.equal(await row.locator('button[data-connector]').textContent(), 'Disable');
+
+  // the tool prefix: the name by default; emptied, the upstream's own names
+  const prefix = row.locator('input[name=prefix]');
+  assert.equal(await prefix.inputValue(), 'notion');
+  await prefix.fill('');
+  await Promise.all([page.waitForNavigation(), row.locator('form[action="/admin/connectors/prefix"] button').click()]);
+  assert.equal(new URL(page.url()).search, '?changed=notion');
+  assert.equal(await page.locator('tr[data-connector="browser-agent/notion"] input[name=prefix]').inputValue(), '');
+  assert.equal(srv.cluster.sql("SELECT tool_prefix FROM connectors WHERE name = 'notion'"), '');
+  await screenshot(page, 'gateway-connectors-no-prefix');
+  // a bad one: a sentence in the page, nothing changed
+  await page.locator('tr[data-connector="browser-agent/notion"] input[name=prefix]').evaluate((el) => el.removeAttribute('pattern'));
+  await page.locator('tr[data-connector="browser-agent/notion"] input[name=prefix]').fill('no spaces');
+  const [bad] = await Promise.all([page.waitForNavigation(),
+    page.locator('tr[data-connector="browser-agent/notion"] form[action="/admin/connectors/prefix"] button').click()]);
+  assert.equal(bad.status(), 400);
+  assert.match(await page.textContent('.error'), /tool prefix must be at most 32 characters/);
+  assert.equal(srv.cluster.sql("SELECT tool_prefix FROM connectors WHERE name = 'notion'"), '');
+  await screenshot(page, 'gateway-connectors-bad-prefix');
   await page.close();
 });
 

@@ -8,7 +8,7 @@ export { startServer, gatehouse, freePort } from './server.mjs';
 export { Client, inputValue } from './http.mjs';
 export { secret } from './secrets.mjs';
 export { launchBrowser, screenshot } from './browser.mjs';
-export { startFixture, startEverything } from './upstream.mjs';
+export { startFixture, startEverything, startInterop } from './upstream.mjs';
 export { startPgCut } from './pgcut.mjs';
 export { startSmtpSink } from './smtp.mjs';
 

@@ -1,6 +1,8 @@
 // Upstream MCP servers for the gateway tests, each a child process on a free
 // loopback port, killed when the test process exits:
 //   startFixture(config)  tests/fixtures/upstream.mjs (see its header for config)
+//   startInterop(config)  tests/fixtures/interop.mjs: both generations on one
+//                         endpoint, the conformance suite's catalog
 //   startEverything()     @modelcontextprotocol/server-everything in Streamable
 //                         HTTP mode, bound to 127.0.0.1 by tests/fixtures/loopback.mjs
 //                         (its express app.listen(PORT) would bind every interface)
@@ -94,6 +96,27 @@ export async function startFixture(config = {}) {
         await new Promise((r) => setTimeout(r, 50));
       }
     },
+  });
+  return up;
+}
+
+/* The two-generation fixture: resolves with { url, port, log(), resetLog(),
+ * updated(uri), kill(), stop() }. */
+export async function startInterop(config = {}) {
+  const name = config.name || 'interop';
+  const p = spawnNode([path.join(sourceDir, 'tests/fixtures/interop.mjs'), JSON.stringify(config)], {
+    name, ready: (line) => { try { return JSON.parse(line).port; } catch { return null; } },
+  });
+  const port = await p.info;
+  const base = `http://127.0.0.1:${port}`;
+  const up = controls(p, base, name);
+  const post = async (pathname, body) => (await fetch(base + pathname, { method: 'POST',
+    headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body ?? {}) })).json();
+  Object.assign(up, {
+    port, url: `${base}/mcp`,
+    async log() { return (await fetch(`${base}/__log`)).json(); },
+    resetLog: () => post('/__log/reset'),
+    updated: (uri) => post('/__updated', { uri }),
   });
   return up;
 }

@@ -48,7 +48,7 @@ test('connector add stores header values sealed; list shows names, URL, status a
   assert.equal(l.code, 0, l.stderr);
   const line = l.stdout.split('\n').find((s) => /\bgithub\b/.test(s));
   assert.ok(line, l.stdout);
-  assert.match(line, /^gw-admin\s+github\s+enabled\s+https:\/\/mcp\.example\.test\/github\/mcp\s+Authorization,X-Api-Key$/);
+  assert.match(line, /^gw-admin\s+github\s+enabled\s+https:\/\/mcp\.example\.test\/github\/mcp\s+Authorization,X-Api-Key\s+github$/);
   assert.ok(!l.stdout.includes(token) && !l.stdout.includes(apiKey) && !l.stdout.includes('upstream-'));
 
   // in the database: one sealed blob, no plaintext, not even base64 of it
@@ -109,9 +109,9 @@ test('connector list without --agent lists every agent; a connector without head
     `http://127.0.0.1:9/mcp?profile=p1&api_key=${key}`]).code, 0);
   const l = gatehouse(srv, ['connector', 'list']);
   assert.equal(l.code, 0, l.stderr);
-  assert.match(l.stdout, /^AGENT\s+NAME\s+STATUS\s+URL\s+HEADERS$/m);
-  assert.match(l.stdout, /^default\s+plain\s+enabled\s+http:\/\/127\.0\.0\.1:9\/mcp\s+-$/m);
-  assert.match(l.stdout, /^default\s+keyed\s+enabled\s+http:\/\/127\.0\.0\.1:9\/mcp\?profile=\*\*\*&api_key=\*\*\*\s+-$/m);
+  assert.match(l.stdout, /^AGENT\s+NAME\s+STATUS\s+URL\s+HEADERS\s+PREFIX$/m);
+  assert.match(l.stdout, /^default\s+plain\s+enabled\s+http:\/\/127\.0\.0\.1:9\/mcp\s+-\s+plain$/m);
+  assert.match(l.stdout, /^default\s+keyed\s+enabled\s+http:\/\/127\.0\.0\.1:9\/mcp\?profile=\*\*\*&api_key=\*\*\*\s+-\s+keyed$/m);
   assert.ok(!l.stdout.includes(key));
   assert.match(l.stdout, /^gw-admin\s+github\s+/m);
   const unknown = gatehouse(srv, ['connector', 'list', '--agent', 'no-such-agent']);
@@ -208,7 +208,7 @@ test('/admin/connectors: admins only; add with headers (write-only), refusals re
   assert.equal(res.headers.get('location'), '/admin/connectors?added=linear');
   let html = await (await c.get('/admin/connectors?added=linear')).text();
   assert.match(html, /Connector linear added\./);
-  assert.match(html, /data-connector="gw-admin\/linear"><td>gw-admin<\/td><td><code>linear<\/code><\/td><td>https:\/\/mcp\.linear\.example\.test\/mcp<\/td><td>enabled<\/td><td><code>Authorization<\/code> <code>X-Team<\/code><\/td>/);
+  assert.match(html, /data-connector="gw-admin\/linear"><td>gw-admin<\/td><td><code>linear<\/code><form [^<]*action="\/admin\/connectors\/prefix"[^]*?<\/form><\/td><td>https:\/\/mcp\.linear\.example\.test\/mcp<\/td><td>enabled<\/td><td><code>Authorization<\/code> <code>X-Team<\/code><\/td>/);
   assert.ok(!html.includes(value) && !html.includes('core-team-1'));
   // a query value (where an upstream may take an API key) is masked here as in `connector list`
   assert.match(html, /<td>http:\/\/127\.0\.0\.1:9\/mcp\?profile=\*\*\*&amp;api_key=\*\*\*<\/td>/);
@@ -258,7 +258,7 @@ test('/admin/connectors: admins only; add with headers (write-only), refusals re
 
   // the CLI sees what the page added, still without values
   const l = gatehouse(srv, ['connector', 'list', '--agent', AGENT]);
-  assert.match(l.stdout, /^gw-admin\s+linear\s+enabled\s+\S+\s+Authorization,X-Team$/m);
+  assert.match(l.stdout, /^gw-admin\s+linear\s+enabled\s+\S+\s+Authorization,X-Team\s+linear$/m);
   assert.ok(!l.stdout.includes(value));
   assert.ok(!serverLog().includes(value));
 });

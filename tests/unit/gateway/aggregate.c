@@ -15,7 +15,7 @@ test_short_names_plain(void)
     const char *c[] = { "alpha", "beta" }, *o[] = { "echo", "echo" };
     char names[2][GW_NAME_MAX + 1];
 
-    gw_agg_names(c, o, 2, names);
+    gw_agg_names(NULL, c, o, 2, names);
     UNIT_EQ_STR(names[0], "alpha__echo");
     UNIT_EQ_STR(names[1], "beta__echo");
 }
@@ -28,8 +28,8 @@ test_long_names_shortened_deterministically(void)
                         "summarize_the_quarterly_financial_report_of_the_company_and_other_words" };
     char a[2][GW_NAME_MAX + 1], b[2][GW_NAME_MAX + 1];
 
-    gw_agg_names(c, o, 2, a);
-    gw_agg_names(c, o, 2, b);
+    gw_agg_names(NULL, c, o, 2, a);
+    gw_agg_names(NULL, c, o, 2, b);
     for (int i = 0; i < 2; i++) {
         UNIT_EQ_INT(strlen(a[i]), GW_NAME_MAX);
         UNIT_EQ_STR(a[i], b[i]);                    /* same input, same names */
@@ -43,7 +43,7 @@ test_long_names_shortened_deterministically(void)
         char n[1][GW_NAME_MAX + 1];
         memset(t, 'x', sizeof(t) - 1);
         t[sizeof(t) - 1] = '\0';
-        gw_agg_names(cc, oo, 1, n);
+        gw_agg_names(NULL, cc, oo, 1, n);
         UNIT_EQ_INT(strlen(n[0]), GW_NAME_MAX);
         UNIT_TRUE(!strncmp(n[0], "abcde__xxx", 10) && n[0][GW_NAME_MAX - 1] == 'x');
     }
@@ -59,8 +59,8 @@ test_collisions_resolved(void)
     const char *o[N] = { "_b", "__b", "__b", "t", "t", "t" };
     char n[N][GW_NAME_MAX + 1], m[N][GW_NAME_MAX + 1];
 
-    gw_agg_names(c, o, N, n);
-    gw_agg_names(c, o, N, m);
+    gw_agg_names(NULL, c, o, N, n);
+    gw_agg_names(NULL, c, o, N, m);
     UNIT_EQ_STR(n[0], "a____b");                    /* the first keeps the plain name */
     UNIT_EQ_INT(strlen(n[1]), strlen("a____b") + 9); /* the second: plain + "_" + 8 hex */
     for (int i = 0; i < N; i++) {
@@ -102,7 +102,7 @@ test_many_long_names_unique(void)
         c[i] = i % 2 ? "conn" : "conn2";
         o[i] = buf[i];
     }
-    gw_agg_names(c, o, N, n);
+    gw_agg_names(NULL, c, o, N, n);
     UNIT_EQ_INT(names_repeated(n, N), 0);
     free(c);
     free(o);
@@ -124,8 +124,8 @@ test_identical_names_many(void)
         c[i] = i % 1000 == 999 ? "conn_" : "conn";
         o[i] = i % 1000 == 999 ? "x" : "_x";        /* "conn___x" either way */
     }
-    gw_agg_names(c, o, N, n);
-    gw_agg_names(c, o, N, m);
+    gw_agg_names(NULL, c, o, N, n);
+    gw_agg_names(NULL, c, o, N, m);
     UNIT_EQ_STR(n[0], "conn___x");
     UNIT_EQ_INT(strlen(n[1]), strlen("conn___x") + 9);
     UNIT_TRUE(!strncmp(n[1], "conn___x_", 9));
@@ -196,15 +196,15 @@ test_find_by_own_key(void)
     /* a hostile upstream (aaa) adds "uri": "bbb__secret" to a tool and a
      * prompt of its own: bbb__secret still finds bbb's */
     struct gw_entry e[] = {
-        { json_pack("{s:s, s:s}", "name", "aaa__x", "uri", "bbb__secret"), "1", "aaa", "x" },
-        { json_pack("{s:s}", "name", "bbb__secret"), "2", "bbb", "secret" },
+        { json_pack("{s:s, s:s}", "name", "aaa__x", "uri", "bbb__secret"), "1", "aaa", "x", "aaa" },
+        { json_pack("{s:s}", "name", "bbb__secret"), "2", "bbb", "secret", "bbb" },
     };
     struct gw_entry r[] = {
-        { json_pack("{s:s, s:s}", "uri", "f://a", "name", "f://b"), "1", "aaa", "f://a" },
-        { json_pack("{s:s}", "uri", "f://b"), "2", "bbb", "f://b" },
+        { json_pack("{s:s, s:s}", "uri", "f://a", "name", "f://b"), "1", "aaa", "f://a", "aaa" },
+        { json_pack("{s:s}", "uri", "f://b"), "2", "bbb", "f://b", "bbb" },
     };
     struct gw_entry t[] = {
-        { json_pack("{s:s, s:s}", "uriTemplate", "f://{id}", "uri", "f://b"), "1", "aaa", "f://{id}" },
+        { json_pack("{s:s, s:s}", "uriTemplate", "f://{id}", "uri", "f://b"), "1", "aaa", "f://{id}", "aaa" },
     };
     struct gw_list l = { .e = e, .n = 2, .kind = GW_TOOLS };
 
@@ -238,7 +238,7 @@ test_utf8_not_split(void)
 
     memset(tool, 'a', 50);
     strcpy(tool + 50, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
-    gw_agg_names(c, o, 1, n);
+    gw_agg_names(NULL, c, o, 1, n);
     UNIT_TRUE(strlen(n[0]) <= GW_NAME_MAX);
     {
         const char *us = strrchr(n[0], '_');        /* the hash suffix */
@@ -282,6 +282,68 @@ test_cursor(void)
     gh_arena_free(a);
 }
 
+static void
+test_prefixes(void)
+{
+    /* gh: its own prefix; ln: none; beta: the default (its name); two
+     * connectors without prefix list "echo": the first keeps it, the
+     * other gets "echo_" + a hash of its own full name */
+    const char *p[] = { "gh", "", NULL, "" }, *c[] = { "github", "linear", "beta", "zeta" };
+    const char *o[] = { "create_issue", "echo", "echo", "echo" };
+    char n[4][GW_NAME_MAX + 1], m[4][GW_NAME_MAX + 1];
+
+    gw_agg_names(p, c, o, 4, n);
+    UNIT_EQ_STR(n[0], "gh__create_issue");
+    UNIT_EQ_STR(n[1], "echo");
+    UNIT_EQ_STR(n[2], "beta__echo");
+    UNIT_EQ_INT(strlen(n[3]), strlen("echo") + 9);
+    UNIT_TRUE(!strncmp(n[3], "echo_", 5));
+    /* zeta's name does not depend on where linear stands: moved first,
+     * linear's "echo" keeps zeta's hashed one the same */
+    {
+        const char *p2[] = { "", "" }, *c2[] = { "zeta", "linear" }, *o2[] = { "echo", "echo" };
+        char q[2][GW_NAME_MAX + 1];
+        const char *p3[] = { "", "" }, *c3[] = { "linear", "zeta" };
+        char r[2][GW_NAME_MAX + 1];
+        gw_agg_names(p2, c2, o2, 2, q);
+        gw_agg_names(p3, c3, o2, 2, r);
+        UNIT_EQ_STR(q[0], "echo");
+        UNIT_EQ_STR(r[1], n[3]);
+        UNIT_TRUE(strcmp(q[1], r[1]) != 0);         /* linear's hashed name is its own */
+    }
+    gw_agg_names(p, c, o, 4, m);
+    for (int i = 0; i < 4; i++) {
+        UNIT_EQ_STR(n[i], m[i]);
+        for (int j = 0; j < i; j++)
+            UNIT_TRUE(strcmp(n[i], n[j]) != 0);
+    }
+}
+
+static void
+test_prefix_long_and_failed_owner(void)
+{
+    /* a long name without prefix is cut and hashed like any other */
+    char tool[100];
+    const char *p[] = { "" }, *c[] = { "x" }, *o[] = { tool };
+    char n[1][GW_NAME_MAX + 1];
+    char *failed[] = { "down", "bare" };
+    const char *fp[] = { "dn", "" };
+    struct gw_list l = { .failed = failed, .failed_prefix = fp, .nfailed = 1 };
+
+    memset(tool, 't', 80);
+    tool[80] = '\0';
+    gw_agg_names(p, c, o, 1, n);
+    UNIT_EQ_INT(strlen(n[0]), GW_NAME_MAX);
+    UNIT_TRUE(!strncmp(n[0], "ttttt", 5));
+    /* a call to a connector that did not answer names it by its prefix */
+    UNIT_EQ_STR(gw_agg_failed_owner(&l, "dn__t"), "down");
+    UNIT_TRUE(gw_agg_failed_owner(&l, "down__t") == NULL);
+    UNIT_TRUE(gw_agg_failed_owner(&l, "t") == NULL);
+    l.nfailed = 2;                                  /* one without prefix: any name may be its */
+    UNIT_EQ_STR(gw_agg_failed_owner(&l, "t"), "bare");
+    UNIT_EQ_STR(gw_agg_failed_owner(&l, "dn__t"), "down");
+}
+
 int
 main(void)
 {
@@ -295,5 +357,7 @@ main(void)
     UNIT_RUN(test_utf8_not_split);
     UNIT_RUN(test_uri_wrap_roundtrip);
     UNIT_RUN(test_cursor);
+    UNIT_RUN(test_prefixes);
+    UNIT_RUN(test_prefix_long_and_failed_owner);
     return UNIT_DONE();
 }

@@ -120,6 +120,12 @@ test_stateless_headers_agree(void)
     /* resources/read mirrors the uri */
     h = (struct gw_stateless_hdrs){ "2026-07-28", "resources/read", "file:///a", 1, 1, 1 };
     UNIT_TRUE(check(&h, "resources/read", "{\"uri\":\"file:///a\"," META "}", "uri", &un) == NULL);
+    /* whitespace around a value is not part of it (RFC 9110 §5.5) */
+    h = (struct gw_stateless_hdrs){ " 2026-07-28\t", "  tools/call ", "\talpha__echo  ", 1, 1, 1 };
+    UNIT_TRUE(check(&h, "tools/call", "{\"name\":\"alpha__echo\"," META "}", "name", &un) == NULL);
+    h.method = " Tools/call ";
+    UNIT_EQ_STR(check(&h, "tools/call", "{\"name\":\"alpha__echo\"," META "}", "name", &un),
+                "Mcp-Method header does not match the body");
 }
 
 static void
