@@ -289,15 +289,27 @@ gw_audit_copy(PGconn *pg, const char *sql, const char *buf, size_t len, bool *se
 /* One row as one INSERT (PQsendQueryParams: statement and values in one
  * message, so one round trip where a COPY takes two); the values are the
  * NUL-terminated ones at q.param_off.  *sent as for copy_buf. */
+/* A statement of the writer's sent prepared when it can be: parsing and
+ * planning it cost PostgreSQL more than running it (bench/RESULTS.md). */
 static int
-insert_one(PGconn *pg, bool *sent, char *detail, size_t dlen)
+send_stmt(struct db_conn *c, const char *name, const char *sql, int n, const char *const *params)
 {
+    PGconn *pg = db_pg(c);
+
+    return db_prepare(c, name, sql, n) ? PQsendQueryPrepared(pg, name, n, params, NULL, NULL, 0)
+                                       : PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+}
+
+static int
+insert_one(struct db_conn *c, bool *sent, char *detail, size_t dlen)
+{
+    PGconn *pg = db_pg(c);
     const char *values[NCOLS];
 
     for (int i = 0; i < NCOLS; i++)
         values[i] = q.param_off[i] < 0 ? NULL : q.buf + q.param_off[i];
     *sent = false;
-    if (!PQsendQueryParams(pg, INSERT_SQL, NCOLS, NULL, values, NULL, NULL, 0)) {
+    if (!send_stmt(c, "gw_audit_insert", INSERT_SQL, NCOLS, values)) {
         snprintf(detail, dlen, "INSERT: %s", PQerrorMessage(pg));
         return -1;
     }
@@ -308,9 +320,10 @@ insert_one(PGconn *pg, bool *sent, char *detail, size_t dlen)
 /* Writes n rows in one transaction: one INSERT for one row (an idle
  * server's every call), one COPY for more. */
 static int
-write_once(PGconn *pg, int n, bool *sent, char *detail, size_t dlen)
+write_once(struct db_conn *c, int n, bool *sent, char *detail, size_t dlen)
 {
-    return n == 1 ? insert_one(pg, sent, detail, dlen) : gw_audit_copy(pg, COPY_SQL, q.buf, q.len, sent, detail, dlen);
+    return n == 1 ? insert_one(c, sent, detail, dlen)
+                  : gw_audit_copy(db_pg(c), COPY_SQL, q.buf, q.len, sent, detail, dlen);
 }
 
 /* Text as a JSON string: invalid UTF-8 replaced by '?', cut at max bytes
@@ -344,15 +357,16 @@ json_text(const char *s, size_t max)
 
 /* One UPDATE of the outcomes in json.  *sent as for copy_buf. */
 static int
-outcome_once(PGconn *pg, const char *json, int n, bool *sent, char *detail, size_t dlen)
+outcome_once(struct db_conn *c, const char *json, int n, bool *sent, char *detail, size_t dlen)
 {
+    PGconn *pg = db_pg(c);
     char count[16];
     const char *params[2] = { json, count };
 
     *sent = false;
     gw_audit_err_state[0] = '\0';
     snprintf(count, sizeof count, "%d", n);
-    if (!PQsendQueryParams(pg, OUTCOME_SQL, 2, NULL, params, NULL, NULL, 0)) {
+    if (!send_stmt(c, "gw_audit_outcome", OUTCOME_SQL, 2, params)) {
         snprintf(detail, dlen, "UPDATE: %s", PQerrorMessage(pg));
         return -1;
     }
@@ -396,9 +410,9 @@ gw_audit_write_outcomes(struct db_conn *c, struct pending **rows, int n)
 
     if (text == NULL)
         goto out;
-    rc = outcome_once(db_pg(c), text, n, &sent, detail, sizeof(detail));
+    rc = outcome_once(c, text, n, &sent, detail, sizeof(detail));
     if (rc < 0 && !sent && PQstatus(db_pg(c)) != CONNECTION_OK && db_reset(c))
-        rc = outcome_once(db_pg(c), text, n, &sent, detail, sizeof(detail));   /* as write_rows */
+        rc = outcome_once(c, text, n, &sent, detail, sizeof(detail));   /* as write_rows */
 out:
     detail[strcspn(detail, "\n")] = '\0';
     if (rc == 0)
@@ -447,8 +461,8 @@ gw_audit_write_both(struct db_conn *c, struct pending **rows, int nr, struct pen
     *ambiguous = false;
     if (!rows_fill(rows, nr) || (json = outcomes_json(outs, no)) == NULL)
         goto out;
-    if (exec_ok(pg, "BEGIN", detail, sizeof detail) && write_once(pg, nr, &sent, detail, sizeof detail) == 0 &&
-        outcome_once(pg, json, no, &sent, detail, sizeof detail) == 0) {
+    if (exec_ok(pg, "BEGIN", detail, sizeof detail) && write_once(c, nr, &sent, detail, sizeof detail) == 0 &&
+        outcome_once(c, json, no, &sent, detail, sizeof detail) == 0) {
         rc = exec_ok(pg, "COMMIT", detail, sizeof detail) ? 0 : -1;
         /* a COMMIT whose answer was lost may have committed */
         *ambiguous = rc < 0 && PQstatus(pg) != CONNECTION_OK;
@@ -479,12 +493,12 @@ gw_audit_write_rows(struct db_conn *c, struct pending **rows, int n)
         snprintf(detail, sizeof(detail), "out of memory");
         goto out;
     }
-    rc = write_once(db_pg(c), n, &sent, detail, sizeof(detail));
+    rc = write_once(c, n, &sent, detail, sizeof(detail));
     if (rc < 0 && !sent && PQstatus(db_pg(c)) != CONNECTION_OK) {
         /* a pooled connection that died with a restarted server: nothing
          * was sent, so one retry on a fresh connection is safe */
         if (db_reset(c))
-            rc = write_once(db_pg(c), n, &sent, detail, sizeof(detail));
+            rc = write_once(c, n, &sent, detail, sizeof(detail));
     }
 out:
     q.as_params = false;            /* gw_audit_line formats COPY lines */

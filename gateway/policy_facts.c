@@ -341,7 +341,7 @@ agent_read(struct gh_arena *a, const char *agent_id, struct gw_facts *f, struct 
     pthread_mutex_lock(&gen_lock);
     if ((g = genread_find(agent_id)) == NULL) {
         pthread_mutex_unlock(&gen_lock);
-        if ((res = db_query(a, e, sql, 1, agent_id)) == NULL)
+        if ((res = db_query_prepared(a, e, "gw_policy_agent", sql, 1, &agent_id)) == NULL)
             return -1;
         f->generation = db_ll(res, 0, 0, 0);
         f->mark = db_ll(res, 0, 1, 0);
@@ -356,7 +356,7 @@ agent_read(struct gh_arena *a, const char *agent_id, struct gw_facts *f, struct 
         g->busy = true;
         seq = ++g->started;
         pthread_mutex_unlock(&gen_lock);
-        res = db_query(a, e, sql, 1, agent_id);
+        res = db_query_prepared(a, e, "gw_policy_agent", sql, 1, &agent_id);
         pthread_mutex_lock(&gen_lock);
         if (res) {
             g->generation = db_ll(res, 0, 0, 0);
