@@ -1035,10 +1035,8 @@ held_open(struct gw_mreq *m, const char *state, struct gw_call **held)
     pthread_mutex_lock(&f->ch.lock);
     claimed = f->held && f->state < GW_CALL_ANSWERED && f->held_nonce[0] &&
               !strcmp(f->held_nonce, gh_json_str(st, "n"));
-    if (claimed) {
-        f->held = false;
-        f->held_nonce[0] = '\0';    /* single use */
-    }
+    if (claimed)
+        f->held_nonce[0] = '\0';    /* single use; held until the retry reads it */
     pthread_mutex_unlock(&f->ch.lock);
     if (!claimed) {
         gw_chan_unref(&f->ch);
@@ -1115,6 +1113,7 @@ call_retry_held(struct gw_mreq *m, json_t *id, json_t *params, const char *state
     pthread_mutex_unlock(&rt->ch.lock);
     gw_chan_register(&rt->ch);
     pthread_mutex_lock(&f->ch.lock);
+    f->held = false;
     f->out = &rt->ch;
     f->down_id = gh_arena_json(f->a, json_incref(id));
     pthread_mutex_unlock(&f->ch.lock);
