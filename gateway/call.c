@@ -492,7 +492,8 @@ call_hold_round(struct gw_call *f)
         goto out;               /* the client left meanwhile */
     res = json_pack("{s:s, s:O, s:s}", "resultType", "input_required", "inputRequests", reqs,
                     "requestState", state);
-    msg = res ? gw_rpc_result(f->down_id, res) : NULL;
+    msg = res ? gw_rpc_result(f->down_id, res) : NULL;   /* takes res */
+    res = NULL;
     gw_chan_send(o, msg, true);
     if (o != &f->ch)
         gw_chan_unref(o);
