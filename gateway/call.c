@@ -35,6 +35,7 @@
 #include "gateway/endpoint_int.h"
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---------------------------------------------------------------- the call */
 
@@ -63,6 +64,7 @@ struct gw_call {
      * upstream asked it something), under ch.lock */
     struct gw_chan *out;            /* what the client reads: &ch, a retry's (referenced), NULL */
     json_t      *client_caps;       /* the stateless client's (in msg) */
+    char        *up_sid;            /* the upstream session the call went on (a), NULL: none */
     json_t      *held_reqs;         /* key -> {id, method, params}: the upstream's, unanswered */
     bool         held;              /* waiting for the retry */
     char         held_id[33], held_nonce[33];
@@ -845,6 +847,15 @@ call_start(struct gw_call *f)
     rq.on_message = call_on_message;
     rq.on_done = call_on_done;
     rq.ctx = f;
+    /* a held call's answers go to the upstream session that asks, should a
+     * concurrent handshake have replaced the session's meanwhile */
+    for (int i = 0; f->stateless && i < rq.nheaders; i++)
+        if (!strcasecmp(rq.headers[i].name, "Mcp-Session-Id")) {
+            char *sid = gh_arena_strdup(f->a, rq.headers[i].value);
+            pthread_mutex_lock(&f->ch.lock);
+            f->up_sid = sid;
+            pthread_mutex_unlock(&f->ch.lock);
+        }
     pthread_mutex_lock(&f->ch.lock);
     memcpy(f->proto_up, proto, sizeof(proto));
     f->ch.refs++;           /* the transfer's */
@@ -1056,7 +1067,7 @@ held_answer(struct gw_call *f, json_t *answers)
     struct gw_relay_call rc = { { f->s, &f->c, f->hdrs, f->nhdrs }, true, f->request_id,
                                 f, call_relay_send, call_relay_hold };
     json_t *go = json_array(), *q, *one;
-    const char *key;
+    const char *key, *sid;
     void *tmp;
     size_t i;
     bool left;
@@ -1070,9 +1081,10 @@ held_answer(struct gw_call *f, json_t *answers)
         json_object_del(f->held_reqs, key);
     }
     left = json_object_size(f->held_reqs) > 0;
+    sid = f->up_sid;
     pthread_mutex_unlock(&f->ch.lock);
     json_array_foreach(go, i, one)
-        if (!gw_relay_answer(&rc, json_object_get(one, "id"), json_object_get(one, "result")))
+        if (!gw_relay_answer(&rc, json_object_get(one, "id"), json_object_get(one, "result"), sid))
             GH_LOG(WARN, "gw_forward", "connector %s: an answer was not sent", f->c.name);
     json_decref(go);
     return left;

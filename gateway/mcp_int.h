@@ -274,9 +274,10 @@ const char *gw_relay_missing(json_t *caps, const char *method, json_t *params);
 /* Answers the upstream's request msg with -32601 and why (bounded as every
  * refusal is). */
 void gw_relay_refuse(const struct gw_relay_call *rc, json_t *msg, const char *why);
-/* POSTs result to the upstream of rc as the answer to its request up_id;
- * does not wait.  false when nothing was sent. */
-bool gw_relay_answer(const struct gw_relay_call *rc, json_t *up_id, json_t *result);
+/* POSTs result to the upstream of rc as the answer to its request up_id,
+ * on upstream session sid (NULL: the session's current one); does not
+ * wait.  false when nothing was sent. */
+bool gw_relay_answer(const struct gw_relay_call *rc, json_t *up_id, json_t *result, const char *sid);
 /* A JSON-RPC response the client of s POSTed: true when it answered a
  * pending relay of this session and went to the upstream; anything else
  * (unknown, another session's, answered, expired) is logged and dropped. */

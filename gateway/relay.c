@@ -38,6 +38,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The input requests of one input-required result, answered together. */
 struct round {
@@ -252,7 +253,7 @@ refusal_done(struct gw_up_xfer *x, void *ctx)
  * sent). */
 static bool
 post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, json_t *error,
-              gw_up_done_fn done)
+              gw_up_done_fn done, const char *sid)
 {
     struct gh_arena *a = gh_arena_new(0);
     struct gw_call_target t = rc->t;
@@ -272,6 +273,10 @@ post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, jso
         GH_LOG(WARN, "gw_relay", "connector %s: %s", t.c->name, e.detail[0] ? e.detail : e.msg);
         goto out;
     }
+    /* the upstream session that asked, should the session's have changed since */
+    for (int i = 0; sid && i < rq.nheaders; i++)
+        if (!strcasecmp(rq.headers[i].name, "Mcp-Session-Id"))
+            ((struct gw_header *)rq.headers)[i].value = gh_arena_strdup(a, sid);
     connector = malloc(sizeof(*connector) + strlen(t.c->name) + 1);
     if (connector == NULL)
         goto out;
@@ -312,7 +317,7 @@ refuse(const struct gw_relay_call *rc, json_t *up_id, int code, const char *text
         return false;
     }
     err = json_pack("{s:i, s:s}", "code", code, "message", text);
-    if (err == NULL || !post_upstream(rc, up_id, NULL, err, refusal_done)) {
+    if (err == NULL || !post_upstream(rc, up_id, NULL, err, refusal_done, NULL)) {
         refusal_give(rc->t.c->id);
         json_decref(err);
         return false;
@@ -451,9 +456,9 @@ gw_relay_refuse(const struct gw_relay_call *rc, json_t *msg, const char *why)
 }
 
 bool
-gw_relay_answer(const struct gw_relay_call *rc, json_t *up_id, json_t *result)
+gw_relay_answer(const struct gw_relay_call *rc, json_t *up_id, json_t *result, const char *sid)
 {
-    return post_upstream(rc, up_id, result, NULL, posted_done);
+    return post_upstream(rc, up_id, result, NULL, posted_done, sid);
 }
 
 /* The client's error object as JSON-RPC wants it, or a stand-in. */
@@ -524,7 +529,7 @@ gw_relay_response(struct gw_session *s, json_t *msg)
     }
     err = result ? NULL : client_error(json_object_get(msg, "error"));
     if (result || err)
-        (void)post_upstream(&hit->rc, hit->up_id, result, err, posted_done);
+        (void)post_upstream(&hit->rc, hit->up_id, result, err, posted_done, NULL);
     json_decref(err);
     GH_LOG(INFO, "gw_relay", "response to %s passed to connector %s", idv, hit->rc.t.c->name);
     relay_free(hit);

@@ -233,6 +233,30 @@ test('a held call\'s requestState: forged, tampered, another tool or member, reu
   audit.expect({ method: 'tools/call', tool: name, connector: 'sess', decision: 'deny', message: r3.body.error.message });
 });
 
+test('held calls are capped per member (8): the next call is refused, the held ones still complete', async () => {
+  const m = member(srv, { name: 'cap' });
+  const name = 'sess__test_elicitation';
+  const held = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+    modern(srv, m.pat, `cap-${i}`, 'tools/call', { name, arguments: { message: `m${i}` } }, { meta: META })));
+  for (const r of held) {
+    assert.equal(r.body.result?.resultType, 'input_required', r.text);
+    audit.tool(name, 'sess');
+  }
+  const over = await modern(srv, m.pat, 'cap-9', 'tools/call', { name, arguments: { message: 'm9' } }, { meta: META });
+  audit.expect({ method: 'tools/call', tool: name, connector: 'sess', kind: 'pat' });
+  assert.match(over.body.error?.message ?? '', /Too many calls of this member wait for their retry/, over.text);
+  // another member is not held back by this one
+  const s = await heldCall('sess__test_sampling', { prompt: 'still me' }, answerAll);
+  audit.tool('sess__test_sampling', 'sess');
+  assert.equal(toolText(s.r.body.result), 'LLM response: sampled: still me');
+  const done = await Promise.all(held.map((r, i) => {
+    const { inputRequests, requestState } = r.body.result;
+    const inputResponses = Object.fromEntries(Object.entries(inputRequests).map(([k, q]) => [k, answerAll(q)]));
+    return modern(srv, m.pat, `cap-r${i}`, 'tools/call', { name, arguments: { message: `m${i}` }, inputResponses, requestState }, { meta: META });
+  }));
+  for (const r of done) assert.match(toolText(r.body.result), /^User response: action=accept/, r.text);
+});
+
 test('a held call whose retry never comes ends with the upstream call timeout; its state has expired', async () => {
   const quick = await startServer({ name: 'gw-held-timeout', env: { GATEHOUSE_UPSTREAM_CALL_TIMEOUT_MS: '1500' } });
   try {
