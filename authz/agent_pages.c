@@ -80,7 +80,8 @@ agent_card(struct gh_arena *a, PGresult *res, int i)
         pending ? " · waiting for approval" : "",
         db_bool(res, i, 3) ? "<p class=\"notice\">This agent was disabled by its owner: its MCP endpoint refuses every call.</p>" : "",
         gh_html_escape(a, url),
-        gh_arena_printf(a, "<a href=\"/agents/%s/members\">Members</a>", slug),
+        gh_arena_printf(a, "<a href=\"/agents/%s/members\">Members</a>%s", slug, pending ? ""
+                        : gh_arena_printf(a, " · <a href=\"/agents/%s/connections\">Your connections</a>", slug)),
         owner ? gh_arena_printf(a, " · <a href=\"/agents/%s/policies\">Policies</a> · "
                                    "<a href=\"/agents/%s/audit\">Audit</a> · "
                                    "<a href=\"/agents/%s/settings\">Settings</a>", slug, slug, slug) : "",

@@ -53,6 +53,17 @@ int authz_session_begin(struct web_req *r, const char *user_id, bool mfa_pending
  * admin doing it; NULL from the command line).  404 for no such account. */
 int authz_mfa_reset(const char *email, const char *by_user_id, struct gh_err *e);
 
+/* 1 when the user may use the agent (approved member or admin), 0 when
+ * not, -1 when the database could not say (e). */
+int  authz_member_ok(struct gh_arena *a, const char *user_id, const char *agent_id, struct gh_err *e);
+/* First thing in a handler that waits on another server (authz/worker.c):
+ * true when the request was handed to a worker thread, which calls fn(r)
+ * again (then this returns false), or answered 503; the handler returns. */
+bool authz_offload(struct web_req *r, web_handler_fn fn);
+/* The SHA-256 hex of this request's session cookie (what binds a flow
+ * started in the browser to its session): false when it has none. */
+bool authz_session_hash(struct web_req *r, char out[65]);
+
 /* The page frame every signed-in page calls (authz/frame.c): the common
  * layout with u's navigation (web_console_page); body is trusted HTML. */
 char *authz_page(struct web_req *r, struct authz_user *u, const char *title, const char *body);
@@ -94,6 +105,8 @@ struct authz_credential {
     char *scope;
     struct authz_agent agent;
     int64_t expires_at;      /* unix seconds; 0 = never (PAT without expiry) */
+    char *bearer;            /* the token this request presented (opens the member's
+                              * vault, docs/VAULT.md); never cached, copied or logged */
 };
 /* Per-IP budgets (authz/ratelimit.c): a token bucket of per_min requests a
  * minute for each (bucket, client IP).  0 when this request is within it,
@@ -196,6 +209,36 @@ int authz_client_set_resource_server(const char *client_id, bool on, struct gh_e
  * The body may hold a secret; it is never logged. */
 bool authz_mail_enabled(void);
 int  authz_mail_send(const char *to, const char *subject, const char *body, struct gh_err *e);
+
+/* ---- a JSON fetch from an OAuth/OpenID provider (authz/fetch.c): GET url,
+ * or POST the urlencoded form; Bearer or HTTP Basic when set.  The JSON
+ * object answered, whatever the status (*status says it), or NULL and e
+ * when the provider is unreachable, too slow, too large or not JSON; e's
+ * client message names the provider as `who` ("identity provider"). */
+struct authz_fetch {
+    const char *url, *form, *bearer, *user, *pass, *who;
+    long        timeout_ms;
+    size_t      max_bytes;
+};
+json_t *authz_fetch_json(struct gh_arena *a, const struct authz_fetch *f, long *status, struct gh_err *e);
+
+/* ---- the sealed vault (authz/vault.c, docs/VAULT.md): members' upstream
+ * tokens sealed to a per-membership X25519 key whose private half only the
+ * member's own credentials unwrap.  The server key opens none of it. */
+/* Seals pt to the membership's public key (no member secret needed);
+ * NULL with e 409 vault_locked when the membership has no key yet. */
+char *authz_vault_seal(struct gh_arena *a, const char *agent_id, const char *user_id, const char *aad,
+                       const void *pt, size_t n, struct gh_err *e);
+/* The private key the calling credential (bearer: the token it presented)
+ * unwraps: 1 with priv set (wipe it after use), 0 when it unwraps none, -1 (e). */
+int   authz_vault_unlock(struct gh_arena *a, const struct authz_credential *who, const char *bearer,
+                         unsigned char priv[32], struct gh_err *e);
+/* Opens what authz_vault_seal sealed with the same aad: 0, or -1. */
+int   authz_vault_open_with(struct gh_arena *a, const unsigned char priv[32], const char *aad,
+                            const char *sealed, unsigned char **pt, size_t *n);
+/* "Reset lost key": deletes the membership's key pair, every wrap of it and
+ * every sealed connection; the next credential made gets a new pair. */
+int   authz_vault_reset(const char *agent_id, const char *user_id, struct gh_err *e);
 
 void authz_shutdown(void);
 

@@ -54,10 +54,7 @@ int  authz_mfa_totp_ok(struct gh_arena *a, const char *user_id, const char *seal
 /* After the password passed: 1 when the user has a second factor and the
  * reply (to /login/mfa) is sent, 0 to sign in now, -1 with e set. */
 int  authz_mfa_after_password(struct web_req *r, struct authz_user *u, const char *next, struct gh_err *e);
-/* worker.c — first thing in a handler that waits on another server: true
- * when the request was handed to a worker thread, which calls fn(r) again
- * (then this returns false), or answered 503; the handler returns at once. */
-bool  authz_offload(struct web_req *r, web_handler_fn fn);
+
 
 /* sso.c, sso_admin.c — single sign-on with one OpenID Connect provider */
 struct authz_sso {
@@ -118,9 +115,6 @@ char *authz_resource_canon(struct gh_arena *a, const char *resource, char slug[6
 #define AUTHZ_SQL_MEMBER(u, ag) \
     "(" u ".role = 'admin' OR EXISTS (SELECT 1 FROM agent_members m WHERE m.agent_id = " ag ".id" \
     " AND m.user_id = " u ".id AND m.state = 'approved'))"
-/* 1 when the user may use the agent (approved member or admin), 0 when
- * not, -1 when the database could not say (e). */
-int  authz_member_ok(struct gh_arena *a, const char *user_id, const char *agent_id, struct gh_err *e);
 /* An email address as a member is known by: 3-254 characters, one @, no
  * spaces or control characters. */
 bool authz_email_ok(const char *email);
@@ -240,5 +234,36 @@ int authz_pat_routes(void);
 char *authz_pat_new(struct gh_arena *a);
 /* connections.c */
 int authz_connections_routes(void);
+
+/* vault.c — the primitives (OpenSSL 3 X25519, HKDF-SHA256, AES-256-GCM;
+ * argon2id) and the hooks where a member's secrets are made or rotated */
+int   authz_vault_keypair(unsigned char pub[32], unsigned char priv[32]);
+char *authz_vault_seal_to(struct gh_arena *a, const unsigned char pub[32], const char *aad,
+                          const void *pt, size_t n);
+/* priv wrapped under HKDF(secret, salt, label), label also the associated data */
+char *authz_vault_wrap(struct gh_arena *a, const void *secret, size_t sn, const unsigned char salt[16],
+                       const char *label, const unsigned char priv[32]);
+/* 0 with priv set when the secret opens the wrap and priv matches pub, else -1 */
+int   authz_vault_unwrap(struct gh_arena *a, const void *secret, size_t sn, const unsigned char salt[16],
+                         const char *label, const char *wrapped, const unsigned char pub[32],
+                         unsigned char priv[32]);
+int   authz_vault_password_kek(const char *password, const unsigned char salt[16], const char *params,
+                               unsigned char kek[32]);
+/* After a password sign-in: the browser (cookie gh_vault) carries the
+ * password-derived key so the console can wrap what it mints. */
+int   authz_vault_signin(struct web_req *r, const char *user_id, const char *password);
+void  authz_vault_signout(struct web_req *r);
+/* A new PAT or authorization code (kind "pat" | "code"): wrap the
+ * membership's key under it, unwrapped with what the browser r carries
+ * (NULL at the CLI); a membership without a key gets one.  ttl: seconds
+ * the wrap is good for, 0 = no end.  Best effort: a failure is logged and
+ * leaves the credential unable to open connections, nothing else. */
+int   authz_vault_credential_new(struct web_req *r, const char *agent_id, const char *user_id, const char *kind,
+                                 const char *secret, long ttl);
+/* A code exchanged or a refresh token rotated: the key unwrapped with the
+ * old secret is wrapped under the new tokens (refresh may be NULL);
+ * drop_from deletes the old secret's wrap. */
+int   authz_vault_rotate(struct gh_arena *a, const char *from_kind, const char *from_secret, bool drop_from,
+                         const char *access, const char *refresh);
 
 #endif

@@ -183,6 +183,7 @@ post_invite(struct web_req *r)
     if (authz_user_login(a, iv.email, password, web_client_ip(r), NULL, &u, &e) < 0 ||
         authz_session_create(r, u->id, &e) < 0)
         return web_reply_err(r, &e);
+    authz_vault_signin(r, u->id, password);
     GH_LOG(INFO, "invite_account", "account %s created through an invite", u->id);
     return accept(r, u, token, &iv);
 }

@@ -176,6 +176,7 @@ authz_mcp_authenticate(struct web_req *r, const char *slug, struct authz_mcp_ref
         return NULL;
     }
     authz_touch(pat ? 'p' : 'g', pat ? cr->token_id : cr->grant_id);
+    cr->bearer = gh_arena_strdup(a, token);
     return cr;
 invalid:
     challenge(r, slug, "invalid_token");

@@ -462,6 +462,7 @@ post_authorize(struct web_req *r)
         return web_reply_err(r, &e);
     db_query(a, &e, "DELETE FROM oauth_denials WHERE user_id = $1 AND client_id = $2", 2, u->id,
              q.client->client_id);
+    authz_vault_credential_new(r, q.agent->id, u->id, "code", code, gh_cfg.code_ttl);
     GH_LOG(INFO, "consent_approved", "user %s approved client %s", u->id, q.client->client_id);
     qs = gh_arena_printf(a, "code=%s", code);
     if (q.state)

@@ -75,6 +75,7 @@ post_login(struct web_req *r)
     }
     if (authz_sso_password_refused(a, u->id))
         return login_form(r, 403, "This account signs in with single sign-on.", email, next);
+    authz_vault_signin(r, u->id, password);     /* before the second factor: its page has no password */
     switch (authz_mfa_after_password(r, u, next, &e)) {
     case 1:
         return 0;               /* on to /login/mfa */
@@ -99,6 +100,7 @@ static int
 post_logout(struct web_req *r)
 {
     authz_session_destroy(r);
+    authz_vault_signout(r);
     return web_redirect(r, 303, "/login");
 }
 
@@ -247,6 +249,7 @@ post_setup(struct web_req *r)
     if (authz_user_login(a, email, password, web_client_ip(r), NULL, &u, &e) < 0 ||
         authz_session_create(r, u->id, &e) < 0)
         return web_reply_err(r, &e);
+    authz_vault_signin(r, u->id, password);
     GH_LOG(INFO, "setup", "administrator created through the setup link");
     return web_redirect(r, 303, "/profile");
 }

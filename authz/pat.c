@@ -156,6 +156,7 @@ authz_pat_create(const char *email, const char *agent_slug, const char *name, lo
     t = pat_insert(a, db_val(res, 0, 0), ag->id, name, days, e);
     if (t == NULL)
         goto out;
+    authz_vault_credential_new(NULL, ag->id, db_val(res, 0, 0), "pat", t, days * 86400);
     *token = strdup(t);
     gh_wipe(t, strlen(t));
     rc = *token ? 0 : -1;
@@ -254,6 +255,7 @@ post_tokens(struct web_req *r)
     t = pat_insert(a, u->id, ag->id, web_form(r, "name"), d, &e);
     if (t == NULL)
         return e.status >= 500 ? web_reply_err(r, &e) : tokens_page(r, u, NULL, e.msg);
+    authz_vault_credential_new(r, ag->id, u->id, "pat", t, d * 86400);
     GH_LOG(INFO, "pat_created", "user %s created a personal access token", u->id);
     rc = tokens_page(r, u, t, NULL);
     gh_wipe(t, strlen(t));

@@ -172,6 +172,17 @@ session_agent(struct web_req *r)
     return gh_text_ok(ua, n) ? gh_arena_strndup(web_arena(r), ua, n) : NULL;
 }
 
+bool
+authz_session_hash(struct web_req *r, char out[65])
+{
+    const char *cookie = web_cookie(r, AUTHZ_SESSION_COOKIE);
+
+    if (cookie == NULL || strlen(cookie) != 64)
+        return false;
+    gh_sha256_hex(cookie, out);
+    return true;
+}
+
 int
 authz_session_create(struct web_req *r, const char *user_id, struct gh_err *e)
 {

@@ -196,6 +196,7 @@ grant_code(struct web_req *r, struct authz_client *cl, struct gh_err *e)
     if (db_commit(c, e) < 0)
         goto out;
     authz_touch('g', db_val(res, 0, 0));
+    authz_vault_rotate(a, "code", code, true, p.access, p.refresh);
     GH_LOG(INFO, "token_issued", "code exchanged by client %s", cl->client_id);
     rc = reply_pair(r, &p);
     goto out;
@@ -340,6 +341,7 @@ refresh_fast(struct web_req *r, const char *client_id, bool public_client, const
     p.scope = gh_arena_strdup(a, db_val(res, 0, 1));
     p.expires_in = gh_cfg.access_token_ttl;
     authz_touch('g', db_val(res, 0, 0));
+    authz_vault_rotate(a, "refresh", web_form(r, "refresh_token"), true, p.access, p.refresh);
     return reply_pair(r, &p);
 }
 
@@ -434,6 +436,7 @@ grant_refresh(struct web_req *r, struct authz_client *cl, bool tried_fast, struc
     if (db_commit(c, e) < 0)
         goto out;
     authz_touch('g', db_val(res, 0, 1));
+    authz_vault_rotate(a, "refresh", token, true, p.access, p.refresh);
     rc = reply_pair(r, &p);
     goto out;
 rollback:

@@ -6,6 +6,7 @@
  * a signal wait that drains requests and stops the cluster on SIGTERM.
  */
 #include "cmd/main_int.h"
+#include <assert.h>
 #include "authz/authz.h"
 #include "db/db.h"
 #include "web/web.h"
@@ -43,10 +44,12 @@ int
 main_parse_opts(int argc, char **argv, const char *usage_text, const struct opt_spec *spec,
            int nspec, const char **config, int (*on)(int val, const char *arg, void *ctx), void *ctx)
 {
-    struct option opts[16];
+    /* room for every subcommand's options (connector has the most) */
+    struct option opts[32];
     int n = 0, c;
 
-    for (int i = 0; i < nspec && n < 13; i++)
+    assert(nspec <= 29);
+    for (int i = 0; i < nspec && n < 29; i++)
         opts[n++] = (struct option){ spec[i].name, spec[i].has_arg, NULL, spec[i].val };
     opts[n++] = (struct option){ "config", required_argument, NULL, 'C' };
     opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };

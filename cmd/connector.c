@@ -1,5 +1,5 @@
 /*
- * cmd/connector.c — `gatehouse connector add|list|enable|disable`.
+ * cmd/connector.c — `gatehouse connector add|set|list|enable|disable`.
  *
  * Header values arrive on the command line (or from a wrapper script) and
  * go straight into the sealed column; they are never echoed, listed or
@@ -18,10 +18,17 @@
 
 static const char USAGE[] =
     "Usage: gatehouse connector add --agent SLUG --name NAME --url URL [--header 'Name: value']...\n"
-    "                               [--headers-stdin] [--prefix PREFIX | --no-prefix]\n"
+    "                               [--headers-stdin] [--prefix PREFIX | --no-prefix] [AUTH]\n"
     "       gatehouse connector list [--agent SLUG]\n"
     "       gatehouse connector enable|disable --agent SLUG --name NAME\n"
-    "       gatehouse connector set --agent SLUG --name NAME (--prefix PREFIX | --no-prefix | --default-prefix)\n"
+    "       gatehouse connector set --agent SLUG --name NAME [--prefix PREFIX | --no-prefix | --default-prefix]\n"
+    "                               [AUTH]\n"
+    "AUTH: --auth none|static|oauth-app [--preset github|slack|linear|google] [--client-id ID]\n"
+    "      [--client-secret-stdin] [--authorize-url URL] [--token-url URL] [--userinfo-url URL]\n"
+    "      [--scopes 'a b']\n"
+    "oauth-app: each member connects their own account at the provider's OAuth app; register\n"
+    "{public URL}/connect/callback there.  The client secret is read from standard input (one\n"
+    "line), stored sealed, never shown; a set without it keeps the stored one.\n"
     "A connector is an upstream MCP server (Streamable HTTP) behind an agent's endpoint; its tools\n"
     "and prompts appear as NAME__tool, or PREFIX__tool with --prefix, or under the upstream's own\n"
     "names with --no-prefix (or --prefix ''); --default-prefix goes back to NAME.  A prefix is at\n"
@@ -35,6 +42,8 @@ struct cli_opts {
     int         nheaders;
     bool        too_many;
     bool        headers_stdin;
+    bool        secret_stdin;
+    struct gw_connector_auth auth;
     const char *prefix;         /* "" = none */
     bool        prefix_given, default_prefix;
 };
@@ -56,6 +65,14 @@ on_opt(int val, const char *arg, void *ctx)
         o->headers[o->nheaders++] = arg;
         return 0;
     case 'S': o->headers_stdin = true; return 0;
+    case 'm': o->auth.mode = arg; return 0;
+    case 'p': o->auth.preset = arg; return 0;
+    case 'c': o->auth.client_id = arg; return 0;
+    case 's': o->secret_stdin = true; return 0;
+    case 'A': o->auth.authorize_url = arg; return 0;
+    case 'T': o->auth.token_url = arg; return 0;
+    case 'I': o->auth.userinfo_url = arg; return 0;
+    case 'O': o->auth.scopes = arg; return 0;
     case 'P': o->prefix = arg; o->prefix_given = true; return 0;
     case 'N': o->prefix = ""; o->prefix_given = true; return 0;
     case 'D': o->default_prefix = true; return 0;
@@ -102,6 +119,40 @@ headers_from_stdin(struct gh_arena *a, struct gw_header *hdr, int *n, struct gh_
     return rc;
 }
 
+/* The client secret: the first line of standard input (the line buffer is
+ * wiped; only the arena copy, wiped at exit, remains). */
+static int
+secret_from_stdin(struct gh_arena *a, struct gw_connector_auth *auth, struct gh_err *e)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len = getline(&line, &cap, stdin);
+    int rc = 0;
+
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    if (len <= 0)
+        rc = gh_err_set(e, 400, "invalid_request", "--client-secret-stdin: no secret on standard input", NULL);
+    else if ((auth->client_secret = gh_arena_strdup(a, line)) == NULL)
+        rc = gh_err_set(e, 500, "server_error", "out of memory", NULL);
+    if (line) {
+        gh_wipe(line, cap);
+        free(line);
+    }
+    return rc;
+}
+
+static int
+set_auth(struct gh_arena *a, struct cli_opts *o, struct gh_err *e)
+{
+    if (gw_connector_auth_set(a, o->agent, o->name, &o->auth, e) < 0)
+        return -1;
+    printf("connector %s of agent %s: authentication %s%s\n", o->name, o->agent, o->auth.mode,
+           strcmp(o->auth.mode, "oauth-app") ? "" : gh_arena_printf(a, " (callback URL %s)",
+                                                                     gh_config_url(a, "/connect/callback")));
+    return 0;
+}
+
 static int
 list(struct gh_arena *a, const char *agent, struct gh_err *e)
 {
@@ -131,6 +182,14 @@ connector(int argc, char **argv)
         { "url", required_argument, 'u' },
         { "header", required_argument, 'H' },
         { "headers-stdin", no_argument, 'S' },
+        { "auth", required_argument, 'm' },
+        { "preset", required_argument, 'p' },
+        { "client-id", required_argument, 'c' },
+        { "client-secret-stdin", no_argument, 's' },
+        { "authorize-url", required_argument, 'A' },
+        { "token-url", required_argument, 'T' },
+        { "userinfo-url", required_argument, 'I' },
+        { "scopes", required_argument, 'O' },
         { "prefix", required_argument, 'P' },
         { "no-prefix", no_argument, 'N' },
         { "default-prefix", no_argument, 'D' },
@@ -140,7 +199,7 @@ connector(int argc, char **argv)
     struct gh_arena *a = NULL;
     struct gh_err e = {0};
     const char *config = NULL, *sub;
-    bool db_open = false;
+    bool db_open = false, seals;
     int rc;
 
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -168,13 +227,21 @@ connector(int argc, char **argv)
         fprintf(stderr, "gatehouse: --url is required\n%s", USAGE);
         return 2;
     } else if (strcmp(sub, "add") && (o.url || o.nheaders || o.headers_stdin)) {
-        return usage_error(!strcmp(sub, "set") ? "set takes --agent, --name and a prefix option"
+        return usage_error(!strcmp(sub, "set") ? "set takes --agent, --name, a prefix option and AUTH"
                                                : "enable and disable take only --agent and --name");
-    } else if (!strcmp(sub, "set") && !o.prefix_given && !o.default_prefix) {
-        return usage_error("set needs --prefix PREFIX, --no-prefix or --default-prefix");
+    } else if (!strcmp(sub, "set") && !o.prefix_given && !o.default_prefix && o.auth.mode == NULL) {
+        return usage_error("set needs --prefix PREFIX, --no-prefix or --default-prefix (or --auth none|static|oauth-app)");
     } else if ((!strcmp(sub, "enable") || !strcmp(sub, "disable")) && (o.prefix_given || o.default_prefix)) {
         return usage_error("enable and disable take only --agent and --name");
     }
+    if (strcmp(sub, "add") && strcmp(sub, "set") && (o.auth.mode || o.auth.preset || o.auth.client_id ||
+        o.secret_stdin || o.auth.authorize_url || o.auth.token_url || o.auth.userinfo_url || o.auth.scopes))
+        return usage_error("only add and set take the authentication options");
+    if (o.auth.mode == NULL && (o.auth.preset || o.auth.client_id || o.secret_stdin || o.auth.authorize_url ||
+        o.auth.token_url || o.auth.userinfo_url || o.auth.scopes))
+        return usage_error("the OAuth app options need --auth oauth-app");
+    if (o.secret_stdin && o.headers_stdin)
+        return usage_error("--client-secret-stdin and --headers-stdin both read standard input: use one");
     if (o.too_many)
         return usage_error("at most 16 headers per connector");
 
@@ -209,15 +276,19 @@ connector(int argc, char **argv)
                 }
     }
 
+    if (o.secret_stdin && secret_from_stdin(a, &o.auth, &e) < 0)
+        goto usage;
+
     if (main_config(config) < 0) {
         rc = 1;
         goto out;
     }
     /* only sealing needs the server key (list must not create one) */
-    if ((!strcmp(sub, "add") && gh_server_key_init(&e) < 0) || db_init(&e) < 0)
+    seals = !strcmp(sub, "add") || (!strcmp(sub, "set") && o.auth.mode);
+    if ((seals && gh_server_key_init(&e) < 0) || db_init(&e) < 0)
         goto fail;
     db_open = true;
-    if (db_migrate(&e) < 0 || (!strcmp(sub, "add") && db_server_key_check(&e) < 0))
+    if (db_migrate(&e) < 0 || (seals && db_server_key_check(&e) < 0))
         goto fail;
     if (!strcmp(sub, "list")) {
         if (list(a, o.agent, &e) < 0)
@@ -229,15 +300,20 @@ connector(int argc, char **argv)
             goto fail;
         printf("added connector %s to agent %s (%d header(s), values stored sealed)\n", o.name, o.agent,
                o.nheaders);
+        if (o.auth.mode && set_auth(a, &o, &e) < 0)
+            goto fail;
     } else if (!strcmp(sub, "set")) {
-        if (gw_connector_set_prefix(a, o.agent, o.name, o.default_prefix ? NULL : o.prefix, &e) < 0)
+        if ((o.prefix_given || o.default_prefix) &&
+            gw_connector_set_prefix(a, o.agent, o.name, o.default_prefix ? NULL : o.prefix, &e) < 0)
             goto fail;
         if (o.default_prefix)
             printf("connector %s of agent %s: tools shown as %s__tool\n", o.name, o.agent, o.name);
-        else if (*o.prefix)
+        else if (o.prefix_given && *o.prefix)
             printf("connector %s of agent %s: tools shown as %s__tool\n", o.name, o.agent, o.prefix);
-        else
+        else if (o.prefix_given)
             printf("connector %s of agent %s: tools shown under their own names\n", o.name, o.agent);
+        if (o.auth.mode && set_auth(a, &o, &e) < 0)
+            goto fail;
     } else {
         bool on = !strcmp(sub, "enable");
         if (gw_connector_set_enabled(a, o.agent, o.name, on, &e) < 0)
@@ -252,6 +328,8 @@ usage:
 fail:
     rc = main_fail(&e);
 out:
+    if (o.auth.client_secret)
+        gh_wipe((char *)o.auth.client_secret, strlen(o.auth.client_secret));
     for (int i = 0; i < GW_MAX_HEADERS; i++)   /* also one that failed its check */
         if (hdr[i].value)
             gh_wipe(hdr[i].value, strlen(hdr[i].value));

@@ -74,6 +74,9 @@ struct gw_call {
     struct gw_call *held_next;      /* the registry's (H.lock) */
     /* audit */
     struct authz_credential who;
+    char        *bearer;            /* what opens the member's connection again
+                                     * for a refresh after an upstream 401 */
+    bool         auth_retry;        /* the retry is for a refused token */
     const char  *method, *tool, *request_id, *policy_ids, *policy_versions, *policy_shadow, *message;
     int64_t      start_us;
     int          upstream_status;
@@ -163,6 +166,9 @@ call_free(struct gw_chan *c)
 #define GW_CALL_INPUT_ROUNDS 8
 
 static void call_start(struct gw_call *f);
+static bool call_unauthorized(struct gw_call *f, long st);
+static char *call_str(struct gw_call *f, const char *s);
+static void wipe_cb(void *p);
 static bool call_take_input(struct gw_call *f, json_t *res);
 static void call_send_cancelled(struct gw_call *f, const char *reason);
 static bool call_relay_send(void *call, json_t *msg);
@@ -567,7 +573,8 @@ call_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
         /* msg was parsed for this call alone: it is ours to change */
         json_t *out = json_incref(msg);
         json_t *res = json_object_get(out, "result");
-        if (gw_up_status(x) == 404 && gw_call_may(st, GW_CALL_RETRY) && call_legacy(f)) {
+        if (((gw_up_status(x) == 404 && call_legacy(f)) || call_unauthorized(f, gw_up_status(x))) &&
+            gw_call_may(st, GW_CALL_RETRY)) {
             json_decref(out);   /* the upstream lost its session: on_done redoes it */
             return;
         }
@@ -643,6 +650,35 @@ call_relay_hold(void *call, bool take)
     pthread_mutex_unlock(&f->ch.lock);
 }
 
+/* An oauth-app connector's upstream answered 401 to the member's token. */
+static bool
+call_unauthorized(struct gw_call *f, long st)
+{
+    return st == 401 && f->bearer && f->c.auth_mode && !strcmp(f->c.auth_mode, "oauth-app");
+}
+
+/* The member's token refreshed (once per connection, whoever asks), and
+ * the call's Authorization header replaced by the new one. */
+static int
+call_reauth(struct gw_call *f, struct gh_arena *a, struct gh_err *e)
+{
+    struct authz_credential w = f->who;
+    struct gw_header *h;
+    int n = 0;
+
+    w.bearer = f->bearer;
+    if (gw_connection_headers(a, &f->c, &w, true, &h, &n, e) < 0)
+        return -1;
+    for (int i = 0; i < f->nhdrs && n > 0; i++)
+        if (!strcasecmp(f->hdrs[i].name, h[0].name)) {
+            f->hdrs[i].value = call_str(f, h[0].value);
+            if (f->hdrs[i].value == NULL || gh_arena_defer(f->a, wipe_cb, f->hdrs[i].value) < 0)
+                return gh_err_set(e, 500, "server_error", "internal error", "arena full");
+        }
+    gh_wipe(h[0].value, strlen(h[0].value));
+    return 0;
+}
+
 /* A worker: the new handshake after the upstream lost its session, then
  * the call once more (unless the client cancelled or left meanwhile). */
 static void
@@ -653,7 +689,7 @@ call_retry_work(void *ctx)
     struct gw_call_target t = { f->s, &f->c, f->hdrs, f->nhdrs };
     struct gh_err e = {0};
 
-    if (a == NULL || gw_up_ensure(a, &t, true, &e) < 0)
+    if (a == NULL || (f->auth_retry ? call_reauth(f, a, &e) : gw_up_ensure(a, &t, true, &e)) < 0)
         call_error(f, e.msg[0] ? e.msg : "Upstream unavailable.");
     else if (call_state(f, GW_CALL_RESENT))
         call_start(f);
@@ -803,8 +839,10 @@ call_on_done(struct gw_up_xfer *x, void *ctx)
         goto out;
     }
     pthread_mutex_unlock(&f->ch.lock);
-    if (st == 404 && !gone && call_legacy(f) && call_state(f, GW_CALL_RETRY)) {
-        /* the upstream dropped its session: new handshake, then again */
+    if (((st == 404 && call_legacy(f)) || call_unauthorized(f, st)) && !gone && call_state(f, GW_CALL_RETRY)) {
+        /* the upstream dropped its session: new handshake, then again; or
+         * it refused the member's token: refreshed once, then again */
+        f->auth_retry = st == 401;
         pthread_mutex_lock(&f->ch.lock);
         f->ch.refs++;
         pthread_mutex_unlock(&f->ch.lock);
@@ -1274,7 +1312,12 @@ call_fill(struct gw_call *f, struct gw_mreq *m, const struct gw_call_target *t, 
         return false;
     }
     f->c = (struct gw_connector){ .id = call_str(f, t->c->id), .name = call_str(f, t->c->name),
-                                  .url = call_str(f, t->c->url), .enabled = true };
+                                  .url = call_str(f, t->c->url), .enabled = true,
+                                  .agent_id = call_str(f, t->c->agent_id), .agent_slug = call_str(f, t->c->agent_slug),
+                                  .auth_mode = call_str(f, t->c->auth_mode) };
+    f->bearer = call_str(f, m->who ? m->who->bearer : NULL);
+    if (f->bearer && gh_arena_defer(a, wipe_cb, f->bearer) < 0)
+        return false;
     f->hdrs = gh_arena_alloc(a, sizeof(*f->hdrs) * (size_t)(t->nheaders + 1));
     for (int i = 0; f->hdrs && i < t->nheaders; i++) {
         struct gw_header *h = &f->hdrs[f->nhdrs];
@@ -1325,6 +1368,10 @@ gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const char *me
     if (gw_connector_auth_headers(a, c, m->who, &t.headers, &t.nheaders, &e) < 0 ||
         gw_up_ensure(a, &t, false, &e) < 0) {
         m->message = e.msg[0] ? gh_arena_strdup(a, e.msg) : "Upstream unavailable.";
+        /* a member without their own account at this connector: a tool
+         * error naming it and the page to connect it at */
+        if (!strcmp(e.code, "connection_needed") && !strcmp(method, "tools/call"))
+            return gw_deny_tool(m, method, m->message, id, m->message);
         gw_mreq_audit(m, method);
         GH_LOG(WARN, "gw_forward", "connector %s: %s", c->name, e.detail[0] ? e.detail : e.msg);
         return web_reply_json(m->r, 200, gw_rpc_error(id, GW_RPC_UPSTREAM, m->message, NULL));

@@ -25,7 +25,7 @@
 static const char SQL_SELECT[] =
     "SELECT c.id, c.agent_id, c.name, c.url, c.enabled, c.headers_sealed,"
     "       array_to_json(c.header_names)::text, ag.slug,"
-    "       to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), c.tool_prefix"
+    "       to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), c.tool_prefix, c.auth_mode"
     "  FROM connectors c JOIN agents ag ON ag.id = c.agent_id";
 
 /* ---- validation */
@@ -274,6 +274,7 @@ row_fill(struct gh_arena *a, PGresult *res, int i, struct gw_connector *c, struc
     c->created_at = gh_arena_strdup(a, db_val(res, i, 8));
     c->prefix_set = db_val(res, i, 9) != NULL;
     c->prefix = c->prefix_set ? gh_arena_strdup(a, db_val(res, i, 9)) : c->name;
+    c->auth_mode = gh_arena_strdup(a, db_val(res, i, 10));
     names = gh_arena_json(a, json_loads(db_val(res, i, 6) ? db_val(res, i, 6) : "[]", 0, NULL));
     if (!json_is_array(names))
         return gh_err_set(e, 500, "server_error", "internal error", "connector %s: header_names", c->id);
@@ -342,15 +343,15 @@ out:
  * gw_connectors (raised after each change, from any process), by the
  * local change functions synchronously, and by a listener reconnect.
  * Encoded as strings: per connector id, agent id, name, url, agent slug,
- * created, tool prefix, "1" when unavailable, header count, then
- * name/value pairs.
+ * created, tool prefix, "1" when unavailable, auth mode, header count,
+ * then name/value pairs.
  * An unavailable connector is cached as such until the next flush (any
  * connector change, a listener reconnect): only the right server key, or
  * a new row, mends it.  The cache wipes its
  * copies of the header values when it drops them. */
 
 #define AGENT_CONNECTORS_MAX 4096
-#define FIELDS 9
+#define FIELDS 10
 
 static struct gh_cache *by_agent;
 
@@ -387,6 +388,7 @@ cache_put(const char *agent_id, const struct gw_connector *cs, int n, uint64_t g
         v[k++] = c->created_at;
         v[k++] = c->prefix;
         v[k++] = c->unavailable ? "1" : "0";
+        v[k++] = c->auth_mode;
         v[k++] = counts + 12 * i;
         for (int h = 0; h < c->nheaders; h++) {
             v[k++] = c->headers[h].name;
@@ -425,6 +427,7 @@ cache_get(struct gh_arena *a, const char *agent_id, struct gw_connector **out, i
         c->prefix = v[k++];
         c->prefix_set = strcmp(c->prefix, c->name) != 0;
         c->unavailable = v[k++][0] == '1';
+        c->auth_mode = v[k++];
         c->nheaders = atoi(v[k++]);
         c->enabled = true;
         c->headers = gh_arena_alloc(a, ((size_t)c->nheaders + 1) * sizeof(*c->headers));
@@ -501,6 +504,10 @@ gw_connector_auth_headers(struct gh_arena *a, const struct gw_connector *c,
         }
         return -1;
     }
+    if (c->auth_mode && !strcmp(c->auth_mode, "none"))
+        return 0;
+    if (c->auth_mode && !strcmp(c->auth_mode, "oauth-app"))
+        return gw_connection_headers(a, c, who, false, out, n, e);
     *out = c->headers;
     *n = c->nheaders;
     return 0;
@@ -539,8 +546,8 @@ gw_connector_list(struct gh_arena *a, const char *agent_slug, struct gw_connecto
     return 0;
 }
 
-static void
-changed(const char *agent_id)
+void
+gw_connector_changed(const char *agent_id)
 {
     struct gh_err e = {0};
 
@@ -608,8 +615,9 @@ gw_connector_add(struct gh_arena *a, const char *agent_slug, const char *name, c
     }
     gh_arena_defer(a, free, names_txt);
     res = db_query(a, e,
-        "INSERT INTO connectors (id, agent_id, name, url, headers_sealed, header_names)"
-        " VALUES ($1::uuid, $2::uuid, $3, $4, $5, ARRAY(SELECT json_array_elements_text($6::json)))"
+        "INSERT INTO connectors (id, agent_id, name, url, headers_sealed, header_names, auth_mode)"
+        " VALUES ($1::uuid, $2::uuid, $3, $4, $5, ARRAY(SELECT json_array_elements_text($6::json)),"
+        "         CASE WHEN $5::text IS NULL THEN 'none' ELSE 'static' END)"
         " ON CONFLICT (agent_id, name) DO NOTHING RETURNING id",
         6, id, ag->id, name, url, sealed, names_txt);
     if (res == NULL)
@@ -621,7 +629,7 @@ gw_connector_add(struct gh_arena *a, const char *agent_slug, const char *name, c
     }
     GH_LOG(INFO, "connector_added", "connector %s (%s) added to agent %s with %d header(s)",
            name, id, ag->slug, nheaders);
-    changed(ag->id);
+    gw_connector_changed(ag->id);
     if (id_out)
         *id_out = id;
     rc = 0;
@@ -668,7 +676,7 @@ gw_connector_set_enabled(struct gh_arena *a, const char *agent_slug, const char 
         return gh_err_set(e, 404, "not_found", "no connector with this name on this agent", NULL);
     GH_LOG(INFO, "connector_changed", "connector %s of agent %s %s", name, ag->slug,
            enabled ? "enabled" : "disabled");
-    changed(ag->id);
+    gw_connector_changed(ag->id);
     return 0;
 }
 
@@ -696,7 +704,7 @@ gw_connector_set_prefix(struct gh_arena *a, const char *agent_slug, const char *
     GH_LOG(INFO, "connector_changed", "connector %s of agent %s: tool prefix %s%s%s", name, ag->slug,
            prefix ? "\"" : "", prefix ? prefix : "back to its name", prefix ? "\"" : "");
     /* every session of the agent hears list_changed: the names changed */
-    changed(ag->id);
+    gw_connector_changed(ag->id);
     return 0;
 }
 
@@ -754,7 +762,7 @@ gw_connector_reseal_legacy(struct gh_err *e)
             GH_LOG(INFO, "connector_resealed", "connector %s (%s) of agent %s: its sealed headers are now bound"
                    " to its agent and URL", db_val(res, i, 4), id, db_val(res, i, 5));
             /* processes that started before read the row as unavailable */
-            changed(agent_id);
+            gw_connector_changed(agent_id);
         }
     }
     rc = 0;

@@ -22,6 +22,8 @@ gw_register_routes(void)
     web_metrics_register_gauge("gatehouse_mcp_relays_pending",
                                "Upstream requests relayed to a client and not answered yet.", gw_relay_pending);
     gw_pages_register_routes();
+    gw_connector_auth_routes();
+    gw_connect_routes();
     gw_policy_pages_register_routes();
     return gw_mcp_register_routes();
 }

@@ -39,6 +39,7 @@ struct gw_connector {
     int   nheaders;
     bool  unavailable;          /* its sealed headers cannot be opened (another server
                                  * key, a damaged value): never called, named unavailable */
+    char *auth_mode;            /* "none" | "static" | "oauth-app" */
     /* filled by gw_connector_list (headers stay NULL there) */
     char *agent_slug;
     char **header_names;
@@ -77,6 +78,24 @@ int gw_connector_url_check(const char *url, struct gh_err *e);
  * (where an upstream may take an API key) replaced by "***", names kept. */
 const char *gw_connector_url_shown(struct gh_arena *a, const char *url);
 
+/* How a connector authenticates upstream (gateway/connector_auth.c):
+ * mode "none" | "static" (the sealed headers) | "oauth-app" (each member's
+ * own account through the provider's OAuth app).  preset github | slack |
+ * linear | google fills the endpoints and scopes left empty.  The client
+ * secret is write-only: NULL or empty on a set keeps the stored one; a get
+ * never returns it (has_secret says whether one is stored). */
+struct gw_connector_auth {
+    const char *mode, *preset, *client_id, *client_secret;
+    const char *authorize_url, *token_url, *userinfo_url, *scopes;
+    bool        has_secret;
+    const char *connector_id;   /* filled by a get */
+};
+int gw_connector_auth_get(struct gh_arena *a, const char *agent_slug, const char *name,
+                          struct gw_connector_auth *out, struct gh_err *e);
+/* Checks (400 with what is wrong), seals the secret, saves, announces. */
+int gw_connector_auth_set(struct gh_arena *a, const char *agent_slug, const char *name,
+                          struct gw_connector_auth *in, struct gh_err *e);
+
 /* Policies (docs/POLICIES.md): the decision of every tools/call, and the
  * store the CLI and pages manage them through. */
 #define GW_POLICY_TEXT_MAX  65536   /* bytes of Cedar text in one policy */
@@ -112,6 +131,7 @@ struct gw_policy_call {
     const char *session;        /* key of the session's counters; NULL keeps none */
     const char *client_ip;
     const char *at;             /* a timestamp instead of now (test bench), or NULL */
+    bool        render;         /* fill out->request (test bench): not on the call path */
     /* every method (docs/POLICIES.md, "Which requests"): */
     const char *action;         /* Action::"<method>"; NULL: tools/call */
     const char *kind;           /* the resource's type: "Tool" (NULL), "Prompt", "Resource", "Agent"

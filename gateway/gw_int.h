@@ -42,6 +42,45 @@ int gw_connector_auth_headers(struct gh_arena *a, const struct gw_connector *c,
                               const struct authz_credential *who,
                               struct gw_header **out, int *n, struct gh_err *e);
 
+/* After a committed change of an agent's connectors: flushes this
+ * process's cache and raises GW_CHANNEL_CONNECTORS for the others. */
+void gw_connector_changed(const char *agent_id);
+/* connector_auth.c: the OAuth app of an oauth-app connector with its
+ * client secret unsealed into the arena (*secret; wipe after use). */
+int gw_connector_oauth_app(struct gh_arena *a, const char *connector_id, struct gw_connector_auth *out,
+                           char **secret, struct gh_err *e);
+int gw_connector_auth_routes(void);
+/* connect.c — members' own accounts at oauth-app connectors: the pages,
+ * the provider's token endpoint and user info (JSON; *status the HTTP
+ * status; NULL with e when unreachable or not JSON), the sealed store. */
+int     gw_connect_routes(void);
+json_t *gw_oauth_fetch(struct gh_arena *a, const char *url, const char *form, const char *bearer, long *status,
+                       struct gh_err *e);
+/* associated data of a connection's sealed tokens */
+char   *gw_connection_aad(struct gh_arena *a, const char *agent_id, const char *user_id, const char *connector_id);
+/* seals a token response ({access_token, refresh_token?, expires_in?}) to
+ * the member's vault key and stores it; account NULL keeps the known one */
+int     gw_connection_store(struct gh_arena *a, const char *agent_id, const char *user_id, const char *connector_id,
+                            json_t *tok, const char *account, struct gh_err *e);
+/* A member's connections changed: their sessions learn it on every
+ * process (NOTIFY gw_connections, payload "<agent id>:<user id>"). */
+void    gw_connections_changed(const char *agent_id, const char *user_id);
+#define GW_CHANNEL_CONNECTIONS "gw_connections"
+int     gw_connection_store_on(struct db_conn *dc, struct gh_arena *a, const char *agent_id, const char *user_id,
+                               const char *connector_id, json_t *tok, const char *account, struct gh_err *e);
+/* connection.c — the upstream credential of an oauth-app connector: the
+ * calling member's access token, opened with the credential the request
+ * presented, refreshed in flight (once per connection, under a lock) when
+ * due or when force_refresh.  -1 with e, e.code "connection_needed" and a
+ * message naming the connector and its page when the member must connect. */
+int     gw_connection_headers(struct gh_arena *a, const struct gw_connector *c, const struct authz_credential *who,
+                              bool force_refresh, struct gw_header **out, int *n, struct gh_err *e);
+/* Why connector `name` of who's agent cannot be called for who when the
+ * reason is theirs to mend (not connected, needs reconnect, a token that
+ * cannot open their key): the message naming the page; else NULL. */
+const char *gw_connection_needed(struct gh_arena *a, const struct authz_credential *who, const char *name);
+/* listens for GW_CHANNEL_CONNECTIONS: the member's sessions get list_changed */
+int     gw_connection_watch(void);
 /* NOTIFY channel raised when an agent's connectors change; payload: agent id. */
 #define GW_CHANNEL_CONNECTORS "gw_connectors"
 
@@ -115,5 +154,21 @@ int  gw_policy_pages_register_routes(void);
 /* Listens on GW_CHANNEL_POLICIES: compiled sets are cached per agent
  * (per member on an untrusted agent) until a change is announced. */
 void gw_policy_cache_start(void);
+/* What a decision needs besides the call (policy_facts.c): the caller's
+ * role and admin flag, the time in the agent's zone, the session's
+ * counters, from memory; the agent's policy generation and denial mark
+ * from one read begun after the call arrived, shared by concurrent calls,
+ * so an edit or a denial committed before the call began applies to it. */
+struct gw_facts {
+    const char *role, *datetime, *date;
+    bool        admin;
+    long long   hour, minute, weekday, calls, denials;
+    long long   generation, mark;   /* the agent's policy generation and denial mark */
+};
+void gw_policy_facts_start(void);
+int  gw_policy_facts(struct gh_arena *a, const struct gw_policy_call *call, struct gw_facts *f, struct gh_err *e);
+/* A denied call: the session's denials + 1 and the agent's denial mark + 1,
+ * stored (calls: the session's count here, kept with it). */
+void gw_policy_count_denial(struct gh_arena *a, const char *agent_id, const char *session, long long calls);
 
 #endif

@@ -148,7 +148,7 @@ resolve_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t 
     struct gh_err e = {0};
     const struct gw_entry *en;
     struct gw_connector *c;
-    const char *down;
+    const char *down, *msg_needed;
 
     if (!json_is_object(params) || name == NULL) {
         *rc = gw_deny(m, method, "missing name", 200, id, GW_RPC_INVALID_PARAMS, "params.name is required.", NULL);
@@ -170,6 +170,12 @@ resolve_named(struct gw_mreq *m, const struct gw_method *mt, json_t *id, json_t 
     en = gw_agg_find(&t->list, name);
     c = en ? conn_by_id(&t->list, en->connector_id) : NULL;
     down = c == NULL ? gw_agg_failed_owner(&t->list, name) : NULL;
+    if (down && kind == GW_TOOLS && (msg_needed = gw_connection_needed(m->a, m->who, down)) != NULL) {
+        /* a member without their own account there: a tool error naming the page */
+        m->connector = down;
+        *rc = gw_deny_tool(m, method, msg_needed, id, msg_needed);
+        return false;
+    }
     if (down) {
         /* its connector did not answer or cannot be called: say which */
         char *msg = gh_arena_printf(m->a, "Connector '%s' is unavailable.", down);

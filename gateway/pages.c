@@ -106,8 +106,10 @@ connectors_page(struct web_req *r, struct authz_user *u, int status, const char 
             esc(a, cs[i].agent_slug), esc(a, cs[i].name), esc(a, cs[i].agent_slug), esc(a, cs[i].name),
             prefix_form(r, &cs[i]),
             esc(a, gw_connector_url_shown(a, cs[i].url)), cs[i].enabled ? "enabled" : "<span class=\"muted\">disabled</span>",
-            cs[i].nheader_names ? names : "<span class=\"muted\">none</span>",
-            esc(a, cs[i].created_at), toggle_button(r, &cs[i]));
+            cs[i].nheader_names ? names : "<span class=\"muted\">none</span>", esc(a, cs[i].created_at),
+            gh_arena_printf(a, "%s<a href=\"/admin/connectors/auth?agent=%s&amp;name=%s\">Authentication</a>",
+                            toggle_button(r, &cs[i]), esc(a, gh_url_encode(a, cs[i].agent_slug)),
+                            esc(a, gh_url_encode(a, cs[i].name))));
     }
     body = gh_arena_printf(a,
         "<div class=\"card\"><h1>Connectors</h1>"

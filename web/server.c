@@ -460,7 +460,9 @@ web_csp_form_target(struct web_req *r, const char *url)
         if ((unsigned char)url[i] <= 0x20 || url[i] == ';' || url[i] == ',' || url[i] == '\'' ||
             (unsigned char)url[i] >= 0x7f)
             return -1;
-    r->form_target = gh_arena_strndup(r->arena, url, n);
+    /* each call adds one (a page with forms going to several providers) */
+    r->form_target = r->form_target ? gh_arena_printf(r->arena, "%s %.*s", r->form_target, (int)n, url)
+                                    : gh_arena_strndup(r->arena, url, n);
     return r->form_target ? 0 : -1;
 }
 

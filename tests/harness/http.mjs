@@ -22,7 +22,7 @@ export class Client {
       const value = pair.slice(i + 1).trim();
       const expired = attrs.some((a) => /^\s*max-age\s*=\s*0\s*$/i.test(a)) || value === '';
       if (expired) this.jar.delete(name);
-      else { this.jar.set(name, value); if (/^(__Host-)?gh_(session|device)$/.test(name)) secret(value); }
+      else { this.jar.set(name, value); if (/^(__Host-)?gh_(session|device|vault)$/.test(name)) secret(value); }
     }
   }
 

@@ -1,0 +1,402 @@
+// Members' own upstream accounts in Chromium (gateway/connect.c): an
+// oauth-app connector whose provider is oidc-provider (npm), run here; a
+// member connects at /agents/default/connections (authorization code +
+// PKCE S256, state bound to the session, single use, ten minutes), the
+// tokens are sealed to the member's vault key, and every bad callback is
+// refused with a sentence and changes nothing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import Provider from 'oidc-provider';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { startServer, createUser, launchBrowser, screenshot, secret, freePort, gatehouse } from '../harness/index.mjs';
+import { sdkClient } from '../http/gateway/lib.mjs';
+
+const CLIENT_SECRET = secret(`app-secret-${crypto.randomBytes(12).toString('hex')}`);
+const RS_SECRET = secret(`rs-secret-${crypto.randomBytes(12).toString('hex')}`);
+const accounts = { alice: { email: 'alice@upstream.example', email_verified: true },
+  bob: { email: 'bob@upstream.example', email_verified: true } };
+
+let srv, srv2, browser, idp, issuer, member, upstream, upstreamServer;
+let rotate = true;          // whether the provider rotates refresh tokens
+const refreshes = [];       // refresh_token grants the provider answered
+const refreshTokens = [];   // the refresh tokens it issued, newest last
+const accessTokens = [];
+let refuseToken = null;     // an access token the upstream refuses though the provider says active
+const upstreamSeen = [];    // what the upstream's introspection said of each request
+let tamper = null;          // (body) => body, applied to the next token response
+const issued = [];          // every token the provider handed out
+const tokenCalls = [];      // the forms Gatehouse posted to /token
+
+before(async () => {
+  const port = await freePort();
+  issuer = `http://127.0.0.1:${port}`;
+  srv = await startServer({ name: 'browser-connections' });
+  const provider = new Provider(issuer, {
+    clients: [{ client_id: 'gatehouse-app', client_secret: CLIENT_SECRET, redirect_uris: [`${srv.url}/connect/callback`],
+      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_post' },
+    // the upstream MCP server, a resource server that introspects
+    { client_id: 'upstream-rs', client_secret: RS_SECRET, redirect_uris: [], grant_types: [], response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic' }],
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: () => rotate,
+    // refresh tokens outlive the provider's browser session (as GitHub's and Slack's do)
+    expiresWithSession: async () => false,
+    findAccount: async (ctx, id) => accounts[id] && { accountId: id, claims: async () => ({ sub: id, ...accounts[id] }) },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+    pkce: { required: () => true },
+    features: { devInteractions: { enabled: true }, revocation: { enabled: true },
+      introspection: { enabled: true, allowedPolicy: async () => true } },
+  });
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/token') {
+      tokenCalls.push(ctx.oidc?.body ?? {});
+      if (ctx.oidc?.body?.grant_type === 'refresh_token') refreshes.push(ctx.status);
+      for (const k of ['access_token', 'refresh_token', 'id_token']) if (ctx.body?.[k]) issued.push(secret(ctx.body[k]));
+      if (ctx.body?.refresh_token) refreshTokens.push(ctx.body.refresh_token);
+      if (ctx.body?.access_token) accessTokens.push(ctx.body.access_token);
+      if (tamper) {
+        const t = tamper;
+        tamper = null;
+        ctx.body = t(ctx.body);
+      }
+    }
+  });
+  idp = http.createServer(provider.callback());
+  await new Promise((r) => idp.listen(port, '127.0.0.1', r));
+  upstream = await startUpstream();
+  srv2 = await startServer({ name: 'browser-connections-b', cluster: srv.cluster });
+  const add = gatehouse(srv, ['connector', 'add', '--agent', 'default', '--name', 'idp', '--url', upstream,
+    '--auth', 'oauth-app', '--client-id', 'gatehouse-app', '--client-secret-stdin', '--authorize-url', `${issuer}/auth`,
+    '--token-url', `${issuer}/token`, '--userinfo-url', `${issuer}/me`, '--scopes', 'openid email'], { input: `${CLIENT_SECRET}\n` });
+  assert.equal(add.code, 0, add.stderr);
+  member = createUser(srv, {});
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  idp?.close();
+  upstreamServer?.close();
+  // both stopped whatever the first says, so a failure cannot leave one running
+  const codes = [await srv2?.stop(), await srv?.stop()];
+  assert.deepEqual(codes, [0, 0]);
+});
+
+/* An upstream MCP server (the SDK's) that serves only tokens the provider
+   says are active (RFC 7662 introspection); its one tool names the account. */
+async function startUpstream() {
+  const server = http.createServer(async (req, res) => {
+    const auth = req.headers.authorization ?? '';
+    const tok = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    const r = await fetch(`${issuer}/token/introspection`, { method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded',
+        Authorization: `Basic ${Buffer.from(`upstream-rs:${RS_SECRET}`).toString('base64')}` },
+      body: new URLSearchParams({ token: tok }) });
+    const intro = await r.json();
+    if (tok === refuseToken) intro.active = false;    // this server dropped it early
+    upstreamSeen.push(intro.active ? intro.sub : 'inactive');
+    if (!intro.active) {
+      res.writeHead(401, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+      return res.end();
+    }
+    const mcp = new McpServer({ name: 'accounts', version: '1.0.0' });
+    mcp.registerTool('whoami', { description: 'Names the account the token belongs to' },
+      async () => ({ content: [{ type: 'text', text: `account ${intro.sub}` }] }));
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    res.on('close', () => { transport.close(); mcp.close(); });
+    await mcp.connect(transport);
+    let body = '';
+    for await (const c of req) body += c;
+    await transport.handleRequest(req, res, body ? JSON.parse(body) : undefined);
+  });
+  const port = await freePort();
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  upstreamServer = server;
+  return `http://127.0.0.1:${port}/mcp`;
+}
+
+async function signedInPage(who = member) {
+  const ctx = await browser.newContext();
+  await ctx.route(/fonts\.googleapis\.com/, (r) => r.abort());   // the provider's page style; no internet
+  const page = await ctx.newPage();
+  await page.goto(`${srv.url}/login`);
+  await page.fill('input[name=email]', who.email);
+  await page.fill('input[name=password]', who.password);
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  return page;
+}
+
+/* Clicks Connect and goes through the provider's sign-in and consent; the callback's response. */
+async function connect(page, login = 'alice', button = 'button[data-action=connect][data-connector=idp]') {
+  const callback = page.waitForResponse((r) => r.url().startsWith(`${srv.url}/connect/callback`));
+  await page.click(button);
+  for (;;) {
+    const what = await Promise.race([
+      callback.then(() => 'done'),
+      page.waitForSelector('input[name=login]', { timeout: 15000 }).then(() => 'login', () => 'stuck'),
+      page.waitForSelector('button:has-text("Continue")', { timeout: 15000 }).then(() => 'consent', () => 'stuck'),
+    ]);
+    if (what === 'done') break;
+    if (what === 'stuck') throw new Error(`connect stuck at ${page.url()}`);
+    if (what === 'login') {
+      await page.fill('input[name=login]', login);
+      await page.fill('input[name=password]', 'any-password');
+      await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+    } else {
+      await Promise.all([page.waitForNavigation().catch(() => {}), page.click('button:has-text("Continue")')]);
+    }
+  }
+  const res = await callback;
+  secret(new URL(res.url()).searchParams.get('code') ?? '');
+  await page.waitForLoadState('domcontentloaded');
+  return res;
+}
+
+/* The authorization request Connect sends, stopped before the provider: its state. */
+async function startOnly(page) {
+  const req = page.waitForRequest((r) => r.url().startsWith(`${issuer}/auth`));
+  await page.click('button[data-action=connect][data-connector=idp]');
+  const u = new URL((await req).url());
+  await page.waitForLoadState('domcontentloaded');
+  return u;
+}
+
+const rows = () => srv.cluster.sql(`SELECT count(*) FROM vault_connections`);
+
+test('connect, status, disconnect; the tokens sealed to the member\'s key', async () => {
+  const page = await signedInPage();
+  await page.goto(`${srv.url}/agents/default/connections`);
+  assert.match(await page.textContent('.notice'), /Create a personal access token/);
+  // without a key, Connect says why and starts nothing
+  const [nokey] = await Promise.all([page.waitForNavigation(), page.click('button[data-action=connect][data-connector=idp]')]);
+  assert.equal(nokey.status(), 409);
+  // a PAT makes the member's key
+  await page.goto(`${srv.url}/profile/tokens`);
+  await page.fill('#name', 'laptop');
+  await Promise.all([page.waitForNavigation(), page.click('form[action="/profile/tokens"] button')]);
+  secret(await page.textContent('#new-token'));
+
+  await page.goto(`${srv.url}/agents/default/connections`);
+  await screenshot(page, 'connections-before');
+  const authz = await startOnly(page);
+  assert.equal(authz.searchParams.get('code_challenge_method'), 'S256');
+  assert.equal(authz.searchParams.get('redirect_uri'), `${srv.url}/connect/callback`);
+  assert.equal(authz.searchParams.get('client_id'), 'gatehouse-app');
+  assert.equal(authz.searchParams.get('scope'), 'openid email');
+  assert.match(authz.searchParams.get('state'), /^[0-9a-f]{64}$/);
+
+  await page.goto(`${srv.url}/agents/default/connections`);
+  const res = await connect(page);
+  assert.equal(res.status(), 303);
+  assert.match(page.url(), /\/agents\/default\/connections\?connected=idp$/);
+  const row = await page.textContent('tr[data-connector=idp]');
+  assert.match(row, /Connected as alice@upstream\.example/);
+  assert.match(row, /never/);
+  await screenshot(page, 'connections-connected');
+  // the code went back with the verifier and the secret in the body
+  const form = tokenCalls.at(-1);
+  assert.equal(form.grant_type, 'authorization_code');
+  assert.match(form.code_verifier, /^[0-9a-f]{64}$/);
+  assert.equal(form.client_secret, CLIENT_SECRET);
+
+  // sealed: no token issued in the database, not even with the server key's seals
+  const dump = srv.cluster.sql(`SELECT string_agg(row_to_json(v)::text, ' ') FROM vault_connections v`);
+  assert.ok(issued.length >= 1);
+  for (const t of issued) assert.ok(!dump.includes(t), 'no token in the clear');
+
+  // the callback again: its state was used
+  const replay = await page.goto(res.url());
+  assert.equal(replay.status(), 400);
+  assert.match(await page.textContent('.error'), /expired or was already used/);
+
+  // disconnect
+  await page.goto(`${srv.url}/agents/default/connections`);
+  await Promise.all([page.waitForNavigation(), page.click('button[data-action=disconnect][data-connector=idp]')]);
+  assert.match(await page.textContent('.notice'), /Disconnected idp/);
+  assert.match(await page.textContent('tr[data-connector=idp]'), /Not connected/);
+  assert.equal(rows(), '0');
+  await screenshot(page, 'connections-disconnected');
+});
+
+test('bad callbacks: forged, expired, another session\'s state, provider error, no access token', async () => {
+  const page = await signedInPage();
+  await page.goto(`${srv.url}/agents/default/connections`);
+  const forged = await page.goto(`${srv.url}/connect/callback?state=${'ab'.repeat(32)}&code=x`);
+  assert.equal(forged.status(), 400);
+  assert.match(await page.textContent('.error'), /expired or was already used/);
+  await screenshot(page, 'connections-bad-state');
+
+  // the provider's error
+  await page.goto(`${srv.url}/agents/default/connections`);
+  let u = await startOnly(page);
+  const denied = await page.goto(`${srv.url}/connect/callback?state=${u.searchParams.get('state')}&error=access_denied`);
+  assert.equal(denied.status(), 400);
+  assert.match(await page.textContent('.error'), /did not connect your account \(access_denied\)/);
+
+  // expired
+  await page.goto(`${srv.url}/agents/default/connections`);
+  u = await startOnly(page);
+  srv.cluster.sql(`UPDATE connect_states SET created_at = now() - interval '11 minutes'`);
+  const expired = await page.goto(`${srv.url}/connect/callback?state=${u.searchParams.get('state')}&code=x`);
+  assert.equal(expired.status(), 400);
+  assert.match(await page.textContent('.error'), /expired/);
+
+  // started in this session, finished in another one (a planted callback)
+  await page.goto(`${srv.url}/agents/default/connections`);
+  u = await startOnly(page);
+  const other = await signedInPage();
+  const planted = await other.goto(`${srv.url}/connect/callback?state=${u.searchParams.get('state')}&code=x`);
+  assert.equal(planted.status(), 400);
+  assert.match(await other.textContent('.error'), /another browser session/);
+
+  // a token response without an access token
+  await page.goto(`${srv.url}/agents/default/connections`);
+  tamper = (body) => ({ token_type: 'Bearer', expires_in: 3600 });
+  const noat = await connect(page);
+  assert.equal(noat.status(), 502);
+  assert.match(await page.textContent('.error'), /no access token/);
+  await screenshot(page, 'connections-no-access-token');
+  assert.equal(rows(), '0', 'nothing stored');
+
+  // not a member: no page
+  const outsider = createUser(srv, { agents: [] });
+  const ctx = await browser.newContext();
+  const op = await ctx.newPage();
+  await op.goto(`${srv.url}/login`);
+  await op.fill('input[name=email]', outsider.email);
+  await op.fill('input[name=password]', outsider.password);
+  await Promise.all([op.waitForNavigation(), op.click('button[type=submit]')]);
+  const no = await op.goto(`${srv.url}/agents/default/connections`);
+  assert.equal(no.status(), 403);
+});
+
+async function webPat(page) {
+  await page.goto(`${srv.url}/profile/tokens`);
+  await page.fill('#name', `pat-${Date.now()}`);
+  await Promise.all([page.waitForNavigation(), page.click('form[action="/profile/tokens"] button')]);
+  return secret(await page.textContent('#new-token'));
+}
+
+const callText = (r) => r.content.map((c) => c.text).join(' ');
+
+test('calls go out with each member\'s own token; refreshed once under 16 calls on two processes; revoked = reconnect', async () => {
+  const page = await signedInPage();
+  const pat = await webPat(page);
+  await page.goto(`${srv.url}/agents/default/connections`);
+  assert.equal((await connect(page)).status(), 303);
+
+  // a second member, connected as another account
+  const bobUser = createUser(srv, {});
+  const bobPage = await signedInPage(bobUser);
+  const bobPat = await webPat(bobPage);
+  // a third, not connected
+  const carolUser = createUser(srv, {});
+  const carolPat = await webPat(await signedInPage(carolUser));
+
+  const alice = (await sdkClient(srv, pat)).client;
+  const names = (await alice.listTools()).tools.map((t) => t.name);
+  assert.ok(names.includes('idp__whoami'), names.join(','));
+  assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+
+  // not connected: not listed; a call names the connector and the page
+  const carol = (await sdkClient(srv, carolPat)).client;
+  assert.ok(!(await carol.listTools()).tools.some((t) => t.name === 'idp__whoami'));
+  const nc = await carol.callTool({ name: 'idp__whoami', arguments: {} });
+  assert.equal(nc.isError, true);
+  assert.match(callText(nc), new RegExp(`'idp'.*${srv.url.replace(/[.]/g, '\\.')}/agents/default/connections`));
+
+  // bob connects (list_changed reaches his open session) and is bob upstream
+  const bob = (await sdkClient(srv, bobPat)).client;
+  assert.ok(!(await bob.listTools()).tools.some((t) => t.name === 'idp__whoami'));
+  let changed = 0;
+  const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
+  bob.setNotificationHandler(ToolListChangedNotificationSchema, () => { changed++; });
+  await bobPage.goto(`${srv.url}/agents/default/connections`);
+  assert.equal((await connect(bobPage, 'bob')).status(), 303);
+  assert.equal(callText(await bob.callTool({ name: 'idp__whoami', arguments: {} })), 'account bob');
+  assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+
+  // due for refresh: 16 calls at once, half through another process: one refresh
+  const refreshedBefore = refreshes.length;
+  const alice2 = (await sdkClient(srv2, pat)).client;
+  srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() + interval '10 seconds'
+    WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
+  const calls = Array.from({ length: 16 }, (_, i) => (i % 2 ? alice2 : alice).callTool({ name: 'idp__whoami', arguments: {} }));
+  for (const r of await Promise.all(calls)) assert.equal(callText(r), 'account alice');
+  assert.equal(refreshes.length - refreshedBefore, 1, 'exactly one refresh at the provider');
+  assert.equal(refreshes.at(-1), 200);
+
+  // the upstream refuses the access token (401): refreshed once, the call goes through
+  refuseToken = accessTokens.at(-1);
+  const rejectedBefore = upstreamSeen.filter((x) => x === 'inactive').length;
+  assert.equal(callText(await alice2.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+  assert.equal(upstreamSeen.filter((x) => x === 'inactive').length, rejectedBefore + 1, 'the upstream refused the old token once');
+  assert.equal(refreshes.length - refreshedBefore, 2, 'the 401 refreshed once');
+
+  // a provider that does not rotate: the refresh token kept, calls go on
+  rotate = false;
+  srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
+  assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+  srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
+  assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+  assert.equal(refreshes.length - refreshedBefore, 4);
+  rotate = true;
+
+  // the provider revoked the grant: needs reconnect, a clear tool error, the page says so
+  const rt = refreshTokens.at(-1);
+  const rv = await fetch(`${issuer}/token/revocation`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token: rt, token_type_hint: 'refresh_token', client_id: 'gatehouse-app', client_secret: CLIENT_SECRET }) });
+  assert.equal(rv.status, 200);
+  srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
+  const gone = await alice.callTool({ name: 'idp__whoami', arguments: {} });
+  assert.equal(gone.isError, true);
+  assert.match(callText(gone), /must be renewed/);
+  await page.goto(`${srv.url}/agents/default/connections`);
+  assert.match(await page.textContent('tr[data-connector=idp]'), /Needs reconnect/);
+  await screenshot(page, 'connections-needs-reconnect');
+  // reconnect mends it
+  assert.equal((await connect(page, 'alice', 'button[data-action=connect][data-connector=idp]')).status(), 303);
+  assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
+
+  // disconnect: bob's session hears list_changed... alice's tools lose idp
+  await page.goto(`${srv.url}/agents/default/connections`);
+  await Promise.all([page.waitForNavigation(), page.click('button[data-action=disconnect][data-connector=idp]')]);
+  assert.ok(!(await alice.listTools()).tools.some((t) => t.name === 'idp__whoami'));
+  assert.ok(changed >= 1, 'bob heard list_changed when he connected');
+
+  // pg_dump of the whole database holds none of the upstream tokens; what
+  // is sealed there does not open with the server key (AES-256-GCM, the
+  // layout of gh_seal: iv | tag | ciphertext, every associated data tried)
+  const pd = spawnSync(path.join(srv.cluster.bin, 'pg_dump'), ['-h', srv.cluster.dir, '-U', 'gatehouse', 'gatehouse'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  assert.equal(pd.status, 0, pd.stderr);
+  assert.ok(pd.stdout.includes('vault_connections'));
+  for (const t of issued) assert.ok(!pd.stdout.includes(t), 'no upstream token in pg_dump');
+  const key = Buffer.from(srv.cluster.serverKey, 'hex');
+  const sealedBob = srv.cluster.sql(`SELECT v.sealed || '|' || v.agent_id || '|' || v.user_id || '|' || v.connector_id
+    FROM vault_connections v JOIN users u ON u.id = v.user_id WHERE u.email = '${bobUser.email}'`).split('|');
+  const raw = Buffer.from(sealedBob[0], 'base64url');
+  const aads = [null, `gw_connection:v1:${sealedBob[1]}:${sealedBob[2]}:${sealedBob[3]}`];
+  for (const off of [0, 1, 33]) for (const aad of aads) {
+    const d = crypto.createDecipheriv('aes-256-gcm', key, raw.subarray(off, off + 12));
+    if (aad) d.setAAD(Buffer.from(aad));
+    d.setAuthTag(raw.subarray(off + 12, off + 28));
+    assert.throws(() => Buffer.concat([d.update(raw.subarray(off + 28)), d.final()]), 'the server key opens nothing');
+  }
+  assert.ok(upstreamSeen.includes('alice') && upstreamSeen.includes('bob'));
+
+  // Reset lost key: bob's key and connection go; his PAT opens nothing now
+  await bobPage.goto(`${srv.url}/agents/default/connections`);
+  await Promise.all([bobPage.waitForNavigation(), bobPage.click('button[data-action=reset]')]);
+  assert.match(await bobPage.textContent('.notice'), /deleted/);
+  await screenshot(bobPage, 'connections-reset');
+  assert.equal(srv.cluster.sql(`SELECT count(*) FROM vault_keys k JOIN users u ON u.id = k.user_id WHERE u.email = '${bobUser.email}'`), '0');
+  const after = await bob.callTool({ name: 'idp__whoami', arguments: {} });
+  assert.equal(after.isError, true);
+  assert.match(callText(after), /needs your own account/);
+});
