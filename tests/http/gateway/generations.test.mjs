@@ -233,6 +233,26 @@ test('a held call\'s requestState: forged, tampered, another tool or member, reu
   audit.expect({ method: 'tools/call', tool: name, connector: 'sess', decision: 'deny', message: r3.body.error.message });
 });
 
+test('a retry that reaches another instance is told to come back to the one holding the call', async () => {
+  const twin = await startServer({ cluster: srv.cluster, name: 'gw-generations-twin' });
+  try {
+    const name = 'sess__test_elicitation';
+    const r1 = await modern(srv, user.pat, 'twin-0', 'tools/call', { name, arguments: { message: 'x' } }, { meta: META });
+    audit.tool(name, 'sess');
+    const { requestState, inputRequests } = r1.body.result;
+    const inputResponses = Object.fromEntries(Object.entries(inputRequests).map(([k, q]) => [k, answerAll(q)]));
+    const there = await modern(twin, user.pat, 'twin-1', 'tools/call', { name, arguments: { message: 'x' }, inputResponses, requestState }, { meta: META });
+    assert.equal(there.status, 400, there.text);
+    assert.equal(there.body.error.code, -32602);
+    assert.match(there.body.error.message, /held by another Gatehouse instance.*must reach the instance that answered/);
+    audit.expect({ method: 'tools/call', tool: name, connector: 'sess', decision: 'deny', message: there.body.error.message });
+    const here = await modern(srv, user.pat, 'twin-2', 'tools/call', { name, arguments: { message: 'x' }, inputResponses, requestState }, { meta: META });
+    assert.match(toolText(here.body.result), /^User response: action=accept/, here.text);
+  } finally {
+    assert.equal(await twin.stop(), 0);
+  }
+});
+
 test('held calls are capped per member (8): the next call is refused, the held ones still complete', async () => {
   const m = member(srv, { name: 'cap' });
   const name = 'sess__test_elicitation';
