@@ -291,6 +291,16 @@ void gw_relay_request(const struct gw_relay_call *rc, json_t *msg);
  * caller, a request the client did not declare): done() does not run. */
 int  gw_relay_inputs(const struct gw_relay_call *rc, json_t *requests,
                      void (*done)(void *call, json_t *answers, const char *why), const char **why);
+/* NULL when a client that declared caps (its capabilities object) may be
+ * asked method (with params), else why not. */
+const char *gw_relay_missing(json_t *caps, const char *method, json_t *params);
+/* Answers the upstream's request msg with -32601 and why (bounded as every
+ * refusal is). */
+void gw_relay_refuse(const struct gw_relay_call *rc, json_t *msg, const char *why);
+/* POSTs result to the upstream of rc as the answer to its request up_id,
+ * on upstream session sid (NULL: the session's current one); does not
+ * wait.  false when nothing was sent. */
+bool gw_relay_answer(const struct gw_relay_call *rc, json_t *up_id, json_t *result, const char *sid);
 /* A JSON-RPC response the client of s POSTed: true when it answered a
  * pending relay of this session and went to the upstream; anything else
  * (unknown, another session's, answered, expired) is logged and dropped. */
