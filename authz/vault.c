@@ -505,9 +505,11 @@ authz_vault_credential_new(struct web_req *r, const char *agent_id, const char *
     }
     if (got == 1 && add_wraps(a, agent_id, user_id, priv, c, n, &e) == 0)
         rc = 0;
-    else if (got == 0)
+    else if (got == 0) {
+        rc = 1;
         GH_LOG(INFO, "vault_locked", "a new %s of user %s cannot open their connections of agent %s"
                " (no unlocked key at hand)", kind, user_id, agent_id);
+    }
     if (gh_err_isset(&e))
         GH_LOG(WARN, "vault_wrap_failed", "%s", e.detail);
     gh_wipe(priv, sizeof(priv));
