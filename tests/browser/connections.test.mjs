@@ -32,6 +32,8 @@ const accessTokens = [];
 let refuseToken = null;     // an access token the upstream refuses though the provider says active
 const upstreamSeen = [];    // what the upstream's introspection said of each request
 let tamper = null;          // (body) => body, applied to the next token response
+let holdRefresh = null;     // a promise the next refresh's answer waits for (the refresh done, not yet sent)
+let refreshHeld = null;     // called when that refresh arrived
 const issued = [];          // every token the provider handed out
 const tokenCalls = [];      // the forms Gatehouse posted to /token
 
@@ -62,6 +64,12 @@ before(async () => {
   });
   provider.use(async (ctx, next) => {
     await next();
+    if (ctx.path === '/token' && holdRefresh && ctx.oidc?.body?.grant_type === 'refresh_token') {
+      const h = holdRefresh;
+      holdRefresh = null;
+      refreshHeld?.();
+      await h;
+    }
     if (ctx.path === '/token') {
       tokenCalls.push(ctx.oidc?.body ?? {});
       if (ctx.oidc?.body?.grant_type === 'refresh_token') refreshes.push(ctx.status);
@@ -78,7 +86,8 @@ before(async () => {
   idp = http.createServer(provider.callback());
   await new Promise((r) => idp.listen(port, '127.0.0.1', r));
   upstream = await startUpstream();
-  srv2 = await startServer({ name: 'browser-connections-b', cluster: srv.cluster });
+  // a second process with a small pool: calls waiting for a refresh's lock fill it
+  srv2 = await startServer({ name: 'browser-connections-b', cluster: srv.cluster, env: { GATEHOUSE_DB_POOL_SIZE: '3' } });
   const add = gatehouse(srv, ['connector', 'add', '--agent', 'default', '--name', 'idp', '--url', upstream,
     '--auth', 'oauth-app', '--client-id', 'gatehouse-app', '--client-secret-stdin', '--authorize-url', `${issuer}/auth`,
     '--token-url', `${issuer}/token`, '--userinfo-url', `${issuer}/me`, '--scopes', 'openid email'], { input: `${CLIENT_SECRET}\n` });
@@ -334,7 +343,22 @@ test('calls go out with each member\'s own token; refreshed once under 16 calls 
   const alice2 = (await sdkClient(srv2, pat)).client;
   srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() + interval '10 seconds'
     WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
-  const calls = Array.from({ length: 16 }, (_, i) => (i % 2 ? alice2 : alice).callTool({ name: 'idp__whoami', arguments: {} }));
+  // the provider holds its answer to the refresh of a call on the second
+  // process (pool of 3) until calls wait on the lock, each holding a pool
+  // connection: the lock's holder must then finish on its own connection,
+  // or it fails after the provider rotated the refresh token and the next
+  // call presents a spent one ("the provider refused to refresh it")
+  let release;
+  holdRefresh = new Promise((r) => { release = r; });
+  const held = new Promise((r) => { refreshHeld = r; });
+  const calls = [alice2.callTool({ name: 'idp__whoami', arguments: {} })];
+  await held;
+  for (let i = 1; i < 16; i++) calls.push((i % 2 ? alice2 : alice).callTool({ name: 'idp__whoami', arguments: {} }));
+  const waiting = () => Number(srv.cluster.sql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`));
+  let most = 0;
+  for (const until = Date.now() + 2000; Date.now() < until && most < 6; await new Promise((r) => setTimeout(r, 25))) most = Math.max(most, waiting());
+  release();
+  assert.ok(most >= 2, `calls waited on the lock (${most})`);
   for (const r of await Promise.all(calls)) assert.equal(callText(r), 'account alice');
   assert.equal(refreshes.length - refreshedBefore, 1, 'exactly one refresh at the provider');
   assert.equal(refreshes.at(-1), 200);
