@@ -506,7 +506,7 @@ gw_connector_auth_headers(struct gh_arena *a, const struct gw_connector *c,
     }
     if (c->auth_mode && !strcmp(c->auth_mode, "none"))
         return 0;
-    if (c->auth_mode && !strcmp(c->auth_mode, "oauth-app"))
+    if (gw_auth_per_member(c->auth_mode))
         return gw_connection_headers(a, c, who, false, out, n, e);
     *out = c->headers;
     *n = c->nheaders;
