@@ -177,6 +177,8 @@ test('A registers at B by discovery; a member connects at B\'s consent page and 
   assert.match(await page.textContent('.error'), /did not connect your account \(access_denied\)/);
   await screenshot(page, 'discovery-denied');
   assert.equal(srvA.cluster.sql(`SELECT count(*) FROM vault_connections`), '0');
+  // B remembers a denial for a short while (its code TTL): the member changed their mind sooner
+  srvB.cluster.sql(`DELETE FROM oauth_denials WHERE client_id = '${clientId}'`);
 
   await page.goto(`${srvA.url}/agents/default/connections`);
   const ok = await connectThroughB(page, 'approve');
@@ -189,8 +191,8 @@ test('A registers at B by discovery; a member connects at B\'s consent page and 
 
   const { client } = await sdkClient(srvA, pat);
   const tools = (await client.listTools()).tools.map((t) => t.name);
-  assert.ok(tools.includes('remote__echo'), tools.join(','));
-  const r = await client.callTool({ name: 'remote__echo', arguments: { message: 'through B' } });
+  assert.ok(tools.includes('remote__everything__echo'), tools.join(','));
+  const r = await client.callTool({ name: 'remote__everything__echo', arguments: { message: 'through B' } });
   assert.equal(r.content[0].text, 'Echo: through B');
   await client.close();
   // B saw the call as its own user, through A's registration
@@ -202,7 +204,7 @@ test('A registers at B by discovery; a member connects at B\'s consent page and 
   await page.goto(`${srvA.url}/agents/default/connections`);
   await Promise.all([page.waitForNavigation(), page.click('button[data-action=disconnect][data-connector=remote]')]);
   const { client: again } = await sdkClient(srvA, pat);
-  const nc = await again.callTool({ name: 'remote__echo', arguments: { message: 'x' } });
+  const nc = await again.callTool({ name: 'remote__everything__echo', arguments: { message: 'x' } });
   assert.equal(nc.isError, true);
   assert.match(nc.content[0].text, /\/agents\/default\/connections/);
   await again.close();
