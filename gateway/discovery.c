@@ -100,8 +100,8 @@ dev(void)
  * with e naming `what` when it could not be fetched. guard: the URL is the
  * authorization server's (private addresses and http refused). */
 static int
-fetch(const char *what, const char *url, const char *json, bool guard, struct fetch *f, long *status,
-      struct gh_err *e)
+fetch(struct gh_arena *a, const char *what, const char *url, const char *json, bool guard, struct fetch *f,
+      long *status, struct gh_err *e)
 {
     struct curl_slist *h = NULL;
     CURLcode cc;
@@ -139,7 +139,9 @@ fetch(const char *what, const char *url, const char *json, bool guard, struct fe
     curl_slist_free_all(h);
     if (cc == CURLE_OK)
         return 0;
-    gh_err_set(e, 400, "invalid_request", "", "discovery: %s %s: curl %d", what, url, (int)cc);
+    /* a URL as shown: an upstream may take an API key in its query */
+    gh_err_set(e, 400, "invalid_request", "", "discovery: %s %s: curl %d", what, gw_connector_url_shown(a, url),
+               (int)cc);
     if (f->refused)
         snprintf(e->msg, sizeof(e->msg), "The %s is on a private or loopback address; this server does not "
                  "fetch it (GATEHOUSE_DEV_ALLOW_PRIVATE_DISCOVERY allows it in development).", what);
@@ -166,10 +168,11 @@ fetch_json(struct gh_arena *a, const char *what, const char *url, const char *js
     long status;
     json_t *j = NULL;
 
-    if (fetch(what, url, json, guard, &f, &status, e) < 0)
+    if (fetch(a, what, url, json, guard, &f, &status, e) < 0)
         goto out;
     if (status != want && !(want == 201 && status == 200)) {
-        gh_err_set(e, 400, "invalid_request", "", "discovery: %s %s: HTTP %ld", what, url, status);
+        gh_err_set(e, 400, "invalid_request", "", "discovery: %s %s: HTTP %ld", what, gw_connector_url_shown(a, url),
+                   status);
         snprintf(e->msg, sizeof(e->msg), "The %s answered HTTP %ld.", what, status);
         goto out;
     }
@@ -177,7 +180,8 @@ fetch_json(struct gh_arena *a, const char *what, const char *url, const char *js
     if (!json_is_object(j)) {
         json_decref(j);
         j = NULL;
-        gh_err_set(e, 400, "invalid_request", "", "discovery: %s %s: not a JSON object", what, url);
+        gh_err_set(e, 400, "invalid_request", "", "discovery: %s %s: not a JSON object", what,
+                   gw_connector_url_shown(a, url));
         snprintf(e->msg, sizeof(e->msg), "The %s is not a JSON object.", what);
         goto out;
     }
@@ -308,7 +312,7 @@ resource_metadata(struct gh_arena *a, const char *upstream, char **scope, struct
     *scope = NULL;
     if (!url_split(a, upstream, &origin, &path))
         return gh_err_set(e, 400, "invalid_request", "The connector's URL is not an http(s) URL.", NULL), NULL;
-    if (fetch("upstream MCP server", upstream, INIT, false, &f, &status, e) < 0)
+    if (fetch(a, "upstream MCP server", upstream, INIT, false, &f, &status, e) < 0)
         return NULL;
     if (status == 401 && f.www_auth && strcasestr(f.www_auth, "bearer")) {
         md = challenge_param(a, f.www_auth, "resource_metadata");

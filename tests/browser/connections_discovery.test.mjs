@@ -12,6 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { startServer, createUser, launchBrowser, screenshot, secret, freePort, gatehouse, startEverything,
   node22, sourceDir }
@@ -194,6 +195,14 @@ test('A registers at B by discovery; a member connects at B\'s consent page and 
   assert.ok(tools.includes('remote__everything__echo'), tools.join(','));
   const r = await client.callTool({ name: 'remote__everything__echo', arguments: { message: 'through B' } });
   assert.equal(r.content[0].text, 'Echo: through B');
+  // due for refresh: A refreshes at B (the registration's sealed secret, resource = B's agent) in flight
+  assert.equal(srvA.cluster.sql(`SELECT disc_secret_sealed IS NOT NULL FROM connectors WHERE name = 'remote'`), 't');
+  const sealedBefore = srvA.cluster.sql(`SELECT sealed FROM vault_connections`);
+  srvA.cluster.sql(`UPDATE vault_connections SET expires_at = now() - interval '1 second'`);
+  const r2 = await client.callTool({ name: 'remote__everything__echo', arguments: { message: 'refreshed' } });
+  assert.equal(r2.content[0].text, 'Echo: refreshed');
+  assert.notEqual(srvA.cluster.sql(`SELECT sealed FROM vault_connections`), sealedBefore, 'new tokens stored');
+  assert.match(fs.readFileSync(srvA.logFile, 'utf8'), /"connection_refreshed"/);
   await client.close();
   // B saw the call as its own user, through A's registration
   const row = srvB.cluster.sql(`SELECT user_email || ' ' || client_id FROM audit_events WHERE tool = 'everything__echo'` +
