@@ -300,10 +300,13 @@ connector(int argc, char **argv)
         if (gw_connector_add(a, o.agent, o.name, o.url, hdr, o.nheaders, &id, &e) < 0 ||
             (o.prefix_given && gw_connector_set_prefix(a, o.agent, o.name, o.prefix, &e) < 0))
             goto fail;
+        if (o.auth.mode && set_auth(a, &o, &e) < 0) {
+            /* a refused authentication (discovery failed) leaves no connector behind */
+            gw_connector_add_undo(a, o.agent, id, &(struct gh_err){0});
+            goto fail;
+        }
         printf("added connector %s to agent %s (%d header(s), values stored sealed)\n", o.name, o.agent,
                o.nheaders);
-        if (o.auth.mode && set_auth(a, &o, &e) < 0)
-            goto fail;
     } else if (!strcmp(sub, "set")) {
         if ((o.prefix_given || o.default_prefix) &&
             gw_connector_set_prefix(a, o.agent, o.name, o.default_prefix ? NULL : o.prefix, &e) < 0)

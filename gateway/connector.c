@@ -681,6 +681,20 @@ gw_connector_set_enabled(struct gh_arena *a, const char *agent_slug, const char 
 }
 
 int
+gw_connector_add_undo(struct gh_arena *a, const char *agent_slug, const char *id, struct gh_err *e)
+{
+    PGresult *res = db_query(a, e, "DELETE FROM connectors WHERE id = $1::uuid RETURNING agent_id", 1, id);
+
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 1) {
+        GH_LOG(INFO, "connector_changed", "connector %s of agent %s not added after all", id, agent_slug);
+        gw_connector_changed(db_val(res, 0, 0));
+    }
+    return 0;
+}
+
+int
 gw_connector_set_prefix(struct gh_arena *a, const char *agent_slug, const char *name, const char *prefix,
                         struct gh_err *e)
 {

@@ -57,6 +57,9 @@ int gw_connector_add(struct gh_arena *a, const char *agent_slug, const char *nam
                      char **id_out, struct gh_err *e);
 /* Every connector (agent_slug NULL) or one agent's, ordered by agent slug
  * and name; headers are not unsealed, header_names are filled. */
+/* Deletes a connector gw_connector_add just made (by its id), when the
+ * rest of its add failed: an add either completes or leaves nothing. */
+int gw_connector_add_undo(struct gh_arena *a, const char *agent_slug, const char *id, struct gh_err *e);
 int gw_connector_list(struct gh_arena *a, const char *agent_slug,
                       struct gw_connector **out, int *n, struct gh_err *e);
 int gw_connector_set_enabled(struct gh_arena *a, const char *agent_slug, const char *name,

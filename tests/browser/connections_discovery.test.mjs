@@ -81,6 +81,12 @@ test('saving refuses a resource that is not the upstream and a loopback authoriz
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /protected resource metadata is for https:\/\/elsewhere\.example\/mcp, not for the connector's URL/);
   assert.equal(modeOf('fake'), before);
+  // an add in this mode that fails discovery leaves no connector behind
+  r = gatehouse(srvA, ['connector', 'add', '--agent', 'default', '--name', 'fake2', '--url', `${fakeBase}/mcp`,
+    '--auth', 'oauth-discovery']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /not for the connector's URL/);
+  assert.equal(srvA.cluster.sql(`SELECT count(*) FROM connectors WHERE name = 'fake2'`), '0');
   // the same on the settings page: a sentence in the console, the form kept
   const page = await signedIn(srvA, admin);
   await page.goto(`${srvA.url}/admin/connectors/auth?agent=default&name=fake`);
