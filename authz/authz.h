@@ -214,6 +214,18 @@ int authz_client_set_resource_server(const char *client_id, bool on, struct gh_e
 bool authz_mail_enabled(void);
 int  authz_mail_send(const char *to, const char *subject, const char *body, struct gh_err *e);
 
+/* ---- a JSON fetch from an OAuth/OpenID provider (authz/fetch.c): GET url,
+ * or POST the urlencoded form; Bearer or HTTP Basic when set.  The JSON
+ * object answered, whatever the status (*status says it), or NULL and e
+ * when the provider is unreachable, too slow, too large or not JSON; e's
+ * client message names the provider as `who` ("identity provider"). */
+struct authz_fetch {
+    const char *url, *form, *bearer, *user, *pass, *who;
+    long        timeout_ms;
+    size_t      max_bytes;
+};
+json_t *authz_fetch_json(struct gh_arena *a, const struct authz_fetch *f, long *status, struct gh_err *e);
+
 /* ---- the sealed vault (authz/vault.c, docs/VAULT.md): members' upstream
  * tokens sealed to a per-membership X25519 key whose private half only the
  * member's own credentials unwrap.  The server key opens none of it. */

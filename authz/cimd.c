@@ -336,7 +336,8 @@ failure_known(struct gh_arena *a, const char *url, struct gh_err *e)
     return true;
 }
 
-/* ------------------------------------------------------------ fetch threads */
+/* ------------------------------------------------------------ fetch threads
+ * (a gh_workq of CIMD_FETCHERS; the jobs list joins requests for one URL) */
 
 struct waiter {
     struct web_req *r;
@@ -347,7 +348,6 @@ struct waiter {
 /* One URL to fetch, and the requests waiting for it. */
 struct job {
     char          *url;
-    bool           running;
     struct waiter *waiters, **wtail;
     struct job    *next;
 };
@@ -359,18 +359,22 @@ struct outcome {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct job *jobs, **jobs_tail = &jobs;   /* queued and running, oldest first */
 static int nqueued;
-static pthread_t threads[CIMD_FETCHERS];
-static int nthreads;
+static struct gh_workq *fetchers;               /* started with the first fetch */
 static bool stopping;
 static __thread const struct outcome *resumed;
 
 static void
-job_run(struct job *j)
+job_run(void *ctx)
 {
-    struct gh_arena *a = gh_arena_new(0);
+    struct job *j = ctx;
+    struct gh_arena *a;
+
+    pthread_mutex_lock(&lock);
+    nqueued--;
+    pthread_mutex_unlock(&lock);
+    a = gh_arena_new(0);
     struct outcome o = { .url = j->url };
     struct waiter *w, *next;
     struct job **p;
@@ -407,41 +411,6 @@ job_run(struct job *j)
     free(j);
 }
 
-static void *
-fetcher_main(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        struct job *j;
-
-        pthread_mutex_lock(&lock);
-        for (;;) {
-            for (j = jobs; j && j->running; j = j->next)
-                ;
-            if (j || stopping)
-                break;
-            pthread_cond_wait(&cond, &lock);
-        }
-        if (j) {
-            j->running = true;
-            nqueued--;
-        }
-        pthread_mutex_unlock(&lock);
-        if (j == NULL)
-            return NULL;        /* stopping, and nothing queued */
-        job_run(j);
-    }
-}
-
-/* Under the lock: the threads start with the first fetch. */
-static void
-fetchers_start(void)
-{
-    while (nthreads < CIMD_FETCHERS && !stopping &&
-           pthread_create(&threads[nthreads], NULL, fetcher_main, NULL) == 0)
-        nthreads++;
-}
-
 bool
 authz_cimd_offload(struct web_req *r, const char *client_id, web_handler_fn fn)
 {
@@ -470,8 +439,16 @@ authz_cimd_offload(struct web_req *r, const char *client_id, web_handler_fn fn)
     for (j = jobs; j && strcmp(j->url, client_id); j = j->next)
         ;
     if (j == NULL && nqueued < CIMD_QUEUE_MAX && !stopping) {
-        fetchers_start();
-        if (nthreads > 0 && (j = calloc(1, sizeof(*j))) != NULL && (j->url = strdup(client_id)) == NULL) {
+        if (fetchers == NULL)
+            fetchers = gh_workq_start(CIMD_FETCHERS);
+        if (fetchers && (j = calloc(1, sizeof(*j))) != NULL && (j->url = strdup(client_id)) == NULL) {
+            free(j);
+            j = NULL;
+        }
+        /* posted under the lock: job_run takes it first thing, so its
+         * waiters are all added before it looks at them */
+        if (j && gh_workq_post(fetchers, job_run, j) < 0) {
+            free(j->url);
             free(j);
             j = NULL;
         }
@@ -480,7 +457,6 @@ authz_cimd_offload(struct web_req *r, const char *client_id, web_handler_fn fn)
             *jobs_tail = j;
             jobs_tail = &j->next;
             nqueued++;
-            pthread_cond_signal(&cond);
         }
     }
     if (j) {
@@ -515,16 +491,15 @@ authz_cimd_outcome(struct gh_arena *a, const char *url, struct gh_err *e)
 void
 authz_cimd_stop(void)
 {
-    int n;
+    struct gh_workq *q;
 
     pthread_mutex_lock(&lock);
-    stopping = true;
-    n = nthreads;
-    pthread_cond_broadcast(&cond);
+    stopping = true;            /* nothing is posted from here on */
+    q = fetchers;
     pthread_mutex_unlock(&lock);
-    for (int i = 0; i < n; i++)
-        pthread_join(threads[i], NULL);     /* each drains the queue before it ends */
+    gh_workq_stop(q);           /* runs what was queued, then joins */
+    gh_workq_free(q);
     pthread_mutex_lock(&lock);
-    nthreads = 0;
+    fetchers = NULL;
     pthread_mutex_unlock(&lock);
 }

@@ -17,7 +17,6 @@
  * the two handlers are resumed on a worker thread (worker.c).
  */
 #include "authz/authz_int.h"
-#include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,36 +28,6 @@
 
 /* ------------------------------------------------------------ fetches */
 
-struct buf {
-    char  *p;
-    size_t n;
-    bool   too_big;
-};
-
-static size_t
-buf_write(char *p, size_t size, size_t n, void *ctx)
-{
-    struct buf *b = ctx;
-    size_t len = size * n;
-    char *np;
-
-    if (b->n + len > SSO_FETCH_MAX) {
-        b->too_big = true;
-        return 0;
-    }
-    np = realloc(b->p, b->n + len + 1);
-    if (np == NULL)
-        return 0;
-    b->p = np;
-    memcpy(b->p + b->n, p, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-    return len;
-}
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 /* GET url (form NULL) or POST the urlencoded form, with HTTP Basic user:pass
  * when user is set; the JSON object answered with a 2xx, else NULL and e.
  * http is allowed only where the issuer was (issuer_ok: loopback). */
@@ -66,53 +35,16 @@ static json_t *
 fetch_json(struct gh_arena *a, const char *url, const char *form, const char *user, const char *pass,
            struct gh_err *e)
 {
-    CURL *c;
-    struct buf b = {0};
-    long status = 0;
-    json_t *j = NULL;
-    CURLcode rc;
+    struct authz_fetch f = { .url = url, .form = form, .user = user, .pass = pass, .who = "identity provider",
+                             .timeout_ms = SSO_TIMEOUT_MS, .max_bytes = SSO_FETCH_MAX };
+    long status;
+    json_t *j = authz_fetch_json(a, &f, &status, e);
 
-    pthread_once(&curl_once, curl_init_once);
-    if ((c = curl_easy_init()) == NULL) {
-        gh_err_set(e, 500, "server_error", "internal error", "curl_easy_init failed");
+    if (j && (status < 200 || status > 299)) {
+        gh_err_set(e, 502, "bad_gateway", "The identity provider could not be reached. Try again later.",
+                   "SSO fetch: HTTP %ld", status);
         return NULL;
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, gh_str_has_prefix(url, "https://") ? "https" : "http");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)SSO_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (form)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
-    if (user) {
-        curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-        curl_easy_setopt(c, CURLOPT_USERNAME, user);
-        curl_easy_setopt(c, CURLOPT_PASSWORD, pass);
-    }
-    rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK || status < 200 || status > 299 || b.p == NULL) {
-        gh_err_set(e, 502, "bad_gateway", "The identity provider could not be reached. Try again later.",
-                   "SSO fetch failed: %s, HTTP %ld%s", curl_easy_strerror(rc), status,
-                   b.too_big ? ", answer too large" : "");
-        goto out;
-    }
-    j = json_loads(b.p, JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        j = NULL;
-        gh_err_set(e, 502, "bad_gateway", "The identity provider answered something unexpected.",
-                   "SSO fetch: not a JSON object");
-        goto out;
-    }
-    gh_arena_json(a, j);
-out:
-    if (b.p)
-        gh_wipe(b.p, b.n);      /* a token response */
-    free(b.p);
     return j;
 }
 

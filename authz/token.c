@@ -285,22 +285,6 @@ static const char SQL_ROTATE[] =
     "  now() + make_interval(secs => $8::int) FROM p)"
     " SELECT p.grant_id, p.scope, acc.exp FROM p, acc";
 
-/* Runs a statement prepared under `name` on a pooled connection (db/
- * prepares it on each new session before its first use there). */
-static PGresult *
-exec_prepared(struct gh_arena *a, struct gh_err *e, const char *name, const char *sql, int n,
-              const char *const *params)
-{
-    struct db_conn *c = db_get(e);
-    PGresult *res;
-
-    if (c == NULL)
-        return NULL;
-    res = db_exec_prepared(c, a, e, name, sql, n, params);
-    db_put(c);
-    return res;
-}
-
 /* The hot path: one statement rotates a live refresh token.  Returns 0
  * when it replied, 1 when the token was not rotated here (the general
  * path decides), -1 on error.  public_client: the client is not yet
@@ -332,7 +316,7 @@ refresh_fast(struct web_req *r, const char *client_id, bool public_client, const
     {
         const char *params[] = { hash, client_id, sealed, ah, rh, canon, ttl, rttl,
                                  public_client ? "true" : "false" };
-        res = exec_prepared(a, e, "authz_rotate", SQL_ROTATE, 9, params);
+        res = db_query_prepared(a, e, "authz_rotate", SQL_ROTATE, 9, params);
     }
     if (res == NULL)
         return -1;

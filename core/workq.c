@@ -1,7 +1,7 @@
 /*
  * core/workq.c — a work queue: a fixed set of threads running the
- * functions posted to it, first in first out.  The gateway's worker and
- * offload pools are two of them.  A stopped queue runs what was posted
+ * functions posted to it, first in first out: the gateway's worker and
+ * offload pools and the CIMD fetchers (authz/cimd.c).  A stopped queue runs what was posted
  * before it stopped, then ends its threads; it refuses work from then on
  * and stays valid until gh_workq_free, so a late post is refused rather
  * than a use after free.

@@ -48,7 +48,14 @@ PGresult *db_exec(struct db_conn *c, struct gh_arena *a, struct gh_err *e,
  * than running it.  Falls back to db_execv()'s handling on any failure. */
 PGresult *db_exec_prepared(struct db_conn *c, struct gh_arena *a, struct gh_err *e, const char *name,
                            const char *sql, int n, const char *const *params);
-/* One-shot: takes a pooled connection for one statement. */
+/* Whether `name` is prepared on c's session, preparing it if not (false
+ * when that fails: send the text), for callers that send it themselves
+ * (PQsendQueryPrepared). */
+bool db_prepare(struct db_conn *c, const char *name, const char *sql, int n);
+/* One-shot: takes a pooled connection for one statement (prepared: as
+ * db_exec_prepared, for the statements of a hot path). */
+PGresult *db_query_prepared(struct gh_arena *a, struct gh_err *e, const char *name, const char *sql, int n,
+                            const char *const *params);
 PGresult *db_query(struct gh_arena *a, struct gh_err *e, const char *sql, int n, ...);
 
 int db_begin(struct db_conn *c, struct gh_err *e);

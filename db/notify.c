@@ -175,6 +175,12 @@ listener_main(void *arg)
         }
         if (ping_sent) {
             int got = ping_answered(pg);
+            /* reading the answer may have parsed notifications behind it:
+             * run them now, not after the next poll's 250 ms */
+            while ((n = PQnotifies(pg)) != NULL) {
+                dispatch(n);
+                PQfreemem(n);
+            }
             if (got == 0 && gh_now_us() - ping_sent > PING_WAIT_MS * 1000LL) {
                 GH_LOG(WARN, "db_listen", "no answer from the database in %d ms: reconnecting the listener",
                        PING_WAIT_MS);

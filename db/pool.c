@@ -191,10 +191,8 @@ result_cleanup(void *p)
     PQclear(p);
 }
 
-/* Whether `name` is prepared on c's session; else prepares it (false if
- * that fails: the caller runs the text instead). */
-static bool
-prepared(struct db_conn *c, const char *name, const char *sql, int n)
+bool
+db_prepare(struct db_conn *c, const char *name, const char *sql, int n)
 {
     PGresult *res;
     bool ok;
@@ -233,7 +231,7 @@ exec_failed(struct db_conn *c, PGresult *res, struct gh_err *e)
 static PGresult *
 run_prepared(struct db_conn *c, const char *name, const char *sql, int n, const char *const *params)
 {
-    return prepared(c, name, sql, n) ? PQexecPrepared(c->pg, name, n, params, NULL, NULL, 0) : NULL;
+    return db_prepare(c, name, sql, n) ? PQexecPrepared(c->pg, name, n, params, NULL, NULL, 0) : NULL;
 }
 
 static bool
@@ -266,6 +264,20 @@ db_exec_prepared(struct db_conn *c, struct gh_arena *a, struct gh_err *e, const 
     exec_failed(c, res, e);
     PQclear(res);
     return NULL;
+}
+
+PGresult *
+db_query_prepared(struct gh_arena *a, struct gh_err *e, const char *name, const char *sql, int n,
+                  const char *const *params)
+{
+    struct db_conn *c = db_get(e);
+    PGresult *res;
+
+    if (c == NULL)
+        return NULL;
+    res = db_exec_prepared(c, a, e, name, sql, n, params);
+    db_put(c);
+    return res;
 }
 
 PGresult *

@@ -182,17 +182,6 @@ static const char *const kind_field[GW_NKINDS] = { "tools", "prompts", "resource
 /* what names an entry of each kind, upstream and to clients */
 static const char *const kind_key[GW_NKINDS] = { "name", "name", "uri", "uriTemplate" };
 
-static json_t **
-cache_slot(struct gw_upstate *u, enum gw_kind k)
-{
-    switch (k) {
-    case GW_TOOLS:     return &u->tools;
-    case GW_PROMPTS:   return &u->prompts;
-    case GW_RESOURCES: return &u->resources;
-    default:           return &u->templates;
-    }
-}
-
 bool
 gw_agg_warm(struct gh_arena *a, struct gw_session *s, enum gw_kind kind)
 {
@@ -211,7 +200,7 @@ gw_agg_warm(struct gh_arena *a, struct gw_session *s, enum gw_kind kind)
         for (int k = 0; k < s->nups && u == NULL; k++)
             if (!strcmp(s->ups[k].connector_id, conns[i].id))
                 u = &s->ups[k];
-        warm = u && u->proto[0] && (kind >= GW_NKINDS || *cache_slot(u, kind));
+        warm = u && u->proto[0] && (kind >= GW_NKINDS || gw_upstate_has_list(u, kind));
     }
     pthread_mutex_unlock(&s->lock);
     return warm;
@@ -220,15 +209,7 @@ gw_agg_warm(struct gh_arena *a, struct gw_session *s, enum gw_kind kind)
 void
 gw_agg_invalidate(struct gw_session *s, const char *connector_id)
 {
-    pthread_mutex_lock(&s->lock);
-    for (int i = 0; i < s->nups; i++)
-        if (connector_id == NULL || !strcmp(s->ups[i].connector_id, connector_id))
-            for (int k = 0; k < GW_NKINDS; k++) {
-                json_t **slot = cache_slot(&s->ups[i], (enum gw_kind)k);
-                json_decref(*slot);
-                *slot = NULL;
-            }
-    pthread_mutex_unlock(&s->lock);
+    gw_upstate_lists_drop(s, connector_id);
 }
 
 void
@@ -372,17 +353,11 @@ gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credent
         if (jobs == NULL)
             return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
         for (int i = 0; i < nconns; i++) {
-            struct gw_upstate *u;
-            json_t *l = NULL;
+            json_t *l;
 
             if (!conns[i].enabled)
                 continue;
-            pthread_mutex_lock(&s->lock);
-            u = gw_session_upstate(s, &conns[i]);
-            if (u && *cache_slot(u, kind))
-                l = json_incref(*cache_slot(u, kind));
-            pthread_mutex_unlock(&s->lock);
-            if (l) {
+            if ((l = gw_upstate_list(s, &conns[i], kind)) != NULL) {
                 lists[i] = gh_arena_json(a, l);
                 continue;
             }
@@ -408,7 +383,6 @@ gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credent
         for (int k = 0; k < njobs; k++) {
             struct fetch_job *j = &jobs[k];
             struct gw_connector *c = &conns[j->idx];
-            struct gw_upstate *u;
             if (j->list == NULL) {
                 GH_LOG(WARN, "gw_aggregate", "connector %s: %s", c->name,
                        j->e.detail[0] ? j->e.detail : j->e.msg);
@@ -416,13 +390,7 @@ gw_agg_list(struct gh_arena *a, struct gw_session *s, const struct authz_credent
                 out->failed[out->nfailed++] = c->name;
                 continue;
             }
-            pthread_mutex_lock(&s->lock);
-            u = gw_session_upstate(s, c);
-            if (u) {
-                json_decref(*cache_slot(u, kind));
-                *cache_slot(u, kind) = json_incref(j->list);
-            }
-            pthread_mutex_unlock(&s->lock);
+            gw_upstate_list_set(s, c, kind, j->list);
             lists[j->idx] = gh_arena_json(a, j->list);
         }
     }

@@ -13,8 +13,6 @@
  * the verifier is logged or shown.
  */
 #include "gateway/gw_int.h"
-#include <curl/curl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,84 +23,14 @@
 
 /* ------------------------------------------------------------ the provider */
 
-struct buf {
-    char  *p;
-    size_t n;
-};
-
-static size_t
-buf_write(char *p, size_t size, size_t n, void *ctx)
-{
-    struct buf *b = ctx;
-    size_t len = size * n;
-    char *np;
-
-    if (b->n + len > FETCH_MAX || (np = realloc(b->p, b->n + len + 1)) == NULL)
-        return 0;
-    b->p = np;
-    memcpy(b->p + b->n, p, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-    return len;
-}
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 json_t *
 gw_oauth_fetch(struct gh_arena *a, const char *url, const char *form, const char *bearer, long *status,
                struct gh_err *e)
 {
-    struct curl_slist *h = NULL;
-    struct buf b = {0};
-    json_t *j = NULL;
-    CURLcode rc;
-    CURL *c;
+    struct authz_fetch f = { .url = url, .form = form, .bearer = bearer, .who = "provider",
+                             .timeout_ms = FETCH_TIMEOUT, .max_bytes = FETCH_MAX };
 
-    *status = 0;
-    pthread_once(&curl_once, curl_init_once);
-    if ((c = curl_easy_init()) == NULL) {
-        gh_err_set(e, 500, "server_error", "internal error", "curl_easy_init failed");
-        return NULL;
-    }
-    /* GitHub answers form-encoded unless asked for JSON */
-    h = curl_slist_append(h, "Accept: application/json");
-    if (bearer)
-        h = curl_slist_append(h, gh_arena_printf(a, "Authorization: Bearer %s", bearer));
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, gh_str_has_prefix(url, "https://") ? "https" : "http");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, FETCH_TIMEOUT);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "Gatehouse");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (form)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
-    rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    if (rc != CURLE_OK || b.p == NULL) {
-        gh_err_set(e, 502, "bad_gateway", "The provider could not be reached. Try again later.",
-                   "oauth fetch failed: %s, HTTP %ld", curl_easy_strerror(rc), *status);
-        goto out;
-    }
-    j = json_loads(b.p, JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        j = NULL;
-        gh_err_set(e, 502, "bad_gateway", "The provider answered something unexpected.",
-                   "oauth fetch: HTTP %ld, not a JSON object", *status);
-        goto out;
-    }
-    gh_arena_json(a, j);
-out:
-    if (b.p)
-        gh_wipe(b.p, b.n);      /* a token response */
-    free(b.p);
-    return j;
+    return authz_fetch_json(a, &f, status, e);
 }
 
 char *

@@ -180,6 +180,10 @@ bool gw_call_may(enum gw_call_state from, enum gw_call_state to);
 /* Forwards (method, params), already renamed for the upstream, to c and
  * answers with the upstream's stream. */
 int  gw_forward(struct gw_mreq *m, struct gw_connector *c, json_t *id, const char *method, json_t *params);
+/* The ticker: held calls (a stateless client's, waiting for its retry)
+ * past their deadline end; at shutdown the registry lets them go. */
+void gw_call_held_sweep(void);
+void gw_call_held_stop(void);
 /* A notification or response from the client of s, once its row is committed. */
 void gw_client_note(struct gw_session *s, const char *method, json_t *msg);
 

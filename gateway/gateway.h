@@ -143,6 +143,7 @@ struct gw_policy_call {
     const char *session;        /* key of the session's counters; NULL keeps none */
     const char *client_ip;
     const char *at;             /* a timestamp instead of now (test bench), or NULL */
+    bool        render;         /* fill out->request (test bench): not on the call path */
     /* every method (docs/POLICIES.md, "Which requests"): */
     const char *action;         /* Action::"<method>"; NULL: tools/call */
     const char *kind;           /* the resource's type: "Tool" (NULL), "Prompt", "Resource", "Agent"

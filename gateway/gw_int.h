@@ -162,5 +162,21 @@ int  gw_policy_pages_register_routes(void);
 /* Listens on GW_CHANNEL_POLICIES: compiled sets are cached per agent
  * (per member on an untrusted agent) until a change is announced. */
 void gw_policy_cache_start(void);
+/* What a decision needs besides the call (policy_facts.c): the caller's
+ * role and admin flag, the time in the agent's zone, the session's
+ * counters, from memory; the agent's policy generation and denial mark
+ * from one read begun after the call arrived, shared by concurrent calls,
+ * so an edit or a denial committed before the call began applies to it. */
+struct gw_facts {
+    const char *role, *datetime, *date;
+    bool        admin;
+    long long   hour, minute, weekday, calls, denials;
+    long long   generation, mark;   /* the agent's policy generation and denial mark */
+};
+void gw_policy_facts_start(void);
+int  gw_policy_facts(struct gh_arena *a, const struct gw_policy_call *call, struct gw_facts *f, struct gh_err *e);
+/* A denied call: the session's denials + 1 and the agent's denial mark + 1,
+ * stored (calls: the session's count here, kept with it). */
+void gw_policy_count_denial(struct gh_arena *a, const char *agent_id, const char *session, long long calls);
 
 #endif

@@ -526,6 +526,7 @@ tick_main(void *arg)
         gw_chan_keepalives();
         gw_listen_tick();
         gw_relay_sweep();
+        gw_call_held_sweep();
         if (gh_time_s() - last_expire >= 60) {
             last_expire = gh_time_s();
             gw_session_expire();
@@ -630,5 +631,6 @@ gw_mcp_stop(void)
     }
     gw_up_upkeep_stop();       /* no stream reopened once the I/O thread stops */
     gw_up_stop();
+    gw_call_held_stop();
     gw_session_stop();
 }

@@ -166,8 +166,31 @@ void gw_session_ref(struct gw_session *s);
 void gw_session_put(struct gw_session *s);
 /* Drops idle sessions from the cache and their rows (the ticker, each minute). */
 void gw_session_expire(void);
-/* Under s->lock: the upstream state of a connector (created empty). */
+/* Under s->lock: the upstream state of a connector (created empty), to
+ * read; session.c alone writes it, through the gw_upstate_* below. */
 struct gw_upstate *gw_session_upstate(struct gw_session *s, const struct gw_connector *c);
+/* the kinds of merged lists (aggregate.c) */
+enum gw_kind { GW_TOOLS, GW_PROMPTS, GW_RESOURCES, GW_TEMPLATES, GW_NKINDS };
+/* A cached list of c (incref'd, NULL when none); replaces it; drops every
+ * kind of connector_id (NULL: all connectors). */
+json_t *gw_upstate_list(struct gw_session *s, const struct gw_connector *c, enum gw_kind k);
+void    gw_upstate_list_set(struct gw_session *s, const struct gw_connector *c, enum gw_kind k, json_t *list);
+void    gw_upstate_lists_drop(struct gw_session *s, const char *connector_id);
+/* Under s->lock: whether u has the list of kind k cached. */
+bool    gw_upstate_has_list(const struct gw_upstate *u, enum gw_kind k);
+/* A handshake to redo: no revision, session id or tools, pending. */
+void    gw_upstate_forget(struct gw_session *s, const struct gw_connector *c);
+/* A handshake done: its revision and (with_sid) its session id, pending
+ * until saved. */
+void    gw_upstate_handshake(struct gw_session *s, const struct gw_connector *c, const char *proto, bool with_sid,
+                             const char *sid);
+/* A stream to the upstream is opening: its generation (0: no state), with
+ * the session id and revision to open it with; then the transfer it
+ * became, kept unless a newer one began: returns the one to cancel. */
+unsigned gw_upstate_listen_begin(struct gh_arena *a, struct gw_session *s, const struct gw_connector *c,
+                                 char **sid, char proto[16]);
+struct gw_up_xfer *gw_upstate_listen_set(struct gw_session *s, const struct gw_connector *c, unsigned gen,
+                                         struct gw_up_xfer *x);
 /* Persists the upstream session ids after a handshake with connector_id,
  * merged with the row under its lock: for connector_id ours wins, and
  * *replaced (malloc, or NULL) is the upstream session id the row held for
@@ -268,6 +291,16 @@ void gw_relay_request(const struct gw_relay_call *rc, json_t *msg);
  * caller, a request the client did not declare): done() does not run. */
 int  gw_relay_inputs(const struct gw_relay_call *rc, json_t *requests,
                      void (*done)(void *call, json_t *answers, const char *why), const char **why);
+/* NULL when a client that declared caps (its capabilities object) may be
+ * asked method (with params), else why not. */
+const char *gw_relay_missing(json_t *caps, const char *method, json_t *params);
+/* Answers the upstream's request msg with -32601 and why (bounded as every
+ * refusal is). */
+void gw_relay_refuse(const struct gw_relay_call *rc, json_t *msg, const char *why);
+/* POSTs result to the upstream of rc as the answer to its request up_id,
+ * on upstream session sid (NULL: the session's current one); does not
+ * wait.  false when nothing was sent. */
+bool gw_relay_answer(const struct gw_relay_call *rc, json_t *up_id, json_t *result, const char *sid);
 /* A JSON-RPC response the client of s POSTed: true when it answered a
  * pending relay of this session and went to the upstream; anything else
  * (unknown, another session's, answered, expired) is logged and dropped. */
@@ -280,7 +313,6 @@ void gw_relay_sweep(void);
 void gw_relay_stop(void);
 
 /* Aggregated lists: an array of entries in the order clients see. */
-enum gw_kind { GW_TOOLS, GW_PROMPTS, GW_RESOURCES, GW_TEMPLATES, GW_NKINDS };
 struct gw_entry {
     json_t     *item;               /* as the client sees it (renamed) */
     const char *connector_id;       /* routing back */

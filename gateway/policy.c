@@ -1,14 +1,14 @@
 /*
  * gateway/policy.c — the enforcement seam: a Cedar decision on every
- * tools/call (docs/POLICIES.md).  The compiled policy set of an agent (of
- * one member on an untrusted agent) is cached in memory and never re-parsed
- * per call.  Every call reads the agent's policy generation (migration 070:
- * bumped by every change) in the one round trip it makes anyway, and a set
- * of an older generation is compiled again, so an edit applies on the very
- * next call on every process; NOTIFY gw_policies and a listener reconnect
- * free the sets a change left behind.
- */
-#include "gateway/gw_int.h"
+ * decided request (docs/POLICIES.md).  The compiled policy set of an agent
+ * (of one member on an untrusted agent) is cached in memory and never
+ * re-parsed per call.  Every call learns the agent's policy generation
+ * (migration 070: bumped by every change) from a read begun after it
+ * arrived (policy_facts.c, shared by concurrent calls), and a set of an
+ * older generation is compiled again, so an edit applies on the very next
+ * call on every process; NOTIFY gw_policies and a listener reconnect free
+ * the sets a change left behind.  The call's other facts come from memory.
+ */#include "gateway/gw_int.h"
 #include "authz/cedar/cedar.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -112,6 +112,7 @@ gw_policy_cache_start(void)
 {
     if (db_listen_reconnect_hook(on_reconnect, NULL) < 0 || db_listen(GW_CHANNEL_POLICIES, on_notify, NULL) < 0)
         GH_LOG(WARN, "gw_policy", "cannot listen on %s: policy sets are compiled per call", GW_CHANNEL_POLICIES);
+    gw_policy_facts_start();
 }
 
 static int
@@ -231,54 +232,6 @@ pset_get(struct gh_arena *a, const char *agent_id, const char *user_id, long lon
 
 /* ---------------------------------------------------------------- request */
 
-/* What the request needs from the database, in one round trip: the
- * caller's role and admin flag, the time in the agent's zone (PostgreSQL's
- * tz database), and the session's counters (this call counted). */
-struct facts {
-    const char *role, *datetime, *date;
-    bool        admin;
-    long long   hour, minute, weekday, calls, denials, generation;
-};
-
-static int
-facts_get(struct gh_arena *a, const struct gw_policy_call *call, struct facts *f, struct gh_err *e)
-{
-    static const char sql[] =
-        "WITH c AS (INSERT INTO policy_session_counts (agent_id, session, calls)"
-        "           SELECT $1, $3, 1 WHERE $3::text IS NOT NULL"
-        "           ON CONFLICT (agent_id, session) DO UPDATE"
-        "           SET calls = policy_session_counts.calls + 1, updated_at = now()"
-        "           RETURNING calls, denials),"
-        "     t AS (SELECT coalesce($5::timestamptz, now()) AS at)"
-        " SELECT (SELECT role FROM agent_members WHERE agent_id = $1 AND user_id = $2::uuid),"
-        "        coalesce((SELECT role = 'admin' FROM users WHERE id = $2::uuid), false),"
-        "        to_char(t.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-        "        to_char(t.at AT TIME ZONE $4, 'YYYY-MM-DD'),"
-        "        extract(hour FROM t.at AT TIME ZONE $4)::int,"
-        "        extract(minute FROM t.at AT TIME ZONE $4)::int,"
-        "        extract(isodow FROM t.at AT TIME ZONE $4)::int,"
-        "        coalesce((SELECT calls FROM c), 0), coalesce((SELECT denials FROM c), 0),"
-        "        coalesce((SELECT generation FROM policy_generations WHERE agent_id = $1), 0)"
-        "   FROM t";
-    const struct authz_agent *ag = &call->who->agent;
-    PGresult *res = db_query(a, e, sql, 5, ag->id, call->who->user_id, call->session,
-                             ag->timezone ? ag->timezone : "UTC", call->at);
-
-    if (res == NULL)
-        return -1;
-    f->role = db_val(res, 0, 0) ? db_val(res, 0, 0) : "member";
-    f->admin = db_bool(res, 0, 1);
-    f->datetime = db_val(res, 0, 2);
-    f->date = db_val(res, 0, 3);
-    f->hour = db_ll(res, 0, 4, 0);
-    f->minute = db_ll(res, 0, 5, 0);
-    f->weekday = db_ll(res, 0, 6, 0);
-    f->calls = db_ll(res, 0, 7, 0);
-    f->denials = db_ll(res, 0, 8, 0);
-    f->generation = db_ll(res, 0, 9, 0);
-    return 0;
-}
-
 /* An MCP annotation hint, or its default when absent (MCP: readOnly false,
  * destructive true, idempotent false, openWorld true). */
 static int
@@ -300,7 +253,7 @@ rec_set(cedar_arena *ca, cedar_value *rec, const char *key, const cedar_value *v
 #define STR(s) cedar_value_string(ca, (s) ? (s) : "", (size_t)-1)
 
 static cedar_value *
-build_context(cedar_arena *ca, const struct gw_policy_call *call, const struct facts *f, struct cedar_err *ce)
+build_context(cedar_arena *ca, const struct gw_policy_call *call, const struct gw_facts *f, struct cedar_err *ce)
 {
     const struct authz_credential *w = call->who;
     cedar_value *ctx = cedar_value_record_new(ca), *now = cedar_value_record_new(ca);
@@ -410,7 +363,7 @@ add_resource(struct gh_arena *a, cedar_arena *ca, cedar_entities *es, const char
 
 /* The principal and its entity (values in ca, so a list's items reuse them). */
 static cedar_value *
-principal_attrs(cedar_arena *ca, const struct gw_policy_call *call, const struct facts *f, struct cedar_err *ce)
+principal_attrs(cedar_arena *ca, const struct gw_policy_call *call, const struct gw_facts *f, struct cedar_err *ce)
 {
     const struct authz_credential *w = call->who;
     cedar_value *u = cedar_value_record_new(ca);
@@ -424,7 +377,7 @@ principal_attrs(cedar_arena *ca, const struct gw_policy_call *call, const struct
 /* principal, action, resource and their entities. */
 static int
 build_request(struct gh_arena *a, cedar_arena *ca, cedar_entities *es, const struct gw_policy_call *call,
-              const struct facts *f, struct cedar_request *req, struct cedar_err *ce)
+              const struct gw_facts *f, struct cedar_request *req, struct cedar_err *ce)
 {
     const struct authz_credential *w = call->who;
     cedar_value *u = principal_attrs(ca, call, f, ce);
@@ -544,25 +497,13 @@ decide_with(struct gh_arena *a, const struct pset *p, cedar_arena *ca, cedar_ent
     return 0;
 }
 
-/* A deny counts toward context.session.denials of the session's next
- * calls; a lost count only weakens a circuit breaker by one. */
-static void
-count_denial(struct gh_arena *a, const char *agent_id, const char *session)
-{
-    struct gh_err e = {0};
-
-    if (!db_query(a, &e, "UPDATE policy_session_counts SET denials = denials + 1, updated_at = now()"
-                         " WHERE agent_id = $1 AND session = $2", 2, agent_id, session))
-        GH_LOG(WARN, "gw_policy", "denial of a session not counted: %s", e.detail[0] ? e.detail : e.msg);
-}
-
 /* A list's items (policy_list.c): each one's own method with empty
  * arguments, for the same principal, time and session counters; hidden
  * when denied with no policy erroring (an item whose policies read an
  * argument stays listed: its call decides).  One scratch arena and entity
  * store, reset per item: no database round trip, nothing counted. */
 static int
-eval_items(struct gh_arena *a, const struct pset *p, const struct gw_policy_call *call, const struct facts *f,
+eval_items(struct gh_arena *a, const struct pset *p, const struct gw_policy_call *call, const struct gw_facts *f,
            cedar_arena *ca, struct gh_err *e)
 {
     struct gw_policy_call c = *call;
@@ -620,11 +561,11 @@ gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, struct g
     cedar_entities *es = NULL;
     cedar_arena *ca = NULL;
     struct pset *p = NULL;
-    struct facts f = {0};
+    struct gw_facts f = {0};
     int rc = -1;
 
     *out = (struct gw_decision){ .allow = false, .decision = "deny" };
-    if (facts_get(a, call, &f, e) < 0 ||
+    if (gw_policy_facts(a, call, &f, e) < 0 ||
         (p = pset_get(a, w->agent.id, member, f.generation, e)) == NULL)
         goto out;
     if ((ca = cedar_arena_new(CALL_ARENA)) == NULL || (es = cedar_entities_new()) == NULL) {
@@ -638,9 +579,10 @@ gw_policy_decide(struct gh_arena *a, const struct gw_policy_call *call, struct g
         rc = 0;
         goto out;
     }
-    out->request = gh_arena_printf(a, "principal: %s, action: %s, resource: %s, context: %s",
-                                   cedar_value_to_string(ca, req.principal), cedar_value_to_string(ca, req.action),
-                                   cedar_value_to_string(ca, req.resource), cedar_value_to_string(ca, req.context));
+    if (call->render)
+        out->request = gh_arena_printf(a, "principal: %s, action: %s, resource: %s, context: %s",
+                                       cedar_value_to_string(ca, req.principal), cedar_value_to_string(ca, req.action),
+                                       cedar_value_to_string(ca, req.resource), cedar_value_to_string(ca, req.context));
     if (member && p->nenforce == 0) {
         out->message = "denied: this agent is untrusted and no policy of yours allows anything yet; "
                        "ask an owner of the agent to add one";
@@ -657,7 +599,7 @@ out:
     if (rc == 0 && out->message == NULL)
         out->message = out->allow ? GW_POLICY_ALLOWED : "denied by policy";
     if (rc == 0 && !out->allow && call->session)
-        count_denial(a, w->agent.id, call->session);
+        gw_policy_count_denial(a, w->agent.id, call->session, f.calls);
     cedar_entities_free(es);
     cedar_arena_free(ca);
     if (p)

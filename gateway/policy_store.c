@@ -414,7 +414,7 @@ json_object_arg(struct gh_arena *a, const char *text, const char *what, json_t *
 int
 gw_policy_test(struct gh_arena *a, const struct gw_policy_test_in *in, struct gw_decision *out, struct gh_err *e)
 {
-    struct gw_policy_call call = {0};
+    struct gw_policy_call call = { .render = true };
     const char *slash = in->tool ? strchr(in->tool, '/') : NULL;
     struct gh_err te = {0};
 

@@ -16,8 +16,10 @@
  * bounded per session; they are local to this process (the stream they
  * were sent on is here).
  *
- * A stateless (2026-07-28) caller has no channel for this: a session-based
- * upstream's request gets -32601.
+ * A stateless (2026-07-28) caller has no channel for this: call.c holds
+ * the call and hands the upstream's requests to the client in an
+ * input-required result instead; the answers of its retry go upstream
+ * through gw_relay_answer.
  *
  * The other way round, a 2026-07-28 upstream asks with an input-required
  * result (SEP-2322) instead of requests: for a session's client each of its
@@ -36,6 +38,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The input requests of one input-required result, answered together. */
 struct round {
@@ -250,7 +253,7 @@ refusal_done(struct gw_up_xfer *x, void *ctx)
  * sent). */
 static bool
 post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, json_t *error,
-              gw_up_done_fn done)
+              gw_up_done_fn done, const char *sid)
 {
     struct gh_arena *a = gh_arena_new(0);
     struct gw_call_target t = rc->t;
@@ -270,6 +273,10 @@ post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, jso
         GH_LOG(WARN, "gw_relay", "connector %s: %s", t.c->name, e.detail[0] ? e.detail : e.msg);
         goto out;
     }
+    /* the upstream session that asked, should the session's have changed since */
+    for (int i = 0; sid && i < rq.nheaders; i++)
+        if (!strcasecmp(rq.headers[i].name, "Mcp-Session-Id"))
+            ((struct gw_header *)rq.headers)[i].value = gh_arena_strdup(a, sid);
     connector = malloc(sizeof(*connector) + strlen(t.c->name) + 1);
     if (connector == NULL)
         goto out;
@@ -310,7 +317,7 @@ refuse(const struct gw_relay_call *rc, json_t *up_id, int code, const char *text
         return false;
     }
     err = json_pack("{s:i, s:s}", "code", code, "message", text);
-    if (err == NULL || !post_upstream(rc, up_id, NULL, err, refusal_done)) {
+    if (err == NULL || !post_upstream(rc, up_id, NULL, err, refusal_done, NULL)) {
         refusal_give(rc->t.c->id);
         json_decref(err);
         return false;
@@ -321,11 +328,11 @@ refuse(const struct gw_relay_call *rc, json_t *up_id, int code, const char *text
 
 /* ---------------------------------------------------------------- capabilities */
 
-/* NULL when the session's client declared what method needs, else why not. */
-static const char *
-missing_capability(const struct gw_session *s, const char *method, json_t *params)
+/* NULL when a client that declared caps may be asked method, else why not. */
+const char *
+gw_relay_missing(json_t *caps, const char *method, json_t *params)
 {
-    json_t *caps = s->client_caps, *c;
+    json_t *c;
 
     if (!strcmp(method, "ping"))
         return NULL;
@@ -376,7 +383,7 @@ gw_relay_request(const struct gw_relay_call *rc, json_t *msg)
         why = "The gateway does not relay requests to the client.";
         goto refused;
     }
-    if ((why = missing_capability(rc->t.s, method, json_object_get(msg, "params"))) != NULL)
+    if ((why = gw_relay_missing(rc->t.s->client_caps, method, json_object_get(msg, "params"))) != NULL)
         goto refused;
     pthread_once(&boot_once, boot_init);
     r = calloc(1, sizeof(*r));
@@ -436,6 +443,22 @@ out:
     json_decref(out);
     if (own)
         gh_log_context(NULL, NULL);
+}
+
+void
+gw_relay_refuse(const struct gw_relay_call *rc, json_t *msg, const char *why)
+{
+    const char *method = gh_json_str(msg, "method");
+    json_t *up_id = json_object_get(msg, "id");
+
+    if (method && up_id && refuse(rc, up_id, GW_RPC_METHOD_NOT_FOUND, why))
+        GH_LOG(INFO, "gw_relay", "connector %s asked the client for %s: refused (%s)", rc->t.c->name, method, why);
+}
+
+bool
+gw_relay_answer(const struct gw_relay_call *rc, json_t *up_id, json_t *result, const char *sid)
+{
+    return post_upstream(rc, up_id, result, NULL, posted_done, sid);
 }
 
 /* The client's error object as JSON-RPC wants it, or a stand-in. */
@@ -506,7 +529,7 @@ gw_relay_response(struct gw_session *s, json_t *msg)
     }
     err = result ? NULL : client_error(json_object_get(msg, "error"));
     if (result || err)
-        (void)post_upstream(&hit->rc, hit->up_id, result, err, posted_done);
+        (void)post_upstream(&hit->rc, hit->up_id, result, err, posted_done, NULL);
     json_decref(err);
     GH_LOG(INFO, "gw_relay", "response to %s passed to connector %s", idv, hit->rc.t.c->name);
     relay_free(hit);
@@ -570,7 +593,7 @@ gw_relay_inputs(const struct gw_relay_call *rc, json_t *requests,
     json_object_foreach(requests, key, q) {
         const char *method = gh_json_str(q, "method");
         if (method == NULL || !strcmp(method, "ping") ||
-            (*why = missing_capability(rc->t.s, method, json_object_get(q, "params"))) != NULL) {
+            (*why = gw_relay_missing(rc->t.s->client_caps, method, json_object_get(q, "params"))) != NULL) {
             if (*why == NULL)
                 *why = "The upstream's input request is not one the gateway relays.";
             return -1;

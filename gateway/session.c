@@ -233,6 +233,136 @@ gw_session_upstate(struct gw_session *s, const struct gw_connector *c)
     return u;
 }
 
+/* ---- the upstream state's writes: this file alone changes a gw_upstate
+ * (the upstream side and the lists ask through these). */
+
+static json_t **
+list_slot(struct gw_upstate *u, enum gw_kind k)
+{
+    switch (k) {
+    case GW_TOOLS:     return &u->tools;
+    case GW_PROMPTS:   return &u->prompts;
+    case GW_RESOURCES: return &u->resources;
+    default:           return &u->templates;
+    }
+}
+
+json_t *
+gw_upstate_list(struct gw_session *s, const struct gw_connector *c, enum gw_kind k)
+{
+    struct gw_upstate *u;
+    json_t *l = NULL;
+
+    pthread_mutex_lock(&s->lock);
+    if ((u = gw_session_upstate(s, c)) != NULL)
+        l = json_incref(*list_slot(u, k));
+    pthread_mutex_unlock(&s->lock);
+    return l;
+}
+
+bool
+gw_upstate_has_list(const struct gw_upstate *u, enum gw_kind k)
+{
+    return *list_slot((struct gw_upstate *)u, k) != NULL;
+}
+
+void
+gw_upstate_list_set(struct gw_session *s, const struct gw_connector *c, enum gw_kind k, json_t *list)
+{
+    struct gw_upstate *u;
+
+    pthread_mutex_lock(&s->lock);
+    if ((u = gw_session_upstate(s, c)) != NULL) {
+        json_decref(*list_slot(u, k));
+        *list_slot(u, k) = json_incref(list);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void
+gw_upstate_lists_drop(struct gw_session *s, const char *connector_id)
+{
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->nups; i++)
+        if (connector_id == NULL || !strcmp(s->ups[i].connector_id, connector_id))
+            for (int k = 0; k < GW_NKINDS; k++) {
+                json_t **slot = list_slot(&s->ups[i], (enum gw_kind)k);
+                json_decref(*slot);
+                *slot = NULL;
+            }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void
+gw_upstate_forget(struct gw_session *s, const struct gw_connector *c)
+{
+    struct gw_upstate *u;
+
+    pthread_mutex_lock(&s->lock);
+    if ((u = gw_session_upstate(s, c)) != NULL) {
+        u->proto[0] = '\0';
+        free(u->sid);
+        u->sid = NULL;
+        json_decref(u->tools);
+        u->tools = NULL;
+        u->pending = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void
+gw_upstate_handshake(struct gw_session *s, const struct gw_connector *c, const char *proto, bool with_sid,
+                     const char *sid)
+{
+    struct gw_upstate *u;
+
+    pthread_mutex_lock(&s->lock);
+    if ((u = gw_session_upstate(s, c)) != NULL) {
+        snprintf(u->proto, sizeof(u->proto), "%s", proto);
+        if (with_sid) {
+            free(u->sid);
+            u->sid = sid ? strdup(sid) : NULL;
+            u->pending = true;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+unsigned
+gw_upstate_listen_begin(struct gh_arena *a, struct gw_session *s, const struct gw_connector *c, char **sid,
+                        char proto[16])
+{
+    struct gw_upstate *u;
+    unsigned gen = 0;
+
+    pthread_mutex_lock(&s->lock);
+    if ((u = gw_session_upstate(s, c)) != NULL) {
+        *sid = u->sid ? gh_arena_strdup(a, u->sid) : NULL;
+        snprintf(proto, 16, "%s", u->proto);
+        gen = ++u->listen_gen;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return gen;
+}
+
+struct gw_up_xfer *
+gw_upstate_listen_set(struct gw_session *s, const struct gw_connector *c, unsigned gen, struct gw_up_xfer *x)
+{
+    struct gw_upstate *u;
+    struct gw_up_xfer *old;
+
+    pthread_mutex_lock(&s->lock);
+    u = gw_session_upstate(s, c);
+    if (u && u->listen_gen == gen) {
+        old = u->listen;
+        u->listen = x;
+    } else {
+        old = x;        /* a newer stream was started meanwhile: it stays */
+    }
+    pthread_mutex_unlock(&s->lock);
+    return old;
+}
+
 static const char SQL_LOCK_UPSTREAMS[] =
     "SELECT upstreams FROM mcp_sessions WHERE id_hash = $1 FOR UPDATE";
 static const char SQL_SAVE_UPSTREAMS[] =

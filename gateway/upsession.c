@@ -542,7 +542,6 @@ listen_start(struct gh_arena *a, struct gw_call_target *t, int fails)
     struct gw_header *h = gh_arena_alloc(a, sizeof(*h) * (size_t)(t->nheaders + 3));
     struct listen_ctx *l = calloc(1, sizeof(*l));
     struct gw_up_xfer *x, *old = NULL;
-    struct gw_upstate *u;
     int n = 0;
     unsigned gen;
     char *sid = NULL, proto[16] = "";
@@ -551,14 +550,7 @@ listen_start(struct gh_arena *a, struct gw_call_target *t, int fails)
         free(l);
         return;
     }
-    pthread_mutex_lock(&t->s->lock);
-    u = gw_session_upstate(t->s, t->c);
-    if (u) {
-        sid = u->sid ? gh_arena_strdup(a, u->sid) : NULL;
-        snprintf(proto, sizeof(proto), "%s", u->proto);
-        l->gen = ++u->listen_gen;
-    }
-    pthread_mutex_unlock(&t->s->lock);
+    l->gen = gw_upstate_listen_begin(a, t->s, t->c, &sid, proto);
     snprintf(l->id_hash, sizeof(l->id_hash), "%s", t->s->id_hash);
     snprintf(l->connector_id, sizeof(l->connector_id), "%s", t->c->id);
     l->fails = fails;
@@ -602,15 +594,7 @@ listen_start(struct gh_arena *a, struct gw_call_target *t, int fails)
         free(l);
         return;
     }
-    pthread_mutex_lock(&t->s->lock);
-    u = gw_session_upstate(t->s, t->c);
-    if (u && u->listen_gen == gen) {
-        old = u->listen;
-        u->listen = x;
-    } else {
-        old = x;        /* a newer stream was started meanwhile: it stays */
-    }
-    pthread_mutex_unlock(&t->s->lock);
+    old = gw_upstate_listen_set(t->s, t->c, gen, x);
     if (old) {
         gw_up_cancel(old);
         gw_up_release(old);
@@ -776,19 +760,8 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
                t->c->name);
         return 0;
     }
-    if (force) {
-        pthread_mutex_lock(&t->s->lock);
-        u = gw_session_upstate(t->s, t->c);
-        if (u) {
-            u->proto[0] = '\0';
-            free(u->sid);
-            u->sid = NULL;
-            json_decref(u->tools);
-            u->tools = NULL;
-            u->pending = true;
-        }
-        pthread_mutex_unlock(&t->s->lock);
-    }
+    if (force)
+        gw_upstate_forget(t->s, t->c);
 
     era = era_get(t->c->url);
     if (era == NULL) {
@@ -807,11 +780,7 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
     if (both && !t->s->stateless)
         modern = false;
     if (modern) {
-        pthread_mutex_lock(&t->s->lock);
-        u = gw_session_upstate(t->s, t->c);
-        if (u)
-            snprintf(u->proto, sizeof(u->proto), "%s", GW_PROTO_2026_07_28);
-        pthread_mutex_unlock(&t->s->lock);
+        gw_upstate_handshake(t->s, t->c, GW_PROTO_2026_07_28, false, NULL);
         listen_start(a, t, 0);
         return 0;
     }
@@ -842,15 +811,7 @@ gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh
     v = gh_arena_strdup(a, v);          /* resp goes below */
     caps_set(t->c->url, "session", json_object_get(res, "capabilities"));
     sid = gw_up_session_id(x) ? gh_arena_strdup(a, gw_up_session_id(x)) : NULL;
-    pthread_mutex_lock(&t->s->lock);
-    u = gw_session_upstate(t->s, t->c);
-    if (u) {
-        snprintf(u->proto, sizeof(u->proto), "%s", v);
-        free(u->sid);
-        u->sid = sid ? strdup(sid) : NULL;
-        u->pending = true;
-    }
-    pthread_mutex_unlock(&t->s->lock);
+    gw_upstate_handshake(t->s, t->c, v, true, sid);
     gw_up_release(x);
     json_decref(resp);
     resp = NULL;

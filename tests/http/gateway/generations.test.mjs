@@ -7,16 +7,17 @@
 //   - a 2026-07-28-only upstream's input-required result reaches a session
 //     client as ordinary sampling/elicitation requests, and the call goes
 //     upstream again with the answers (one call, one row);
-//   - a stateless client gets input-required results as they are and
-//     retries itself; a session-only upstream's request to a stateless
-//     client has no way to it: refused, and the tool says so.
+//   - a stateless client gets a 2026-07-28 upstream's input-required
+//     results as they are and retries itself; a session-only upstream's
+//     requests reach it as input-required results too: the call is held
+//     here and the retry (its sealed requestState) continues it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startServer, startInterop, startFixture, secret, createUser, gatehouse } from '../../harness/index.mjs';
-import { member, addConnector, modern, toolText, AuditLog } from './lib.mjs';
+import { member, addConnector, modern, toolText, AuditLog, auditRows, eventually } from './lib.mjs';
 
 let srv, sess, mod, both, user, client;
 const audit = new AuditLog();
@@ -123,16 +124,177 @@ for (const connector of ['mod', 'both']) {
   });
 }
 
-test('stateless client, session-only upstream: the upstream\'s request has no way to the client, and says so', async () => {
-  const meta = { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } };
-  const r = await modern(srv, user.pat, 'sess-1', 'tools/call', { name: 'sess__test_sampling', arguments: { prompt: 'p' } }, { meta });
+/* A stateless call to the session-only upstream: each of its requests
+ * comes back as an input-required round; answer() makes the answer of one
+ * (null: leave it unanswered).  Returns the final response and the rounds. */
+async function heldCall(name, args, answer, { meta = META, token = user.pat } = {}) {
+  const rounds = [];
+  let r = await modern(srv, token, `${name}-0`, 'tools/call', { name, arguments: args }, { meta });
+  while (r.status === 200 && r.body.result?.resultType === 'input_required') {
+    const { inputRequests, requestState } = r.body.result;
+    rounds.push(r.body.result);
+    assert.ok(rounds.length <= 8, 'bounded rounds');
+    assert.match(requestState, /^gh-held\./);
+    const inputResponses = {};
+    for (const [k, q] of Object.entries(inputRequests)) inputResponses[k] = answer(q);
+    r = await modern(srv, token, `${name}-${rounds.length}`, 'tools/call', { name, arguments: args, inputResponses, requestState }, { meta });
+  }
+  return { r, rounds };
+}
+const META = { 'io.modelcontextprotocol/clientCapabilities': { sampling: {}, elicitation: {}, roots: {} } };
+const answerAll = (q) => {
+  if (q.method === 'sampling/createMessage')
+    return { role: 'assistant', model: 'm', stopReason: 'endTurn', content: { type: 'text', text: `sampled: ${q.params.messages[0].content.text}` } };
+  if (q.method === 'roots/list') return { roots: [{ uri: 'file:///w', name: 'w' }] };
+  const content = {};
+  for (const [k, v] of Object.entries(q.params.requestedSchema.properties)) content[k] = v.type === 'boolean' ? true : `my ${k}`;
+  return { action: 'accept', content };
+};
+/* The allowed rows of one tool's stateless calls: one per call, its outcome completed. */
+const allowRows = (tool) => auditRows(srv, `agent_slug = 'default' AND tool = '${tool}' AND decision = 'allow' AND session_id IS NULL`);
+
+test('stateless client, session-only upstream: sampling and elicitation round trips, one call and one row each', async () => {
+  const s = await heldCall('sess__test_sampling', { prompt: 'hi from stateless' }, answerAll);
+  audit.tool('sess__test_sampling', 'sess');
+  assert.equal(s.r.status, 200, s.r.text);
+  assert.equal(s.rounds.length, 1);
+  const [q] = Object.values(s.rounds[0].inputRequests);
+  assert.equal(q.method, 'sampling/createMessage');
+  assert.equal(q.params.messages[0].content.text, 'hi from stateless');
+  assert.equal(s.r.body.result.resultType, 'complete');
+  assert.equal(toolText(s.r.body.result), 'LLM response: sampled: hi from stateless');
+
+  const e = await heldCall('sess__test_elicitation', { message: 'who?' }, answerAll);
+  audit.tool('sess__test_elicitation', 'sess');
+  assert.equal(Object.values(e.rounds[0].inputRequests)[0].method, 'elicitation/create');
+  assert.equal(toolText(e.r.body.result), 'User response: action=accept, content={"username":"my username","email":"my email"}');
+
+  // the upstream asks three times in one call (elicitation, sampling, roots): three rounds
+  const m = await heldCall('sess__test_input_required_result_multiple_inputs', {}, answerAll);
+  audit.tool('sess__test_input_required_result_multiple_inputs', 'sess');
+  assert.deepEqual(m.rounds.map((x) => Object.values(x.inputRequests)[0].method), ['elicitation/create', 'sampling/createMessage', 'roots/list']);
+  assert.equal(toolText(m.r.body.result), 'all three: my name, sampled: Generate a greeting, 1 root(s)');
+  // each state differs, each round the upstream's own session request
+  assert.equal(new Set(m.rounds.map((x) => x.requestState)).size, 3);
+  const ups = (await sess.log()).filter((x) => x.kind === 'rpc' && x.result && x.gen === 'session');
+  assert.ok(ups.some((x) => x.result.content?.text === 'sampled: hi from stateless'), 'the answer went upstream as the response to its request');
+
+  for (const tool of ['sess__test_sampling', 'sess__test_elicitation', 'sess__test_input_required_result_multiple_inputs']) {
+    const rows = allowRows(tool);
+    assert.equal(rows.length, 1, `one row for ${tool}: ${JSON.stringify(rows.map((r) => r.raw))}`);
+    assert.ok(rows[0].raw.outcome_at, 'its outcome completed');
+    assert.equal(rows[0].raw.upstream_error, null);
+  }
+});
+
+test('stateless client, session-only upstream: an undeclared capability is refused to the upstream, and the tool says so', async () => {
+  const r = await modern(srv, user.pat, 'sess-nocap', 'tools/call', { name: 'sess__test_sampling', arguments: { prompt: 'p' } },
+    { meta: { 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } } });
   audit.tool('sess__test_sampling', 'sess');
   assert.equal(r.status, 200, r.text);
   const text = r.body.error ? r.body.error.message : toolText(r.body.result);
-  assert.match(text, /does not relay requests to the client/);
-  const refused = (await sess.log()).find((e) => e.kind === 'rpc' && e.error && /does not relay requests/.test(e.error.message));
+  assert.match(text, /did not declare the sampling capability/);
+  const refused = (await sess.log()).find((e) => e.kind === 'rpc' && e.error && /did not declare the sampling/.test(e.error.message));
   assert.ok(refused, 'the upstream got the refusal (-32601)');
   assert.equal(refused.error.code, -32601);
+});
+
+test('a held call\'s requestState: forged, tampered, another tool or member, reused are refused and change nothing', async () => {
+  const name = 'sess__test_elicitation';
+  const r1 = await modern(srv, user.pat, 'bad-0', 'tools/call', { name, arguments: { message: 'x' } }, { meta: META });
+  audit.tool(name, 'sess');
+  assert.equal(r1.body.result.resultType, 'input_required', r1.text);
+  const { requestState, inputRequests } = r1.body.result;
+  const inputResponses = Object.fromEntries(Object.entries(inputRequests).map(([k, q]) => [k, answerAll(q)]));
+  const other = member(srv, { name: 'other' });
+  const flip = requestState.slice(0, -4) + (requestState.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+  const bad = [
+    ['forged', user.pat, name, 'gh-held.not-a-sealed-state', /not one this gateway issued/],
+    ['tampered', user.pat, name, flip, /not one this gateway issued/],
+    ['another tool', user.pat, 'sess__test_sampling', requestState, /another member, agent or tool/],
+    ['another member', other.pat, name, requestState, /another member, agent or tool/],
+  ];
+  for (const [what, token, tool, state, re] of bad) {
+    const r = await modern(srv, token, `bad-${what}`, 'tools/call', { name: tool, arguments: { message: 'x' }, inputResponses, requestState: state }, { meta: META });
+    assert.equal(r.status, 400, `${what}: ${r.text}`);
+    assert.equal(r.body.error.code, -32602, what);
+    assert.match(r.body.error.message, re, what);
+    audit.expect({ method: 'tools/call', tool, connector: 'sess', decision: 'deny', message: r.body.error.message });
+  }
+  // the held call is untouched: its own retry completes it
+  const r2 = await modern(srv, user.pat, 'bad-ok', 'tools/call', { name, arguments: { message: 'x' }, inputResponses, requestState }, { meta: META });
+  assert.equal(r2.status, 200, r2.text);
+  assert.equal(r2.body.result.resultType, 'complete');
+  assert.match(toolText(r2.body.result), /^User response: action=accept/);
+  // single use
+  const r3 = await modern(srv, user.pat, 'bad-again', 'tools/call', { name, arguments: { message: 'x' }, inputResponses, requestState }, { meta: META });
+  assert.equal(r3.status, 400, r3.text);
+  assert.match(r3.body.error.message, /used already|is over/);
+  audit.expect({ method: 'tools/call', tool: name, connector: 'sess', decision: 'deny', message: r3.body.error.message });
+});
+
+test('a retry that reaches another instance is told to come back to the one holding the call', async () => {
+  const twin = await startServer({ cluster: srv.cluster, name: 'gw-generations-twin' });
+  try {
+    const name = 'sess__test_elicitation';
+    const r1 = await modern(srv, user.pat, 'twin-0', 'tools/call', { name, arguments: { message: 'x' } }, { meta: META });
+    audit.tool(name, 'sess');
+    const { requestState, inputRequests } = r1.body.result;
+    const inputResponses = Object.fromEntries(Object.entries(inputRequests).map(([k, q]) => [k, answerAll(q)]));
+    const there = await modern(twin, user.pat, 'twin-1', 'tools/call', { name, arguments: { message: 'x' }, inputResponses, requestState }, { meta: META });
+    assert.equal(there.status, 400, there.text);
+    assert.equal(there.body.error.code, -32602);
+    assert.match(there.body.error.message, /held by another Gatehouse instance.*must reach the instance that answered/);
+    audit.expect({ method: 'tools/call', tool: name, connector: 'sess', decision: 'deny', message: there.body.error.message });
+    const here = await modern(srv, user.pat, 'twin-2', 'tools/call', { name, arguments: { message: 'x' }, inputResponses, requestState }, { meta: META });
+    assert.match(toolText(here.body.result), /^User response: action=accept/, here.text);
+  } finally {
+    assert.equal(await twin.stop(), 0);
+  }
+});
+
+test('held calls are capped per member (8): the next call is refused, the held ones still complete', async () => {
+  const m = member(srv, { name: 'cap' });
+  const name = 'sess__test_elicitation';
+  const held = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+    modern(srv, m.pat, `cap-${i}`, 'tools/call', { name, arguments: { message: `m${i}` } }, { meta: META })));
+  for (const r of held) {
+    assert.equal(r.body.result?.resultType, 'input_required', r.text);
+    audit.tool(name, 'sess');
+  }
+  const over = await modern(srv, m.pat, 'cap-9', 'tools/call', { name, arguments: { message: 'm9' } }, { meta: META });
+  audit.expect({ method: 'tools/call', tool: name, connector: 'sess', kind: 'pat' });
+  assert.match(over.body.error?.message ?? '', /Too many calls of this member wait for their retry/, over.text);
+  // another member is not held back by this one
+  const s = await heldCall('sess__test_sampling', { prompt: 'still me' }, answerAll);
+  audit.tool('sess__test_sampling', 'sess');
+  assert.equal(toolText(s.r.body.result), 'LLM response: sampled: still me');
+  const done = await Promise.all(held.map((r, i) => {
+    const { inputRequests, requestState } = r.body.result;
+    const inputResponses = Object.fromEntries(Object.entries(inputRequests).map(([k, q]) => [k, answerAll(q)]));
+    return modern(srv, m.pat, `cap-r${i}`, 'tools/call', { name, arguments: { message: `m${i}` }, inputResponses, requestState }, { meta: META });
+  }));
+  for (const r of done) assert.match(toolText(r.body.result), /^User response: action=accept/, r.text);
+});
+
+test('a held call whose retry never comes ends with the upstream call timeout; its state has expired', async () => {
+  const quick = await startServer({ name: 'gw-held-timeout', env: { GATEHOUSE_UPSTREAM_CALL_TIMEOUT_MS: '1500' } });
+  try {
+    addConnector(quick, { name: 'sess', url: sess.url });
+    const u = member(quick);
+    const name = 'sess__test_elicitation';
+    const r1 = await modern(quick, u.pat, 'late-0', 'tools/call', { name, arguments: { message: 'late' } }, { meta: META });
+    assert.equal(r1.body.result.resultType, 'input_required', r1.text);
+    const rows = () => auditRows(quick, `tool = '${name}' AND decision = 'allow'`);
+    const done = await eventually(() => rows().find((r) => r.raw.outcome_at), { what: 'the held call\'s outcome' });
+    assert.match(done.raw.upstream_error, /did not retry the held call in time|timed out/);
+    assert.equal(rows().length, 1);
+    const r2 = await modern(quick, u.pat, 'late-1', 'tools/call', { name, arguments: { message: 'late' }, inputResponses: {}, requestState: r1.body.result.requestState }, { meta: META });
+    assert.equal(r2.status, 400, r2.text);
+    assert.match(r2.body.error.message, /expired/);
+  } finally {
+    assert.equal(await quick.stop(), 0);
+  }
 });
 
 test('a session client that did not declare elicitation: a 2026-07-28 upstream is not asked for it, a bridged request is refused', async () => {

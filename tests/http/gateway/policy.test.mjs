@@ -9,6 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startCluster, startServer, startFixture, createUser, gatehouse, secret } from '../../harness/index.mjs';
+import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { addConnector, sdkClient, toolText, auditRows, serverKey } from './lib.mjs';
 
 const TOOLS = [
@@ -69,6 +71,19 @@ async function connect(s, slug, u) {
   const c = await sdkClient(s, u.pat, { path: `/agents/${slug}/mcp` });
   clients.push(c);
   return c;
+}
+
+/* A second client on server s joining the MCP session of client c. */
+async function sameSession(s, slug, u, c) {
+  const transport = new StreamableHTTPClientTransport(new URL(`${s.url}/agents/${slug}/mcp`), {
+    sessionId: c.transport.sessionId,
+    requestInit: { headers: { Authorization: `Bearer ${u.pat}` } },
+  });
+  const client = new McpClient({ name: 'gw-test-second', version: '1.0.0' });
+  await client.connect(transport);
+  const r = { client, transport };
+  clients.push(r);
+  return r;
 }
 
 function policyFile(name, text) {
@@ -205,9 +220,14 @@ test('after three denials in a session everything is denied, also after a restar
   const u = member(slug);
   const c = await connect(srv, slug, u);
   const other = await connect(srv, slug, u);
+  // the same session on a second process, which counts it in memory from its first call
+  const c2 = await sameSession(srv2, slug, u, c);
   assert.equal((await call(c, 'read_file')).denied, false);
+  assert.equal((await call(c2, 'read_file')).denied, false);
   for (let i = 0; i < 3; i++) assert.deepEqual(await call(c, 'delete_repo'), { denied: true, text: 'no deleting' });
   assert.deepEqual(await call(c, 'read_file'), { denied: true, text: 'Too many denied calls in this session.' });
+  assert.deepEqual(await call(c2, 'read_file'), { denied: true, text: 'Too many denied calls in this session.' },
+    'the denials of the first process count on the second at once');
   assert.equal((await call(other, 'read_file')).denied, false, 'another session has its own count');
   await srv.restart();
   assert.deepEqual(await call(c, 'read_file'), { denied: true, text: 'Too many denied calls in this session.' });
@@ -306,4 +326,31 @@ test('policy test: writes only Monday to Friday, 09:00 to 17:00 in the agent\'s 
   assert.equal(rd.policies, policyId(slug, 'reads'));
   const bad = cli(['policy', 'test', '--agent', slug, '--email', u.email, '--tool', 'gh/x', '--args', '[1]'], { ok: false });
   assert.match(bad.stderr, /--args is not a JSON object/);
+});
+
+test("context.now without --at: the agent's zone's UTC offset (asked once a minute) gives the local time", () => {
+  // +05:30 and -03:30: half-hour offsets show the minutes are shifted too
+  for (const zone of ['Asia/Kolkata', 'America/St_Johns', 'UTC']) {
+    const slug = agent(`pol-now-${zone.replace(/[^A-Za-z]/g, '').toLowerCase()}`, ['--timezone', zone]);
+    const u = member(slug);
+    const local = (d) => {
+      const p = Object.fromEntries(new Intl.DateTimeFormat('en-CA', {
+        timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+        weekday: 'short', hourCycle: 'h23',
+      }).formatToParts(d).map((x) => [x.type, x.value]));
+      const wd = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'].indexOf(p.weekday) + 1;
+      return `${p.year}-${p.month}-${p.day} ${Number(p.hour)}:${Number(p.minute)} ${wd}`;
+    };
+    for (let i = 0; i < 2; i++) {
+      const before = new Date();
+      const r = cli(['policy', 'test', '--agent', slug, '--email', u.email, '--tool', 'gh/read_file']).stdout;
+      const after = new Date();
+      const req = r.split('\n').find((l) => l.startsWith('request: '));
+      const num = (k) => Number(req.match(new RegExp(`"${k}": (\\d+)`))[1]);
+      const got = `${req.match(/"date": "([^"]+)"/)[1]} ${num('hour')}:${num('minute')} ${num('weekday')}`;
+      assert.ok([local(before), local(after)].includes(got), `${zone}: ${got} is neither ${local(before)} nor ${local(after)}`);
+      const utc = Number(req.match(/datetime\((-?\d+)ms\)/)[1]);
+      assert.ok(utc >= Math.floor(before / 1000) * 1000 && utc <= after.getTime(), `${zone}: datetime is now in UTC`);
+    }
+  }
 });

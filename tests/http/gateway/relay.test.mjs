@@ -341,15 +341,28 @@ test('the declared capabilities belong to the session: a second process serving 
   assert.deepEqual(final.result.structuredContent.result.roots, ROOTS);
 });
 
-test('a stateless (2026-07-28) caller is not asked: the upstream gets -32601 as before', async () => {
+test('a stateless (2026-07-28) caller is asked in an input-required result; undeclared or ping: -32601 as before', async () => {
   await alpha.resetLog();
-  const r = await modern(srv, user.pat, 5, 'tools/call', { name: 'alpha__ask', arguments: { method: 'roots/list' } },
-    { meta: { 'io.modelcontextprotocol/clientCapabilities': { roots: {} } } });
+  const meta = { 'io.modelcontextprotocol/clientCapabilities': { roots: {} } };
+  const r = await modern(srv, user.pat, 5, 'tools/call', { name: 'alpha__ask', arguments: { method: 'roots/list' } }, { meta });
   audit.tool('alpha__ask', 'alpha');
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, r.text);
   assert.ok(!r.messages.some((m) => m.method === 'roots/list'), 'no request on the stream');
-  assert.equal(r.body.result.isError, true);
-  assert.equal(r.body.result.structuredContent.error.code, -32601);
+  assert.equal(r.body.result.resultType, 'input_required');
+  const [[key, q]] = Object.entries(r.body.result.inputRequests);
+  assert.equal(q.method, 'roots/list');
+  const r2 = await modern(srv, user.pat, 6, 'tools/call', { name: 'alpha__ask', arguments: { method: 'roots/list' },
+    inputResponses: { [key]: { roots: ROOTS } }, requestState: r.body.result.requestState }, { meta });
+  assert.equal(r2.status, 200, r2.text);
+  assert.deepEqual(r2.body.result.structuredContent.result.roots, ROOTS);
+  for (const [id, args, caps] of [[7, { method: 'roots/list' }, {}], [8, { method: 'ping' }, { roots: {} }]]) {
+    const n = await modern(srv, user.pat, id, 'tools/call', { name: 'alpha__ask', arguments: args },
+      { meta: { 'io.modelcontextprotocol/clientCapabilities': caps } });
+    audit.tool('alpha__ask', 'alpha');
+    assert.equal(n.status, 200, n.text);
+    assert.equal(n.body.result.isError, true);
+    assert.equal(n.body.result.structuredContent.error.code, -32601);
+  }
 });
 
 test('every call has its audit row', async () => {
