@@ -17,6 +17,7 @@
 
 #include "gateway/gw_int.h"
 #include <pthread.h>
+#include <string.h>
 
 /* Protocol revisions, oldest first.  The last is the stateless one. */
 #define GW_PROTO_2025_03_26 "2025-03-26"
@@ -167,8 +168,16 @@ void gw_session_put(struct gw_session *s);
 /* Drops idle sessions from the cache and their rows (the ticker, each minute). */
 void gw_session_expire(void);
 /* Under s->lock: the upstream state of a connector (created empty), to
- * read; session.c alone writes it, through the gw_upstate_* below. */
+ * read; upstate.c alone writes it, through the gw_upstate_* below. */
 struct gw_upstate *gw_session_upstate(struct gw_session *s, const struct gw_connector *c);
+/* A loaded session's upstream states from its row's sealed column (session.c). */
+void gw_upstate_load(struct gh_arena *a, struct gw_session *s, const char *sealed);
+/* Both NULL, or both the same string. */
+static inline bool
+gw_same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a && b && !strcmp(a, b));
+}
 /* the kinds of merged lists (aggregate.c) */
 enum gw_kind { GW_TOOLS, GW_PROMPTS, GW_RESOURCES, GW_TEMPLATES, GW_NKINDS };
 /* A cached list of c (incref'd, NULL when none); replaces it; drops every
