@@ -112,6 +112,11 @@ struct gw_upstate {             /* one connector's upstream session */
     struct gw_up_xfer *listen;  /* our GET stream to it (list_changed) */
     unsigned listen_gen;        /* counts the streams opened: a reopen of an older one is void */
     bool   pending;             /* handshake not yet saved: the row's state does not replace it */
+    /* single flight: one handshake at a time; the others wait (s->hs_done)
+     * and share its outcome (gw_upstate_hs_begin) */
+    bool   hs_busy;
+    unsigned hs_gen;            /* handshakes ended */
+    struct gh_err hs_err;       /* the last one's failure (status 0: none) */
     json_t *tools;              /* cached upstream tools (all pages), or NULL */
     json_t *prompts, *resources, *templates;
 };
@@ -131,6 +136,7 @@ struct gw_session {
                                  * each request's _meta) */
     struct gw_upstate *ups;
     int    nups, capups;
+    pthread_cond_t hs_done;     /* a handshake of one of ups ended (with lock) */
     int64_t last_seen;          /* wall seconds */
     int64_t last_written;
     bool   gone;                /* deleted or expired: no new work */
@@ -187,6 +193,11 @@ void    gw_upstate_list_set(struct gw_session *s, const struct gw_connector *c, 
 void    gw_upstate_lists_drop(struct gw_session *s, const char *connector_id);
 /* Under s->lock: whether u has the list of kind k cached. */
 bool    gw_upstate_has_list(const struct gw_upstate *u, enum gw_kind k);
+/* Single flight of the handshake with c: true, the caller runs it and then
+ * calls gw_upstate_hs_end with its outcome; false, one was running and has
+ * ended meanwhile: its outcome is *e's (status 0: it succeeded). */
+bool    gw_upstate_hs_begin(struct gw_session *s, const struct gw_connector *c, struct gh_err *e);
+void    gw_upstate_hs_end(struct gw_session *s, const struct gw_connector *c, const struct gh_err *e);
 /* A handshake to redo: no revision, session id or tools, pending. */
 void    gw_upstate_forget(struct gw_session *s, const struct gw_connector *c);
 /* A handshake done: its revision and (with_sid) its session id, pending

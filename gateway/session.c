@@ -72,6 +72,7 @@ session_free(struct gw_session *s)
     free(s->user_id);
     json_decref(s->client_info);
     json_decref(s->client_caps);
+    pthread_cond_destroy(&s->hs_done);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -163,6 +164,7 @@ session_new(const char *id_hash, const char *agent_id, const char *slug, const c
         return NULL;
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->hs_done, NULL);
     s->last_seen = s->last_written = gh_time_s();
     s->refs = 1;
     return s;

@@ -122,6 +122,50 @@ gw_upstate_lists_drop(struct gw_session *s, const char *connector_id)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Two calls needing the same upstream session at once would each run a
+ * handshake, the last replacing the others' upstream session while their
+ * requests (and the upstream's requests relayed from them) still use it.
+ * So one runs it and the others wait for its end on s->hs_done. */
+bool
+gw_upstate_hs_begin(struct gw_session *s, const struct gw_connector *c, struct gh_err *e)
+{
+    struct gw_upstate *u;
+    unsigned gen;
+    bool lead = true;
+
+    pthread_mutex_lock(&s->lock);
+    u = gw_session_upstate(s, c);
+    if (u && u->hs_busy) {
+        gen = u->hs_gen;
+        /* ups may move (realloc) while we wait: looked up again each time */
+        while ((u = gw_session_upstate(s, c)) && u->hs_busy && u->hs_gen == gen)
+            pthread_cond_wait(&s->hs_done, &s->lock);
+        lead = u == NULL;
+        if (u && u->hs_err.status)
+            *e = u->hs_err;
+    }
+    if (lead && u)
+        u->hs_busy = true;
+    pthread_mutex_unlock(&s->lock);
+    return lead;
+}
+
+void
+gw_upstate_hs_end(struct gw_session *s, const struct gw_connector *c, const struct gh_err *e)
+{
+    struct gw_upstate *u;
+
+    pthread_mutex_lock(&s->lock);
+    u = gw_session_upstate(s, c);
+    if (u) {
+        u->hs_busy = false;
+        u->hs_gen++;
+        u->hs_err = *e;
+    }
+    pthread_cond_broadcast(&s->hs_done);
+    pthread_mutex_unlock(&s->lock);
+}
+
 void
 gw_upstate_forget(struct gw_session *s, const struct gw_connector *c)
 {
