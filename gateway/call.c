@@ -335,7 +335,10 @@ call_on_message(struct gw_up_xfer *x, json_t *msg, void *ctx)
     if (method && id) {
         /* a request from the upstream (sampling, elicitation, roots, ping) */
         struct gw_relay_call rc = { { f->s, &f->c, f->hdrs, f->nhdrs }, f->stateless, f->request_id,
-                                    f, gw_call_relay_send, gw_call_relay_hold };
+                                    f, gw_call_relay_send, gw_call_relay_hold, NULL };
+        pthread_mutex_lock(&f->ch.lock);
+        rc.up_sid = f->up_sid;
+        pthread_mutex_unlock(&f->ch.lock);
         if (!f->stateless || !call_legacy(f) || !gw_held_hold(f, &rc, msg))
             gw_relay_request(&rc, msg);
     }
@@ -503,7 +506,7 @@ static bool
 call_take_input(struct gw_call *f, json_t *res)
 {
     struct gw_relay_call rc = { { f->s, &f->c, f->hdrs, f->nhdrs }, f->stateless, f->request_id,
-                                f, gw_call_relay_send, gw_call_relay_hold };
+                                f, gw_call_relay_send, gw_call_relay_hold, NULL };
     const char *rt = gh_json_str(res, "resultType"), *why = NULL;
     json_t *state = json_object_get(res, "requestState"), *params;
 
@@ -606,9 +609,10 @@ call_start(struct gw_call *f)
     rq.on_message = call_on_message;
     rq.on_done = call_on_done;
     rq.ctx = f;
-    /* a held call's answers go to the upstream session that asks, should a
-     * concurrent handshake have replaced the session's meanwhile */
-    for (int i = 0; f->stateless && i < rq.nheaders; i++)
+    /* the answers to what the upstream asks during the call (relayed, or a
+     * held call's) go to the upstream session that asks, should a handshake
+     * have replaced the session's meanwhile */
+    for (int i = 0; i < rq.nheaders; i++)
         if (!strcasecmp(rq.headers[i].name, "Mcp-Session-Id")) {
             char *sid = gh_arena_strdup(f->a, rq.headers[i].value);
             pthread_mutex_lock(&f->ch.lock);

@@ -327,7 +327,7 @@ static bool
 held_answer(struct gw_call *f, json_t *answers)
 {
     struct gw_relay_call rc = { { f->s, &f->c, f->hdrs, f->nhdrs }, true, f->request_id,
-                                f, gw_call_relay_send, gw_call_relay_hold };
+                                f, gw_call_relay_send, gw_call_relay_hold, NULL };
     json_t *go = json_array(), *q, *one;
     const char *key, *sid;
     void *tmp;

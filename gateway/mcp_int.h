@@ -287,6 +287,10 @@ struct gw_relay_call {
      * NULL: only asks).  Any thread, takes the call's own lock. */
     bool      (*send)(void *call, json_t *msg);
     void      (*hold)(void *call, bool take);   /* a reference on the call */
+    /* The upstream session the call went on (NULL: the session's current
+     * one): what it asks is answered there, should a handshake have
+     * replaced the session's meanwhile.  Valid while the call is held. */
+    const char *up_sid;
 };
 #define GW_RELAY_MAX_PER_SESSION 16
 /* Refusals of upstream requests POSTed back and not yet answered, in all:
