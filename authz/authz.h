@@ -63,6 +63,10 @@ bool authz_offload(struct web_req *r, web_handler_fn fn);
 /* The SHA-256 hex of this request's session cookie (what binds a flow
  * started in the browser to its session): false when it has none. */
 bool authz_session_hash(struct web_req *r, char out[65]);
+/* The address is private, loopback, link-local, CGNAT, unspecified or
+ * multicast (authz/cimd.c): what a fetch a remote party chose must not reach. */
+struct sockaddr;
+bool authz_addr_private(const struct sockaddr *sa);
 
 /* The page frame every signed-in page calls (authz/frame.c): the common
  * layout with u's navigation (web_console_page); body is trusted HTML. */

@@ -89,7 +89,6 @@ fetch_header(char *p, size_t size, size_t n, void *ctx)
     return len;
 }
 
-static bool addr_private(const struct sockaddr *sa);
 
 /* The IPv4 address embedded at b (4 bytes) is private. */
 static bool
@@ -98,14 +97,14 @@ v4_private(const unsigned char *b)
     struct sockaddr_in v4 = { .sin_family = AF_INET };
 
     memcpy(&v4.sin_addr, b, 4);
-    return addr_private((struct sockaddr *)&v4);
+    return authz_addr_private((struct sockaddr *)&v4);
 }
 
 /* Private, loopback, link-local, unspecified, multicast, CGNAT, benchmarking;
  * in IPv6 also site-local, and an IPv4 address carried inside one
  * (v4-mapped, v4-compatible, NAT64, 6to4) is judged as that address. */
-static bool
-addr_private(const struct sockaddr *sa)
+bool
+authz_addr_private(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
         uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
@@ -143,7 +142,7 @@ open_socket(void *ctx, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     struct xfer *x = ctx;
 
-    if (purpose != CURLSOCKTYPE_IPCXN || (!x->dev && addr_private(&addr->addr))) {
+    if (purpose != CURLSOCKTYPE_IPCXN || (!x->dev && authz_addr_private(&addr->addr))) {
         x->refused = true;
         return CURL_SOCKET_BAD;
     }

@@ -23,12 +23,14 @@ static const char USAGE[] =
     "       gatehouse connector enable|disable --agent SLUG --name NAME\n"
     "       gatehouse connector set --agent SLUG --name NAME [--prefix PREFIX | --no-prefix | --default-prefix]\n"
     "                               [AUTH]\n"
-    "AUTH: --auth none|static|oauth-app [--preset github|slack|linear|google] [--client-id ID]\n"
+    "AUTH: --auth none|static|oauth-app|oauth-discovery [--preset github|slack|linear|google] [--client-id ID]\n"
     "      [--client-secret-stdin] [--authorize-url URL] [--token-url URL] [--userinfo-url URL]\n"
     "      [--scopes 'a b']\n"
     "oauth-app: each member connects their own account at the provider's OAuth app; register\n"
     "{public URL}/connect/callback there.  The client secret is read from standard input (one\n"
     "line), stored sealed, never shown; a set without it keeps the stored one.\n"
+    "oauth-discovery: the upstream does MCP authorization itself; saving discovers its\n"
+    "authorization server and registers Gatehouse there (nothing to register by hand).\n"
     "A connector is an upstream MCP server (Streamable HTTP) behind an agent's endpoint; its tools\n"
     "and prompts appear as NAME__tool, or PREFIX__tool with --prefix, or under the upstream's own\n"
     "names with --no-prefix (or --prefix ''); --default-prefix goes back to NAME.  A prefix is at\n"
@@ -148,7 +150,7 @@ set_auth(struct gh_arena *a, struct cli_opts *o, struct gh_err *e)
     if (gw_connector_auth_set(a, o->agent, o->name, &o->auth, e) < 0)
         return -1;
     printf("connector %s of agent %s: authentication %s%s\n", o->name, o->agent, o->auth.mode,
-           strcmp(o->auth.mode, "oauth-app") ? "" : gh_arena_printf(a, " (callback URL %s)",
+           !gw_auth_per_member(o->auth.mode) ? "" : gh_arena_printf(a, " (callback URL %s)",
                                                                      gh_config_url(a, "/connect/callback")));
     return 0;
 }
@@ -230,7 +232,7 @@ connector(int argc, char **argv)
         return usage_error(!strcmp(sub, "set") ? "set takes --agent, --name, a prefix option and AUTH"
                                                : "enable and disable take only --agent and --name");
     } else if (!strcmp(sub, "set") && !o.prefix_given && !o.default_prefix && o.auth.mode == NULL) {
-        return usage_error("set needs --prefix PREFIX, --no-prefix or --default-prefix (or --auth none|static|oauth-app)");
+        return usage_error("set needs --prefix PREFIX, --no-prefix or --default-prefix (or --auth none|static|oauth-app|oauth-discovery)");
     } else if ((!strcmp(sub, "enable") || !strcmp(sub, "disable")) && (o.prefix_given || o.default_prefix)) {
         return usage_error("enable and disable take only --agent and --name");
     }
@@ -298,10 +300,13 @@ connector(int argc, char **argv)
         if (gw_connector_add(a, o.agent, o.name, o.url, hdr, o.nheaders, &id, &e) < 0 ||
             (o.prefix_given && gw_connector_set_prefix(a, o.agent, o.name, o.prefix, &e) < 0))
             goto fail;
+        if (o.auth.mode && set_auth(a, &o, &e) < 0) {
+            /* a refused authentication (discovery failed) leaves no connector behind */
+            gw_connector_add_undo(a, o.agent, id, &(struct gh_err){0});
+            goto fail;
+        }
         printf("added connector %s to agent %s (%d header(s), values stored sealed)\n", o.name, o.agent,
                o.nheaders);
-        if (o.auth.mode && set_auth(a, &o, &e) < 0)
-            goto fail;
     } else if (!strcmp(sub, "set")) {
         if ((o.prefix_given || o.default_prefix) &&
             gw_connector_set_prefix(a, o.agent, o.name, o.default_prefix ? NULL : o.prefix, &e) < 0)

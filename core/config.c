@@ -75,6 +75,8 @@ static const struct cfg_row rows[] = {
       "64 hex digits: AES-256 key for secrets at rest; empty = the key file data_dir/server.key, generated on first use (mode 0600; a key file open to other users, or not 64 hex digits, is refused)." },
     { "dev_allow_private_cimd", "GATEHOUSE_DEV_ALLOW_PRIVATE_CIMD", CFG_BOOL, F(dev_allow_private_cimd), "false", 0, 0,
       "Development only: let client metadata documents live on loopback/private addresses." },
+    { "dev_allow_private_discovery", "GATEHOUSE_DEV_ALLOW_PRIVATE_DISCOVERY", CFG_BOOL, F(dev_allow_private_discovery), "false", 0, 0,
+      "Development only: let an oauth-discovery connector's authorization server live on a loopback/private address (and over http)." },
     { "oauth_cimd_cache_max", "GATEHOUSE_OAUTH_CIMD_CACHE_MAX", CFG_INT, F(oauth_cimd_cache_max), "1000", 1, 1000000,
       "Client metadata documents kept cached for clients nobody holds a grant for; the oldest beyond this are dropped." },
     { "access_token_ttl", "GATEHOUSE_ACCESS_TOKEN_TTL", CFG_INT, F(access_token_ttl), "3600", 1, 86400,

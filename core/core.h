@@ -98,6 +98,7 @@ struct gh_config {
     char *pg_run_as;            /* unprivileged user when started as root */
     char *server_key;           /* hex AES-256 key; empty = generated in data dir */
     bool  dev_allow_private_cimd;
+    bool  dev_allow_private_discovery;
     long  oauth_cimd_cache_max;
     long  access_token_ttl;
     long  refresh_token_ttl;

@@ -378,7 +378,7 @@ gw_call_relay_hold(void *call, bool take)
 static bool
 call_unauthorized(struct gw_call *f, long st)
 {
-    return st == 401 && f->bearer && f->c.auth_mode && !strcmp(f->c.auth_mode, "oauth-app");
+    return st == 401 && f->bearer && gw_auth_per_member(f->c.auth_mode);
 }
 
 /* The member's token refreshed (once per connection, whoever asks), and

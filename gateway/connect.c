@@ -149,7 +149,7 @@ connector_row(struct web_req *r, struct authz_agent *ag, const struct gw_connect
     struct gh_arena *a = web_arena(r);
     int row = -1;
 
-    if (c->auth_mode == NULL || strcmp(c->auth_mode, "oauth-app"))
+    if (!gw_auth_per_member(c->auth_mode))
         return gh_arena_printf(a, "<tr data-connector=\"%s\"><td><code>%s</code></td>"
                                   "<td colspan=\"3\" class=\"muted\">Shared: no account of yours is needed.</td><td></td></tr>",
                                esc(a, c->name), esc(a, c->name));
@@ -197,9 +197,11 @@ connections_page(struct web_req *r, struct authz_user *u, struct authz_agent *ag
         rows = gh_arena_printf(a, "%s%s", rows, connector_row(r, ag, &cs[i], mine));
         /* Connect's answer redirects the form on to the provider: CSP
          * form-action must name it, or the browser stops there */
-        if (cs[i].auth_mode && !strcmp(cs[i].auth_mode, "oauth-app") &&
-            gw_connector_auth_get(a, ag->slug, cs[i].name, &app, &e) == 0 && app.authorize_url)
-            web_csp_form_target(r, app.authorize_url);
+        if (gw_auth_per_member(cs[i].auth_mode) && gw_connector_auth_get(a, ag->slug, cs[i].name, &app, &e) == 0) {
+            const char *to = strcmp(cs[i].auth_mode, "oauth-app") ? app.disc.authorize_url : app.authorize_url;
+            if (to)
+                web_csp_form_target(r, to);
+        }
         gh_err_clear(&e);
     }
     return web_reply_html(r, status, authz_page(r, u, "Connections", gh_arena_printf(a,
@@ -276,7 +278,8 @@ start_connect(struct web_req *r, struct authz_user *u, struct authz_agent *ag, c
 
     if (gw_connector_oauth_app(a, c->id, &app, &secret, &e) < 0)
         return e.status >= 500 ? web_reply_err(r, &e) : connections_page(r, u, ag, e.status, e.msg, NULL);
-    gh_wipe(secret, strlen(secret));
+    if (secret)
+        gh_wipe(secret, strlen(secret));
     /* the tokens are sealed to the member's key: without one, nothing to seal to */
     key = db_query(a, &e, "SELECT 1 FROM vault_keys WHERE agent_id = $1 AND user_id = $2", 2, ag->id, u->id);
     if (key == NULL)
@@ -300,11 +303,12 @@ start_connect(struct web_req *r, struct authz_user *u, struct authz_agent *ag, c
         return web_reply_err(r, &e);
     }
     url = gh_arena_printf(a, "%s%cresponse_type=code&client_id=%s&redirect_uri=%s&state=%s"
-                             "&code_challenge=%s&code_challenge_method=S256%s%s",
+                             "&code_challenge=%s&code_challenge_method=S256%s%s%s%s",
                           app.authorize_url, strchr(app.authorize_url, '?') ? '&' : '?',
                           gh_url_encode(a, app.client_id), gh_url_encode(a, gh_config_url(a, "/connect/callback")),
                           state, gh_b64url_encode(a, digest, sizeof(digest)),
-                          app.scopes ? "&scope=" : "", app.scopes ? gh_url_encode(a, app.scopes) : "");
+                          app.scopes ? "&scope=" : "", app.scopes ? gh_url_encode(a, app.scopes) : "",
+                          app.resource ? "&resource=" : "", app.resource ? gh_url_encode(a, app.resource) : "");
     gh_wipe(verifier, strlen(verifier));
     GH_LOG(INFO, "connect_started", "user %s connects connector %s of agent %s", u->id, c->name, ag->slug);
     return web_redirect(r, 303, url);
@@ -336,7 +340,7 @@ post_connections(struct web_req *r)
     for (int i = 0; name && i < n; i++)
         if (!strcmp(cs[i].name, name))
             c = &cs[i];
-    if (c == NULL || c->auth_mode == NULL || strcmp(c->auth_mode, "oauth-app"))
+    if (c == NULL || !gw_auth_per_member(c->auth_mode))
         return connections_page(r, u, ag, 400, "This connector does not take an account of yours.", NULL);
     if (action && !strcmp(action, "connect"))
         return start_connect(r, u, ag, c);
@@ -410,14 +414,18 @@ exchange(struct gh_arena *a, const struct pending *p, const char *code, const ch
 
     if (gw_connector_oauth_app(a, p->connector_id, &app, &secret, e) < 0)
         return -1;
-    /* client_secret_post: what GitHub, Slack, Linear and Google all take */
+    /* client_secret_post: what GitHub, Slack, Linear and Google all take;
+     * a registration without a secret is a public client (PKCE alone) */
     form = gh_arena_printf(a, "grant_type=authorization_code&code=%s&redirect_uri=%s&code_verifier=%s"
-                              "&client_id=%s&client_secret=%s", gh_url_encode(a, code),
+                              "&client_id=%s%s%s%s%s", gh_url_encode(a, code),
                            gh_url_encode(a, gh_config_url(a, "/connect/callback")), p->verifier,
-                           gh_url_encode(a, app.client_id), gh_url_encode(a, secret));
+                           gh_url_encode(a, app.client_id), secret ? "&client_secret=" : "",
+                           secret ? gh_url_encode(a, secret) : "", app.resource ? "&resource=" : "",
+                           app.resource ? gh_url_encode(a, app.resource) : "");
     tok = gw_oauth_fetch(a, app.token_url, form, NULL, &status, e);
     gh_wipe(form, strlen(form));
-    gh_wipe(secret, strlen(secret));
+    if (secret)
+        gh_wipe(secret, strlen(secret));
     if (tok == NULL)
         goto out;
     if ((perr = gh_json_str(tok, "error")) != NULL || status != 200) {
@@ -488,5 +496,7 @@ gw_connect_routes(void)
     web_route("GET", "/agents/*/connections", WEB_PAGE, get_connections);
     web_route("POST", "/agents/*/connections", WEB_PAGE, post_connections);
     web_route("GET", "/connect/callback", WEB_PAGE, get_callback);
+    if (gw_discovery_routes() < 0)
+        return -1;
     return gw_connection_watch();
 }

@@ -1,6 +1,6 @@
 /*
- * gateway/connection.c — the upstream credential of a per-member (oauth-app)
- * connector: the calling member's own access token, opened from the vault
+ * gateway/connection.c — the upstream credential of a per-member
+ * (oauth-app or oauth-discovery) connector: the calling member's own access token, opened from the vault
  * with the credential the call presents (authz_vault_unlock), refreshed in
  * flight when it is within a minute of expiry.
  *
@@ -113,11 +113,14 @@ refresh_locked(struct db_conn *dc, struct gh_arena *a, const struct gw_connector
         goto failed;
     if (gw_connector_oauth_app(a, c->id, &app, &secret, e) < 0)
         return -1;
-    form = gh_arena_printf(a, "grant_type=refresh_token&refresh_token=%s&client_id=%s&client_secret=%s",
-                           gh_url_encode(a, rt), gh_url_encode(a, app.client_id), gh_url_encode(a, secret));
+    form = gh_arena_printf(a, "grant_type=refresh_token&refresh_token=%s&client_id=%s%s%s%s%s",
+                           gh_url_encode(a, rt), gh_url_encode(a, app.client_id), secret ? "&client_secret=" : "",
+                           secret ? gh_url_encode(a, secret) : "", app.resource ? "&resource=" : "",
+                           app.resource ? gh_url_encode(a, app.resource) : "");
     fresh = gw_oauth_fetch(a, app.token_url, form, NULL, &status, e);
     gh_wipe(form, strlen(form));
-    gh_wipe(secret, strlen(secret));
+    if (secret)
+        gh_wipe(secret, strlen(secret));
     if (fresh == NULL && status == 0)
         return -1;                      /* the provider unreachable: try again later, not a reconnect */
     gh_err_clear(e);
@@ -278,7 +281,7 @@ gw_connection_needed(struct gh_arena *a, const struct authz_credential *who, con
     if (who == NULL || gw_connectors_for_agent(a, who->agent.id, &cs, &n, &e) < 0)
         return NULL;
     for (int i = 0; i < n; i++)
-        if (!strcmp(cs[i].name, name) && cs[i].auth_mode && !strcmp(cs[i].auth_mode, "oauth-app") &&
+        if (!strcmp(cs[i].name, name) && gw_auth_per_member(cs[i].auth_mode) &&
             gw_connection_headers(a, &cs[i], who, false, &h, &nh, &e) < 0 && !strcmp(e.code, "connection_needed"))
             return gh_arena_strdup(a, e.msg);
     return NULL;

@@ -506,7 +506,7 @@ gw_connector_auth_headers(struct gh_arena *a, const struct gw_connector *c,
     }
     if (c->auth_mode && !strcmp(c->auth_mode, "none"))
         return 0;
-    if (c->auth_mode && !strcmp(c->auth_mode, "oauth-app"))
+    if (gw_auth_per_member(c->auth_mode))
         return gw_connection_headers(a, c, who, false, out, n, e);
     *out = c->headers;
     *n = c->nheaders;
@@ -677,6 +677,20 @@ gw_connector_set_enabled(struct gh_arena *a, const char *agent_slug, const char 
     GH_LOG(INFO, "connector_changed", "connector %s of agent %s %s", name, ag->slug,
            enabled ? "enabled" : "disabled");
     gw_connector_changed(ag->id);
+    return 0;
+}
+
+int
+gw_connector_add_undo(struct gh_arena *a, const char *agent_slug, const char *id, struct gh_err *e)
+{
+    PGresult *res = db_query(a, e, "DELETE FROM connectors WHERE id = $1::uuid RETURNING agent_id", 1, id);
+
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 1) {
+        GH_LOG(INFO, "connector_changed", "connector %s of agent %s not added after all", id, agent_slug);
+        gw_connector_changed(db_val(res, 0, 0));
+    }
     return 0;
 }
 

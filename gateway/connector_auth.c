@@ -1,7 +1,9 @@
 /*
  * gateway/connector_auth.c — how a connector authenticates upstream:
- * none, static (the sealed headers of connector.c) or oauth-app (each
- * member's own account through the provider's OAuth app), its presets,
+ * none, static (the sealed headers of connector.c), oauth-app (each
+ * member's own account through the provider's OAuth app), its presets, or
+ * oauth-discovery (each member's own account at an upstream that does MCP
+ * authorization itself: discovered and registered on saving, discovery.c),
  * the checks made on saving, and the settings page
  * /admin/connectors/auth?agent=…&name=… (admins and the agent's owners).
  *
@@ -46,6 +48,20 @@ static char *
 secret_aad(struct gh_arena *a, const char *connector_id, const char *token_url)
 {
     return gh_arena_printf(a, "gw_connector_oauth:v1:%s:%s", connector_id, token_url);
+}
+
+/* a registration's client secret: bound to the connector, the token
+ * endpoint and the resource it was registered for */
+static char *
+disc_aad(struct gh_arena *a, const char *connector_id, const char *token_url, const char *resource)
+{
+    return gh_arena_printf(a, "gw_connector_disc:v1:%s:%s:%s", connector_id, token_url, resource);
+}
+
+bool
+gw_auth_per_member(const char *mode)
+{
+    return mode && (!strcmp(mode, "oauth-app") || !strcmp(mode, "oauth-discovery"));
 }
 
 /* ---- checks */
@@ -123,8 +139,10 @@ auth_check(struct gw_connector_auth *in, bool secret_stored, struct gh_err *e)
 {
     const struct preset *p = NULL;
 
-    if (in->mode == NULL || (strcmp(in->mode, "none") && strcmp(in->mode, "static") && strcmp(in->mode, "oauth-app")))
-        return gh_err_set(e, 400, "invalid_request", "The authentication must be none, static or oauth-app.", NULL);
+    if (in->mode == NULL || (strcmp(in->mode, "none") && strcmp(in->mode, "static") && strcmp(in->mode, "oauth-app") &&
+                             strcmp(in->mode, "oauth-discovery")))
+        return gh_err_set(e, 400, "invalid_request",
+                          "The authentication must be none, static, oauth-app or oauth-discovery.", NULL);
     if (strcmp(in->mode, "oauth-app"))
         return 0;
     in->preset = blank_null(in->preset);
@@ -161,7 +179,8 @@ auth_check(struct gw_connector_auth *in, bool secret_stored, struct gh_err *e)
 
 static const char SQL_AUTH[] =
     "SELECT c.id, c.auth_mode, c.oauth_preset, c.oauth_client_id, c.oauth_secret_sealed, c.oauth_authorize_url,"
-    "       c.oauth_token_url, c.oauth_userinfo_url, c.oauth_scopes"
+    "       c.oauth_token_url, c.oauth_userinfo_url, c.oauth_scopes, c.disc_resource, c.disc_issuer, c.disc_kind,"
+    "       c.disc_client_id, c.disc_secret_sealed, c.disc_authorize_url, c.disc_token_url, c.disc_scopes, c.url"
     "  FROM connectors c JOIN agents ag ON ag.id = c.agent_id";
 
 static void
@@ -176,6 +195,14 @@ auth_fill(struct gh_arena *a, PGresult *res, struct gw_connector_auth *out)
     out->token_url = db_val(res, 0, 6) ? gh_arena_strdup(a, db_val(res, 0, 6)) : NULL;
     out->userinfo_url = db_val(res, 0, 7) ? gh_arena_strdup(a, db_val(res, 0, 7)) : NULL;
     out->scopes = db_val(res, 0, 8) ? gh_arena_strdup(a, db_val(res, 0, 8)) : NULL;
+    out->resource = db_val(res, 0, 9) ? gh_arena_strdup(a, db_val(res, 0, 9)) : NULL;
+    out->disc.issuer = db_val(res, 0, 10) ? gh_arena_strdup(a, db_val(res, 0, 10)) : NULL;
+    out->disc.kind = db_val(res, 0, 11) ? gh_arena_strdup(a, db_val(res, 0, 11)) : NULL;
+    out->disc.client_id = db_val(res, 0, 12) ? gh_arena_strdup(a, db_val(res, 0, 12)) : NULL;
+    out->disc.authorize_url = db_val(res, 0, 14) ? gh_arena_strdup(a, db_val(res, 0, 14)) : NULL;
+    out->disc.token_url = db_val(res, 0, 15) ? gh_arena_strdup(a, db_val(res, 0, 15)) : NULL;
+    out->disc.scopes = db_val(res, 0, 16) ? gh_arena_strdup(a, db_val(res, 0, 16)) : NULL;
+    out->url = gh_arena_strdup(a, db_val(res, 0, 17));
 }
 
 int
@@ -207,15 +234,75 @@ gw_connector_oauth_app(struct gh_arena *a, const char *connector_id, struct gw_c
 
     if (res == NULL)
         return -1;
-    if (PQntuples(res) == 0 || strcmp(db_val(res, 0, 1), "oauth-app"))
+    if (PQntuples(res) == 0 || !gw_auth_per_member(db_val(res, 0, 1)))
         return gh_err_set(e, 404, "not_found", "This connector does not use per-member accounts.", NULL);
     auth_fill(a, res, out);
     out->connector_id = gh_arena_strdup(a, connector_id);
+    *secret = NULL;
+    if (!strcmp(out->mode, "oauth-discovery")) {
+        /* what discovery registered stands in for the app */
+        out->client_id = out->disc.client_id;
+        out->authorize_url = out->disc.authorize_url;
+        out->token_url = out->disc.token_url;
+        out->scopes = out->disc.scopes;
+        out->userinfo_url = NULL;
+        if (db_val(res, 0, 13) == NULL)
+            return 0;           /* a public client */
+        if (gh_unseal(a, db_val(res, 0, 13), disc_aad(a, connector_id, out->token_url, out->resource), &pt, &n) < 0)
+            return gh_err_set(e, 503, "temporarily_unavailable", "The connector's registration cannot be read.",
+                              "registration secret of connector %s does not open", connector_id);
+        *secret = (char *)pt;
+        return 0;
+    }
+    out->resource = NULL;
     if (gh_unseal(a, db_val(res, 0, 4), secret_aad(a, connector_id, out->token_url), &pt, &n) < 0)
         return gh_err_set(e, 503, "temporarily_unavailable", "The connector's OAuth app secret cannot be read.",
                           "oauth secret of connector %s does not open", connector_id);
     *secret = (char *)pt;
     return 0;
+}
+
+/* Discovers the upstream's authorization and registers there (discovery.c),
+ * then stores the registration: nothing is changed when any step fails. */
+static int
+discovery_set(struct gh_arena *a, const char *name, const char *agent_slug, const struct gw_connector_auth *cur,
+              struct gh_err *e)
+{
+    struct gw_connector_auth d = {0};
+    char *sealed = NULL;
+    PGresult *res;
+    int rc = -1;
+
+    if (gw_discovery_run(a, cur->url, &d, e) < 0) {
+        GH_LOG(INFO, "connector_discovery_failed", "connector %s of agent %s: %s", name, agent_slug, e->detail);
+        goto out;
+    }
+    if (d.client_secret && (sealed = gh_seal(a, d.client_secret, strlen(d.client_secret),
+                                             disc_aad(a, cur->connector_id, d.disc.token_url, d.resource))) == NULL) {
+        gh_err_set(e, 500, "server_error", "internal error", "sealing the registration secret failed");
+        goto out;
+    }
+    res = db_query(a, e,
+        "UPDATE connectors SET auth_mode = 'oauth-discovery', updated_at = now(), disc_resource = $2,"
+        "   disc_issuer = $3, disc_kind = $4, disc_client_id = $5, disc_secret_sealed = $6,"
+        "   disc_authorize_url = $7, disc_token_url = $8, disc_scopes = $9"
+        " WHERE id = $1::uuid AND url = $2 RETURNING agent_id",
+        9, cur->connector_id, d.resource, d.disc.issuer, d.disc.kind, d.disc.client_id, sealed,
+        d.disc.authorize_url, d.disc.token_url, d.disc.scopes);
+    if (res == NULL)
+        goto out;
+    if (PQntuples(res) == 0) {
+        gh_err_set(e, 409, "conflict", "The connector changed while it was being saved: try again.", NULL);
+        goto out;
+    }
+    GH_LOG(INFO, "connector_auth_set", "connector %s of agent %s: authentication oauth-discovery, issuer %s, "
+           "registered by %s", name, agent_slug, d.disc.issuer, d.disc.kind);
+    gw_connector_changed(db_val(res, 0, 0));
+    rc = 0;
+out:
+    if (d.client_secret)
+        gh_wipe((char *)d.client_secret, strlen(d.client_secret));
+    return rc;
 }
 
 int
@@ -233,6 +320,10 @@ gw_connector_auth_set(struct gh_arena *a, const char *agent_slug, const char *na
 
     if (gw_connector_auth_get(a, agent_slug, name, &cur, e) < 0 || auth_check(in, cur.has_secret, e) < 0)
         goto out;
+    if (!strcmp(in->mode, "oauth-discovery")) {
+        rc = discovery_set(a, name, agent_slug, &cur, e);
+        goto out;
+    }
     oauth = !strcmp(in->mode, "oauth-app");
     if (oauth && in->client_secret) {
         sealed = gh_seal(a, in->client_secret, strlen(in->client_secret), secret_aad(a, cur.connector_id, in->token_url));
@@ -292,6 +383,23 @@ option(struct gh_arena *a, const char *value, const char *label, const char *sel
                            selected && !strcmp(selected, value) ? " selected" : "", label);
 }
 
+/* What saving in oauth-discovery mode found, or how it works. */
+static char *
+discovered(struct gh_arena *a, const struct gw_connector_auth *f)
+{
+    if (f->disc.client_id == NULL)
+        return "<p class=\"muted\" id=\"discovery\">When the upstream does MCP authorization itself, choose the "
+               "discovered mode: saving finds its authorization server and registers Gatehouse there. "
+               "There is no app to register.</p>";
+    return gh_arena_printf(a,
+        "<p id=\"discovery\">Authorization server <code>%s</code>; registered as <code>%s</code> (%s); "
+        "tokens requested for <code>%s</code>%s%s%s. Saving in this mode again discovers and registers anew.</p>",
+        esc(a, f->disc.issuer), esc(a, f->disc.client_id),
+        f->disc.kind && !strcmp(f->disc.kind, "cimd") ? "client metadata document" : "dynamic registration",
+        esc(a, gw_connector_url_shown(a, f->resource)), f->disc.scopes ? ", scopes <code>" : "",
+        esc(a, f->disc.scopes), f->disc.scopes ? "</code>" : "");
+}
+
 static int
 auth_page(struct web_req *r, struct authz_user *u, int status, const char *agent, const char *name,
           const struct gw_connector_auth *f, const char *error, const char *notice)
@@ -300,9 +408,11 @@ auth_page(struct web_req *r, struct authz_user *u, int status, const char *agent
     char *modes, *presets = option(a, "", "none (enter the endpoints)", f->preset ? f->preset : "");
     char *body;
 
-    modes = gh_arena_printf(a, "%s%s%s", option(a, "none", "None", f->mode),
+    modes = gh_arena_printf(a, "%s%s%s%s", option(a, "none", "None", f->mode),
                             option(a, "static", "Static headers (one service account)", f->mode),
-                            option(a, "oauth-app", "Each member's own account (OAuth app)", f->mode));
+                            option(a, "oauth-app", "Each member's own account (OAuth app)", f->mode),
+                            option(a, "oauth-discovery", "Each member's own account (the upstream's own "
+                                   "authorization, discovered)", f->mode));
     for (size_t i = 0; i < GH_ARRAY_LEN(PRESETS); i++)
         presets = gh_arena_printf(a, "%s%s", presets, option(a, PRESETS[i].name, PRESETS[i].label, f->preset));
     body = gh_arena_printf(a,
@@ -312,6 +422,7 @@ auth_page(struct web_req *r, struct authz_user *u, int status, const char *agent
         "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
         "<input type=\"hidden\" name=\"agent\" value=\"%s\"><input type=\"hidden\" name=\"name\" value=\"%s\">"
         "<label for=\"mode\">Authentication</label><select id=\"mode\" name=\"mode\">%s</select>"
+        "<h2>Discovered authorization</h2>%s"
         "<h2>OAuth app</h2>"
         "<p>Register this callback URL at the provider: <code id=\"callback-url\">%s</code></p>"
         "<label for=\"preset\">Preset</label><select id=\"preset\" name=\"preset\">%s</select>"
@@ -333,7 +444,8 @@ auth_page(struct web_req *r, struct authz_user *u, int status, const char *agent
         esc(a, name), esc(a, agent),
         error ? gh_arena_printf(a, "<p class=\"error\" role=\"alert\">%s</p>", esc(a, error)) : "",
         notice ? gh_arena_printf(a, "<p class=\"notice\">%s</p>", esc(a, notice)) : "",
-        web_csrf_token(r), esc(a, agent), esc(a, name), modes, esc(a, gh_config_url(a, "/connect/callback")),
+        web_csrf_token(r), esc(a, agent), esc(a, name), modes, discovered(a, f),
+        esc(a, gh_config_url(a, "/connect/callback")),
         presets, esc(a, f->client_id), f->has_secret ? "stored: leave empty to keep" : "",
         esc(a, f->authorize_url), esc(a, f->token_url), esc(a, f->userinfo_url), esc(a, f->scopes));
     return web_reply_html(r, status, authz_page(r, u, "Connector authentication", body));
@@ -393,14 +505,16 @@ static int
 post_auth(struct web_req *r)
 {
     const char *agent = web_form(r, "agent"), *name = web_form(r, "name");
-    struct authz_user *u = require_owner(r, agent);
+    struct authz_user *u;
     struct gh_arena *a = web_arena(r);
     struct gw_connector_auth f = {0}, cur;
     struct gh_err e = {0};
     size_t len = 0;
     int rc;
 
-    if (u == NULL)
+    if (authz_offload(r, post_auth))
+        return 0;               /* discovery waits on the upstream and its authorization server */
+    if ((u = require_owner(r, agent)) == NULL)
         return 0;
     if (gw_connector_auth_get(a, agent, name, &cur, &e) < 0)
         return e.status >= 500 ? web_reply_err(r, &e) : not_found(r, u);
@@ -424,6 +538,8 @@ post_auth(struct web_req *r)
         /* the typed fields back, never the secret */
         f.has_secret = cur.has_secret;
         f.client_secret = NULL;
+        f.disc = cur.disc;
+        f.resource = cur.resource;
         return auth_page(r, u, e.status, agent, name, &f, e.msg, NULL);
     }
     GH_LOG(INFO, "connector_auth_by", "admin %s set the authentication of connector %s", u->id, name);

@@ -57,6 +57,9 @@ int gw_connector_add(struct gh_arena *a, const char *agent_slug, const char *nam
                      char **id_out, struct gh_err *e);
 /* Every connector (agent_slug NULL) or one agent's, ordered by agent slug
  * and name; headers are not unsealed, header_names are filled. */
+/* Deletes a connector gw_connector_add just made (by its id), when the
+ * rest of its add failed: an add either completes or leaves nothing. */
+int gw_connector_add_undo(struct gh_arena *a, const char *agent_slug, const char *id, struct gh_err *e);
 int gw_connector_list(struct gh_arena *a, const char *agent_slug,
                       struct gw_connector **out, int *n, struct gh_err *e);
 int gw_connector_set_enabled(struct gh_arena *a, const char *agent_slug, const char *name,
@@ -89,7 +92,16 @@ struct gw_connector_auth {
     const char *authorize_url, *token_url, *userinfo_url, *scopes;
     bool        has_secret;
     const char *connector_id;   /* filled by a get */
+    const char *url;            /* the connector's upstream URL (by a get) */
+    /* oauth-discovery: the `resource` sent (the upstream's URL), and what
+     * discovery found and registered (filled by a get and by saving) */
+    const char *resource;
+    struct {
+        const char *issuer, *kind, *client_id, *authorize_url, *token_url, *scopes;
+    } disc;
 };
+/* oauth-app or oauth-discovery: each member's own account */
+bool gw_auth_per_member(const char *mode);
 int gw_connector_auth_get(struct gh_arena *a, const char *agent_slug, const char *name,
                           struct gw_connector_auth *out, struct gh_err *e);
 /* Checks (400 with what is wrong), seals the secret, saves, announces. */

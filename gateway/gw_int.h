@@ -50,6 +50,14 @@ void gw_connector_changed(const char *agent_id);
 int gw_connector_oauth_app(struct gh_arena *a, const char *connector_id, struct gw_connector_auth *out,
                            char **secret, struct gh_err *e);
 int gw_connector_auth_routes(void);
+/* discovery.c — an oauth-discovery connector's upstream: its protected
+ * resource metadata (resource = upstream), its authorization server's
+ * metadata, and Gatehouse registered there; fills out->resource, scopes,
+ * disc and client_secret (arena; wipe after use).  -1 with a 400 saying
+ * what is wrong. */
+int   gw_discovery_run(struct gh_arena *a, const char *upstream, struct gw_connector_auth *out, struct gh_err *e);
+char *gw_discovery_cimd_url(struct gh_arena *a);
+int   gw_discovery_routes(void);
 /* connect.c — members' own accounts at oauth-app connectors: the pages,
  * the provider's token endpoint and user info (JSON; *status the HTTP
  * status; NULL with e when unreachable or not JSON), the sealed store. */

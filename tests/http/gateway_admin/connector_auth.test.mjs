@@ -58,7 +58,7 @@ test('connector set: modes, hand-entered endpoints, the stored secret kept; bad 
   assert.deepEqual(before.slice(0, 7), ['oauth-app', '', 'abc', 'https://id.example.test/authorize',
     'https://id.example.test/token', '', 'read write']);
   const refused = [
-    [['--auth', 'bogus'], /none, static or oauth-app/],
+    [['--auth', 'bogus'], /none, static, oauth-app or oauth-discovery/],
     [['--auth', 'oauth-app', '--preset', 'myspace', '--client-id', 'x'], /Unknown preset/],
     [['--auth', 'oauth-app', '--client-id', 'x y', '--authorize-url', 'https://a.test/a', '--token-url', 'https://a.test/t'], /client ID/],
     [['--auth', 'oauth-app', '--client-id', 'x', '--authorize-url', 'http://id.example.test/a', '--token-url', 'https://a.test/t'], /authorization endpoint must use https/],
