@@ -17,6 +17,7 @@
 
 #include "gateway/gw_int.h"
 #include <pthread.h>
+#include <string.h>
 
 /* Protocol revisions, oldest first.  The last is the stateless one. */
 #define GW_PROTO_2025_03_26 "2025-03-26"
@@ -111,6 +112,11 @@ struct gw_upstate {             /* one connector's upstream session */
     struct gw_up_xfer *listen;  /* our GET stream to it (list_changed) */
     unsigned listen_gen;        /* counts the streams opened: a reopen of an older one is void */
     bool   pending;             /* handshake not yet saved: the row's state does not replace it */
+    /* single flight: one handshake at a time; the others wait (s->hs_done)
+     * and share its outcome (gw_upstate_hs_begin) */
+    bool   hs_busy;
+    unsigned hs_gen;            /* handshakes ended */
+    struct gh_err hs_err;       /* the last one's failure (status 0: none) */
     json_t *tools;              /* cached upstream tools (all pages), or NULL */
     json_t *prompts, *resources, *templates;
 };
@@ -130,6 +136,7 @@ struct gw_session {
                                  * each request's _meta) */
     struct gw_upstate *ups;
     int    nups, capups;
+    pthread_cond_t hs_done;     /* a handshake of one of ups ended (with lock) */
     int64_t last_seen;          /* wall seconds */
     int64_t last_written;
     bool   gone;                /* deleted or expired: no new work */
@@ -167,8 +174,16 @@ void gw_session_put(struct gw_session *s);
 /* Drops idle sessions from the cache and their rows (the ticker, each minute). */
 void gw_session_expire(void);
 /* Under s->lock: the upstream state of a connector (created empty), to
- * read; session.c alone writes it, through the gw_upstate_* below. */
+ * read; upstate.c alone writes it, through the gw_upstate_* below. */
 struct gw_upstate *gw_session_upstate(struct gw_session *s, const struct gw_connector *c);
+/* A loaded session's upstream states from its row's sealed column (session.c). */
+void gw_upstate_load(struct gh_arena *a, struct gw_session *s, const char *sealed);
+/* Both NULL, or both the same string. */
+static inline bool
+gw_same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a && b && !strcmp(a, b));
+}
 /* the kinds of merged lists (aggregate.c) */
 enum gw_kind { GW_TOOLS, GW_PROMPTS, GW_RESOURCES, GW_TEMPLATES, GW_NKINDS };
 /* A cached list of c (incref'd, NULL when none); replaces it; drops every
@@ -178,6 +193,11 @@ void    gw_upstate_list_set(struct gw_session *s, const struct gw_connector *c, 
 void    gw_upstate_lists_drop(struct gw_session *s, const char *connector_id);
 /* Under s->lock: whether u has the list of kind k cached. */
 bool    gw_upstate_has_list(const struct gw_upstate *u, enum gw_kind k);
+/* Single flight of the handshake with c: true, the caller runs it and then
+ * calls gw_upstate_hs_end with its outcome; false, one was running and has
+ * ended meanwhile: its outcome is *e's (status 0: it succeeded). */
+bool    gw_upstate_hs_begin(struct gw_session *s, const struct gw_connector *c, struct gh_err *e);
+void    gw_upstate_hs_end(struct gw_session *s, const struct gw_connector *c, const struct gh_err *e);
 /* A handshake to redo: no revision, session id or tools, pending. */
 void    gw_upstate_forget(struct gw_session *s, const struct gw_connector *c);
 /* A handshake done: its revision and (with_sid) its session id, pending
@@ -267,6 +287,10 @@ struct gw_relay_call {
      * NULL: only asks).  Any thread, takes the call's own lock. */
     bool      (*send)(void *call, json_t *msg);
     void      (*hold)(void *call, bool take);   /* a reference on the call */
+    /* The upstream session the call went on (NULL: the session's current
+     * one): what it asks is answered there, should a handshake have
+     * replaced the session's meanwhile.  Valid while the call is held. */
+    const char *up_sid;
 };
 #define GW_RELAY_MAX_PER_SESSION 16
 /* Refusals of upstream requests POSTed back and not yet answered, in all:

@@ -265,6 +265,8 @@ post_upstream(const struct gw_relay_call *rc, json_t *up_id, json_t *result, jso
 
     if (a == NULL || msg == NULL)
         goto out;
+    if (sid == NULL)
+        sid = rc->up_sid;
     if (result)
         json_object_set(msg, "result", result);
     else

@@ -726,33 +726,18 @@ probe_modern(struct gh_arena *a, struct gw_call_target *t, bool *modern, bool *b
     return 0;
 }
 
-int
-gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh_err *e)
+/* The handshake itself (the caller is the one running it for this session
+ * and connector): dead is the upstream session a forced one replaces. */
+static int
+handshake(struct gh_arena *a, struct gw_call_target *t, bool force, const char *dead, struct gh_err *e)
 {
-    struct gw_upstate *u;
     struct gw_up_req rq = {0};
     struct gw_up_xfer *x;
     json_t *id, *msg, *resp = NULL, *res;
     const char *era, *v;
-    bool have, resume, modern = false, both = false;
-    char *sid, *dead = NULL, *replaced = NULL;
+    bool modern = false, both = false;
+    char *sid, *replaced = NULL;
 
-    pthread_mutex_lock(&t->s->lock);
-    u = gw_session_upstate(t->s, t->c);
-    have = u && u->proto[0];
-    /* an upstream session this process has never listened to: it came
-     * from the row (a restart, or another process's handshake) */
-    resume = have && u->listen_gen == 0;
-    if (u && force && u->sid)
-        dead = gh_arena_strdup(a, u->sid);
-    pthread_mutex_unlock(&t->s->lock);
-    if (u == NULL)
-        return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
-    if (have && !force) {
-        if (resume)
-            listen_start(a, t, 0);
-        return 0;
-    }
     if (force && dead && gw_session_adopt_upstream(t->s, t->c, dead)) {
         /* another process replaced the one that is gone: use its session
          * rather than replace that one in turn */
@@ -851,6 +836,57 @@ fail:
     gw_up_release(x);
     json_decref(resp);
     return -1;
+}
+
+/* Whether the session's state for c still needs the handshake asked for,
+ * read as the one about to run it: a caller that found none may have
+ * lost the race to one that has just ended. */
+static bool
+still_needed(struct gw_call_target *t, bool force, const char *dead)
+{
+    struct gw_upstate *u;
+    bool need;
+
+    pthread_mutex_lock(&t->s->lock);
+    u = gw_session_upstate(t->s, t->c);
+    need = u == NULL || (force ? gw_same_str(u->sid, dead) : !u->proto[0]);
+    pthread_mutex_unlock(&t->s->lock);
+    return need;
+}
+
+int
+gw_up_ensure(struct gh_arena *a, struct gw_call_target *t, bool force, struct gh_err *e)
+{
+    struct gw_upstate *u;
+    struct gh_err none = {0};
+    bool have, resume;
+    char *dead = NULL;
+    int rc = 0;
+
+    pthread_mutex_lock(&t->s->lock);
+    u = gw_session_upstate(t->s, t->c);
+    have = u && u->proto[0];
+    /* an upstream session this process has never listened to: it came
+     * from the row (a restart, or another process's handshake) */
+    resume = have && u->listen_gen == 0;
+    if (u && force && u->sid)
+        dead = gh_arena_strdup(a, u->sid);
+    pthread_mutex_unlock(&t->s->lock);
+    if (u == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "out of memory");
+    if (have && !force) {
+        if (resume)
+            listen_start(a, t, 0);
+        return 0;
+    }
+    /* one handshake per session and connector at a time; the others
+     * share its outcome */
+    if (!gw_upstate_hs_begin(t->s, t->c, e))
+        return e->status ? -1 : 0;
+    if (still_needed(t, force, dead))
+        rc = handshake(a, t, force, dead, e);
+    gw_upstate_hs_end(t->s, t->c, rc < 0 ? e : &none);
+    return rc;
 }
 
 json_t *

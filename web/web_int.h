@@ -75,6 +75,10 @@ int  web_static_register(void);
 struct MHD_Response *web_response_new(struct web_req *r, int status, const char *ctype,
                                       const char *body, size_t len);
 int  web_queue(struct web_req *r, int status, struct MHD_Response *resp);
+/* addr.c: GATEHOUSE_TRUSTED_PROXIES parsed (at start); r->client_ip set
+ * from the peer and, behind a trusted proxy, X-Forwarded-For. */
+int  web_addr_trusted_parse(const char *list, struct gh_err *e);
+void web_addr_client(struct web_req *r);
 
 void web_streams_shutdown(void);
 #define WEB_OFFLOAD_RUNNING 1

@@ -84,6 +84,7 @@ export async function startFixture(config = {}) {
     listChanged: (session) => post('/__list_changed', session ? { session } : {}),
     setTools: (change) => post('/__tools', change),
     dropSessions: () => post('/__drop_sessions'),
+    failNext: (method, status) => post('/__fail_next', { method, status }),
     endStreams: () => post('/__end_streams'),
     release: () => post('/__release'),
     /* Polls the log until pred(entry) holds for one entry; resolves with it. */
