@@ -233,6 +233,10 @@ json_t *authz_fetch_json(struct gh_arena *a, const struct authz_fetch *f, long *
  * NULL with e 409 vault_locked when the membership has no key yet. */
 char *authz_vault_seal(struct gh_arena *a, const char *agent_id, const char *user_id, const char *aad,
                        const void *pt, size_t n, struct gh_err *e);
+/* The same on dc (inside the caller's transaction): for a caller that holds
+ * a lock other requests wait on while holding pool connections. */
+char *authz_vault_seal_on(struct db_conn *dc, struct gh_arena *a, const char *agent_id, const char *user_id,
+                          const char *aad, const void *pt, size_t n, struct gh_err *e);
 /* The private key the calling credential (bearer: the token it presented)
  * unwraps: 1 with priv set (wipe it after use), 0 when it unwraps none, -1 (e). */
 int   authz_vault_unlock(struct gh_arena *a, const struct authz_credential *who, const char *bearer,

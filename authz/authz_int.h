@@ -257,7 +257,9 @@ void  authz_vault_signout(struct web_req *r);
  * membership's key under it, unwrapped with what the browser r carries
  * (NULL at the CLI); a membership without a key gets one.  ttl: seconds
  * the wrap is good for, 0 = no end.  Best effort: a failure is logged and
- * leaves the credential unable to open connections, nothing else. */
+ * leaves the credential unable to open connections, nothing else.  0 when
+ * wrapped, 1 when the member's key exists but nothing here unlocked it (a
+ * browser signed in without a password), -1 on an error. */
 int   authz_vault_credential_new(struct web_req *r, const char *agent_id, const char *user_id, const char *kind,
                                  const char *secret, long ttl);
 /* A code exchanged or a refresh token rotated: the key unwrapped with the

@@ -168,7 +168,7 @@ out:
 /* ------------------------------------------------------------ /profile/tokens */
 
 static int
-tokens_page(struct web_req *r, struct authz_user *u, const char *fresh, const char *error)
+tokens_page(struct web_req *r, struct authz_user *u, const char *fresh, const char *note, const char *error)
 {
     struct gh_arena *a = web_arena(r);
     struct gh_err e = {0};
@@ -213,7 +213,7 @@ tokens_page(struct web_req *r, struct authz_user *u, const char *fresh, const ch
         "<div class=\"actions\"><button type=\"submit\">Create token</button></div></form></div>",
         error ? "<p class=\"error\" role=\"alert\">" : "", error ? gh_html_escape(a, error) : "", error ? "</p>" : "",
         fresh ? "<div class=\"notice\"><p>Copy your new token now; it is not shown again.</p><p><code id=\"new-token\">" : "",
-        fresh ? fresh : "", fresh ? "</code></p></div>" : "",
+        fresh ? fresh : "", fresh ? gh_arena_printf(a, "</code></p>%s</div>", note ? note : "") : "",
         rows, PQntuples(res) ? "" : "<p class=\"muted\">No tokens yet.</p>", web_csrf_token(r), opts);
     return web_reply_html(r, fresh ? 201 : error ? 400 : 200, authz_page(r, u, "Tokens", body));
 }
@@ -223,7 +223,7 @@ get_tokens(struct web_req *r)
 {
     struct authz_user *u = authz_require_login(r);
 
-    return u ? tokens_page(r, u, NULL, NULL) : 0;
+    return u ? tokens_page(r, u, NULL, NULL, NULL) : 0;
 }
 
 static int
@@ -234,7 +234,7 @@ post_tokens(struct web_req *r)
     const char *days = web_form(r, "expires_days");
     struct authz_agent *ag;
     struct gh_err e = {0};
-    char *t, *end;
+    char *t, *end, *note = NULL;
     long d = 0;
     int rc;
 
@@ -243,21 +243,27 @@ post_tokens(struct web_req *r)
     if (days && *days) {
         d = strtol(days, &end, 10);
         if (*end || d < 1)
-            return tokens_page(r, u, NULL, "The expiry must be a number of days.");
+            return tokens_page(r, u, NULL, NULL, "The expiry must be a number of days.");
     }
     ag = authz_agent_by_slug(a, web_form(r, "agent") ? web_form(r, "agent") : "default", &e);
     if (ag == NULL)
-        return e.status >= 500 ? web_reply_err(r, &e) : tokens_page(r, u, NULL, "Choose an agent.");
+        return e.status >= 500 ? web_reply_err(r, &e) : tokens_page(r, u, NULL, NULL, "Choose an agent.");
     switch (authz_member_ok(a, u->id, ag->id, &e)) {
     case -1: return web_reply_err(r, &e);
-    case 0:  return tokens_page(r, u, NULL, "You are not a member of this agent: ask its owner to invite you.");
+    case 0:  return tokens_page(r, u, NULL, NULL, "You are not a member of this agent: ask its owner to invite you.");
     }
     t = pat_insert(a, u->id, ag->id, web_form(r, "name"), d, &e);
     if (t == NULL)
-        return e.status >= 500 ? web_reply_err(r, &e) : tokens_page(r, u, NULL, e.msg);
-    authz_vault_credential_new(r, ag->id, u->id, "pat", t, d * 86400);
+        return e.status >= 500 ? web_reply_err(r, &e) : tokens_page(r, u, NULL, NULL, e.msg);
+    /* a browser signed in without a password (SSO, a sign-in code) holds
+     * no key to wrap it with: say so now rather than at its first call */
+    if (authz_vault_credential_new(r, ag->id, u->id, "pat", t, d * 86400) == 1)
+        note = gh_arena_printf(a, "<p id=\"vault-locked\">This token cannot open your own upstream accounts: "
+                               "you signed in without a password, so your vault key was not at hand. Use a token "
+                               "made earlier, or <a href=\"/agents/%s/connections\">Reset lost key</a> and "
+                               "connect again.</p>", gh_html_escape(a, ag->slug));
     GH_LOG(INFO, "pat_created", "user %s created a personal access token", u->id);
-    rc = tokens_page(r, u, t, NULL);
+    rc = tokens_page(r, u, t, note, NULL);
     gh_wipe(t, strlen(t));
     return rc;
 }
@@ -272,9 +278,14 @@ post_tokens_revoke(struct web_req *r)
     if (u == NULL)
         return 0;
     if (!gh_uuid_ok(id))
-        return tokens_page(r, u, NULL, "Unknown token.");
-    if (!db_query(web_arena(r), &e, "UPDATE pats SET revoked_at = now() WHERE id = $1::uuid AND user_id = $2"
-                                    " AND revoked_at IS NULL", 2, id, u->id))
+        return tokens_page(r, u, NULL, NULL, "Unknown token.");
+    /* its vault wrap goes with it: a copy of the database and the old
+     * token together must not open the member's key (docs/VAULT.md) */
+    if (!db_query(web_arena(r), &e, "WITH p AS (UPDATE pats SET revoked_at = now() WHERE id = $1::uuid"
+                                    " AND user_id = $2 AND revoked_at IS NULL RETURNING agent_id, token_hash)"
+                                    " DELETE FROM vault_wraps w USING p WHERE w.kind = 'pat'"
+                                    " AND w.agent_id = p.agent_id AND w.user_id = $2 AND w.cred_hash = p.token_hash",
+                  2, id, u->id))
         return web_reply_err(r, &e);
     authz_credentials_changed("pat revoked");
     return web_redirect(r, 303, "/profile/tokens");

@@ -286,12 +286,14 @@ hex32(const char *hex, unsigned char *out, size_t n)
     return hex && strlen(hex) == 2 * n ? gh_hex_decode(hex, out, n) : -1;
 }
 
-/* 1 with the membership's public key, 0 when it has none, -1 (e). */
+/* 1 with the membership's public key, 0 when it has none, -1 (e); on dc
+ * when given, else on a connection of the pool. */
 static int
-key_public(struct gh_arena *a, const char *agent_id, const char *user_id, unsigned char pub[32], struct gh_err *e)
+key_public(struct db_conn *dc, struct gh_arena *a, const char *agent_id, const char *user_id, unsigned char pub[32],
+           struct gh_err *e)
 {
-    PGresult *res = db_query(a, e, "SELECT encode(public_key, 'hex') FROM vault_keys"
-                                   " WHERE agent_id = $1 AND user_id = $2", 2, agent_id, user_id);
+    static const char SQL[] = "SELECT encode(public_key, 'hex') FROM vault_keys WHERE agent_id = $1 AND user_id = $2";
+    PGresult *res = dc ? db_exec(dc, a, e, SQL, 2, agent_id, user_id) : db_query(a, e, SQL, 2, agent_id, user_id);
 
     if (res == NULL)
         return -1;
@@ -505,9 +507,11 @@ authz_vault_credential_new(struct web_req *r, const char *agent_id, const char *
     }
     if (got == 1 && add_wraps(a, agent_id, user_id, priv, c, n, &e) == 0)
         rc = 0;
-    else if (got == 0)
+    else if (got == 0) {
+        rc = 1;
         GH_LOG(INFO, "vault_locked", "a new %s of user %s cannot open their connections of agent %s"
                " (no unlocked key at hand)", kind, user_id, agent_id);
+    }
     if (gh_err_isset(&e))
         GH_LOG(WARN, "vault_wrap_failed", "%s", e.detail);
     gh_wipe(priv, sizeof(priv));
@@ -569,10 +573,17 @@ char *
 authz_vault_seal(struct gh_arena *a, const char *agent_id, const char *user_id, const char *aad,
                  const void *pt, size_t n, struct gh_err *e)
 {
+    return authz_vault_seal_on(NULL, a, agent_id, user_id, aad, pt, n, e);
+}
+
+char *
+authz_vault_seal_on(struct db_conn *dc, struct gh_arena *a, const char *agent_id, const char *user_id,
+                    const char *aad, const void *pt, size_t n, struct gh_err *e)
+{
     unsigned char pub[32];
     char *s;
 
-    switch (key_public(a, agent_id, user_id, pub, e)) {
+    switch (key_public(dc, a, agent_id, user_id, pub, e)) {
     case -1: return NULL;
     case 0:
         gh_err_set(e, 409, "vault_locked", "Create a personal access token or connect a client first: "

@@ -77,21 +77,74 @@ conn_open(struct gh_arena *a, const struct gw_connector *c, const char *user_id,
     return json_is_object(j) && gh_json_str(j, "a") ? j : NULL;
 }
 
-/* Refreshes the connection under its lock (the caller's transaction on dc):
- * 0 with *tok the tokens to use (the winner's, when another call refreshed
- * after this one read `seen`), 1 when the provider refused (marked needs
- * reconnect), -1 with e.  force: refresh even when not due (the upstream
- * refused the access token). */
+/* The connection as it is now (on dc), opened: 0 with *tok, -1 with e. */
 static int
-refresh_locked(struct db_conn *dc, struct gh_arena *a, const struct gw_connector *c, const char *user_id,
+conn_current(struct db_conn *dc, struct gh_arena *a, const struct gw_connector *c, const char *user_id,
+             const unsigned char priv[32], json_t **tok, struct gh_err *e)
+{
+    struct conn now;
+
+    if (conn_read(dc, a, c, user_id, &now, e) < 0)
+        return -1;
+    if (!now.found)
+        return need_connect(a, c, gh_arena_printf(a, "Connector '%s' needs your own account.", c->name), e);
+    if (now.needs_reconnect)
+        return need_connect(a, c, gh_arena_printf(a, "Your connection to '%s' must be renewed.", c->name), e);
+    if ((*tok = conn_open(a, c, user_id, priv, now.sealed)) == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "connection of %s does not open", c->name);
+    return 0;
+}
+
+/* The refreshed tokens sealed and stored over the row that was refreshed
+ * (`was`), on dc only: the calls waiting for the lock each hold a pool
+ * connection, so asking the pool for another one here could starve until
+ * its timeout and lose the rotated refresh token.  1 stored, 0 the row
+ * changed meanwhile (a reconnect or disconnect wins), -1 with e. */
+static int
+conn_store(struct db_conn *dc, struct gh_arena *a, const struct gw_connector *c, const char *user_id,
+           const char *was, json_t *fresh, struct gh_err *e)
+{
+    json_t *exp = json_object_get(fresh, "expires_in");
+    json_t *pack = json_pack("{s:s,s:s?}", "a", gh_json_str(fresh, "access_token"), "r", gh_json_str(fresh, "refresh_token"));
+    char *pt = pack ? json_dumps(pack, JSON_COMPACT) : NULL, *sealed, when[24] = "";
+    PGresult *res;
+
+    json_decref(pack);
+    if (pt == NULL)
+        return gh_err_set(e, 500, "server_error", "internal error", "json");
+    sealed = authz_vault_seal_on(dc, a, c->agent_id, user_id, gw_connection_aad(a, c->agent_id, user_id, c->id),
+                                 pt, strlen(pt), e);
+    gh_wipe(pt, strlen(pt));
+    free(pt);
+    if (sealed == NULL)
+        return -1;
+    if (json_is_integer(exp) && json_integer_value(exp) > 0)
+        snprintf(when, sizeof(when), "%lld", (long long)json_integer_value(exp));
+    res = db_exec(dc, a, e, "UPDATE vault_connections SET sealed = $4,"
+                  " expires_at = CASE WHEN $5 <> '' THEN now() + make_interval(secs => $5::int) END"
+                  " WHERE agent_id = $1 AND user_id = $2 AND connector_id = $3 AND sealed = $6",
+                  6, c->agent_id, user_id, c->id, sealed, when, was);
+    return res == NULL ? -1 : atoi(PQcmdTuples(res)) == 1;
+}
+
+/* Refreshes the connection under its lock (the caller's transaction on dc,
+ * app and secret read before it): 0 with *tok the tokens to use (the
+ * winner's, when another call refreshed after this one read `seen`, or a
+ * reconnect's), 1 when the provider refused (marked needs reconnect), -1
+ * with e.  force: refresh even when not due (the upstream refused the
+ * access token).  Nothing here asks the pool for a connection. */
+static int
+refresh_locked(struct db_conn *dc, struct gh_arena *a, const struct gw_connector *c,
+               const struct gw_connector_auth *app, const char *secret, const char *user_id,
                const unsigned char priv[32], const char *seen, bool force, json_t **tok, struct gh_err *e)
 {
-    struct gw_connector_auth app;
     struct conn now;
     const char *rt, *perr;
-    char *secret = NULL, *form;
+    char *form;
     json_t *fresh, *old;
+    PGresult *res;
     long status = 0;
+    int st;
 
     if (!db_exec(dc, a, e, "SELECT pg_advisory_xact_lock(hashtextextended($1, 17))", 1,
                  gh_arena_printf(a, "gw_connection:%s:%s:%s", c->agent_id, user_id, c->id)) ||
@@ -111,16 +164,12 @@ refresh_locked(struct db_conn *dc, struct gh_arena *a, const struct gw_connector
     }
     if ((rt = gh_json_str(old, "r")) == NULL)
         goto failed;
-    if (gw_connector_oauth_app(a, c->id, &app, &secret, e) < 0)
-        return -1;
     form = gh_arena_printf(a, "grant_type=refresh_token&refresh_token=%s&client_id=%s%s%s%s%s",
-                           gh_url_encode(a, rt), gh_url_encode(a, app.client_id), secret ? "&client_secret=" : "",
-                           secret ? gh_url_encode(a, secret) : "", app.resource ? "&resource=" : "",
-                           app.resource ? gh_url_encode(a, app.resource) : "");
-    fresh = gw_oauth_fetch(a, app.token_url, form, NULL, &status, e);
+                           gh_url_encode(a, rt), gh_url_encode(a, app->client_id), secret ? "&client_secret=" : "",
+                           secret ? gh_url_encode(a, secret) : "", app->resource ? "&resource=" : "",
+                           app->resource ? gh_url_encode(a, app->resource) : "");
+    fresh = gw_oauth_fetch(a, app->token_url, form, NULL, &status, e);
     gh_wipe(form, strlen(form));
-    if (secret)
-        gh_wipe(secret, strlen(secret));
     if (fresh == NULL && status == 0)
         return -1;                      /* the provider unreachable: try again later, not a reconnect */
     gh_err_clear(e);
@@ -133,18 +182,23 @@ refresh_locked(struct db_conn *dc, struct gh_arena *a, const struct gw_connector
     /* a provider that does not rotate sends no refresh token: keep ours */
     if (gh_json_str(fresh, "refresh_token") == NULL)
         json_object_set_new(fresh, "refresh_token", json_string(rt));
-    if (gw_connection_store_on(dc, a, c->agent_id, user_id, c->id, fresh, NULL, e) < 0)
-        return -1;
+    st = conn_store(dc, a, c, user_id, now.sealed, fresh, e);
+    if (st <= 0) {
+        json_object_clear(fresh);
+        return st < 0 ? -1 : conn_current(dc, a, c, user_id, priv, tok, e);
+    }
     GH_LOG(INFO, "connection_refreshed", "connector %s, user %s: tokens refreshed", c->name, user_id);
     *tok = json_pack("{s:s,s:s}", "a", gh_json_str(fresh, "access_token"), "r", gh_json_str(fresh, "refresh_token"));
     gh_arena_json(a, *tok);
     json_object_clear(fresh);
     return 0;
 failed:
-    if (!db_exec(dc, a, e, "UPDATE vault_connections SET needs_reconnect = true"
-                           " WHERE agent_id = $1 AND user_id = $2 AND connector_id = $3", 3, c->agent_id, user_id, c->id))
+    /* only the row that failed: a connection made again meanwhile is not condemned */
+    res = db_exec(dc, a, e, "UPDATE vault_connections SET needs_reconnect = true WHERE agent_id = $1"
+                  " AND user_id = $2 AND connector_id = $3 AND sealed = $4", 4, c->agent_id, user_id, c->id, now.sealed);
+    if (res == NULL)
         return -1;
-    return 1;
+    return atoi(PQcmdTuples(res)) == 1 ? 1 : conn_current(dc, a, c, user_id, priv, tok, e);
 }
 
 /* 0 with the tokens, refreshed when due; -1 with e. */
@@ -153,7 +207,9 @@ conn_tokens(struct gh_arena *a, const struct gw_connector *c, const char *user_i
             bool force, json_t **tok, struct gh_err *e)
 {
     struct db_conn *dc = db_get(e);
+    struct gw_connector_auth app;
     struct conn cur;
+    char *secret = NULL;
     int rc = -1;
 
     if (dc == NULL || conn_read(dc, a, c, user_id, &cur, e) < 0)
@@ -171,9 +227,13 @@ conn_tokens(struct gh_arena *a, const struct gw_connector *c, const char *user_i
         rc = *tok ? 0 : gh_err_set(e, 500, "server_error", "internal error", "connection of %s does not open", c->name);
         goto out;
     }
-    if (db_begin(dc, e) < 0)
+    /* due: the app's settings are read holding no connection, so that the
+     * lock's holder never waits for the pool its waiters fill */
+    db_put(dc);
+    dc = NULL;
+    if (gw_connector_oauth_app(a, c->id, &app, &secret, e) < 0 || (dc = db_get(e)) == NULL || db_begin(dc, e) < 0)
         goto out;
-    rc = refresh_locked(dc, a, c, user_id, priv, cur.sealed, force, tok, e);
+    rc = refresh_locked(dc, a, c, &app, secret, user_id, priv, cur.sealed, force, tok, e);
     if (rc >= 0 && db_commit(dc, e) < 0)
         rc = -1;
     else if (rc < 0)
@@ -184,6 +244,8 @@ conn_tokens(struct gh_arena *a, const struct gw_connector *c, const char *user_i
                                                    "to refresh it.", c->name), e);
     }
 out:
+    if (secret)
+        gh_wipe(secret, strlen(secret));
     if (dc)
         db_put(dc);
     return rc;

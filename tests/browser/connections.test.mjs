@@ -15,11 +15,14 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { startServer, createUser, launchBrowser, screenshot, secret, freePort, gatehouse } from '../harness/index.mjs';
 import { sdkClient } from '../http/gateway/lib.mjs';
+import { signedIn, fullFlow, token } from '../http/oauth/lib.mjs';
 
 const CLIENT_SECRET = secret(`app-secret-${crypto.randomBytes(12).toString('hex')}`);
 const RS_SECRET = secret(`rs-secret-${crypto.randomBytes(12).toString('hex')}`);
 const accounts = { alice: { email: 'alice@upstream.example', email_verified: true },
-  bob: { email: 'bob@upstream.example', email_verified: true } };
+  bob: { email: 'bob@upstream.example', email_verified: true },
+  dave: { email: 'dave@upstream.example', email_verified: true },
+  erin: { email: 'erin@sso.example', email_verified: true } };
 
 let srv, srv2, browser, idp, issuer, member, upstream, upstreamServer;
 let rotate = true;          // whether the provider rotates refresh tokens
@@ -29,6 +32,8 @@ const accessTokens = [];
 let refuseToken = null;     // an access token the upstream refuses though the provider says active
 const upstreamSeen = [];    // what the upstream's introspection said of each request
 let tamper = null;          // (body) => body, applied to the next token response
+let holdRefresh = null;     // a promise the next refresh's answer waits for (the refresh done, not yet sent)
+let refreshHeld = null;     // called when that refresh arrived
 const issued = [];          // every token the provider handed out
 const tokenCalls = [];      // the forms Gatehouse posted to /token
 
@@ -40,6 +45,9 @@ before(async () => {
     clients: [{ client_id: 'gatehouse-app', client_secret: CLIENT_SECRET, redirect_uris: [`${srv.url}/connect/callback`],
       grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_post' },
+    // Gatehouse's single sign-on, for the member who signs in only that way
+    { client_id: 'gatehouse-sso', client_secret: CLIENT_SECRET, redirect_uris: [`${srv.url}/login/sso/callback`],
+      grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' },
     // the upstream MCP server, a resource server that introspects
     { client_id: 'upstream-rs', client_secret: RS_SECRET, redirect_uris: [], grant_types: [], response_types: [],
       token_endpoint_auth_method: 'client_secret_basic' }],
@@ -49,12 +57,19 @@ before(async () => {
     expiresWithSession: async () => false,
     findAccount: async (ctx, id) => accounts[id] && { accountId: id, claims: async () => ({ sub: id, ...accounts[id] }) },
     claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+    conformIdTokenClaims: false,      // the email in the ID token, as Gatehouse's SSO reads it
     pkce: { required: () => true },
     features: { devInteractions: { enabled: true }, revocation: { enabled: true },
       introspection: { enabled: true, allowedPolicy: async () => true } },
   });
   provider.use(async (ctx, next) => {
     await next();
+    if (ctx.path === '/token' && holdRefresh && ctx.oidc?.body?.grant_type === 'refresh_token') {
+      const h = holdRefresh;
+      holdRefresh = null;
+      refreshHeld?.();
+      await h;
+    }
     if (ctx.path === '/token') {
       tokenCalls.push(ctx.oidc?.body ?? {});
       if (ctx.oidc?.body?.grant_type === 'refresh_token') refreshes.push(ctx.status);
@@ -71,7 +86,8 @@ before(async () => {
   idp = http.createServer(provider.callback());
   await new Promise((r) => idp.listen(port, '127.0.0.1', r));
   upstream = await startUpstream();
-  srv2 = await startServer({ name: 'browser-connections-b', cluster: srv.cluster });
+  // a second process with a small pool: calls waiting for a refresh's lock fill it
+  srv2 = await startServer({ name: 'browser-connections-b', cluster: srv.cluster, env: { GATEHOUSE_DB_POOL_SIZE: '3' } });
   const add = gatehouse(srv, ['connector', 'add', '--agent', 'default', '--name', 'idp', '--url', upstream,
     '--auth', 'oauth-app', '--client-id', 'gatehouse-app', '--client-secret-stdin', '--authorize-url', `${issuer}/auth`,
     '--token-url', `${issuer}/token`, '--userinfo-url', `${issuer}/me`, '--scopes', 'openid email'], { input: `${CLIENT_SECRET}\n` });
@@ -276,9 +292,9 @@ test('bad callbacks: forged, expired, another session\'s state, provider error, 
   assert.equal(no.status(), 403);
 });
 
-async function webPat(page) {
+async function webPat(page, name = `pat-${Date.now()}`) {
   await page.goto(`${srv.url}/profile/tokens`);
-  await page.fill('#name', `pat-${Date.now()}`);
+  await page.fill('#name', name);
   await Promise.all([page.waitForNavigation(), page.click('form[action="/profile/tokens"] button')]);
   return secret(await page.textContent('#new-token'));
 }
@@ -327,7 +343,22 @@ test('calls go out with each member\'s own token; refreshed once under 16 calls 
   const alice2 = (await sdkClient(srv2, pat)).client;
   srv.cluster.sql(`UPDATE vault_connections SET expires_at = now() + interval '10 seconds'
     WHERE user_id = (SELECT id FROM users WHERE email = '${member.email}')`);
-  const calls = Array.from({ length: 16 }, (_, i) => (i % 2 ? alice2 : alice).callTool({ name: 'idp__whoami', arguments: {} }));
+  // the provider holds its answer to the refresh of a call on the second
+  // process (pool of 3) until calls wait on the lock, each holding a pool
+  // connection: the lock's holder must then finish on its own connection,
+  // or it fails after the provider rotated the refresh token and the next
+  // call presents a spent one ("the provider refused to refresh it")
+  let release;
+  holdRefresh = new Promise((r) => { release = r; });
+  const held = new Promise((r) => { refreshHeld = r; });
+  const calls = [alice2.callTool({ name: 'idp__whoami', arguments: {} })];
+  await held;
+  for (let i = 1; i < 16; i++) calls.push((i % 2 ? alice2 : alice).callTool({ name: 'idp__whoami', arguments: {} }));
+  const waiting = () => Number(srv.cluster.sql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`));
+  let most = 0;
+  for (const until = Date.now() + 2000; Date.now() < until && most < 6; await new Promise((r) => setTimeout(r, 25))) most = Math.max(most, waiting());
+  release();
+  assert.ok(most >= 2, `calls waited on the lock (${most})`);
   for (const r of await Promise.all(calls)) assert.equal(callText(r), 'account alice');
   assert.equal(refreshes.length - refreshedBefore, 1, 'exactly one refresh at the provider');
   assert.equal(refreshes.at(-1), 200);
@@ -399,4 +430,136 @@ test('calls go out with each member\'s own token; refreshed once under 16 calls 
   const after = await bob.callTool({ name: 'idp__whoami', arguments: {} });
   assert.equal(after.isError, true);
   assert.match(callText(after), /needs your own account/);
+});
+
+const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
+const wraps = (kind, s) => srv.cluster.sql(`SELECT count(*) FROM vault_wraps WHERE kind = '${kind}' AND cred_hash = '${sha256(s)}'`);
+const whoami = async (client) => callText(await client.callTool({ name: 'idp__whoami', arguments: {} }));
+
+test('the member\'s credentials change: a new PAT and each OAuth refresh still reach the upstream account; a revoked PAT opens nothing', async () => {
+  const dave = createUser(srv, {});
+  const page = await signedInPage(dave);
+  const p1 = await webPat(page, 'dave-first');
+  await page.goto(`${srv.url}/agents/default/connections`);
+  assert.equal((await connect(page, 'dave')).status(), 303);
+  assert.equal(await whoami((await sdkClient(srv, p1)).client), 'account dave');
+
+  // a new PAT, made in a browser signed in with the password: wrapped at once
+  const p2 = await webPat(page, 'dave-second');
+  assert.equal(await page.locator('#vault-locked').count(), 0);
+  assert.equal(await whoami((await sdkClient(srv, p2)).client), 'account dave');
+
+  // the first revoked in the console: the gateway refuses it and its wrap is gone,
+  // so the old token and a copy of the database together open nothing
+  assert.equal(wraps('pat', p1), '1');
+  await page.goto(`${srv.url}/profile/tokens`);
+  await Promise.all([page.waitForNavigation(), page.click('tr:has-text("dave-first") button:has-text("Revoke")')]);
+  assert.equal(wraps('pat', p1), '0', 'the revoked PAT\'s wrap is deleted');
+  assert.equal(wraps('pat', p2), '1');
+  await assert.rejects(sdkClient(srv, p1), /401|Unauthorized|invalid_token/i);
+  assert.equal(await whoami((await sdkClient(srv, p2)).client), 'account dave');
+
+  // an OAuth client of Gatehouse (consent in another password browser): the
+  // access token, then each refreshed one, opens the same upstream connection
+  const hc = await signedIn(srv, dave);
+  const d = await fullFlow(srv, hc, { scope: 'mcp offline_access' });
+  assert.equal(await whoami((await sdkClient(srv, d.tokens.access_token)).client), 'account dave');
+  let rt = d.tokens.refresh_token;
+  for (let i = 0; i < 2; i++) {
+    const r = await token(srv, { grant_type: 'refresh_token', refresh_token: rt, client_id: d.client.client_id });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(wraps('refresh', rt), '0', 'the rotated refresh token\'s wrap is gone');
+    rt = r.body.refresh_token;
+    assert.equal(await whoami((await sdkClient(srv, r.body.access_token)).client), 'account dave', `after refresh ${i + 1}`);
+  }
+  assert.equal(wraps('refresh', rt), '1');
+});
+
+/* Gatehouse's single sign-on, set at /admin/sso to the same provider (accounts made on first sign-in). */
+async function ssoSetup() {
+  const admin = createUser(srv, { admin: true });
+  const ap = await signedInPage(admin);
+  await ap.goto(`${srv.url}/admin/sso`);
+  await ap.fill('#name', 'Corp ID');
+  await ap.fill('#issuer', issuer);
+  await ap.fill('#client_id', 'gatehouse-sso');
+  await ap.fill('#client_secret', CLIENT_SECRET);
+  await ap.fill('#domains', 'sso.example');
+  await ap.setChecked('input[name=create_accounts]', true);
+  const [res] = await Promise.all([ap.waitForNavigation(), ap.click('form[action="/admin/sso"] button')]);
+  assert.equal(res.status(), 200);
+}
+
+async function ssoPage(login) {
+  const ctx = await browser.newContext();
+  await ctx.route(/fonts\.googleapis\.com/, (r) => r.abort());
+  const page = await ctx.newPage();
+  await page.goto(`${srv.url}/login`);
+  const callback = page.waitForResponse((r) => r.url().startsWith(`${srv.url}/login/sso/callback`));
+  await page.click('#sso');
+  for (;;) {
+    const what = await Promise.race([
+      callback.then(() => 'done'),
+      page.waitForSelector('input[name=login]', { timeout: 15000 }).then(() => 'login', () => 'stuck'),
+      page.waitForSelector('button:has-text("Continue")', { timeout: 15000 }).then(() => 'consent', () => 'stuck'),
+    ]);
+    if (what === 'done') break;
+    if (what === 'stuck') throw new Error(`sign-in stuck at ${page.url()}`);
+    if (what === 'login') {
+      await page.fill('input[name=login]', login);
+      await page.fill('input[name=password]', 'any-password');
+      await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+    } else {
+      await Promise.all([page.waitForNavigation().catch(() => {}), page.click('button:has-text("Continue")')]);
+    }
+  }
+  const res = await callback;
+  secret(new URL(res.url()).searchParams.get('code') ?? '');
+  assert.equal(res.status(), 303);
+  await page.waitForLoadState('domcontentloaded');
+  return page;
+}
+
+test('a member who signs in only by SSO: the first PAT makes the key, a later one says it cannot open it, Reset lost key mends it', async () => {
+  await ssoSetup();
+  const page = await ssoPage('erin');
+  const erinId = srv.cluster.sql(`SELECT id FROM users WHERE email = 'erin@sso.example'`);
+  assert.ok(erinId, 'the account was made by the SSO sign-in');
+  assert.equal(srv.cluster.sql(`SELECT password_hash IS NULL FROM users WHERE id = '${erinId}'`), 't', 'no password');
+  assert.ok(!(await page.context().cookies()).some((c) => c.name === 'gh_vault'), 'no password key in this browser');
+  const m = gatehouse(srv, ['member', 'approve', '--agent', 'default', '--email', 'erin@sso.example']);
+  assert.equal(m.code, 0, m.stderr);
+
+  // no key yet: the page says to make a token first; the first PAT makes the key under itself
+  await page.goto(`${srv.url}/agents/default/connections`);
+  assert.match(await page.textContent('.notice'), /Create a personal access token/);
+  const e1 = await webPat(page, 'erin-first');
+  assert.equal(await page.locator('#vault-locked').count(), 0);
+  await page.goto(`${srv.url}/agents/default/connections`);
+  assert.equal((await connect(page, 'erin')).status(), 303);
+  assert.equal(await whoami((await sdkClient(srv, e1)).client), 'account erin');
+
+  // the key exists and nothing in this browser opens it: a new PAT works at
+  // the gateway but cannot open the connection, and both the page and the call say so
+  const e2 = await webPat(page, 'erin-second');
+  assert.match(await page.textContent('#vault-locked'), /cannot open your own upstream accounts.*Reset lost key/s);
+  await screenshot(page, 'connections-sso-locked-pat');
+  assert.equal(wraps('pat', e2), '0');
+  const locked = await (await sdkClient(srv, e2)).client.callTool({ name: 'idp__whoami', arguments: {} });
+  assert.equal(locked.isError, true);
+  assert.match(callText(locked), /this token cannot open your connections.*Reset lost key/);
+  assert.equal(await whoami((await sdkClient(srv, e1)).client), 'account erin', 'the first PAT still opens it');
+
+  // Reset lost key from the SSO browser: the connection goes, the next PAT
+  // makes a new key, and connecting again works end to end
+  await page.goto(`${srv.url}/agents/default/connections`);
+  await Promise.all([page.waitForNavigation(), page.click('button[data-action=reset]')]);
+  assert.match(await page.textContent('.notice'), /deleted/);
+  assert.equal(srv.cluster.sql(`SELECT count(*) FROM vault_connections WHERE user_id = '${erinId}'`), '0');
+  const e3 = await webPat(page, 'erin-third');
+  assert.equal(await page.locator('#vault-locked').count(), 0);
+  await page.goto(`${srv.url}/agents/default/connections`);
+  assert.equal((await connect(page, 'erin')).status(), 303);
+  assert.equal(await whoami((await sdkClient(srv, e3)).client), 'account erin');
+  await screenshot(page, 'connections-sso-reconnected');
 });
