@@ -62,7 +62,7 @@ get_profile_connections(struct web_req *r)
         "<table><thead><tr><th>App</th><th>Agent</th><th>Granted</th><th>Last used</th><th></th></tr></thead>"
         "<tbody>%s</tbody></table>%s</div>", rows,
         PQntuples(res) ? "" : "<p class=\"muted\">No connected apps.</p>");
-    return web_reply_html(r, 200, authz_page(r, u, "Connections", body));
+    return web_reply_html(r, 200, authz_page(r, u, "Connected apps", body));
 }
 
 static int
@@ -113,7 +113,7 @@ get_admin_connections(struct web_req *r)
             button(r, "/admin/connections/revoke-user", "user_id", db_val(res, i, 7),
                    "Revoke everything of this user", "secondary"));
     body = gh_arena_printf(a,
-        "<div class=\"card\"><h1>All connections</h1>"
+        "<div class=\"card\"><h1>All connected apps</h1>"
         "<form method=\"get\" action=\"/admin/connections\" class=\"filters\">"
         "<label for=\"user\">User email contains</label><input id=\"user\" type=\"text\" name=\"user\" value=\"%s\">"
         "<label for=\"client\">Client id or name</label><input id=\"client\" type=\"text\" name=\"client\" value=\"%s\">"
@@ -122,7 +122,7 @@ get_admin_connections(struct web_req *r)
         "<tbody>%s</tbody></table>%s</div>",
         gh_html_escape(a, fu ? fu : ""), gh_html_escape(a, fc ? fc : ""), rows,
         PQntuples(res) ? "" : "<p class=\"muted\">No grants match.</p>");
-    return web_reply_html(r, 200, authz_page(r, u, "All connections", body));
+    return web_reply_html(r, 200, authz_page(r, u, "All connected apps", body));
 }
 
 static int

@@ -91,13 +91,13 @@ static const struct nav_item {
 } NAV[] = {
     { "/agents",              "Agents",      NAV_SIGNED_IN },
     { "/profile/tokens",      "Tokens",      NAV_SIGNED_IN },
-    { "/profile/connections", "Connections", NAV_SIGNED_IN },
+    { "/profile/connections", "Apps",        NAV_SIGNED_IN },
     { "/profile/activity",    "Activity",    NAV_SIGNED_IN },
     { "/profile/security",    "Security",    NAV_SIGNED_IN },
     { "/admin/agents",        "Agents",      NAV_ADMIN },
     { "/admin/users",         "Users",       NAV_ADMIN },
     { "/admin/connectors",    "Connectors",  NAV_ADMIN },
-    { "/admin/connections",   "Connections", NAV_ADMIN },
+    { "/admin/connections",   "Apps",        NAV_ADMIN },
     { "/admin/audit",         "Audit",       NAV_ADMIN },
     { "/admin/sso",           "SSO",         NAV_ADMIN },
 };

@@ -9,12 +9,12 @@ import { startServer, createUser, gatehouse, launchBrowser, screenshot, secret }
 import { register, pkce } from '../http/oauth/lib.mjs';
 
 const MEMBER_NAV = [
-  ['/agents', 'Agents'], ['/profile/tokens', 'Tokens'], ['/profile/connections', 'Connections'],
+  ['/agents', 'Agents'], ['/profile/tokens', 'Tokens'], ['/profile/connections', 'Apps'],
   ['/profile/activity', 'Activity'], ['/profile/security', 'Security'],
 ];
 const ADMIN_NAV = [
   ['/admin/agents', 'Agents'], ['/admin/users', 'Users'], ['/admin/connectors', 'Connectors'],
-  ['/admin/connections', 'Connections'], ['/admin/audit', 'Audit'], ['/admin/sso', 'SSO'],
+  ['/admin/connections', 'Apps'], ['/admin/audit', 'Audit'], ['/admin/sso', 'SSO'],
 ];
 // Every signed-in page there is.
 const MEMBER_PAGES = ['/agents', '/agents/default/members', '/profile', '/profile/tokens', '/profile/connections',

@@ -42,14 +42,14 @@ test_member_and_admin(void)
     const char *ad = render(a, "/admin/audit", "admin-id", true);
 
     UNIT_TRUE(has(m, "<nav aria-label=\"Console\"><a href=\"/agents\">Agents</a><a href=\"/profile/tokens\" "
-                     "aria-current=\"page\">Tokens</a><a href=\"/profile/connections\">Connections</a>"
+                     "aria-current=\"page\">Tokens</a><a href=\"/profile/connections\">Apps</a>"
                      "<a href=\"/profile/activity\">Activity</a><a href=\"/profile/security\">Security</a></nav>"));
     UNIT_TRUE(!has(m, "/admin/"));
     UNIT_TRUE(has(m, "<input type=\"hidden\" name=\"csrf\" value=\"c5rf\">"));
     UNIT_TRUE(has(m, ">who@example.test</a>"));
     UNIT_TRUE(has(ad, "<a href=\"/profile/security\">Security</a><span class=\"group\">Admin</span>"
                       "<a href=\"/admin/agents\">Agents</a><a href=\"/admin/users\">Users</a>"
-                      "<a href=\"/admin/connectors\">Connectors</a><a href=\"/admin/connections\">Connections</a>"
+                      "<a href=\"/admin/connectors\">Connectors</a><a href=\"/admin/connections\">Apps</a>"
                       "<a href=\"/admin/audit\" aria-current=\"page\">Audit</a>"
                       "<a href=\"/admin/sso\">SSO</a></nav>"));
     gh_arena_free(a);
