@@ -364,6 +364,36 @@ gw_relay_missing(json_t *caps, const char *method, json_t *params)
     return "The gateway does not relay this request to the client.";
 }
 
+/* Lists r, a relay of rc's call, under a new id (copied to rid, room for
+ * sizeof(r->id): once listed, r is the list's and a sweep may free it); the call is held
+ * until it is answered or swept.  false past the session's cap: r is
+ * not listed and stays the caller's. */
+static bool
+relay_list(struct relay *r, const struct gw_relay_call *rc, char *rid)
+{
+    struct relay *dead = NULL;
+    int n = 0;
+
+    r->rc = *rc;
+    r->deadline_us = gh_now_us() + gh_cfg.upstream_call_timeout_ms * 1000LL;
+    rc->hold(rc->call, true);
+    pthread_mutex_lock(&R.lock);
+    sweep_locked(&dead);
+    for (struct relay *p = R.head; p; p = p->next)
+        if (!strcmp(p->rc.t.s->id_hash, rc->t.s->id_hash))
+            n++;
+    if (n < GW_RELAY_MAX_PER_SESSION) {
+        snprintf(r->id, sizeof(r->id), "gh-r-%s-%ld", R.boot, ++R.counter);
+        memcpy(rid, r->id, sizeof(r->id));
+        r->next = R.head;
+        R.head = r;
+        R.n++;
+    }
+    pthread_mutex_unlock(&R.lock);
+    free_list(dead);
+    return n < GW_RELAY_MAX_PER_SESSION;
+}
+
 /* ---------------------------------------------------------------- the two hooks */
 
 void
@@ -372,9 +402,9 @@ gw_relay_request(const struct gw_relay_call *rc, json_t *msg)
     const char *method = gh_json_str(msg, "method");
     json_t *up_id = json_object_get(msg, "id"), *out = NULL;
     const char *why = NULL;
-    struct relay *r = NULL, *dead = NULL;
+    struct relay *r = NULL;
     bool own = gh_log_request_id()[0] == '\0';     /* the I/O thread */
-    int n = 0, code = GW_RPC_METHOD_NOT_FOUND;
+    int code = GW_RPC_METHOD_NOT_FOUND;
     char rid[sizeof(r->id)] = "";
 
     if (own)
@@ -404,25 +434,7 @@ gw_relay_request(const struct gw_relay_call *rc, json_t *msg)
         why = "Internal error.";
         goto refused;
     }
-    r->rc = *rc;
-    r->deadline_us = gh_now_us() + gh_cfg.upstream_call_timeout_ms * 1000LL;
-    rc->hold(rc->call, true);
-
-    pthread_mutex_lock(&R.lock);
-    sweep_locked(&dead);
-    for (struct relay *p = R.head; p; p = p->next)
-        if (!strcmp(p->rc.t.s->id_hash, rc->t.s->id_hash))
-            n++;
-    if (n < GW_RELAY_MAX_PER_SESSION) {
-        snprintf(r->id, sizeof(r->id), "gh-r-%s-%ld", R.boot, ++R.counter);
-        memcpy(rid, r->id, sizeof(rid));    /* r is the list's now: a sweep may free it */
-        r->next = R.head;
-        R.head = r;
-        R.n++;
-    }
-    pthread_mutex_unlock(&R.lock);
-    free_list(dead);
-    if (n >= GW_RELAY_MAX_PER_SESSION) {
+    if (!relay_list(r, rc, rid)) {
         relay_free(r);
         r = NULL;
         code = GW_RPC_INTERNAL;
@@ -540,37 +552,19 @@ gw_relay_response(struct gw_session *s, json_t *msg)
 
 /* Lists one relay of a round; its id in rid.  -1 past the session's cap. */
 static int
-round_add(const struct gw_relay_call *rc, struct round *rd, const char *key, char rid[48])
+round_add(const struct gw_relay_call *rc, struct round *rd, const char *key, char *rid)
 {
-    struct relay *r = calloc(1, sizeof(*r)), *dead = NULL;
-    int n = 0;
+    struct relay *r = calloc(1, sizeof(*r));
 
     if (r == NULL || (r->key = strdup(key)) == NULL) {
         free(r);
         return -1;
     }
-    r->rc = *rc;
     r->round = rd;
-    r->deadline_us = gh_now_us() + gh_cfg.upstream_call_timeout_ms * 1000LL;
-    rc->hold(rc->call, true);
     pthread_mutex_lock(&rd->lock);
     rd->refs++;
     pthread_mutex_unlock(&rd->lock);
-    pthread_mutex_lock(&R.lock);
-    sweep_locked(&dead);
-    for (struct relay *p = R.head; p; p = p->next)
-        if (!strcmp(p->rc.t.s->id_hash, rc->t.s->id_hash))
-            n++;
-    if (n < GW_RELAY_MAX_PER_SESSION) {
-        snprintf(r->id, sizeof(r->id), "gh-r-%s-%ld", R.boot, ++R.counter);
-        memcpy(rid, r->id, 48);
-        r->next = R.head;
-        R.head = r;
-        R.n++;
-    }
-    pthread_mutex_unlock(&R.lock);
-    free_list(dead);
-    if (n >= GW_RELAY_MAX_PER_SESSION) {
+    if (!relay_list(r, rc, rid)) {
         r->answered = true;     /* the caller ends the round with its own reason */
         relay_free(r);
         return -1;
