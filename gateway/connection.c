@@ -38,6 +38,7 @@ struct conn {
     int64_t     expires_at;     /* 0 = unknown */
     bool        needs_reconnect;
     bool        found;
+    bool        touch;          /* last used over a minute ago: say it is used now */
 };
 
 static int
@@ -45,7 +46,8 @@ conn_read(struct db_conn *dc, struct gh_arena *a, const struct gw_connector *c, 
           struct conn *out, struct gh_err *e)
 {
     PGresult *res = db_exec(dc, a, e,
-        "SELECT sealed, coalesce(extract(epoch from expires_at)::bigint, 0), needs_reconnect"
+        "SELECT sealed, coalesce(extract(epoch from expires_at)::bigint, 0), needs_reconnect,"
+        "       last_used_at IS NULL OR last_used_at < now() - interval '1 minute'"
         "  FROM vault_connections WHERE agent_id = $1 AND user_id = $2 AND connector_id = $3",
         3, c->agent_id, user_id, c->id);
 
@@ -58,6 +60,7 @@ conn_read(struct db_conn *dc, struct gh_arena *a, const struct gw_connector *c, 
     out->sealed = gh_arena_strdup(a, db_val(res, 0, 0));
     out->expires_at = db_ll(res, 0, 1, 0);
     out->needs_reconnect = db_bool(res, 0, 2);
+    out->touch = db_bool(res, 0, 3);
     return 0;
 }
 
@@ -201,10 +204,11 @@ failed:
     return atoi(PQcmdTuples(res)) == 1 ? 1 : conn_current(dc, a, c, user_id, priv, tok, e);
 }
 
-/* 0 with the tokens, refreshed when due; -1 with e. */
+/* 0 with the tokens, refreshed when due, and *touch when the connection's
+ * last use is over a minute old; -1 with e. */
 static int
 conn_tokens(struct gh_arena *a, const struct gw_connector *c, const char *user_id, const unsigned char priv[32],
-            bool force, json_t **tok, struct gh_err *e)
+            bool force, json_t **tok, bool *touch, struct gh_err *e)
 {
     struct db_conn *dc = db_get(e);
     struct gw_connector_auth app;
@@ -214,6 +218,7 @@ conn_tokens(struct gh_arena *a, const struct gw_connector *c, const char *user_i
 
     if (dc == NULL || conn_read(dc, a, c, user_id, &cur, e) < 0)
         goto out;
+    *touch = cur.touch;
     if (!cur.found) {
         need_connect(a, c, gh_arena_printf(a, "Connector '%s' needs your own account.", c->name), e);
         goto out;
@@ -258,6 +263,7 @@ gw_connection_headers(struct gh_arena *a, const struct gw_connector *c, const st
     unsigned char priv[32];
     struct gw_header *h;
     json_t *tok = NULL;
+    bool touch = false;
     int rc = -1;
 
     if (who == NULL || who->user_id == NULL)
@@ -273,7 +279,7 @@ gw_connection_headers(struct gh_arena *a, const struct gw_connector *c, const st
                                                      "open your connections (made where your key was not at hand: "
                                                      "use another token, or Reset lost key).", c->name), e);
     }
-    if (conn_tokens(a, c, who->user_id, priv, force_refresh, &tok, e) < 0)
+    if (conn_tokens(a, c, who->user_id, priv, force_refresh, &tok, &touch, e) < 0)
         goto out;
     h = gh_arena_alloc(a, 2 * sizeof(*h));
     if (h == NULL) {
@@ -284,9 +290,12 @@ gw_connection_headers(struct gh_arena *a, const struct gw_connector *c, const st
     h[0].value = gh_arena_printf(a, "Bearer %s", gh_json_str(tok, "a"));
     *out = h;
     *n = 1;
-    db_query(a, &(struct gh_err){0}, "UPDATE vault_connections SET last_used_at = now() WHERE agent_id = $1"
-             " AND user_id = $2 AND connector_id = $3 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-             3, c->agent_id, who->user_id, c->id);
+    /* read with the connection: no statement per call, one a minute */
+    if (touch)
+        db_query(a, &(struct gh_err){0}, "UPDATE vault_connections SET last_used_at = now() WHERE agent_id = $1"
+                 " AND user_id = $2 AND connector_id = $3"
+                 " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+                 3, c->agent_id, who->user_id, c->id);
     rc = 0;
 out:
     gh_wipe(priv, sizeof(priv));

@@ -338,6 +338,19 @@ test('calls go out with each member\'s own token; refreshed once under 16 calls 
   assert.equal(callText(await bob.callTool({ name: 'idp__whoami', arguments: {} })), 'account bob');
   assert.equal(callText(await alice.callTool({ name: 'idp__whoami', arguments: {} })), 'account alice');
 
+  // a call says when the connection was last used, written at most once a minute
+  const bobUsed = () => srv.cluster.sql(`SELECT coalesce(last_used_at::text, '') FROM vault_connections v
+    JOIN users u ON u.id = v.user_id WHERE u.email = '${bobUser.email}'`);
+  const used = bobUsed();
+  assert.notEqual(used, '', 'a call records its use');
+  assert.equal(callText(await bob.callTool({ name: 'idp__whoami', arguments: {} })), 'account bob');
+  assert.equal(bobUsed(), used, 'not written again within the minute');
+  srv.cluster.sql(`UPDATE vault_connections v SET last_used_at = now() - interval '2 minutes'
+    FROM users u WHERE u.id = v.user_id AND u.email = '${bobUser.email}'`);
+  const aged = bobUsed();
+  assert.equal(callText(await bob.callTool({ name: 'idp__whoami', arguments: {} })), 'account bob');
+  assert.ok(bobUsed() > aged, 'written again after a minute');
+
   // due for refresh: 16 calls at once, half through another process: one refresh
   const refreshedBefore = refreshes.length;
   const alice2 = (await sdkClient(srv2, pat)).client;
